@@ -1,0 +1,57 @@
+// Internal helpers shared by the native sources: the handle type, error capture and argument conversion.
+#pragma once
+#include <ATen/ATen.h>
+#include <torch/version.h>
+#include <atomic>
+#include <string>
+#include <vector>
+#include "ldtorch.h"
+
+struct ld_tensor {
+  at::Tensor t;
+  explicit ld_tensor(at::Tensor tensor);
+  ~ld_tensor();
+};
+
+namespace ld {
+
+std::atomic<int64_t>& live_counter();
+void set_error(const char* op, const char* message);
+
+inline ld_tensor* wrap(at::Tensor t) { return new ld_tensor(std::move(t)); }
+inline at::Tensor& T(ld_tensor* h) {
+  if (!h) throw std::invalid_argument("null tensor handle");
+  return h->t;
+}
+inline c10::optional<at::Tensor> opt(ld_tensor* h) {
+  return h ? c10::optional<at::Tensor>(h->t) : c10::nullopt;
+}
+inline at::IntArrayRef dims(const int64_t* p, int n) { return at::IntArrayRef(p, static_cast<size_t>(n)); }
+inline at::Device device(int type, int index) {
+  if (type == 0) return at::Device(at::kCPU);
+  if (type == 1) return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+  throw std::invalid_argument("unknown device type " + std::to_string(type));
+}
+at::ScalarType dtype(int code);
+at::TensorOptions options(int dtype_code, int device_type, int device_index);
+c10::optional<at::Generator> generator(ld_generator* g);
+std::vector<at::Tensor> tensors(ld_tensor** list, int n);
+
+}  // namespace ld
+
+// Wraps a body so that no exception escapes: on failure the error is recorded under `op`
+// and `fail` is returned.
+#define LD_GUARD(op, fail, ...)                                            \
+  try {                                                                     \
+    __VA_ARGS__                                                             \
+  } catch (const c10::Error& e) {                                           \
+    ld::set_error(op, e.what_without_backtrace());                          \
+  } catch (const std::exception& e) {                                       \
+    ld::set_error(op, e.what());                                            \
+  } catch (...) {                                                           \
+    ld::set_error(op, "unknown C++ exception");                             \
+  }                                                                         \
+  return fail;
+
+#define LD_TENSOR(op, ...) LD_GUARD(op, nullptr, { return ld::wrap(__VA_ARGS__); })
+#define LD_STATUS(op, ...) LD_GUARD(op, -1, { __VA_ARGS__; return 0; })
