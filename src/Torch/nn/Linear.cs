@@ -1,0 +1,44 @@
+namespace LatentDiffusion.Torch.NN;
+
+/// <summary>torch.nn.Linear: y = x Wᵀ + b with weight [out, in] and bias [out].</summary>
+public sealed class Linear : Module<Tensor, Tensor>
+{
+    public long InFeatures { get; }
+    public long OutFeatures { get; }
+    public Tensor Weight { get; }
+    public Tensor? Bias { get; }
+
+    public Linear(long inFeatures, long outFeatures, bool bias = true, Generator? generator = null)
+    {
+        if (inFeatures < 0 || outFeatures < 0) throw new ArgumentOutOfRangeException(nameof(inFeatures), "feature counts must not be negative");
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        var w = Torch.Empty([outFeatures, inFeatures]);
+        var b = bias ? Torch.Empty([outFeatures]) : null;
+        Init.DefaultLinearOrConv(w, b, generator);
+        Weight = RegisterParameter("weight", w);
+        Bias = RegisterParameter("bias", b);
+    }
+
+    public override Tensor Forward(Tensor input) => Functional.Linear(input, Weight, Bias);
+}
+
+/// <summary>torch.nn.Embedding: rows of weight [num_embeddings, embedding_dim], initialised N(0, 1).</summary>
+public sealed class Embedding : Module<Tensor, Tensor>
+{
+    public long NumEmbeddings { get; }
+    public long EmbeddingDim { get; }
+    public Tensor Weight { get; }
+
+    public Embedding(long numEmbeddings, long embeddingDim, Generator? generator = null)
+    {
+        NumEmbeddings = numEmbeddings;
+        EmbeddingDim = embeddingDim;
+        var w = Torch.Empty([numEmbeddings, embeddingDim]);
+        Init.Normal_(w, 0, 1, generator);
+        Weight = RegisterParameter("weight", w);
+    }
+
+    /// <summary>Looks up integer <paramref name="input"/> indices (any shape) → [..., embedding_dim].</summary>
+    public override Tensor Forward(Tensor input) => Functional.Embedding(input, Weight);
+}

@@ -1,0 +1,36 @@
+using LatentDiffusion.Torch.Native;
+
+namespace LatentDiffusion.Torch;
+
+// Support for LatentDiffusion.Torch.NN: a module keeps the same Tensor objects for its whole life
+// (layers hold them in fields and optimisers in lists), so converting a module swaps the native
+// tensor behind each object, as PyTorch's Module._apply assigns param.data.
+public sealed partial class Tensor
+{
+    /// <summary>
+    /// Makes this object refer to <paramref name="source"/>'s native tensor and frees the one it
+    /// referred to; <paramref name="source"/> is left disposed.
+    /// </summary>
+    internal void ReplaceWith(Tensor source)
+    {
+        if (ReferenceEquals(source, this)) return;
+        var incoming = source.Handle;
+        source.Scope?.Detach(source);
+        source.Scope = null;
+        source.handle = IntPtr.Zero;
+        GC.SuppressFinalize(source);
+        var previous = Handle;
+        handle = incoming;
+        NativeMethods.Free(previous);
+    }
+
+    /// <summary>Whether a gradient has been accumulated (without keeping a handle to it).</summary>
+    internal bool HasGrad
+    {
+        get
+        {
+            using var g = Grad;
+            return g is not null;
+        }
+    }
+}
