@@ -183,3 +183,56 @@ public sealed class SafeTensorsTests : IDisposable
         Assert.Contains("file not found", e.Message);
     }
 }
+
+public sealed class ModuleSafeTensorsTests
+{
+    private sealed class Net : NN.Module<Tensor, Tensor>
+    {
+        public readonly NN.Conv2d conv;
+        public readonly NN.GroupNorm norm;
+        public readonly NN.Linear head;
+
+        public Net(Generator g)
+        {
+            conv = RegisterModule("conv", new NN.Conv2d(3, 8, 3, padding: 1, generator: g));
+            norm = RegisterModule("norm", new NN.GroupNorm(2, 8));
+            head = RegisterModule("head", new NN.Linear(8, 4, generator: g));
+        }
+
+        public override Tensor Forward(Tensor x)
+        {
+            using var scope = DisposeScope.Enter();
+            var h = norm.Forward(conv.Forward(x)).Mean([2L, 3L]);
+            return scope.Keep(head.Forward(h));
+        }
+    }
+
+    [Fact]
+    public void StateDictRoundTripsThroughSafeTensorsBitExactly()
+    {
+        var path = Path.Combine(Directory.CreateTempSubdirectory("ld-module-").FullName, "net.safetensors");
+        using var a = new Net(new Generator(1));
+        using var b = new Net(new Generator(2));
+        SafeTensorsFile.Save(path, a.StateDict());
+
+        var loaded = SafeTensorsFile.LoadFile(path);
+        try
+        {
+            Assert.Equal(a.StateDict().Keys, loaded.Keys);
+            var result = b.LoadStateDict(loaded);
+            Assert.Empty(result.Missing);
+            Assert.Empty(result.Unexpected);
+        }
+        finally
+        {
+            foreach (var t in loaded.Values) t.Dispose();
+        }
+        foreach (var (name, tensor) in a.StateDict())
+            Assert.Equal(tensor.ToBytes(), b.StateDict()[name].ToBytes());
+
+        using var x = Torch.Randn([2, 3, 8, 8], new Generator(5));
+        using var ya = a.Forward(x);
+        using var yb = b.Forward(x);
+        Assert.True(ya.Equal(yb));
+    }
+}
