@@ -60,6 +60,26 @@ public class OpsDisposeScopeTests
     }
 
     [Fact]
+    public void KeepMovesAListOfTensorsTogether()
+    {
+        long before = Settled();
+        using (var outer = DisposeScope.Enter())
+        {
+            IReadOnlyList<Tensor> parts;
+            using (var inner = DisposeScope.Enter())
+            {
+                var x = Torch.Arange(0, 6, 1, DType.Float32);
+                parts = inner.Keep(x.Chunk(3));
+            }
+            Assert.Equal(3, outer.Count);
+            Assert.All(parts, p => Assert.False(p.IsDisposed));
+            Assert.Equal(before + 3, Tensor.LiveCount);
+            Assert.Equal(9.0, parts[2].Sum().Item());
+        }
+        Assert.Equal(before, Tensor.LiveCount);
+    }
+
+    [Fact]
     public void KeepInTheOutermostScopeHandsOwnershipToTheCaller()
     {
         long before = Settled();

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using Xunit;
 using Xunit.Sdk;
@@ -316,17 +315,4 @@ public static class Reference
 public sealed class ProcessWideStateCollection
 {
     public const string Name = "process-wide state";
-}
-
-/// <summary>Builds readable strings for failure messages.</summary>
-internal static class Describe
-{
-    public static string Shape(long[] shape) => "[" + string.Join(", ", shape) + "]";
-
-    public static string Values(IEnumerable<double> values)
-    {
-        var sb = new StringBuilder("[");
-        foreach (var v in values) sb.Append(sb.Length > 1 ? ", " : "").Append(v.ToString("G6", CultureInfo.InvariantCulture));
-        return sb.Append(']').ToString();
-    }
 }
