@@ -1,0 +1,190 @@
+using System.Text.Json.Serialization;
+using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.Config;
+using LatentDiffusion.Torch.NN;
+using LatentDiffusion.Torch.SafeTensors;
+
+namespace LatentDiffusion.Training.Evaluation;
+
+/// <summary>
+/// Architecture of a <see cref="FashionClassifier"/> (its config.json). The defaults are the
+/// shipped Fashion-MNIST classifier's; the Fashion colours judge has in_channels 3 and num_colours 8.
+/// </summary>
+public sealed record FashionClassifierConfig
+{
+    [JsonPropertyName("in_channels")] public int InChannels { get; init; } = 1;
+    [JsonPropertyName("sample_size")] public int SampleSize { get; init; } = 32;
+
+    /// <summary>Output channels of each conv block; every block halves the resolution.</summary>
+    [JsonPropertyName("block_out_channels")] public int[] BlockOutChannels { get; init; } = [32, 64, 64];
+
+    /// <summary>Width of the penultimate layer, whose activations are the FID features.</summary>
+    [JsonPropertyName("feature_dim")] public int FeatureDim { get; init; } = 128;
+
+    [JsonPropertyName("num_classes")] public int NumClasses { get; init; } = 10;
+
+    /// <summary>Size of the second (colour) head; 0 for none.</summary>
+    [JsonPropertyName("num_colours")] public int NumColours { get; init; }
+
+    [JsonPropertyName("dropout")] public double Dropout { get; init; } = 0.2;
+
+    public const string ClassName = "FashionClassifier";
+
+    public int FinalSide => SampleSize >> BlockOutChannels.Length;
+
+    public void Validate(string source)
+    {
+        if (InChannels < 1) throw new ConfigException($"{source}: in_channels must be positive, not {InChannels}");
+        if (BlockOutChannels is null || BlockOutChannels.Length == 0 || BlockOutChannels.Any(c => c < 1))
+            throw new ConfigException($"{source}: block_out_channels must list positive channel counts");
+        if (SampleSize < 1 || SampleSize % (1 << BlockOutChannels.Length) != 0)
+            throw new ConfigException($"{source}: sample_size {SampleSize} is not divisible by 2^{BlockOutChannels.Length} (one halving per block)");
+        if (FeatureDim < 1) throw new ConfigException($"{source}: feature_dim must be positive, not {FeatureDim}");
+        if (NumClasses < 2) throw new ConfigException($"{source}: num_classes must be at least 2, not {NumClasses}");
+        if (NumColours < 0) throw new ConfigException($"{source}: num_colours must not be negative, not {NumColours}");
+        if (!(Dropout >= 0 && Dropout < 1)) throw new ConfigException($"{source}: dropout must be in [0, 1), not {Dropout}");
+    }
+}
+
+/// <summary>What a <see cref="FashionClassifier"/> computes for a batch: class logits [N, classes],
+/// colour logits [N, colours] (null without a colour head) and the penultimate features [N, feature_dim].</summary>
+public sealed record ClassifierOutput(Tensor ClassLogits, Tensor? ColourLogits, Tensor Features) : IDisposable
+{
+    public void Dispose()
+    {
+        ClassLogits.Dispose();
+        ColourLogits?.Dispose();
+        Features.Dispose();
+    }
+}
+
+/// <summary>
+/// A small CNN over 32×32 images in [-1, 1] (the DDPM format: Fashion-MNIST padded by 2):
+/// per block conv3×3 → BatchNorm → ReLU → max-pool 2, then flatten → Linear → ReLU (the features)
+/// → dropout → Linear heads for the class and, for the judge, the colour.
+/// </summary>
+public sealed class FashionClassifier : Module<Tensor, ClassifierOutput>
+{
+    private readonly ModuleList<ConvBlock> blocks;
+    private readonly Linear fc;
+    private readonly Dropout dropout;
+    private readonly Linear classHead;
+    private readonly Linear? colourHead;
+
+    public FashionClassifierConfig Config { get; }
+
+    public FashionClassifier(FashionClassifierConfig? config = null, Generator? generator = null)
+    {
+        Config = config ?? new FashionClassifierConfig();
+        Config.Validate(FashionClassifierConfig.ClassName);
+        blocks = RegisterModule("blocks", new ModuleList<ConvBlock>());
+        var channels = (long)Config.InChannels;
+        foreach (var c in Config.BlockOutChannels)
+        {
+            blocks.Add(new ConvBlock(channels, c, generator));
+            channels = c;
+        }
+        fc = RegisterModule("fc", new Linear(channels * Config.FinalSide * Config.FinalSide, Config.FeatureDim, generator: generator));
+        dropout = RegisterModule("dropout", new Dropout(Config.Dropout));
+        classHead = RegisterModule("class_head", new Linear(Config.FeatureDim, Config.NumClasses, generator: generator));
+        colourHead = Config.NumColours > 0 ? RegisterModule("colour_head", new Linear(Config.FeatureDim, Config.NumColours, generator: generator)) : null;
+    }
+
+    public override ClassifierOutput Forward(Tensor input)
+    {
+        var shape = input.Shape;
+        if (shape.Length != 4 || shape[1] != Config.InChannels || shape[2] != Config.SampleSize || shape[3] != Config.SampleSize)
+            throw new ArgumentException($"{FashionClassifierConfig.ClassName} expects [N, {Config.InChannels}, {Config.SampleSize}, {Config.SampleSize}] images, got [{string.Join(", ", shape)}]");
+        using var scope = DisposeScope.Enter();
+        var x = input;
+        foreach (var block in blocks) x = block.Forward(x);
+        var features = fc.Forward(x.Flatten(1)).Relu();
+        var hidden = dropout.Forward(features);
+        var classLogits = classHead.Forward(hidden);
+        var colourLogits = colourHead?.Forward(hidden);
+        return new ClassifierOutput(scope.Keep(classLogits), colourLogits is null ? null : scope.Keep(colourLogits), scope.Keep(features));
+    }
+
+    /// <summary>Loads config.json and model.safetensors from a model folder.</summary>
+    public static FashionClassifier Load(string directory)
+    {
+        var configPath = Path.Combine(directory, "config.json");
+        if (!File.Exists(configPath)) throw new FileNotFoundException($"{directory}: no config.json (not a classifier folder?)");
+        var config = ConfigJson.Load<FashionClassifierConfig>(configPath);
+        config.Validate(configPath);
+        var model = new FashionClassifier(config);
+        try
+        {
+            Pretrained.LoadWeights(model, Pretrained.FindWeights(directory, "model"));
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        return model.Eval();
+    }
+
+    /// <summary>Writes config.json and model.safetensors (float32) into <paramref name="directory"/>.</summary>
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        ConfigJson.Save(Path.Combine(directory, "config.json"), Config, FashionClassifierConfig.ClassName, version: null);
+        SafeTensorsFile.Save(Path.Combine(directory, "model.safetensors"), StateDict());
+    }
+}
+
+/// <summary>conv3×3 (no bias: BatchNorm has one) → BatchNorm → ReLU → max-pool 2.</summary>
+internal sealed class ConvBlock : Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv;
+    private readonly BatchNorm2d norm;
+
+    public ConvBlock(long inChannels, long outChannels, Generator? generator)
+    {
+        conv = RegisterModule("conv", new Conv2d(inChannels, outChannels, 3, padding: 1, bias: false, generator: generator));
+        norm = RegisterModule("norm", new BatchNorm2d(outChannels));
+    }
+
+    public override Tensor Forward(Tensor input)
+    {
+        using var scope = DisposeScope.Enter();
+        var y = norm.Forward(conv.Forward(input)).Relu();
+        return scope.Keep(Functional.MaxPool2d(y, 2));
+    }
+}
+
+/// <summary>
+/// torch.nn.BatchNorm2d: in training, normalises by the batch's statistics and updates the running
+/// ones (running ← (1 − momentum)·running + momentum·batch, unbiased variance); in evaluation, by the
+/// running statistics, so a judged image's score does not depend on the rest of its batch.
+/// </summary>
+internal sealed class BatchNorm2d : Module<Tensor, Tensor>
+{
+    private readonly Tensor weight;
+    private readonly Tensor bias;
+    private readonly Tensor runningMean;
+    private readonly Tensor runningVar;
+    private readonly Tensor batchesTracked;
+    private const double Momentum = 0.1;
+    private const double Eps = 1e-5;
+
+    public BatchNorm2d(long channels)
+    {
+        weight = RegisterParameter("weight", Torch.Torch.Ones([channels]));
+        bias = RegisterParameter("bias", Torch.Torch.Zeros([channels]));
+        runningMean = RegisterBuffer("running_mean", Torch.Torch.Zeros([channels]));
+        runningVar = RegisterBuffer("running_var", Torch.Torch.Ones([channels]));
+        batchesTracked = RegisterBuffer("num_batches_tracked", Torch.Torch.Zeros([], DType.Int64));
+    }
+
+    public override Tensor Forward(Tensor input)
+    {
+        if (IsTraining)
+        {
+            // Fill_ rather than Add_(1): the binding passes scalars as double, which an int64 in-place add refuses.
+            batchesTracked.Fill_(batchesTracked.ItemInt64() + 1);
+        }
+        return Functional.BatchNorm(input, runningMean, runningVar, weight, bias, IsTraining, Momentum, Eps);
+    }
+}
