@@ -28,6 +28,12 @@ public sealed record ClassifierTrainingOptions
     /// <summary>Mirror half the training images left–right (clothes are roughly symmetric).</summary>
     public bool RandomFlip { get; init; } = true;
 
+    /// <summary>
+    /// Re-tint every training image with a random colour each time it is drawn (judges only): the
+    /// judge then sees each shape in several colours, which keeps its class decision colour-blind.
+    /// </summary>
+    public bool RandomRecolour { get; init; }
+
     /// <summary>Seeds the weights, the shuffling and the flips: the same seed trains the same model.</summary>
     public int Seed { get; init; } = 1;
 
@@ -69,6 +75,7 @@ public static class ClassifierTraining
             throw new ArgumentException($"{data.Name} has {data.Channels} channels but the model expects {options.Model.InChannels}");
         if (options.Model.NumColours > 0 && !data.HasColours)
             throw new ArgumentException($"the model predicts colours but {data.Name} has no colour labels");
+        if (options.RandomRecolour && data.RecolourCount == 0) throw new ArgumentException($"{data.Name} cannot be re-tinted (random_recolour)");
         if (data.Count < options.BatchSize) throw new ArgumentException($"{data.Name} has {data.Count} items, fewer than one batch of {options.BatchSize}");
 
         var stepsPerEpoch = data.Count / options.BatchSize; // the incomplete last batch is dropped
@@ -87,6 +94,7 @@ public static class ClassifierTraining
             model.Train();
             var order = Enumerable.Range(0, data.Count).ToArray();
             var flips = new bool[options.BatchSize];
+            var recolours = options.RandomRecolour ? new int[options.BatchSize] : [];
             var step = 0;
             for (int epoch = 0; step < totalSteps; epoch++)
             {
@@ -95,9 +103,10 @@ public static class ClassifierTraining
                 {
                     cancellationToken.ThrowIfCancellationRequested();
                     for (int k = 0; k < flips.Length; k++) flips[k] = options.RandomFlip && random.Next(2) == 1;
+                    for (int k = 0; k < recolours.Length; k++) recolours[k] = random.Next(data.RecolourCount);
                     using (var scope = DisposeScope.Enter())
                     {
-                        var (images, classes, colours) = data.Batch(order.AsSpan(b * options.BatchSize, options.BatchSize), flips);
+                        var (images, classes, colours) = data.Batch(order.AsSpan(b * options.BatchSize, options.BatchSize), flips, recolours);
                         var output = model.Forward(images);
                         var loss = Functional.CrossEntropy(output.ClassLogits, classes);
                         if (output.ColourLogits is { } colourLogits && colours is not null)

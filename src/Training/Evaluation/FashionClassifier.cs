@@ -30,7 +30,8 @@ public sealed record FashionClassifierConfig
 
     public const string ClassName = "FashionClassifier";
 
-    public int FinalSide => SampleSize >> BlockOutChannels.Length;
+    /// <summary>Side of the last block's output (the input of the first Linear).</summary>
+    [JsonIgnore] public int FinalSide => SampleSize >> BlockOutChannels.Length;
 
     public void Validate(string source)
     {

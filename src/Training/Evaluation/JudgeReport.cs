@@ -11,6 +11,7 @@ public sealed record JudgeTrainingRecord(
     [property: JsonPropertyName("steps")] int Steps,
     [property: JsonPropertyName("batch_size")] int BatchSize,
     [property: JsonPropertyName("learning_rate")] double LearningRate,
+    [property: JsonPropertyName("augmentation")] string Augmentation,
     [property: JsonPropertyName("final_loss")] double FinalLoss,
     [property: JsonPropertyName("seconds")] double Seconds,
     [property: JsonPropertyName("cpu_seconds")] double CpuSeconds,

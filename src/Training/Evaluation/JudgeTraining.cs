@@ -17,7 +17,8 @@ public static class JudgeTraining
 
     public static ClassifierTrainingOptions ColoursJudgeOptions { get; } = new()
     {
-        Epochs = 4,
+        Epochs = 5,
+        RandomRecolour = true,
         Model = new FashionClassifierConfig { InChannels = FashionColours.Channels, NumColours = FashionColours.Colours.Count },
     };
 
@@ -61,11 +62,20 @@ public static class JudgeTraining
             FashionMnist.ClassNames.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => Math.Round(accuracy.PerClassAccuracy[p.i], 4)),
             model.ParameterCount,
             new JudgeTrainingRecord(train.Name, train.Count, options.Epochs, trained.Losses.Count, options.BatchSize, options.LearningRate,
+                Augmentation(options),
                 Math.Round(trained.Losses.TakeLast(50).Average(), 4), Math.Round(trained.Elapsed.TotalSeconds, 1), Math.Round(trained.CpuTime.TotalSeconds, 1), Machine()));
         model.Save(directory);
         statistics.Save(Path.Combine(directory, Judge.StatisticsFile));
         AtomicFile.WriteAllText(Path.Combine(directory, Judge.AccuracyFile), System.Text.Json.JsonSerializer.Serialize(report, JudgeReport.JsonOptions) + "\n");
         return report;
+    }
+
+    private static string Augmentation(ClassifierTrainingOptions options)
+    {
+        var parts = new List<string>();
+        if (options.RandomFlip) parts.Add("random horizontal flip");
+        if (options.RandomRecolour) parts.Add("random re-tint");
+        return parts.Count == 0 ? "none" : string.Join(", ", parts);
     }
 
     /// <summary>"Intel Xeon …, 2 cores, libtorch 1.13.1, 2 threads": where the training time was measured.</summary>

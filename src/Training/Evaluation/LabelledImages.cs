@@ -13,6 +13,7 @@ public sealed class LabelledImages
     public const int Side = 32;
 
     private readonly RenderItem render;
+    private readonly RenderRecoloured? recolour;
     private readonly int[] indices;
     private readonly Func<int, int> classOf;
     private readonly Func<int, int>? colourOf;
@@ -20,13 +21,22 @@ public sealed class LabelledImages
     /// <summary>Writes source item <paramref name="index"/> as [C, 32, 32] floats, optionally mirrored.</summary>
     public delegate void RenderItem(int index, Span<float> chw, bool flip);
 
+    /// <summary>Writes source item <paramref name="index"/> tinted with colour <paramref name="colour"/> instead of its own.</summary>
+    public delegate void RenderRecoloured(int index, int colour, Span<float> chw, bool flip);
+
     public string Name { get; }
     public int Channels { get; }
     public int Count => indices.Length;
     public bool HasColours => colourOf is not null;
 
-    private LabelledImages(string name, int channels, int[] indices, RenderItem render, Func<int, int> classOf, Func<int, int>? colourOf)
+    /// <summary>Number of colours an item can be re-tinted with (0 when it cannot; see <see cref="Batch"/>).</summary>
+    public int RecolourCount { get; }
+
+    private LabelledImages(string name, int channels, int[] indices, RenderItem render, Func<int, int> classOf, Func<int, int>? colourOf,
+        RenderRecoloured? recolour = null, int recolourCount = 0)
     {
+        this.recolour = recolour;
+        RecolourCount = recolourCount;
         Name = name;
         Channels = channels;
         this.indices = indices;
@@ -41,13 +51,15 @@ public sealed class LabelledImages
 
     /// <summary>Fashion colours: 3 channels, with class and colour labels.</summary>
     public static LabelledImages FromFashionColours(FashionColours data, string name = "Fashion colours") =>
-        new(name, FashionColours.Channels, Enumerable.Range(0, data.Count).ToArray(), (i, chw, flip) => data.Render(i, chw, flip), data.Class, data.Colour);
+        new(name, FashionColours.Channels, Enumerable.Range(0, data.Count).ToArray(), (i, chw, flip) => data.Render(i, chw, flip), data.Class, data.Colour,
+            (i, colour, chw, flip) => FashionColours.Render(data.Source.Image(i), FashionColours.Colours[colour], chw, flip), FashionColours.Colours.Count);
 
     /// <summary>The first <paramref name="count"/> items (all when fewer).</summary>
-    public LabelledImages Take(int count) => new(Name, Channels, indices[..Math.Min(count, Count)], render, classOf, colourOf);
+    public LabelledImages Take(int count) => new(Name, Channels, indices[..Math.Min(count, Count)], render, classOf, colourOf, recolour, RecolourCount);
 
     /// <summary>Items <paramref name="start"/> … start + count − 1.</summary>
-    public LabelledImages Slice(int start, int count) => new(Name, Channels, indices.AsSpan(start, count).ToArray(), render, classOf, colourOf);
+    public LabelledImages Slice(int start, int count) =>
+        new(Name, Channels, indices.AsSpan(start, count).ToArray(), render, classOf, colourOf, recolour, RecolourCount);
 
     public int Class(int i) => classOf(indices[i]);
 
@@ -56,10 +68,12 @@ public sealed class LabelledImages
     /// <summary>
     /// Items <paramref name="items"/> (positions in this set) as a batch: images [N, C, 32, 32],
     /// classes [N] and colours [N] (int64; null without colour labels). <paramref name="flips"/>
-    /// mirrors chosen items (augmentation).
+    /// mirrors chosen items and <paramref name="recolours"/> re-tints them (augmentations; the colour
+    /// labels follow the new tints).
     /// </summary>
-    public (Tensor Images, Tensor Classes, Tensor? Colours) Batch(ReadOnlySpan<int> items, ReadOnlySpan<bool> flips = default)
+    public (Tensor Images, Tensor Classes, Tensor? Colours) Batch(ReadOnlySpan<int> items, ReadOnlySpan<bool> flips = default, ReadOnlySpan<int> recolours = default)
     {
+        if (!recolours.IsEmpty && recolour is null) throw new InvalidOperationException($"{Name} cannot be re-tinted");
         var size = Channels * Side * Side;
         var pixels = new float[items.Length * size];
         var classes = new long[items.Length];
@@ -67,9 +81,11 @@ public sealed class LabelledImages
         for (int k = 0; k < items.Length; k++)
         {
             var source = indices[items[k]];
-            render(source, pixels.AsSpan(k * size, size), !flips.IsEmpty && flips[k]);
+            var flip = !flips.IsEmpty && flips[k];
+            if (recolours.IsEmpty) render(source, pixels.AsSpan(k * size, size), flip);
+            else recolour!(source, recolours[k], pixels.AsSpan(k * size, size), flip);
             classes[k] = classOf(source);
-            if (colours is not null) colours[k] = colourOf!(source);
+            if (colours is not null) colours[k] = recolours.IsEmpty ? colourOf!(source) : recolours[k];
         }
         var images = Tensor.From(pixels, items.Length, Channels, Side, Side);
         return (images, Tensor.From(classes, items.Length), colours is null ? null : Tensor.From(colours, items.Length));
