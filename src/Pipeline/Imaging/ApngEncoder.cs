@@ -86,7 +86,7 @@ public static class ApngEncoder
     }
 
     /// <summary>The delay as a 16-bit fraction of a second: milliseconds, else centiseconds, else seconds.</summary>
-    internal static (ushort Numerator, ushort Denominator) DelayFraction(TimeSpan delay)
+    public static (ushort Numerator, ushort Denominator) DelayFraction(TimeSpan delay)
     {
         if (delay < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(delay), delay, "a frame delay cannot be negative");
         foreach (var denominator in new ushort[] { 1000, 100, 1 })

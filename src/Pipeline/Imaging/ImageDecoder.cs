@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Globalization;
 
 namespace LatentDiffusion.Pipeline.Imaging;
@@ -48,13 +49,24 @@ public static class ImageDecoder
         }
         if (ok == 0)
         {
-            var reason = Stb.LastFailure();
-            throw new ImageLoadException(name, reason == "too large"
-                ? $"image dimensions are too large to decode (stb: {reason})"
-                : $"not a supported image (stb: {reason})");
+            // stb's info gives up on PNGs beyond its own size limits; their header still tells the size.
+            if (PngHeader(data) is { } header) return CheckSize(header, name);
+            throw new ImageLoadException(name, $"not a supported image (stb: {Stb.LastFailure()})");
         }
-        if (x <= 0 || y <= 0) throw new ImageLoadException(name, $"image has zero size ({x}x{y})");
-        return new ImageInfo(x, y, channels);
+        return CheckSize(new ImageInfo(x, y, channels), name);
+    }
+
+    private static ImageInfo CheckSize(ImageInfo info, string name) =>
+        info.Width > 0 && info.Height > 0 ? info : throw new ImageLoadException(name, $"image has zero size ({info.Width}x{info.Height})");
+
+    /// <summary>Width, height and channels from a PNG's IHDR chunk, or null when the data does not start like a PNG.</summary>
+    private static ImageInfo? PngHeader(ReadOnlySpan<byte> data)
+    {
+        if (data.Length < 8 + 8 + 13 || !data.StartsWith(PngChunkWriter.Signature) || !data.Slice(12, 4).SequenceEqual("IHDR"u8)) return null;
+        uint width = BinaryPrimitives.ReadUInt32BigEndian(data[16..]), height = BinaryPrimitives.ReadUInt32BigEndian(data[20..]);
+        if (width > int.MaxValue || height > int.MaxValue) return null;
+        int channels = data[25] switch { 0 => 1, 4 => 2, 6 => 4, _ => 3 };
+        return new ImageInfo((int)width, (int)height, channels);
     }
 
     /// <summary>Decodes image bytes; <paramref name="name"/> labels the data in error messages.</summary>
@@ -64,14 +76,21 @@ public static class ImageDecoder
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxPixels);
         var info = ReadInfo(data, name);
         int channels = keepAlpha ? 4 : 3;
-        if (info.PixelCount > maxPixels || info.PixelCount * channels > Array.MaxLength)
-            throw new ImageLoadException(name,
-                $"image is {info.Width}x{info.Height} ({Megapixels(info.PixelCount)} megapixels), over the limit of {Megapixels(maxPixels)} megapixels");
+        if (info.PixelCount > maxPixels)
+            throw new ImageLoadException(name, $"image is {info.Width}x{info.Height} ({Pixels(info.PixelCount)}), over the limit of {Pixels(maxPixels)}");
+        if (info.PixelCount * channels > Array.MaxLength)
+            throw new ImageLoadException(name, $"image is {info.Width}x{info.Height}, too large to hold in memory");
 
         int x, y, inFile;
         byte* pixels;
         fixed (byte* p = data) pixels = Stb.LoadFromMemory(p, data.Length, &x, &y, &inFile, channels);
-        if (pixels == null) throw new ImageLoadException(name, $"corrupt or truncated image (stb: {Stb.LastFailure()})");
+        if (pixels == null)
+        {
+            var reason = Stb.LastFailure();
+            throw new ImageLoadException(name, reason == "too large"
+                ? $"image is {info.Width}x{info.Height}, too large to decode (stb: {reason})"
+                : $"corrupt or truncated image (stb: {reason})");
+        }
         try
         {
             if (x != info.Width || y != info.Height)
@@ -106,5 +125,7 @@ public static class ImageDecoder
         if (data.IsEmpty) throw new ImageLoadException(name, "empty file, not an image");
     }
 
-    private static string Megapixels(long pixels) => (pixels / 1e6).ToString("0.#", CultureInfo.InvariantCulture);
+    private static string Pixels(long pixels) => pixels >= 1_000_000
+        ? (pixels / 1e6).ToString("0.#", CultureInfo.InvariantCulture) + " megapixels"
+        : pixels.ToString(CultureInfo.InvariantCulture) + " pixels";
 }

@@ -53,8 +53,7 @@ public sealed partial class RgbImage
         float[] values;
         using (DisposeScope.Enter())
         {
-            var x = signed ? images / 2 + 0.5 : images;
-            values = x.Clamp(0, 1).To(Device.CPU, DType.Float32).Contiguous().ToArray<float>();
+            values = Normalize(images, signed).To(Device.CPU, DType.Float32).Contiguous().ToArray<float>();
         }
 
         int plane = h * w, channels = c == 4 ? 4 : 3;
@@ -74,6 +73,19 @@ public sealed partial class RgbImage
             result[i] = new RgbImage(w, h, pixels, channels);
         }
         return result;
+    }
+
+    // diffusers computes x / 2 + 0.5 and the clamp in the tensor's own dtype. libtorch 1.13 has no
+    // CPU clamp for half types, so those are computed in float32 and rounded back to the dtype
+    // after each rounding step, which gives the same values (half ops round a float32 result).
+    private static Tensor Normalize(Tensor images, bool signed)
+    {
+        var dtype = images.DType;
+        if (dtype is DType.Float32 or DType.Float64)
+            return (signed ? images / 2 + 0.5 : images).Clamp(0, 1);
+        var x = images.To(DType.Float32);
+        if (signed) x = (x / 2 + 0.5).To(dtype).To(DType.Float32);
+        return x.Clamp(0, 1);
     }
 
     // numpy: (images * 255).round().astype("uint8") — float32 product, round half to even.
