@@ -111,6 +111,13 @@ public class ImageGenerationParametersTests
     }
 
     [Fact]
+    public void FloatValuesPrintInTheirShortForm()
+    {
+        var p = Cat with { NegativePrompt = "", Model = null, CfgScale = 0.7f, Strength = 0.35f, Eta = 0.1 };
+        Assert.Equal("a photo of a cat\nSteps: 20, Sampler: Euler a, CFG scale: 0.7, Seed: 42, Size: 512x512, Denoising strength: 0.35, Eta: 0.1", p.Format());
+    }
+
+    [Fact]
     public void EmptyPromptLeavesOnlyTheParameterLine()
     {
         Assert.Equal("Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x512, Model: sd-v1-5",

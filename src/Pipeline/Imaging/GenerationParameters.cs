@@ -105,6 +105,10 @@ public sealed partial record GenerationParameters
 
     private static string Invariant(IFormattable value) => value.ToString(null, CultureInfo.InvariantCulture);
 
+    // A value that came from a float (0.7f) prints as the float's shortest form, "0.7", not 0.699999988079071.
+    private static string Invariant(double value) =>
+        (double)(float)value == value ? ((float)value).ToString(CultureInfo.InvariantCulture) : value.ToString(CultureInfo.InvariantCulture);
+
     public bool Equals(GenerationParameters? other) =>
         other is not null &&
         Prompt == other.Prompt && NegativePrompt == other.NegativePrompt && Steps == other.Steps && Sampler == other.Sampler &&

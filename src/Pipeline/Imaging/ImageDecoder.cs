@@ -24,7 +24,7 @@ public static class ImageDecoder
     public static RgbImage Load(string path, bool keepAlpha = false, long maxPixels = DefaultMaxPixels) =>
         Decode(ReadFile(path), path, keepAlpha, maxPixels);
 
-    /// <summary>Reads only the header of the image file at <paramref name="path"/>.</summary>
+    /// <summary>The size of the image file at <paramref name="path"/>, from its header (nothing is decoded).</summary>
     public static ImageInfo ReadInfo(string path) => ReadInfo(ReadFile(path), path);
 
     public static unsafe ImageInfo ReadInfo(ReadOnlySpan<byte> data, string name = "image")
