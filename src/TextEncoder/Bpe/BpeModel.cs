@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text;
 
 namespace LatentDiffusion.TextEncoder;
 
@@ -20,8 +21,10 @@ internal sealed class BpeModel
     private readonly int cacheCapacity;
 
     /// <param name="mergeList">Merges in rank order; a pair listed twice keeps its last rank (as a Python dict does).</param>
-    public BpeModel(IEnumerable<(string Left, string Right)> mergeList, int cacheCapacity = 100_000)
+    public BpeModel(IReadOnlyCollection<(string Left, string Right)> mergeList, int cacheCapacity = 100_000)
     {
+        symbolIds.EnsureCapacity(2 * mergeList.Count + 512);
+        merges.EnsureCapacity(mergeList.Count);
         this.cacheCapacity = cacheCapacity;
         for (var b = 0; b < 256; b++)
         {
@@ -44,15 +47,17 @@ internal sealed class BpeModel
     /// <summary>Every symbol the model can produce, indexed by symbol id.</summary>
     public IReadOnlyList<string> Symbols => symbols;
 
-    /// <summary>BPE symbol ids of one pre-token given as UTF-8 bytes (non-empty).</summary>
-    public int[] Encode(string preToken, ReadOnlySpan<byte> utf8)
+    /// <summary>BPE symbol ids of one (non-empty) pre-token, from its UTF-8 bytes.</summary>
+    public int[] Encode(string preToken)
     {
         if (cache.TryGetValue(preToken, out var cached)) return cached;
+        var utf8 = Encoding.UTF8.GetBytes(preToken);
         var word = new List<int>(utf8.Length);
         for (var i = 0; i < utf8.Length - 1; i++) word.Add(byteSymbol[utf8[i]]);
         word.Add(finalByteSymbol[utf8[^1]]);
         Merge(word);
         var result = word.ToArray();
+        if (cacheCapacity <= 0) return result;
         if (cache.Count >= cacheCapacity) cache.Clear(); // bounded: a long-running server sees unbounded vocabularies
         cache[preToken] = result;
         return result;

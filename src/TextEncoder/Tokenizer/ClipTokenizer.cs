@@ -200,7 +200,7 @@ public sealed partial class ClipTokenizer
             // transformers' bpe cache starts with the two specials mapping to themselves.
             if (preToken == PreTokenizer.StartOfText) codes.Add(startOfTextCode);
             else if (preToken == PreTokenizer.EndOfText) codes.Add(endOfTextCode);
-            else codes.AddRange(bpe.Encode(preToken, Encoding.UTF8.GetBytes(preToken)));
+            else codes.AddRange(bpe.Encode(preToken));
         }
     }
 

@@ -22,19 +22,33 @@ internal static class TextCleaner
     /// </summary>
     public static string Transformers(string text)
     {
-        var builder = new StringBuilder(text.Length);
-        foreach (var rune in text.EnumerateRunes())
+        var builder = new StringBuilder(text.Length + 8);
+        var i = 0;
+        while (i < text.Length)
         {
+            var c = text[i];
+            if (c < 0x80) // ASCII fast path: the only controls there are Cc
+            {
+                if (c is ' ' or '\t' or '\n' or '\r') builder.Append(' ');
+                else if (c >= ' ' && c != '\x7F') builder.Append(c);
+                i++;
+                continue;
+            }
+            // An unpaired surrogate decodes as U+FFFD, which is dropped like Python drops Cs.
+            Rune.DecodeFromUtf16(text.AsSpan(i), out var rune, out var consumed);
             var cp = rune.Value;
-            if (cp is 0 or 0xFFFD || IsControl(rune)) continue;
-            if (cp is ' ' or '\t' or '\n' or '\r' || Rune.GetUnicodeCategory(rune) == UnicodeCategory.SpaceSeparator) builder.Append(' ');
-            else if (IsCjkIdeograph(cp)) builder.Append(' ').Append(rune.ToString()).Append(' ');
-            else builder.Append(rune.ToString());
+            if (cp != 0xFFFD && !IsControl(rune))
+            {
+                if (Rune.GetUnicodeCategory(rune) == UnicodeCategory.SpaceSeparator) builder.Append(' ');
+                else if (IsCjkIdeograph(cp)) builder.Append(' ').Append(text, i, consumed).Append(' ');
+                else builder.Append(text, i, consumed);
+            }
+            i += consumed;
         }
-        var normalized = Nfc.Normalize(builder.ToString());
-        var words = SplitOnWhiteSpace(normalized);
-        for (var i = 0; i < words.Count; i++) words[i] = PythonText.Lower(words[i]);
-        return string.Join(' ', words);
+        // Lower-casing the whole text equals lower-casing each word: the final-sigma context never
+        // crosses whitespace.
+        var normalized = PythonText.Lower(Nfc.Normalize(builder.ToString()));
+        return string.Join(' ', SplitOnWhiteSpace(normalized));
     }
 
     /// <summary>

@@ -96,34 +96,51 @@ internal static class TokenizerFiles
 
     private static List<(string Left, string Right)> ParseMerges(string path, string text, bool requireVersionHeader)
     {
-        var lines = text.Trim().Split('\n');
-        if (requireVersionHeader && !lines[0].Contains("#version", StringComparison.Ordinal))
-            throw new TokenizerFileException(path, 1,
-                "expected the '#version: 0.2' header line (transformers skips the first line, so a file without it would silently lose its first merge)");
-        var merges = new List<(string, string)>(Math.Min(lines.Length, MaxMerges + 1));
-        var last = Math.Min(lines.Length - 1, MaxMerges);
-        for (var i = 1; i <= last; i++)
+        // transformers: read().strip().split("\n")[1 : MaxMerges + 1]; lines are walked lazily because
+        // OpenAI's file holds 262144 merge lines of which only the first 48894 are used.
+        var content = text.AsSpan().Trim();
+        var leadingLines = text.AsSpan(0, text.Length - text.AsSpan().TrimStart().Length).Count('\n');
+        var merges = new List<(string, string)>(Math.Min(content.Length / 8 + 1, MaxMerges));
+        var lineIndex = 0;
+        while (lineIndex <= MaxMerges)
         {
-            var parts = lines[i].Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length == 0) continue;
-            if (parts.Length != 2)
-                throw new TokenizerFileException(path, LineOf(text, i), $"expected a merge 'left right', found \"{Shorten(lines[i].TrimEnd('\r'))}\"");
-            merges.Add((parts[0], parts[1]));
+            var newline = content.IndexOf('\n');
+            var line = newline < 0 ? content : content[..newline];
+            if (lineIndex == 0)
+            {
+                if (requireVersionHeader && !line.Contains("#version", StringComparison.Ordinal))
+                    throw new TokenizerFileException(path, leadingLines + 1,
+                        "expected the '#version: 0.2' header line (transformers skips the first line, so a file without it would silently lose its first merge)");
+            }
+            else if (!line.IsWhiteSpace())
+            {
+                merges.Add(ParseMerge(path, line, leadingLines + lineIndex + 1));
+            }
+            if (newline < 0) break;
+            content = content[(newline + 1)..];
+            lineIndex++;
         }
-        if (merges.Count == 0 && lines.Length > 1) throw new TokenizerFileException(path, 2, "no merges found");
+        if (merges.Count == 0 && lineIndex > 0) throw new TokenizerFileException(path, leadingLines + 2, "no merges found");
         return merges;
     }
 
-    // Line numbers are counted in the untrimmed text: leading blank lines shift the trimmed split.
-    private static long LineOf(string text, int trimmedIndex)
+    // Python's merge.split(): whitespace-separated parts; exactly two make a merge.
+    private static (string, string) ParseMerge(string path, ReadOnlySpan<char> line, long lineNumber)
     {
-        var leading = 0;
-        foreach (var c in text)
+        var trimmed = line.Trim();
+        var space = IndexOfWhiteSpace(trimmed);
+        if (space > 0)
         {
-            if (!char.IsWhiteSpace(c)) break;
-            if (c == '\n') leading++;
+            var right = trimmed[space..].TrimStart();
+            if (IndexOfWhiteSpace(right) < 0) return (trimmed[..space].ToString(), right.ToString());
         }
-        return leading + trimmedIndex + 1;
+        throw new TokenizerFileException(path, lineNumber, $"expected a merge 'left right', found \"{Shorten(line.TrimEnd('\r').ToString())}\"");
+    }
+
+    private static int IndexOfWhiteSpace(ReadOnlySpan<char> s)
+    {
+        for (var i = 0; i < s.Length; i++) if (char.IsWhiteSpace(s[i])) return i;
+        return -1;
     }
 
     private static string Shorten(string s) => s.Length <= 60 ? s : s[..57] + "...";
