@@ -39,6 +39,10 @@ public sealed partial class ClipTokenizer
         Config = config ?? new ClipTokenizerConfig();
         Options = options ?? ClipTokenizerOptions.Default;
         if (Config.ModelMaxLength < 2) throw new ArgumentException("model_max_length must leave room for bos and eos", nameof(config));
+        foreach (var special in new[] { Config.BosToken, Config.EosToken, Config.UnkToken })
+        {
+            if (string.IsNullOrEmpty(special.Content)) throw new ArgumentException("bos, eos and unk tokens must not be empty", nameof(config));
+        }
 
         this.vocabulary = new Dictionary<string, int>(vocabulary, StringComparer.Ordinal);
         this.merges = [.. merges];
@@ -51,7 +55,7 @@ public sealed partial class ClipTokenizer
         var specials = new[] { Config.BosToken, Config.EosToken, Config.UnkToken, Config.PadToken ?? Config.EosToken };
         foreach (var token in Config.AddedTokens.Where(t => t.Id is not null).Concat(specials).Concat(Config.AddedTokens.Where(t => t.Id is null)))
         {
-            if (token.Content.Length == 0 || fixedTokens.Any(t => t.Content == token.Content)) continue;
+            if (string.IsNullOrEmpty(token.Content) || fixedTokens.Any(t => t.Content == token.Content)) continue;
             var id = token.Id ?? (this.vocabulary.TryGetValue(token.Content, out var v) ? v : nextId++);
             fixedTokens.Add((token.Content, id, token.LStrip, token.RStrip));
             idToToken[id] = token.Content;
@@ -60,7 +64,7 @@ public sealed partial class ClipTokenizer
         BosTokenId = IdOfFixed(Config.BosToken.Content);
         EosTokenId = IdOfFixed(Config.EosToken.Content);
         UnkTokenId = IdOfFixed(Config.UnkToken.Content);
-        PadTokenId = IdOfFixed((Config.PadToken ?? Config.EosToken).Content);
+        PadTokenId = string.IsNullOrEmpty(Config.PadToken?.Content) ? EosTokenId : IdOfFixed(Config.PadToken.Content);
         specialIds = [BosTokenId, EosTokenId, UnkTokenId, PadTokenId];
         startOfTextCode = FixedCode(PreTokenizer.StartOfText);
         endOfTextCode = FixedCode(PreTokenizer.EndOfText);

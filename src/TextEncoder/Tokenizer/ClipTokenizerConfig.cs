@@ -89,9 +89,9 @@ public sealed record ClipTokenizerConfig
             case JsonValueKind.Null:
                 return null;
             case JsonValueKind.String:
-                return new ClipAddedToken(value.GetString()!);
+                return value.GetString() is { Length: > 0 } text ? new ClipAddedToken(text) : null;
             case JsonValueKind.Object when value.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.String:
-                return new ClipAddedToken(content.GetString()!, Flag(value, "lstrip"), Flag(value, "rstrip"));
+                return content.GetString() is { Length: > 0 } text2 ? new ClipAddedToken(text2, Flag(value, "lstrip"), Flag(value, "rstrip")) : null;
             default:
                 throw new TokenizerFileException(path, null, $"'{key}' must be a string or an object with a string \"content\"");
         }
