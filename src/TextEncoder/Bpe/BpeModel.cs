@@ -52,49 +52,57 @@ internal sealed class BpeModel
     {
         if (cache.TryGetValue(preToken, out var cached)) return cached;
         var utf8 = Encoding.UTF8.GetBytes(preToken);
-        var word = new List<int>(utf8.Length);
-        for (var i = 0; i < utf8.Length - 1; i++) word.Add(byteSymbol[utf8[i]]);
-        word.Add(finalByteSymbol[utf8[^1]]);
-        Merge(word);
-        var result = word.ToArray();
+        var word = new int[utf8.Length];
+        for (var i = 0; i < utf8.Length - 1; i++) word[i] = byteSymbol[utf8[i]];
+        word[^1] = finalByteSymbol[utf8[^1]];
+        var result = Merge(word);
         if (cacheCapacity <= 0) return result;
         if (cache.Count >= cacheCapacity) cache.Clear(); // bounded: a long-running server sees unbounded vocabularies
         cache[preToken] = result;
         return result;
     }
 
-    /// <summary>Applies the merges to a symbol sequence in place.</summary>
-    public void Merge(List<int> word)
+    /// <summary>
+    /// Applies the merges to a symbol sequence: repeatedly the lowest-ranked adjacent pair, every
+    /// occurrence left to right without overlap (transformers' loop). Ranks are unique per pair, so
+    /// "has the best rank" identifies the pair; each pass looks up only the pairs it created.
+    /// </summary>
+    public int[] Merge(int[] symbols)
     {
-        while (word.Count > 1)
+        var n = symbols.Length;
+        if (n < 2) return symbols;
+        var ranks = new int[n - 1];
+        var results = new int[n - 1];
+        var merged = new bool[n];
+        var origin = new int[n];
+        for (var i = 0; i < n - 1; i++) (ranks[i], results[i]) = Lookup(symbols[i], symbols[i + 1]);
+        while (n > 1)
         {
-            var bestRank = int.MaxValue;
-            var best = (Left: -1, Right: -1, Result: -1);
-            for (var i = 0; i < word.Count - 1; i++)
-            {
-                if (merges.TryGetValue(Key(word[i], word[i + 1]), out var m) && m.Rank < bestRank)
-                {
-                    bestRank = m.Rank;
-                    best = (word[i], word[i + 1], m.Result);
-                }
-            }
-            if (best.Result < 0) return;
+            var best = int.MaxValue;
+            for (var i = 0; i < n - 1; i++) if (ranks[i] < best) best = ranks[i];
+            if (best == int.MaxValue) break;
+
             var write = 0;
-            for (var read = 0; read < word.Count; write++)
+            for (var read = 0; read < n; write++)
             {
-                if (read < word.Count - 1 && word[read] == best.Left && word[read + 1] == best.Right)
-                {
-                    word[write] = best.Result;
-                    read += 2;
-                }
-                else
-                {
-                    word[write] = word[read++];
-                }
+                origin[write] = read;
+                merged[write] = read < n - 1 && ranks[read] == best;
+                symbols[write] = merged[write] ? results[read] : symbols[read];
+                read += merged[write] ? 2 : 1;
             }
-            word.RemoveRange(write, word.Count - write);
+            // Increasing j only reads ranks[origin[j]] with origin[j] >= j, so updating in place is safe.
+            for (var j = 0; j < write - 1; j++)
+            {
+                if (!merged[j] && !merged[j + 1]) (ranks[j], results[j]) = (ranks[origin[j]], results[origin[j]]);
+                else (ranks[j], results[j]) = Lookup(symbols[j], symbols[j + 1]);
+            }
+            n = write;
         }
+        return n == symbols.Length ? symbols : symbols[..n];
     }
+
+    private (int Rank, int Result) Lookup(int left, int right) =>
+        merges.TryGetValue(Key(left, right), out var m) ? m : (int.MaxValue, -1);
 
     private int Intern(string symbol)
     {
