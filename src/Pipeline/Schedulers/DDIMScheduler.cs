@@ -7,7 +7,7 @@ namespace LatentDiffusion.Pipeline.Schedulers;
 /// <summary>diffusers' DDIMScheduler config and defaults.</summary>
 public sealed record DDIMSchedulerConfig : SchedulerConfig
 {
-    public override string ClassName => "DDIMScheduler";
+    [JsonIgnore] public override string ClassName => "DDIMScheduler";
 
     [JsonPropertyName("clip_sample")] public bool ClipSample { get; init; } = true;
     [JsonPropertyName("clip_sample_range")] public double ClipSampleRange { get; init; } = 1.0;

@@ -7,7 +7,7 @@ namespace LatentDiffusion.Pipeline.Schedulers;
 /// <summary>diffusers' DDPMScheduler config and defaults.</summary>
 public sealed record DDPMSchedulerConfig : SchedulerConfig
 {
-    public override string ClassName => "DDPMScheduler";
+    [JsonIgnore] public override string ClassName => "DDPMScheduler";
 
     [JsonPropertyName("variance_type")] public VarianceType VarianceType { get; init; } = VarianceType.FixedSmall;
     [JsonPropertyName("clip_sample")] public bool ClipSample { get; init; } = true;

@@ -9,7 +9,7 @@ public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
 {
     public DPMSolverMultistepSchedulerConfig() => TimestepSpacing = TimestepSpacing.Linspace;
 
-    public override string ClassName => "DPMSolverMultistepScheduler";
+    [JsonIgnore] public override string ClassName => "DPMSolverMultistepScheduler";
 
     [JsonPropertyName("solver_order")] public int SolverOrder { get; init; } = 2;
     [JsonPropertyName("thresholding")] public bool Thresholding { get; init; }

@@ -9,7 +9,7 @@ public sealed record EulerAncestralDiscreteSchedulerConfig : SchedulerConfig
 {
     public EulerAncestralDiscreteSchedulerConfig() => TimestepSpacing = TimestepSpacing.Linspace;
 
-    public override string ClassName => "EulerAncestralDiscreteScheduler";
+    [JsonIgnore] public override string ClassName => "EulerAncestralDiscreteScheduler";
 
     [JsonPropertyName("rescale_betas_zero_snr")] public bool RescaleBetasZeroSnr { get; init; }
 

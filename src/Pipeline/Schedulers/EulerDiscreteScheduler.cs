@@ -9,7 +9,7 @@ public sealed record EulerDiscreteSchedulerConfig : SchedulerConfig
 {
     public EulerDiscreteSchedulerConfig() => TimestepSpacing = TimestepSpacing.Linspace;
 
-    public override string ClassName => "EulerDiscreteScheduler";
+    [JsonIgnore] public override string ClassName => "EulerDiscreteScheduler";
 
     [JsonPropertyName("interpolation_type")] public InterpolationType InterpolationType { get; init; } = InterpolationType.Linear;
     [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }

@@ -14,7 +14,7 @@ public sealed record LCMSchedulerConfig : SchedulerConfig
         BetaSchedule = BetaSchedule.ScaledLinear;
     }
 
-    public override string ClassName => "LCMScheduler";
+    [JsonIgnore] public override string ClassName => "LCMScheduler";
 
     /// <summary>Length of the distillation schedule the model was trained on (the skipping-step grid).</summary>
     [JsonPropertyName("original_inference_steps")] public int OriginalInferenceSteps { get; init; } = 50;

@@ -9,7 +9,7 @@ public sealed record LMSDiscreteSchedulerConfig : SchedulerConfig
 {
     public LMSDiscreteSchedulerConfig() => TimestepSpacing = TimestepSpacing.Linspace;
 
-    public override string ClassName => "LMSDiscreteScheduler";
+    [JsonIgnore] public override string ClassName => "LMSDiscreteScheduler";
 
     [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
     [JsonPropertyName("use_exponential_sigmas")] public bool UseExponentialSigmas { get; init; }

@@ -7,7 +7,7 @@ namespace LatentDiffusion.Pipeline.Schedulers;
 /// <summary>diffusers' PNDMScheduler config and defaults.</summary>
 public sealed record PNDMSchedulerConfig : SchedulerConfig
 {
-    public override string ClassName => "PNDMScheduler";
+    [JsonIgnore] public override string ClassName => "PNDMScheduler";
 
     /// <summary>Skip the Runge–Kutta warm-up and run pure PLMS (Stable Diffusion's setting).</summary>
     [JsonPropertyName("skip_prk_steps")] public bool SkipPrkSteps { get; init; }

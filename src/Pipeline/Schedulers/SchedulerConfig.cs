@@ -35,6 +35,27 @@ public abstract record SchedulerConfig
     /// </summary>
     [JsonIgnore] public IReadOnlySet<string> ExplicitKeys { get; init; } = new HashSet<string>();
 
+    /// <summary>
+    /// Options of other scheduler classes that the source file carried (SD1.5's PNDM config has
+    /// DDIM's clip_sample and set_alpha_to_one). Unused by this class, but kept, as diffusers keeps them
+    /// in its config, so that converting to another class picks them up.
+    /// </summary>
+    [JsonIgnore] public IReadOnlyDictionary<string, JsonNode?> OtherSchedulerOptions { get; init; } = new Dictionary<string, JsonNode?>();
+
+    /// <summary>
+    /// Value equality of the settings: trained betas compare element-wise; the provenance
+    /// (<see cref="ExplicitKeys"/>, <see cref="OtherSchedulerOptions"/>) is not compared.
+    /// </summary>
+    public virtual bool Equals(SchedulerConfig? other) =>
+        other is not null && EqualityContract == other.EqualityContract
+        && NumTrainTimesteps == other.NumTrainTimesteps && BetaStart.Equals(other.BetaStart) && BetaEnd.Equals(other.BetaEnd)
+        && BetaSchedule == other.BetaSchedule && PredictionType == other.PredictionType
+        && TimestepSpacing == other.TimestepSpacing && StepsOffset == other.StepsOffset
+        && (TrainedBetas is null ? other.TrainedBetas is null : other.TrainedBetas is not null && TrainedBetas.SequenceEqual(other.TrainedBetas));
+
+    public override int GetHashCode() =>
+        HashCode.Combine(EqualityContract, NumTrainTimesteps, BetaStart, BetaEnd, BetaSchedule, PredictionType, TimestepSpacing, StepsOffset);
+
     /// <summary>Whether the betas are rescaled to zero terminal SNR (<c>rescale_betas_zero_snr</c>, where the class has it).</summary>
     internal virtual bool RescalesBetasToZeroSnr => false;
 
@@ -149,6 +170,7 @@ public abstract record SchedulerConfig
 
         var kept = new JsonObject();
         var explicitKeys = new HashSet<string>(StringComparer.Ordinal);
+        var others = new Dictionary<string, JsonNode?>(StringComparer.Ordinal);
         foreach (var (key, value) in json)
         {
             if (key.StartsWith('_')) continue;
@@ -156,7 +178,9 @@ public abstract record SchedulerConfig
             {
                 if (!KnownConfigKeys.All.Contains(key))
                     throw new SchedulerConfigException(key, "unknown field: no diffusers scheduler has this option");
-                continue; // another scheduler's option, shared config: ignored as diffusers does
+                // another scheduler's option (configs are shared between classes): unused here, kept
+                if (!usedDefaults.Contains(key)) others[key] = value?.DeepClone();
+                continue;
             }
             if (usedDefaults.Contains(key)) continue;
             kept[key] = CheckValue(key, property, value?.DeepClone());
@@ -173,14 +197,15 @@ public abstract record SchedulerConfig
             var field = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.').Split('[', '.')[0] : "(file)";
             throw new SchedulerConfigException(field, $"cannot read the value: {e.Message}", e);
         }
-        config = config with { ExplicitKeys = explicitKeys };
+        config = config with { ExplicitKeys = explicitKeys, OtherSchedulerOptions = others };
         config.Validate();
         return config;
     }
 
     /// <summary>
-    /// This config as diffusers would save it: every field, plus <c>_class_name</c> and
-    /// <c>_use_default_values</c> (the fields neither given explicitly nor changed from the default).
+    /// This config as diffusers would save it: every field, the other schedulers' options it carries,
+    /// <c>_class_name</c> and <c>_use_default_values</c> (the fields neither given explicitly nor changed
+    /// from the default).
     /// </summary>
     public JsonObject ToJson()
     {
@@ -193,6 +218,8 @@ public abstract record SchedulerConfig
             result[key] = value?.DeepClone();
             if (!ExplicitKeys.Contains(key) && JsonNode.DeepEquals(value, defaults[key])) useDefaults.Add(key);
         }
+        foreach (var (key, value) in OtherSchedulerOptions)
+            if (!result.ContainsKey(key)) result[key] = value?.DeepClone();
         result["_use_default_values"] = useDefaults;
         return result;
     }
