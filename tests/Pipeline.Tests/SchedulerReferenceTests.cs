@@ -81,6 +81,8 @@ public sealed class SchedulerReferenceTests
             var modelInput = scheduler.ScaleModelInput(sample, t);
             AssertClose(modelInput, Values(c["model_input"]![i], shape), Atol, Rtol, $"{name} step {i} model_input");
             var modelOutput = 0.1 * modelInput + (1 + t / 1000) * e;
+            if (scheduler.Config is DDPMSchedulerConfig { VarianceType: VarianceType.LearnedRange })
+                modelOutput = Tensor.Cat([modelOutput, (0.5 * e).Clamp(-1, 1)], 1); // plus the model's variance v ∈ [−1, 1]
             var result = scheduler.Step(modelOutput, t, sample, noise);
             AssertClose(result.PrevSample, Values(c["prev_sample"]![i], shape), Atol, Rtol, $"{name} step {i} prev_sample");
             if (c["pred_original_sample"]![i] is JsonArray x0)
