@@ -57,7 +57,7 @@ public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
 /// λ = log(α/σ), reusing the previous data predictions for 2nd/3rd order. "DPM++ 2M" is
 /// algorithm dpmsolver++ with solver_order 2; the SDE variants draw noise every step.
 /// </summary>
-public sealed class DPMSolverMultistepScheduler : Scheduler
+public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
 {
     private readonly float[] trainingSigmas;
     private readonly float[] logTrainingSigmas;
@@ -79,7 +79,6 @@ public sealed class DPMSolverMultistepScheduler : Scheduler
 
     public override double InitNoiseSigma => 1.0;
 
-    /// <summary>σ of every inference timestep plus the final σ (0 or σ_min).</summary>
     public IReadOnlyList<float> Sigmas => sigmas;
 
     private bool IsPlusPlus => Config.AlgorithmType is DpmAlgorithmType.DpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolverPlusPlus;

@@ -59,6 +59,16 @@ public interface IScheduler : IDisposable
 
     /// <summary>The forward process: <paramref name="original"/> noised to <paramref name="timesteps"/> (one per batch item, or one for all).</summary>
     Tensor AddNoise(Tensor original, Tensor noise, Tensor timesteps);
+
+    /// <summary>The timesteps as a new tensor of <see cref="TimestepDType"/> (diffusers' <c>scheduler.timesteps</c>).</summary>
+    Tensor TimestepsTensor(Device? device = null);
+}
+
+/// <summary>A scheduler that walks a σ schedule (Euler, Euler ancestral, LMS, DPM-Solver).</summary>
+public interface ISigmaSchedule
+{
+    /// <summary>σ of every inference timestep, followed by the final σ (0, or σ_min where configured).</summary>
+    IReadOnlyList<float> Sigmas { get; }
 }
 
 /// <summary>

@@ -83,7 +83,6 @@ public abstract class Scheduler : IScheduler
 
     public abstract Tensor AddNoise(Tensor original, Tensor noise, Tensor timesteps);
 
-    /// <summary>The timesteps as a tensor of <see cref="TimestepDType"/> (what diffusers' <c>scheduler.timesteps</c> holds).</summary>
     public Tensor TimestepsTensor(Device? device = null)
     {
         using var scope = DisposeScope.Enter();

@@ -7,7 +7,7 @@ namespace LatentDiffusion.Pipeline.Schedulers;
 /// parametrisation x = x₀ + σ ε with σ_t = √((1 − ᾱ_t)/ᾱ_t); the model sees x / √(σ² + 1).
 /// Steps are counted from the first timestep seen (or the begin index).
 /// </summary>
-public abstract class SigmaScheduler : Scheduler
+public abstract class SigmaScheduler : Scheduler, ISigmaSchedule
 {
     private float[] sigmas;
 
@@ -20,7 +20,6 @@ public abstract class SigmaScheduler : Scheduler
         sigmas = TrainingSigmas.Reverse().Append(0f).ToArray();
     }
 
-    /// <summary>σ of every inference timestep, plus the final σ (0 unless configured otherwise).</summary>
     public IReadOnlyList<float> Sigmas => sigmas;
 
     /// <summary>σ_t of the training timesteps, ascending in t.</summary>
