@@ -78,7 +78,7 @@ public sealed class SchedulerConfigTests
     public void DdpmPipelineConfigGivesTheGoldenTimesteps()
     {
         using var golden = LatentDiffusion.Torch.SafeTensors.SafeTensorsFile.Open(Golden("ddpm_pipeline"));
-        using var scheduler = SchedulerFactory.Load(LatentDiffusion.Tests.Common.SharedData.Fixture("pipeline/ddpm_tiny/scheduler/scheduler_config.json"));
+        using var scheduler = SchedulerFactory.Load(LatentDiffusion.Tests.Common.SharedData.Fixture("pipeline/ddpm_tiny/scheduler")); // a model's scheduler/ folder
         var config = Assert.IsType<DDPMSchedulerConfig>(scheduler.Config);
         Assert.Equal(VarianceType.FixedLarge, config.VarianceType);
         Assert.True(config.ClipSample);
@@ -116,6 +116,9 @@ public sealed class SchedulerConfigTests
     [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "solver_order": 4}""", "solver_order")]
     [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "dpmsolver"}""", "final_sigmas_type")]
     [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "use_exponential_sigmas": true}""", "use_exponential_sigmas")]
+    [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver++", "solver_order": 3}""", "solver_order")]
+    [InlineData("""{"_class_name": "EulerDiscreteScheduler", "timestep_spacing": null}""", "timestep_spacing")]
+    [InlineData("""{"_class_name": "EulerDiscreteScheduler", "use_karras_sigmas": "yes"}""", "use_karras_sigmas")]
     [InlineData("""{"_class_name": "EulerAncestralDiscreteScheduler", "prediction_type": "sample"}""", "prediction_type")]
     [InlineData("""{"_class_name": "LCMScheduler", "original_inference_steps": 5000}""", "original_inference_steps")]
     [InlineData("""{"_class_name": "HeunDiscreteScheduler"}""", "_class_name")]

@@ -39,6 +39,8 @@ public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
     {
         base.Validate();
         if (SolverOrder is < 1 or > 3) throw Invalid("solver_order", $"{SolverOrder} (must be 1, 2 or 3)");
+        if (SolverOrder == 3 && AlgorithmType is DpmAlgorithmType.SdeDpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolver)
+            throw Invalid("solver_order", $"3 is not available for algorithm_type '{EnumName(AlgorithmType)}' (the SDE solvers are first or second order)");
         if (Thresholding) throw Unsupported("thresholding", true);
         if (UseExponentialSigmas) throw Unsupported("use_exponential_sigmas", true);
         if (UseBetaSigmas) throw Unsupported("use_beta_sigmas", true);

@@ -132,9 +132,13 @@ public abstract record SchedulerConfig
         WriteIndented = true,
     };
 
-    /// <summary>Reads a scheduler_config.json; <paramref name="className"/> overrides its <c>_class_name</c>.</summary>
+    /// <summary>
+    /// Reads a scheduler_config.json (or the one inside the folder <paramref name="path"/>, e.g. a
+    /// model's scheduler/); <paramref name="className"/> overrides its <c>_class_name</c>.
+    /// </summary>
     public static SchedulerConfig Load(string path, string? className = null)
     {
+        if (Directory.Exists(path)) path = Path.Combine(path, "scheduler_config.json");
         string text;
         try { text = File.ReadAllText(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

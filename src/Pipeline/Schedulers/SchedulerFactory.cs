@@ -18,7 +18,7 @@ public static class SchedulerFactory
     {
         ["ddpm"] = Make("DDPMScheduler", "DDPM"),
         ["ddim"] = Make("DDIMScheduler", "DDIM"),
-        ["pndm"] = Make("PNDMScheduler", "PLMS"),
+        ["pndm"] = Make("PNDMScheduler", "PLMS", ("skip_prk_steps", true)), // PLMS: no Runge–Kutta warm-up
         ["euler"] = Make("EulerDiscreteScheduler", "Euler", ("use_karras_sigmas", false)),
         ["euler_karras"] = Make("EulerDiscreteScheduler", "Euler Karras", ("use_karras_sigmas", true)),
         ["euler_a"] = Make("EulerAncestralDiscreteScheduler", "Euler a"),
