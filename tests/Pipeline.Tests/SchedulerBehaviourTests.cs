@@ -118,6 +118,23 @@ public sealed class SchedulerBehaviourTests
     }
 
     [Fact]
+    public void LcmTimestepsFollowTheDistillationGrid()
+    {
+        // grid k·i − 1 (k = T // original_inference_steps), descending, n floored evenly spaced picks
+        using var lcm = new LCMScheduler();
+        lcm.SetTimesteps(4);
+        Assert.Equal([999, 759, 499, 259], lcm.Timesteps);
+        lcm.Strength = 0.5; // image-to-image: only the lower half of the grid
+        lcm.SetTimesteps(4);
+        Assert.Equal([499, 379, 259, 139], lcm.Timesteps);
+        lcm.Strength = 1.0;
+        lcm.OriginalInferenceSteps = 8;
+        lcm.SetTimesteps(3);
+        Assert.Equal([999, 749, 374], lcm.Timesteps);
+        Assert.Throws<ArgumentOutOfRangeException>(() => lcm.SetTimesteps(9));
+    }
+
+    [Fact]
     public void MisuseIsReportedClearly()
     {
         using var scope = DisposeScope.Enter();
