@@ -40,10 +40,7 @@ public sealed record EulerDiscreteSchedulerConfig : SchedulerConfig
 /// </summary>
 public sealed class EulerDiscreteScheduler : SigmaScheduler
 {
-    public EulerDiscreteScheduler(EulerDiscreteSchedulerConfig? config = null) : base(config ?? new EulerDiscreteSchedulerConfig())
-    {
-        // before SetTimesteps: timesteps T−1 … 0 (continuous v-prediction: ¼ log σ)
-    }
+    public EulerDiscreteScheduler(EulerDiscreteSchedulerConfig? config = null) : base(config ?? new EulerDiscreteSchedulerConfig()) { }
 
     public override EulerDiscreteSchedulerConfig Config => (EulerDiscreteSchedulerConfig)base.Config;
 
