@@ -194,7 +194,12 @@ LD_API ld_tensor* ld_std(ld_tensor* a, const int64_t* dims, int ndims, int64_t c
 LD_API ld_tensor* ld_norm(ld_tensor* a, double p, const int64_t* dims, int ndims, int keepdim) {
   LD_GUARD("norm", nullptr, {
     auto& x = ld::T(a);
-    if (ndims == 0) return ld::wrap(at::norm(x, p));
+    if (ndims == 0 && !keepdim) return ld::wrap(at::norm(x, p));
+    if (ndims == 0) {  // every dimension, kept as size 1 (torch.norm(x, p, keepdim=True))
+      std::vector<int64_t> all(static_cast<size_t>(x.dim()));
+      for (int64_t i = 0; i < x.dim(); i++) all[static_cast<size_t>(i)] = i;
+      return ld::wrap(at::norm(x, p, all, true));
+    }
     return ld::wrap(at::norm(x, p, ld::dims(dims, ndims), keepdim != 0));
   })
 }

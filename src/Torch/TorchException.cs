@@ -10,13 +10,19 @@ public sealed class TorchException : Exception
         Operation = operation;
     }
 
-    /// <summary>Builds the exception from the native thread-local error (format "op: message").</summary>
-    internal static TorchException FromNative(string fallbackOperation)
+    /// <summary>
+    /// Builds the exception from the native thread-local error (format "op: message"). The managed
+    /// caller's <paramref name="operation"/> names it: native entry points shared by a family of
+    /// operations (ld_binary, ld_unary, ld_reduce) only know the family ("binary"), the caller knows
+    /// it was "add" or "sum". The native name is used only where the caller gave none ("op").
+    /// </summary>
+    internal static TorchException FromNative(string operation)
     {
         var raw = Native.LibTorch.FirstLine(Native.NativeMethods.LastError() ?? "");
         var colon = raw.IndexOf(": ", StringComparison.Ordinal);
-        return colon > 0
-            ? new TorchException(raw[..colon], raw[(colon + 2)..])
-            : new TorchException(fallbackOperation, raw.Length > 0 ? raw : "failed");
+        var nativeOperation = colon > 0 ? raw[..colon] : null;
+        var message = colon > 0 ? raw[(colon + 2)..] : raw;
+        var name = operation != "op" || nativeOperation is null ? operation : nativeOperation;
+        return new TorchException(name, message.Length > 0 ? message : "failed");
     }
 }

@@ -1,0 +1,210 @@
+using Xunit;
+
+namespace LatentDiffusion.Torch.Tests;
+
+/// <summary>Autograd: gradients against PyTorch's, grad modes, accumulation and graph retention.</summary>
+public class AutogradTests
+{
+    /// <summary>loss = mean((tanh(x @ w) · Σ sigmoid(x))²) + 0.1 Σ x², as in make_ops_reference.py.</summary>
+    private static Tensor CompositeLoss(Tensor x, Tensor w)
+    {
+        using var scope = DisposeScope.Enter();
+        var gate = x.Sigmoid().Sum(1, keepDim: true);
+        var main = (x.MatMul(w).Tanh() * gate).Pow(2).Mean();
+        var reg = (x * x).Sum() * 0.1;
+        return scope.Keep(main + reg);
+    }
+
+    [Fact]
+    public void GradientsOfACompositeExpressionMatchTorch()
+    {
+        using var scope = DisposeScope.Enter();
+        var c = Reference.Case("composite");
+        var x = c.In("x").RequiresGrad_();
+        var w = c.In("w").RequiresGrad_();
+        Assert.True(x.RequiresGrad);
+        Assert.True(x.IsLeaf);
+        Assert.Null(x.Grad);
+        var loss = CompositeLoss(x, w);
+        Assert.True(loss.RequiresGrad);
+        Assert.False(loss.IsLeaf);
+        c.AssertOut("loss", loss);
+        loss.Backward();
+        c.AssertOut("x_grad", x.Grad!);
+        c.AssertOut("w_grad", w.Grad!);
+    }
+
+    [Fact]
+    public void BackwardWithAnExplicitGradientForANonScalarOutput()
+    {
+        using var scope = DisposeScope.Enter();
+        var c = Reference.Case("explicit_gradient");
+        var x = c.In("x").RequiresGrad_();
+        var y = x * x * 3.0;
+        y.Backward(c.In("g"));
+        c.AssertOut("x_grad", x.Grad!);
+    }
+
+    [Fact]
+    public void GradientsFlowThroughConvolutionNormalisationAndSoftmax()
+    {
+        using var scope = DisposeScope.Enter();
+        var c = Reference.Case("conv_chain");
+        var w = c.In("w").RequiresGrad_();
+        var b = c.In("b").RequiresGrad_();
+        var h = Functional.Conv2d(c.In("x"), w, b, padding: 1);
+        h = Functional.GroupNorm(Functional.Silu(h), 3);
+        var p = Functional.Softmax(h.Flatten(2), -1);
+        var loss = (p * Torch.Arange(0, 16, 1, DType.Float32)).Sum();
+        c.AssertOut("loss", loss, 2e-5, 2e-5);
+        loss.Backward();
+        // gradients through group norm divide by a small standard deviation: a few ulps more
+        c.AssertOut("w_grad", w.Grad!, 5e-5, 1e-4);
+        c.AssertOut("b_grad", b.Grad!, 5e-5, 1e-4);
+    }
+
+    [Fact]
+    public void GradientsAccumulateOverTwoBackwardCalls()
+    {
+        using var scope = DisposeScope.Enter();
+        var c = Reference.Case("composite");
+        var x = c.In("x").RequiresGrad_();
+        var w = c.In("w").RequiresGrad_();
+        CompositeLoss(x, w).Backward();
+        CompositeLoss(x, w).Backward();
+        var expected = c.Output("x_grad");
+        TestUtil.AssertClose(x.Grad!, expected.Data.Select(v => 2 * v).ToArray(), expected.Shape);
+    }
+
+    [Fact]
+    public void RetainGraphAllowsASecondBackwardThroughTheSameGraph()
+    {
+        using var scope = DisposeScope.Enter();
+        var c = Reference.Case("composite");
+        var x = c.In("x").RequiresGrad_();
+        var w = c.In("w").RequiresGrad_();
+        var loss = CompositeLoss(x, w);
+        loss.Backward(retainGraph: true);
+        loss.Backward();
+        var expected = c.Output("w_grad");
+        TestUtil.AssertClose(w.Grad!, expected.Data.Select(v => 2 * v).ToArray(), expected.Shape);
+        // and without it the graph is gone: libtorch's error, reported as a TorchException
+        var e = Assert.Throws<TorchException>(() => loss.Backward());
+        TestUtil.AssertCleanMessage(e, "backward");
+        Assert.Contains("second time", e.Message);
+    }
+
+    [Fact]
+    public void ZeroGradDropsTheGradient()
+    {
+        using var scope = DisposeScope.Enter();
+        var x = Torch.Ones([3]).RequiresGrad_();
+        (x * 2.0).Sum().Backward();
+        TestUtil.AssertExact(x.Grad!, [2, 2, 2], [3]);
+        x.ZeroGrad();
+        Assert.Null(x.Grad);
+        (x * 5.0).Sum().Backward();
+        TestUtil.AssertExact(x.Grad!, [5, 5, 5], [3]);
+    }
+
+    [Fact]
+    public void GradCanBeSetAndCleared()
+    {
+        using var scope = DisposeScope.Enter();
+        var x = Torch.Zeros([2]).RequiresGrad_();
+        x.Grad = TestUtil.F32([0.5f, -1]);
+        TestUtil.AssertExact(x.Grad!, [0.5, -1], [2]);
+        x.Grad = null;
+        Assert.Null(x.Grad);
+    }
+
+    [Fact]
+    public void DetachCutsTheGraphButSharesData()
+    {
+        using var scope = DisposeScope.Enter();
+        var x = TestUtil.F32([1, 2, 3]).RequiresGrad_();
+        var y = x * 2.0;
+        var d = y.Detach();
+        Assert.False(d.RequiresGrad);
+        Assert.True(d.IsLeaf);
+        var loss = (d * x).Sum(); // gradient flows only through x, with d as a constant
+        loss.Backward();
+        TestUtil.AssertExact(x.Grad!, [2, 4, 6], [3]);
+        var xd = x.Detach();
+        xd.Zero_();
+        Assert.Equal(0.0, x.Sum().Item()); // the detached tensor shares storage
+    }
+
+    [Fact]
+    public void RequiresGradCanBeSwitchedOff()
+    {
+        using var scope = DisposeScope.Enter();
+        var x = Torch.Ones([2]);
+        Assert.False(x.RequiresGrad);
+        x.RequiresGrad = true;
+        Assert.True((x * 3.0).RequiresGrad);
+        x.RequiresGrad = false;
+        Assert.False((x * 3.0).RequiresGrad);
+    }
+
+    [Fact]
+    public void NoGradScopeRecordsNothingAndRestoresTheMode()
+    {
+        using var scope = DisposeScope.Enter();
+        var x = Torch.Ones([2]).RequiresGrad_();
+        Assert.True(Torch.IsGradEnabled);
+        Tensor y;
+        using (Torch.NoGrad())
+        {
+            Assert.False(Torch.IsGradEnabled);
+            y = x * 3.0;
+            Assert.False(y.RequiresGrad);
+            using (Torch.EnableGrad())
+            {
+                Assert.True(Torch.IsGradEnabled);
+                var z = x * 3.0;
+                Assert.True(z.RequiresGrad);
+                z.Sum().Backward();
+            }
+            Assert.False(Torch.IsGradEnabled);
+        }
+        Assert.True(Torch.IsGradEnabled);
+        Assert.Null(y.Grad);
+        TestUtil.AssertExact(x.Grad!, [3, 3], [2]);
+        var e = Assert.Throws<TorchException>(() => y.Sum().Backward());
+        TestUtil.AssertCleanMessage(e, "backward");
+        Assert.Contains("does not require grad", e.Message);
+    }
+
+    [Fact]
+    public void InferenceModeScopeRecordsNothingAndRestoresTheMode()
+    {
+        using var scope = DisposeScope.Enter();
+        var x = Torch.Ones([2]).RequiresGrad_();
+        Tensor y;
+        using (Torch.InferenceMode())
+        {
+            Assert.False(Torch.IsGradEnabled);
+            y = x * 2.0;
+            Assert.False(y.RequiresGrad);
+            TestUtil.AssertExact(y, [2, 2], [2]);
+        }
+        Assert.True(Torch.IsGradEnabled);
+        Assert.True((x * 2.0).RequiresGrad);
+        // an inference tensor may not be saved for backward outside inference mode
+        var e = Assert.Throws<TorchException>(() => (y * x).Sum().Backward());
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void NestedNoGradScopesRestoreInOrder()
+    {
+        Assert.True(Torch.IsGradEnabled);
+        var outer = Torch.NoGrad();
+        var inner = Torch.NoGrad();
+        inner.Dispose();
+        Assert.False(Torch.IsGradEnabled);
+        outer.Dispose();
+        Assert.True(Torch.IsGradEnabled);
+    }
+}
