@@ -117,8 +117,9 @@ public sealed class BatchNorm2d : Module<Tensor, Tensor>
     {
         if (IsTraining)
         {
+            // Fill_ rather than Add_(1): the binding's scalar Add_ takes a double, which cannot update an int64 tensor in place.
             using var noGrad = Torch.Torch.NoGrad();
-            NumBatchesTracked.Add_(1);
+            NumBatchesTracked.Fill_(NumBatchesTracked.ItemInt64() + 1);
         }
         // libtorch updates running_mean / running_var in place when training.
         return Functional.BatchNorm(input, RunningMean, RunningVar, Weight, Bias, IsTraining, Momentum, Eps);
