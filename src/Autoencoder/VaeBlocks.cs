@@ -10,7 +10,7 @@ namespace LatentDiffusion.Autoencoder;
 
 /// <summary>
 /// diffusers' ResnetBlock2D without a timestep embedding:
-/// h = Conv2(dropout(act(Norm2(Conv1(act(Norm1(x))))))), out = (shortcut(x) + h) / output_scale_factor,
+/// h = conv2(dropout(act(norm2(conv1(act(norm1(x))))))), out = (shortcut(x) + h) / output_scale_factor,
 /// where shortcut is a 1×1 conv when the channel count changes.
 /// </summary>
 public sealed class ResnetBlock2D : Module<Tensor, Tensor>
