@@ -96,6 +96,18 @@ public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistS
     }
 
     [Fact]
+    public void PipelineImagesConvertToTheJudgeFormat()
+    {
+        using var scope = DisposeScope.Enter();
+        // [1, 2, 2, 3] in [0, 1]: pixel (y, x) has channels (r, g, b).
+        var nhwc = Tensor.From(new float[] { 0, 0.5f, 1, 0.25f, 0.5f, 0.75f, 1, 1, 1, 0, 0, 0 }, 1, 2, 2, 3);
+        var nchw = Judge.FromPipelineImages(nhwc);
+        Assert.Equal([1L, 3, 2, 2], nchw.Shape);
+        Assert.Equal(new float[] { -1, -0.5f, 1, -1, 0, 0, 1, -1, 1, 0.5f, 1, -1 }, nchw.ToArray<float>());
+        Assert.Throws<ArgumentException>(() => Judge.FromPipelineImages(Torch.Torch.Zeros([3, 32, 32])));
+    }
+
+    [Fact]
     public void StandardPromptsCoverEveryCombinationAndMarkTheHeldOutOnes()
     {
         var prompts = PromptEvaluation.StandardPrompts();

@@ -105,5 +105,18 @@ public sealed class Judge : IDisposable
         return new JudgedBatch(classes, colours, features, Model.Config.FeatureDim);
     }
 
+    /// <summary>
+    /// Converts pipeline output — [N, H, W, C] in [0, 1], diffusers' output_type "np", as
+    /// DdpmPipeline.Generate and GenerationResult.Pixels give — to the judges' [N, C, H, W] in [-1, 1]
+    /// (x·2 − 1). Returns a new tensor; the input stays the caller's.
+    /// </summary>
+    public static Tensor FromPipelineImages(Tensor nhwc)
+    {
+        ArgumentNullException.ThrowIfNull(nhwc);
+        if (nhwc.Dim != 4) throw new ArgumentException($"expected pipeline images [N, H, W, C], got [{string.Join(", ", nhwc.Shape)}]");
+        using var scope = DisposeScope.Enter();
+        return scope.Keep((nhwc.Permute(0, 3, 1, 2) * 2 - 1).Contiguous());
+    }
+
     public void Dispose() => Model.Dispose();
 }
