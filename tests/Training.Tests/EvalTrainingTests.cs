@@ -142,6 +142,20 @@ public class EvalTrainingTests(FashionMnistSplits splits) : IClassFixture<Fashio
     }
 
     [Fact]
+    public void CancellationStopsTrainingAndFreesTheModel()
+    {
+        var data = LabelledImages.FromFashionMnist(splits.Train).Take(256);
+        using var cancel = new CancellationTokenSource();
+        var before = EvalLiveCountCollection.SettledLiveCount();
+        var steps = 0;
+        Assert.ThrowsAny<OperationCanceledException>(() => ClassifierTraining.Train(data,
+            new ClassifierTrainingOptions { Model = Small, BatchSize = 32, Epochs = 5 },
+            new Recorder<ClassifierTrainingProgress>(p => { if (++steps == 3) cancel.Cancel(); }), cancel.Token));
+        Assert.Equal(3, steps);
+        Assert.Equal(before, EvalLiveCountCollection.SettledLiveCount());
+    }
+
+    [Fact]
     public void WrongInputsAreNamed()
     {
         using var model = new FashionClassifier(Small);

@@ -93,6 +93,12 @@ public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistS
         Assert.True(real.Fid * 5 < onlyBags.Fid, $"FID real {real.Fid:F2}, only bags {onlyBags.Fid:F2}");
         Assert.True(onlyBags.Fid < noise.Fid, $"FID only bags {onlyBags.Fid:F2}, noise {noise.Fid:F2}");
         Assert.True(onlyBags.ClassHistogram["bag"] > 550);
+
+        // The JSON that `ldm eval ddpm --json` prints.
+        using var json = System.Text.Json.JsonDocument.Parse(System.Text.Json.JsonSerializer.Serialize(real));
+        Assert.Equal(["fid", "class_histogram", "samples"], json.RootElement.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(600, json.RootElement.GetProperty("samples").GetInt32());
+        Assert.Equal(real.ClassHistogram["t-shirt"], json.RootElement.GetProperty("class_histogram").GetProperty("t-shirt").GetInt32());
     }
 
     [Fact]
@@ -161,5 +167,11 @@ public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistS
         Assert.Equal(0, bad.HeldOutAdherence); // "a blue dress" is held out and never drawn
         Assert.Null(bad.Prompts[3].ClassAdherence);
         Assert.True(bad.Fid > good.Fid, $"FID ignoring prompts {bad.Fid:F2}, faithful {good.Fid:F2}");
+
+        using var json = System.Text.Json.JsonDocument.Parse(System.Text.Json.JsonSerializer.Serialize(bad));
+        Assert.Equal(["class_adherence", "colour_adherence", "held_out_adherence", "seen_adherence", "fid", "samples", "prompts"],
+            json.RootElement.EnumerateObject().Select(p => p.Name));
+        Assert.Equal("a blue dress", json.RootElement.GetProperty("prompts")[1].GetProperty("prompt").GetString());
+        Assert.True(json.RootElement.GetProperty("prompts")[1].GetProperty("held_out").GetBoolean());
     }
 }
