@@ -85,7 +85,17 @@ void binary_(int op, at::Tensor& a, const at::Tensor& b) {
   }
 }
 
-at::Tensor binary_scalar(int op, const at::Tensor& a, double s) {
+// Scalars cross the C boundary as double; an integral tensor combined with a whole number keeps
+// its integer type (torch does the same for a Python int), so int64 counters can be updated in place.
+at::Scalar scalar_for(const at::Tensor& a, double s) {
+  if (at::isIntegralType(a.scalar_type(), /*includeBool=*/false) && std::floor(s) == s &&
+      std::abs(s) < 9.007199254740992e15)
+    return at::Scalar(static_cast<int64_t>(s));
+  return at::Scalar(s);
+}
+
+at::Tensor binary_scalar(int op, const at::Tensor& a, double value) {
+  auto s = scalar_for(a, value);
   switch (op) {
     case LD_ADD: return a.add(s);
     case LD_SUB: return a.sub(s);
@@ -106,14 +116,15 @@ at::Tensor binary_scalar(int op, const at::Tensor& a, double s) {
   }
 }
 
-void binary_scalar_(int op, at::Tensor& a, double s) {
+void binary_scalar_(int op, at::Tensor& a, double value) {
+  auto s = scalar_for(a, value);
   switch (op) {
     case LD_ADD: a.add_(s); return;
     case LD_SUB: a.sub_(s); return;
     case LD_MUL: a.mul_(s); return;
     case LD_DIV: a.div_(s); return;
     case LD_POW: a.pow_(s); return;
-    default: a.copy_(binary_scalar(op, a, s));
+    default: a.copy_(binary_scalar(op, a, value));
   }
 }
 

@@ -230,3 +230,20 @@ public class OpsMathTests
         Assert.Equal(DType.Bool, x.IsNan().DType);
     }
 }
+
+public class IntegerScalarTests
+{
+    [Fact]
+    public void WholeScalarsKeepIntegerTensorsIntegral()
+    {
+        using var counter = Torch.Zeros([1], DType.Int64);
+        counter.Add_(1).Add_(2);
+        Assert.Equal(DType.Int64, counter.DType);
+        Assert.Equal(3L, counter.ItemInt64());
+        using var doubled = counter * 2;
+        Assert.Equal(DType.Int64, doubled.DType);
+        using var half = counter * 0.5;
+        Assert.Equal(DType.Float32, half.DType);
+        Assert.Equal(1.5, half.Item());
+    }
+}
