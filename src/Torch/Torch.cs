@@ -30,13 +30,17 @@ public static class Torch
     /// <summary>A 0-dimensional tensor holding <paramref name="value"/>.</summary>
     public static Tensor Scalar(double value, DType dtype = DType.Float32, Device? device = null) => Full([], value, dtype, device);
 
-    public static Tensor Arange(double end, DType dtype = DType.Int64, Device? device = null) => Arange(0, end, 1, dtype, device);
+    public static Tensor Arange(double end, DType? dtype = null, Device? device = null) => Arange(0, end, 1, dtype, device);
 
-    public static Tensor Arange(double start, double end, double step = 1, DType dtype = DType.Int64, Device? device = null)
+    /// <summary>[start, end) by step; like torch.arange the dtype is int64 when every bound is integral, else float32.</summary>
+    public static Tensor Arange(double start, double end, double step = 1, DType? dtype = null, Device? device = null)
     {
         var d = device ?? Device.CPU;
-        return new Tensor(NativeMethods.Arange(start, end, step, (int)dtype, (int)d.Type, d.Index), "arange");
+        var inferred = dtype ?? (IsIntegral(start) && IsIntegral(end) && IsIntegral(step) ? DType.Int64 : DType.Float32);
+        return new Tensor(NativeMethods.Arange(start, end, step, (int)inferred, (int)d.Type, d.Index), "arange");
     }
+
+    private static bool IsIntegral(double v) => Math.Floor(v) == v;
 
     public static Tensor Linspace(double start, double end, long steps, DType dtype = DType.Float32, Device? device = null)
     {

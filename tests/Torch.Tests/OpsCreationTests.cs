@@ -138,3 +138,16 @@ public class OpsCreationTests
         Assert.False(clone.Equal(TestUtil.F32([1, 2, 1, 3], 2, 2)));
     }
 }
+
+public class ArangeInferenceTests
+{
+    [Fact]
+    public void ArangeInfersFloatForFractionalBoundsLikeTorch()
+    {
+        using var f = Torch.Arange(0, 1, 0.25);
+        Assert.Equal(DType.Float32, f.DType);
+        Assert.Equal([0f, 0.25f, 0.5f, 0.75f], f.ToArray<float>());
+        using var i = Torch.Arange(5);
+        Assert.Equal(DType.Int64, i.DType);
+    }
+}

@@ -1,0 +1,31 @@
+namespace LatentDiffusion.Pipeline.Checkpoints;
+
+/// <summary>The Stable Diffusion generation a checkpoint belongs to.</summary>
+public enum ModelFamily
+{
+    /// <summary>SD 1.x: CLIP ViT-L/14 text encoder (768-d context), 8 attention heads per block.</summary>
+    StableDiffusion1,
+    /// <summary>SD 2.x: OpenCLIP ViT-H/14 text encoder (1024-d context), 64-d heads, linear projections.</summary>
+    StableDiffusion2,
+}
+
+/// <summary>What a single-file checkpoint is, inferred from its keys and shapes (each part can be overridden).</summary>
+public sealed record CheckpointKind(ModelFamily Family, string PredictionType)
+{
+    /// <summary>
+    /// diffusers' rule: the width of the first cross-attention key projection tells 1.x (768) from
+    /// 2.x (1024). SD 2.x checkpoints are taken as v-prediction (2.1-768, the common one); the
+    /// 512-pixel 2.x base models are epsilon, which the caller must say.
+    /// </summary>
+    public static CheckpointKind Infer(IReadOnlyDictionary<string, long[]> shapes, string path)
+    {
+        var probe = shapes.Keys.FirstOrDefault(k => k.StartsWith(LdmKeyMapping.UNetPrefix + "input_blocks.", StringComparison.Ordinal) && k.EndsWith(".attn2.to_k.weight", StringComparison.Ordinal))
+            ?? throw new InvalidDataException($"{path}: not a Stable Diffusion checkpoint (no U-Net cross-attention under {LdmKeyMapping.UNetPrefix})");
+        return shapes[probe][^1] switch
+        {
+            768 => new CheckpointKind(ModelFamily.StableDiffusion1, "epsilon"),
+            1024 => new CheckpointKind(ModelFamily.StableDiffusion2, "v_prediction"),
+            var width => throw new InvalidDataException($"{path}: unknown model family (cross-attention width {width}; Stable Diffusion 1.x has 768, 2.x has 1024)"),
+        };
+    }
+}

@@ -1,0 +1,331 @@
+using System.Text.Json.Serialization;
+using LatentDiffusion.Pipeline.Noise;
+using LatentDiffusion.Torch;
+
+namespace LatentDiffusion.Pipeline.Schedulers;
+
+/// <summary>diffusers' DPMSolverMultistepScheduler config and defaults.</summary>
+public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
+{
+    public DPMSolverMultistepSchedulerConfig() => TimestepSpacing = TimestepSpacing.Linspace;
+
+    [JsonIgnore] public override string ClassName => "DPMSolverMultistepScheduler";
+
+    [JsonPropertyName("solver_order")] public int SolverOrder { get; init; } = 2;
+    [JsonPropertyName("thresholding")] public bool Thresholding { get; init; }
+    [JsonPropertyName("dynamic_thresholding_ratio")] public double DynamicThresholdingRatio { get; init; } = 0.995;
+    [JsonPropertyName("sample_max_value")] public double SampleMaxValue { get; init; } = 1.0;
+    [JsonPropertyName("algorithm_type")] public DpmAlgorithmType AlgorithmType { get; init; } = DpmAlgorithmType.DpmSolverPlusPlus;
+    [JsonPropertyName("solver_type")] public DpmSolverType SolverType { get; init; } = DpmSolverType.Midpoint;
+    /// <summary>Use lower-order steps at the end when there are fewer than 15 steps (stabilises few-step sampling).</summary>
+    [JsonPropertyName("lower_order_final")] public bool LowerOrderFinal { get; init; } = true;
+    [JsonPropertyName("euler_at_final")] public bool EulerAtFinal { get; init; }
+    [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
+    [JsonPropertyName("use_lu_lambdas")] public bool UseLuLambdas { get; init; }
+    [JsonPropertyName("use_exponential_sigmas")] public bool UseExponentialSigmas { get; init; }
+    [JsonPropertyName("use_beta_sigmas")] public bool UseBetaSigmas { get; init; }
+    [JsonPropertyName("use_flow_sigmas")] public bool UseFlowSigmas { get; init; }
+    [JsonPropertyName("flow_shift")] public double FlowShift { get; init; } = 1.0;
+    [JsonPropertyName("use_dynamic_shifting")] public bool UseDynamicShifting { get; init; }
+    [JsonPropertyName("time_shift_type")] public string TimeShiftType { get; init; } = "exponential";
+    [JsonPropertyName("final_sigmas_type")] public FinalSigmasType FinalSigmasType { get; init; } = FinalSigmasType.Zero;
+    [JsonPropertyName("lambda_min_clipped")] public double LambdaMinClipped { get; init; } = double.NegativeInfinity;
+    [JsonPropertyName("variance_type")] public VarianceType? VarianceType { get; init; }
+    [JsonPropertyName("rescale_betas_zero_snr")] public bool RescaleBetasZeroSnr { get; init; }
+
+    internal override bool RescalesBetasToZeroSnr => RescaleBetasZeroSnr;
+
+    public override void Validate()
+    {
+        base.Validate();
+        if (SolverOrder is < 1 or > 3) throw Invalid("solver_order", $"{SolverOrder} (must be 1, 2 or 3)");
+        if (SolverOrder == 3 && AlgorithmType is DpmAlgorithmType.SdeDpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolver)
+            throw Invalid("solver_order", $"3 is not available for algorithm_type '{EnumName(AlgorithmType)}' (the SDE solvers are first or second order)");
+        if (Thresholding) throw Unsupported("thresholding", true);
+        if (UseExponentialSigmas) throw Unsupported("use_exponential_sigmas", true);
+        if (UseBetaSigmas) throw Unsupported("use_beta_sigmas", true);
+        if (UseFlowSigmas) throw Unsupported("use_flow_sigmas", true);
+        if (UseDynamicShifting) throw Unsupported("use_dynamic_shifting", true);
+        if (UseKarrasSigmas && UseLuLambdas) throw Invalid("use_lu_lambdas", "cannot be combined with use_karras_sigmas");
+        if (VarianceType is not (null or Schedulers.VarianceType.Learned or Schedulers.VarianceType.LearnedRange))
+            throw Invalid("variance_type", $"'{EnumName(VarianceType.Value)}' (DPM-Solver accepts null, learned or learned_range)");
+        if (AlgorithmType is DpmAlgorithmType.DpmSolver or DpmAlgorithmType.SdeDpmSolver && FinalSigmasType == FinalSigmasType.Zero)
+            throw Invalid("final_sigmas_type", $"'zero' is not supported with algorithm_type '{EnumName(AlgorithmType)}'; use 'sigma_min'");
+    }
+}
+
+/// <summary>
+/// DPM-Solver / DPM-Solver++ multistep (Lu et al. 2022): exponential-integrator steps in
+/// λ = log(α/σ), reusing the previous data predictions for 2nd/3rd order. "DPM++ 2M" is
+/// algorithm dpmsolver++ with solver_order 2; the SDE variants draw noise every step.
+/// </summary>
+public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
+{
+    private readonly float[] trainingSigmas;
+    private readonly float[] logTrainingSigmas;
+    private readonly Tensor?[] modelOutputs;   // converted outputs of the last solver_order steps, newest last (owned)
+    private float[] sigmas;
+    private int lowerOrderNums;
+
+    public DPMSolverMultistepScheduler(DPMSolverMultistepSchedulerConfig? config = null)
+        : base(config ?? new DPMSolverMultistepSchedulerConfig())
+    {
+        if (Config.RescaleBetasZeroSnr) AlphasCumprod[^1] = MathF.Pow(2, -24);
+        trainingSigmas = ScheduleMath.TrainingSigmas(AlphasCumprod);
+        logTrainingSigmas = ScheduleMath.Log(trainingSigmas);
+        sigmas = trainingSigmas;
+        modelOutputs = new Tensor?[Config.SolverOrder];
+    }
+
+    public override DPMSolverMultistepSchedulerConfig Config => (DPMSolverMultistepSchedulerConfig)base.Config;
+
+    public override double InitNoiseSigma => 1.0;
+
+    public IReadOnlyList<float> Sigmas => sigmas;
+
+    private bool IsPlusPlus => Config.AlgorithmType is DpmAlgorithmType.DpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolverPlusPlus;
+
+    private bool IsSde => Config.AlgorithmType is DpmAlgorithmType.SdeDpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolver;
+
+    protected override double[] ComputeTimesteps(int steps)
+    {
+        int trainSteps = Config.NumTrainTimesteps;
+        // λ_t = log α_t − log σ_t (float32 as diffusers); timesteps whose λ falls below
+        // lambda_min_clipped are cut from the top of the schedule
+        int clipped = 0;
+        if (!double.IsNegativeInfinity(Config.LambdaMinClipped))
+        {
+            var flippedLambda = AlphasCumprod.Reverse().Select(a => MathF.Log(MathF.Sqrt(a)) - MathF.Log(MathF.Sqrt(1 - a))).ToArray();
+            while (clipped < flippedLambda.Length && flippedLambda[clipped] < Config.LambdaMinClipped) clipped++;
+        }
+        int lastTimestep = trainSteps - clipped;
+
+        double[] timesteps = Config.TimestepSpacing switch
+        {
+            // linspace(0, last − 1, n + 1), rounded, descending, without the final 0
+            TimestepSpacing.Linspace => ScheduleMath.Linspace(0, lastTimestep - 1, steps + 1).Select(ScheduleMath.Round).Reverse().Take(steps).ToArray(),
+            TimestepSpacing.Leading => Enumerable.Range(0, steps + 1).Select(i => (double)(i * (lastTimestep / (steps + 1)))).Reverse().Take(steps).Select(t => t + Config.StepsOffset).ToArray(),
+            _ => ScheduleMath.Arange(lastTimestep, 0, -(trainSteps / (double)steps)).Select(t => ScheduleMath.Round(t) - 1).ToArray(),
+        };
+
+        double[] s;
+        if (Config.UseKarrasSigmas)
+        {
+            s = ScheduleMath.KarrasSigmas(trainingSigmas[0], trainingSigmas[^1], steps);
+            timesteps = s.Select(v => ScheduleMath.Round(ScheduleMath.SigmaToT(v, logTrainingSigmas))).ToArray();
+        }
+        else if (Config.UseLuLambdas)
+        {
+            // λ evenly spaced from log σ_max to log σ_min (Lu et al., "uniform logSNR")
+            double lambdaMax = logTrainingSigmas[^1], lambdaMin = logTrainingSigmas[0];
+            s = ScheduleMath.Linspace(0, 1, steps).Select(r => Math.Exp(lambdaMax + r * (lambdaMin - lambdaMax))).ToArray();
+            timesteps = s.Select(v => ScheduleMath.Round(ScheduleMath.SigmaToT(v, logTrainingSigmas))).ToArray();
+        }
+        else
+        {
+            s = timesteps.Select(t => ScheduleMath.Interp(t, trainingSigmas)).ToArray();
+        }
+        float last = Config.FinalSigmasType == FinalSigmasType.SigmaMin ? trainingSigmas[0] : 0f;
+        sigmas = s.Select(v => (float)v).Append(last).ToArray();
+        return timesteps;
+    }
+
+    protected override void ResetHistory()
+    {
+        for (int i = 0; i < modelOutputs.Length; i++)
+        {
+            modelOutputs[i]?.Dispose();
+            modelOutputs[i] = null;
+        }
+        lowerOrderNums = 0;
+    }
+
+    /// <summary>diffusers falls back to the last index for a timestep not in the schedule.</summary>
+    protected override int IndexForTimestep(double timestep)
+    {
+        var t = Timesteps;
+        int first = -1;
+        for (int i = 0; i < t.Count; i++)
+        {
+            if (t[i] != timestep) continue;
+            if (first >= 0) return i;
+            first = i;
+        }
+        return first >= 0 ? first : t.Count - 1;
+    }
+
+    /// <summary>α_t = 1/√(σ² + 1), σ_t = σ α_t (VP quantities of a VE sigma).</summary>
+    private static (double Alpha, double Sigma) AlphaSigma(double sigma)
+    {
+        double alpha = 1 / Math.Sqrt(sigma * sigma + 1);
+        return (alpha, sigma * alpha);
+    }
+
+    private static double Lambda(double sigma)
+    {
+        var (a, s) = AlphaSigma(sigma);
+        return Math.Log(a) - Math.Log(s);
+    }
+
+    public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
+    {
+        RequireTimesteps();
+        int i = EnsureStepIndex(timestep);
+        int n = Timesteps.Count;
+        bool lowerOrderFinal = i == n - 1 &&
+            (Config.EulerAtFinal || (Config.LowerOrderFinal && n < 15) || Config.FinalSigmasType == FinalSigmasType.Zero);
+        bool lowerOrderSecond = i == n - 2 && Config.LowerOrderFinal && n < 15;
+
+        using var scope = DisposeScope.Enter();
+        var converted = ConvertModelOutput(modelOutput, sample, sigmas[i]);
+        modelOutputs[0]?.Dispose();
+        for (int k = 0; k < modelOutputs.Length - 1; k++) modelOutputs[k] = modelOutputs[k + 1];
+        modelOutputs[^1] = converted.DetachFromDisposeScope();
+
+        var x = sample.To(DType.Float32);
+        Tensor? z = IsSde ? DrawNoise(noise, modelOutput, DType.Float32) : null;
+
+        Tensor prev;
+        if (Config.SolverOrder == 1 || lowerOrderNums < 1 || lowerOrderFinal)
+            prev = FirstOrderUpdate(converted, x, i, z);
+        else if (Config.SolverOrder == 2 || lowerOrderNums < 2 || lowerOrderSecond)
+            prev = SecondOrderUpdate(x, i, z);
+        else
+            prev = ThirdOrderUpdate(x, i);
+        if (lowerOrderNums < Config.SolverOrder) lowerOrderNums++;
+
+        prev = prev.To(modelOutput.DType);
+        StepIndex = i + 1;
+        // the data prediction x̂₀ (dpmsolver++); the ε-form variants have none
+        var predOriginal = IsPlusPlus ? converted.Alias() : null;
+        return new SchedulerStepOutput(scope.Keep(prev), predOriginal is null ? null : scope.Keep(predOriginal));
+    }
+
+    /// <summary>The quantity the solver integrates: x̂₀ for DPM-Solver++, ε̂ for DPM-Solver.</summary>
+    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, double sigma)
+    {
+        if (Config.VarianceType is not null && Config.PredictionType == PredictionType.Epsilon)
+            modelOutput = modelOutput.Slice(1, 0, 3); // learned variance: the first 3 channels are ε
+        var (alpha, sigmaT) = AlphaSigma(sigma);
+        if (IsPlusPlus)
+        {
+            return Config.PredictionType switch
+            {
+                PredictionType.Epsilon => (sample - sigmaT * modelOutput) / alpha,
+                PredictionType.Sample => modelOutput.Alias(),
+                _ => alpha * sample - sigmaT * modelOutput,
+            };
+        }
+        return Config.PredictionType switch
+        {
+            PredictionType.Epsilon => modelOutput.Alias(),
+            PredictionType.Sample => (sample - alpha * modelOutput) / sigmaT,
+            _ => alpha * modelOutput + sigmaT * sample,
+        };
+    }
+
+    /// <summary>DPM-Solver-1 (= DDIM): h = λ_t − λ_s.</summary>
+    private Tensor FirstOrderUpdate(Tensor m0, Tensor x, int i, Tensor? z)
+    {
+        var (alphaT, sigmaT) = AlphaSigma(sigmas[i + 1]);
+        var (alphaS, sigmaS) = AlphaSigma(sigmas[i]);
+        double h = Lambda(sigmas[i + 1]) - Lambda(sigmas[i]);
+        return Config.AlgorithmType switch
+        {
+            // x_t = (σ_t/σ_s) x − α_t (e^{−h} − 1) x̂₀
+            DpmAlgorithmType.DpmSolverPlusPlus => sigmaT / sigmaS * x - alphaT * (Math.Exp(-h) - 1.0) * m0,
+            // x_t = (α_t/α_s) x − σ_t (e^{h} − 1) ε̂
+            DpmAlgorithmType.DpmSolver => alphaT / alphaS * x - sigmaT * (Math.Exp(h) - 1.0) * m0,
+            DpmAlgorithmType.SdeDpmSolverPlusPlus =>
+                sigmaT / sigmaS * Math.Exp(-h) * x + alphaT * (1 - Math.Exp(-2.0 * h)) * m0 + sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * z!,
+            _ => alphaT / alphaS * x - 2.0 * (sigmaT * (Math.Exp(h) - 1.0)) * m0 + sigmaT * Math.Sqrt(Math.Exp(2 * h) - 1.0) * z!,
+        };
+    }
+
+    /// <summary>Multistep second order: D0 = m0, D1 = (m0 − m1)/r0 with r0 = h_{prev}/h.</summary>
+    private Tensor SecondOrderUpdate(Tensor x, int i, Tensor? z)
+    {
+        var (alphaT, sigmaT) = AlphaSigma(sigmas[i + 1]);
+        var (alphaS0, sigmaS0) = AlphaSigma(sigmas[i]);
+        double lambdaT = Lambda(sigmas[i + 1]), lambdaS0 = Lambda(sigmas[i]), lambdaS1 = Lambda(sigmas[i - 1]);
+        var m0 = modelOutputs[^1]!;
+        var m1 = modelOutputs[^2]!;
+        double h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1, r0 = h0 / h;
+        var d0 = m0;
+        var d1 = 1.0 / r0 * (m0 - m1);
+        bool midpoint = Config.SolverType == DpmSolverType.Midpoint;
+        switch (Config.AlgorithmType)
+        {
+            case DpmAlgorithmType.DpmSolverPlusPlus:
+            {
+                double c = alphaT * (Math.Exp(-h) - 1.0);
+                return midpoint
+                    ? sigmaT / sigmaS0 * x - c * d0 - 0.5 * c * d1
+                    : sigmaT / sigmaS0 * x - c * d0 + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1;
+            }
+            case DpmAlgorithmType.DpmSolver:
+            {
+                double c = sigmaT * (Math.Exp(h) - 1.0);
+                return midpoint
+                    ? alphaT / alphaS0 * x - c * d0 - 0.5 * c * d1
+                    : alphaT / alphaS0 * x - c * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1;
+            }
+            case DpmAlgorithmType.SdeDpmSolverPlusPlus:
+            {
+                double c = alphaT * (1 - Math.Exp(-2.0 * h));
+                var noiseTerm = sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * z!;
+                return midpoint
+                    ? sigmaT / sigmaS0 * Math.Exp(-h) * x + c * d0 + 0.5 * c * d1 + noiseTerm
+                    : sigmaT / sigmaS0 * Math.Exp(-h) * x + c * d0 + alphaT * ((1.0 - Math.Exp(-2.0 * h)) / (-2.0 * h) + 1.0) * d1 + noiseTerm;
+            }
+            default:
+            {
+                double c = sigmaT * (Math.Exp(h) - 1.0);
+                var noiseTerm = sigmaT * Math.Sqrt(Math.Exp(2 * h) - 1.0) * z!;
+                return midpoint
+                    ? alphaT / alphaS0 * x - 2.0 * c * d0 - c * d1 + noiseTerm
+                    : alphaT / alphaS0 * x - 2.0 * c * d0 - 2.0 * (sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0)) * d1 + noiseTerm;
+            }
+        }
+    }
+
+    /// <summary>Multistep third order (ODE variants only), from the last three outputs.</summary>
+    private Tensor ThirdOrderUpdate(Tensor x, int i)
+    {
+        var (alphaT, sigmaT) = AlphaSigma(sigmas[i + 1]);
+        var (alphaS0, sigmaS0) = AlphaSigma(sigmas[i]);
+        double lambdaT = Lambda(sigmas[i + 1]), lambdaS0 = Lambda(sigmas[i]);
+        double lambdaS1 = Lambda(sigmas[i - 1]), lambdaS2 = Lambda(sigmas[i - 2]);
+        var m0 = modelOutputs[^1]!;
+        var m1 = modelOutputs[^2]!;
+        var m2 = modelOutputs[^3]!;
+        double h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1, h1 = lambdaS1 - lambdaS2;
+        double r0 = h0 / h, r1 = h1 / h;
+        var d10 = 1.0 / r0 * (m0 - m1);
+        var d11 = 1.0 / r1 * (m1 - m2);
+        var d1 = d10 + r0 / (r0 + r1) * (d10 - d11);
+        var d2 = 1.0 / (r0 + r1) * (d10 - d11);
+        if (IsPlusPlus)
+        {
+            return sigmaT / sigmaS0 * x - alphaT * (Math.Exp(-h) - 1.0) * m0
+                + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1
+                - alphaT * ((Math.Exp(-h) - 1.0 + h) / (h * h) - 0.5) * d2;
+        }
+        return alphaT / alphaS0 * x - sigmaT * (Math.Exp(h) - 1.0) * m0
+            - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1
+            - sigmaT * ((Math.Exp(h) - 1.0 - h) / (h * h) - 0.5) * d2;
+    }
+
+    /// <summary>x = α_t x₀ + σ_t ε with (α_t, σ_t) from σ at the begin index or at each timestep.</summary>
+    public override Tensor AddNoise(Tensor original, Tensor noise, Tensor timesteps)
+    {
+        using var scope = DisposeScope.Enter();
+        var sigma = HostValues(timesteps)
+            .Select(t => sigmas[BeginIndex is null ? IndexForTimestep(t) : StepIndex ?? BeginIndex.Value])
+            .ToArray();
+        // α_t and σ_t computed in the sample's dtype from σ, as diffusers does
+        var s = PerItem(sigma, original);
+        var alpha = 1.0 / (s.Square() + 1.0).Sqrt();
+        return scope.Keep(alpha * original + s * alpha * noise);
+    }
+}
