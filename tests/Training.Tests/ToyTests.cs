@@ -42,14 +42,23 @@ public class ToyTests(ITestOutputHelper output)
         var dir = TestDirectory.Create();
         try
         {
-            var recipe = new ToyRecipe { SamplePoints = 2000, Training = ToyRecipe.DefaultTraining with { MaxSteps = 2000, CheckpointEvery = 0, SampleEvery = 0 } };
+            var recipe = new ToyRecipe { SamplePoints = 2000, Training = ToyRecipe.DefaultTraining with { MaxSteps = 2000, CheckpointEvery = 0, SampleEvery = 1000 } };
             var watch = Stopwatch.StartNew();
             var outcome = ToyTraining.Run(recipe, dir);
             output.WriteLine($"2000 steps + sampling in {watch.Elapsed.TotalSeconds:F1} s ({outcome.Training.StepsPerSecond:F0} it/s); " +
                 $"mean nearest distance: samples {outcome.MeanNearestDistance:F4}, noise {outcome.NoiseMeanNearestDistance:F4}");
             Assert.Equal(100, outcome.ForwardFrames.Count);
+            Assert.True(File.Exists(Path.Combine(dir, "samples", "step-001000.png")));
             Assert.Equal(101, outcome.ReverseFrames.Count);
             Assert.Equal(0, outcome.ReverseFrames[^1].Step);
+            // forward.png and reverse.png are animated (an acTL chunk before the image data), samples.png a still.
+            Assert.Equal(["forward.png", "reverse.png", "samples.png"], outcome.Images.Select(Path.GetFileName));
+            foreach (var image in outcome.Images)
+            {
+                var bytes = File.ReadAllBytes(image);
+                Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, bytes[..4]);
+                Assert.Equal(!image.EndsWith("samples.png"), System.Text.Encoding.ASCII.GetString(bytes).Contains("acTL"));
+            }
             // Thresholds from the write-up's own PyTorch code run for the same 2000 steps (batch 512, Adam
             // 1e-3, clip 1.0): its samples lie 0.025 (mean) / 0.014 (median) from the nearest data point,
             // against ≈ 1.06 for N(0, I) noise; the data's own noise is 0.01 per coordinate. The bounds
