@@ -210,3 +210,26 @@ internal static class SyncProgress
 {
     public static SyncProgress<T> Of<T>(Action<T> report) => new(report);
 }
+
+public class TrainingConsoleTests
+{
+    [Fact]
+    public void PlainLinesAreThrottledButEventsAndTheEndAlwaysShow()
+    {
+        var text = new StringWriter();
+        var plain = new PlainTrainingProgress(text, TimeSpan.FromSeconds(10));
+        TrainingProgress At(long step, double seconds, string? e = null) =>
+            new(step, 100, 0.5, 1e-4, 4.0, TimeSpan.FromSeconds(seconds), TimeSpan.FromSeconds((100 - step) / 4.0), e);
+        plain.Report(At(1, 0.2));
+        plain.Report(At(2, 0.4));                      // too soon
+        plain.Report(At(50, 12));
+        plain.Report(At(50, 12.1, "checkpoint step-000050"));
+        plain.Report(At(100, 13));                     // the last step always
+        var lines = text.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(4, lines.Length);
+        Assert.Equal("step 1/100 · loss 0.5000 · lr 1.00e-04 · 4.00 it/s · ETA 0:24", lines[0].TrimEnd());
+        Assert.Equal("step 50: checkpoint step-000050", lines[2].TrimEnd());
+        Assert.StartsWith("step 100/100", lines[3]);
+        Assert.Equal("1:03:05", TrainingConsole.Format(new TimeSpan(1, 3, 5)));
+    }
+}
