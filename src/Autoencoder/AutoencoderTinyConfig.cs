@@ -1,0 +1,91 @@
+using System.Text.Json.Serialization;
+using LatentDiffusion.Torch.Config;
+
+namespace LatentDiffusion.Autoencoder;
+
+/// <summary>
+/// diffusers' <c>AutoencoderTiny</c> config.json (TAESD). Defaults are diffusers 0.30.3's, which are
+/// TAESD for SD1/SD2 latents (4 channels); TAESDXL is the same, TAESD3/TAEF1 have 16 latent channels
+/// and TAEF2 32 with <see cref="UseMidblockGn"/>.
+/// </summary>
+public sealed record AutoencoderTinyConfig
+{
+    public const string ClassName = "AutoencoderTiny";
+
+    [JsonPropertyName("in_channels")] public int InChannels { get; init; } = 3;
+    [JsonPropertyName("out_channels")] public int OutChannels { get; init; } = 3;
+    [JsonPropertyName("encoder_block_out_channels")] public int[] EncoderBlockOutChannels { get; init; } = [64, 64, 64, 64];
+    [JsonPropertyName("decoder_block_out_channels")] public int[] DecoderBlockOutChannels { get; init; } = [64, 64, 64, 64];
+    [JsonPropertyName("act_fn")] public string ActFn { get; init; } = "relu";
+    [JsonPropertyName("upsample_fn")] public string UpsampleFn { get; init; } = "nearest";
+    [JsonPropertyName("latent_channels")] public int LatentChannels { get; init; } = 4;
+    [JsonPropertyName("upsampling_scaling_factor")] public int UpsamplingScalingFactor { get; init; } = 2;
+
+    /// <summary>Blocks after each encoder conv: the first conv keeps the size, later ones halve it.</summary>
+    [JsonPropertyName("num_encoder_blocks")] public int[] NumEncoderBlocks { get; init; } = [1, 3, 3, 3];
+
+    /// <summary>Blocks of each decoder stage; every stage but the last ends with an upsample and a conv.</summary>
+    [JsonPropertyName("num_decoder_blocks")] public int[] NumDecoderBlocks { get; init; } = [3, 3, 3, 1];
+
+    /// <summary>Raw latents map to [0, 1] as z / (2·magnitude) + shift, for storing them as 8-bit images.</summary>
+    [JsonPropertyName("latent_magnitude")] public double LatentMagnitude { get; init; } = 3;
+    [JsonPropertyName("latent_shift")] public double LatentShift { get; init; } = 0.5;
+    [JsonPropertyName("force_upcast")] public bool ForceUpcast { get; init; }
+    [JsonPropertyName("scaling_factor")] public double ScalingFactor { get; init; } = 1.0;
+    [JsonPropertyName("shift_factor")] public double ShiftFactor { get; init; }
+
+    /// <summary>diffusers also records decoder_block_out_channels under this name; informational.</summary>
+    [JsonPropertyName("block_out_channels")] public int[]? BlockOutChannels { get; init; }
+
+    /// <summary>
+    /// Not a diffusers option: TAEF2's "midblock GN" (taesd.py's use_midblock_gn). Each block of the
+    /// encoder's last stage and the decoder's first stage first adds a global pooling branch,
+    /// x += conv1×1(ReLU(GroupNorm₄(conv1×1(x)))) with 4× the channels, under the keys pool.0/1/3.
+    /// </summary>
+    [JsonPropertyName("use_midblock_gn")] public bool UseMidblockGn { get; init; }
+
+    /// <summary>TAESD for SD1.x/SD2.x/SDXL latents.</summary>
+    public static AutoencoderTinyConfig Taesd => new();
+
+    /// <summary>TAESD3 / TAEF1: 16 latent channels.</summary>
+    public static AutoencoderTinyConfig Taef1 => new() { LatentChannels = 16 };
+
+    /// <summary>TAEF2 (FLUX.2 latents): 32 latent channels and midblock GroupNorm pooling.</summary>
+    public static AutoencoderTinyConfig Taef2 => new() { LatentChannels = 32, UseMidblockGn = true };
+
+    public static AutoencoderTinyConfig Load(string path)
+    {
+        var className = ConfigJson.ClassName(path);
+        if (className is not null && className != ClassName)
+            throw new ConfigException($"{path}: '_class_name' is \"{className}\", not {ClassName}");
+        var config = ConfigJson.Load<AutoencoderTinyConfig>(path);
+        config.Validate(path);
+        return config;
+    }
+
+    public void Validate(string source = "AutoencoderTiny config")
+    {
+        void Fail(string field, string why) => throw new ConfigException($"{source}: '{field}' {why}");
+
+        if (EncoderBlockOutChannels is not { Length: > 0 }) Fail("encoder_block_out_channels", "must list at least one stage");
+        if (NumEncoderBlocks is null || NumEncoderBlocks.Length != EncoderBlockOutChannels.Length)
+            Fail("num_encoder_blocks", "must have the same length as encoder_block_out_channels");
+        // diffusers' EncoderTiny feeds stage i's stride-2 conv with block_out_channels[i] channels.
+        if (EncoderBlockOutChannels.Distinct().Count() != 1) Fail("encoder_block_out_channels", "must be equal at every stage (as diffusers' EncoderTiny assumes)");
+        if (DecoderBlockOutChannels is not { Length: > 0 }) Fail("decoder_block_out_channels", "must list at least one stage");
+        if (NumDecoderBlocks is null || NumDecoderBlocks.Length != DecoderBlockOutChannels.Length)
+            Fail("num_decoder_blocks", "must have the same length as decoder_block_out_channels");
+        if (DecoderBlockOutChannels.Distinct().Count() != 1) Fail("decoder_block_out_channels", "must be equal at every stage (as diffusers' DecoderTiny assumes)");
+        if (NumEncoderBlocks!.Any(n => n < 0)) Fail("num_encoder_blocks", "must not be negative");
+        if (NumDecoderBlocks!.Any(n => n < 0)) Fail("num_decoder_blocks", "must not be negative");
+        if (!Activation.IsSupported(ActFn))
+            Fail("act_fn", $"is \"{ActFn}\", which is not supported (use one of {string.Join(", ", Activation.Names)})");
+        if (UpsampleFn is not ("nearest" or "bilinear" or "bicubic"))
+            Fail("upsample_fn", $"is \"{UpsampleFn}\"; only nearest, bilinear and bicubic are supported");
+        if (UpsamplingScalingFactor < 1) Fail("upsampling_scaling_factor", "must be positive");
+        if (LatentChannels < 1) Fail("latent_channels", "must be positive");
+        if (InChannels < 1) Fail("in_channels", "must be positive");
+        if (OutChannels < 1) Fail("out_channels", "must be positive");
+        if (LatentMagnitude <= 0) Fail("latent_magnitude", "must be positive");
+    }
+}

@@ -1,0 +1,95 @@
+using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.NN;
+
+namespace LatentDiffusion.Autoencoder;
+
+/// <summary>
+/// diffusers' VAE <c>Encoder</c>: conv_in → down_blocks (each halves the size except the last) →
+/// mid_block (resnet, attention, resnet) → GroupNorm → SiLU → conv_out to 2 × latent channels
+/// (mean and log-variance, "double_z").
+/// </summary>
+public sealed class Encoder : Module<Tensor, Tensor>
+{
+    /// <summary>GroupNorm epsilon of every VAE block (diffusers passes resnet_eps=1e-6).</summary>
+    public const double Eps = 1e-6;
+
+    public Conv2d ConvIn { get; }
+    public ModuleList<DownEncoderBlock2D> DownBlocks { get; }
+    public UNetMidBlock2D MidBlock { get; }
+    public GroupNorm ConvNormOut { get; }
+    public SiLU ConvAct { get; }
+    public Conv2d ConvOut { get; }
+
+    public Encoder(AutoencoderKLConfig config, Generator? generator = null)
+    {
+        var channels = config.BlockOutChannels;
+        var groups = config.NormNumGroups;
+        ConvIn = RegisterModule("conv_in", new Conv2d(config.InChannels, channels[0], 3, padding: 1, generator: generator));
+        DownBlocks = RegisterModule("down_blocks", new ModuleList<DownEncoderBlock2D>());
+        for (int i = 0; i < channels.Length; i++)
+        {
+            DownBlocks.Add(new DownEncoderBlock2D(channels[Math.Max(i - 1, 0)], channels[i], config.LayersPerBlock, groups, Eps, config.ActFn,
+                addDownsample: i < channels.Length - 1, downsamplePadding: 0, generator));
+        }
+        MidBlock = RegisterModule("mid_block", new UNetMidBlock2D(channels[^1], groups, Eps, config.ActFn, config.MidBlockAddAttention, generator));
+        ConvNormOut = RegisterModule("conv_norm_out", new GroupNorm(groups, channels[^1], Eps));
+        ConvAct = RegisterModule("conv_act", new SiLU());
+        ConvOut = RegisterModule("conv_out", new Conv2d(channels[^1], 2 * config.LatentChannels, 3, padding: 1, generator: generator));
+    }
+
+    public override Tensor Forward(Tensor sample)
+    {
+        using var scope = DisposeScope.Enter();
+        var hidden = ConvIn.Forward(sample);
+        foreach (var block in DownBlocks) hidden = hidden.Then(block.Forward);
+        return scope.Keep(hidden
+            .Then(MidBlock.Forward)
+            .Then(ConvNormOut.Forward)
+            .Then(ConvAct.Forward)
+            .Then(ConvOut.Forward));
+    }
+}
+
+/// <summary>
+/// diffusers' VAE <c>Decoder</c>: conv_in → mid_block → up_blocks (each doubles the size except the
+/// last; layers_per_block + 1 resnets each) → GroupNorm → SiLU → conv_out to image channels.
+/// </summary>
+public sealed class Decoder : Module<Tensor, Tensor>
+{
+    public Conv2d ConvIn { get; }
+    public ModuleList<UpDecoderBlock2D> UpBlocks { get; }
+    public UNetMidBlock2D MidBlock { get; }
+    public GroupNorm ConvNormOut { get; }
+    public SiLU ConvAct { get; }
+    public Conv2d ConvOut { get; }
+
+    public Decoder(AutoencoderKLConfig config, Generator? generator = null)
+    {
+        var reversed = config.BlockOutChannels.Reverse().ToArray();
+        var groups = config.NormNumGroups;
+        const double eps = Encoder.Eps;
+        ConvIn = RegisterModule("conv_in", new Conv2d(config.LatentChannels, reversed[0], 3, padding: 1, generator: generator));
+        // diffusers assigns the (empty) up_blocks list before mid_block, so it comes first in the state dict.
+        UpBlocks = RegisterModule("up_blocks", new ModuleList<UpDecoderBlock2D>());
+        MidBlock = RegisterModule("mid_block", new UNetMidBlock2D(reversed[0], groups, eps, config.ActFn, config.MidBlockAddAttention, generator));
+        for (int i = 0; i < reversed.Length; i++)
+        {
+            UpBlocks.Add(new UpDecoderBlock2D(reversed[Math.Max(i - 1, 0)], reversed[i], config.LayersPerBlock + 1, groups, eps, config.ActFn,
+                addUpsample: i < reversed.Length - 1, generator));
+        }
+        ConvNormOut = RegisterModule("conv_norm_out", new GroupNorm(groups, reversed[^1], eps));
+        ConvAct = RegisterModule("conv_act", new SiLU());
+        ConvOut = RegisterModule("conv_out", new Conv2d(reversed[^1], config.OutChannels, 3, padding: 1, generator: generator));
+    }
+
+    public override Tensor Forward(Tensor latents)
+    {
+        using var scope = DisposeScope.Enter();
+        var hidden = ConvIn.Forward(latents).Then(MidBlock.Forward);
+        foreach (var block in UpBlocks) hidden = hidden.Then(block.Forward);
+        return scope.Keep(hidden
+            .Then(ConvNormOut.Forward)
+            .Then(ConvAct.Forward)
+            .Then(ConvOut.Forward));
+    }
+}

@@ -1,0 +1,152 @@
+using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.NN;
+
+namespace LatentDiffusion.LatentUNet;
+
+/// <summary>GEGLU (Shazeer 2020): one projection to twice the width, split into a value and a gate: h · gelu(gate).</summary>
+public sealed class GEGLU : Module<Tensor, Tensor>
+{
+    private readonly Linear proj;
+
+    public GEGLU(long dimIn, long dimOut, bool bias = true) => proj = RegisterModule("proj", new Linear(dimIn, dimOut * 2, bias));
+
+    public Linear Proj => proj;
+
+    public override Tensor Forward(Tensor input)
+    {
+        using var scope = DisposeScope.Enter();
+        var parts = proj.Forward(input).Chunk(2, -1);
+        return scope.Keep(parts[0] * Functional.Gelu(parts[1]));
+    }
+}
+
+/// <summary>diffusers' FeedForward with the GEGLU activation: net.0 (GEGLU, dim → inner), net.1 dropout, net.2 Linear(inner → dim_out).</summary>
+public sealed class FeedForward : Module<Tensor, Tensor>
+{
+    private readonly Sequential net;
+
+    public FeedForward(long dim, long? dimOut = null, int mult = 4, double dropout = 0, string activationFn = "geglu",
+        bool finalDropout = false, long? innerDim = null, bool bias = true)
+    {
+        if (activationFn != "geglu") throw ConfigErrors.Unsupported("activation_fn", activationFn, "\"geglu\"");
+        var inner = innerDim ?? dim * mult;
+        net = RegisterModule("net", new Sequential(new GEGLU(dim, inner, bias), new Dropout(dropout), new Linear(inner, dimOut ?? dim, bias)));
+        if (finalDropout) net.Add(new Dropout(dropout));
+    }
+
+    public override Tensor Forward(Tensor input) => net.Forward(input);
+}
+
+/// <summary>
+/// diffusers' BasicTransformerBlock with layer norms (pre-norm, residual after each part):
+/// <code>
+/// x = attn1(norm1(x)) + x                self-attention (cross-attention when only_cross_attention)
+/// x = attn2(norm2(x), context) + x       cross-attention to the text states
+/// x = ff(norm3(x)) + x                   GEGLU feed-forward
+/// </code>
+/// </summary>
+public sealed class BasicTransformerBlock : Module
+{
+    private readonly LayerNorm norm1;
+    private readonly Attention attn1;
+    private readonly LayerNorm? norm2;
+    private readonly Attention? attn2;
+    private readonly LayerNorm norm3;
+    private readonly FeedForward ff;
+
+    public bool OnlyCrossAttention { get; }
+
+    public BasicTransformerBlock(long dim, int numAttentionHeads, int attentionHeadDim, double dropout = 0,
+        long? crossAttentionDim = null, string activationFn = "geglu", bool attentionBias = false, bool onlyCrossAttention = false,
+        bool doubleSelfAttention = false, bool upcastAttention = false, bool normElementwiseAffine = true, double normEps = 1e-5,
+        bool finalDropout = false, long? ffInnerDim = null, bool ffBias = true, bool attentionOutBias = true)
+    {
+        OnlyCrossAttention = onlyCrossAttention;
+        norm1 = RegisterModule("norm1", new LayerNorm(dim, normEps, normElementwiseAffine));
+        attn1 = RegisterModule("attn1", new Attention(dim, onlyCrossAttention ? crossAttentionDim : null, numAttentionHeads,
+            attentionHeadDim, dropout, attentionBias, upcastAttention, outBias: attentionOutBias));
+        if (crossAttentionDim is not null || doubleSelfAttention)
+        {
+            norm2 = RegisterModule("norm2", new LayerNorm(dim, normEps, normElementwiseAffine));
+            attn2 = RegisterModule("attn2", new Attention(dim, doubleSelfAttention ? null : crossAttentionDim, numAttentionHeads,
+                attentionHeadDim, dropout, attentionBias, upcastAttention, outBias: attentionOutBias));
+        }
+        norm3 = RegisterModule("norm3", new LayerNorm(dim, normEps, normElementwiseAffine));
+        ff = RegisterModule("ff", new FeedForward(dim, dropout: dropout, activationFn: activationFn, finalDropout: finalDropout,
+            innerDim: ffInnerDim, bias: ffBias));
+    }
+
+    public Attention Attn1 => attn1;
+    public Attention? Attn2 => attn2;
+
+    /// <summary>Tokens [N, L, dim] attending to <paramref name="encoderHiddenStates"/> [N, S, cross_attention_dim].</summary>
+    public Tensor Forward(Tensor hidden, Tensor? encoderHiddenStates = null)
+    {
+        using var scope = DisposeScope.Enter();
+        var x = attn1.Forward(norm1.Forward(hidden), OnlyCrossAttention ? encoderHiddenStates : null) + hidden;
+        if (attn2 is not null) x = attn2.Forward(norm2!.Forward(x), encoderHiddenStates) + x;
+        x = ff.Forward(norm3.Forward(x)) + x;
+        return scope.Keep(x);
+    }
+}
+
+/// <summary>
+/// diffusers' Transformer2DModel for continuous (image) input, the "SpatialTransformer" of LDM:
+/// GroupNorm (eps 1e-6) → proj_in (1×1 conv, or Linear on tokens with use_linear_projection) →
+/// BasicTransformerBlocks over the H·W tokens → proj_out → + input.
+/// </summary>
+public sealed class Transformer2DModel : Module
+{
+    private readonly GroupNorm norm;
+    private readonly Module<Tensor, Tensor> projIn;
+    private readonly ModuleList<BasicTransformerBlock> transformerBlocks;
+    private readonly Module<Tensor, Tensor> projOut;
+
+    public bool UseLinearProjection { get; }
+
+    public Transformer2DModel(int numAttentionHeads, int attentionHeadDim, long inChannels, long? outChannels = null,
+        int numLayers = 1, double dropout = 0, int normNumGroups = 32, long? crossAttentionDim = null, bool attentionBias = false,
+        string activationFn = "geglu", bool onlyCrossAttention = false, bool doubleSelfAttention = false,
+        bool upcastAttention = false, bool useLinearProjection = false, bool normElementwiseAffine = true, double normEps = 1e-5)
+    {
+        UseLinearProjection = useLinearProjection;
+        long inner = (long)numAttentionHeads * attentionHeadDim;
+        long outC = outChannels ?? inChannels;
+        norm = RegisterModule("norm", new GroupNorm(normNumGroups, inChannels, 1e-6));
+        projIn = RegisterModule<Module<Tensor, Tensor>>("proj_in",
+            useLinearProjection ? new Linear(inChannels, inner) : new Conv2d(inChannels, inner, 1));
+        transformerBlocks = RegisterModule("transformer_blocks", new ModuleList<BasicTransformerBlock>(
+            Enumerable.Range(0, numLayers).Select(_ => new BasicTransformerBlock(inner, numAttentionHeads, attentionHeadDim, dropout,
+                crossAttentionDim, activationFn, attentionBias, onlyCrossAttention, doubleSelfAttention, upcastAttention,
+                normElementwiseAffine, normEps))));
+        projOut = RegisterModule<Module<Tensor, Tensor>>("proj_out",
+            useLinearProjection ? new Linear(inner, outC) : new Conv2d(inner, outC, 1));
+    }
+
+    public IReadOnlyList<BasicTransformerBlock> TransformerBlocks => transformerBlocks;
+
+    /// <summary>Feature map [N, C, H, W] attending to <paramref name="encoderHiddenStates"/>; returns [N, C, H, W].</summary>
+    public Tensor Forward(Tensor hidden, Tensor? encoderHiddenStates = null)
+    {
+        using var scope = DisposeScope.Enter();
+        var shape = hidden.Shape;
+        long n = shape[0], h = shape[2], w = shape[3];
+        var x = norm.Forward(hidden);
+        // Tokens [N, H·W, C]: the 1×1 conv projects before flattening, the Linear after.
+        if (!UseLinearProjection) x = projIn.Forward(x);
+        x = x.Permute(0, 2, 3, 1).Reshape(n, h * w, x.Size(1));
+        if (UseLinearProjection) x = projIn.Forward(x);
+
+        foreach (var block in transformerBlocks)
+        {
+            var next = block.Forward(x, encoderHiddenStates);
+            x.Dispose();
+            x = next;
+        }
+
+        if (UseLinearProjection) x = projOut.Forward(x);
+        x = x.Reshape(n, h, w, x.Size(-1)).Permute(0, 3, 1, 2).Contiguous();
+        if (!UseLinearProjection) x = projOut.Forward(x);
+        return scope.Keep(x + hidden);
+    }
+}

@@ -1,0 +1,112 @@
+using System.Text.Json.Serialization;
+
+namespace LatentDiffusion.LatentUNet;
+
+/// <summary>
+/// config.json of diffusers' UNet2DConditionModel (the Stable Diffusion U-Net), every field with
+/// diffusers' name and default. Per-block values may be one value or a list (<see cref="OneOrMany{T}"/>).
+/// Beware the historical naming: <c>attention_head_dim</c> is the NUMBER OF HEADS of the cross-attention
+/// blocks when <c>num_attention_heads</c> is null (SD1.x: 8; SD2.x: [5, 10, 20, 20]).
+/// </summary>
+public sealed record UNet2DConditionModelConfig
+{
+    public const string ClassName = "UNet2DConditionModel";
+
+    [JsonPropertyName("sample_size")] public OneOrMany<int>? SampleSize { get; init; }
+    [JsonPropertyName("in_channels")] public int InChannels { get; init; } = 4;
+    [JsonPropertyName("out_channels")] public int OutChannels { get; init; } = 4;
+    [JsonPropertyName("center_input_sample")] public bool CenterInputSample { get; init; }
+    [JsonPropertyName("flip_sin_to_cos")] public bool FlipSinToCos { get; init; } = true;
+    [JsonPropertyName("freq_shift")] public double FreqShift { get; init; }
+    [JsonPropertyName("down_block_types")] public string[] DownBlockTypes { get; init; } = ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"];
+    [JsonPropertyName("mid_block_type")] public string? MidBlockType { get; init; } = "UNetMidBlock2DCrossAttn";
+    [JsonPropertyName("up_block_types")] public string[] UpBlockTypes { get; init; } = ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"];
+    [JsonPropertyName("only_cross_attention")] public OneOrMany<bool> OnlyCrossAttention { get; init; } = false;
+    [JsonPropertyName("block_out_channels")] public int[] BlockOutChannels { get; init; } = [320, 640, 1280, 1280];
+    [JsonPropertyName("layers_per_block")] public OneOrMany<int> LayersPerBlock { get; init; } = 2;
+    [JsonPropertyName("downsample_padding")] public int DownsamplePadding { get; init; } = 1;
+    [JsonPropertyName("mid_block_scale_factor")] public double MidBlockScaleFactor { get; init; } = 1;
+    [JsonPropertyName("dropout")] public double Dropout { get; init; }
+    [JsonPropertyName("act_fn")] public string ActFn { get; init; } = "silu";
+    [JsonPropertyName("norm_num_groups")] public int? NormNumGroups { get; init; } = 32;
+    [JsonPropertyName("norm_eps")] public double NormEps { get; init; } = 1e-5;
+    [JsonPropertyName("cross_attention_dim")] public OneOrMany<int> CrossAttentionDim { get; init; } = 1280;
+    [JsonPropertyName("transformer_layers_per_block")] public OneOrMany<int> TransformerLayersPerBlock { get; init; } = 1;
+    [JsonPropertyName("reverse_transformer_layers_per_block")] public int[][]? ReverseTransformerLayersPerBlock { get; init; }
+    [JsonPropertyName("encoder_hid_dim")] public int? EncoderHidDim { get; init; }
+    [JsonPropertyName("encoder_hid_dim_type")] public string? EncoderHidDimType { get; init; }
+    [JsonPropertyName("attention_head_dim")] public OneOrMany<int> AttentionHeadDim { get; init; } = 8;
+    [JsonPropertyName("num_attention_heads")] public OneOrMany<int>? NumAttentionHeads { get; init; }
+    [JsonPropertyName("dual_cross_attention")] public bool DualCrossAttention { get; init; }
+    [JsonPropertyName("use_linear_projection")] public bool UseLinearProjection { get; init; }
+    [JsonPropertyName("class_embed_type")] public string? ClassEmbedType { get; init; }
+    [JsonPropertyName("addition_embed_type")] public string? AdditionEmbedType { get; init; }
+    [JsonPropertyName("addition_time_embed_dim")] public int? AdditionTimeEmbedDim { get; init; }
+    [JsonPropertyName("num_class_embeds")] public int? NumClassEmbeds { get; init; }
+    [JsonPropertyName("upcast_attention")] public bool UpcastAttention { get; init; }
+    [JsonPropertyName("resnet_time_scale_shift")] public string ResnetTimeScaleShift { get; init; } = "default";
+    [JsonPropertyName("resnet_skip_time_act")] public bool ResnetSkipTimeAct { get; init; }
+    [JsonPropertyName("resnet_out_scale_factor")] public double ResnetOutScaleFactor { get; init; } = 1.0;
+    [JsonPropertyName("time_embedding_type")] public string TimeEmbeddingType { get; init; } = "positional";
+    [JsonPropertyName("time_embedding_dim")] public int? TimeEmbeddingDim { get; init; }
+    [JsonPropertyName("time_embedding_act_fn")] public string? TimeEmbeddingActFn { get; init; }
+    [JsonPropertyName("timestep_post_act")] public string? TimestepPostAct { get; init; }
+    /// <summary>Width of an extra timestep condition (LCM-distilled models embed the guidance scale this way).</summary>
+    [JsonPropertyName("time_cond_proj_dim")] public int? TimeCondProjDim { get; init; }
+    [JsonPropertyName("conv_in_kernel")] public int ConvInKernel { get; init; } = 3;
+    [JsonPropertyName("conv_out_kernel")] public int ConvOutKernel { get; init; } = 3;
+    [JsonPropertyName("projection_class_embeddings_input_dim")] public int? ProjectionClassEmbeddingsInputDim { get; init; }
+    [JsonPropertyName("attention_type")] public string AttentionType { get; init; } = "default";
+    [JsonPropertyName("class_embeddings_concat")] public bool ClassEmbeddingsConcat { get; init; }
+    [JsonPropertyName("mid_block_only_cross_attention")] public bool? MidBlockOnlyCrossAttention { get; init; }
+    [JsonPropertyName("cross_attention_norm")] public string? CrossAttentionNorm { get; init; }
+    [JsonPropertyName("addition_embed_type_num_heads")] public int AdditionEmbedTypeNumHeads { get; init; } = 64;
+
+    /// <summary>Checks what diffusers checks, and that every option is one this implementation supports.</summary>
+    public void Validate()
+    {
+        int n = DownBlockTypes.Length;
+        if (UpBlockTypes.Length != n)
+            throw ConfigErrors.Invalid("up_block_types", $"has {UpBlockTypes.Length} entries but down_block_types has {n}");
+        if (BlockOutChannels.Length != n)
+            throw ConfigErrors.Invalid("block_out_channels", $"has {BlockOutChannels.Length} entries but down_block_types has {n}");
+        if (n == 0) throw ConfigErrors.Invalid("block_out_channels", "is empty");
+        // diffusers itself refuses num_attention_heads (issue 2011): attention_head_dim carries the head count.
+        if (NumAttentionHeads is not null)
+            throw ConfigErrors.Unsupported("num_attention_heads", NumAttentionHeads, "null; diffusers reads the head count from attention_head_dim");
+        OnlyCrossAttention.PerBlock(n, "only_cross_attention");
+        LayersPerBlock.PerBlock(n, "layers_per_block");
+        CrossAttentionDim.PerBlock(n, "cross_attention_dim");
+        TransformerLayersPerBlock.PerBlock(n, "transformer_layers_per_block");
+        AttentionHeadDim.PerBlock(n, "attention_head_dim");
+        if (ReverseTransformerLayersPerBlock is not null)
+            throw ConfigErrors.Unsupported("reverse_transformer_layers_per_block", "a list", "null");
+        if (NormNumGroups is null) throw ConfigErrors.Unsupported("norm_num_groups", null, "a group count");
+        if (DualCrossAttention) throw ConfigErrors.Unsupported("dual_cross_attention", true, "false");
+        if (AdditionEmbedType is not null) throw ConfigErrors.Unsupported("addition_embed_type", AdditionEmbedType, "null");
+        if (AttentionType != "default") throw ConfigErrors.Unsupported("attention_type", AttentionType, "\"default\"");
+        if (EncoderHidDimType is not (null or "text_proj"))
+            throw ConfigErrors.Unsupported("encoder_hid_dim_type", EncoderHidDimType, "null or \"text_proj\"");
+        if (EncoderHidDimType is not null && EncoderHidDim is null)
+            throw ConfigErrors.Invalid("encoder_hid_dim", $"must be set when encoder_hid_dim_type is \"{EncoderHidDimType}\"");
+        if (EncoderHidDim is not null && CrossAttentionDim.IsList)
+            throw ConfigErrors.Unsupported("cross_attention_dim", CrossAttentionDim, "a single value with encoder_hid_dim");
+        if (TimeEmbeddingType is not ("positional" or "fourier"))
+            throw ConfigErrors.Unsupported("time_embedding_type", TimeEmbeddingType, "\"positional\" or \"fourier\"");
+        if (ResnetTimeScaleShift is not ("default" or "scale_shift"))
+            throw ConfigErrors.Unsupported("resnet_time_scale_shift", ResnetTimeScaleShift, "\"default\" or \"scale_shift\"");
+        if (MidBlockType is not (null or "UNetMidBlock2DCrossAttn" or "UNetMidBlock2D"))
+            throw ConfigErrors.Unsupported("mid_block_type", MidBlockType, "\"UNetMidBlock2DCrossAttn\", \"UNetMidBlock2D\" or null");
+        foreach (var t in DownBlockTypes)
+            if (UNetBlockTypes.Strip(t) is not ("CrossAttnDownBlock2D" or "DownBlock2D" or "AttnDownBlock2D"))
+                throw ConfigErrors.Unsupported("down_block_types", t, "\"CrossAttnDownBlock2D\", \"DownBlock2D\" or \"AttnDownBlock2D\"");
+        foreach (var t in UpBlockTypes)
+            if (UNetBlockTypes.Strip(t) is not ("CrossAttnUpBlock2D" or "UpBlock2D" or "AttnUpBlock2D"))
+                throw ConfigErrors.Unsupported("up_block_types", t, "\"CrossAttnUpBlock2D\", \"UpBlock2D\" or \"AttnUpBlock2D\"");
+        if (ConvInKernel % 2 == 0) throw ConfigErrors.Invalid("conv_in_kernel", "must be odd");
+        if (ConvOutKernel % 2 == 0) throw ConfigErrors.Invalid("conv_out_kernel", "must be odd");
+        Activations.Create(ActFn).Dispose();
+        if (TimeEmbeddingActFn is not null) Activations.Create(TimeEmbeddingActFn, "time_embedding_act_fn").Dispose();
+        if (TimestepPostAct is not null) Activations.Create(TimestepPostAct, "timestep_post_act").Dispose();
+    }
+}

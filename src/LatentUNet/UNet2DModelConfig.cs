@@ -1,0 +1,77 @@
+using System.Text.Json.Serialization;
+
+namespace LatentDiffusion.LatentUNet;
+
+/// <summary>
+/// config.json of diffusers' UNet2DModel (the unconditional pixel-space U-Net of DDPM), with
+/// diffusers' names and defaults. Note <c>attention_head_dim</c> is here the number of channels per
+/// head, null meaning one head spanning all channels.
+/// </summary>
+public sealed record UNet2DModelConfig
+{
+    public const string ClassName = "UNet2DModel";
+
+    [JsonPropertyName("sample_size")] public OneOrMany<int>? SampleSize { get; init; }
+    [JsonPropertyName("in_channels")] public int InChannels { get; init; } = 3;
+    [JsonPropertyName("out_channels")] public int OutChannels { get; init; } = 3;
+    [JsonPropertyName("center_input_sample")] public bool CenterInputSample { get; init; }
+    /// <summary>"positional" (sinusoidal), "fourier" (Gaussian Fourier features of log σ) or "learned" (an embedding table).</summary>
+    [JsonPropertyName("time_embedding_type")] public string TimeEmbeddingType { get; init; } = "positional";
+    [JsonPropertyName("freq_shift")] public double FreqShift { get; init; }
+    [JsonPropertyName("flip_sin_to_cos")] public bool FlipSinToCos { get; init; } = true;
+    [JsonPropertyName("down_block_types")] public string[] DownBlockTypes { get; init; } = ["DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"];
+    [JsonPropertyName("up_block_types")] public string[] UpBlockTypes { get; init; } = ["AttnUpBlock2D", "AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"];
+    [JsonPropertyName("block_out_channels")] public int[] BlockOutChannels { get; init; } = [224, 448, 672, 896];
+    [JsonPropertyName("layers_per_block")] public int LayersPerBlock { get; init; } = 2;
+    [JsonPropertyName("mid_block_scale_factor")] public double MidBlockScaleFactor { get; init; } = 1;
+    [JsonPropertyName("downsample_padding")] public int DownsamplePadding { get; init; } = 1;
+    [JsonPropertyName("downsample_type")] public string DownsampleType { get; init; } = "conv";
+    [JsonPropertyName("upsample_type")] public string UpsampleType { get; init; } = "conv";
+    [JsonPropertyName("dropout")] public double Dropout { get; init; }
+    [JsonPropertyName("act_fn")] public string ActFn { get; init; } = "silu";
+    [JsonPropertyName("attention_head_dim")] public int? AttentionHeadDim { get; init; } = 8;
+    [JsonPropertyName("norm_num_groups")] public int NormNumGroups { get; init; } = 32;
+    [JsonPropertyName("attn_norm_num_groups")] public int? AttnNormNumGroups { get; init; }
+    [JsonPropertyName("norm_eps")] public double NormEps { get; init; } = 1e-5;
+    [JsonPropertyName("resnet_time_scale_shift")] public string ResnetTimeScaleShift { get; init; } = "default";
+    [JsonPropertyName("add_attention")] public bool AddAttention { get; init; } = true;
+    /// <summary>null (a class table when num_class_embeds is set), "timestep" or "identity".</summary>
+    [JsonPropertyName("class_embed_type")] public string? ClassEmbedType { get; init; }
+    [JsonPropertyName("num_class_embeds")] public int? NumClassEmbeds { get; init; }
+    [JsonPropertyName("num_train_timesteps")] public int? NumTrainTimesteps { get; init; }
+
+    /// <summary>Checks what diffusers checks, and that every option is one this implementation supports.</summary>
+    public void Validate()
+    {
+        if (DownBlockTypes.Length != UpBlockTypes.Length)
+            throw ConfigErrors.Invalid("up_block_types", $"has {UpBlockTypes.Length} entries but down_block_types has {DownBlockTypes.Length}");
+        if (BlockOutChannels.Length != DownBlockTypes.Length)
+            throw ConfigErrors.Invalid("block_out_channels", $"has {BlockOutChannels.Length} entries but down_block_types has {DownBlockTypes.Length}");
+        if (BlockOutChannels.Length == 0) throw ConfigErrors.Invalid("block_out_channels", "is empty");
+        if (TimeEmbeddingType is not ("positional" or "fourier" or "learned"))
+            throw ConfigErrors.Unsupported("time_embedding_type", TimeEmbeddingType, "\"positional\", \"fourier\" or \"learned\"");
+        if (TimeEmbeddingType == "learned" && NumTrainTimesteps is null)
+            throw ConfigErrors.Invalid("num_train_timesteps", "must be set for time_embedding_type \"learned\"");
+        if (ResnetTimeScaleShift is not ("default" or "scale_shift"))
+            throw ConfigErrors.Unsupported("resnet_time_scale_shift", ResnetTimeScaleShift, "\"default\" or \"scale_shift\"");
+        if (DownsampleType is not ("conv" or "resnet"))
+            throw ConfigErrors.Unsupported("downsample_type", DownsampleType, "\"conv\" or \"resnet\"");
+        if (UpsampleType is not ("conv" or "resnet"))
+            throw ConfigErrors.Unsupported("upsample_type", UpsampleType, "\"conv\" or \"resnet\"");
+        if (ClassEmbedType is not (null or "timestep" or "identity"))
+            throw ConfigErrors.Unsupported("class_embed_type", ClassEmbedType, "null, \"timestep\" or \"identity\"");
+        foreach (var t in DownBlockTypes)
+            if (UNetBlockTypes.Strip(t) is not ("DownBlock2D" or "AttnDownBlock2D"))
+                throw ConfigErrors.Unsupported("down_block_types", t, "\"DownBlock2D\" or \"AttnDownBlock2D\"");
+        foreach (var t in UpBlockTypes)
+            if (UNetBlockTypes.Strip(t) is not ("UpBlock2D" or "AttnUpBlock2D"))
+                throw ConfigErrors.Unsupported("up_block_types", t, "\"UpBlock2D\" or \"AttnUpBlock2D\"");
+        Activations.Create(ActFn).Dispose();
+    }
+}
+
+internal static class UNetBlockTypes
+{
+    /// <summary>diffusers accepts "UNetRes" before a block type name ("UNetResDownBlock2D").</summary>
+    public static string Strip(string type) => type.StartsWith("UNetRes", StringComparison.Ordinal) ? type[7..] : type;
+}

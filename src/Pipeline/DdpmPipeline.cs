@@ -1,0 +1,135 @@
+using System.Text.Json.Nodes;
+using LatentDiffusion.LatentUNet;
+using LatentDiffusion.Pipeline.Noise;
+using LatentDiffusion.Pipeline.Schedulers;
+using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.Config;
+using LatentDiffusion.Torch.NN;
+
+namespace LatentDiffusion.Pipeline;
+
+/// <summary>What to generate with <see cref="DdpmPipeline"/>.</summary>
+/// <param name="BatchSize">Number of images.</param>
+/// <param name="Steps">Inference steps (diffusers' DDPMPipeline default: 1000).</param>
+/// <param name="Height">Image height; null: the U-Net's sample_size.</param>
+/// <param name="Width">Image width; null: the U-Net's sample_size.</param>
+public sealed record DdpmOptions(int BatchSize = 1, int Steps = 1000, int? Height = null, int? Width = null);
+
+/// <summary>Progress of a generation: <see cref="Step"/> of <see cref="TotalSteps"/> steps done, the last at <see cref="Timestep"/>.</summary>
+public readonly record struct DdpmProgress(int Step, int TotalSteps, double Timestep);
+
+/// <summary>
+/// diffusers' DDPMPipeline: unconditional image generation in pixel space with a
+/// <see cref="UNet2DModel"/> and a scheduler (DDPM, or any other). From x_T ~ N(0, I):
+/// <code>
+/// for t in timesteps:  x = scheduler.step(unet(x, t), t, x)      (variance noise drawn from the noise source)
+/// image = clamp(x / 2 + 0.5, 0, 1)                               as [N, H, W, C] (output_type "np")
+/// </code>
+/// The pipeline owns its U-Net and scheduler.
+/// </summary>
+public sealed class DdpmPipeline : IDisposable
+{
+    public const string ClassName = "DDPMPipeline";
+
+    public UNet2DModel UNet { get; }
+    public IScheduler Scheduler { get; }
+
+    public DdpmPipeline(UNet2DModel unet, IScheduler scheduler)
+    {
+        UNet = unet;
+        Scheduler = scheduler;
+    }
+
+    /// <summary>
+    /// Loads a diffusers DDPMPipeline folder: model_index.json, unet/ (UNet2DModel) and
+    /// scheduler/scheduler_config.json, e.g. google/ddpm-cifar10-32.
+    /// </summary>
+    public static DdpmPipeline FromPretrained(string directory, Device? device = null)
+    {
+        var index = Path.Combine(directory, "model_index.json");
+        if (!File.Exists(index)) throw new FileNotFoundException($"{index}: not found (expected a diffusers DDPMPipeline folder)", index);
+        var json = JsonNode.Parse(File.ReadAllText(index)) as JsonObject ?? throw new ConfigException($"{index}: is not a JSON object");
+        var className = json["_class_name"]?.GetValue<string>();
+        if (className is not null && className != ClassName)
+            throw new ConfigException($"{index}: field '_class_name' is \"{className}\", expected \"{ClassName}\"");
+        foreach (var component in new[] { "unet", "scheduler" })
+            if (json[component] is null) throw new ConfigException($"{index}: field '{component}' is missing");
+        var unetClass = json["unet"]!.AsArray()[1]?.GetValue<string>();
+        if (unetClass != UNet2DModelConfig.ClassName)
+            throw new ConfigException($"{index}: field 'unet' names {unetClass}, expected {UNet2DModelConfig.ClassName}");
+
+        var unet = UNet2DModel.FromPretrained(Path.Combine(directory, "unet"));
+        try
+        {
+            if (device is { } d) unet.To(d);
+            var scheduler = SchedulerFactory.Load(Path.Combine(directory, "scheduler", "scheduler_config.json"));
+            return new DdpmPipeline(unet.Eval(), scheduler);
+        }
+        catch
+        {
+            unet.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Generates <see cref="DdpmOptions.BatchSize"/> images. Every random draw (the initial image, then the
+    /// scheduler's per-step variance noise) comes from <paramref name="noise"/>, in diffusers' order.
+    /// Returns [N, H, W, C] float32 on the CPU with values in [0, 1] (diffusers' output_type "np").
+    /// </summary>
+    public Tensor Generate(DdpmOptions options, INoiseSource noise, IProgress<DdpmProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(noise);
+        if (options.BatchSize < 1) throw new ArgumentOutOfRangeException(nameof(options), options.BatchSize, "batch size must be at least 1");
+        if (options.Steps < 1) throw new ArgumentOutOfRangeException(nameof(options), options.Steps, "steps must be at least 1");
+        var (height, width) = Size(options);
+        var weight = UNet.StateDict()["conv_in.weight"];
+        var (device, dtype) = (weight.Device, weight.DType);
+
+        using var inference = Torch.Torch.InferenceMode();
+        using var scope = DisposeScope.Enter();
+        Scheduler.SetTimesteps(options.Steps, device);
+        var image = noise.Next([options.BatchSize, UNet.Config.InChannels, height, width], dtype, device);
+        if (Scheduler.InitNoiseSigma != 1) image = image * Scheduler.InitNoiseSigma;
+
+        var timesteps = Scheduler.Timesteps;
+        for (int i = 0; i < timesteps.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var t = timesteps[i];
+            using (var step = DisposeScope.Enter())
+            {
+                var input = Scheduler.ScaleModelInput(image, t);
+                var timestep = Torch.Torch.Scalar(t, Scheduler.TimestepDType, device);
+                var modelOutput = UNet.Forward(input, timestep);
+                var next = step.Keep(Scheduler.Step(modelOutput, t, image, noise).PrevSample);
+                image.Dispose();
+                image = next;
+            }
+            progress?.Report(new DdpmProgress(i + 1, timesteps.Count, t));
+        }
+
+        var result = (image / 2 + 0.5).Clamp(0, 1).Permute(0, 2, 3, 1).To(Device.CPU, DType.Float32).Contiguous();
+        return scope.Keep(result);
+    }
+
+    private (long Height, long Width) Size(DdpmOptions options)
+    {
+        var configured = UNet.Config.SampleSize;
+        long? h = options.Height ?? (configured is null ? null : configured.IsList ? configured.List![0] : configured.Value);
+        long? w = options.Width ?? (configured is null ? null : configured.IsList ? configured.List![1] : configured.Value);
+        if (h is null || w is null) throw new ArgumentException("the U-Net's config has no sample_size: give Height and Width");
+        long multiple = 1L << (UNet.Config.BlockOutChannels.Length - 1);
+        if (h % multiple != 0 || w % multiple != 0)
+            throw new ArgumentException($"image size {h}×{w} must be a multiple of {multiple} (the U-Net downsamples {UNet.Config.BlockOutChannels.Length - 1} times)");
+        return (h.Value, w.Value);
+    }
+
+    public void Dispose()
+    {
+        UNet.Dispose();
+        Scheduler.Dispose();
+    }
+}

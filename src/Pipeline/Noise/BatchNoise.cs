@@ -1,0 +1,40 @@
+using LatentDiffusion.Torch;
+
+namespace LatentDiffusion.Pipeline.Noise;
+
+/// <summary>
+/// One noise source per image of a batch: a draw of shape [n, …] takes one [1, …] draw from each
+/// source and concatenates them. This is how diffusers draws with a list of generators, and what
+/// lets image i of a batch use seed + i (as AUTOMATIC1111 does) and still equal a single-image run.
+/// </summary>
+public sealed class BatchNoise : INoiseSource, IDisposable
+{
+    private readonly IReadOnlyList<INoiseSource> sources;
+
+    public BatchNoise(IReadOnlyList<INoiseSource> sources)
+    {
+        if (sources.Count == 0) throw new ArgumentException("a batch needs at least one noise source", nameof(sources));
+        this.sources = sources;
+    }
+
+    /// <summary>Image i draws from a CPU generator seeded <paramref name="seed"/> + i.</summary>
+    public static BatchNoise FromSeed(ulong seed, int images) =>
+        new(Enumerable.Range(0, images).Select(i => (INoiseSource)new GeneratorNoise(seed + (ulong)i)).ToList());
+
+    public Tensor Next(long[] shape, DType dtype, Device device)
+    {
+        if (shape.Length == 0 || shape[0] != sources.Count)
+            throw new ArgumentException($"noise of shape [{string.Join(", ", shape)}] does not have one row per image ({sources.Count})");
+        if (sources.Count == 1) return sources[0].Next(shape, dtype, device);
+        var one = (long[])shape.Clone();
+        one[0] = 1;
+        using var scope = DisposeScope.Enter();
+        var parts = sources.Select(s => s.Next(one, dtype, device)).ToList();
+        return scope.Keep(Tensor.Cat(parts));
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in sources) (s as IDisposable)?.Dispose();
+    }
+}

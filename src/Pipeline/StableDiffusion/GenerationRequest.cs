@@ -1,0 +1,96 @@
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Torch;
+
+namespace LatentDiffusion.Pipeline.StableDiffusion;
+
+/// <summary>What to generate. Defaults are diffusers' where it has one.</summary>
+public record GenerationRequest
+{
+    public required string Prompt { get; init; }
+
+    /// <summary>What to steer away from; empty means the unconditional (empty) prompt.</summary>
+    public string NegativePrompt { get; init; } = "";
+
+    public int Steps { get; init; } = 30;
+
+    /// <summary>Classifier-free guidance scale; guidance is off (one U-Net pass per step) when ≤ 1.</summary>
+    public double GuidanceScale { get; init; } = 7.5;
+
+    /// <summary>Rescales the guided prediction's standard deviation (Lin et al. 2023, §3.4); 0 = off.</summary>
+    public double GuidanceRescale { get; init; }
+
+    /// <summary>A sampler name ("euler_a", "dpmpp_2m_karras", …); null keeps the model's own scheduler.</summary>
+    public string? Sampler { get; init; }
+
+    public ulong Seed { get; init; }
+
+    /// <summary>Output size in pixels (multiples of 8); null takes the U-Net's sample_size × 8.</summary>
+    public int? Width { get; init; }
+    public int? Height { get; init; }
+
+    /// <summary>Images to make; image i uses seed + i.</summary>
+    public int NumImages { get; init; } = 1;
+
+    /// <summary>AUTOMATIC1111's "Clip skip": 1 uses the last text-encoder layer, 2 the penultimate, …</summary>
+    public int ClipSkip { get; init; } = 1;
+
+    /// <summary>DDIM's η (0 = deterministic); ignored by other samplers.</summary>
+    public double Eta { get; init; }
+
+    /// <summary>Initial latents [n, C, h/8, w/8] instead of drawing them (they are scaled by the scheduler's init_noise_sigma).</summary>
+    public Tensor? Latents { get; init; }
+
+    /// <summary>Split prompts over 75 tokens into chunks (AUTOMATIC1111) instead of truncating them.</summary>
+    public bool LongPrompts { get; init; } = true;
+
+    /// <summary>Parse AUTOMATIC1111 emphasis "(word:1.3)", "(word)", "[word]".</summary>
+    public bool PromptWeighting { get; init; } = true;
+
+    public void Validate()
+    {
+        if (Steps < 1) throw new ArgumentOutOfRangeException(nameof(Steps), Steps, "steps must be at least 1");
+        if (GuidanceScale < 0) throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "guidance scale must be ≥ 0");
+        if (GuidanceRescale is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(GuidanceRescale), GuidanceRescale, "guidance rescale must be in [0, 1]");
+        if (NumImages < 1) throw new ArgumentOutOfRangeException(nameof(NumImages), NumImages, "the number of images must be at least 1");
+        if (ClipSkip < 1) throw new ArgumentOutOfRangeException(nameof(ClipSkip), ClipSkip, "clip skip counts from 1 (the last layer)");
+        if (Eta < 0) throw new ArgumentOutOfRangeException(nameof(Eta), Eta, "eta must be ≥ 0");
+        if (Width is int w && (w <= 0 || w % 8 != 0)) throw new ArgumentOutOfRangeException(nameof(Width), w, "width must be a positive multiple of 8");
+        if (Height is int h && (h <= 0 || h % 8 != 0)) throw new ArgumentOutOfRangeException(nameof(Height), h, "height must be a positive multiple of 8");
+    }
+}
+
+/// <summary>Image-to-image: start from a reference image noised to <see cref="Strength"/>.</summary>
+public sealed record ImageToImageRequest : GenerationRequest
+{
+    /// <summary>
+    /// The reference image. It is resized (Lanczos) and center-cropped to the output size when Width/Height
+    /// are given; otherwise its own size rounded down to a multiple of 8 is used.
+    /// </summary>
+    public required RgbImage InitImage { get; init; }
+
+    /// <summary>How much to change the image: 1 ignores it, values near 0 keep it (diffusers' strength).</summary>
+    public double Strength { get; init; } = 0.8;
+
+    public new void Validate()
+    {
+        base.Validate();
+        if (Strength is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(Strength), Strength, "strength must be in (0, 1]");
+    }
+}
+
+/// <summary>Progress of one generation: reported after every denoising step.</summary>
+public sealed record GenerationProgress(int Step, int TotalSteps, double Timestep, TimeSpan Elapsed, RgbImage? Preview = null);
+
+/// <summary>
+/// The images (one per requested image) with their parameters, the final latents before decoding
+/// (diffusers' output_type "latent"), and the decoded pixels as float32 [n, H, W, 3] in [0, 1]
+/// (diffusers' output_type "np"), before quantisation to 8 bits.
+/// </summary>
+public sealed record GenerationResult(IReadOnlyList<RgbImage> Images, IReadOnlyList<GenerationParameters> Parameters, Tensor Latents, Tensor Pixels) : IDisposable
+{
+    public void Dispose()
+    {
+        Latents.Dispose();
+        Pixels.Dispose();
+    }
+}

@@ -1,0 +1,54 @@
+using System.Text.Json.Nodes;
+
+namespace LatentDiffusion.Pipeline.StableDiffusion;
+
+/// <summary>
+/// A diffusers pipeline folder's model_index.json: which class each component folder holds.
+/// Components whose entry is [null, null] (safety checker, feature extractor) are absent.
+/// </summary>
+public sealed record ModelIndex(string ClassName, IReadOnlyDictionary<string, (string Library, string ClassName)> Components)
+{
+    public static ModelIndex Load(string directory)
+    {
+        var path = Path.Combine(directory, "model_index.json");
+        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"{directory}: model folder not found");
+        if (!File.Exists(path)) throw new FileNotFoundException($"{directory}: no model_index.json (not a diffusers pipeline folder)");
+        JsonObject root;
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new InvalidDataException($"{path}: not valid JSON ({e.Message})");
+        }
+        var components = new Dictionary<string, (string, string)>();
+        foreach (var (key, value) in root)
+        {
+            if (key.StartsWith('_') || value is not JsonArray { Count: 2 } pair) continue;
+            if (pair[0] is null || pair[1] is null) continue;
+            components[key] = (pair[0]!.GetValue<string>(), pair[1]!.GetValue<string>());
+        }
+        var className = root["_class_name"]?.GetValue<string>() ?? throw new InvalidDataException($"{path}: missing _class_name");
+        return new ModelIndex(className, components);
+    }
+
+    /// <summary>The folder of component <paramref name="name"/>, checking that the index names the expected class.</summary>
+    public string Require(string directory, string name, params string[] classNames)
+    {
+        if (!Components.TryGetValue(name, out var entry))
+            throw new InvalidDataException($"{directory}: model_index.json has no '{name}' component");
+        if (classNames.Length > 0 && !classNames.Contains(entry.ClassName))
+            throw new InvalidDataException($"{directory}: component '{name}' is a {entry.ClassName}; supported: {string.Join(", ", classNames)}");
+        var folder = Path.Combine(directory, name);
+        if (!Directory.Exists(folder)) throw new DirectoryNotFoundException($"{directory}: component folder '{name}/' is missing");
+        return folder;
+    }
+
+    public static void Save(string directory, string className, IEnumerable<(string Name, string Library, string ClassName)> components)
+    {
+        var root = new JsonObject { ["_class_name"] = className, ["_diffusers_version"] = "0.30.3" };
+        foreach (var (name, library, cls) in components) root[name] = new JsonArray(library, cls);
+        Torch.AtomicFile.WriteAllText(Path.Combine(directory, "model_index.json"), root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+}

@@ -1,0 +1,147 @@
+using LatentDiffusion.Autoencoder;
+using LatentDiffusion.LatentUNet;
+using LatentDiffusion.Pipeline.Checkpoints;
+using LatentDiffusion.Pipeline.Schedulers;
+using LatentDiffusion.TextEncoder;
+using LatentDiffusion.Torch.Config;
+using LatentDiffusion.Torch.NN;
+
+namespace LatentDiffusion.Pipeline.StableDiffusion;
+
+// Loading: diffusers pipeline folders and single-file checkpoints in the original layout.
+public sealed partial class StableDiffusionPipeline
+{
+    private static readonly string[] PipelineClasses = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"];
+
+    /// <summary>Loads a diffusers folder (model_index.json) or a single-file .safetensors checkpoint.</summary>
+    public static StableDiffusionPipeline FromPretrained(string path, PipelineOptions? options = null)
+    {
+        options ??= new PipelineOptions();
+        if (File.Exists(path)) return FromSingleFile(path, options);
+        var index = ModelIndex.Load(path);
+        if (!PipelineClasses.Contains(index.ClassName))
+            throw new InvalidDataException($"{path}: model_index.json describes a {index.ClassName}; supported: {string.Join(", ", PipelineClasses)}");
+
+        var tokenizer = ClipTokenizer.FromDirectory(index.Require(path, "tokenizer", "CLIPTokenizer", "CLIPTokenizerFast"));
+        var scheduler = SchedulerConfig.Load(index.Require(path, "scheduler", [.. SchedulerConfig.SupportedClassNames]));
+        var disposables = new List<IDisposable>();
+        try
+        {
+            var textEncoder = Track(disposables, ClipTextModel.FromPretrained(index.Require(path, "text_encoder", "CLIPTextModel"), variant: options.Variant));
+            var unet = Track(disposables, UNet2DConditionModel.FromPretrained(index.Require(path, "unet", "UNet2DConditionModel"), options.Variant));
+            var vae = Track(disposables, AutoencoderKL.FromPretrained(index.Require(path, "vae", "AutoencoderKL"), variant: options.Variant));
+            return new StableDiffusionPipeline(tokenizer, textEncoder, unet, vae, scheduler, ModelNameOf(path), options);
+        }
+        catch
+        {
+            foreach (var d in disposables) d.Dispose();
+            throw;
+        }
+    }
+
+    private static T Track<T>(List<IDisposable> list, T item) where T : IDisposable
+    {
+        list.Add(item);
+        return item;
+    }
+
+    private static string ModelNameOf(string path) => Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(Path.GetFullPath(path)));
+
+    /// <summary>
+    /// A single-file Stable Diffusion 1.x/2.x checkpoint: the family is inferred from the weights
+    /// (or <see cref="PipelineOptions.CheckpointKind"/>), the architecture comes from the family's
+    /// configs, and the tensors are renamed to diffusers' names on load.
+    /// </summary>
+    public static StableDiffusionPipeline FromSingleFile(string path, PipelineOptions? options = null)
+    {
+        options ??= new PipelineOptions();
+        using var checkpoint = SingleFileCheckpoint.Open(path, options.CheckpointKind);
+        var configs = FamilyConfigs.For(checkpoint.Kind);
+        var tokenizer = LoadTokenizer(path, options.TokenizerPath);
+        var disposables = new List<IDisposable>();
+        try
+        {
+            using var skip = Init.SkipInitialization();
+            var unet = Track(disposables, new UNet2DConditionModel(configs.Unet));
+            var vae = Track(disposables, new AutoencoderKL(configs.Vae));
+            var textEncoder = Track(disposables, new ClipTextModel(configs.TextEncoder));
+            LoadComponent(checkpoint, "unet", unet, null);
+            LoadComponent(checkpoint, "vae", vae, null);
+            LoadComponent(checkpoint, "text_encoder", textEncoder, configs.TextEncoder.NumHiddenLayers);
+            return new StableDiffusionPipeline(tokenizer, textEncoder, unet, vae, configs.Scheduler, ModelNameOf(path), options);
+        }
+        catch
+        {
+            foreach (var d in disposables) d.Dispose();
+            throw;
+        }
+    }
+
+    private static void LoadComponent(SingleFileCheckpoint checkpoint, string component, Module module, int? maxTextLayers)
+    {
+        var tensors = checkpoint.Load(component, maxTextLayers: maxTextLayers);
+        try
+        {
+            var result = module.LoadStateDict(tensors, strict: false);
+            // position_ids is a buffer that some transformers versions saved and others did not.
+            var missing = result.Missing.Where(m => !m.EndsWith("position_ids", StringComparison.Ordinal)).ToList();
+            var unexpected = result.Unexpected.Where(u => !u.EndsWith("position_ids", StringComparison.Ordinal)).ToList();
+            if (missing.Count > 0 || unexpected.Count > 0)
+                throw new InvalidDataException($"{checkpoint.FilePath}: the {component} tensors do not fit the {checkpoint.Kind.Family} architecture: "
+                    + $"{missing.Count} missing (e.g. {string.Join(", ", missing.Take(3))}), {unexpected.Count} unexpected (e.g. {string.Join(", ", unexpected.Take(3))})");
+        }
+        catch (StateDictException e)
+        {
+            throw new InvalidDataException($"{checkpoint.FilePath}: {component}: {e.Message}", e);
+        }
+        finally
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>Single files carry no tokenizer: an explicit path, a tokenizer/ folder beside the file, or LDM_CLIP_TOKENIZER.</summary>
+    private static ClipTokenizer LoadTokenizer(string checkpointPath, string? explicitPath)
+    {
+        var candidates = new[]
+        {
+            explicitPath,
+            Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpointPath))!, "tokenizer"),
+            Environment.GetEnvironmentVariable("LDM_CLIP_TOKENIZER"),
+        };
+        foreach (var candidate in candidates)
+        {
+            if (string.IsNullOrEmpty(candidate)) continue;
+            if (Directory.Exists(candidate)) return ClipTokenizer.FromDirectory(candidate);
+            if (File.Exists(candidate)) return ClipTokenizer.FromOpenAiBpe(candidate);
+            if (candidate == explicitPath) throw new FileNotFoundException($"{candidate}: tokenizer not found");
+        }
+        throw new FileNotFoundException($"{checkpointPath}: a single-file checkpoint has no tokenizer; pass a CLIP tokenizer (a tokenizer/ folder of a diffusers model, or OpenAI's bpe_simple_vocab_16e6.txt.gz) with --tokenizer or LDM_CLIP_TOKENIZER, or put a tokenizer/ folder beside the checkpoint");
+    }
+}
+
+/// <summary>The architecture configs of a Stable Diffusion family (embedded from configs/models/).</summary>
+internal sealed record FamilyConfigs(UNet2DConditionModelConfig Unet, AutoencoderKLConfig Vae, ClipTextConfig TextEncoder, SchedulerConfig Scheduler)
+{
+    public static FamilyConfigs For(CheckpointKind kind)
+    {
+        var prefix = kind.Family == ModelFamily.StableDiffusion1 ? "sd15" : "sd21";
+        var unet = ConfigJson.Parse<UNet2DConditionModelConfig>(Resource($"{prefix}-unet.json"), $"{prefix}-unet.json");
+        unet.Validate();
+        var vae = ConfigJson.Parse<AutoencoderKLConfig>(Resource($"{prefix}-vae.json"), $"{prefix}-vae.json");
+        vae.Validate();
+        var text = ConfigJson.Parse<ClipTextConfig>(Resource($"{prefix}-text-encoder.json"), $"{prefix}-text-encoder.json", ClipTextConfig.GenericKeys);
+        text.Validate();
+        var scheduler = SchedulerConfig.Parse(Resource($"{prefix}-scheduler.json"));
+        scheduler = scheduler.ConvertTo(scheduler.ClassName, new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["prediction_type"] = kind.PredictionType });
+        return new FamilyConfigs(unet, vae, text, scheduler);
+    }
+
+    internal static string Resource(string name)
+    {
+        using var stream = typeof(FamilyConfigs).Assembly.GetManifestResourceStream("configs/models/" + name)
+            ?? throw new InvalidOperationException($"embedded config {name} is missing from the build");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}

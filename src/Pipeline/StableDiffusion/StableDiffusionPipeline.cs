@@ -1,0 +1,234 @@
+using System.Diagnostics;
+using LatentDiffusion.Autoencoder;
+using LatentDiffusion.LatentUNet;
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Pipeline.Noise;
+using LatentDiffusion.Pipeline.Schedulers;
+using LatentDiffusion.TextEncoder;
+using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.NN;
+
+namespace LatentDiffusion.Pipeline.StableDiffusion;
+
+/// <summary>
+/// Stable Diffusion text-to-image and image-to-image: CLIP text encoder → U-Net denoising loop in
+/// the VAE's latent space, with classifier-free guidance → VAE decode. Loads diffusers folders and
+/// single-file checkpoints; the numbers follow diffusers' StableDiffusion(Img2Img)Pipeline.
+/// </summary>
+public sealed partial class StableDiffusionPipeline : IDisposable
+{
+    public ClipTokenizer Tokenizer { get; }
+    public ClipTextModel TextEncoder { get; }
+    public UNet2DConditionModel Unet { get; }
+    public AutoencoderKL Vae { get; }
+    /// <summary>The default scheduler (a request's Sampler overrides it); diffusers' pipe.scheduler.</summary>
+    public SchedulerConfig SchedulerConfig { get; set; }
+
+    /// <summary>Name recorded in the PNG parameters (the folder or file name).</summary>
+    public string ModelName { get; }
+
+    public PipelineOptions Options { get; }
+
+    private readonly PromptEncoder prompts;
+
+    public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae,
+        SchedulerConfig schedulerConfig, string modelName, PipelineOptions? options = null)
+    {
+        Tokenizer = tokenizer;
+        TextEncoder = textEncoder;
+        Unet = unet;
+        Vae = vae;
+        SchedulerConfig = schedulerConfig;
+        ModelName = modelName;
+        Options = options ?? new PipelineOptions();
+        prompts = new PromptEncoder(tokenizer, textEncoder);
+        Configure();
+    }
+
+    private void Configure()
+    {
+        var o = Options;
+        Unet.Eval();
+        TextEncoder.Eval();
+        Vae.Eval();
+        if (o.Device != Device.CPU || o.DType != DType.Float32)
+        {
+            Unet.To(o.Device, o.DType);
+            TextEncoder.To(o.Device, o.DType);
+            Vae.To(o.Device, Vae.Config.ForceUpcast ? DType.Float32 : o.DType);
+        }
+        Vae.UseTiling = o.VaeTiling;
+        Vae.UseSlicing = o.VaeSlicing;
+        if (o.AttentionSliceSize is int slice) Unet.SetAttentionSlice(slice);
+    }
+
+    /// <summary>The VAE's spatial down-sampling factor (8 for Stable Diffusion).</summary>
+    public int VaeScaleFactor => Vae.Config.DownscaleFactor;
+
+    public GenerationResult TextToImage(GenerationRequest request, IProgress<GenerationProgress>? progress = null,
+        CancellationToken cancellation = default, INoiseSource? noise = null)
+    {
+        request.Validate();
+        return Generate(request, null, 1.0, progress, cancellation, noise);
+    }
+
+    public GenerationResult ImageToImage(ImageToImageRequest request, IProgress<GenerationProgress>? progress = null,
+        CancellationToken cancellation = default, INoiseSource? noise = null)
+    {
+        request.Validate();
+        return Generate(request, request.InitImage, request.Strength, progress, cancellation, noise);
+    }
+
+    private GenerationResult Generate(GenerationRequest r, RgbImage? initImage, double strength, IProgress<GenerationProgress>? progress,
+        CancellationToken cancellation, INoiseSource? noise)
+    {
+        var clock = Stopwatch.StartNew();
+        var (width, height) = OutputSize(r, initImage);
+        var device = Options.Device;
+        var n = r.NumImages;
+        using var ownedNoise = noise is null ? BatchNoise.FromSeed(r.Seed, n) : null;
+        var source = noise ?? ownedNoise!;
+
+        using var inference = Torch.Torch.InferenceMode();
+        using var scheduler = CreateScheduler(r);
+        scheduler.SetTimesteps(r.Steps, device);
+
+        var guided = r.GuidanceScale > 1;
+        using var embeddings = prompts.Encode(r, n, guided, Options);
+
+        // img2img starts part-way: diffusers' get_timesteps (init_timestep = ⌊steps × strength⌋).
+        var initSteps = Math.Min((int)(r.Steps * strength), r.Steps);
+        var start = Math.Max(r.Steps - initSteps, 0) * scheduler.Order;
+        var timesteps = scheduler.Timesteps.Skip(start).ToList();
+        if (timesteps.Count == 0)
+            throw new ArgumentOutOfRangeException(nameof(strength), strength, $"strength {strength} with {r.Steps} steps leaves no denoising step; raise strength or steps");
+        if (initImage is not null) scheduler.SetBeginIndex(start);
+
+        var latents = initImage is null
+            ? InitialLatents(r, n, width, height, scheduler, source)
+            : NoisedImageLatents(initImage, n, width, height, scheduler, timesteps[0], source);
+
+        for (int i = 0; i < timesteps.Count; i++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var t = timesteps[i];
+            using (var step = DisposeScope.Enter())
+            {
+                var input = guided ? Tensor.Cat([latents, latents]) : latents;
+                var scaled = scheduler.ScaleModelInput(input, t);
+                var prediction = Unet.Forward(scaled, t, embeddings);
+                if (guided) prediction = Guidance.Apply(prediction, r.GuidanceScale, r.GuidanceRescale);
+                var next = scheduler.Step(prediction, t, latents, source).PrevSample;
+                latents.Dispose();
+                latents = step.Keep(next);
+            }
+            progress?.Report(new GenerationProgress(i + 1, timesteps.Count, t, clock.Elapsed));
+        }
+
+        var pixels = Decode(latents);
+        var images = RgbImage.FromUnitTensor(pixels);
+        using var nhwc = pixels.Permute(0, 2, 3, 1);
+        var parameters = Enumerable.Range(0, n).Select(i => Parameters(r, width, height, i, initImage is null ? null : strength)).ToList();
+        var result = new GenerationResult(images, parameters, latents, nhwc.Contiguous());
+        pixels.Dispose();
+        return result;
+    }
+
+    /// <summary>Latents → images [n, 3, H, W] in [0, 1]: clamp(decode(latents / scaling_factor) / 2 + 0.5, 0, 1), in float32.</summary>
+    public Tensor Decode(Tensor latents)
+    {
+        using var scope = DisposeScope.Enter();
+        var unscaled = Vae.UnscaleLatents(latents.To(Vae.Config.ForceUpcast ? DType.Float32 : Options.DType));
+        var decoded = Vae.Decode(unscaled).To(DType.Float32);
+        return scope.Keep((decoded / 2 + 0.5).Clamp(0, 1));
+    }
+
+    private (int Width, int Height) OutputSize(GenerationRequest r, RgbImage? initImage)
+    {
+        if (initImage is not null && r.Width is null && r.Height is null)
+        {
+            var (w, h) = (initImage.Width / 8 * 8, initImage.Height / 8 * 8);
+            if (w == 0 || h == 0) throw new ArgumentException($"the init image is {initImage.Width}x{initImage.Height}; it must be at least 8x8");
+            return (w, h);
+        }
+        var sample = Unet.Config.SampleSize?.PerBlock(2, "sample_size") ?? [64, 64];
+        return (r.Width ?? sample[1] * VaeScaleFactor, r.Height ?? sample[0] * VaeScaleFactor);
+    }
+
+    private IScheduler CreateScheduler(GenerationRequest r)
+    {
+        var scheduler = r.Sampler is null ? SchedulerFactory.Create(SchedulerConfig) : SchedulerFactory.Create(r.Sampler, SchedulerConfig);
+        if (scheduler is DDIMScheduler ddim) ddim.Eta = r.Eta;
+        return scheduler;
+    }
+
+    /// <summary>x_T: the given latents or noise of shape [n, C, h/8, w/8] (diffusers' prepare_latents), times init_noise_sigma.</summary>
+    private Tensor InitialLatents(GenerationRequest r, int n, int width, int height, IScheduler scheduler, INoiseSource noise)
+    {
+        long[] shape = [n, Unet.Config.InChannels, height / VaeScaleFactor, width / VaeScaleFactor];
+        using var scope = DisposeScope.Enter();
+        Tensor x;
+        if (r.Latents is { } given)
+        {
+            if (!given.Shape.SequenceEqual(shape))
+                throw new ArgumentException($"the given latents are [{string.Join(", ", given.Shape)}] but this request needs [{string.Join(", ", shape)}]");
+            x = given.To(Options.Device, DType.Float32);
+        }
+        else
+        {
+            x = noise.Next(shape, DType.Float32, Options.Device);
+        }
+        return scope.Keep((x * scheduler.InitNoiseSigma).To(Options.DType));
+    }
+
+    /// <summary>img2img: z₀ = scaling × (μ + σε) of the VAE posterior, then noised to the first timestep with fresh noise.</summary>
+    private Tensor NoisedImageLatents(RgbImage image, int n, int width, int height, IScheduler scheduler, double timestep, INoiseSource noise)
+    {
+        using var scope = DisposeScope.Enter();
+        var sized = image.Width == width && image.Height == height ? image : image.ToRgb().ResizeAndCrop(width, height);
+        var pixels = sized.ToRgb().ToTensor().To(Options.Device, Vae.Config.ForceUpcast ? DType.Float32 : Options.DType);
+        var batch = n == 1 ? pixels : pixels.Repeat(n, 1, 1, 1);
+        using var posterior = Vae.Encode(batch);
+        var sample = posterior.Sample(noise.Next(posterior.Mean.Shape, posterior.Mean.DType, Options.Device));
+        var init = Vae.ScaleLatents(sample).To(DType.Float32);
+        var eps = noise.Next(init.Shape, DType.Float32, Options.Device);
+        var t = Torch.Torch.Full([n], timestep, scheduler.TimestepDType, Options.Device);
+        return scope.Keep(scheduler.AddNoise(init, eps, t).To(Options.DType));
+    }
+
+    private GenerationParameters Parameters(GenerationRequest r, int width, int height, int index, double? strength) => new()
+    {
+        Prompt = r.Prompt,
+        NegativePrompt = r.NegativePrompt,
+        Steps = r.Steps,
+        Sampler = SchedulerFactory.DisplayName(r.Sampler ?? SamplerNameOf(SchedulerConfig)),
+        CfgScale = r.GuidanceScale,
+        Seed = (long)(r.Seed + (ulong)index),
+        Width = width,
+        Height = height,
+        Model = ModelName,
+        Strength = strength,
+        ClipSkip = r.ClipSkip > 1 ? r.ClipSkip : null,
+        Eta = r.Eta > 0 ? r.Eta : null,
+    };
+
+    private static string SamplerNameOf(SchedulerConfig config) => config.ClassName switch
+    {
+        "DDPMScheduler" => "ddpm",
+        "DDIMScheduler" => "ddim",
+        "PNDMScheduler" => "pndm",
+        "EulerDiscreteScheduler" => "euler",
+        "EulerAncestralDiscreteScheduler" => "euler_a",
+        "DPMSolverMultistepScheduler" => "dpmpp_2m",
+        "LMSDiscreteScheduler" => "lms",
+        "LCMScheduler" => "lcm",
+        var other => throw new InvalidOperationException($"no sampler name for {other}"),
+    };
+
+    public void Dispose()
+    {
+        Unet.Dispose();
+        TextEncoder.Dispose();
+        Vae.Dispose();
+    }
+}

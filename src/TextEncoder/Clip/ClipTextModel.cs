@@ -1,0 +1,215 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.Config;
+using LatentDiffusion.Torch.NN;
+using LatentDiffusion.Torch.SafeTensors;
+
+namespace LatentDiffusion.TextEncoder;
+
+/// <summary>
+/// The output of <see cref="ClipTextModel.Forward"/>; owns its tensors.
+/// </summary>
+/// <param name="LastHiddenState">[B, L, D] after final_layer_norm: Stable Diffusion's prompt embedding.</param>
+/// <param name="PoolerOutput">[B, D]: the last hidden state at the end-of-text token.</param>
+/// <param name="HiddenStates">When asked for: the embeddings and each layer's output ([0] embeddings, [^1] the last layer before final_layer_norm); else empty.</param>
+public sealed record ClipTextOutput(Tensor LastHiddenState, Tensor PoolerOutput, IReadOnlyList<Tensor> HiddenStates) : IDisposable
+{
+    public void Dispose()
+    {
+        LastHiddenState.Dispose();
+        PoolerOutput.Dispose();
+        foreach (var t in HiddenStates) t.Dispose();
+    }
+}
+
+/// <summary>
+/// transformers' <c>CLIPTextModel</c>: token ids [B, L] → contextual embeddings, with the causal mask
+/// only (Stable Diffusion passes no attention mask, so padding tokens are attended to as in training).
+/// Weight names are transformers' (<c>text_model.encoder.layers.0.self_attn.q_proj.weight</c>, …).
+/// Trainable: every parameter receives gradients; attention dropout applies in training mode.
+/// </summary>
+public sealed class ClipTextModel : Module
+{
+    public const string WeightsName = "model";
+    private const string LegacyPositionIdsKey = "text_model.embeddings.position_ids";
+
+    public ClipTextConfig Config { get; }
+    public ClipTextTransformer TextModel { get; }
+
+    public ClipTextModel(ClipTextConfig config, Generator? generator = null)
+    {
+        config.Validate();
+        Config = config;
+        TextModel = RegisterModule("text_model", new ClipTextTransformer(config, generator));
+    }
+
+    public int NumLayers => TextModel.Encoder.Layers.Count;
+
+    /// <summary>
+    /// Runs the model on <paramref name="inputIds"/> [B, L] (int64). With <paramref name="outputHiddenStates"/>
+    /// the result also holds every hidden state (transformers' output_hidden_states).
+    /// </summary>
+    public ClipTextOutput Forward(Tensor inputIds, bool outputHiddenStates = false)
+    {
+        using var scope = DisposeScope.Enter();
+        var hiddenStates = new List<Tensor>();
+        var hidden = RunLayers(inputIds, NumLayers, outputHiddenStates ? hiddenStates : null);
+        var last = TextModel.FinalLayerNorm.Forward(hidden);
+        var pooled = Pool(last, inputIds);
+        scope.Keep(hiddenStates);
+        return new ClipTextOutput(scope.Keep(last), scope.Keep(pooled), hiddenStates);
+    }
+
+    /// <summary>
+    /// The prompt embedding diffusers' encode_prompt gives: last_hidden_state, or with
+    /// <paramref name="clipSkip"/> = k the hidden state k layers before the last (hidden_states[−(k+1)])
+    /// passed through final_layer_norm. diffusers' clip_skip 1 is what AUTOMATIC1111 calls "clip skip 2".
+    /// Only the layers needed are run.
+    /// </summary>
+    public Tensor EncodePrompt(Tensor inputIds, int? clipSkip = null)
+    {
+        var skip = clipSkip ?? 0;
+        if (skip < 0 || skip > NumLayers) throw new ArgumentOutOfRangeException(nameof(clipSkip), clipSkip, $"clip skip must be in [0, {NumLayers}]");
+        using var scope = DisposeScope.Enter();
+        var hidden = RunLayers(inputIds, NumLayers - skip, null);
+        return scope.Keep(TextModel.FinalLayerNorm.Forward(hidden));
+    }
+
+    /// <summary>
+    /// AUTOMATIC1111's prompt weighting: z = EncodePrompt(ids); z ← z · w (each token's vector scaled by
+    /// its weight, <paramref name="weights"/> [B, L]); then z ← z · (mean(z_before) / mean(z_after)) so that the
+    /// overall mean is unchanged ("restoring original mean", over the whole batch as A1111 does).
+    /// </summary>
+    public Tensor EncodeWeighted(Tensor inputIds, Tensor weights, int? clipSkip = null)
+    {
+        if (!weights.Shape.AsSpan().SequenceEqual(inputIds.Shape))
+            throw new ArgumentException($"weights [{string.Join(", ", weights.Shape)}] must have the shape of the ids [{string.Join(", ", inputIds.Shape)}]", nameof(weights));
+        using var scope = DisposeScope.Enter();
+        var z = EncodePrompt(inputIds, clipSkip);
+        var originalMean = z.Mean();
+        var weighted = z * weights.To(z.Device, z.DType).Unsqueeze(-1);
+        var newMean = weighted.Mean();
+        return scope.Keep(weighted * (originalMean / newMean));
+    }
+
+    /// <summary>Weights given as numbers, one row per prompt.</summary>
+    public Tensor EncodeWeighted(Tensor inputIds, float[][] weights, int? clipSkip = null)
+    {
+        var flat = weights.SelectMany(w => w).ToArray();
+        using var tensor = Tensor.From(flat, weights.Length, weights.Length == 0 ? 0 : weights[0].Length);
+        return EncodeWeighted(inputIds, tensor, clipSkip);
+    }
+
+    // Embeddings and the first `layers` encoder layers under the causal mask; collects hidden states when given a list.
+    private Tensor RunLayers(Tensor inputIds, int layers, List<Tensor>? hiddenStates)
+    {
+        if (inputIds.Dim != 2) throw new ArgumentException($"input ids must be [batch, length], not [{string.Join(", ", inputIds.Shape)}]", nameof(inputIds));
+        var hidden = TextModel.Embeddings.Forward(inputIds);
+        using var mask = CausalMask(inputIds.Size(1), hidden.DType, hidden.Device);
+        for (int i = 0; i < layers; i++)
+        {
+            hiddenStates?.Add(hidden);
+            var next = TextModel.Encoder.Layers[i].Forward(hidden, mask);
+            if (hiddenStates is null) hidden.Dispose();
+            hidden = next;
+        }
+        if (hiddenStates is not null && layers == NumLayers) hiddenStates.Add(hidden.Alias());
+        return hidden;
+    }
+
+    /// <summary>[L, L] additive mask: 0 on and below the diagonal, the most negative finite value above (transformers' _make_causal_mask).</summary>
+    public static Tensor CausalMask(long length, DType dtype, Device device)
+    {
+        var lowest = dtype switch
+        {
+            DType.Float16 => -65504.0,
+            DType.BFloat16 => -3.3895313892515355e38,
+            DType.Float64 => double.MinValue,
+            _ => float.MinValue,
+        };
+        using var full = Torch.Torch.Full([length, length], lowest, dtype, device);
+        return full.Triu(1);
+    }
+
+    /// <summary>
+    /// The hidden state at the end-of-text token of each row: for eos_token_id 2 (legacy configs) at the
+    /// largest id (argmax, as OpenAI's CLIP), otherwise at the first occurrence of eos_token_id.
+    /// </summary>
+    private Tensor Pool(Tensor last, Tensor inputIds)
+    {
+        using var scope = DisposeScope.Enter();
+        var ids = inputIds.To(last.Device, DType.Int32);
+        var positions = Config.EosTokenId == 2 ? ids.ArgMax(-1) : ids.Eq(Config.EosTokenId!.Value).To(DType.Int32).ArgMax(-1);
+        var (b, d) = (last.Size(0), last.Size(2));
+        var index = positions.View(b, 1, 1).Expand(b, 1, d);
+        return scope.Keep(last.Gather(1, index).Squeeze(1));
+    }
+
+    // ---- transformers model folders ----
+
+    /// <summary>
+    /// Loads a transformers folder (config.json + model[.variant].safetensors), e.g. Stable Diffusion's
+    /// text_encoder/. The position_ids buffer that older checkpoints saved is accepted and ignored.
+    /// The model is in evaluation mode.
+    /// </summary>
+    public static ClipTextModel FromPretrained(string directory, Device? device = null, DType? dtype = null, string? variant = null)
+    {
+        var config = ClipTextConfig.Load(Path.Combine(directory, "config.json"));
+        var file = Pretrained.FindWeights(directory, WeightsName, variant);
+        ClipTextModel model;
+        using (Init.SkipInitialization()) model = new ClipTextModel(config);
+        var state = SafeTensorsFile.LoadFile(file);
+        try
+        {
+            if (state.Remove(LegacyPositionIdsKey, out var positionIds)) positionIds.Dispose();
+            model.LoadStateDict(state);
+            if (device is { } d) model.To(d, dtype);
+            else if (dtype is { } t) model.To(t);
+            return model.Eval();
+        }
+        catch (StateDictException e)
+        {
+            model.Dispose();
+            throw new InvalidDataException($"{file}: {e.Message}", e);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var t in state.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>Writes config.json (transformers' keys, sorted) and model.safetensors, loadable by transformers' from_pretrained.</summary>
+    public void Save(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var dtype = TextModel.FinalLayerNorm.Weight!.DType;
+        var config = Config with
+        {
+            Architectures = [ClipTextConfig.Architecture],
+            ModelTypeName = ClipTextConfig.ModelType,
+            TorchDtype = dtype switch { DType.Float16 => "float16", DType.BFloat16 => "bfloat16", DType.Float64 => "float64", _ => "float32" },
+            TransformersVersion = Config.TransformersVersion ?? "4.43.0",
+        };
+        var node = JsonSerializer.SerializeToNode(config, ConfigJson.Options)!.AsObject();
+        var sorted = new JsonObject();
+        foreach (var key in node.Select(p => p.Key).Order(StringComparer.Ordinal).ToList())
+        {
+            var value = node[key];
+            node.Remove(key);
+            sorted[key] = value;
+        }
+        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), sorted.ToJsonString(ConfigJson.Options) + "\n");
+        SafeTensorsFile.Save(Path.Combine(directory, WeightsName + ".safetensors"), StateDict(),
+            new Dictionary<string, string> { ["format"] = "pt" });
+    }
+
+    public override string ToString() =>
+        string.Create(CultureInfo.InvariantCulture, $"CLIPTextModel({Config.NumHiddenLayers} layers, hidden {Config.HiddenSize}, {Config.NumAttentionHeads} heads)");
+}

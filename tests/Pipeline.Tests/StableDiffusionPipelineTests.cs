@@ -1,0 +1,223 @@
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Pipeline.Noise;
+using LatentDiffusion.Pipeline.Schedulers;
+using LatentDiffusion.Pipeline.StableDiffusion;
+using LatentDiffusion.Tests.Common;
+using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.SafeTensors;
+using Xunit;
+
+namespace LatentDiffusion.Pipeline.Tests;
+
+/// <summary>
+/// Check #9 of the goldens: diffusers' StableDiffusionPipeline on the tiny model, end to end, with
+/// the golden prompt and initial latents; plus the behaviour around it (img2img, seeds, errors).
+/// </summary>
+[Collection(nameof(StableDiffusionCollection))]
+public sealed class StableDiffusionPipelineTests : IClassFixture<TinyStableDiffusion>
+{
+    private readonly TinyStableDiffusion tiny;
+
+    public StableDiffusionPipelineTests(TinyStableDiffusion tiny) => this.tiny = tiny;
+
+    [Theory]
+    [InlineData("pndm", "sd_tiny/scheduler/scheduler_config.json", 3e-4)]
+    [InlineData("ddim", "schedulers/ddim/scheduler_config.json", 5e-4)]
+    public void TextToImageMatchesDiffusers(string name, string schedulerConfig, double latentAtol)
+    {
+        using var scope = DisposeScope.Enter();
+        using var golden = SafeTensorsFile.Open(SharedData.Fixture($"pipeline/goldens/sd_txt2img_{name}.safetensors"));
+        using var pipe = tiny.Load();
+        pipe.SchedulerConfig = SchedulerConfig.Load(SharedData.Fixture("pipeline/" + schedulerConfig));
+
+        var request = new GenerationRequest
+        {
+            Prompt = "a photograph of an astronaut riding a horse",
+            NegativePrompt = "blurry, low quality",
+            Steps = 5,
+            GuidanceScale = 7.5,
+            Width = 64,
+            Height = 64,
+            Latents = golden.Load("input.latents"),
+        };
+        Assert.Equal(golden.Load("input.prompt_ids").ToArray<long>(), pipe.Tokenizer.Encode(request.Prompt).InputIdsInt64());
+
+        using var result = pipe.TextToImage(request, noise: new QueueNoise([]));
+        AssertClose(golden.Load("output.latents"), result.Latents, latentAtol, 1e-4);
+        AssertClose(golden.Load("output.image_np"), result.Pixels, 1e-4, 1e-4);
+        Assert.Single(result.Images);
+        Assert.Equal((64, 64), (result.Images[0].Width, result.Images[0].Height));
+    }
+
+    private static void AssertClose(Tensor expected, Tensor actual, double atol, double rtol)
+    {
+        Assert.Equal(expected.Shape, actual.Shape);
+        var e = expected.ToArray<float>();
+        var a = actual.To(DType.Float32).ToArray<float>();
+        double worst = 0;
+        for (int i = 0; i < e.Length; i++)
+        {
+            var excess = Math.Abs(a[i] - e[i]) - (atol + rtol * Math.Abs(e[i]));
+            worst = Math.Max(worst, excess);
+            Assert.False(float.IsNaN(a[i]), $"NaN at {i}");
+        }
+        Assert.True(worst <= 0, $"out of tolerance by {worst:g3}");
+    }
+
+    [Fact]
+    public void SameSeedGivesTheSameImageAndImageIOfABatchEqualsASingleRunWithSeedPlusI()
+    {
+        using var pipe = tiny.Load();
+        var request = new GenerationRequest { Prompt = "a horse", Steps = 3, Seed = 40, NumImages = 2, Sampler = "euler_a" };
+        using var batch = pipe.TextToImage(request);
+        using var again = pipe.TextToImage(request);
+        using var second = pipe.TextToImage(request with { Seed = 41, NumImages = 1 });
+        Assert.True(batch.Latents.Equal(again.Latents));
+        using var secondOfBatch = batch.Latents.Narrow(0, 1, 1);
+        Assert.True(secondOfBatch.Equal(second.Latents) || MaxAbs(secondOfBatch, second.Latents) < 1e-5);
+        Assert.Equal(41, batch.Parameters[1].Seed);
+        Assert.Equal("Euler a", batch.Parameters[0].Sampler);
+        Assert.Equal(2, batch.Images.Count);
+    }
+
+    private static double MaxAbs(Tensor a, Tensor b)
+    {
+        using var d = (a - b).Abs();
+        using var m = d.Max();
+        return m.Item();
+    }
+
+    [Fact]
+    public void InitialLatentsAreDrawnLikeTorchRandnWithTheSeed()
+    {
+        using var pipe = tiny.Load();
+        using var g = new Generator(7);
+        using var expected = Torch.Torch.Randn([1, 4, 8, 8], g);
+        var seen = new List<Tensor>();
+        var recorder = new RecordingNoise(new GeneratorNoise(7), seen);
+        using var result = pipe.TextToImage(new GenerationRequest { Prompt = "x", Steps = 1, Seed = 7, Width = 64, Height = 64 }, noise: recorder);
+        Assert.True(seen[0].Equal(expected));
+    }
+
+    private sealed class RecordingNoise(INoiseSource inner, List<Tensor> seen) : INoiseSource
+    {
+        public Tensor Next(long[] shape, DType dtype, Device device)
+        {
+            var t = inner.Next(shape, dtype, device);
+            seen.Add(t.Clone().DetachFromDisposeScope());
+            return t;
+        }
+    }
+
+    [Fact]
+    public void ImageToImageDrawsPosteriorThenAddNoiseAndRunsTheStrengthRule()
+    {
+        using var pipe = tiny.Load();
+        var init = RgbImage.Filled(64, 48, new Rgb(200, 40, 40));
+        var steps = new List<GenerationProgress>();
+        var seen = new List<Tensor>();
+        using var result = pipe.ImageToImage(
+            new ImageToImageRequest { Prompt = "x", InitImage = init, Strength = 0.6, Steps = 5, Sampler = "ddim" },
+            new SyncProgress(steps.Add), noise: new RecordingNoise(new GeneratorNoise(3), seen));
+        // ⌊5 × 0.6⌋ = 3 denoising steps; sizes follow the init image (rounded down to multiples of 8).
+        Assert.Equal(3, steps.Count);
+        Assert.Equal((64, 48), (result.Images[0].Width, result.Images[0].Height));
+        Assert.Equal(2, seen.Count);
+        Assert.Equal([1L, 4, 6, 8], seen[0].Shape);
+        Assert.Equal(0.6, result.Parameters[0].Strength);
+    }
+
+    [Fact]
+    public void CancellationStopsWithinAStep()
+    {
+        using var pipe = tiny.Load();
+        using var cts = new CancellationTokenSource();
+        var steps = 0;
+        var progress = new SyncProgress(_ => { if (++steps == 2) cts.Cancel(); });
+        Assert.Throws<OperationCanceledException>(() => pipe.TextToImage(new GenerationRequest { Prompt = "x", Steps = 10 }, progress, cts.Token));
+        Assert.Equal(2, steps);
+    }
+
+    [Theory]
+    [InlineData(60, 64, "Width")]
+    [InlineData(64, 0, "Height")]
+    public void ImpossibleSizesAreRejectedByName(int width, int height, string field)
+    {
+        using var pipe = tiny.Load();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => pipe.TextToImage(new GenerationRequest { Prompt = "x", Width = width, Height = height }));
+        Assert.Equal(field, e.ParamName);
+    }
+
+    [Fact]
+    public void OutOfRangeOptionsAreRejected()
+    {
+        using var pipe = tiny.Load();
+        Assert.Throws<ArgumentOutOfRangeException>(() => pipe.TextToImage(new GenerationRequest { Prompt = "x", Steps = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => pipe.TextToImage(new GenerationRequest { Prompt = "x", GuidanceScale = -1 }));
+        var init = RgbImage.Filled(64, 64, new Rgb(0, 0, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => pipe.ImageToImage(new ImageToImageRequest { Prompt = "x", InitImage = init, Strength = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => pipe.ImageToImage(new ImageToImageRequest { Prompt = "x", InitImage = init, Strength = 1.5 }));
+    }
+
+    [Fact]
+    public void MissingComponentFolderIsNamed()
+    {
+        var dir = tiny.CopyTo(Directory.CreateTempSubdirectory("ld-sd-missing-").FullName);
+        Directory.Delete(Path.Combine(dir, "vae"), recursive: true);
+        var e = Assert.Throws<DirectoryNotFoundException>(() => StableDiffusionPipeline.FromPretrained(dir));
+        Assert.Contains("'vae/'", e.Message);
+    }
+
+    [Fact]
+    public void GenerationKeepsTheLiveTensorCountFlat()
+    {
+        using var pipe = tiny.Load();
+        var request = new GenerationRequest { Prompt = "a horse", Steps = 4, Sampler = "dpmpp_2m" };
+        pipe.TextToImage(request).Dispose();
+        var before = Tensor.LiveCount;
+        pipe.TextToImage(request).Dispose();
+        Assert.Equal(before, Tensor.LiveCount);
+    }
+}
+
+internal sealed class SyncProgress(Action<GenerationProgress> report) : IProgress<GenerationProgress>
+{
+    public void Report(GenerationProgress value) => report(value);
+}
+
+[CollectionDefinition(nameof(StableDiffusionCollection), DisableParallelization = true)]
+public sealed class StableDiffusionCollection;
+
+/// <summary>The tiny golden Stable Diffusion model assembled from the component fixtures into one diffusers folder.</summary>
+public sealed class TinyStableDiffusion : IDisposable
+{
+    public string Directory { get; }
+
+    public TinyStableDiffusion() => Directory = CopyTo(System.IO.Directory.CreateTempSubdirectory("ld-sd-tiny-").FullName);
+
+    public string CopyTo(string target)
+    {
+        var fixtures = Path.Combine(SharedData.RepositoryRoot, "tests", "fixtures");
+        Copy(Path.Combine(fixtures, "pipeline/sd_tiny"), target);
+        Copy(Path.Combine(fixtures, "latentunet/sd_tiny/unet"), Path.Combine(target, "unet"));
+        Copy(Path.Combine(fixtures, "autoencoder/sd_tiny_vae"), Path.Combine(target, "vae"));
+        Copy(Path.Combine(fixtures, "textencoder/clip/sd_tiny_text_encoder"), Path.Combine(target, "text_encoder"));
+        Copy(Path.Combine(fixtures, "textencoder/tokenizer_tiny"), Path.Combine(target, "tokenizer"));
+        return target;
+    }
+
+    public StableDiffusionPipeline Load() => StableDiffusionPipeline.FromPretrained(Directory);
+
+    private static void Copy(string from, string to)
+    {
+        System.IO.Directory.CreateDirectory(to);
+        foreach (var file in System.IO.Directory.GetFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var relative = Path.GetRelativePath(from, file);
+            System.IO.Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(to, relative))!);
+            File.Copy(file, Path.Combine(to, relative), overwrite: true);
+        }
+    }
+
+    public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
+}
