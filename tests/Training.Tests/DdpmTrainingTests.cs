@@ -96,7 +96,46 @@ public class DdpmTrainingTests(ITestOutputHelper output)
         var unet = DdpmRecipe.Load(Recipe("ddpm-fashion-unet2d.json")).Validate();
         Assert.Equal("unet2d", unet.Model.Type);
         Assert.Equal(1000, unet.SchedulerConfig().NumTrainTimesteps);
+        using (var task = DdpmTraining.CreateTask(unet))
+        {
+            Assert.Equal(4, task.Denoiser.DownsamplingFactor);
+            Assert.True(task.Denoiser.IsDiffusersCompatible);
+        }
         Assert.Equal(20_000, Toy.ToyRecipe.Load(Recipe("toy-s-curve.json")).Training.MaxSteps);
+    }
+
+    [Fact]
+    public void AUNet2DModelRunLoadsInTheDdpmPipeline()
+    {
+        var dir = TestDirectory.Create();
+        try
+        {
+            var recipe = DdpmRecipe.Parse("""
+                {
+                  "model": { "type": "unet2d", "config": {
+                    "sample_size": 32, "in_channels": 1, "out_channels": 1, "layers_per_block": 1, "block_out_channels": [8, 16],
+                    "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+                    "norm_num_groups": 4, "attention_head_dim": 8 } },
+                  "data": { "type": "fashion-mnist", "image_size": 32, "limit": 16 },
+                  "sampling": { "inference_steps": 3 },
+                  "training": { "max_steps": 6, "batch_size": 4, "warmup_steps": 2, "checkpoint_every": 3, "sample_every": 0, "sample_count": 2 }
+                }
+                """, "unet2d.json");
+            var result = DdpmTraining.Run(recipe, dir);
+            output.WriteLine($"tiny UNet2DModel: {result.StepsPerSecond:F1} it/s");
+            var model = Path.Combine(dir, "model");
+            Assert.Equal("UNet2DModel", Torch.Config.ConfigJson.ClassName(Path.Combine(model, "unet", "config.json")));
+            Assert.Equal("diffusers", JsonNode.Parse(File.ReadAllText(Path.Combine(model, "model_index.json")))!["unet"]![0]!.GetValue<string>());
+            // The project's own DDPMPipeline, which reads diffusers' folders, loads and runs it.
+            using var pipeline = Pipeline.DdpmPipeline.FromPretrained(model);
+            Assert.IsType<DDPMScheduler>(pipeline.Scheduler);
+            Assert.Equal(1, pipeline.UNet.Config.InChannels);
+            Assert.True(File.Exists(Path.Combine(dir, "samples", "step-000006.png")));
+        }
+        finally
+        {
+            TestDirectory.Delete(dir);
+        }
     }
 
     [Theory]

@@ -36,16 +36,14 @@ public static class DdpmTraining
     {
         recipe.Validate();
         PixelDenoiser denoiser;
-        using (var g = new Generator(SplitMix64.Mix(recipe.Training.Seed, 0x1417)))
+        try
         {
-            try
-            {
-                denoiser = PixelDenoiser.Create(recipe.Model.Type, RecipeJson.Text(recipe.Model.Config!), $"{recipe.Source}: model.config", g);
-            }
-            catch (ConfigException e)
-            {
-                throw new RecipeException(e.Message, e);
-            }
+            denoiser = PixelDenoiser.Create(recipe.Model.Type, RecipeJson.Text(recipe.Model.Config!), $"{recipe.Source}: model.config",
+                SplitMix64.Mix(recipe.Training.Seed, 0x1417));
+        }
+        catch (ConfigException e)
+        {
+            throw new RecipeException(e.Message.StartsWith(recipe.Source, StringComparison.Ordinal) ? e.Message : $"{recipe.Source}: model.config: {e.Message}", e);
         }
         try
         {

@@ -30,6 +30,13 @@ public abstract class PixelDenoiser : IDisposable
     /// <summary>Writes config.json and diffusion_pytorch_model.safetensors into <paramref name="directory"/>.</summary>
     public abstract void Save(string directory);
 
+    private static ConvNeXtDenoiser CreateConvNeXt(string configJson, string source, ulong seed)
+    {
+        var config = ConfigJson.Parse<ConvNeXtUNetConfig>(configJson, source).Validate();
+        using var generator = new Generator(seed);
+        return new ConvNeXtDenoiser(new ConvNeXtUNet(config, generator));
+    }
+
     public void Dispose()
     {
         Module.Dispose();
@@ -37,10 +44,11 @@ public abstract class PixelDenoiser : IDisposable
     }
 
     /// <summary>Builds the model a recipe names: "convnext" (ConvNeXtUNet config) or "unet2d" (diffusers' UNet2DModel config).</summary>
-    public static PixelDenoiser Create(string type, string configJson, string source, Generator? generator) => type switch
+    /// <remarks>The initial weights are drawn from a generator seeded with <paramref name="seed"/>.</remarks>
+    public static PixelDenoiser Create(string type, string configJson, string source, ulong seed) => type switch
     {
-        "convnext" => new ConvNeXtDenoiser(new ConvNeXtUNet(ConfigJson.Parse<ConvNeXtUNetConfig>(configJson, source).Validate(), generator)),
-        "unet2d" => UNet2DDenoiser.Create(configJson, source, generator),
+        "convnext" => CreateConvNeXt(configJson, source, seed),
+        "unet2d" => UNet2DDenoiser.Create(configJson, source, seed),
         _ => throw new ArgumentException($"{source}: unknown model type '{type}' (use \"convnext\" or \"unet2d\")"),
     };
 }
