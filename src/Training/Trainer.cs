@@ -50,7 +50,11 @@ public sealed class Trainer(TrainingOptions options, string outputDirectory)
             throw new InvalidOperationException(
                 $"{OutputDirectory} already holds a training run (checkpoint of step {existing.Step}): resume it, or choose an empty output folder");
 
-        var model = task.Model.Train();
+        var device = Device.Parse(Options.Device);
+        if (device.Type == DeviceType.Cuda && (!Torch.Torch.CudaIsAvailable || device.Index >= Torch.Torch.CudaDeviceCount))
+            throw new RecipeException($"'training.device' is {device} but libtorch sees {Torch.Torch.CudaDeviceCount} CUDA device(s)");
+        // Moved before the optimiser and EMA exist: their state is created beside the parameters.
+        var model = task.Model.To(device).Train();
         var parameters = model.Parameters().Where(p => p.RequiresGrad).ToList();
         using var optimizer = new AdamW(parameters, Options.LearningRate, (Options.AdamBeta1, Options.AdamBeta2), Options.AdamEpsilon, Options.WeightDecay);
         using var ema = Options.Ema is { } e
@@ -71,7 +75,7 @@ public sealed class Trainer(TrainingOptions options, string outputDirectory)
 
         var scheduler = new LRScheduler(optimizer, Options.Schedule(), step);
         var order = new SampleOrder(dataset.Count, Options.BatchSize, Options.Seed, Options.Shuffle);
-        var run = new RunState(this, task, model, optimizer, ema, random, order, store, progress, elapsedBefore) { Step = step, LastCheckpoint = step };
+        var run = new RunState(this, task, model, optimizer, ema, random, order, store, progress, elapsedBefore, device) { Step = step, LastCheckpoint = step };
         using var metrics = new MetricsLog(MetricsPath, resumedFrom is null ? null : step);
         run.Metrics = metrics;
 
@@ -128,7 +132,7 @@ public sealed class Trainer(TrainingOptions options, string outputDirectory)
 
     /// <summary>The mutable state of one invocation of <see cref="Run"/>.</summary>
     private sealed class RunState(Trainer trainer, ITrainingTask task, Module model, Optimizer optimizer, ExponentialMovingAverage? ema,
-        Generator random, SampleOrder order, CheckpointStore store, IProgress<TrainingProgress>? progress, double elapsedBefore)
+        Generator random, SampleOrder order, CheckpointStore store, IProgress<TrainingProgress>? progress, double elapsedBefore, Device device)
     {
         private readonly TrainingOptions options = trainer.Options;
         private readonly List<Tensor> parameters = optimizer.Parameters.ToList();
@@ -155,7 +159,8 @@ public sealed class Trainer(TrainingOptions options, string outputDirectory)
             using (var scope = DisposeScope.Enter())
             {
                 optimizer.ZeroGrad();
-                var loss = task.ComputeLoss(batch, random);
+                using var moved = device.Type == DeviceType.Cpu ? null : batch.To(device);
+                var loss = task.ComputeLoss(moved ?? batch, random);
                 loss.Backward();
                 GradNorm = GradientClipping.ClipGradNorm(parameters, options.MaxGradNorm ?? double.PositiveInfinity);
                 LearningRate = optimizer.LearningRate;

@@ -143,6 +143,7 @@ public class DdpmTrainingTests(ITestOutputHelper output)
     [InlineData("\"training\": { \"batch_size\": 0 }", "'training.batch_size' must be positive")]
     [InlineData("\"training\": { \"max_steps\": 0 }", "'training.max_steps' must be positive")]
     [InlineData("\"training\": { \"loss\": \"l3\" }", "training.loss")]
+    [InlineData("\"training\": { \"device\": \"gpu\" }", "'training.device' must be cpu, cuda or cuda:N")]
     [InlineData("\"data\": { \"image_size\": 30 }", "'data.image_size' (30) must be a multiple of the U-Net's total downsampling (4)")]
     [InlineData("\"data\": { \"type\": \"cifar\" }", "'data.type'")]
     [InlineData("\"noise_scheduler\": { \"beta_schedul\": \"linear\" }", "beta_schedul")]

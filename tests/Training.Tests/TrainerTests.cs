@@ -178,6 +178,23 @@ public class TrainerTests
     }
 
     [Fact]
+    public void ACudaRecipeOnAMachineWithoutCudaIsRefusedBeforeTraining()
+    {
+        if (Torch.Torch.CudaIsAvailable) return; // covered by the CUDA machines' own runs
+        var dir = TestDirectory.Create();
+        try
+        {
+            var e = Assert.Throws<RecipeException>(() => Train(Small with { Training = Small.Training with { Device = "cuda" } }, dir));
+            Assert.Contains("'training.device' is cuda:0", e.Message);
+            Assert.False(Directory.Exists(Path.Combine(dir, "checkpoints")));
+        }
+        finally
+        {
+            TestDirectory.Delete(dir);
+        }
+    }
+
+    [Fact]
     public void ProgressReportsSpeedAndRemainingTime()
     {
         var dir = TestDirectory.Create();

@@ -26,6 +26,9 @@ public sealed class Batch : IDisposable
         Captions = captions;
     }
 
+    /// <summary>A copy on <paramref name="device"/> (the trainer moves each batch to the model's device).</summary>
+    public Batch To(Device device) => new(Data.To(device), Labels?.To(device), Captions);
+
     public void Dispose()
     {
         Data.Dispose();

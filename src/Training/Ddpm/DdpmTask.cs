@@ -41,8 +41,8 @@ public sealed class DdpmTask : ITrainingTask, IDisposable
     {
         var clean = batch.Data;
         // Noise first, then timesteps: train_unconditional.py's order of draws.
-        var noise = Torch.Torch.RandnLike(clean, random);
-        var timesteps = Torch.Torch.Randint(0, SchedulerConfig.NumTrainTimesteps, [clean.Size(0)], random);
+        var noise = TrainingRandom.RandnLike(clean, random);
+        var timesteps = TrainingRandom.Randint(0, SchedulerConfig.NumTrainTimesteps, [clean.Size(0)], random, clean.Device);
         var noisy = noiseScheduler.AddNoise(clean, noise, timesteps);
         return Losses.Compute(loss, Denoiser.Predict(noisy, timesteps), noise);
     }
@@ -69,19 +69,19 @@ public sealed class DdpmTask : ITrainingTask, IDisposable
         using var noGrad = Torch.Torch.NoGrad();
         using var scheduler = new DDPMScheduler(SchedulerConfig);
         using var noise = new GeneratorNoise(random);
-        scheduler.SetTimesteps(InferenceSteps);
-        var x = Torch.Torch.Randn([count, Denoiser.Channels, SampleSize, SampleSize], random).DetachFromDisposeScope();
+        var device = Denoiser.Module.Parameters().First().Device;
+        scheduler.SetTimesteps(InferenceSteps, device);
+        var x = TrainingRandom.Randn([count, Denoiser.Channels, SampleSize, SampleSize], random, device).DetachFromDisposeScope();
         foreach (var t in scheduler.Timesteps)
         {
             using var stepScope = DisposeScope.Enter();
-            var output = Denoiser.Predict(x, Torch.Torch.Scalar(t, DType.Int64));
+            var output = Denoiser.Predict(x, Torch.Torch.Scalar(t, DType.Int64, device));
             var next = scheduler.Step(output, t, x, noise).PrevSample;
             stepScope.Keep(next).DetachFromDisposeScope();
             x.Dispose();
             x = next;
         }
-        x.DetachFromDisposeScope();
-        return scope.Keep(x);
+        return x.Device.Type == DeviceType.Cpu ? x : scope.Keep(x.To(Device.CPU));
     }
 
     public void SaveModel(string directory) => DdpmPipelineFolder.Save(directory, Denoiser, SchedulerConfig);

@@ -39,6 +39,9 @@ public sealed record TrainingOptions
 
     [JsonPropertyName("shuffle")] public bool Shuffle { get; init; } = true;
 
+    /// <summary>"cpu", "cuda" or "cuda:N": where the model trains (random draws stay on the CPU generator, so a seed gives the same run anywhere).</summary>
+    [JsonPropertyName("device")] public string Device { get; init; } = "cpu";
+
     /// <summary>Batches prepared ahead on the loader thread.</summary>
     [JsonPropertyName("prefetch_batches")] public int PrefetchBatches { get; init; } = 4;
 
@@ -73,6 +76,8 @@ public sealed record TrainingOptions
         if (!(WeightDecay >= 0)) throw Bad("weight_decay", $"must not be negative (got {WeightDecay})");
         if (MaxGradNorm is { } clip && !(clip > 0)) throw Bad("max_grad_norm", $"must be positive, or null for no clipping (got {clip})");
         Ema?.Validate(source);
+        try { Torch.Device.Parse(Device); }
+        catch (ArgumentException) { throw Bad("device", $"must be cpu, cuda or cuda:N (got \"{Device}\")"); }
         if (PrefetchBatches < 1) throw Bad("prefetch_batches", $"must be at least 1 (got {PrefetchBatches})");
         if (CheckpointEvery < 0) throw Bad("checkpoint_every", $"must not be negative (got {CheckpointEvery})");
         if (KeepCheckpoints < 1) throw Bad("keep_checkpoints", $"must be at least 1 (got {KeepCheckpoints})");

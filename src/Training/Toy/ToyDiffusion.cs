@@ -37,16 +37,17 @@ public static class ToyDiffusion
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "at least one point must be sampled");
         using var noGrad = Torch.Torch.NoGrad();
-        var x = Torch.Torch.Randn([count, 2], random).DetachFromDisposeScope();
+        var device = model.Parameters().First().Device;
+        var x = TrainingRandom.Randn([count, 2], random, device).DetachFromDisposeScope();
         frame?.Invoke(schedule.Steps, x);
         for (int t = schedule.Steps - 1; t >= 0; t--)
         {
             using var scope = DisposeScope.Enter();
             double beta = schedule.Betas[t];
-            var steps = Torch.Torch.Full([count], t, DType.Int64);
+            var steps = Torch.Torch.Full([count], t, DType.Int64, device);
             var eps = model.Forward(x, steps);
             var mean = (x - eps * (beta / Math.Sqrt(1 - schedule.AlphasCumprod[t]))) * (1 / Math.Sqrt(1 - beta));
-            var next = scope.Keep(mean + Torch.Torch.RandnLike(x, random) * Math.Sqrt(beta)).DetachFromDisposeScope();
+            var next = scope.Keep(mean + TrainingRandom.RandnLike(x, random) * Math.Sqrt(beta)).DetachFromDisposeScope();
             x.Dispose();
             x = next;
             frame?.Invoke(t, x);

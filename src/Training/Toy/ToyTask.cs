@@ -34,17 +34,18 @@ public sealed class ToyTask : ITrainingTask, IDisposable
     public Tensor ComputeLoss(Batch batch, Generator random)
     {
         var x0 = batch.Data;
+        var device = x0.Device;
         long n = x0.Size(0), half = n / 2, T = recipe.NumSteps;
         var t = Torch.Torch.Randint(0, T, [half], random);
         // Tensor − tensor keeps int64 (a C# scalar is a double and would promote the steps to float).
         var parts = new List<Tensor> { t, Torch.Torch.Full([half], T - 1, DType.Int64) - t };
         if (n % 2 == 1) parts.Add(Torch.Torch.Randint(0, T, [1], random));
         var steps = Tensor.Cat(parts);
-        var a = Schedule.AlphasBarSqrt.IndexSelect(0, steps).Unsqueeze(1);
-        var sigma = Schedule.OneMinusAlphasBarSqrt.IndexSelect(0, steps).Unsqueeze(1);
-        var noise = Torch.Torch.RandnLike(x0, random);
+        var a = Schedule.AlphasBarSqrt.IndexSelect(0, steps).Unsqueeze(1).To(device);
+        var sigma = Schedule.OneMinusAlphasBarSqrt.IndexSelect(0, steps).Unsqueeze(1).To(device);
+        var noise = TrainingRandom.RandnLike(x0, random);
         var noisy = x0 * a + noise * sigma;
-        return Losses.Compute(recipe.Training.Loss, Diffusion.Forward(noisy, steps), noise);
+        return Losses.Compute(recipe.Training.Loss, Diffusion.Forward(noisy, steps.To(device)), noise);
     }
 
     public string? WriteSamples(string directory, long step, Generator random)
