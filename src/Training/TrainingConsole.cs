@@ -83,3 +83,35 @@ public sealed class PlainTrainingProgress(TextWriter output, TimeSpan? interval 
         output.WriteLine(TrainingConsole.Describe(value));
     }
 }
+
+/// <summary>
+/// Ctrl+C for a training command: the first press cancels the token (the trainer writes a
+/// checkpoint and returns), a second press ends the process at once, as Ctrl+C normally does.
+/// </summary>
+public sealed class CtrlCCancellation : IDisposable
+{
+    private readonly CancellationTokenSource source = new();
+    private readonly TextWriter? message;
+
+    public CancellationToken Token => source.Token;
+
+    public CtrlCCancellation(TextWriter? message = null)
+    {
+        this.message = message;
+        Console.CancelKeyPress += OnCancelKeyPress;
+    }
+
+    private void OnCancelKeyPress(object? sender, ConsoleCancelEventArgs e)
+    {
+        if (source.IsCancellationRequested) return; // second press: let the process end
+        e.Cancel = true;
+        message?.WriteLine("stopping after this step and writing a checkpoint (press Ctrl+C again to quit at once)");
+        source.Cancel();
+    }
+
+    public void Dispose()
+    {
+        Console.CancelKeyPress -= OnCancelKeyPress;
+        source.Dispose();
+    }
+}

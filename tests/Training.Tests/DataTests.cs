@@ -104,6 +104,16 @@ public class DataTests
             Assert.Equal((76 / 127.5f) - 1f, g.Data.ToArray<float>()[8 * 16 + 1], 5); // luma of pure red = 76
 
             Assert.Throws<DatasetException>(() => new ImageFolderDataset(Path.Combine(dir, "missing"), 16));
+
+            // Captions: a sidecar text file, else metadata.jsonl; a missing one is named.
+            Assert.Contains("b.png: no caption", Assert.Throws<DatasetException>(() =>
+            {
+                File.WriteAllText(Path.Combine(dir, "a.txt"), "red and blue\n");
+                return new ImageFolderDataset(dir, 16, withCaptions: true);
+            }).Message);
+            File.WriteAllText(Path.Combine(dir, "metadata.jsonl"), "{\"file_name\": \"sub/b.png\", \"text\": \"a white square\"}\n");
+            var captioned = new ImageFolderDataset(dir, 16, withCaptions: true);
+            using (var c = captioned.GetBatch([1, 0], 0)) Assert.Equal(["a white square", "red and blue"], c.Captions!);
             var options = new DataOptions { Type = "image-folder", Directory = dir, ImageSize = 16 }.Validate("r.json");
             Assert.Equal(2, options.Open().Count);
             Assert.Contains("'data.directory'", Assert.Throws<RecipeException>(() => new DataOptions { Type = "image-folder" }.Validate("r.json")).Message);

@@ -8,7 +8,10 @@ namespace LatentDiffusion.Training.Data;
 /// stable), decoded with stb on the loader thread, resized so the shorter side is
 /// <see cref="ImageSize"/> and centre-cropped to a square (diffusers' Resize + CenterCrop), scaled
 /// to [−1, 1], optionally mirrored at random. Decoded images are kept in memory after their first
-/// use when the whole set fits in <see cref="CacheLimitBytes"/>.
+/// use when the whole set fits in <see cref="CacheLimitBytes"/>. With captions (for text-to-image
+/// training), each image's caption is its sidecar text file (<c>photo.png</c> → <c>photo.txt</c>) or
+/// else its "text" in a <c>metadata.jsonl</c> at the root (Hugging Face imagefolder's convention:
+/// one <c>{"file_name": "photo.png", "text": "…"}</c> per line).
 /// </summary>
 public sealed class ImageFolderDataset : IDataset
 {
@@ -21,6 +24,7 @@ public sealed class ImageFolderDataset : IDataset
 
     private readonly string[] files;
     private readonly byte[]?[]? cache;
+    private readonly string[]? captions;
 
     public string Root { get; }
     public int ImageSize { get; }
@@ -29,8 +33,9 @@ public sealed class ImageFolderDataset : IDataset
     public int Count => files.Length;
     public IReadOnlyList<long> ItemShape => [Channels, ImageSize, ImageSize];
     public IReadOnlyList<string> Files => files;
+    public IReadOnlyList<string>? Captions => captions;
 
-    public ImageFolderDataset(string directory, int imageSize, int channels = 3, bool randomFlip = false, int? limit = null)
+    public ImageFolderDataset(string directory, int imageSize, int channels = 3, bool randomFlip = false, int? limit = null, bool withCaptions = false)
     {
         if (imageSize <= 0) throw new ArgumentOutOfRangeException(nameof(imageSize), imageSize, "the image size must be positive");
         if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "images have 1 or 3 channels");
@@ -46,6 +51,39 @@ public sealed class ImageFolderDataset : IDataset
         if (files.Length == 0)
             throw new DatasetException($"{directory}: no images ({string.Join(", ", Extensions.Order())}) found");
         if ((long)files.Length * imageSize * imageSize * channels <= CacheLimitBytes) cache = new byte[]?[files.Length];
+        if (withCaptions) captions = ReadCaptions(directory, files);
+    }
+
+    private static string[] ReadCaptions(string root, string[] files)
+    {
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        var metadataPath = Path.Combine(root, "metadata.jsonl");
+        if (File.Exists(metadataPath))
+        {
+            int line = 0;
+            foreach (var text in File.ReadLines(metadataPath))
+            {
+                line++;
+                if (string.IsNullOrWhiteSpace(text)) continue;
+                try
+                {
+                    var node = System.Text.Json.Nodes.JsonNode.Parse(text);
+                    var name = node?["file_name"]?.GetValue<string>() ?? throw new DatasetException($"{metadataPath}:{line}: no \"file_name\"");
+                    metadata[Path.GetFullPath(name, root)] = node?["text"]?.GetValue<string>() ?? throw new DatasetException($"{metadataPath}:{line}: no \"text\"");
+                }
+                catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+                {
+                    throw new DatasetException($"{metadataPath}:{line}: not a JSON object with string file_name and text ({e.Message})");
+                }
+            }
+        }
+        return files.Select(file =>
+        {
+            var sidecar = Path.ChangeExtension(file, ".txt");
+            if (File.Exists(sidecar)) return File.ReadAllText(sidecar).Trim();
+            return metadata.TryGetValue(Path.GetFullPath(file), out var caption) ? caption
+                : throw new DatasetException($"{file}: no caption ({Path.GetFileName(sidecar)} beside it, or an entry in metadata.jsonl)");
+        }).ToArray();
     }
 
     public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed)
@@ -66,7 +104,8 @@ public sealed class ImageFolderDataset : IDataset
                         data[offset + c * plane + y * side + x] = pixels[source + c] / 127.5f - 1f;
                 }
         }
-        return new Batch(Tensor.From(data, n, Channels, side, side));
+        var batchCaptions = captions is null ? null : indices.ToArray().Select(i => captions[i]).ToArray();
+        return new Batch(Tensor.From(data, n, Channels, side, side), captions: batchCaptions);
     }
 
     /// <summary>Interleaved pixels (RGB, or grey) of item <paramref name="index"/> at the training size.</summary>

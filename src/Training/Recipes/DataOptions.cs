@@ -31,6 +31,9 @@ public sealed record DataOptions
     /// <summary>Keep only the first this many items (after the label filter): quick runs and tests.</summary>
     [JsonPropertyName("limit")] public int? Limit { get; init; }
 
+    /// <summary>Image folder: read a caption per image (photo.txt beside photo.png, or metadata.jsonl).</summary>
+    [JsonPropertyName("captions")] public bool Captions { get; init; }
+
     [JsonIgnore] public int EffectiveChannels => Type == "fashion-mnist" ? 1 : Channels ?? 3;
 
     public DataOptions Validate(string source)
@@ -45,6 +48,7 @@ public sealed record DataOptions
             if (ImageSize < FashionMnist.Side || (ImageSize - FashionMnist.Side) % 2 != 0)
                 throw Bad("image_size", $"must be 28, 30, 32, … for Fashion-MNIST (images are padded, never scaled; got {ImageSize})");
             if (Channels is { } c && c != 1) throw Bad("channels", $"Fashion-MNIST is grey: 1 channel (got {c})");
+            if (Captions) throw Bad("captions", "applies to image folders only");
             if (Labels?.FirstOrDefault(l => l < 0 || l > 9, -1) is { } l && l != -1) throw Bad("labels", $"Fashion-MNIST classes are 0–9 (got {l})");
         }
         else
@@ -63,7 +67,7 @@ public sealed record DataOptions
         return Type switch
         {
             "fashion-mnist" => new FashionMnistDataset(FashionMnist.Load(Split == "train", dir), ImageSize, RandomFlip, Labels, Limit),
-            _ => new ImageFolderDataset(dir!, ImageSize, EffectiveChannels, RandomFlip, Limit),
+            _ => new ImageFolderDataset(dir!, ImageSize, EffectiveChannels, RandomFlip, Limit, Captions),
         };
     }
 }
