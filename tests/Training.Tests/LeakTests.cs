@@ -65,6 +65,24 @@ public class LeakTests
     }
 
     [Fact]
+    public void SamplingLoopsFreeEveryStepsTensors()
+    {
+        var recipe = Ddpm.DdpmRecipe.Parse("""
+            { "model": { "type": "convnext", "config": { "dim": 4, "dim_mults": [1, 2], "channels": 1, "sample_size": 32 } },
+              "sampling": { "inference_steps": 40 } }
+            """);
+        using var task = Ddpm.DdpmTraining.CreateTask(recipe);
+        using var toy = new ToyTask(new ToyRecipe { HiddenUnits = 8 });
+        using var g = new Generator(0);
+        task.Sample(1, g).Dispose(); // first use: lazily created state
+        var before = Settled();
+        task.Sample(2, g).Dispose();
+        ToyDiffusion.Sample(toy.Diffusion, toy.Schedule, 10, g).Dispose();
+        _ = ToyDiffusion.ReverseFrames(toy.Diffusion, toy.Schedule, 10, g);
+        Assert.Equal(before, Settled());
+    }
+
+    [Fact]
     public void TheBatchLoaderFreesWhatItQueued()
     {
         using var points = Tensor.From(new float[200], 100, 2);
