@@ -250,3 +250,37 @@ public class TrainingConsoleTests
         Assert.Equal("1:03:05", TrainingConsole.Format(new TimeSpan(1, 3, 5)));
     }
 }
+
+public class TrainingCommandsTests
+{
+    [Fact]
+    public void ToyCommandTrainsWritesPicturesAndReports()
+    {
+        var dir = TestDirectory.Create();
+        try
+        {
+            var recipePath = Path.Combine(dir, "toy.json");
+            File.WriteAllText(recipePath, """
+                { "points": 300, "hidden_units": 16, "sample_points": 50,
+                  "training": { "max_steps": 30, "batch_size": 32, "learning_rate": 0.001, "lr_schedule": "constant", "warmup_steps": 0,
+                                "ema": null, "checkpoint_every": 10, "sample_every": 0, "log_every": 10 } }
+                """);
+            var output = new StringWriter();
+            var code = TrainingCommands.ToySCurve(recipePath, Path.Combine(dir, "out"), resume: false, output);
+            Assert.Equal(0, code);
+            var text = output.ToString();
+            Assert.Contains("trained 30 steps", text);
+            Assert.Contains("samples lie", text);
+            Assert.True(File.Exists(Path.Combine(dir, "out", "reverse.png")));
+            Assert.Contains("unknown field 'training.epochs'", Assert.Throws<RecipeException>(() =>
+            {
+                File.WriteAllText(recipePath, """{ "training": { "epochs": 3 } }""");
+                TrainingCommands.ToySCurve(recipePath, Path.Combine(dir, "out2"), resume: false, output);
+            }).Message);
+        }
+        finally
+        {
+            TestDirectory.Delete(dir);
+        }
+    }
+}
