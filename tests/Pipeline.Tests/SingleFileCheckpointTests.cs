@@ -124,3 +124,53 @@ public sealed class SingleFileCheckpointTests : IDisposable
         Assert.Contains("pickle", e.Message);
     }
 }
+
+/// <summary>The single-file path end to end: the tiny model's real weights, renamed to the original layout, reproduce golden #9.</summary>
+[Collection(nameof(StableDiffusionCollection))]
+public sealed class SingleFilePipelineTests : IClassFixture<TinyStableDiffusion>
+{
+    private readonly TinyStableDiffusion tiny;
+
+    public SingleFilePipelineTests(TinyStableDiffusion tiny) => this.tiny = tiny;
+
+    [Fact]
+    public void OriginalLayoutCheckpointGeneratesTheGoldenImage()
+    {
+        using var scope = DisposeScope.Enter();
+        var layout = JsonDocument.Parse(File.ReadAllText(SharedData.Fixture("pipeline/checkpoints/ldm_layout.json"))).RootElement;
+        var original = new Dictionary<string, Tensor>();
+        foreach (var pair in layout.GetProperty("pairs").EnumerateArray())
+        {
+            var diffusers = pair.GetProperty("diffusers").GetString()!;
+            var slash = diffusers.IndexOf('/');
+            var (component, name) = (diffusers[..slash], diffusers[(slash + 1)..]);
+            var file = component == "text_encoder" ? "model.safetensors" : "diffusion_pytorch_model.safetensors";
+            using var weights = SafeTensorsFile.Open(Path.Combine(tiny.Directory, component, file));
+            var tensor = weights.Load(name);
+            // The VAE's attention projections are 1×1 convolutions in the original layout.
+            original[pair.GetProperty("original").GetString()!] = pair.GetProperty("transform").GetString() == "SqueezeConv1x1" ? tensor.Reshape([.. tensor.Shape, 1, 1]) : tensor;
+        }
+        var path = Path.Combine(Directory.CreateTempSubdirectory("ld-single-").FullName, "tiny.safetensors");
+        SafeTensorsFile.Save(path, original);
+
+        using var pipe = StableDiffusion.StableDiffusionPipeline.FromSingleFile(path, new StableDiffusion.PipelineOptions
+        {
+            ConfigSource = tiny.Directory,
+            CheckpointKind = new CheckpointKind(ModelFamily.StableDiffusion1, "epsilon"),
+        });
+        using var golden = SafeTensorsFile.Open(SharedData.Fixture("pipeline/goldens/sd_txt2img_pndm.safetensors"));
+        using var result = pipe.TextToImage(new StableDiffusion.GenerationRequest
+        {
+            Prompt = "a photograph of an astronaut riding a horse",
+            NegativePrompt = "blurry, low quality",
+            Steps = 5,
+            Width = 64,
+            Height = 64,
+            Latents = golden.Load("input.latents"),
+        });
+        using var expected = golden.Load("output.latents");
+        using var diff = (result.Latents - expected).Abs();
+        using var worst = diff.Max();
+        Assert.True(worst.Item() < 3e-4, $"max error {worst.Item():g3}");
+    }
+}

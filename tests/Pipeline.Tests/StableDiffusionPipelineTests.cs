@@ -221,3 +221,32 @@ public sealed class TinyStableDiffusion : IDisposable
 
     public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
 }
+
+[Collection(nameof(StableDiffusionCollection))]
+public sealed class StableDiffusionSavingTests : IClassFixture<TinyStableDiffusion>
+{
+    private readonly TinyStableDiffusion tiny;
+
+    public StableDiffusionSavingTests(TinyStableDiffusion tiny) => this.tiny = tiny;
+
+    [Fact]
+    public void SavedFolderReloadsAndGeneratesTheSameImage()
+    {
+        var target = Path.Combine(Directory.CreateTempSubdirectory("ld-sd-save-").FullName, "model");
+        using var pipe = tiny.Load();
+        pipe.Save(target);
+        Assert.Equal(["model_index.json", "scheduler", "text_encoder", "tokenizer", "unet", "vae"],
+            Directory.GetFileSystemEntries(target).Select(Path.GetFileName).Order());
+        Assert.Empty(Directory.GetDirectories(Path.GetDirectoryName(target)!, ".*"));
+
+        using var reloaded = StableDiffusionPipeline.FromPretrained(target);
+        var request = new GenerationRequest { Prompt = "an astronaut", Steps = 2, Seed = 5 };
+        using var a = pipe.TextToImage(request);
+        using var b = reloaded.TextToImage(request);
+        Assert.True(a.Latents.Equal(b.Latents));
+        Assert.Equal(pipe.Tokenizer.Encode("an astronaut riding").InputIds, reloaded.Tokenizer.Encode("an astronaut riding").InputIds);
+
+        var e = Assert.Throws<IOException>(() => pipe.Save(target));
+        Assert.Contains("already exists", e.Message);
+    }
+}

@@ -27,6 +27,12 @@ public sealed record PipelineOptions
     public CheckpointKind? CheckpointKind { get; init; }
 
     /// <summary>
+    /// Single-file checkpoints: a diffusers folder whose unet/, vae/, text_encoder/, scheduler/ configs
+    /// (and tokenizer/) describe the checkpoint, instead of the family's built-in configs (diffusers' <c>config=</c>).
+    /// </summary>
+    public string? ConfigSource { get; init; }
+
+    /// <summary>
     /// Single-file checkpoints carry no tokenizer: a transformers tokenizer/ folder or OpenAI's
     /// bpe_simple_vocab_16e6.txt.gz. Defaults to a tokenizer/ folder beside the checkpoint, then LDM_CLIP_TOKENIZER.
     /// </summary>

@@ -56,8 +56,8 @@ public sealed partial class StableDiffusionPipeline
     {
         options ??= new PipelineOptions();
         using var checkpoint = SingleFileCheckpoint.Open(path, options.CheckpointKind);
-        var configs = FamilyConfigs.For(checkpoint.Kind);
-        var tokenizer = LoadTokenizer(path, options.TokenizerPath);
+        var configs = options.ConfigSource is { } source ? FamilyConfigs.FromFolder(source) : FamilyConfigs.For(checkpoint.Kind);
+        var tokenizer = LoadTokenizer(path, options.TokenizerPath ?? (options.ConfigSource is { } s ? Path.Combine(s, "tokenizer") : null));
         var disposables = new List<IDisposable>();
         try
         {
@@ -134,6 +134,17 @@ internal sealed record FamilyConfigs(UNet2DConditionModelConfig Unet, Autoencode
         text.Validate();
         var scheduler = SchedulerConfig.Parse(Resource($"{prefix}-scheduler.json"));
         scheduler = scheduler.ConvertTo(scheduler.ClassName, new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["prediction_type"] = kind.PredictionType });
+        return new FamilyConfigs(unet, vae, text, scheduler);
+    }
+
+    /// <summary>The component configs of a diffusers folder.</summary>
+    public static FamilyConfigs FromFolder(string directory)
+    {
+        var index = ModelIndex.Load(directory);
+        var unet = ModelFiles.LoadConfig<UNet2DConditionModelConfig>(index.Require(directory, "unet", "UNet2DConditionModel"), UNet2DConditionModelConfig.ClassName, c => c.Validate());
+        var vae = AutoencoderKLConfig.Load(Path.Combine(index.Require(directory, "vae", "AutoencoderKL"), "config.json"));
+        var text = ClipTextConfig.Load(Path.Combine(index.Require(directory, "text_encoder", "CLIPTextModel"), "config.json"));
+        var scheduler = SchedulerConfig.Load(index.Require(directory, "scheduler"));
         return new FamilyConfigs(unet, vae, text, scheduler);
     }
 
