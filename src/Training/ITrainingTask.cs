@@ -30,9 +30,11 @@ public interface ITrainingTask
     /// Writes samples for step <paramref name="step"/> (e.g. samples/step-001000.png) and returns the
     /// file written, or null. The model holds the EMA weights when EMA is on and is in eval mode;
     /// <paramref name="random"/> is a generator seeded the same way every time, so successive grids
-    /// show the same noise growing into images.
+    /// show the same noise growing into images. A long sampling loop should stop with
+    /// OperationCanceledException when <paramref name="cancellationToken"/> fires (the trainer then
+    /// skips the grid, writes its checkpoint and stops).
     /// </summary>
-    string? WriteSamples(string directory, long step, Generator random);
+    string? WriteSamples(string directory, long step, Generator random, CancellationToken cancellationToken);
 
     /// <summary>Exports the model (the EMA weights when EMA is on) in the task's own format into <paramref name="directory"/>.</summary>
     void SaveModel(string directory);

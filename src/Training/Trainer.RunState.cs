@@ -12,7 +12,8 @@ public sealed partial class Trainer
 {
     /// <summary>The mutable state of one invocation of <see cref="Run"/>.</summary>
     private sealed class RunState(Trainer trainer, ITrainingTask task, Module model, Optimizer optimizer, ExponentialMovingAverage? ema,
-        Generator random, SampleOrder order, CheckpointStore store, IProgress<TrainingProgress>? progress, double elapsedBefore, Device device)
+        Generator random, SampleOrder order, CheckpointStore store, IProgress<TrainingProgress>? progress, double elapsedBefore, Device device,
+        CancellationToken cancellationToken)
     {
         private readonly TrainingOptions options = trainer.Options;
         private readonly List<Tensor> parameters = optimizer.Parameters.ToList();
@@ -153,7 +154,14 @@ public sealed partial class Trainer
             WithEmaWeights(() =>
             {
                 using var sampleRandom = new Generator(SplitMix64.Mix(options.Seed, 0x5A3B1E));
-                written = task.WriteSamples(trainer.SampleDirectory, Step, sampleRandom);
+                try
+                {
+                    written = task.WriteSamples(trainer.SampleDirectory, Step, sampleRandom, cancellationToken);
+                }
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+                {
+                    Report("samples skipped: cancelled"); // the loop notices the token next and checkpoints
+                }
             });
             LastSamples = Step;
             if (written is not null) Report($"samples {Path.GetRelativePath(trainer.OutputDirectory, written)}");

@@ -75,7 +75,7 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
 
         var scheduler = new LRScheduler(optimizer, Options.Schedule(), step);
         var order = new SampleOrder(dataset.Count, Options.BatchSize, Options.Seed, Options.Shuffle);
-        var run = new RunState(this, task, model, optimizer, ema, random, order, store, progress, elapsedBefore, device) { Step = step, LastCheckpoint = step };
+        var run = new RunState(this, task, model, optimizer, ema, random, order, store, progress, elapsedBefore, device, cancellationToken) { Step = step, LastCheckpoint = step };
         using var metrics = new MetricsLog(MetricsPath, resumedFrom is null ? null : step);
         run.Metrics = metrics;
 

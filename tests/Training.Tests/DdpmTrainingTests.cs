@@ -83,6 +83,39 @@ public class DdpmTrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void CancellingDuringASampleGridSkipsItAndCheckpoints()
+    {
+        var dir = TestDirectory.Create();
+        try
+        {
+            // 1000 DDPM steps per grid would take minutes; the cancelled grid stops at once.
+            var recipe = Tiny(10) with
+            {
+                Sampling = new DdpmSamplingOptions { InferenceSteps = 1000 },
+                Training = Tiny(10).Training with { SampleEvery = 3, CheckpointEvery = 0 },
+            };
+            using var cts = new CancellationTokenSource();
+            var events = new List<string>();
+            var progress = SyncProgress.Of<TrainingProgress>(p =>
+            {
+                if (p.Event is { } e) events.Add(e);
+                else if (p.Step == 3) cts.Cancel();
+            });
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var result = DdpmTraining.Run(recipe, dir, progress: progress, cancellationToken: cts.Token);
+            Assert.True(result.Cancelled);
+            Assert.Equal(3, result.Step);
+            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
+            Assert.Equal(["samples skipped: cancelled", "checkpoint step-000003"], events);
+            Assert.False(Directory.Exists(Path.Combine(dir, "samples")));
+        }
+        finally
+        {
+            TestDirectory.Delete(dir);
+        }
+    }
+
+    [Fact]
     public void TheShippedRecipesLoadAndValidate()
     {
         var convnext = DdpmRecipe.Load(Recipe("ddpm-fashion-convnext.json")).Validate();

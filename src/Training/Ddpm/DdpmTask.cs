@@ -48,9 +48,9 @@ public sealed class DdpmTask : ITrainingTask, IDisposable
     }
 
     /// <summary>Draws <see cref="SampleCount"/> images with DDPMPipeline's loop and writes them as one PNG grid.</summary>
-    public string? WriteSamples(string directory, long step, Generator random)
+    public string? WriteSamples(string directory, long step, Generator random, CancellationToken cancellationToken)
     {
-        var images = RgbImage.FromTensor(Sample(SampleCount, random));
+        var images = RgbImage.FromTensor(Sample(SampleCount, random, cancellationToken));
         var grid = ImageGrid.Compose(images, columns: (int)Math.Ceiling(Math.Sqrt(images.Length)), spacing: 2);
         var path = Path.Combine(directory, $"step-{step:D6}.png");
         Directory.CreateDirectory(directory);
@@ -63,7 +63,7 @@ public sealed class DdpmTask : ITrainingTask, IDisposable
     /// <see cref="InferenceSteps"/> timesteps x ← scheduler.step(unet(x, t), t, x) with the step's noise
     /// from the same generator. Returns [n, C, S, S] in about [−1, 1].
     /// </summary>
-    public Tensor Sample(int count, Generator random)
+    public Tensor Sample(int count, Generator random, CancellationToken cancellationToken = default)
     {
         using var scope = DisposeScope.Enter();
         using var noGrad = Torch.Torch.NoGrad();
@@ -74,6 +74,11 @@ public sealed class DdpmTask : ITrainingTask, IDisposable
         var x = TrainingRandom.Randn([count, Denoiser.Channels, SampleSize, SampleSize], random, device).DetachFromDisposeScope();
         foreach (var t in scheduler.Timesteps)
         {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                x.Dispose();
+                cancellationToken.ThrowIfCancellationRequested();
+            }
             using var stepScope = DisposeScope.Enter();
             var output = Denoiser.Predict(x, Torch.Torch.Scalar(t, DType.Int64, device));
             var next = scheduler.Step(output, t, x, noise).PrevSample;

@@ -48,7 +48,7 @@ public sealed class ToyTask : ITrainingTask, IDisposable
         return Losses.Compute(recipe.Training.Loss, Diffusion.Forward(noisy, steps.To(device)), noise);
     }
 
-    public string? WriteSamples(string directory, long step, Generator random)
+    public string? WriteSamples(string directory, long step, Generator random, CancellationToken cancellationToken)
     {
         if (SampleWriter is null) return null;
         using var points = ToyDiffusion.Sample(Diffusion, Schedule, recipe.SamplePoints, random);
