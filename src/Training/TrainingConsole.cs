@@ -47,17 +47,22 @@ public static class TrainingConsole
     public static string Format(TimeSpan t) =>
         t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t.Minutes:D2}:{t.Seconds:D2}" : $"{t.Minutes}:{t.Seconds:D2}";
 
+    /// <summary>The bar's text, short enough to leave the bar room on an 80-column terminal.</summary>
+    public static string DescribeShort(TrainingProgress p)
+    {
+        var loss = double.IsNaN(p.Loss) ? "–" : p.Loss.ToString("F4", CultureInfo.InvariantCulture);
+        var eta = p.Remaining is { } r ? " ETA " + Format(r) : "";
+        return string.Create(CultureInfo.InvariantCulture, $"{p.Step}/{p.MaxSteps} loss {loss} {p.StepsPerSecond:F2} it/s{eta}");
+    }
+
     private sealed class BarProgress(ProgressTask task, string title) : IProgress<TrainingProgress>
     {
-        private string? lastEvent;
-
+        // Events (checkpoints, grids) are rare and long: the bar shows steps, loss, speed and ETA only.
         public void Report(TrainingProgress value)
         {
-            if (value.Event is not null) lastEvent = value.Event;
             task.MaxValue = Math.Max(1, value.MaxSteps);
             task.Value = value.Step;
-            var tail = lastEvent is null ? "" : $" · {lastEvent}";
-            task.Description = Markup.Escape($"{title} · {Describe(value)}{tail}");
+            task.Description = Markup.Escape($"{title} {DescribeShort(value)}");
         }
     }
 }
