@@ -1,0 +1,70 @@
+using System.Text.Json.Serialization;
+using LatentDiffusion.Torch.Config;
+
+namespace LatentDiffusion.LatentUNet.ConvNeXt;
+
+/// <summary>
+/// Hyperparameters of <see cref="ConvNeXtUNet"/> (the "TwoResUNet" / "AttentionUNet" of the
+/// aerial-imagery DDPM write-up), stored as our own config.json (<c>"_class_name": "ConvNeXtUNet"</c>;
+/// diffusers has no such class). JSON names follow the write-up's constructor arguments; the
+/// defaults are its defaults, except <see cref="Channels"/> which it sets to 3 for RGB.
+/// </summary>
+public sealed record ConvNeXtUNetConfig
+{
+    public const string ClassName = "ConvNeXtUNet";
+
+    /// <summary>Base width: channels of the first level and size of the sinusoidal timestep embedding.</summary>
+    [JsonPropertyName("dim")] public int Dim { get; init; } = 64;
+
+    /// <summary>Channels after the 7×7 input convolution (null: <see cref="Dim"/>).</summary>
+    [JsonPropertyName("init_dim")] public int? InitDim { get; init; }
+
+    /// <summary>Output channels (null: <see cref="Channels"/>, i.e. the predicted noise).</summary>
+    [JsonPropertyName("out_dim")] public int? OutDim { get; init; }
+
+    /// <summary>Width of each level as a multiple of <see cref="Dim"/>; all levels but the last halve the resolution.</summary>
+    [JsonPropertyName("dim_mults")] public int[] DimMults { get; init; } = [1, 2, 4, 8];
+
+    /// <summary>Image channels (1 for Fashion-MNIST, 3 for RGB).</summary>
+    [JsonPropertyName("channels")] public int Channels { get; init; } = 3;
+
+    [JsonPropertyName("sinusoidal_pos_emb_theta")] public double SinusoidalPosEmbTheta { get; init; } = 10000;
+
+    /// <summary>Expansion of the ConvNeXt block's inner 3×3 convolution (the write-up's <c>mult</c>).</summary>
+    [JsonPropertyName("convnext_mult")] public int ConvNeXtMult { get; init; } = 2;
+
+    /// <summary>Gate every skip connection with an attention gate (the write-up's AttentionUNet).</summary>
+    [JsonPropertyName("attention_gates")] public bool AttentionGates { get; init; }
+
+    /// <summary>Training resolution (informative; any multiple of <see cref="DownsamplingFactor"/> runs).</summary>
+    [JsonPropertyName("sample_size")] public int SampleSize { get; init; } = 32;
+
+    [JsonIgnore] public int EffectiveInitDim => InitDim ?? Dim;
+    [JsonIgnore] public int EffectiveOutDim => OutDim ?? Channels;
+    [JsonIgnore] public int TimeEmbeddingDim => Dim * 4;
+
+    /// <summary>Total downsampling: every level but the last halves the resolution.</summary>
+    [JsonIgnore] public int DownsamplingFactor => 1 << Math.Max(0, DimMults.Length - 1);
+
+    /// <summary>Rejects configurations the architecture cannot build, naming the field.</summary>
+    public ConvNeXtUNetConfig Validate()
+    {
+        static ConfigException Bad(string field, string why) => new($"ConvNeXtUNet config: '{field}' {why}");
+        // The sinusoidal embedding divides by (dim/2 − 1), so it needs dim ≥ 4 and even.
+        if (Dim < 4 || Dim % 2 != 0) throw Bad("dim", $"must be an even number ≥ 4 (got {Dim})");
+        if (InitDim is < 1) throw Bad("init_dim", $"must be positive (got {InitDim})");
+        if (OutDim is < 1) throw Bad("out_dim", $"must be positive (got {OutDim})");
+        if (DimMults is null || DimMults.Length == 0) throw Bad("dim_mults", "must list at least one level");
+        if (DimMults.Any(m => m < 1)) throw Bad("dim_mults", $"must be positive ([{string.Join(", ", DimMults)}])");
+        if (Channels < 1) throw Bad("channels", $"must be positive (got {Channels})");
+        if (!(SinusoidalPosEmbTheta > 1)) throw Bad("sinusoidal_pos_emb_theta", $"must be > 1 (got {SinusoidalPosEmbTheta})");
+        if (ConvNeXtMult < 1) throw Bad("convnext_mult", $"must be positive (got {ConvNeXtMult})");
+        if (SampleSize < 1 || SampleSize % DownsamplingFactor != 0)
+            throw Bad("sample_size", $"must be a positive multiple of the total downsampling {DownsamplingFactor} (got {SampleSize})");
+        return this;
+    }
+
+    public static ConvNeXtUNetConfig Load(string path) => ConfigJson.Load<ConvNeXtUNetConfig>(path).Validate();
+
+    public void Save(string path) => ConfigJson.Save(path, this, ClassName, version: null);
+}

@@ -1,0 +1,140 @@
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Torch;
+
+namespace LatentDiffusion.Training.Data;
+
+/// <summary>
+/// Every image file under a folder (recursively, in ordinal path order so the item numbering is
+/// stable), decoded with stb on the loader thread, resized so the shorter side is
+/// <see cref="ImageSize"/> and centre-cropped to a square (diffusers' Resize + CenterCrop), scaled
+/// to [−1, 1], optionally mirrored at random. Decoded images are kept in memory after their first
+/// use when the whole set fits in <see cref="CacheLimitBytes"/>. With captions (for text-to-image
+/// training), each image's caption is its sidecar text file (<c>photo.png</c> → <c>photo.txt</c>) or
+/// else its "text" in a <c>metadata.jsonl</c> at the root (Hugging Face imagefolder's convention:
+/// one <c>{"file_name": "photo.png", "text": "…"}</c> per line).
+/// </summary>
+public sealed class ImageFolderDataset : IDataset
+{
+    public static readonly IReadOnlySet<string> Extensions = new HashSet<string>(StringComparer.OrdinalIgnoreCase)
+    {
+        ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tga",
+    };
+
+    public const long CacheLimitBytes = 1L << 30;
+
+    private readonly string[] files;
+    private readonly byte[]?[]? cache;
+    private readonly string[]? captions;
+
+    public string Root { get; }
+    public int ImageSize { get; }
+    public int Channels { get; }
+    public bool RandomFlip { get; }
+    public int Count => files.Length;
+    public IReadOnlyList<long> ItemShape => [Channels, ImageSize, ImageSize];
+    public IReadOnlyList<string> Files => files;
+    public IReadOnlyList<string>? Captions => captions;
+
+    public ImageFolderDataset(string directory, int imageSize, int channels = 3, bool randomFlip = false, int? limit = null, bool withCaptions = false)
+    {
+        if (imageSize <= 0) throw new ArgumentOutOfRangeException(nameof(imageSize), imageSize, "the image size must be positive");
+        if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "images have 1 or 3 channels");
+        if (!Directory.Exists(directory)) throw new DatasetException($"{directory}: image folder not found");
+        Root = directory;
+        ImageSize = imageSize;
+        Channels = channels;
+        RandomFlip = randomFlip;
+        var found = Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
+            .Where(f => Extensions.Contains(Path.GetExtension(f)))
+            .Order(StringComparer.Ordinal);
+        files = (limit is { } n ? found.Take(n) : found).ToArray();
+        if (files.Length == 0)
+            throw new DatasetException($"{directory}: no images ({string.Join(", ", Extensions.Order())}) found");
+        if ((long)files.Length * imageSize * imageSize * channels <= CacheLimitBytes) cache = new byte[]?[files.Length];
+        if (withCaptions) captions = ReadCaptions(directory, files);
+    }
+
+    private static string[] ReadCaptions(string root, string[] files)
+    {
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        var metadataPath = Path.Combine(root, "metadata.jsonl");
+        if (File.Exists(metadataPath))
+        {
+            int line = 0;
+            foreach (var text in File.ReadLines(metadataPath))
+            {
+                line++;
+                if (string.IsNullOrWhiteSpace(text)) continue;
+                try
+                {
+                    var node = System.Text.Json.Nodes.JsonNode.Parse(text);
+                    var name = node?["file_name"]?.GetValue<string>() ?? throw new DatasetException($"{metadataPath}:{line}: no \"file_name\"");
+                    metadata[Path.GetFullPath(name, root)] = node?["text"]?.GetValue<string>() ?? throw new DatasetException($"{metadataPath}:{line}: no \"text\"");
+                }
+                catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
+                {
+                    throw new DatasetException($"{metadataPath}:{line}: not a JSON object with string file_name and text ({e.Message})");
+                }
+            }
+        }
+        return files.Select(file =>
+        {
+            var sidecar = Path.ChangeExtension(file, ".txt");
+            if (File.Exists(sidecar)) return File.ReadAllText(sidecar).Trim();
+            return metadata.TryGetValue(Path.GetFullPath(file), out var caption) ? caption
+                : throw new DatasetException($"{file}: no caption ({Path.GetFileName(sidecar)} beside it, or an entry in metadata.jsonl)");
+        }).ToArray();
+    }
+
+    public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed)
+    {
+        int side = ImageSize, plane = side * side, n = indices.Length;
+        var data = new float[n * Channels * plane];
+        var rng = new SplitMix64(augmentationSeed);
+        for (int b = 0; b < n; b++)
+        {
+            var pixels = Pixels(indices[b]);
+            bool flip = rng.Next() >> 63 == 1 && RandomFlip;
+            var offset = b * Channels * plane;
+            for (int y = 0; y < side; y++)
+                for (int x = 0; x < side; x++)
+                {
+                    var source = (y * side + (flip ? side - 1 - x : x)) * Channels;
+                    for (int c = 0; c < Channels; c++)
+                        data[offset + c * plane + y * side + x] = pixels[source + c] / 127.5f - 1f;
+                }
+        }
+        var batchCaptions = captions is null ? null : indices.ToArray().Select(i => captions[i]).ToArray();
+        return new Batch(Tensor.From(data, n, Channels, side, side), captions: batchCaptions);
+    }
+
+    /// <summary>Interleaved pixels (RGB, or grey) of item <paramref name="index"/> at the training size.</summary>
+    public byte[] Pixels(int index)
+    {
+        if (cache?[index] is { } cached) return cached;
+        RgbImage image;
+        try
+        {
+            image = ImageDecoder.Load(files[index]).ResizeAndCrop(ImageSize, ImageSize, ResizeFilter.Bilinear);
+        }
+        catch (ImageLoadException e)
+        {
+            throw new DatasetException($"{files[index]}: {e.Message}");
+        }
+        var pixels = Channels == 3 ? image.ToRgb().Pixels : Luma(image.ToRgb());
+        if (cache is not null) cache[index] = pixels;
+        return pixels;
+    }
+
+    private static byte[] Luma(RgbImage rgb)
+    {
+        var result = new byte[rgb.Width * rgb.Height];
+        for (int i = 0; i < result.Length; i++)
+        {
+            var p = rgb.Pixels.AsSpan(3 * i, 3);
+            // PIL's convert("L"): L = R·299/1000 + G·587/1000 + B·114/1000
+            result[i] = (byte)((p[0] * 299 + p[1] * 587 + p[2] * 114 + 500) / 1000);
+        }
+        return result;
+    }
+}
