@@ -77,13 +77,15 @@ internal static class BenchCommand
     {
         var table = new Table().Border(TableBorder.Rounded)
             .AddColumn("measure")
-            .AddColumn(new TableColumn("OMP_WAIT_POLICY=PASSIVE\n(binding default)").RightAligned())
-            .AddColumn(new TableColumn("LDTORCH_THREAD_POLICY=default\n(libgomp default)").RightAligned())
-            .AddColumn(new TableColumn("passive / default").RightAligned());
+            .AddColumn(new TableColumn("PASSIVE").RightAligned())
+            .AddColumn(new TableColumn("libgomp default").RightAligned())
+            .AddColumn(new TableColumn("PASSIVE / default").RightAligned());
         table.AddRow("op overhead (µs)", F(c.Passive.OpOverheadUs, 2), F(c.Default.OpOverheadUs, 2), Ratio(c.Passive.OpOverheadUs, c.Default.OpOverheadUs));
         table.AddRow("matmul (GFLOP/s)", F(c.Passive.MatmulGflops, 1), F(c.Default.MatmulGflops, 1), Ratio(c.Passive.MatmulGflops, c.Default.MatmulGflops));
         table.AddRow("conv (GFLOP/s)", F(c.Passive.ConvGflops, 1), F(c.Default.ConvGflops, 1), Ratio(c.Passive.ConvGflops, c.Default.ConvGflops));
         context.Console.Write(table);
+        context.Out.WriteLine("PASSIVE: OMP_WAIT_POLICY=PASSIVE, set by the binding (ldm's default)");
+        context.Out.WriteLine("libgomp default: LDTORCH_THREAD_POLICY=default, OMP_WAIT_POLICY unset (threads spin before sleeping)");
         context.Out.WriteLine($"libtorch {c.Passive.Libtorch}, {c.Passive.Threads} threads, median of {c.Passive.Repeat} runs, one child process each");
         context.Out.WriteLine($"BLAS: {c.Passive.Blas}");
     }
