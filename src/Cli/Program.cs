@@ -1,6 +1,13 @@
-using LatentDiffusion.Torch;
+using LatentDiffusion.Cli;
 
-Console.WriteLine($"libtorch {Torch.LibTorchVersion}, blas {Torch.Blas}, threads {Torch.Threads}");
-using var g = new Generator(0);
-using var x = Torch.Randn([2, 3], g);
-Console.WriteLine(string.Join(", ", x.ToArray<float>()));
+// The first Ctrl+C asks the running command to stop through its CancellationToken; a second one
+// (after the first has been seen) ends the process the usual way.
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    if (cancellation.IsCancellationRequested) return;
+    e.Cancel = true;
+    cancellation.Cancel();
+};
+
+return await CliApp.RunAsync(args, Console.Out, Console.Error, cancellation.Token);

@@ -1,0 +1,96 @@
+using System.CommandLine;
+using LatentDiffusion.Cli.Benchmarks;
+using Spectre.Console;
+
+namespace LatentDiffusion.Cli.Commands;
+
+/// <summary><c>ldm bench …</c>: performance checks whose numbers go into the README.</summary>
+internal static class BenchCommand
+{
+    public const int DefaultRepeat = 10;
+
+    public static Command Create(CliContext context)
+    {
+        var bench = new Command("bench", "Benchmarks (see bench/README.md)");
+        bench.Subcommands.Add(CreateOps(context));
+        return bench;
+    }
+
+    private static Command CreateOps(CliContext context)
+    {
+        var json = new Option<bool>("--json") { Description = "Print a JSON object instead of a table" };
+        var repeat = new Option<int>("--repeat", "-n")
+        {
+            Description = "Timed runs per measurement (the median is reported)",
+            DefaultValueFactory = _ => DefaultRepeat,
+        }.AtLeast(1);
+        var threads = new Option<int>("--threads")
+        {
+            Description = "Intra-op threads; 0 keeps the default (the number of cores, or OMP_NUM_THREADS)",
+        }.AtLeast(0);
+        var compare = new Option<bool>("--compare-wait-policy")
+        {
+            Description = "Run twice in child processes, OMP_WAIT_POLICY=PASSIVE (the binding's default) " +
+                          "and LDTORCH_THREAD_POLICY=default, and show both",
+        };
+
+        var command = new Command("ops",
+            "Binding overhead of a tiny op (µs), 1024² matmul and 3×3 conv GFLOP/s; compare with bench/torch_reference.py")
+        {
+            json, repeat, threads, compare,
+        };
+        command.SetAction(async (parsed, cancellationToken) =>
+        {
+            var n = parsed.GetValue(repeat);
+            var threadCount = parsed.GetValue(threads);
+            if (parsed.GetValue(compare))
+            {
+                var comparison = await WaitPolicyRunner.CompareAsync(n, threadCount, cancellationToken).ConfigureAwait(false);
+                if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(comparison));
+                else PrintComparison(context, comparison);
+                return 0;
+            }
+
+            if (threadCount > 0) Torch.Torch.Threads = threadCount;
+            if (Torch.Torch.IsReferenceBlas) context.Warn(InfoCommand.ReferenceBlasWarning);
+            var result = OpsBenchmark.Run(n, cancellationToken);
+            if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(result));
+            else PrintResult(context, result);
+            return 0;
+        });
+        return command;
+    }
+
+    private static void PrintResult(CliContext context, OpsResult r)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumn("measure").AddColumn(new TableColumn("value").RightAligned()).AddColumn("target");
+        table.AddRow("op overhead (µs, a + b on 1 element)", F(r.OpOverheadUs, 2), "≤ 3 µs");
+        table.AddRow($"matmul {OpsBenchmark.MatmulSize}² fp32 (GFLOP/s)", F(r.MatmulGflops, 1), "≥ 0.95× PyTorch");
+        table.AddRow("conv 3×3 128→128, 4×128×64×64 (GFLOP/s)", F(r.ConvGflops, 1), "≥ 0.95× PyTorch");
+        context.Console.Write(table);
+        context.Out.WriteLine($"libtorch {r.Libtorch}, {r.Threads} threads, OMP_WAIT_POLICY {r.OmpWaitPolicy}, median of {r.Repeat} runs");
+        context.Out.WriteLine($"BLAS: {r.Blas}");
+    }
+
+    private static void PrintComparison(CliContext context, WaitPolicyComparison c)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumn("measure")
+            .AddColumn(new TableColumn("PASSIVE").RightAligned())
+            .AddColumn(new TableColumn("libgomp default").RightAligned())
+            .AddColumn(new TableColumn("PASSIVE / default").RightAligned());
+        table.AddRow("op overhead (µs)", F(c.Passive.OpOverheadUs, 2), F(c.Default.OpOverheadUs, 2), Ratio(c.Passive.OpOverheadUs, c.Default.OpOverheadUs));
+        table.AddRow("matmul (GFLOP/s)", F(c.Passive.MatmulGflops, 1), F(c.Default.MatmulGflops, 1), Ratio(c.Passive.MatmulGflops, c.Default.MatmulGflops));
+        table.AddRow("conv (GFLOP/s)", F(c.Passive.ConvGflops, 1), F(c.Default.ConvGflops, 1), Ratio(c.Passive.ConvGflops, c.Default.ConvGflops));
+        context.Console.Write(table);
+        context.Out.WriteLine("PASSIVE: OMP_WAIT_POLICY=PASSIVE, set by the binding (ldm's default)");
+        context.Out.WriteLine("libgomp default: LDTORCH_THREAD_POLICY=default, OMP_WAIT_POLICY unset (threads spin before sleeping)");
+        context.Out.WriteLine($"libtorch {c.Passive.Libtorch}, {c.Passive.Threads} threads, median of {c.Passive.Repeat} runs, one child process each");
+        context.Out.WriteLine($"BLAS: {c.Passive.Blas}");
+    }
+
+    private static string F(double value, int decimals) => value.ToString("F" + decimals, System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string Ratio(double a, double b) => b > 0 ? (a / b).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + "×" : "-";
+}

@@ -1,0 +1,93 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using LatentDiffusion.Torch;
+using Spectre.Console;
+
+namespace LatentDiffusion.Cli.Commands;
+
+/// <summary><c>ldm info [--json]</c>: the libtorch runtime this process uses.</summary>
+internal static class InfoCommand
+{
+    public const string ReferenceBlasWarning =
+        "the reference BLAS is in use: matmul ~30x slower; apt install libopenblas0-pthread";
+
+    public static Command Create(CliContext context)
+    {
+        var json = new Option<bool>("--json") { Description = "Print a JSON object instead of a table" };
+        var command = new Command("info", "Show libtorch, devices, threads, BLAS and the .NET runtime") { json };
+        command.SetAction(parsed =>
+        {
+            var info = RuntimeInfo.Collect();
+            if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(info));
+            else Print(context, info);
+            return 0;
+        });
+        return command;
+    }
+
+    private static void Print(CliContext context, RuntimeInfo info)
+    {
+        var table = new Table().Border(TableBorder.Rounded).HideHeaders()
+            .AddColumn("property").AddColumn("value");
+        void Row(string name, string value) => table.AddRow(new Text(name), new Text(value));
+
+        Row("ldm", info.Version);
+        Row("libtorch", info.Libtorch);
+        Row("ABI (native / managed)", $"{info.NativeAbiVersion} / {info.ManagedAbiVersion}");
+        Row("devices", $"{string.Join(", ", info.Devices)} (cuda devices: {info.CudaDeviceCount})");
+        Row("threads", info.Threads.ToString());
+        Row("BLAS", info.Blas);
+        Row("OMP_WAIT_POLICY", info.OmpWaitPolicy);
+        Row("fused attention", info.FusedAttention ? "yes" : "no (math path)");
+        Row(".NET", info.Dotnet);
+        Row("OS", $"{info.Os} ({info.Arch})");
+        context.Console.Write(table);
+
+        foreach (var warning in info.Warnings) context.Warn(warning);
+    }
+}
+
+/// <summary>What <c>ldm info --json</c> prints (snake_case keys).</summary>
+public sealed record RuntimeInfo(
+    string Version,
+    string Libtorch,
+    int NativeAbiVersion,
+    int ManagedAbiVersion,
+    IReadOnlyList<string> Devices,
+    int CudaDeviceCount,
+    int Threads,
+    string Blas,
+    bool ReferenceBlas,
+    string OmpWaitPolicy,
+    bool FusedAttention,
+    string Dotnet,
+    string Os,
+    string Arch,
+    IReadOnlyList<string> Warnings)
+{
+    public static RuntimeInfo Collect()
+    {
+        var cudaCount = Torch.Torch.CudaIsAvailable ? Torch.Torch.CudaDeviceCount : 0;
+        var devices = new List<string> { "cpu" };
+        for (var i = 0; i < cudaCount; i++) devices.Add($"cuda:{i}");
+        var warnings = new List<string>();
+        if (Torch.Torch.IsReferenceBlas) warnings.Add(Commands.InfoCommand.ReferenceBlasWarning);
+
+        return new RuntimeInfo(
+            Version: CliApp.Version,
+            Libtorch: Torch.Torch.LibTorchVersion,
+            NativeAbiVersion: Torch.Torch.NativeAbiVersion,
+            ManagedAbiVersion: Torch.Torch.ManagedAbiVersion,
+            Devices: devices,
+            CudaDeviceCount: cudaCount,
+            Threads: Torch.Torch.Threads,
+            Blas: Torch.Torch.Blas,
+            ReferenceBlas: Torch.Torch.IsReferenceBlas,
+            OmpWaitPolicy: Torch.Torch.OmpWaitPolicy,
+            FusedAttention: Torch.Torch.HasFusedAttention,
+            Dotnet: RuntimeInformation.FrameworkDescription,
+            Os: RuntimeInformation.OSDescription,
+            Arch: RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant(),
+            Warnings: warnings);
+    }
+}
