@@ -79,6 +79,10 @@ public static class CliApp
 
         root.Subcommands.Add(InfoCommand.Create(context));
         root.Subcommands.Add(BenchCommand.Create(context));
+        root.Subcommands.Add(TrainCommand.Create(context));
+        root.Subcommands.Add(ToyCommand.Create(context));
+        root.Subcommands.Add(SampleCommand.Create(context));
+        root.Subcommands.Add(EvalCommand.Create(context));
         ShowHelpWhenBare(root);
         return root;
     }

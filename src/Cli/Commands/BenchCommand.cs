@@ -13,6 +13,7 @@ internal static class BenchCommand
     {
         var bench = new Command("bench", "Benchmarks (see bench/README.md)");
         bench.Subcommands.Add(CreateOps(context));
+        BenchModelsCommand.AddTo(bench, context);
         return bench;
     }
 

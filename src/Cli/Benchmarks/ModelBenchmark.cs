@@ -1,0 +1,236 @@
+using System.Diagnostics;
+using System.Globalization;
+using LatentDiffusion.Autoencoder;
+using LatentDiffusion.LatentUNet;
+using LatentDiffusion.TextEncoder;
+using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.Config;
+using LatentDiffusion.Torch.NN;
+
+namespace LatentDiffusion.Cli.Benchmarks;
+
+/// <summary>What <c>ldm bench unet|vae|text --json</c> prints.</summary>
+public sealed record ModelBenchResult(
+    string Model,
+    string Config,
+    string Input,
+    string Dtype,
+    string Device,
+    long Parameters,
+    double Seconds,
+    double Gflop,
+    double Gflops,
+    double PeakRssMb,
+    double? CudaMemoryUsedMb,
+    double? F32Seconds,
+    double? ParityMaxAbsDiff,
+    double? OutputMaxAbs,
+    int Repeat,
+    int Threads,
+    string Libtorch,
+    string FlopMethod);
+
+/// <summary>One model forward pass to time: the module, its inputs, and how to run it.</summary>
+internal sealed class BenchTarget(Module model, Tensor[] inputs, Func<Module, Tensor[], Tensor> forward, double flops, string input) : IDisposable
+{
+    public Module Model { get; } = model;
+    public Tensor[] Inputs { get; private set; } = inputs;
+    public double Flops { get; } = flops;
+    public string Input { get; } = input;
+
+    public Tensor Run() => forward(Model, Inputs);
+
+    /// <summary>Moves the module and its floating-point inputs to <paramref name="dtype"/> (integer inputs, token ids, stay).</summary>
+    public void Convert(DType dtype)
+    {
+        Model.To(dtype);
+        Inputs = Inputs.Select(t =>
+        {
+            if (!t.DType.IsFloatingPoint()) return t;
+            var converted = t.To(dtype);
+            t.Dispose();
+            return converted;
+        }).ToArray();
+    }
+
+    /// <summary>Moves the module and the inputs to <paramref name="device"/>.</summary>
+    public void MoveTo(Device device)
+    {
+        Model.To(device);
+        Inputs = Inputs.Select(t =>
+        {
+            var moved = t.To(device);
+            t.Dispose();
+            return moved;
+        }).ToArray();
+    }
+
+    public void Dispose()
+    {
+        Model.Dispose();
+        foreach (var t in Inputs) t.Dispose();
+    }
+}
+
+/// <summary>
+/// Times one forward pass of a Stable Diffusion model built from its config with random weights
+/// (every parameter ~ N(0, 0.02): timing does not depend on the values, and this keeps them free of
+/// NaN and denormals): one warm-up, then the median of <c>repeat</c> runs, under inference mode.
+/// With bf16 the same weights and inputs run first in f32 (timed as well) and the bf16 output's largest
+/// absolute difference from the f32 output is reported.
+/// </summary>
+public static class ModelBenchmark
+{
+    public const string FlopMethod = "analytic from the config: 2·MACs of every conv, linear and attention matmul (see Benchmarks/FlopCounter.cs)";
+    public const ulong WeightSeed = 0;
+
+    public static ModelBenchResult UNet(string configPath, int size, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default)
+    {
+        if (size < 8 || size % 8 != 0) throw new ArgumentException($"--size must be a positive multiple of 8, got {size}");
+        var config = ConfigJson.Load<UNet2DConditionModelConfig>(configPath);
+        config.Validate();
+        var crossDim = config.CrossAttentionDim.PerBlock(config.BlockOutChannels.Length, "cross_attention_dim")[0];
+        long latent = size / 8;
+        const long tokens = 77;
+        return Measure("UNet2DConditionModel", configPath, dtype, device, repeat, cancellationToken, generator =>
+        {
+            UNet2DConditionModel model;
+            using (Init.SkipInitialization()) model = new UNet2DConditionModel(config);
+            var latents = Torch.Torch.Randn([batch, config.InChannels, latent, latent], generator);
+            var text = Torch.Torch.Randn([batch, tokens, crossDim], generator);
+            return new BenchTarget(model, [latents, text], (m, x) => ((UNet2DConditionModel)m).Forward(x[0], 500, x[1]),
+                FlopCounter.UNet2DCondition(config, batch, latent, latent, tokens),
+                $"latents [{batch}, {config.InChannels}, {latent}, {latent}] ({size}×{size} px), text [{batch}, {tokens}, {crossDim}], t = 500");
+        });
+    }
+
+    public static ModelBenchResult VaeDecode(string configPath, int latentSize, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default)
+    {
+        if (latentSize < 1) throw new ArgumentException($"--latent-size must be positive, got {latentSize}");
+        var config = AutoencoderKLConfig.Load(configPath);
+        return Measure("AutoencoderKL.decode", configPath, dtype, device, repeat, cancellationToken, generator =>
+        {
+            AutoencoderKL model;
+            using (Init.SkipInitialization()) model = new AutoencoderKL(config);
+            var latents = Torch.Torch.Randn([batch, config.LatentChannels, latentSize, latentSize], generator);
+            var pixels = latentSize * config.DownscaleFactor;
+            return new BenchTarget(model, [latents], (m, x) => ((AutoencoderKL)m).Decode(x[0]),
+                FlopCounter.VaeDecode(config, batch, latentSize, latentSize),
+                $"latents [{batch}, {config.LatentChannels}, {latentSize}, {latentSize}] → {pixels}×{pixels} image");
+        });
+    }
+
+    public static ModelBenchResult TextEncoder(string configPath, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default)
+    {
+        var config = ClipTextConfig.Load(configPath);
+        long tokens = config.MaxPositionEmbeddings;
+        return Measure("CLIPTextModel", configPath, dtype, device, repeat, cancellationToken, generator =>
+        {
+            ClipTextModel model;
+            using (Init.SkipInitialization()) model = new ClipTextModel(config);
+            var ids = Torch.Torch.Randint(0, config.VocabSize, [batch, tokens], generator);
+            return new BenchTarget(model, [ids], (m, x) =>
+            {
+                var output = ((ClipTextModel)m).Forward(x[0]);
+                output.PoolerOutput.Dispose();
+                return output.LastHiddenState;
+            }, FlopCounter.ClipText(config, batch, tokens), $"token ids [{batch}, {tokens}]");
+        });
+    }
+
+    private static ModelBenchResult Measure(string name, string configPath, DType dtype, Device device, int repeat,
+        CancellationToken cancellationToken, Func<Generator, BenchTarget> build)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(repeat, 1);
+        if (dtype is not (DType.Float32 or DType.BFloat16)) throw new ArgumentException($"unsupported dtype {dtype} (use f32 or bf16)");
+        using var inference = Torch.Torch.InferenceMode();
+        using var generator = new Generator(WeightSeed);
+        using var target = build(generator);
+        foreach (var p in target.Model.Parameters()) p.Normal_(0, 0.02, generator);
+        if (device.Type != DeviceType.Cpu)
+        {
+            target.MoveTo(device);
+        }
+        target.Model.Eval();
+
+        double? f32Seconds = null, parity = null, outputMax = null;
+        if (dtype == DType.BFloat16)
+        {
+            using var reference = Time(target, repeat, cancellationToken, out var seconds);
+            f32Seconds = seconds;
+            target.Convert(DType.BFloat16);
+            using var output = Time(target, repeat, cancellationToken, out var bf16Seconds);
+            using var difference = (output.To(DType.Float32) - reference).Abs().Max();
+            using var magnitude = reference.Abs().Max();
+            parity = difference.To(Device.CPU).ToArray<float>()[0];
+            outputMax = magnitude.To(Device.CPU).ToArray<float>()[0];
+            return Result(bf16Seconds);
+        }
+        using (var output = Time(target, repeat, cancellationToken, out var f32))
+        {
+            using var magnitude = output.Abs().Max();
+            outputMax = magnitude.To(Device.CPU).ToArray<float>()[0];
+            return Result(f32);
+        }
+
+        ModelBenchResult Result(double seconds) => new(
+            Model: name,
+            Config: configPath,
+            Input: target.Input,
+            Dtype: dtype == DType.BFloat16 ? "bf16" : "f32",
+            Device: device.ToString(),
+            Parameters: target.Model.ParameterCount,
+            Seconds: Math.Round(seconds, 4),
+            Gflop: Math.Round(target.Flops / 1e9, 2),
+            Gflops: Math.Round(target.Flops / 1e9 / seconds, 2),
+            PeakRssMb: Math.Round(PeakRssBytes() / 1048576.0, 1),
+            CudaMemoryUsedMb: device.Type == DeviceType.Cpu ? null : Math.Round(Torch.Torch.CudaMemory(device.Index).Used / 1048576.0, 1),
+            F32Seconds: f32Seconds is { } f ? Math.Round(f, 4) : null,
+            ParityMaxAbsDiff: parity,
+            OutputMaxAbs: outputMax,
+            Repeat: repeat,
+            Threads: Torch.Torch.Threads,
+            Libtorch: Torch.Torch.LibTorchVersion,
+            FlopMethod: FlopMethod);
+    }
+
+    /// <summary>One warm-up run, then <paramref name="repeat"/> timed runs; returns the last output (in f32) and the median time.</summary>
+    private static Tensor Time(BenchTarget target, int repeat, CancellationToken cancellationToken, out double medianSeconds)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        target.Run().Dispose(); // warm-up
+        var samples = new double[repeat];
+        Tensor? last = null;
+        for (int i = 0; i < repeat; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            last?.Dispose();
+            var watch = Stopwatch.StartNew();
+            last = target.Run();
+            if (last.Device.Type != DeviceType.Cpu) Torch.Torch.CudaSynchronize(last.Device.Index);
+            samples[i] = watch.Elapsed.TotalSeconds;
+        }
+        medianSeconds = OpsBenchmark.Median(samples);
+        var result = last!.To(DType.Float32);
+        last.Dispose();
+        return result;
+    }
+
+    /// <summary>The process's peak resident set (VmHWM in /proc/self/status), in bytes; 0 where there is none.</summary>
+    public static long PeakRssBytes()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+            {
+                if (!line.StartsWith("VmHWM:", StringComparison.Ordinal)) continue;
+                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                return long.Parse(parts[1], CultureInfo.InvariantCulture) * 1024;
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return 0;
+    }
+}

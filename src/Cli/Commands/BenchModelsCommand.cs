@@ -1,0 +1,119 @@
+using System.CommandLine;
+using LatentDiffusion.Cli.Benchmarks;
+using LatentDiffusion.Torch;
+using Spectre.Console;
+
+namespace LatentDiffusion.Cli.Commands;
+
+/// <summary><c>ldm bench unet|vae|text</c>: one forward pass of a Stable Diffusion model, random weights, timed.</summary>
+internal static class BenchModelsCommand
+{
+    public const int DefaultRepeat = 3;
+
+    /// <summary>Adds the model benchmarks to <paramref name="bench"/>.</summary>
+    public static void AddTo(Command bench, CliContext context)
+    {
+        bench.Subcommands.Add(Create(context, "unet", "configs/models/sd15-unet.json",
+            "U-Net forward (UNet2DConditionModel from a config, random weights): seconds, GFLOP/s, peak memory",
+            (command, config, common) =>
+            {
+                var size = new Option<int>("--size") { Description = "Image size in pixels (latents are size/8)", DefaultValueFactory = _ => 256 }.AtLeast(8);
+                var batch = new Option<int>("--batch", "-b") { Description = "Batch size", DefaultValueFactory = _ => 2 }.AtLeast(1);
+                command.Options.Add(size);
+                command.Options.Add(batch);
+                return (parsed, ct) => ModelBenchmark.UNet(parsed.GetValue(config)!, parsed.GetValue(size), parsed.GetValue(batch),
+                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct);
+            }));
+        bench.Subcommands.Add(Create(context, "vae", "configs/models/sd15-vae.json",
+            "VAE decode (AutoencoderKL from a config, random weights) of [batch, 4, n, n] latents: seconds, GFLOP/s, peak memory",
+            (command, config, common) =>
+            {
+                var latent = new Option<int>("--latent-size") { Description = "Latent height and width (32 → a 256×256 image with SD's VAE)", DefaultValueFactory = _ => 32 }.AtLeast(1);
+                var batch = new Option<int>("--batch", "-b") { Description = "Batch size", DefaultValueFactory = _ => 1 }.AtLeast(1);
+                command.Options.Add(latent);
+                command.Options.Add(batch);
+                return (parsed, ct) => ModelBenchmark.VaeDecode(parsed.GetValue(config)!, parsed.GetValue(latent), parsed.GetValue(batch),
+                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct);
+            }));
+        bench.Subcommands.Add(Create(context, "text", "configs/models/sd15-text-encoder.json",
+            "CLIP text encoder forward (from a config, random weights) on batch × 77 tokens: seconds, GFLOP/s, peak memory",
+            (command, config, common) =>
+            {
+                var batch = new Option<int>("--batch", "-b") { Description = "Batch size", DefaultValueFactory = _ => 2 }.AtLeast(1);
+                command.Options.Add(batch);
+                return (parsed, ct) => ModelBenchmark.TextEncoder(parsed.GetValue(config)!, parsed.GetValue(batch),
+                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct);
+            }));
+    }
+
+    private sealed class Common
+    {
+        public Option<string> DTypeOption { get; } = new Option<string>("--dtype")
+        {
+            Description = "f32, or bf16 (also runs f32 on the same weights and reports the parity error)",
+            DefaultValueFactory = _ => "f32",
+        }.OneOf("f32", "bf16");
+
+        public Option<string> DeviceOption { get; } = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+
+        public Option<int> Repeat { get; } = new Option<int>("--repeat", "-n")
+        {
+            Description = "Timed runs after one warm-up (the median is reported)",
+            DefaultValueFactory = _ => DefaultRepeat,
+        }.AtLeast(1);
+
+        public Option<int> Threads { get; } = new Option<int>("--threads")
+        {
+            Description = "Intra-op threads; 0 keeps the default",
+        }.AtLeast(0);
+
+        public DType DType(ParseResult parsed) =>
+            parsed.GetValue(DTypeOption)!.Equals("bf16", StringComparison.OrdinalIgnoreCase) ? Torch.DType.BFloat16 : Torch.DType.Float32;
+
+        public Device Device(ParseResult parsed)
+        {
+            var device = Torch.Device.Parse(parsed.GetValue(DeviceOption)!);
+            if (device.Type == DeviceType.Cuda && (!Torch.Torch.CudaIsAvailable || device.Index >= Torch.Torch.CudaDeviceCount))
+                throw new ArgumentException($"--device {device}: no such CUDA device (cuda devices: {(Torch.Torch.CudaIsAvailable ? Torch.Torch.CudaDeviceCount : 0)})");
+            return device;
+        }
+    }
+
+    private static Command Create(CliContext context, string name, string defaultConfig, string description,
+        Func<Command, Option<string>, Common, Func<ParseResult, CancellationToken, ModelBenchResult>> configure)
+    {
+        var config = new Option<string>("--config", "-c") { Description = "Model config (diffusers / transformers config.json)", DefaultValueFactory = _ => defaultConfig }.ExistingFile();
+        var json = new Option<bool>("--json") { Description = "Print a JSON object instead of a table" };
+        var common = new Common();
+        var command = new Command(name, description) { config, common.DTypeOption, common.DeviceOption, common.Repeat, common.Threads, json };
+        var run = configure(command, config, common);
+        command.SetAction((parsed, cancellationToken) =>
+        {
+            if (parsed.GetValue(common.Threads) is > 0 and var threads) Torch.Torch.Threads = threads;
+            if (Torch.Torch.IsReferenceBlas) context.Warn(InfoCommand.ReferenceBlasWarning);
+            var result = CommandSupport.UserErrors(() => run(parsed, cancellationToken));
+            if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(result));
+            else Print(context, result);
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static void Print(CliContext context, ModelBenchResult r)
+    {
+        var table = new Table().Border(TableBorder.Rounded).HideHeaders().AddColumn("measure").AddColumn("value");
+        void Row(string k, string v) => table.AddRow(new Text(k), new Text(v));
+        Row("model", $"{r.Model} ({r.Config}, {r.Parameters:N0} parameters)");
+        Row("input", r.Input);
+        Row("dtype / device", $"{r.Dtype} / {r.Device}");
+        Row("seconds (median)", CommandSupport.F(r.Seconds, 4));
+        Row("GFLOP per pass", CommandSupport.F(r.Gflop, 2));
+        Row("GFLOP/s", CommandSupport.F(r.Gflops, 2));
+        Row("peak RSS (MB)", CommandSupport.F(r.PeakRssMb, 1));
+        if (r.CudaMemoryUsedMb is { } cuda) Row("CUDA memory in use (MB)", CommandSupport.F(cuda, 1));
+        if (r.F32Seconds is { } f32) Row("f32 seconds (same weights)", CommandSupport.F(f32, 4) + $" (bf16 speed-up {CommandSupport.F(f32 / r.Seconds, 2)}×)");
+        if (r.ParityMaxAbsDiff is { } parity) Row("bf16 vs f32 max |diff|", $"{parity:G4} (f32 output max |x| {r.OutputMaxAbs:G4})");
+        context.Console.Write(table);
+        context.Out.WriteLine($"libtorch {r.Libtorch}, {r.Threads} threads, median of {r.Repeat} runs after one warm-up; FLOPs: {r.FlopMethod}");
+    }
+}

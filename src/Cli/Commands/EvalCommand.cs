@@ -1,0 +1,120 @@
+using System.CommandLine;
+using LatentDiffusion.Pipeline;
+using LatentDiffusion.Pipeline.Noise;
+using LatentDiffusion.Pipeline.Schedulers;
+using LatentDiffusion.Pipeline.StableDiffusion;
+using LatentDiffusion.Training.Evaluation;
+using Spectre.Console;
+
+namespace LatentDiffusion.Cli.Commands;
+
+/// <summary><c>ldm eval …</c>: sample quality measured by the shipped judges (models/judges, or $LDM_JUDGES).</summary>
+internal static class EvalCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var eval = new Command("eval", "Judge a trained model's samples (FID and adherence, with the judges in models/judges)");
+        eval.Subcommands.Add(CreateDdpm(context));
+        eval.Subcommands.Add(CreatePrompts(context));
+        return eval;
+    }
+
+    private static Option<string?> JudgeOption(string what) => new("--judge") { Description = $"Judge folder; default: {what} under models/judges or $LDM_JUDGES" };
+
+    private static Command CreateDdpm(CliContext context)
+    {
+        var model = new Option<string>("--model", "-m") { Description = "DDPMPipeline folder of a Fashion-MNIST model", Required = true };
+        var samples = new Option<int>("--samples", "-n") { Description = "Images to draw and judge", DefaultValueFactory = _ => 1000 }.AtLeast(2);
+        var seed = new Option<ulong>("--seed", "-s") { Description = "Seed of the noise", DefaultValueFactory = _ => 0 };
+        var scheduler = new Option<string>("--scheduler") { Description = "ddpm or ddim; default: the model's own scheduler" }.OneOf("ddpm", "ddim");
+        var steps = new Option<int?>("--steps") { Description = "Denoising steps; default: 1000 (DDPM), 50 (DDIM)" };
+        steps.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--steps must be at least 1"); });
+        var batch = new Option<int>("--batch-size") { Description = "Images sampled at once", DefaultValueFactory = _ => 100 }.AtLeast(1);
+        var judgeDir = JudgeOption(Judge.FashionClassifierName);
+        var json = new Option<bool>("--json") { Description = "Print a JSON object {fid, class_histogram, samples}" };
+        var command = new Command("ddpm", "FID (classifier features) and class histogram of a pixel DDPM's samples")
+        {
+            model, samples, seed, scheduler, steps, batch, judgeDir, json,
+        };
+        command.SetAction((parsed, cancellationToken) =>
+        {
+            using var pipeline = CommandSupport.UserErrors(() => SampleCommand.Load(parsed.GetValue(model)!, parsed.GetValue(scheduler)));
+            using var judge = Judge.LoadFashionClassifier(parsed.GetValue(judgeDir));
+            var stepCount = parsed.GetValue(steps) ?? (pipeline.Scheduler is DDIMScheduler ? 50 : 1000);
+            using var noise = new GeneratorNoise(parsed.GetValue(seed));
+            var total = parsed.GetValue(samples);
+            var result = CommandSupport.WithProgress(context, "eval ddpm", report => DdpmEvaluation.Evaluate(
+                n =>
+                {
+                    using var images = pipeline.Generate(new DdpmOptions(BatchSize: n, Steps: stepCount), noise, null, cancellationToken);
+                    return Judge.FromPipelineImages(images);
+                },
+                total, judge, parsed.GetValue(batch),
+                new CommandSupport.SyncProgress<EvaluationProgress>(p => report(p.Done, p.Total, null)), cancellationToken));
+            if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(result));
+            else
+            {
+                var table = new Table().Border(TableBorder.Rounded).AddColumn("class").AddColumn(new TableColumn("samples").RightAligned());
+                foreach (var (name, count) in result.ClassHistogram) table.AddRow(Markup.Escape(name), count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                context.Console.Write(table);
+                context.Out.WriteLine($"FID {CommandSupport.F(result.Fid, 2)} over {result.Samples} samples ({judge.Directory})");
+            }
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+
+    private static Command CreatePrompts(CliContext context)
+    {
+        var model = new Option<string>("--model", "-m") { Description = "Stable Diffusion folder trained on Fashion colours", Required = true };
+        var perPrompt = new Option<int>("--samples-per-prompt", "-n") { Description = "Images per prompt", DefaultValueFactory = _ => 4 }.AtLeast(1);
+        var steps = new Option<int?>("--steps") { Description = "Denoising steps; default: the pipeline's (30)" };
+        steps.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--steps must be at least 1"); });
+        var guidance = new Option<double?>("--guidance", "-g") { Description = "Classifier-free guidance scale; default: the pipeline's (7.5)" };
+        guidance.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is < 0) r.AddError("--guidance must be ≥ 0"); });
+        var seed = new Option<ulong>("--seed", "-s") { Description = "Seed; prompt i uses seed + i·n", DefaultValueFactory = _ => 0 };
+        var judgeDir = JudgeOption(Judge.FashionColoursJudgeName);
+        var json = new Option<bool>("--json") { Description = "Print a JSON object (adherences, fid, per-prompt results)" };
+        var command = new Command("prompts", "Class, colour and held-out adherence and FID of a text-to-image model over every class × colour prompt")
+        {
+            model, perPrompt, steps, guidance, seed, judgeDir, json,
+        };
+        command.SetAction((parsed, cancellationToken) =>
+        {
+            var directory = parsed.GetValue(model)!;
+            if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"{directory}: model folder not found");
+            using var pipeline = CommandSupport.UserErrors(() => StableDiffusionPipeline.FromPretrained(directory));
+            using var judge = Judge.LoadFashionColoursJudge(parsed.GetValue(judgeDir));
+            var n = parsed.GetValue(perPrompt);
+            var baseSeed = parsed.GetValue(seed);
+            var request = new GenerationRequest { Prompt = "" };
+            if (parsed.GetValue(steps) is { } st) request = request with { Steps = st };
+            if (parsed.GetValue(guidance) is { } g) request = request with { GuidanceScale = g };
+            var prompts = PromptEvaluation.StandardPrompts();
+            var index = 0;
+            var result = CommandSupport.WithProgress(context, "eval prompts", report => PromptEvaluation.Evaluate(
+                (prompt, count) =>
+                {
+                    var r = request with { Prompt = prompt, NumImages = count, Seed = baseSeed + (ulong)(index++ * count) };
+                    using var generated = pipeline.TextToImage(r, null, cancellationToken);
+                    return Judge.FromPipelineImages(generated.Pixels);
+                },
+                prompts, n, judge, new CommandSupport.SyncProgress<EvaluationProgress>(p => report(p.Done, p.Total, null)), cancellationToken));
+            if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(result));
+            else
+            {
+                var table = new Table().Border(TableBorder.Rounded).AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
+                static string P(double? v) => v is { } x ? CommandSupport.F(x, 3) : "–";
+                table.AddRow("class adherence", P(result.ClassAdherence));
+                table.AddRow("colour adherence", P(result.ColourAdherence));
+                table.AddRow("held-out adherence (class and colour)", P(result.HeldOutAdherence));
+                table.AddRow("seen adherence (class and colour)", P(result.SeenAdherence));
+                table.AddRow("FID (judge features)", CommandSupport.F(result.Fid, 2));
+                table.AddRow("samples", result.Samples.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                context.Console.Write(table);
+            }
+            return Task.FromResult(0);
+        });
+        return command;
+    }
+}

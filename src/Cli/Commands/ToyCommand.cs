@@ -1,0 +1,24 @@
+using System.CommandLine;
+using LatentDiffusion.Training;
+
+namespace LatentDiffusion.Cli.Commands;
+
+/// <summary><c>ldm toy s-curve</c>: diffusion on 2-D points, trained in a minute on a CPU.</summary>
+internal static class ToyCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var toy = new Command("toy", "Toy diffusion problems that train in minutes on a CPU");
+        var config = new Option<string>("--config", "-c") { Description = "Toy recipe (JSON, e.g. configs/train/toy-s-curve.json); default: the built-in recipe" }.ExistingFile();
+        var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoints, metrics, pictures", Required = true };
+        var resume = new Option<bool>("--resume") { Description = "Continue from the run folder's last checkpoint" };
+        var sCurve = new Command("s-curve", "Train a small MLP to generate points on an S curve; writes pictures of the data, the samples and the reverse process")
+        {
+            config, output, resume,
+        };
+        sCurve.SetAction(parsed => CommandSupport.UserErrors(() =>
+            TrainingCommands.ToySCurve(parsed.GetValue(config), parsed.GetValue(output)!, parsed.GetValue(resume), context.Out)));
+        toy.Subcommands.Add(sCurve);
+        return toy;
+    }
+}
