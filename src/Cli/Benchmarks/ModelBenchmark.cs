@@ -160,16 +160,16 @@ public static class ModelBenchmark
             f32Seconds = seconds;
             target.Convert(DType.BFloat16);
             using var output = Time(target, repeat, cancellationToken, out var bf16Seconds);
-            using var difference = (output.To(DType.Float32) - reference).Abs().Max();
-            using var magnitude = reference.Abs().Max();
-            parity = difference.To(Device.CPU).ToArray<float>()[0];
-            outputMax = magnitude.To(Device.CPU).ToArray<float>()[0];
+            using (DisposeScope.Enter())
+            {
+                parity = MaxAbs(output.To(DType.Float32) - reference);
+                outputMax = MaxAbs(reference);
+            }
             return Result(bf16Seconds);
         }
         using (var output = Time(target, repeat, cancellationToken, out var f32))
         {
-            using var magnitude = output.Abs().Max();
-            outputMax = magnitude.To(Device.CPU).ToArray<float>()[0];
+            using (DisposeScope.Enter()) outputMax = MaxAbs(output);
             return Result(f32);
         }
 
@@ -181,7 +181,7 @@ public static class ModelBenchmark
             Device: device.ToString(),
             Parameters: target.Model.ParameterCount,
             Seconds: Math.Round(seconds, 4),
-            Gflop: Math.Round(target.Flops / 1e9, 2),
+            Gflop: Math.Round(target.Flops / 1e9, 4),
             Gflops: Math.Round(target.Flops / 1e9 / seconds, 2),
             PeakRssMb: Math.Round(PeakRssBytes() / 1048576.0, 1),
             CudaMemoryUsedMb: device.Type == DeviceType.Cpu ? null : Math.Round(Torch.Torch.CudaMemory(device.Index).Used / 1048576.0, 1),
@@ -193,6 +193,8 @@ public static class ModelBenchmark
             Libtorch: Torch.Torch.LibTorchVersion,
             FlopMethod: FlopMethod);
     }
+
+    private static double MaxAbs(Tensor t) => t.Abs().Max().To(Device.CPU, DType.Float64).ToArray<double>()[0];
 
     /// <summary>One warm-up run, then <paramref name="repeat"/> timed runs; returns the last output (in f32) and the median time.</summary>
     private static Tensor Time(BenchTarget target, int repeat, CancellationToken cancellationToken, out double medianSeconds)

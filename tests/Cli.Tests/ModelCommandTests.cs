@@ -1,0 +1,179 @@
+using System.Text.Json;
+using LatentDiffusion.Cli.Benchmarks;
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Tests.Common;
+using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.Config;
+
+namespace LatentDiffusion.Cli.Tests;
+
+/// <summary>train, toy, sample, eval and the model benchmarks, on tiny fixtures.</summary>
+public sealed class ModelCommandTests : IDisposable
+{
+    private readonly string temp = Directory.CreateTempSubdirectory("ldm-cli-tests-").FullName;
+
+    public void Dispose() => Directory.Delete(temp, recursive: true);
+
+    private static string Repo(params string[] parts) => Path.Combine([SharedData.RepositoryRoot, .. parts]);
+
+    private static string TinyDdpm => Repo("tests", "fixtures", "latentunet", "ddpm_tiny");
+
+    [Fact]
+    public void TheNewCommandsAreListed()
+    {
+        var r = CliRunner.Run("--help");
+
+        foreach (var command in new[] { "train", "toy", "sample", "eval" }) Assert.Contains(command, r.Out);
+        var bench = CliRunner.Run("bench", "--help");
+        foreach (var command in new[] { "unet", "vae", "text" }) Assert.Contains(command, bench.Out);
+    }
+
+    [Theory]
+    [InlineData(new[] { "sample", "--model", "m", "--num", "0" }, "--num must be at least 1")]
+    [InlineData(new[] { "sample", "--model", "m", "--scheduler", "euler" }, "--scheduler must be one of ddpm, ddim")]
+    [InlineData(new[] { "sample", "--num", "4" }, "--model")]
+    [InlineData(new[] { "train", "ddpm", "--config", "no-such-recipe.json", "--out", "runs/x" }, "no-such-recipe.json: file not found")]
+    [InlineData(new[] { "train", "judges", "everything" }, "everything")]
+    [InlineData(new[] { "toy", "s-curve" }, "--out")]
+    [InlineData(new[] { "eval", "ddpm", "--model", "m", "--samples", "1" }, "--samples must be at least 2")]
+    [InlineData(new[] { "bench", "unet", "--dtype", "f16" }, "--dtype must be one of f32, bf16")]
+    [InlineData(new[] { "bench", "text", "--config", "no-such-config.json" }, "no-such-config.json: file not found")]
+    public void BadArgumentsGiveOneLineAndTheUsageExitCode(string[] args, string mentioned)
+    {
+        var r = CliRunner.Run(args);
+
+        Assert.Equal(ErrorReporter.Usage, r.ExitCode);
+        var line = Assert.Single(r.ErrLines);
+        Assert.StartsWith("error: ", line);
+        Assert.Contains(mentioned, line);
+        Assert.Equal("", r.Out);
+    }
+
+    [Fact]
+    public void EvalDdpmOnAMissingModelFolderFailsWithOneLine()
+    {
+        var r = CliRunner.Run("eval", "ddpm", "--model", Path.Combine(temp, "no-model"), "--json");
+
+        Assert.Equal(ErrorReporter.Failure, r.ExitCode);
+        var line = Assert.Single(r.ErrLines);
+        Assert.Contains("model_index.json: not found", line);
+        Assert.Equal("", r.Out);
+    }
+
+    [Fact]
+    public void EvalPromptsOnAMissingModelFolderFailsWithOneLine()
+    {
+        var r = CliRunner.Run("eval", "prompts", "--model", Path.Combine(temp, "no-model"), "--samples-per-prompt", "1");
+
+        Assert.Equal(ErrorReporter.Failure, r.ExitCode);
+        Assert.Contains("model folder not found", Assert.Single(r.ErrLines));
+    }
+
+    [Fact]
+    public void SampleWritesAGridThatRemembersItsParametersAndRepeatsForASeed()
+    {
+        string Sample(string name, string seed, params string[] extra)
+        {
+            var path = Path.Combine(temp, name);
+            var r = CliRunner.Run(["sample", "--model", TinyDdpm, "--num", "4", "--steps", "3", "--seed", seed, "--out", path, .. extra]);
+            Assert.True(r.ExitCode == 0, r.Err);
+            Assert.Contains(path, r.Out);
+            return path;
+        }
+
+        var live = Tensor.LiveCount;
+        var first = Sample("a.png", "7");
+        var again = Sample("b.png", "7");
+        var other = Sample("c.png", "8");
+        var ddim = Sample("d.png", "7", "--scheduler", "ddim");
+        Assert.Equal(live, Tensor.LiveCount);
+
+        Assert.Equal(File.ReadAllBytes(first), File.ReadAllBytes(again));
+        Assert.NotEqual(File.ReadAllBytes(first), File.ReadAllBytes(other));
+        Assert.NotEqual(File.ReadAllBytes(first), File.ReadAllBytes(ddim));
+
+        var grid = RgbImage.Load(first);
+        Assert.Equal((32, 32), (grid.Width, grid.Height)); // 2 × 2 images of 16 × 16
+        var parameters = GenerationParameters.FromPng(first);
+        Assert.NotNull(parameters);
+        Assert.Equal(7, parameters.Seed);
+        Assert.Equal(3, parameters.Steps);
+        Assert.Equal("DDPM", parameters.Sampler);
+        Assert.Equal(16, parameters.Width);
+        Assert.Equal("DDIM", GenerationParameters.FromPng(ddim)!.Sampler);
+    }
+
+    [Fact]
+    public void BenchTextJsonGivesTheExpectedKeys()
+    {
+        var live = Tensor.LiveCount;
+        var r = CliRunner.Run("bench", "text", "--config", Repo("tests", "fixtures", "cli", "tiny-text-encoder.json"), "--repeat", "1", "--dtype", "bf16", "--json");
+
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Equal(live, Tensor.LiveCount);
+        using var doc = JsonDocument.Parse(r.Out);
+        var root = doc.RootElement;
+        foreach (var key in new[] { "seconds", "gflop", "gflops", "peak_rss_mb", "f32_seconds", "output_max_abs" })
+            Assert.True(root.GetProperty(key).GetDouble() > 0, $"{key} should be positive");
+        var parity = root.GetProperty("parity_max_abs_diff").GetDouble();
+        Assert.InRange(parity, 0, 0.1 * root.GetProperty("output_max_abs").GetDouble()); // bf16 keeps ~3 significant digits
+        Assert.Equal("bf16", root.GetProperty("dtype").GetString());
+        Assert.Equal("cpu", root.GetProperty("device").GetString());
+        Assert.Equal("CLIPTextModel", root.GetProperty("model").GetString());
+        Assert.Equal(1, root.GetProperty("repeat").GetInt32());
+        Assert.False(root.TryGetProperty("cuda_memory_used_mb", out _));
+    }
+
+    [Fact]
+    public void BenchTextTableShowsSecondsAndGflops()
+    {
+        var r = CliRunner.Run("bench", "text", "--config", Repo("tests", "fixtures", "cli", "tiny-text-encoder.json"), "--repeat", "1");
+
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("GFLOP/s", r.Out);
+        Assert.Contains("peak RSS", r.Out);
+    }
+
+    [Fact]
+    public void ToySCurveWithATinyRecipeWritesItsFiles()
+    {
+        var run = Path.Combine(temp, "toy");
+        var r = CliRunner.Run("toy", "s-curve", "--config", Repo("tests", "fixtures", "cli", "toy-tiny.json"), "--out", run);
+
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("trained 20 steps", r.Out);
+        foreach (var file in new[] { "forward.png", "reverse.png", "samples.png", "metrics.jsonl", "model/model.safetensors" })
+            Assert.True(File.Exists(Path.Combine(run, file)), $"{file} should exist");
+        Assert.True(Directory.Exists(Path.Combine(run, "checkpoints", "step-000020")));
+
+        var resumed = CliRunner.Run("toy", "s-curve", "--config", Repo("tests", "fixtures", "cli", "toy-tiny.json"), "--out", run, "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Err);
+    }
+
+    [Fact]
+    public void ABadRecipeIsOneLineNotAnInternalError()
+    {
+        var recipe = Path.Combine(temp, "bad.json");
+        File.WriteAllText(recipe, """{ "num_steps": 1 }""");
+
+        var r = CliRunner.Run("toy", "s-curve", "--config", recipe, "--out", Path.Combine(temp, "bad"));
+
+        Assert.Equal(ErrorReporter.Failure, r.ExitCode);
+        var line = Assert.Single(r.ErrLines);
+        Assert.Contains("num_steps", line);
+        Assert.DoesNotContain("internal error", line);
+    }
+
+    [Fact]
+    public void FlopCounterMatchesThePublishedSd15UNetCost()
+    {
+        var config = ConfigJson.Load<LatentDiffusion.LatentUNet.UNet2DConditionModelConfig>(Repo("configs", "models", "sd15-unet.json"));
+
+        var convAndLinear = FlopCounter.WithoutAttentionMatmuls(() => FlopCounter.UNet2DCondition(config, 1, 64, 64, 77)) / 2e9;
+        var all = FlopCounter.UNet2DCondition(config, 1, 64, 64, 77) / 2e9;
+
+        Assert.InRange(convAndLinear, 339 * 0.99, 339 * 1.01); // BK-SDM (Kim et al. 2023), Table 1: 339 G MACs at 512×512 (conv + linear modules)
+        Assert.InRange(all - convAndLinear, 55, 70);            // Q·Kᵀ and softmax·V, mostly the 4096-token self-attention at 64×64
+        Assert.Equal(2 * FlopCounter.UNet2DCondition(config, 1, 32, 32, 77), FlopCounter.UNet2DCondition(config, 2, 32, 32, 77), 6);
+    }
+}
