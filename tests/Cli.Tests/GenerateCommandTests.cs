@@ -9,25 +9,9 @@ public sealed class GenerateCommandTests : IDisposable
     private readonly string work = Directory.CreateTempSubdirectory("ld-cli-gen-").FullName;
     private readonly string model;
 
-    public GenerateCommandTests()
-    {
-        model = Path.Combine(work, "tiny");
-        var fixtures = Path.Combine(SharedData.RepositoryRoot, "tests", "fixtures");
-        Copy(Path.Combine(fixtures, "pipeline/sd_tiny"), model);
-        Copy(Path.Combine(fixtures, "latentunet/sd_tiny/unet"), Path.Combine(model, "unet"));
-        Copy(Path.Combine(fixtures, "autoencoder/sd_tiny_vae"), Path.Combine(model, "vae"));
-        Copy(Path.Combine(fixtures, "textencoder/clip/sd_tiny_text_encoder"), Path.Combine(model, "text_encoder"));
-        Copy(Path.Combine(fixtures, "textencoder/tokenizer_tiny"), Path.Combine(model, "tokenizer"));
-    }
+    public GenerateCommandTests() => model = TinyStableDiffusionFolder.Assemble(Path.Combine(work, "tiny"));
 
     public void Dispose() => Directory.Delete(work, recursive: true);
-
-    private static void Copy(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (var file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
-        foreach (var dir in Directory.GetDirectories(from)) Copy(dir, Path.Combine(to, Path.GetFileName(dir)));
-    }
 
     private string Out(string name) => Path.Combine(work, name);
 
@@ -132,5 +116,53 @@ public sealed class GenerateCommandTests : IDisposable
         Assert.Equal(0, r.ExitCode);
         Assert.Matches(@"PSNR \d+\.\d\d dB \(64x48\)", r.Out);
         Assert.Equal((64, 48), (RgbImage.Load(Out("rt.png")).Width, RgbImage.Load(Out("rt.png")).Height));
+    }
+}
+
+public sealed class ConvertCommandTests : IDisposable
+{
+    private readonly string work = Directory.CreateTempSubdirectory("ld-cli-convert-").FullName;
+
+    public void Dispose() => Directory.Delete(work, recursive: true);
+
+    [Fact]
+    public void ConvertWritesADiffusersFolderThatGenerates()
+    {
+        var fixtures = Path.Combine(SharedData.RepositoryRoot, "tests", "fixtures");
+        var files = new Dictionary<string, string>
+        {
+            ["unet"] = Path.Combine(fixtures, "latentunet/sd_tiny/unet/diffusion_pytorch_model.safetensors"),
+            ["vae"] = Path.Combine(fixtures, "autoencoder/sd_tiny_vae/diffusion_pytorch_model.safetensors"),
+            ["text_encoder"] = Path.Combine(fixtures, "textencoder/clip/sd_tiny_text_encoder/model.safetensors"),
+        };
+        var layout = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(fixtures, "pipeline/checkpoints/ldm_layout.json"))).RootElement;
+        var original = new Dictionary<string, Torch.Tensor>();
+        foreach (var pair in layout.GetProperty("pairs").EnumerateArray())
+        {
+            var diffusers = pair.GetProperty("diffusers").GetString()!;
+            var slash = diffusers.IndexOf('/');
+            using var weights = Torch.SafeTensors.SafeTensorsFile.Open(files[diffusers[..slash]]);
+            var t = weights.Load(diffusers[(slash + 1)..]);
+            original[pair.GetProperty("original").GetString()!] = pair.GetProperty("transform").GetString() == "SqueezeConv1x1" ? t.Reshape([.. t.Shape, 1, 1]) : t;
+        }
+        var checkpoint = Path.Combine(work, "tiny.safetensors");
+        Torch.SafeTensors.SafeTensorsFile.Save(checkpoint, original);
+        foreach (var t in original.Values) t.Dispose();
+
+        // The tiny model's configs and tokenizer stand in for a family's (as diffusers' config= does).
+        var configSource = Path.Combine(work, "configs");
+        TinyStableDiffusionFolder.Assemble(configSource);
+        var output = Path.Combine(work, "converted");
+        var r = CliRunner.Run("convert", checkpoint, output, "--config", configSource, "--family", "sd1");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.True(File.Exists(Path.Combine(output, "unet", "diffusion_pytorch_model.safetensors")));
+        var gen = CliRunner.Run("generate", "a cat", "--model", output, "--steps", "1", "--out", Path.Combine(work, "c.png"));
+        Assert.Equal(0, gen.ExitCode);
+
+        var exists = CliRunner.Run("convert", checkpoint, output, "--config", configSource, "--family", "sd1");
+        Assert.Contains("already exists", Assert.Single(exists.ErrLines));
+        var pickle = Path.Combine(work, "m.ckpt");
+        File.WriteAllBytes(pickle, [0x80, 0x02]);
+        Assert.Contains("pickle", Assert.Single(CliRunner.Run("convert", pickle, Path.Combine(work, "p")).ErrLines));
     }
 }

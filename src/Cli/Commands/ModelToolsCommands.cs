@@ -23,23 +23,7 @@ internal static class ModelToolsCommands
         command.SetAction(parsed =>
         {
             var path = parsed.GetValue(file)!;
-            CheckpointKind? kind = null;
-            if (parsed.GetValue(family) is { } f || parsed.GetValue(prediction) is not null)
-            {
-                using var probe = SingleFileCheckpoint.Open(path);
-                var inferred = probe.Kind;
-                var chosenFamily = parsed.GetValue(family) switch
-                {
-                    null => inferred.Family,
-                    "sd1" => ModelFamily.StableDiffusion1,
-                    "sd2" => ModelFamily.StableDiffusion2,
-                    var other => throw new ArgumentException($"--family must be sd1 or sd2, not {other}"),
-                };
-                var chosenPrediction = parsed.GetValue(prediction) ?? (chosenFamily == inferred.Family ? inferred.PredictionType : chosenFamily == ModelFamily.StableDiffusion2 ? "v_prediction" : "epsilon");
-                if (chosenPrediction is not ("epsilon" or "v_prediction"))
-                    throw new ArgumentException($"--prediction-type must be epsilon or v_prediction, not {chosenPrediction}");
-                kind = new CheckpointKind(chosenFamily, chosenPrediction);
-            }
+            var kind = Override(path, parsed.GetValue(family), parsed.GetValue(prediction));
             using var pipe = StableDiffusionPipeline.FromSingleFile(path, new PipelineOptions
             {
                 CheckpointKind = kind,
@@ -51,6 +35,29 @@ internal static class ModelToolsCommands
             return 0;
         });
         return command;
+    }
+
+    /// <summary>The family/prediction the user chose; an unspecified half is inferred (family) or follows the family (prediction).</summary>
+    private static CheckpointKind? Override(string path, string? family, string? prediction)
+    {
+        if (family is null && prediction is null) return null;
+        var chosenFamily = family switch
+        {
+            null => ProbeFamily(path),
+            "sd1" => ModelFamily.StableDiffusion1,
+            "sd2" => ModelFamily.StableDiffusion2,
+            _ => throw new ArgumentException($"--family must be sd1 or sd2, not {family}"),
+        };
+        var chosenPrediction = prediction ?? (chosenFamily == ModelFamily.StableDiffusion2 ? "v_prediction" : "epsilon");
+        if (chosenPrediction is not ("epsilon" or "v_prediction"))
+            throw new ArgumentException($"--prediction-type must be epsilon or v_prediction, not {chosenPrediction}");
+        return new CheckpointKind(chosenFamily, chosenPrediction);
+    }
+
+    private static ModelFamily ProbeFamily(string path)
+    {
+        using var probe = SingleFileCheckpoint.Open(path);
+        return probe.Kind.Family;
     }
 
     public static Command CreateTokenize(CliContext context)
