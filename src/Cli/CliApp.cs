@@ -78,6 +78,11 @@ public static class CliApp
             option.Action = new VersionAction();
 
         root.Subcommands.Add(InfoCommand.Create(context));
+        root.Subcommands.Add(GenerateCommand.CreateGenerate(context));
+        root.Subcommands.Add(GenerateCommand.CreateImageToImage(context));
+        root.Subcommands.Add(ModelToolsCommands.CreateConvert(context));
+        root.Subcommands.Add(ModelToolsCommands.CreateTokenize(context));
+        root.Subcommands.Add(ModelToolsCommands.CreateVae(context));
         root.Subcommands.Add(BenchCommand.Create(context));
         root.Subcommands.Add(TrainCommand.Create(context));
         root.Subcommands.Add(ToyCommand.Create(context));

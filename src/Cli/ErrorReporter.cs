@@ -40,9 +40,17 @@ public static class ErrorReporter
     public static string Describe(Exception e)
     {
         var message = OneLine(e.Message);
+        if (e is ArgumentException { ParamName: { } name })
+        {
+            // .NET appends " (Parameter 'x')"; the text already names the option, so show the value instead.
+            message = message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal);
+            if (e is ArgumentOutOfRangeException { ActualValue: { } value }) message += $" (got {value})";
+        }
         return e switch
         {
             TorchException => message, // already "operation: message"
+            // The project's own exception types (bad images, weights, configs, recipes, vocabularies) carry user-facing messages.
+            _ when e.GetType().Namespace?.StartsWith("LatentDiffusion.", StringComparison.Ordinal) == true => message,
             FileNotFoundException f when f.FileName is not null && !message.Contains(f.FileName, StringComparison.Ordinal) =>
                 $"{message} ({f.FileName})",
             ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException or FormatException

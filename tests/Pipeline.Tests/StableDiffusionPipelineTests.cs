@@ -195,29 +195,9 @@ public sealed class TinyStableDiffusion : IDisposable
 
     public TinyStableDiffusion() => Directory = CopyTo(System.IO.Directory.CreateTempSubdirectory("ld-sd-tiny-").FullName);
 
-    public string CopyTo(string target)
-    {
-        var fixtures = Path.Combine(SharedData.RepositoryRoot, "tests", "fixtures");
-        Copy(Path.Combine(fixtures, "pipeline/sd_tiny"), target);
-        Copy(Path.Combine(fixtures, "latentunet/sd_tiny/unet"), Path.Combine(target, "unet"));
-        Copy(Path.Combine(fixtures, "autoencoder/sd_tiny_vae"), Path.Combine(target, "vae"));
-        Copy(Path.Combine(fixtures, "textencoder/clip/sd_tiny_text_encoder"), Path.Combine(target, "text_encoder"));
-        Copy(Path.Combine(fixtures, "textencoder/tokenizer_tiny"), Path.Combine(target, "tokenizer"));
-        return target;
-    }
+    public string CopyTo(string target) => TinyStableDiffusionFolder.Assemble(target);
 
     public StableDiffusionPipeline Load() => StableDiffusionPipeline.FromPretrained(Directory);
-
-    private static void Copy(string from, string to)
-    {
-        System.IO.Directory.CreateDirectory(to);
-        foreach (var file in System.IO.Directory.GetFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var relative = Path.GetRelativePath(from, file);
-            System.IO.Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(to, relative))!);
-            File.Copy(file, Path.Combine(to, relative), overwrite: true);
-        }
-    }
 
     public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
 }

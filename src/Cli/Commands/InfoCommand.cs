@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
+using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Torch;
 using Spectre.Console;
 
@@ -14,9 +15,11 @@ internal static class InfoCommand
     public static Command Create(CliContext context)
     {
         var json = new Option<bool>("--json") { Description = "Print a JSON object instead of a table" };
-        var command = new Command("info", "Show libtorch, devices, threads, BLAS and the .NET runtime") { json };
+        var image = new Option<string?>("--image") { Description = "Print the generation parameters stored in a PNG instead" };
+        var command = new Command("info", "Show libtorch, devices, threads, BLAS and the .NET runtime (or a PNG's generation parameters)") { json, image };
         command.SetAction(parsed =>
         {
+            if (parsed.GetValue(image) is { } png) return PrintImageParameters(context, png, parsed.GetValue(json));
             var info = RuntimeInfo.Collect();
             if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(info));
             else Print(context, info);
@@ -24,6 +27,23 @@ internal static class InfoCommand
         });
         return command;
     }
+
+    /// <summary>The AUTOMATIC1111 "parameters" text of a PNG, as stored or (with --json) parsed.</summary>
+    private static int PrintImageParameters(CliContext context, string path, bool json)
+    {
+        var text = Pipeline.Imaging.PngReader.ReadText(path).Find(Pipeline.Imaging.PngText.ParametersKeyword)
+            ?? throw new InvalidDataException($"{path}: has no generation parameters (no 'parameters' text chunk)");
+        if (!json)
+        {
+            context.Out.WriteLine(text);
+            return 0;
+        }
+        var p = Pipeline.Imaging.GenerationParameters.Parse(text);
+        context.Out.WriteLine(Json.Serialize(new ImageParameters(p.Prompt, p.NegativePrompt, p.Steps, p.Sampler, p.CfgScale, p.Seed, p.Width, p.Height, p.Model, p.Strength, p.ClipSkip)));
+        return 0;
+    }
+
+    private sealed record ImageParameters(string Prompt, string NegativePrompt, int Steps, string Sampler, double CfgScale, long Seed, int Width, int Height, string? Model, double? Strength, int? ClipSkip);
 
     private static void Print(CliContext context, RuntimeInfo info)
     {

@@ -1,0 +1,165 @@
+using System.CommandLine;
+using System.Diagnostics;
+using LatentDiffusion.Cli.Generation;
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Pipeline.StableDiffusion;
+using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.SafeTensors;
+
+namespace LatentDiffusion.Cli.Commands;
+
+/// <summary><c>ldm generate PROMPT</c> and <c>ldm img2img PROMPT --init IMAGE</c>: Stable Diffusion from the command line.</summary>
+internal static class GenerateCommand
+{
+    private sealed class Common
+    {
+        public readonly Argument<string> Prompt = new("prompt") { Description = "What to draw" };
+        public readonly Option<string> Negative = new("--negative") { Description = "What to avoid (negative prompt)", DefaultValueFactory = _ => "" };
+        public readonly Option<string?> Model = new("--model", "-m") { Description = "A diffusers model folder or a single-file .safetensors checkpoint (default: the embedded model)" };
+        public readonly Option<int?> Steps = new("--steps") { Description = "Denoising steps (default 30)" };
+        public readonly Option<double> Guidance = new("--guidance", "--cfg") { Description = "Classifier-free guidance scale (≤ 1 turns guidance off)", DefaultValueFactory = _ => 7.5 };
+        public readonly Option<double> GuidanceRescale = new("--guidance-rescale") { Description = "Rescale the guided prediction (0 = off, 0.7 for zero-SNR models)" };
+        public readonly Option<string?> Sampler = new("--sampler", "-s") { Description = "euler, euler_a, dpmpp_2m, dpmpp_2m_karras, ddim, ddpm, pndm, lms, lms_karras, euler_karras, lcm (default: the model's scheduler)" };
+        public readonly Option<long> Seed = new("--seed") { Description = "Random seed; -1 picks one (printed and stored in the PNG)", DefaultValueFactory = _ => -1 };
+        public readonly Option<int?> Width = new("--width", "-W") { Description = "Width in pixels, a multiple of 8 (default: the model's)" };
+        public readonly Option<int?> Height = new("--height", "-H") { Description = "Height in pixels, a multiple of 8 (default: the model's)" };
+        public readonly Option<int> NumImages = new("--num-images", "-n") { Description = "Images to make; image i uses seed + i", DefaultValueFactory = _ => 1 };
+        public readonly Option<int> ClipSkip = new("--clip-skip") { Description = "AUTOMATIC1111's clip skip: 1 = last text-encoder layer, 2 = penultimate", DefaultValueFactory = _ => 1 };
+        public readonly Option<double> Eta = new("--eta") { Description = "DDIM η (0 = deterministic)" };
+        public readonly Option<string> DType = new("--dtype") { Description = "Compute dtype: f32, bf16 or f16", DefaultValueFactory = _ => "f32" };
+        public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        public readonly Option<string?> Latents = new("--latents") { Description = "Initial latents [n, C, h/8, w/8] from a .safetensors file (tensor 'latents')" };
+        public readonly Option<string?> SaveLatents = new("--save-latents") { Description = "Write the final latents (before VAE decoding) to a .safetensors file" };
+        public readonly Option<string?> Out = new("--out", "-o") { Description = "Output PNG (default outputs/<time>-<seed>.png); several images add -0, -1, … and a -grid" };
+        public readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "Single-file checkpoints: a CLIP tokenizer folder or bpe_simple_vocab_16e6.txt.gz" };
+        public readonly Option<int?> AttentionSlice = new("--attention-slicing") { Description = "Compute attention in slices of this many rows (less memory)" };
+        public readonly Option<bool> VaeTiling = new("--vae-tiling") { Description = "Decode large images tile by tile" };
+
+        public void AddTo(Command command)
+        {
+            command.Arguments.Add(Prompt);
+            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Seed, Width, Height, NumImages, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling })
+                command.Options.Add(option);
+        }
+    }
+
+    public static Command CreateGenerate(CliContext context)
+    {
+        var common = new Common();
+        var command = new Command("generate", "Text to image with a Stable Diffusion model (default: the embedded Fashion-colours model)");
+        common.AddTo(command);
+        command.SetAction((parsed, cancellation) => Task.FromResult(Run(context, common, parsed, null, cancellation)));
+        return command;
+    }
+
+    public static Command CreateImageToImage(CliContext context)
+    {
+        var common = new Common();
+        var init = new Option<string>("--init", "-i") { Description = "The reference image (PNG, JPEG, BMP, …)", Required = true };
+        var strength = new Option<double>("--strength") { Description = "How much to change it: (0, 1], 1 ignores the image", DefaultValueFactory = _ => 0.75 };
+        var command = new Command("img2img", "Image to image: a reference image noised to --strength, then denoised towards the prompt");
+        common.AddTo(command);
+        command.Options.Add(init);
+        command.Options.Add(strength);
+        command.SetAction((parsed, cancellation) => Task.FromResult(Run(context, common, parsed, (parsed.GetValue(init)!, parsed.GetValue(strength)), cancellation)));
+        return command;
+    }
+
+    private static int Run(CliContext context, Common o, ParseResult parsed, (string Path, double Strength)? init, CancellationToken cancellation)
+    {
+        var seed = parsed.GetValue(o.Seed);
+        if (seed < -1) throw new ArgumentOutOfRangeException("--seed", seed, "--seed must be ≥ 0, or -1 for a random seed");
+        if (seed == -1) seed = Random.Shared.NextInt64(0, uint.MaxValue);
+        var dtype = DTypeExtensions.Parse(parsed.GetValue(o.DType)!);
+        if (dtype is not (Torch.DType.Float32 or Torch.DType.BFloat16 or Torch.DType.Float16))
+            throw new ArgumentException($"--dtype must be f32, bf16 or f16, not {parsed.GetValue(o.DType)}");
+        var device = Torch.Device.Parse(parsed.GetValue(o.Device)!);
+        var initImage = init is { } i ? RgbImage.Load(i.Path) : null; // an unreadable image fails before the model loads
+        var outPath = parsed.GetValue(o.Out) ?? Path.Combine("outputs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{seed}.png");
+        if (!outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+            throw new ArgumentException($"--out must name a .png file, not {outPath}");
+
+        var modelPath = DefaultModel.Resolve(parsed.GetValue(o.Model));
+        var clock = Stopwatch.StartNew();
+        using var pipe = StableDiffusionPipeline.FromPretrained(modelPath, new PipelineOptions
+        {
+            Device = device,
+            DType = dtype,
+            TokenizerPath = parsed.GetValue(o.Tokenizer),
+            AttentionSliceSize = parsed.GetValue(o.AttentionSlice),
+            VaeTiling = parsed.GetValue(o.VaeTiling),
+        });
+        var loadTime = clock.Elapsed;
+
+        using var latents = parsed.GetValue(o.Latents) is { } latentsPath ? LoadLatents(latentsPath) : null;
+        var request = new GenerationRequest
+        {
+            Prompt = parsed.GetValue(o.Prompt)!,
+            NegativePrompt = parsed.GetValue(o.Negative)!,
+            Steps = parsed.GetValue(o.Steps) ?? 30,
+            GuidanceScale = parsed.GetValue(o.Guidance),
+            GuidanceRescale = parsed.GetValue(o.GuidanceRescale),
+            Sampler = parsed.GetValue(o.Sampler),
+            Seed = (ulong)seed,
+            Width = parsed.GetValue(o.Width),
+            Height = parsed.GetValue(o.Height),
+            NumImages = parsed.GetValue(o.NumImages),
+            ClipSkip = parsed.GetValue(o.ClipSkip),
+            Eta = parsed.GetValue(o.Eta),
+            Latents = latents,
+        };
+        request.Validate();
+        if (request.Sampler is { } sampler) _ = Pipeline.Schedulers.SchedulerFactory.Normalize(sampler); // unknown names fail before any work
+
+        clock.Restart();
+        using var result = GenerationConsole.Run(context, init is null ? "generating" : "img2img", progress => init is { } ii
+            ? pipe.ImageToImage(new ImageToImageRequest
+            {
+                Prompt = request.Prompt, NegativePrompt = request.NegativePrompt, Steps = request.Steps, GuidanceScale = request.GuidanceScale,
+                GuidanceRescale = request.GuidanceRescale, Sampler = request.Sampler, Seed = request.Seed, Width = request.Width, Height = request.Height,
+                NumImages = request.NumImages, ClipSkip = request.ClipSkip, Eta = request.Eta, InitImage = initImage!, Strength = ii.Strength,
+            }, progress, cancellation)
+            : pipe.TextToImage(request, progress, cancellation));
+        var generateTime = clock.Elapsed;
+
+        foreach (var path in WriteImages(result, outPath)) context.Out.WriteLine(Path.GetFullPath(path));
+        if (parsed.GetValue(o.SaveLatents) is { } saveLatents)
+        {
+            SafeTensorsFile.Save(saveLatents, [new("latents", result.Latents)]);
+            context.Out.WriteLine(Path.GetFullPath(saveLatents));
+        }
+        context.Err.WriteLine($"seed {seed}; loaded in {loadTime.TotalSeconds:F1} s, generated in {generateTime.TotalSeconds:F1} s");
+        return 0;
+    }
+
+    private static Tensor LoadLatents(string path)
+    {
+        using var file = SafeTensorsFile.Open(path);
+        var name = file.Contains("latents") ? "latents" : file.Keys.Count == 1 ? file.Keys[0]
+            : throw new SafeTensorsException(path, "has no tensor named 'latents'");
+        return file.Load(name, Torch.DType.Float32);
+    }
+
+    /// <summary>One PNG per image (with the generation parameters) and a grid when there are several.</summary>
+    private static List<string> WriteImages(GenerationResult result, string outPath)
+    {
+        var written = new List<string>();
+        if (result.Images.Count == 1)
+        {
+            result.Images[0].SavePng(outPath, result.Parameters[0]);
+            written.Add(outPath);
+            return written;
+        }
+        var stem = Path.Combine(Path.GetDirectoryName(outPath) ?? "", Path.GetFileNameWithoutExtension(outPath));
+        for (int i = 0; i < result.Images.Count; i++)
+        {
+            var path = $"{stem}-{i}.png";
+            result.Images[i].SavePng(path, result.Parameters[i]);
+            written.Add(path);
+        }
+        var grid = ImageGrid.Compose(result.Images);
+        grid.SavePng($"{stem}-grid.png", result.Parameters[0]);
+        written.Add($"{stem}-grid.png");
+        return written;
+    }
+}

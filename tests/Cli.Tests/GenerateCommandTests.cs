@@ -1,0 +1,168 @@
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Tests.Common;
+
+namespace LatentDiffusion.Cli.Tests;
+
+/// <summary><c>ldm generate</c>, <c>img2img</c>, <c>info --image</c>, <c>tokenize</c>, <c>vae roundtrip</c> on the tiny golden model.</summary>
+public sealed class GenerateCommandTests : IDisposable
+{
+    private readonly string work = Directory.CreateTempSubdirectory("ld-cli-gen-").FullName;
+    private readonly string model;
+
+    public GenerateCommandTests() => model = TinyStableDiffusionFolder.Assemble(Path.Combine(work, "tiny"));
+
+    public void Dispose() => Directory.Delete(work, recursive: true);
+
+    private string Out(string name) => Path.Combine(work, name);
+
+    [Fact]
+    public void GenerateWritesAPngThatRemembersItsParametersAndTheSameSeedGivesTheSameImage()
+    {
+        var first = CliRunner.Run("generate", "an astronaut", "--model", model, "--steps", "2", "--seed", "42", "--negative", "blurry", "--out", Out("a.png"));
+        Assert.Equal(0, first.ExitCode);
+        Assert.Equal(Path.GetFullPath(Out("a.png")), first.Out.Trim());
+        var again = CliRunner.Run("generate", "an astronaut", "--model", model, "--steps", "2", "--seed", "42", "--negative", "blurry", "--out", Out("b.png"));
+        Assert.Equal(0, again.ExitCode);
+        Assert.Equal(RgbImage.Load(Out("a.png")).Pixels, RgbImage.Load(Out("b.png")).Pixels);
+
+        var info = CliRunner.Run("info", "--image", Out("a.png"));
+        Assert.Equal(0, info.ExitCode);
+        Assert.Equal("an astronaut\nNegative prompt: blurry\nSteps: 2, Sampler: PLMS, CFG scale: 7.5, Seed: 42, Size: 64x64, Model: tiny", info.Out.Trim().Replace("\r", ""));
+    }
+
+    [Fact]
+    public void SeveralImagesGetOneFileEachPlusAGridAndSeedsCountUp()
+    {
+        var r = CliRunner.Run("generate", "a horse", "--model", model, "--steps", "1", "--seed", "7", "-n", "2", "--sampler", "euler_a", "--out", Out("h.png"));
+        Assert.Equal(0, r.ExitCode);
+        Assert.True(File.Exists(Out("h-0.png")) && File.Exists(Out("h-1.png")) && File.Exists(Out("h-grid.png")));
+        Assert.Equal(8, GenerationParameters.FromPng(Out("h-1.png"))!.Seed);
+        Assert.Equal("Euler a", GenerationParameters.FromPng(Out("h-0.png"))!.Sampler);
+        Assert.Equal(128, RgbImage.Load(Out("h-grid.png")).Width);
+    }
+
+    [Fact]
+    public void LatentsCanBeSavedAndGivenBack()
+    {
+        var saved = CliRunner.Run("generate", "x", "--model", model, "--steps", "1", "--seed", "3", "--save-latents", Out("z.safetensors"), "--out", Out("z.png"));
+        Assert.Equal(0, saved.ExitCode);
+        var given = CliRunner.Run("generate", "x", "--model", model, "--steps", "1", "--latents", Out("z.safetensors"), "--out", Out("z2.png"));
+        Assert.Equal(0, given.ExitCode);
+        Assert.True(File.Exists(Out("z2.png")));
+    }
+
+    [Fact]
+    public void ImageToImageUsesTheInitImageSize()
+    {
+        RgbImage.Filled(72, 40, new Rgb(10, 200, 30)).SavePng(Out("init.png"));
+        var r = CliRunner.Run("img2img", "grass", "--model", model, "--init", Out("init.png"), "--strength", "0.5", "--steps", "4", "--sampler", "ddim", "--out", Out("i.png"));
+        Assert.Equal(0, r.ExitCode);
+        var image = RgbImage.Load(Out("i.png"));
+        Assert.Equal((72, 40), (image.Width, image.Height));
+        Assert.Equal(0.5, GenerationParameters.FromPng(Out("i.png"))!.Strength);
+    }
+
+    [Theory]
+    [InlineData("--width", "60", "width must be a positive multiple of 8 (got 60)")]
+    [InlineData("--steps", "0", "steps must be at least 1 (got 0)")]
+    [InlineData("--guidance", "-1", "guidance scale must be ≥ 0 (got -1)")]
+    [InlineData("--sampler", "bogus", "unknown sampler 'bogus'")]
+    [InlineData("--dtype", "int8", "unknown dtype 'int8' (use f32, f16 or bf16)")]
+    [InlineData("--dtype", "i64", "--dtype must be f32, bf16 or f16")]
+    public void BadOptionsGiveOneClearLineAndNoFile(string option, string value, string expected)
+    {
+        var r = CliRunner.Run("generate", "x", "--model", model, option, value, "--out", Out("bad.png"));
+        Assert.Equal(1, r.ExitCode);
+        var line = Assert.Single(r.ErrLines);
+        Assert.Contains(expected, line);
+        Assert.False(File.Exists(Out("bad.png")));
+        Assert.Empty(Directory.GetFiles(work, "*.tmp", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public void UnreadableInitImageAndMissingModelAreNamed()
+    {
+        File.WriteAllText(Out("not-an-image.png"), "hello");
+        var image = CliRunner.Run("img2img", "x", "--model", model, "--init", Out("not-an-image.png"));
+        Assert.Equal(1, image.ExitCode);
+        Assert.Contains("not-an-image.png", Assert.Single(image.ErrLines));
+
+        var missing = CliRunner.Run("generate", "x", "--model", Out("nowhere"));
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("model folder not found", Assert.Single(missing.ErrLines));
+
+        Directory.Delete(Path.Combine(model, "unet"), recursive: true);
+        var broken = CliRunner.Run("generate", "x", "--model", model);
+        Assert.Contains("'unet/' is missing", Assert.Single(broken.ErrLines));
+    }
+
+    [Fact]
+    public void TokenizePrintsThePaddedIds()
+    {
+        var r = CliRunner.Run("tokenize", "--model", model, "a photo of a cat", "--tokens");
+        Assert.Equal(0, r.ExitCode);
+        var lines = r.Out.Trim().Split('\n');
+        var ids = lines[0].Split(' ').Select(int.Parse).ToArray();
+        Assert.Equal(77, ids.Length);
+        Assert.Equal(932, ids[0]); // bos of the tiny vocabulary
+        Assert.Contains("a</w>", lines[1]);
+    }
+
+    [Fact]
+    public void VaeRoundtripWritesTheImageAndPrintsPsnr()
+    {
+        RgbImage.Filled(64, 48, new Rgb(120, 120, 120)).SavePng(Out("grey.png"));
+        var r = CliRunner.Run("vae", "roundtrip", "--model", model, "--image", Out("grey.png"), "--out", Out("rt.png"));
+        Assert.Equal(0, r.ExitCode);
+        Assert.Matches(@"PSNR \d+\.\d\d dB \(64x48\)", r.Out);
+        Assert.Equal((64, 48), (RgbImage.Load(Out("rt.png")).Width, RgbImage.Load(Out("rt.png")).Height));
+    }
+}
+
+public sealed class ConvertCommandTests : IDisposable
+{
+    private readonly string work = Directory.CreateTempSubdirectory("ld-cli-convert-").FullName;
+
+    public void Dispose() => Directory.Delete(work, recursive: true);
+
+    [Fact]
+    public void ConvertWritesADiffusersFolderThatGenerates()
+    {
+        var fixtures = Path.Combine(SharedData.RepositoryRoot, "tests", "fixtures");
+        var files = new Dictionary<string, string>
+        {
+            ["unet"] = Path.Combine(fixtures, "latentunet/sd_tiny/unet/diffusion_pytorch_model.safetensors"),
+            ["vae"] = Path.Combine(fixtures, "autoencoder/sd_tiny_vae/diffusion_pytorch_model.safetensors"),
+            ["text_encoder"] = Path.Combine(fixtures, "textencoder/clip/sd_tiny_text_encoder/model.safetensors"),
+        };
+        var layout = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(fixtures, "pipeline/checkpoints/ldm_layout.json"))).RootElement;
+        var original = new Dictionary<string, Torch.Tensor>();
+        foreach (var pair in layout.GetProperty("pairs").EnumerateArray())
+        {
+            var diffusers = pair.GetProperty("diffusers").GetString()!;
+            var slash = diffusers.IndexOf('/');
+            using var weights = Torch.SafeTensors.SafeTensorsFile.Open(files[diffusers[..slash]]);
+            var t = weights.Load(diffusers[(slash + 1)..]);
+            original[pair.GetProperty("original").GetString()!] = pair.GetProperty("transform").GetString() == "SqueezeConv1x1" ? t.Reshape([.. t.Shape, 1, 1]) : t;
+        }
+        var checkpoint = Path.Combine(work, "tiny.safetensors");
+        Torch.SafeTensors.SafeTensorsFile.Save(checkpoint, original);
+        foreach (var t in original.Values) t.Dispose();
+
+        // The tiny model's configs and tokenizer stand in for a family's (as diffusers' config= does).
+        var configSource = Path.Combine(work, "configs");
+        TinyStableDiffusionFolder.Assemble(configSource);
+        var output = Path.Combine(work, "converted");
+        var r = CliRunner.Run("convert", checkpoint, output, "--config", configSource, "--family", "sd1");
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.True(File.Exists(Path.Combine(output, "unet", "diffusion_pytorch_model.safetensors")));
+        var gen = CliRunner.Run("generate", "a cat", "--model", output, "--steps", "1", "--out", Path.Combine(work, "c.png"));
+        Assert.Equal(0, gen.ExitCode);
+
+        var exists = CliRunner.Run("convert", checkpoint, output, "--config", configSource, "--family", "sd1");
+        Assert.Contains("already exists", Assert.Single(exists.ErrLines));
+        var pickle = Path.Combine(work, "m.ckpt");
+        File.WriteAllBytes(pickle, [0x80, 0x02]);
+        Assert.Contains("pickle", Assert.Single(CliRunner.Run("convert", pickle, Path.Combine(work, "p")).ErrLines));
+    }
+}
