@@ -16,6 +16,14 @@ public sealed class ModelCommandTests : IDisposable
 
     private static string Repo(params string[] parts) => Path.Combine([SharedData.RepositoryRoot, .. parts]);
 
+    // Tensors an earlier test left to the finalizer must not be counted here.
+    private static long SettledLiveCount()
+    {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        return Tensor.LiveCount;
+    }
+
     private static string TinyDdpm => Repo("tests", "fixtures", "latentunet", "ddpm_tiny");
 
     [Fact]
@@ -81,7 +89,7 @@ public sealed class ModelCommandTests : IDisposable
             return path;
         }
 
-        var live = Tensor.LiveCount;
+        var live = SettledLiveCount();
         var first = Sample("a.png", "7");
         var again = Sample("b.png", "7");
         var other = Sample("c.png", "8");
@@ -106,7 +114,7 @@ public sealed class ModelCommandTests : IDisposable
     [Fact]
     public void BenchTextJsonGivesTheExpectedKeys()
     {
-        var live = Tensor.LiveCount;
+        var live = SettledLiveCount();
         var r = CliRunner.Run("bench", "text", "--config", Repo("tests", "fixtures", "cli", "tiny-text-encoder.json"), "--repeat", "1", "--dtype", "bf16", "--json");
 
         Assert.True(r.ExitCode == 0, r.Err);

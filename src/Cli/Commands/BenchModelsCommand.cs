@@ -91,7 +91,7 @@ internal static class BenchModelsCommand
         {
             if (parsed.GetValue(common.Threads) is > 0 and var threads) Torch.Torch.Threads = threads;
             if (Torch.Torch.IsReferenceBlas) context.Warn(InfoCommand.ReferenceBlasWarning);
-            var result = CommandSupport.UserErrors(() => run(parsed, cancellationToken));
+            var result = run(parsed, cancellationToken);
             if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(result));
             else Print(context, result);
             return Task.FromResult(0);

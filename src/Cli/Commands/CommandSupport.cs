@@ -1,8 +1,4 @@
 using System.CommandLine;
-using LatentDiffusion.Pipeline.Schedulers;
-using LatentDiffusion.Torch.Config;
-using LatentDiffusion.Training.Data;
-using LatentDiffusion.Training.Recipes;
 using Spectre.Console;
 
 namespace LatentDiffusion.Cli.Commands;
@@ -41,23 +37,6 @@ internal static class CommandSupport
                 result.AddError($"{option.Name} must be one of {string.Join(", ", allowed)}, got '{result.Tokens[0].Value}'");
         });
         return option;
-    }
-
-    /// <summary>
-    /// Runs <paramref name="action"/>, turning the library's own error types (recipe, dataset, config
-    /// and scheduler-config errors, whose messages are written for users) into
-    /// <see cref="InvalidDataException"/>, which <see cref="ErrorReporter"/> prints as the plain one-line message.
-    /// </summary>
-    public static T UserErrors<T>(Func<T> action)
-    {
-        try
-        {
-            return action();
-        }
-        catch (Exception e) when (e is RecipeException or DatasetException or ConfigException or SchedulerConfigException)
-        {
-            throw new InvalidDataException(e.Message, e);
-        }
     }
 
     /// <summary>

@@ -38,7 +38,7 @@ internal static class EvalCommand
         };
         command.SetAction((parsed, cancellationToken) =>
         {
-            using var pipeline = CommandSupport.UserErrors(() => SampleCommand.Load(parsed.GetValue(model)!, parsed.GetValue(scheduler)));
+            using var pipeline = SampleCommand.Load(parsed.GetValue(model)!, parsed.GetValue(scheduler));
             using var judge = Judge.LoadFashionClassifier(parsed.GetValue(judgeDir));
             var stepCount = parsed.GetValue(steps) ?? (pipeline.Scheduler is DDIMScheduler ? 50 : 1000);
             using var noise = new GeneratorNoise(parsed.GetValue(seed));
@@ -83,7 +83,7 @@ internal static class EvalCommand
         {
             var directory = parsed.GetValue(model)!;
             if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"{directory}: model folder not found");
-            using var pipeline = CommandSupport.UserErrors(() => StableDiffusionPipeline.FromPretrained(directory));
+            using var pipeline = StableDiffusionPipeline.FromPretrained(directory);
             using var judge = Judge.LoadFashionColoursJudge(parsed.GetValue(judgeDir));
             var n = parsed.GetValue(perPrompt);
             var baseSeed = parsed.GetValue(seed);

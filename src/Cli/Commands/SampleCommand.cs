@@ -29,7 +29,7 @@ internal static class SampleCommand
             var path = parsed.GetValue(output)!;
             var n = parsed.GetValue(num);
             var s = parsed.GetValue(seed);
-            using var pipeline = CommandSupport.UserErrors(() => Load(directory, parsed.GetValue(scheduler)));
+            using var pipeline = Load(directory, parsed.GetValue(scheduler));
             var stepCount = parsed.GetValue(steps) ?? (pipeline.Scheduler is DDIMScheduler ? 50 : 1000);
             var images = Sample(context, pipeline, n, stepCount, s, cancellationToken);
             var grid = ImageGrid.Compose(images, parsed.GetValue(columns));

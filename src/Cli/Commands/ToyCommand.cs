@@ -16,8 +16,7 @@ internal static class ToyCommand
         {
             config, output, resume,
         };
-        sCurve.SetAction(parsed => CommandSupport.UserErrors(() =>
-            TrainingCommands.ToySCurve(parsed.GetValue(config), parsed.GetValue(output)!, parsed.GetValue(resume), context.Out)));
+        sCurve.SetAction(parsed => TrainingCommands.ToySCurve(parsed.GetValue(config), parsed.GetValue(output)!, parsed.GetValue(resume), context.Out));
         toy.Subcommands.Add(sCurve);
         return toy;
     }

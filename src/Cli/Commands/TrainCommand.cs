@@ -22,8 +22,7 @@ internal static class TrainCommand
         var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoints, metrics, samples, the trained model", Required = true };
         var resume = new Option<bool>("--resume") { Description = "Continue from the run folder's last checkpoint" };
         var command = new Command(name, description) { config, output, resume };
-        command.SetAction(parsed => CommandSupport.UserErrors(() =>
-            run(parsed.GetValue(config)!, parsed.GetValue(output)!, parsed.GetValue(resume), context.Out)));
+        command.SetAction(parsed => run(parsed.GetValue(config)!, parsed.GetValue(output)!, parsed.GetValue(resume), context.Out));
         return command;
     }
 
@@ -45,7 +44,7 @@ internal static class TrainCommand
         {
             var root = parsed.GetValue(output)!;
             var choice = parsed.GetValue(which)!;
-            var reports = CommandSupport.UserErrors(() => CommandSupport.WithProgress(context, "judges", report =>
+            var reports = CommandSupport.WithProgress(context, "judges", report =>
             {
                 IProgress<ClassifierTrainingProgress> For(string judge) => new CommandSupport.SyncProgress<ClassifierTrainingProgress>(p =>
                     report(p.Step, p.TotalSteps, $"{judge} epoch {p.Epoch} loss {CommandSupport.F(p.Loss, 4)}"));
@@ -58,7 +57,7 @@ internal static class TrainCommand
                 if (choice == "judge")
                     list.Add(JudgeTraining.TrainFashionColoursJudge(Path.Combine(root, Judge.FashionColoursJudgeName), null, null, For(Judge.FashionColoursJudgeName), cancellationToken));
                 return (IReadOnlyList<JudgeReport>)list;
-            }));
+            });
             foreach (var r in reports)
             {
                 var colour = r.ColourAccuracy is { } c ? $", colour accuracy {CommandSupport.F(c, 4)}" : "";
