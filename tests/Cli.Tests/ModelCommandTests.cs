@@ -112,6 +112,31 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void EvalDdpmJudgesAGreyModelsSamples()
+    {
+        // ddpm_tiny made grey 32×32 (what the Fashion-MNIST classifier judges), with random weights.
+        var model = Path.Combine(temp, "grey-ddpm");
+        var config = ConfigJson.Load<LatentDiffusion.LatentUNet.UNet2DModelConfig>(Path.Combine(TinyDdpm, "unet", "config.json"))
+            with { InChannels = 1, OutChannels = 1, SampleSize = 32 };
+        using (var unet = new LatentDiffusion.LatentUNet.UNet2DModel(config)) unet.Save(Path.Combine(model, "unet"));
+        File.Copy(Path.Combine(TinyDdpm, "model_index.json"), Path.Combine(model, "model_index.json"));
+        Directory.CreateDirectory(Path.Combine(model, "scheduler"));
+        File.Copy(Path.Combine(TinyDdpm, "scheduler", "scheduler_config.json"), Path.Combine(model, "scheduler", "scheduler_config.json"));
+
+        var r = CliRunner.Run("eval", "ddpm", "--model", model, "--samples", "4", "--steps", "2", "--batch-size", "2",
+            "--judge", Repo("models", "judges", "fashion-classifier"), "--json");
+
+        Assert.True(r.ExitCode == 0, r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        var root = doc.RootElement;
+        Assert.True(double.IsFinite(root.GetProperty("fid").GetDouble()));
+        Assert.Equal(4, root.GetProperty("samples").GetInt32());
+        var histogram = root.GetProperty("class_histogram").EnumerateObject().ToList();
+        Assert.Equal(10, histogram.Count);
+        Assert.Equal(4, histogram.Sum(p => p.Value.GetInt32()));
+    }
+
+    [Fact]
     public void BenchTextJsonGivesTheExpectedKeys()
     {
         var live = SettledLiveCount();
