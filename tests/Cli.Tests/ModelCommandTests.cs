@@ -137,6 +137,24 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void EvalPromptsJudgesEveryStandardPrompt()
+    {
+        var model = TinyStableDiffusionFolder.Assemble(Path.Combine(temp, "sd-tiny"));
+
+        var r = CliRunner.Run("eval", "prompts", "--model", model, "--samples-per-prompt", "1", "--steps", "1", "--size", "32",
+            "--judge", Repo("models", "judges", "fashion-colours-judge"), "--json");
+
+        Assert.True(r.ExitCode == 0, r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        var root = doc.RootElement;
+        Assert.Equal(80, root.GetProperty("samples").GetInt32()); // 10 classes × 8 colours, one sample each
+        Assert.Equal(80, root.GetProperty("prompts").GetArrayLength());
+        foreach (var key in new[] { "class_adherence", "colour_adherence", "held_out_adherence", "seen_adherence" })
+            Assert.InRange(root.GetProperty(key).GetDouble(), 0, 1);
+        Assert.True(double.IsFinite(root.GetProperty("fid").GetDouble()));
+    }
+
+    [Fact]
     public void BenchTextJsonGivesTheExpectedKeys()
     {
         var live = SettledLiveCount();

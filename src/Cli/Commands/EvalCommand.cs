@@ -73,11 +73,13 @@ internal static class EvalCommand
         var guidance = new Option<double?>("--guidance", "-g") { Description = "Classifier-free guidance scale; default: the pipeline's (7.5)" };
         guidance.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is < 0) r.AddError("--guidance must be ≥ 0"); });
         var seed = new Option<ulong>("--seed", "-s") { Description = "Seed; prompt i uses seed + i·n", DefaultValueFactory = _ => 0 };
+        var size = new Option<int?>("--size") { Description = "Image width and height (a multiple of 8; the judge needs 32); default: the model's" };
+        size.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } v && (v < 8 || v % 8 != 0)) r.AddError($"--size must be a positive multiple of 8, got {v}"); });
         var judgeDir = JudgeOption(Judge.FashionColoursJudgeName);
         var json = new Option<bool>("--json") { Description = "Print a JSON object (adherences, fid, per-prompt results)" };
         var command = new Command("prompts", "Class, colour and held-out adherence and FID of a text-to-image model over every class × colour prompt")
         {
-            model, perPrompt, steps, guidance, seed, judgeDir, json,
+            model, perPrompt, steps, guidance, seed, size, judgeDir, json,
         };
         command.SetAction((parsed, cancellationToken) =>
         {
@@ -90,6 +92,7 @@ internal static class EvalCommand
             var request = new GenerationRequest { Prompt = "" };
             if (parsed.GetValue(steps) is { } st) request = request with { Steps = st };
             if (parsed.GetValue(guidance) is { } g) request = request with { GuidanceScale = g };
+            if (parsed.GetValue(size) is { } px) request = request with { Width = px, Height = px };
             var prompts = PromptEvaluation.StandardPrompts();
             var index = 0;
             var result = CommandSupport.WithProgress(context, "eval prompts", report => PromptEvaluation.Evaluate(
