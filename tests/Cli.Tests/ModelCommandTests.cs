@@ -202,6 +202,22 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void TrainDdpmWithATinyRecipeGivesAModelThatSampleReads()
+    {
+        var run = Path.Combine(temp, "ddpm");
+        var r = CliRunner.Run("train", "ddpm", "--config", Repo("tests", "fixtures", "cli", "ddpm-tiny.json"), "--out", run);
+
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("trained 4 steps", r.Out);
+        Assert.True(File.Exists(Path.Combine(run, "model", "model_index.json")));
+
+        var grid = Path.Combine(temp, "ddpm-grid.png");
+        var sampled = CliRunner.Run("sample", "--model", Path.Combine(run, "model"), "--num", "2", "--steps", "2", "--out", grid);
+        Assert.True(sampled.ExitCode == 0, sampled.Err);
+        Assert.Equal((64, 32), (RgbImage.Load(grid).Width, RgbImage.Load(grid).Height)); // two 32 × 32 images in a row
+    }
+
+    [Fact]
     public void ABadRecipeIsOneLineNotAnInternalError()
     {
         var recipe = Path.Combine(temp, "bad.json");
