@@ -42,7 +42,7 @@ internal static class SampleCommand
                 Seed = unchecked((long)s),
                 Width = images[0].Width,
                 Height = images[0].Height,
-                Model = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))),
+                Model = ModelName(directory),
                 Extra = [new("Batch size", n.ToString(System.Globalization.CultureInfo.InvariantCulture))],
             };
             var folder = Path.GetDirectoryName(Path.GetFullPath(path));
@@ -52,6 +52,13 @@ internal static class SampleCommand
             return Task.FromResult(0);
         });
         return command;
+    }
+
+    /// <summary>The model's name for the PNG parameters: its folder's name, or the run's for a training run's model/ folder.</summary>
+    private static string ModelName(string directory)
+    {
+        var full = new DirectoryInfo(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)));
+        return full.Name == "model" && full.Parent is { } run ? run.Name : full.Name;
     }
 
     /// <summary>Loads a DDPMPipeline folder, with its scheduler replaced by <paramref name="scheduler"/> (ddpm/ddim) configured
