@@ -2,7 +2,7 @@
 """Runs `ldm bench ops --json` and bench/torch_reference.py alternately and prints a Markdown
 table of both, side by side (median over the rounds of each implementation's medians).
 
-    /usr/bin/python3 bench/compare.py [--rounds 5] [--repeat 10]
+    /usr/bin/python3 bench/compare.py [--rounds 7] [--repeat 10] [--threads N]
 
 Alternating the two in one session spreads any background load over both; the rounds' spread
 is printed so that a noisy machine shows as one.
@@ -28,12 +28,16 @@ def run(command, env=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads for both; 0: the number of cores")
     args = parser.parse_args()
 
     ours_cmd = [os.path.join(ROOT, "ldm"), "bench", "ops", "--json", "--repeat", str(args.repeat)]
     torch_cmd = ["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_reference.py"), "--repeat", str(args.repeat)]
+    if args.threads > 0:
+        ours_cmd += ["--threads", str(args.threads)]
+        torch_cmd += ["--threads", str(args.threads)]
     ours, theirs = [], []
     for i in range(args.rounds):
         ours.append(run(ours_cmd))
