@@ -37,10 +37,15 @@ public static class OpsBenchmark
         ArgumentOutOfRangeException.ThrowIfLessThan(repeat, 1);
         ArgumentOutOfRangeException.ThrowIfNegative(threads);
         var liveBefore = Tensor.LiveCount;
+        // The heavy ops first: the op-overhead loop allocates many small objects and makes the
+        // runtime re-JIT its hot methods on a background thread, which competes for the cores.
+        var matmul = MatmulGflops(repeat, threads, cancellationToken);
+        var conv = ConvGflops(repeat, threads, cancellationToken);
+        var overhead = OpOverheadMicroseconds(repeat, threads, cancellationToken);
         var result = new OpsResult(
-            OpOverheadUs: Math.Round(OpOverheadMicroseconds(repeat, threads, cancellationToken), 3),
-            MatmulGflops: Math.Round(MatmulGflops(repeat, threads, cancellationToken), 2),
-            ConvGflops: Math.Round(ConvGflops(repeat, threads, cancellationToken), 2),
+            OpOverheadUs: Math.Round(overhead, 3),
+            MatmulGflops: Math.Round(matmul, 2),
+            ConvGflops: Math.Round(conv, 2),
             Threads: Torch.Torch.Threads,
             Blas: Torch.Torch.Blas,
             Libtorch: Torch.Torch.LibTorchVersion,
