@@ -2,7 +2,7 @@
 """Runs `ldm bench ops --json` and bench/torch_reference.py alternately and prints a Markdown
 table of both, side by side (median over the rounds of each implementation's medians).
 
-    /usr/bin/python3 bench/compare.py [--rounds 5] [--repeat 10]
+    /usr/bin/python3 bench/compare.py [--rounds 7] [--repeat 10] [--threads N] [--passive-torch]
 
 Alternating the two in one session spreads any background load over both; the rounds' spread
 is printed so that a noisy machine shows as one.
@@ -28,16 +28,23 @@ def run(command, env=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads for both; 0: the number of cores")
+    parser.add_argument("--passive-torch", action="store_true",
+                        help="run PyTorch with OMP_WAIT_POLICY=PASSIVE too, so that only the binding differs")
     args = parser.parse_args()
 
     ours_cmd = [os.path.join(ROOT, "ldm"), "bench", "ops", "--json", "--repeat", str(args.repeat)]
     torch_cmd = ["/usr/bin/python3", os.path.join(ROOT, "bench", "torch_reference.py"), "--repeat", str(args.repeat)]
+    if args.threads > 0:
+        ours_cmd += ["--threads", str(args.threads)]
+        torch_cmd += ["--threads", str(args.threads)]
+    torch_env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE") if args.passive_torch else None
     ours, theirs = [], []
     for i in range(args.rounds):
         ours.append(run(ours_cmd))
-        theirs.append(run(torch_cmd))
+        theirs.append(run(torch_cmd, torch_env))
         print(f"round {i + 1}/{args.rounds}: ours {[ours[-1][k] for k, _, _ in KEYS]}, "
               f"PyTorch {[theirs[-1][k] for k, _, _ in KEYS]}", file=sys.stderr)
 

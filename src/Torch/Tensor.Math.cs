@@ -5,15 +5,20 @@ namespace LatentDiffusion.Torch;
 // Elementwise math, reductions and linear algebra (native/src/math.cpp).
 public sealed partial class Tensor
 {
-    private Tensor Unary(UnaryOp op) => new(NativeMethods.Unary(op, Handle), op.ToString().ToLowerInvariant());
+    // Operation names for error messages, computed once rather than on every call.
+    private static readonly string[] UnaryNames = Enum.GetNames<UnaryOp>().Select(n => n.ToLowerInvariant()).ToArray();
+    private static readonly string[] BinaryNames = Enum.GetNames<BinaryOp>().Select(n => n.ToLowerInvariant()).ToArray();
+    private static readonly string[] ReduceNames = Enum.GetNames<ReduceOp>().Select(n => n.ToLowerInvariant()).ToArray();
+
+    private Tensor Unary(UnaryOp op) => new(NativeMethods.Unary(op, Handle), UnaryNames[(int)op]);
     private Tensor Unary_(UnaryOp op)
     {
-        Check(NativeMethods.Unary_(op, Handle), op.ToString().ToLowerInvariant() + "_");
+        Check(NativeMethods.Unary_(op, Handle), UnaryNames[(int)op] + "_");
         return this;
     }
-    private static Tensor Binary(BinaryOp op, Tensor a, Tensor b) => new(NativeMethods.Binary(op, a.Handle, b.Handle), op.ToString().ToLowerInvariant());
-    private static Tensor Binary(BinaryOp op, Tensor a, double b) => new(NativeMethods.BinaryScalar(op, a.Handle, b), op.ToString().ToLowerInvariant());
-    private static Tensor Binary(BinaryOp op, double a, Tensor b) => new(NativeMethods.ScalarBinary(op, a, b.Handle), op.ToString().ToLowerInvariant());
+    private static Tensor Binary(BinaryOp op, Tensor a, Tensor b) => new(NativeMethods.Binary(op, a.Handle, b.Handle), BinaryNames[(int)op]);
+    private static Tensor Binary(BinaryOp op, Tensor a, double b) => new(NativeMethods.BinaryScalar(op, a.Handle, b), BinaryNames[(int)op]);
+    private static Tensor Binary(BinaryOp op, double a, Tensor b) => new(NativeMethods.ScalarBinary(op, a, b.Handle), BinaryNames[(int)op]);
 
     public static Tensor operator +(Tensor a, Tensor b) => Binary(BinaryOp.Add, a, b);
     public static Tensor operator +(Tensor a, double b) => Binary(BinaryOp.Add, a, b);
@@ -120,7 +125,7 @@ public sealed partial class Tensor
     private unsafe Tensor Reduce(ReduceOp op, ReadOnlySpan<long> dims, bool keepDim)
     {
         fixed (long* d = dims)
-            return new(NativeMethods.Reduce(op, Handle, d, dims.Length, keepDim ? 1 : 0), op.ToString().ToLowerInvariant());
+            return new(NativeMethods.Reduce(op, Handle, d, dims.Length, keepDim ? 1 : 0), ReduceNames[(int)op]);
     }
 
     public Tensor Sum() => Reduce(ReduceOp.Sum, default, false);

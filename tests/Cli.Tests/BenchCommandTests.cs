@@ -26,6 +26,24 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void ThreadsOptionHoldsForTheTimedRuns()
+    {
+        var before = Torch.Torch.Threads;
+        try
+        {
+            var r = CliRunner.Run("bench", "ops", "--json", "--repeat", "1", "--threads", "1");
+
+            Assert.Equal(0, r.ExitCode);
+            using var doc = JsonDocument.Parse(r.Out);
+            Assert.Equal(1, doc.RootElement.GetProperty("threads").GetInt32());
+        }
+        finally
+        {
+            Torch.Torch.Threads = before;
+        }
+    }
+
+    [Fact]
     public void OpsTableShowsTheThreeMeasures()
     {
         var r = CliRunner.Run("bench", "ops", "--repeat", "1");

@@ -194,3 +194,29 @@ public class OpsDisposeScopeTests
         Assert.Equal(before, Settled());
     }
 }
+
+[Collection(ProcessWideStateCollection.Name)]
+public class ThreadSettingTests
+{
+    [Fact]
+    public void ThreadCountStaysAsSetWhileFurtherNativeFunctionsAreBound()
+    {
+        var original = Torch.Threads;
+        try
+        {
+            Torch.Threads = 1;
+            // Functions bound for the first time after the setting must not bring the default back.
+            using var x = Torch.Arange(0, 12, 1, DType.Float32).Reshape(3, 4);
+            using var rolled = x.Roll(1, 0);
+            using var nz = x.Nonzero();
+            var (values, indices) = x.TopK(2);
+            values.Dispose();
+            indices.Dispose();
+            Assert.Equal(1, Torch.Threads);
+        }
+        finally
+        {
+            Torch.Threads = original;
+        }
+    }
+}

@@ -30,14 +30,22 @@ public static class OpsBenchmark
     public static readonly long[] ConvInputShape = [4, 128, 64, 64];
     public const int ConvChannelsOut = 128;
 
-    public static OpsResult Run(int repeat, CancellationToken cancellationToken = default)
+    /// <summary>Runs the three measurements; <paramref name="threads"/> &gt; 0 sets libtorch's
+    /// intra-op threads for the timed runs, 0 keeps the default.</summary>
+    public static OpsResult Run(int repeat, int threads = 0, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(repeat, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(threads);
         var liveBefore = Tensor.LiveCount;
+        // The heavy ops first: the op-overhead loop allocates many small objects and makes the
+        // runtime re-JIT its hot methods on a background thread, which competes for the cores.
+        var matmul = MatmulGflops(repeat, threads, cancellationToken);
+        var conv = ConvGflops(repeat, threads, cancellationToken);
+        var overhead = OpOverheadMicroseconds(repeat, threads, cancellationToken);
         var result = new OpsResult(
-            OpOverheadUs: Math.Round(OpOverheadMicroseconds(repeat, cancellationToken), 3),
-            MatmulGflops: Math.Round(MatmulGflops(repeat, cancellationToken), 2),
-            ConvGflops: Math.Round(ConvGflops(repeat, cancellationToken), 2),
+            OpOverheadUs: Math.Round(overhead, 3),
+            MatmulGflops: Math.Round(matmul, 2),
+            ConvGflops: Math.Round(conv, 2),
             Threads: Torch.Torch.Threads,
             Blas: Torch.Torch.Blas,
             Libtorch: Torch.Torch.LibTorchVersion,
@@ -51,7 +59,7 @@ public static class OpsBenchmark
 
     /// <summary>Median time of one <c>a + b</c> on 1-element tensors, including creating and
     /// disposing the result's handle, in microseconds.</summary>
-    public static double OpOverheadMicroseconds(int repeat, CancellationToken cancellationToken = default)
+    public static double OpOverheadMicroseconds(int repeat, int threads = 0, CancellationToken cancellationToken = default)
     {
         using var a = Tensor.From([1f], 1);
         using var b = Tensor.From([2f], 1);
@@ -59,6 +67,7 @@ public static class OpsBenchmark
         {
             using var r = a + b;
         }
+        ApplyThreads(threads);
         var samples = new double[repeat];
         for (var run = 0; run < repeat; run++)
         {
@@ -74,19 +83,19 @@ public static class OpsBenchmark
     }
 
     /// <summary>GFLOP/s of a 1024×1024 fp32 matmul (2·n³ flops).</summary>
-    public static double MatmulGflops(int repeat, CancellationToken cancellationToken = default)
+    public static double MatmulGflops(int repeat, int threads = 0, CancellationToken cancellationToken = default)
     {
         const long n = MatmulSize;
         using var generator = new Generator(0);
         using var a = Torch.Torch.Randn([n, n], generator);
         using var b = Torch.Torch.Randn([n, n], generator);
-        var seconds = TimeRuns(repeat, () => a.MatMul(b), cancellationToken);
+        var seconds = TimeRuns(repeat, threads, () => a.MatMul(b), cancellationToken);
         return 2.0 * n * n * n / seconds / 1e9;
     }
 
     /// <summary>GFLOP/s of a 3×3 convolution 128→128, padding 1, on a 4×128×64×64 fp32 input
     /// (2·N·Cout·H·W·Cin·9 flops).</summary>
-    public static double ConvGflops(int repeat, CancellationToken cancellationToken = default)
+    public static double ConvGflops(int repeat, int threads = 0, CancellationToken cancellationToken = default)
     {
         var shape = ConvInputShape;
         long batch = shape[0], channelsIn = shape[1], height = shape[2], width = shape[3];
@@ -94,19 +103,20 @@ public static class OpsBenchmark
         using var input = Torch.Torch.Randn(shape, generator);
         using var weight = Torch.Torch.Randn([ConvChannelsOut, channelsIn, 3, 3], generator);
         using var bias = Torch.Torch.Randn([ConvChannelsOut], generator);
-        var seconds = TimeRuns(repeat, () => Functional.Conv2d(input, weight, bias, padding: 1), cancellationToken);
+        var seconds = TimeRuns(repeat, threads, () => Functional.Conv2d(input, weight, bias, padding: 1), cancellationToken);
         return 2.0 * batch * ConvChannelsOut * height * width * channelsIn * 9 / seconds / 1e9;
     }
 
     // Median seconds of one call after HeavyWarmupRuns untimed calls; each result is disposed
     // before the clock stops, as Python frees an unassigned result at the end of the statement.
-    private static double TimeRuns(int repeat, Func<Tensor> op, CancellationToken cancellationToken)
+    private static double TimeRuns(int repeat, int threads, Func<Tensor> op, CancellationToken cancellationToken)
     {
         for (var i = 0; i < HeavyWarmupRuns; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             op().Dispose();
         }
+        ApplyThreads(threads);
         var samples = new double[repeat];
         for (var run = 0; run < repeat; run++)
         {
@@ -116,6 +126,18 @@ public static class OpsBenchmark
             samples[run] = watch.Elapsed.TotalSeconds;
         }
         return Median(samples);
+    }
+
+    // Applied after each warm-up, i.e. once every native entry point the timed runs use has been
+    // called: LatentDiffusion.Torch's library resolver runs again for each entry point's first call
+    // and resets the thread count to the number of cores, which would undo a setting made earlier.
+    private static void ApplyThreads(int threads)
+    {
+        if (threads <= 0) return;
+        _ = Torch.Torch.Threads; // binds the getter's entry point too
+        Torch.Torch.Threads = threads;
+        if (Torch.Torch.Threads != threads)
+            throw new InvalidOperationException($"libtorch kept {Torch.Torch.Threads} threads after being set to {threads}");
     }
 
     public static double Median(IReadOnlyList<double> values)

@@ -52,9 +52,8 @@ internal static class BenchCommand
                 return 0;
             }
 
-            if (threadCount > 0) Torch.Torch.Threads = threadCount;
             if (Torch.Torch.IsReferenceBlas) context.Warn(InfoCommand.ReferenceBlasWarning);
-            var result = OpsBenchmark.Run(n, cancellationToken);
+            var result = OpsBenchmark.Run(n, threadCount, cancellationToken);
             if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(result));
             else PrintResult(context, result);
             return 0;

@@ -27,14 +27,23 @@ internal static class LibTorch
         NativeLibrary.SetDllImportResolver(typeof(LibTorch).Assembly, Resolve);
     }
 
+    private static readonly object LoadLock = new();
+    private static IntPtr loaded;
+
+    // The runtime asks once per imported function, so the library is loaded and configured once
+    // and the handle handed out afterwards (a second configuration would undo Torch.Threads).
     private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)
     {
         if (libraryName != Name) return IntPtr.Zero;
-        ConfigureThreadingEnvironment();
-        var handle = LoadFromKnownPlaces();
-        CheckAbiVersion(handle);
-        SetDefaultThreads(handle);
-        return handle;
+        lock (LoadLock)
+        {
+            if (loaded != IntPtr.Zero) return loaded;
+            ConfigureThreadingEnvironment();
+            var handle = LoadFromKnownPlaces();
+            CheckAbiVersion(handle);
+            SetDefaultThreads(handle);
+            return loaded = handle;
+        }
     }
 
     // libtorch's OpenMP threads spin after each parallel region and starve OpenBLAS's own threads
