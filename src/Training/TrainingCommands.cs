@@ -1,6 +1,7 @@
 using System.Globalization;
 using LatentDiffusion.Training.Ddpm;
 using LatentDiffusion.Training.Toy;
+using LatentDiffusion.Training.Vae;
 
 namespace LatentDiffusion.Training;
 
@@ -22,6 +23,23 @@ public static class TrainingCommands
         var result = TrainingConsole.Run($"ddpm {Path.GetFileNameWithoutExtension(recipePath)}",
             p => DdpmTraining.Run(recipe, outputDirectory, resume, p, ctrlC.Token));
         return Summarize(result, outputDirectory, output);
+    }
+
+    /// <summary>
+    /// <c>ldm train vae --config RECIPE --out OUT [--resume]</c>: trains the AutoencoderKL, exports it with
+    /// the measured scaling factor, and prints the test-split reconstruction PSNR.
+    /// </summary>
+    public static int TrainVae(string recipePath, string outputDirectory, bool resume, TextWriter output)
+    {
+        var recipe = VaeRecipe.Load(recipePath);
+        using var ctrlC = new CtrlCCancellation(output);
+        var result = TrainingConsole.Run($"vae {Path.GetFileNameWithoutExtension(recipePath)}",
+            p => VaeTraining.Run(recipe, outputDirectory, resume, p, ctrlC.Token));
+        var code = Summarize(result.Training, outputDirectory, output);
+        if (code == 0 && result.Evaluation is { } e)
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"test PSNR {e.PsnrDb:F2} dB over {e.TestImages} images; scaling_factor {e.ScalingFactor:G5}; {Path.Combine(outputDirectory, VaeTraining.EvaluationFile)}"));
+        return code;
     }
 
     /// <summary><c>ldm toy s-curve OUT [--recipe FILE] [--resume]</c>: trains the toy, writes its pictures, reports sample quality.</summary>
