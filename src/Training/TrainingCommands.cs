@@ -1,5 +1,6 @@
 using System.Globalization;
 using LatentDiffusion.Training.Ddpm;
+using LatentDiffusion.Training.Ldm;
 using LatentDiffusion.Training.Toy;
 using LatentDiffusion.Training.Vae;
 
@@ -40,6 +41,19 @@ public static class TrainingCommands
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"test PSNR {e.PsnrDb:F2} dB over {e.TestImages} images; scaling_factor {e.ScalingFactor:G5}; {Path.Combine(outputDirectory, VaeTraining.EvaluationFile)}"));
         return code;
+    }
+
+    /// <summary>
+    /// <c>ldm train ldm --config RECIPE --out OUT [--resume]</c>: learns the tokenizer, trains the text
+    /// encoder and conditional U-Net on the frozen VAE's latents, and exports the diffusers pipeline folder.
+    /// </summary>
+    public static int TrainLdm(string recipePath, string outputDirectory, bool resume, TextWriter output)
+    {
+        var recipe = LdmRecipe.Load(recipePath);
+        using var ctrlC = new CtrlCCancellation(output);
+        var result = TrainingConsole.Run($"ldm {Path.GetFileNameWithoutExtension(recipePath)}",
+            p => LdmTraining.Run(recipe, outputDirectory, resume, p, ctrlC.Token));
+        return Summarize(result, outputDirectory, output);
     }
 
     /// <summary><c>ldm toy s-curve OUT [--recipe FILE] [--resume]</c>: trains the toy, writes its pictures, reports sample quality.</summary>
