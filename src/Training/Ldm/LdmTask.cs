@@ -103,7 +103,6 @@ public sealed class LdmTask : ITrainingTask, IDisposable
             }, cancellation: cancellationToken);
             images.AddRange(result.Images);
         }
-        Network.Train();
         var grid = ImageGrid.Compose(images, columns: 8, spacing: 2);
         var path = Path.Combine(directory, $"step-{step:D6}.png");
         Directory.CreateDirectory(directory);
