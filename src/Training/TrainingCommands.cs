@@ -1,6 +1,8 @@
 using System.Globalization;
 using LatentDiffusion.Training.Ddpm;
+using LatentDiffusion.Training.Ldm;
 using LatentDiffusion.Training.Toy;
+using LatentDiffusion.Training.Vae;
 
 namespace LatentDiffusion.Training;
 
@@ -21,6 +23,36 @@ public static class TrainingCommands
         using var ctrlC = new CtrlCCancellation(output);
         var result = TrainingConsole.Run($"ddpm {Path.GetFileNameWithoutExtension(recipePath)}",
             p => DdpmTraining.Run(recipe, outputDirectory, resume, p, ctrlC.Token));
+        return Summarize(result, outputDirectory, output);
+    }
+
+    /// <summary>
+    /// <c>ldm train vae --config RECIPE --out OUT [--resume]</c>: trains the AutoencoderKL, exports it with
+    /// the measured scaling factor, and prints the test-split reconstruction PSNR.
+    /// </summary>
+    public static int TrainVae(string recipePath, string outputDirectory, bool resume, TextWriter output)
+    {
+        var recipe = VaeRecipe.Load(recipePath);
+        using var ctrlC = new CtrlCCancellation(output);
+        var result = TrainingConsole.Run($"vae {Path.GetFileNameWithoutExtension(recipePath)}",
+            p => VaeTraining.Run(recipe, outputDirectory, resume, p, ctrlC.Token));
+        var code = Summarize(result.Training, outputDirectory, output);
+        if (code == 0 && result.Evaluation is { } e)
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"test PSNR {e.PsnrDb:F2} dB over {e.TestImages} images; scaling_factor {e.ScalingFactor:G5}; {Path.Combine(outputDirectory, VaeTraining.EvaluationFile)}"));
+        return code;
+    }
+
+    /// <summary>
+    /// <c>ldm train ldm --config RECIPE --out OUT [--resume]</c>: learns the tokenizer, trains the text
+    /// encoder and conditional U-Net on the frozen VAE's latents, and exports the diffusers pipeline folder.
+    /// </summary>
+    public static int TrainLdm(string recipePath, string outputDirectory, bool resume, TextWriter output)
+    {
+        var recipe = LdmRecipe.Load(recipePath);
+        using var ctrlC = new CtrlCCancellation(output);
+        var result = TrainingConsole.Run($"ldm {Path.GetFileNameWithoutExtension(recipePath)}",
+            p => LdmTraining.Run(recipe, outputDirectory, resume, p, ctrlC.Token));
         return Summarize(result, outputDirectory, output);
     }
 

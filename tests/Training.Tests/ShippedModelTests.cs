@@ -1,0 +1,67 @@
+using System.Diagnostics;
+using LatentDiffusion.Pipeline.StableDiffusion;
+using LatentDiffusion.Tests.Common;
+using LatentDiffusion.Training.Data;
+using LatentDiffusion.Training.Evaluation;
+using LatentDiffusion.Training.Ldm;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace LatentDiffusion.Training.Tests;
+
+/// <summary>The embedded text-to-image model (models/fashion-colours) as a user gets it.</summary>
+[Collection(EvalLiveCountCollection.Name)]
+public class ShippedModelTests(ITestOutputHelper output)
+{
+    private static string Folder => Path.Combine(SharedData.RepositoryRoot, "models", "fashion-colours");
+
+    [Fact]
+    public void FolderIsSmallAndInDiffusersLayout()
+    {
+        foreach (var part in new[] { "model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors", "vae/config.json",
+                     "vae/diffusion_pytorch_model.safetensors", "text_encoder/config.json", "text_encoder/model.safetensors",
+                     "tokenizer/vocab.json", "tokenizer/merges.txt", "scheduler/scheduler_config.json", "README.md" })
+            Assert.True(File.Exists(Path.Combine(Folder, part)), $"models/fashion-colours/{part} is missing");
+        var bytes = Directory.EnumerateFiles(Folder, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+        Assert.True(bytes <= 40L << 20, $"the model takes {bytes / 1e6:F1} MB");
+    }
+
+    [Fact]
+    public void GeneratesARedSneakerDeterministically()
+    {
+        using var pipeline = StableDiffusionPipeline.FromPretrained(Folder);
+        var request = new GenerationRequest { Prompt = "a red sneaker", GuidanceScale = LdmEvaluation.DefaultGuidanceScale, Seed = 7 };
+        var clock = Stopwatch.StartNew();
+        using var first = pipeline.TextToImage(request);
+        output.WriteLine($"one image at {request.Steps} steps: {clock.Elapsed.TotalSeconds:F2} s");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed.TotalSeconds:F1} s");
+        var image = Assert.Single(first.Images);
+        Assert.Equal(32, image.Width);
+        Assert.Equal(32, image.Height);
+        using var again = pipeline.TextToImage(request);
+        Assert.Equal(image.Pixels, again.Images[0].Pixels);
+        using var other = pipeline.TextToImage(request with { Seed = 8 });
+        Assert.NotEqual(image.Pixels, other.Images[0].Pixels);
+    }
+
+    [Fact]
+    public void TheJudgeSeesTheColourAndClassAskedFor()
+    {
+        using var pipeline = StableDiffusionPipeline.FromPretrained(Folder);
+        using var judge = Judge.LoadFashionColoursJudge(Path.Combine(SharedData.RepositoryRoot, "models", "judges", Judge.FashionColoursJudgeName));
+        foreach (var (prompt, cls, colour) in new[] { ("a red sneaker", "sneaker", "red"), ("a blue bag", "bag", "blue") })
+        {
+            using var result = pipeline.TextToImage(new GenerationRequest
+            {
+                Prompt = prompt, NumImages = 4, GuidanceScale = LdmEvaluation.DefaultGuidanceScale, Seed = 1,
+            });
+            using var images = Judge.FromPipelineImages(result.Pixels);
+            var judged = judge.Classify(images);
+            var colours = judged.Colours!.Count(k => FashionColours.Colours[(int)k].Name == colour);
+            var classes = judged.Classes.Count(c => FashionColours.ClassNames[(int)c] == cls);
+            output.WriteLine($"\"{prompt}\": colour right {colours}/4, class right {classes}/4");
+            Assert.True(colours >= 3, $"\"{prompt}\": only {colours} of 4 images judged {colour}");
+            Assert.True(classes >= 3, $"\"{prompt}\": only {classes} of 4 images judged {cls}");
+        }
+    }
+}
