@@ -166,3 +166,17 @@ public sealed class ConvertCommandTests : IDisposable
         Assert.Contains("pickle", Assert.Single(CliRunner.Run("convert", pickle, Path.Combine(work, "p")).ErrLines));
     }
 }
+
+public sealed class TrainRecipeCommandTests
+{
+    [Theory]
+    [InlineData("vae")]
+    [InlineData("ldm")]
+    public void MissingRecipeIsOneClearLine(string model)
+    {
+        var r = CliRunner.Run("train", model, "--config", "/nonexistent/recipe.json", "--out", "/tmp/never");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("/nonexistent/recipe.json", Assert.Single(r.ErrLines));
+        Assert.False(Directory.Exists("/tmp/never"));
+    }
+}

@@ -11,6 +11,8 @@ internal static class TrainCommand
     {
         var train = new Command("train", "Train a model from a recipe in configs/train/ (Ctrl+C writes a checkpoint; --resume continues)");
         train.Subcommands.Add(CreateRecipe(context, "ddpm", "Train a pixel DDPM (e.g. configs/train/ddpm-fashion-unet2d.json)", TrainingCommands.TrainDdpm));
+        train.Subcommands.Add(CreateRecipe(context, "vae", "Train an AutoencoderKL (e.g. configs/train/vae-fashion-colours.json); reports test PSNR", TrainingCommands.TrainVae));
+        train.Subcommands.Add(CreateRecipe(context, "ldm", "Train a text-to-image model: tokenizer, text encoder and U-Net on VAE latents (e.g. configs/train/ldm-fashion-colours.json)", TrainingCommands.TrainLdm));
         train.Subcommands.Add(CreateJudges(context));
         return train;
     }
