@@ -174,9 +174,11 @@ public sealed class TrainRecipeCommandTests
     [InlineData("ldm")]
     public void MissingRecipeIsOneClearLine(string model)
     {
-        var r = CliRunner.Run("train", model, "--config", "/nonexistent/recipe.json", "--out", "/tmp/never");
+        var never = Path.Combine(Path.GetTempPath(), $"ld-never-{Guid.NewGuid():N}");
+        var recipe = Path.Combine(never, "recipe.json");
+        var r = CliRunner.Run("train", model, "--config", recipe, "--out", never);
         Assert.NotEqual(0, r.ExitCode);
-        Assert.Contains("/nonexistent/recipe.json", Assert.Single(r.ErrLines));
-        Assert.False(Directory.Exists("/tmp/never"));
+        Assert.Contains(recipe, Assert.Single(r.ErrLines));
+        Assert.False(Directory.Exists(never));
     }
 }
