@@ -15,3 +15,20 @@ public class SmokeTests
         Assert.DoesNotContain("\n", e.Message);
     }
 }
+
+public class AbiVersionTests
+{
+    [Fact]
+    public void LoadedNativeLibraryHasTheManagedAbiVersion() =>
+        Assert.Equal(Torch.ManagedAbiVersion, Torch.NativeAbiVersion);
+
+    [Fact]
+    public void ANativeLibraryOfAnotherAbiVersionIsRefusedWithAClearMessage()
+    {
+        var e = Assert.Throws<TorchException>(() => Native.LibTorch.CheckAbiVersion(Torch.ManagedAbiVersion + 1));
+        Assert.Equal("load", e.Operation);
+        Assert.Contains($"native library ABI version {Torch.ManagedAbiVersion + 1} does not match the managed binding's {Torch.ManagedAbiVersion}", e.Message);
+        Assert.Contains("rebuild", e.Message);
+        Native.LibTorch.CheckAbiVersion(Torch.ManagedAbiVersion);
+    }
+}

@@ -83,9 +83,14 @@ internal static class LibTorch
     {
         if (!NativeLibrary.TryGetExport(handle, "ld_abi_version", out var export))
             throw new TorchException("load", "the loaded libldtorch has no ld_abi_version: it is not this project's native library");
-        var version = ((delegate* unmanaged<int>)export)();
-        if (version != AbiVersion)
-            throw new TorchException("load", $"native library ABI version {version} does not match the managed binding's {AbiVersion}; rebuild with `dotnet build` so that native/ and src/Torch come from the same commit");
+        CheckAbiVersion(((delegate* unmanaged<int>)export)());
+    }
+
+    /// <summary>Refuses a native library built from another version of ldtorch.h (version skew).</summary>
+    internal static void CheckAbiVersion(int nativeVersion)
+    {
+        if (nativeVersion != AbiVersion)
+            throw new TorchException("load", $"native library ABI version {nativeVersion} does not match the managed binding's {AbiVersion}; rebuild with `dotnet build` so that native/ and src/Torch come from the same commit");
     }
 
     // libtorch's own default can be a single thread (seen on this machine kind); use every core
