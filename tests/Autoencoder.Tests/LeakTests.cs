@@ -1,35 +1,20 @@
+using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.NN;
 using Xunit;
 
 namespace LatentDiffusion.Autoencoder.Tests;
 
-/// <summary>Tests that count live native tensors run alone: the count is process-wide.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class LiveCountCollection
-{
-    public const string Name = "live tensor count";
-
-    /// <summary>Finalises tensors other tests dropped without disposing, so that they do not vanish mid-measurement.</summary>
-    public static long SettledLiveCount()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-        return Tensor.LiveCount;
-    }
-}
-
-[Collection(LiveCountCollection.Name)]
+[Collection(LiveTensorCount.Name)]
 public class LeakTests
 {
     /// <summary>Runs <paramref name="forward"/> once to warm up, then three times, and asserts no native tensor outlived it.</summary>
     private static void AssertNoLeak(Action forward)
     {
         forward();
-        var before = LiveCountCollection.SettledLiveCount();
+        var before = LiveTensorCount.Settled();
         for (int i = 0; i < 3; i++) forward();
-        Assert.Equal(before, LiveCountCollection.SettledLiveCount());
+        Assert.Equal(before, LiveTensorCount.Settled());
     }
 
     [Fact]

@@ -5,22 +5,7 @@ using Xunit;
 
 namespace LatentDiffusion.LatentUNet.Tests;
 
-/// <summary>Tests that count live native tensors run alone: the count is process-wide.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class LiveCountCollection
-{
-    public const string Name = "live tensor count";
-
-    public static long Settled()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-        return Tensor.LiveCount;
-    }
-}
-
-[Collection(LiveCountCollection.Name)]
+[Collection(LiveTensorCount.Name)]
 public class LeakTests
 {
     [Fact]
@@ -36,7 +21,7 @@ public class LeakTests
             using var z = model.Forward(golden["float_t.input.sample"], 12.5, golden["float_t.input.encoder_hidden_states"]);
         }
         Run(null);
-        var before = LiveCountCollection.Settled();
+        var before = LiveTensorCount.Settled();
         for (int i = 0; i < 3; i++) Run(i == 1 ? 1 : null);
         Assert.Equal(before, Tensor.LiveCount);
     }
@@ -56,7 +41,7 @@ public class LeakTests
             model.ZeroGrad();
         }
         Run();
-        var before = LiveCountCollection.Settled();
+        var before = LiveTensorCount.Settled();
         for (int i = 0; i < 3; i++) Run();
         Assert.Equal(before, Tensor.LiveCount);
     }

@@ -205,7 +205,7 @@ public class ClipTextModelTests(ITestOutputHelper output)
     }
 }
 
-[Collection(ClipTextLiveCountCollection.Name)]
+[Collection(LiveTensorCount.Name)]
 public class ClipTextLeakTests
 {
     [Fact]

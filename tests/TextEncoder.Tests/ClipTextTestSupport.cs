@@ -44,9 +44,3 @@ internal static class ClipTextAssert
     }
 }
 
-/// <summary>Tests that count live native tensors run alone: the count is process-wide.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class ClipTextLiveCountCollection
-{
-    public const string Name = "CLIP text model live tensor count";
-}

@@ -1,26 +1,11 @@
+using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch.NN;
 using LatentDiffusion.Torch.Optim;
 using Xunit;
 
 namespace LatentDiffusion.Torch.Tests;
 
-/// <summary>Tests that count live native tensors run alone: the count is process-wide.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class LiveCountCollection
-{
-    public const string Name = "live tensor count";
-
-    /// <summary>Finalises tensors other tests dropped without disposing, so that they do not vanish mid-measurement.</summary>
-    public static long SettledLiveCount()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-        return Tensor.LiveCount;
-    }
-}
-
-[Collection(LiveCountCollection.Name)]
+[Collection(LiveTensorCount.Name)]
 public class LeakTests
 {
     private sealed class Mlp : Module<Tensor, Tensor>
@@ -62,7 +47,7 @@ public class LeakTests
         for (int i = 0; i < 50; i++) Iteration(i); // optimiser and EMA state now exist
         _ = optimizer.StateDict();
         _ = ema.StateDict();
-        var warm = LiveCountCollection.SettledLiveCount();
+        var warm = LiveTensorCount.Settled();
         for (int i = 50; i < 3000; i++) Iteration(i);
         // no collection here: a handle the loop forgot would still be alive (or only partly finalised)
         Assert.Equal(warm, Tensor.LiveCount);
@@ -72,7 +57,7 @@ public class LeakTests
     [Fact]
     public void ModulesFreeEveryTensorTheyOwn()
     {
-        var before = LiveCountCollection.SettledLiveCount();
+        var before = LiveTensorCount.Settled();
         var m = new Tiny();
         Assert.Equal(44 + 9, Tensor.LiveCount - before);
         m.To(DType.Float64);
@@ -85,7 +70,7 @@ public class LeakTests
     [Fact]
     public void OptimisersAndEmaFreeTheirState()
     {
-        var before = LiveCountCollection.SettledLiveCount();
+        var before = LiveTensorCount.Settled();
         using (var layer = new Linear(4, 4))
         {
             var adam = new Adam(layer.Parameters());

@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.NN;
 using LatentDiffusion.Training.Data;
@@ -12,27 +13,8 @@ internal sealed class Recorder<T>(Action<T> record) : IProgress<T>
     public void Report(T value) => record(value);
 }
 
-/// <summary>
-/// Evaluation tests that count live native tensors run alone: the count is process-wide, and tests
-/// of other classes would create tensors mid-measurement.
-/// </summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class EvalLiveCountCollection
-{
-    public const string Name = "evaluation: live tensor count";
-
-    /// <summary>Finalises tensors other tests dropped without disposing, so that they do not vanish mid-measurement.</summary>
-    public static long SettledLiveCount()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        GC.Collect();
-        return Tensor.LiveCount;
-    }
-}
-
 /// <summary>Training and testing the classifier and judge code on tiny subsets (the shipped weights are trained by configs/eval/train-judges.cs).</summary>
-[Collection(EvalLiveCountCollection.Name)]
+[Collection(LiveTensorCount.Name)]
 public class EvalTrainingTests(FashionMnistSplits splits) : IClassFixture<FashionMnistSplits>
 {
     private static readonly FashionClassifierConfig Small = new() { BlockOutChannels = [8, 16, 16], FeatureDim = 32 };
@@ -43,7 +25,7 @@ public class EvalTrainingTests(FashionMnistSplits splits) : IClassFixture<Fashio
         var data = LabelledImages.FromFashionMnist(splits.Train).Take(1024);
         var live = new List<long>();
         var options = new ClassifierTrainingOptions { Model = Small, MaxSteps = 48, BatchSize = 32, LearningRate = 5e-3, Seed = 3 };
-        var before = EvalLiveCountCollection.SettledLiveCount();
+        var before = LiveTensorCount.Settled();
         var trained = ClassifierTraining.Train(data, options, new Recorder<ClassifierTrainingProgress>(p => live.Add(Tensor.LiveCount)));
         using var model = trained.Model;
         Assert.Equal(48, trained.Losses.Count);
@@ -146,13 +128,13 @@ public class EvalTrainingTests(FashionMnistSplits splits) : IClassFixture<Fashio
     {
         var data = LabelledImages.FromFashionMnist(splits.Train).Take(256);
         using var cancel = new CancellationTokenSource();
-        var before = EvalLiveCountCollection.SettledLiveCount();
+        var before = LiveTensorCount.Settled();
         var steps = 0;
         Assert.ThrowsAny<OperationCanceledException>(() => ClassifierTraining.Train(data,
             new ClassifierTrainingOptions { Model = Small, BatchSize = 32, Epochs = 5 },
             new Recorder<ClassifierTrainingProgress>(p => { if (++steps == 3) cancel.Cancel(); }), cancel.Token));
         Assert.Equal(3, steps);
-        Assert.Equal(before, EvalLiveCountCollection.SettledLiveCount());
+        Assert.Equal(before, LiveTensorCount.Settled());
     }
 
     [Fact]

@@ -7,7 +7,7 @@ using Xunit;
 namespace LatentDiffusion.Training.Tests;
 
 /// <summary>The shipped judges (models/judges), verified cheaply on a fixed slice of the real test split.</summary>
-[Collection(EvalLiveCountCollection.Name)]
+[Collection(LiveTensorCount.Name)]
 public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistSplits>
 {
     private const int Slice = 1000;
@@ -69,7 +69,7 @@ public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistS
             next += n;
             return images;
         }
-        var live = EvalLiveCountCollection.SettledLiveCount();
+        var live = LiveTensorCount.Settled();
         var real = DdpmEvaluation.Evaluate(Real, 600, judge, batchSize: 250);
         Assert.Equal(live, Tensor.LiveCount);
         Assert.Equal([250, 250, 100], calls);
@@ -146,7 +146,7 @@ public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistS
                 FashionColours.Render(test.Image(byClass[p.Class!.Value][p.Colour!.Value * perPrompt + i]), FashionColours.Colours[p.Colour.Value], pixels.AsSpan(i * 3072, 3072));
             return Tensor.From(pixels, n, 3, 32, 32);
         }
-        var live = EvalLiveCountCollection.SettledLiveCount();
+        var live = LiveTensorCount.Settled();
         var good = PromptEvaluation.Evaluate(Faithful, prompts, perPrompt, judge);
         Assert.Equal(live, Tensor.LiveCount);
         Assert.Equal(80 * perPrompt, good.Samples);

@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Training.Data;
 using LatentDiffusion.Training.Toy;
@@ -5,14 +6,7 @@ using Xunit;
 
 namespace LatentDiffusion.Training.Tests;
 
-/// <summary>Tests that count live native tensors run alone: the count is process-wide.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class LiveCountCollection
-{
-    public const string Name = "live tensor count";
-}
-
-[Collection(LiveCountCollection.Name)]
+[Collection(LiveTensorCount.Name)]
 public class LeakTests
 {
     private static long Settled()

@@ -10,7 +10,7 @@ using Xunit.Abstractions;
 namespace LatentDiffusion.Training.Tests;
 
 /// <summary>The embedded text-to-image model (models/fashion-colours) as a user gets it.</summary>
-[Collection(EvalLiveCountCollection.Name)]
+[Collection(LiveTensorCount.Name)]
 public class ShippedModelTests(ITestOutputHelper output)
 {
     private static string Folder => Path.Combine(SharedData.RepositoryRoot, "models", "fashion-colours");
