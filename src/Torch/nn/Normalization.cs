@@ -46,3 +46,43 @@ public sealed class LayerNorm : Module<Tensor, Tensor>
 
     public override Tensor Forward(Tensor input) => Functional.LayerNorm(input, NormalizedShape, Weight, Bias, Eps);
 }
+
+/// <summary>
+/// torch.nn.BatchNorm2d: in training mode normalises with the batch statistics and updates the
+/// running ones (momentum 0.1, unbiased variance); in evaluation mode uses the running statistics.
+/// Keys weight, bias, running_mean, running_var, num_batches_tracked.
+/// </summary>
+public sealed class BatchNorm2d : Module<Tensor, Tensor>
+{
+    public long NumFeatures { get; }
+    public double Eps { get; }
+    public double Momentum { get; }
+    public Tensor Weight { get; }
+    public Tensor Bias { get; }
+    public Tensor RunningMean { get; }
+    public Tensor RunningVar { get; }
+    public Tensor NumBatchesTracked { get; }
+
+    public BatchNorm2d(long numFeatures, double eps = 1e-5, double momentum = 0.1)
+    {
+        NumFeatures = numFeatures;
+        Eps = eps;
+        Momentum = momentum;
+        Weight = RegisterParameter("weight", Torch.Ones([numFeatures]));
+        Bias = RegisterParameter("bias", Torch.Zeros([numFeatures]));
+        RunningMean = RegisterBuffer("running_mean", Torch.Zeros([numFeatures]));
+        RunningVar = RegisterBuffer("running_var", Torch.Ones([numFeatures]));
+        NumBatchesTracked = RegisterBuffer("num_batches_tracked", Torch.Zeros([], DType.Int64));
+    }
+
+    public override Tensor Forward(Tensor input)
+    {
+        if (IsTraining)
+        {
+            using var noGrad = Torch.NoGrad();
+            NumBatchesTracked.Add_(1);
+        }
+        // libtorch updates running_mean / running_var in place when training.
+        return Functional.BatchNorm(input, RunningMean, RunningVar, Weight, Bias, IsTraining, Momentum, Eps);
+    }
+}

@@ -154,38 +154,3 @@ internal sealed class ConvBlock : Module<Tensor, Tensor>
         return scope.Keep(Functional.MaxPool2d(y, 2));
     }
 }
-
-/// <summary>
-/// torch.nn.BatchNorm2d: in training, normalises by the batch's statistics and updates the running
-/// ones (running ← (1 − momentum)·running + momentum·batch, unbiased variance); in evaluation, by the
-/// running statistics, so a judged image's score does not depend on the rest of its batch.
-/// </summary>
-internal sealed class BatchNorm2d : Module<Tensor, Tensor>
-{
-    private readonly Tensor weight;
-    private readonly Tensor bias;
-    private readonly Tensor runningMean;
-    private readonly Tensor runningVar;
-    private readonly Tensor batchesTracked;
-    private const double Momentum = 0.1;
-    private const double Eps = 1e-5;
-
-    public BatchNorm2d(long channels)
-    {
-        weight = RegisterParameter("weight", Torch.Torch.Ones([channels]));
-        bias = RegisterParameter("bias", Torch.Torch.Zeros([channels]));
-        runningMean = RegisterBuffer("running_mean", Torch.Torch.Zeros([channels]));
-        runningVar = RegisterBuffer("running_var", Torch.Torch.Ones([channels]));
-        batchesTracked = RegisterBuffer("num_batches_tracked", Torch.Torch.Zeros([], DType.Int64));
-    }
-
-    public override Tensor Forward(Tensor input)
-    {
-        if (IsTraining)
-        {
-            // Fill_ rather than Add_(1): the binding passes scalars as double, which an int64 in-place add refuses.
-            batchesTracked.Fill_(batchesTracked.ItemInt64() + 1);
-        }
-        return Functional.BatchNorm(input, runningMean, runningVar, weight, bias, IsTraining, Momentum, Eps);
-    }
-}
