@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch;
 using Xunit;
 using Xunit.Abstractions;
@@ -19,10 +20,10 @@ public class ClipTextModelGoldenTests(ITestOutputHelper output)
         {
             using var noGrad = Torch.Torch.NoGrad();
             using var result = model.Forward(golden["input.input_ids"], outputHiddenStates: true);
-            var last = ClipTextAssert.Close(result.LastHiddenState, golden["output.last_hidden_state"], Atol, Rtol, "last_hidden_state");
-            var pooled = ClipTextAssert.Close(result.PoolerOutput, golden["output.pooler_output"], Atol, Rtol, "pooler_output");
+            var last = TensorAssert.Close(result.LastHiddenState, golden["output.last_hidden_state"], Atol, Rtol, "last_hidden_state");
+            var pooled = TensorAssert.Close(result.PoolerOutput, golden["output.pooler_output"], Atol, Rtol, "pooler_output");
             Assert.Equal(model.NumLayers + 1, result.HiddenStates.Count);
-            var penultimate = ClipTextAssert.Close(result.HiddenStates[^2], golden["output.hidden_states_penultimate"], Atol, Rtol, "hidden_states[-2]");
+            var penultimate = TensorAssert.Close(result.HiddenStates[^2], golden["output.hidden_states_penultimate"], Atol, Rtol, "hidden_states[-2]");
             output.WriteLine($"max abs error: last_hidden_state {last:G3}, pooler_output {pooled:G3}, hidden_states[-2] {penultimate:G3}");
         }
         finally
@@ -42,9 +43,9 @@ public class ClipTextModelGoldenTests(ITestOutputHelper output)
             var ids = golden["input.input_ids"];
             using var skipped = model.EncodePrompt(ids, clipSkip: 1);
             using var expected = model.TextModel.FinalLayerNorm.Forward(golden["output.hidden_states_penultimate"]);
-            ClipTextAssert.Close(skipped, expected, Atol, Rtol, "clip skip 1");
+            TensorAssert.Close(skipped, expected, Atol, Rtol, "clip skip 1");
             using var plain = model.EncodePrompt(ids);
-            ClipTextAssert.Close(plain, golden["output.last_hidden_state"], Atol, Rtol, "no clip skip");
+            TensorAssert.Close(plain, golden["output.last_hidden_state"], Atol, Rtol, "no clip skip");
         }
         finally
         {

@@ -3,10 +3,10 @@ using LatentDiffusion.Torch.SafeTensors;
 using Xunit;
 using Xunit.Sdk;
 
-namespace LatentDiffusion.Autoencoder.Tests;
+namespace LatentDiffusion.Tests.Common;
 
 /// <summary>Comparisons with the golden rule |actual − expected| ≤ atol + rtol·|expected|, reporting the worst element.</summary>
-internal static class TensorAssert
+public static class TensorAssert
 {
     /// <summary>Asserts the shapes match and every element is within tolerance; returns the max absolute error.</summary>
     public static double Close(Tensor actual, Tensor expected, double atol, double rtol, string what)
@@ -47,7 +47,7 @@ internal static class TensorAssert
 }
 
 /// <summary>A golden safetensors file: its tensors by name, freed on dispose.</summary>
-internal sealed class Golden : IDisposable
+public sealed class Golden : IDisposable
 {
     private readonly Dictionary<string, Tensor> tensors;
 
