@@ -133,7 +133,7 @@ public static class Torch
         get
         {
             _ = NativeMethods.AbiVersion(); // loading the library is what sets it
-            return Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(default: active)";
+            return Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset: libgomp's default, spin then sleep)";
         }
     }
 
