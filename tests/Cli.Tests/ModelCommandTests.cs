@@ -176,6 +176,23 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void BenchVaeTilingDecodesAnImageLargerThanOneTile()
+    {
+        var live = SettledLiveCount();
+        // The tiny VAE's tiles are 64×64 px (8×8 latents); 12×12 latents → 96×96 px needs four blended tiles.
+        var r = CliRunner.Run("bench", "vae", "--config", Repo("tests", "fixtures", "autoencoder", "sd_tiny_vae", "config.json"),
+            "--latent-size", "12", "--batch", "2", "--tiling", "--slicing", "--repeat", "1", "--json");
+
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Equal(live, Tensor.LiveCount);
+        using var doc = JsonDocument.Parse(r.Out);
+        var root = doc.RootElement;
+        Assert.Equal("latents [2, 4, 12, 12] → 96×96 image, tiled (64×64 px tiles), sliced", root.GetProperty("input").GetString());
+        Assert.True(root.GetProperty("seconds").GetDouble() > 0);
+        Assert.True(root.GetProperty("output_max_abs").GetDouble() > 0);
+    }
+
+    [Fact]
     public void BenchTextTableShowsSecondsAndGflops()
     {
         var r = CliRunner.Run("bench", "text", "--config", Repo("tests", "fixtures", "cli", "tiny-text-encoder.json"), "--repeat", "1");

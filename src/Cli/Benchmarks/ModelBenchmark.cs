@@ -104,7 +104,10 @@ public static class ModelBenchmark
         });
     }
 
-    public static ModelBenchResult VaeDecode(string configPath, int latentSize, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default)
+    /// <param name="tiling">Decode in overlapping tiles blended as diffusers does (what makes 1024×1024 fit in memory).</param>
+    /// <param name="slicing">Decode one image of the batch at a time.</param>
+    public static ModelBenchResult VaeDecode(string configPath, int latentSize, int batch, DType dtype, Device device, int repeat,
+        bool tiling = false, bool slicing = false, CancellationToken cancellationToken = default)
     {
         if (latentSize < 1) throw new ArgumentException($"--latent-size must be positive, got {latentSize}");
         var config = AutoencoderKLConfig.Load(configPath);
@@ -112,11 +115,14 @@ public static class ModelBenchmark
         {
             AutoencoderKL model;
             using (Init.SkipInitialization()) model = new AutoencoderKL(config);
+            model.UseTiling = tiling;
+            model.UseSlicing = slicing;
             var latents = Torch.Torch.Randn([batch, config.LatentChannels, latentSize, latentSize], generator);
             var pixels = latentSize * config.DownscaleFactor;
             return new BenchTarget(model, [latents], (m, x) => ((AutoencoderKL)m).Decode(x[0]),
                 FlopCounter.VaeDecode(config, batch, latentSize, latentSize),
-                $"latents [{batch}, {config.LatentChannels}, {latentSize}, {latentSize}] → {pixels}×{pixels} image");
+                $"latents [{batch}, {config.LatentChannels}, {latentSize}, {latentSize}] → {pixels}×{pixels} image"
+                + (tiling ? $", tiled ({model.TileSampleMinSize}×{model.TileSampleMinSize} px tiles)" : "") + (slicing ? ", sliced" : ""));
         });
     }
 

@@ -30,10 +30,14 @@ internal static class BenchModelsCommand
             {
                 var latent = new Option<int>("--latent-size") { Description = "Latent height and width (32 → a 256×256 image with SD's VAE)", DefaultValueFactory = _ => 32 }.AtLeast(1);
                 var batch = new Option<int>("--batch", "-b") { Description = "Batch size", DefaultValueFactory = _ => 1 }.AtLeast(1);
+                var tiling = new Option<bool>("--tiling") { Description = "Decode in overlapping tiles (diffusers' enable_tiling): how 1024×1024 fits in memory" };
+                var slicing = new Option<bool>("--slicing") { Description = "Decode one image of the batch at a time (diffusers' enable_slicing)" };
                 command.Options.Add(latent);
                 command.Options.Add(batch);
+                command.Options.Add(tiling);
+                command.Options.Add(slicing);
                 return (parsed, ct) => ModelBenchmark.VaeDecode(parsed.GetValue(config)!, parsed.GetValue(latent), parsed.GetValue(batch),
-                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct);
+                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), parsed.GetValue(tiling), parsed.GetValue(slicing), ct);
             }));
         bench.Subcommands.Add(Create(context, "text", "configs/models/sd15-text-encoder.json",
             "CLIP text encoder forward (from a config, random weights) on batch × 77 tokens: seconds, GFLOP/s, peak memory",
