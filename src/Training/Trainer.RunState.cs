@@ -12,8 +12,8 @@ public sealed partial class Trainer
 {
     /// <summary>The mutable state of one invocation of <see cref="Run"/>.</summary>
     private sealed class RunState(Trainer trainer, ITrainingTask task, Module model, Optimizer optimizer, ExponentialMovingAverage? ema,
-        AdversarialState? adversary, Generator random, SampleOrder order, CheckpointStore store, IProgress<TrainingProgress>? progress, double elapsedBefore, Device device,
-        CancellationToken cancellationToken)
+        AdversarialState? adversary, Generator random, SampleOrder order, CheckpointStore store, IProgress<TrainingProgress>? progress,
+        double elapsedBefore, Device device, CancellationToken cancellationToken)
     {
         private readonly TrainingOptions options = trainer.Options;
         private readonly List<Tensor> parameters = optimizer.Parameters.ToList();

@@ -64,7 +64,7 @@ public static class TrainingConsole
 
     private sealed class BarProgress(ProgressTask task, string title) : IProgress<TrainingProgress>
     {
-        // Events (checkpoints, grids) are rare and long: the bar shows steps, loss, speed and ETA only.
+        // Events (checkpoints, grids) are rare and long: the bar shows steps, loss, the task's first metric, speed and ETA only.
         public void Report(TrainingProgress value)
         {
             task.MaxValue = Math.Max(1, value.MaxSteps);
