@@ -23,7 +23,7 @@ extern "C" {
 
 /* Bumped whenever any signature or semantic in this header changes; the C# side refuses a
  * native library whose version differs from the one it was compiled against. */
-#define LD_ABI_VERSION 1
+#define LD_ABI_VERSION 2
 
 #if defined(_WIN32)
 #define LD_API __declspec(dllexport)
@@ -215,6 +215,11 @@ LD_API ld_tensor* ld_bce_with_logits(ld_tensor* x, ld_tensor* y, int reduction);
 LD_API int ld_backward(ld_tensor* t, ld_tensor* grad, int retain_graph);
 /* *out is set to NULL when the tensor has no gradient */
 LD_API int ld_grad(ld_tensor* t, ld_tensor** out);
+/* torch.autograd.grad: d(Σ grad_outputs[i]·outputs[i]) / d inputs[j] into out[j] (n_inputs handles, NULL for an
+ * input the outputs do not depend on when allow_unused); nothing is accumulated into .grad. grad_outputs may be
+ * NULL (every output a scalar), as may each of its entries. */
+LD_API int ld_autograd_grad(ld_tensor** outputs, ld_tensor** grad_outputs, int n_outputs, ld_tensor** inputs, int n_inputs,
+                            int retain_graph, int create_graph, int allow_unused, ld_tensor** out);
 LD_API int ld_set_grad(ld_tensor* t, ld_tensor* grad);
 LD_API int ld_zero_grad(ld_tensor* t);
 LD_API int ld_is_grad_enabled(void);

@@ -1,5 +1,6 @@
 // Autograd entry points and the fused optimiser / training helpers.
 #include "common.h"
+#include <torch/csrc/autograd/autograd.h>
 
 extern "C" {
 
@@ -10,6 +11,17 @@ LD_API int ld_grad(ld_tensor* t, ld_tensor** out) {
   LD_STATUS("grad", {
     const auto& g = ld::T(t).grad();
     *out = g.defined() ? ld::wrap(g) : nullptr;
+  })
+}
+LD_API int ld_autograd_grad(ld_tensor** outputs, ld_tensor** grad_outputs, int n_outputs, ld_tensor** inputs, int n_inputs,
+                            int retain_graph, int create_graph, int allow_unused, ld_tensor** out) {
+  LD_STATUS("autograd_grad", {
+    std::vector<at::Tensor> weights;
+    if (grad_outputs)
+      for (int i = 0; i < n_outputs; i++) weights.push_back(grad_outputs[i] ? ld::T(grad_outputs[i]) : at::Tensor());
+    auto grads = torch::autograd::grad(ld::tensors(outputs, n_outputs), ld::tensors(inputs, n_inputs), weights,
+                                       retain_graph != 0, create_graph != 0, allow_unused != 0);
+    for (int i = 0; i < n_inputs; i++) out[i] = grads[i].defined() ? ld::wrap(grads[i]) : nullptr;
   })
 }
 LD_API int ld_set_grad(ld_tensor* t, ld_tensor* grad) {

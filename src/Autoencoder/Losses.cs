@@ -13,6 +13,16 @@ public enum ReconstructionLoss
     L2,
 }
 
+/// <summary>The discriminator's objective.</summary>
+public enum DiscriminatorLossKind
+{
+    /// <summary>Hinge loss (LDM, VQGAN).</summary>
+    Hinge,
+
+    /// <summary>Non-saturating binary cross-entropy on the logits.</summary>
+    Vanilla,
+}
+
 /// <summary>The autoencoder loss terms of LDM (taming-transformers' LPIPSWithDiscriminator, without LPIPS).</summary>
 public static class VaeLosses
 {
@@ -44,6 +54,14 @@ public static class VaeLosses
         return scope.Keep((real + fake) * 0.5);
     }
 
+    /// <summary>The discriminator's loss of kind <paramref name="kind"/> (taming's disc_loss "hinge" or "vanilla").</summary>
+    public static Tensor DiscriminatorLoss(DiscriminatorLossKind kind, Tensor logitsReal, Tensor logitsFake) => kind switch
+    {
+        DiscriminatorLossKind.Hinge => HingeDiscriminatorLoss(logitsReal, logitsFake),
+        DiscriminatorLossKind.Vanilla => VanillaDiscriminatorLoss(logitsReal, logitsFake),
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown discriminator loss"),
+    };
+
     /// <summary>The generator's adversarial loss −mean D(x̂).</summary>
     public static Tensor GeneratorLoss(Tensor logitsFake)
     {
@@ -59,48 +77,17 @@ public static class VaeLosses
     /// The adaptive weight of the adversarial term (VQGAN, Esser et al. 2021, eq. 7):
     /// λ = ‖∇_L rec‖ / (‖∇_L gan‖ + 10⁻⁴), clamped to [0, 10⁴] and detached, times
     /// <paramref name="discriminatorWeight"/>, where L is the decoder's last layer. It balances the two
-    /// gradients where they meet the image.
-    /// <para>
-    /// The binding has no torch.autograd.grad, so each gradient comes from a backward pass with the
-    /// graph retained: the gradients already accumulated in <paramref name="parameters"/> (every
-    /// parameter the two losses depend on, e.g. the autoencoder's and the discriminator's) are set
-    /// aside first and restored after, so the caller's gradients are left as they were.
-    /// </para>
+    /// gradients where they meet the image. The gradients come from torch.autograd.grad with the
+    /// graph retained, so nothing is accumulated into any parameter's gradient and the caller's
+    /// backward pass through the same graph still works.
     /// </summary>
-    public static double AdaptiveWeight(Tensor reconstructionLoss, Tensor generatorLoss, Tensor lastLayer, IEnumerable<Tensor> parameters,
-        double discriminatorWeight = 1.0)
+    public static double AdaptiveWeight(Tensor reconstructionLoss, Tensor generatorLoss, Tensor lastLayer, double discriminatorWeight = 1.0)
     {
-        var all = parameters.Append(lastLayer).Distinct(ReferenceEqualityComparer.Instance).Cast<Tensor>().ToList();
-        using var recGrad = GradientOf(reconstructionLoss, lastLayer, all);
-        using var ganGrad = GradientOf(generatorLoss, lastLayer, all);
-        using var recNorm = recGrad.Norm();
-        using var ganNorm = ganGrad.Norm();
-        var weight = recNorm.Item() / (ganNorm.Item() + 1e-4);
+        using var scope = DisposeScope.Enter();
+        var recGrad = Autograd.Grad(reconstructionLoss, lastLayer, retainGraph: true);
+        var ganGrad = Autograd.Grad(generatorLoss, lastLayer, retainGraph: true);
+        var weight = recGrad.Norm().Item() / (ganGrad.Norm().Item() + 1e-4);
         return Math.Clamp(weight, 0.0, 1e4) * discriminatorWeight;
-    }
-
-    private static Tensor GradientOf(Tensor loss, Tensor target, IReadOnlyList<Tensor> parameters)
-    {
-        var saved = new Tensor?[parameters.Count];
-        for (int i = 0; i < parameters.Count; i++)
-        {
-            saved[i] = parameters[i].Grad;
-            parameters[i].ZeroGrad();
-        }
-        try
-        {
-            loss.Backward(retainGraph: true);
-            using var gradient = target.Grad ?? throw new InvalidOperationException("the loss does not depend on the last layer");
-            return gradient.Detach().Clone();
-        }
-        finally
-        {
-            for (int i = 0; i < parameters.Count; i++)
-            {
-                parameters[i].Grad = saved[i];
-                saved[i]?.Dispose();
-            }
-        }
     }
 }
 
@@ -193,8 +180,7 @@ public sealed class AutoencoderLoss : Module
             if (Options.AdaptiveWeight)
             {
                 var model = autoencoder ?? throw new ArgumentNullException(nameof(autoencoder), "the adaptive weight needs the autoencoder's last layer");
-                weight = VaeLosses.AdaptiveWeight(nll, gLoss, model.Decoder.ConvOut.Weight,
-                    model.Parameters().Concat(Parameters()), Options.DiscriminatorWeight);
+                weight = VaeLosses.AdaptiveWeight(nll, gLoss, model.Decoder.ConvOut.Weight, Options.DiscriminatorWeight);
             }
             loss = loss + gLoss * (weight * factor);
             generatorLoss = gLoss.Item();
@@ -211,9 +197,8 @@ public sealed class AutoencoderLoss : Module
         var logitsReal = discriminator.Forward(inputs.Detach());
         var logitsFake = discriminator.Forward(reconstructions.Detach());
         var factor = VaeLosses.AdoptWeight(Options.DiscriminatorFactor, globalStep, Options.DiscriminatorStart);
-        var dLoss = Options.DiscriminatorLoss == "hinge"
-            ? VaeLosses.HingeDiscriminatorLoss(logitsReal, logitsFake)
-            : VaeLosses.VanillaDiscriminatorLoss(logitsReal, logitsFake);
+        var dLoss = VaeLosses.DiscriminatorLoss(Options.DiscriminatorLoss == "hinge" ? DiscriminatorLossKind.Hinge : DiscriminatorLossKind.Vanilla,
+            logitsReal, logitsFake);
         var loss = dLoss * factor;
         var value = loss.Item();
         return (scope.Keep(loss), new AutoencoderLossLog(value, 0, 0, 0, 0, 0, factor, value));

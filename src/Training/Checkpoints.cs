@@ -20,12 +20,14 @@ public sealed record CheckpointState
     [JsonPropertyName("epoch")] public long Epoch { get; init; }
     [JsonPropertyName("learning_rate")] public double LearningRate { get; init; }
     [JsonPropertyName("has_ema")] public bool HasEma { get; init; }
+    [JsonPropertyName("has_discriminator")] public bool HasDiscriminator { get; init; }
     [JsonPropertyName("elapsed_seconds")] public double ElapsedSeconds { get; init; }
     [JsonPropertyName("written_utc")] public DateTime WrittenUtc { get; init; }
 }
 
 /// <summary>
-/// checkpoints/step-000500/ = state.safetensors (model.*, ema.*, optimizer.*, rng.training) +
+/// checkpoints/step-000500/ = state.safetensors (model.*, ema.*, optimizer.*, rng.training, and with a
+/// discriminator discriminator.* and discriminator_optimizer.*) +
 /// trainer_state.json. A checkpoint is written into a hidden temporary folder and renamed into place
 /// only once complete, so a kill at any moment leaves either the previous checkpoints or the new one,
 /// never a half-written one; only the newest <c>keep</c> are kept.

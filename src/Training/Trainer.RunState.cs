@@ -12,8 +12,8 @@ public sealed partial class Trainer
 {
     /// <summary>The mutable state of one invocation of <see cref="Run"/>.</summary>
     private sealed class RunState(Trainer trainer, ITrainingTask task, Module model, Optimizer optimizer, ExponentialMovingAverage? ema,
-        Generator random, SampleOrder order, CheckpointStore store, IProgress<TrainingProgress>? progress, double elapsedBefore, Device device,
-        CancellationToken cancellationToken)
+        AdversarialState? adversary, Generator random, SampleOrder order, CheckpointStore store, IProgress<TrainingProgress>? progress,
+        double elapsedBefore, Device device, CancellationToken cancellationToken)
     {
         private readonly TrainingOptions options = trainer.Options;
         private readonly List<Tensor> parameters = optimizer.Parameters.ToList();
@@ -21,6 +21,8 @@ public sealed partial class Trainer
         private readonly Stopwatch training = new();
         private double windowLoss;
         private int windowCount;
+        private readonly OrderedDictionary<string, (double Sum, int Count)> windowTaskMetrics = new();
+        private IReadOnlyList<KeyValuePair<string, double>>? stepTaskMetrics;
         private double lastWindowLoss = double.NaN;
         private double recentStepSeconds = double.NaN;
         private long stepsThisRun;
@@ -41,14 +43,17 @@ public sealed partial class Trainer
             {
                 optimizer.ZeroGrad();
                 using var moved = device.Type == DeviceType.Cpu ? null : batch.To(device);
-                var loss = task.ComputeLoss(moved ?? batch, random);
+                var adversarial = adversary?.ActiveAt(Step) == true;
+                var loss = adversarial ? adversary!.ModelLoss(moved ?? batch, random) : task.ComputeLoss(moved ?? batch, random);
                 loss.Backward();
                 GradNorm = GradientClipping.ClipGradNorm(parameters, options.MaxGradNorm ?? double.PositiveInfinity);
                 LearningRate = optimizer.LearningRate;
                 optimizer.Step();
                 scheduler.Step();
                 ema?.Update();
+                if (adversarial) adversary!.TrainDiscriminator(Step, random);
                 Loss = loss.Item();
+                stepTaskMetrics = adversarial ? adversary!.StepMetrics : null;
             }
             optimizer.ZeroGrad(); // frees the gradients between steps instead of holding them through sampling
             training.Stop();
@@ -68,6 +73,11 @@ public sealed partial class Trainer
         {
             windowLoss += Loss;
             windowCount++;
+            foreach (var (name, value) in stepTaskMetrics ?? [])
+            {
+                var (sum, count) = windowTaskMetrics.GetValueOrDefault(name);
+                windowTaskMetrics[name] = (sum + value, count + 1);
+            }
             if (Step % options.LogEvery == 0 || Step == options.MaxSteps) WriteMetrics();
             Report(null);
             if (options.CheckpointEvery > 0 && Step % options.CheckpointEvery == 0) Checkpoint();
@@ -107,11 +117,13 @@ public sealed partial class Trainer
                 new("loss", lastWindowLoss),
                 new("lr", LearningRate),
                 new("grad_norm", GradNorm),
+                .. windowTaskMetrics.Select(m => new KeyValuePair<string, double>(m.Key, m.Value.Sum / m.Value.Count)),
                 new("it_per_s", Speed),
                 new("elapsed_s", elapsedBefore + wall.Elapsed.TotalSeconds),
             ]);
             windowLoss = 0;
             windowCount = 0;
+            windowTaskMetrics.Clear();
         }
 
         private void Report(string? what)
@@ -119,7 +131,7 @@ public sealed partial class Trainer
             if (progress is null) return;
             var speed = Speed;
             TimeSpan? remaining = speed > 0 ? TimeSpan.FromSeconds((options.MaxSteps - Step) / speed) : null;
-            progress.Report(new TrainingProgress(Step, options.MaxSteps, Loss, LearningRate, speed, wall.Elapsed, remaining, what));
+            progress.Report(new TrainingProgress(Step, options.MaxSteps, Loss, LearningRate, speed, wall.Elapsed, remaining, what, stepTaskMetrics));
         }
 
         private void Checkpoint()
@@ -135,6 +147,7 @@ public sealed partial class Trainer
                 Epoch = order.EpochOf(Step),
                 LearningRate = optimizer.LearningRate,
                 HasEma = ema is not null,
+                HasDiscriminator = adversary is not null,
                 ElapsedSeconds = elapsedBefore + wall.Elapsed.TotalSeconds,
                 WrittenUtc = DateTime.UtcNow,
             };
@@ -142,6 +155,7 @@ public sealed partial class Trainer
             tensors.AddRange(model.StateDict().Select(kv => new KeyValuePair<string, Tensor>("model." + kv.Key, kv.Value)));
             if (ema is not null) tensors.AddRange(ema.StateDict().Select(kv => new KeyValuePair<string, Tensor>("ema." + kv.Key, kv.Value)));
             tensors.AddRange(optimizer.StateDict().Select(kv => new KeyValuePair<string, Tensor>("optimizer." + kv.Key, kv.Value)));
+            if (adversary is not null) tensors.AddRange(adversary.StateDict());
             tensors.Add(new("rng.training", random.GetState()));
             var path = store.Write(state, tensors, options.KeepCheckpoints);
             LastCheckpoint = Step;

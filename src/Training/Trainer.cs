@@ -19,7 +19,8 @@ namespace LatentDiffusion.Training;
 /// </summary>
 /// <remarks>
 /// Output folder: metrics.jsonl, checkpoints/step-NNNNNN/, samples/ (the task's files), model/ (the
-/// task's export, written when the run completes).
+/// task's export, written when the run completes). A task that trains a discriminator too
+/// (<see cref="IAdversarialTrainingTask"/>) gets a second optimiser for it, whose steps follow the model's.
 /// </remarks>
 public sealed partial class Trainer(TrainingOptions options, string outputDirectory)
 {
@@ -60,6 +61,7 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
         using var ema = Options.Ema is { } e
             ? new ExponentialMovingAverage(parameters, e.Decay, e.MinDecay, e.UpdateAfterStep, e.UseWarmup, e.InvGamma, e.Power)
             : null;
+        using var adversary = AdversarialState.Of(task, device, Options.Schedule());
         using var random = new Generator(SplitMix64.Mix(Options.Seed, 0x7EA1));
 
         long step = 0;
@@ -67,7 +69,7 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
         double elapsedBefore = 0;
         if (resume && latest is { } checkpoint)
         {
-            var state = Restore(checkpoint.Path, model, optimizer, ema, random, dataset);
+            var state = Restore(checkpoint.Path, model, optimizer, ema, adversary, random, dataset);
             step = state.Step;
             resumedFrom = step;
             elapsedBefore = state.ElapsedSeconds;
@@ -75,7 +77,7 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
 
         var scheduler = new LRScheduler(optimizer, Options.Schedule(), step);
         var order = new SampleOrder(dataset.Count, Options.BatchSize, Options.Seed, Options.Shuffle);
-        var run = new RunState(this, task, model, optimizer, ema, random, order, store, progress, elapsedBefore, device, cancellationToken) { Step = step, LastCheckpoint = step };
+        var run = new RunState(this, task, model, optimizer, ema, adversary, random, order, store, progress, elapsedBefore, device, cancellationToken) { Step = step, LastCheckpoint = step };
         using var metrics = new MetricsLog(MetricsPath, resumedFrom is null ? null : step);
         run.Metrics = metrics;
 
@@ -101,7 +103,8 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
         return run.Finish(resumedFrom);
     }
 
-    private CheckpointState Restore(string checkpoint, Module model, Optimizer optimizer, ExponentialMovingAverage? ema, Generator random, IDataset dataset)
+    private CheckpointState Restore(string checkpoint, Module model, Optimizer optimizer, ExponentialMovingAverage? ema, AdversarialState? adversary,
+        Generator random, IDataset dataset)
     {
         var state = CheckpointStore.ReadState(checkpoint);
         void Mismatch(string what, object then, object now) => throw new RecipeException(
@@ -110,6 +113,8 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
         if (state.Seed != Options.Seed) Mismatch("seed", state.Seed, Options.Seed);
         if (state.DatasetCount != dataset.Count) Mismatch("a dataset of", state.DatasetCount + " items", dataset.Count + " items");
         if (state.HasEma != (ema is not null)) Mismatch("EMA", state.HasEma ? "on" : "off", ema is not null ? "on" : "off");
+        if (state.HasDiscriminator != (adversary is not null))
+            Mismatch("the discriminator", state.HasDiscriminator ? "on" : "off", adversary is not null ? "on" : "off");
 
         var all = SafeTensorsFile.LoadFile(Path.Combine(checkpoint, CheckpointStore.TensorsFile));
         try
@@ -120,6 +125,7 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
             model.LoadStateDict(Part("model."));
             optimizer.LoadStateDict(Part("optimizer."));
             ema?.LoadStateDict(Part("ema."));
+            adversary?.LoadStateDict(Part);
             if (!all.TryGetValue("rng.training", out var rng)) throw new InvalidDataException($"{checkpoint}: the generator state (rng.training) is missing");
             random.SetState(rng);
         }

@@ -30,16 +30,20 @@ public static class TrainingConsole
         return result;
     }
 
-    /// <summary>"step 1200/20000 · loss 0.0412 · 5.2 it/s · ETA 1:03:05".</summary>
+    /// <summary>"step 1200/20000 · loss 0.0412 · d_loss 0.9871 · d_weight 0.0213 · lr 1.00e-04 · 5.2 it/s · ETA 1:03:05".</summary>
     public static string Describe(TrainingProgress p)
     {
         var parts = new List<string>
         {
             $"step {p.Step}/{p.MaxSteps}",
             double.IsNaN(p.Loss) ? "loss –" : string.Create(CultureInfo.InvariantCulture, $"loss {p.Loss:F4}"),
+        };
+        parts.AddRange((p.Metrics ?? []).Select(Metric));
+        parts.AddRange(
+        [
             string.Create(CultureInfo.InvariantCulture, $"lr {p.LearningRate:0.00e+00}"),
             string.Create(CultureInfo.InvariantCulture, $"{p.StepsPerSecond:F2} it/s"),
-        };
+        ]);
         if (p.Remaining is { } eta) parts.Add("ETA " + Format(eta));
         return string.Join(" · ", parts);
     }
@@ -47,17 +51,20 @@ public static class TrainingConsole
     public static string Format(TimeSpan t) =>
         t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t.Minutes:D2}:{t.Seconds:D2}" : $"{t.Minutes}:{t.Seconds:D2}";
 
-    /// <summary>The bar's text, short enough to leave the bar room on an 80-column terminal.</summary>
+    /// <summary>The bar's text, short enough to leave the bar room on an 80-column terminal: only the task's first metric.</summary>
     public static string DescribeShort(TrainingProgress p)
     {
         var loss = double.IsNaN(p.Loss) ? "–" : p.Loss.ToString("F4", CultureInfo.InvariantCulture);
+        var metric = p.Metrics is [var first, ..] ? " " + Metric(first) : "";
         var eta = p.Remaining is { } r ? " ETA " + Format(r) : "";
-        return string.Create(CultureInfo.InvariantCulture, $"{p.Step}/{p.MaxSteps} loss {loss} {p.StepsPerSecond:F2} it/s{eta}");
+        return string.Create(CultureInfo.InvariantCulture, $"{p.Step}/{p.MaxSteps} loss {loss}{metric} {p.StepsPerSecond:F2} it/s{eta}");
     }
+
+    private static string Metric(KeyValuePair<string, double> m) => string.Create(CultureInfo.InvariantCulture, $"{m.Key} {m.Value:G4}");
 
     private sealed class BarProgress(ProgressTask task, string title) : IProgress<TrainingProgress>
     {
-        // Events (checkpoints, grids) are rare and long: the bar shows steps, loss, speed and ETA only.
+        // Events (checkpoints, grids) are rare and long: the bar shows steps, loss, the task's first metric, speed and ETA only.
         public void Report(TrainingProgress value)
         {
             task.MaxValue = Math.Max(1, value.MaxSteps);

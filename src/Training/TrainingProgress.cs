@@ -9,8 +9,9 @@ namespace LatentDiffusion.Training;
 /// <param name="Elapsed">Wall time of this invocation.</param>
 /// <param name="Remaining">Estimated time to <paramref name="MaxSteps"/>, once the speed is known.</param>
 /// <param name="Event">What happened besides the step ("checkpoint step-000500", "samples …"), or null.</param>
+/// <param name="Metrics">The task's own scalars of the step just finished (an adversarial step's d_loss, …), or null.</param>
 public sealed record TrainingProgress(long Step, long MaxSteps, double Loss, double LearningRate, double StepsPerSecond,
-    TimeSpan Elapsed, TimeSpan? Remaining, string? Event = null);
+    TimeSpan Elapsed, TimeSpan? Remaining, string? Event = null, IReadOnlyList<KeyValuePair<string, double>>? Metrics = null);
 
 /// <summary>How a <see cref="Trainer.Run"/> ended.</summary>
 /// <param name="Step">Steps done in total (including those before a resume).</param>

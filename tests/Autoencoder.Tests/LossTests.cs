@@ -93,7 +93,7 @@ public class LossTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void AdaptiveWeightIsTheGradientNormRatioAndKeepsAccumulatedGradients()
+    public void AdaptiveWeightIsTheGradientNormRatioAndLeavesGradientsAlone()
     {
         // rec = Σ (W x)², gan = Σ 3 W x over a 2 × 2 "last layer" W; ∇rec = 2 (W x) xᵀ, ∇gan = 3 · 1 xᵀ.
         using var w = Tensor.From([1f, 2f, 3f, 4f], 2, 2).RequiresGrad_();
@@ -106,7 +106,7 @@ public class LossTests(ITestOutputHelper output)
         var rec = wx.Square().Sum();
         var gan = (wx * 3.0).Sum();
 
-        var weight = VaeLosses.AdaptiveWeight(rec, gan, w, [other], discriminatorWeight: 0.5);
+        var weight = VaeLosses.AdaptiveWeight(rec, gan, w, discriminatorWeight: 0.5);
 
         // W x · 0.5 = [−0.5, −0.5]; ∇rec = 2·(W x·0.5)·0.5·xᵀ, ∇gan = 3·0.5·1·xᵀ.
         var recGrad = new[] { -0.5, 0.5, -0.5, 0.5 };
@@ -115,6 +115,11 @@ public class LossTests(ITestOutputHelper output)
         Assert.Equal(expected, weight, 6);
         Assert.Equal([9f, 9f, 9f, 9f], w.Grad!.ToArray<float>());
         Assert.Null(other.Grad);
+        Assert.Equal(0.0, VaeLosses.AdaptiveWeight(rec * 0.0, gan, w));
+        Assert.Equal(1e4, VaeLosses.AdaptiveWeight(rec * 2.0, gan * 0.0, w)); // ‖∇rec‖ / 10⁻⁴ = 2·10⁴, clamped
+        // The graph is kept for the caller's backward pass: ∇_W (rec + gan) = [1, −1, 1, −1] is added to the 9s.
+        (rec + gan).Backward();
+        Assert.Equal([10f, 8f, 10f, 8f], w.Grad!.ToArray<float>());
     }
 
     private static double Norm(double[] v) => Math.Sqrt(v.Sum(e => e * e));
@@ -133,6 +138,10 @@ public class LossTests(ITestOutputHelper output)
         double Softplus(double v) => Math.Log(1 + Math.Exp(v));
         var expected = 0.5 * (new[] { 2.0, 0.5, -1, 0 }.Average(v => Softplus(-v)) + new[] { -2.0, 0.5, 1, 0 }.Average(Softplus));
         Assert.Equal(expected, vanilla.Item(), 5);
+        using var byKind = VaeLosses.DiscriminatorLoss(DiscriminatorLossKind.Hinge, real, fake);
+        Assert.Equal(hinge.Item(), byKind.Item());
+        using var vanillaByKind = VaeLosses.DiscriminatorLoss(DiscriminatorLossKind.Vanilla, real, fake);
+        Assert.Equal(vanilla.Item(), vanillaByKind.Item());
         Assert.Equal(0, VaeLosses.AdoptWeight(1.0, 9, 10));
         Assert.Equal(1, VaeLosses.AdoptWeight(1.0, 10, 10));
     }

@@ -95,6 +95,50 @@ public class AutogradTests
     }
 
     [Fact]
+    public void AutogradGradGivesTheGradientsWithoutAccumulatingThem()
+    {
+        using var scope = DisposeScope.Enter();
+        var c = Reference.Case("composite");
+        var x = c.In("x").RequiresGrad_();
+        var w = c.In("w").RequiresGrad_();
+        var loss = CompositeLoss(x, w);
+        var grads = Autograd.Grad([loss], [w, x], retainGraph: true);
+        c.AssertOut("w_grad", grads[0]!);
+        c.AssertOut("x_grad", grads[1]!);
+        Assert.Null(w.Grad);
+        Assert.Null(x.Grad);
+        Assert.False(grads[0]!.RequiresGrad);
+        // The graph was retained: a backward pass through it still works and agrees.
+        loss.Backward();
+        Assert.True(w.Grad!.Equal(grads[0]!));
+        // Now it is freed, which libtorch reports as usual.
+        var e = Assert.Throws<TorchException>(() => Autograd.Grad(loss, w));
+        TestUtil.AssertCleanMessage(e, "autograd_grad");
+    }
+
+    [Fact]
+    public void AutogradGradWeightsNonScalarOutputsAndReportsUnusedInputs()
+    {
+        using var scope = DisposeScope.Enter();
+        var x = TestUtil.F32([1, 2, 3]).RequiresGrad_();
+        var unused = TestUtil.F32([4]).RequiresGrad_();
+        var y = x * x;
+        var z = x.Sum();
+        // d(Σ g·x² + 2·Σ x)/dx = 2 g x + 2.
+        var grads = Autograd.Grad([y, z], [x, unused], [TestUtil.F32([1, 0, -1]), Torch.Full([], 2.0)], retainGraph: true, allowUnused: true);
+        TestUtil.AssertExact(grads[0]!, [4, 2, -4], [3]);
+        Assert.Null(grads[1]);
+        var e = Assert.Throws<TorchException>(() => Autograd.Grad([z], [unused], retainGraph: true));
+        Assert.Contains("not have been used", e.Message);
+        // Second order: d/dx of (dΣx³/dx = 3x²) summed is 6x.
+        var cube = (x * x * x).Sum();
+        var first = Autograd.Grad([cube], [x], createGraph: true)[0]!;
+        Assert.True(first.RequiresGrad);
+        TestUtil.AssertExact(Autograd.Grad(first.Sum(), x), [6, 12, 18], [3]);
+        Assert.Throws<ArgumentException>(() => Autograd.Grad([y], [x], [null, null]));
+    }
+
+    [Fact]
     public void ZeroGradDropsTheGradient()
     {
         using var scope = DisposeScope.Enter();

@@ -7,6 +7,7 @@ internal static unsafe partial class NativeMethods
 {
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_backward")] internal static partial int Backward(IntPtr t, IntPtr grad, int retainGraph);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_grad")] internal static partial int Grad(IntPtr t, IntPtr* grad);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_autograd_grad")] internal static partial int AutogradGrad(IntPtr* outputs, IntPtr* gradOutputs, int nOutputs, IntPtr* inputs, int nInputs, int retainGraph, int createGraph, int allowUnused, IntPtr* result);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_set_grad")] internal static partial int SetGrad(IntPtr t, IntPtr grad);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_zero_grad")] internal static partial int ZeroGrad(IntPtr t);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_is_grad_enabled")] internal static partial int IsGradEnabled();

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using LatentDiffusion.Autoencoder;
 using LatentDiffusion.Torch.Config;
+using LatentDiffusion.Training.Data;
 using LatentDiffusion.Training.Recipes;
 
 namespace LatentDiffusion.Training.Vae;
@@ -35,13 +36,16 @@ public sealed record VaeEvaluationOptions
 
 /// <summary>
 /// A VAE recipe (configs/train/vae-*.json): the AutoencoderKL config (its scaling_factor is replaced
-/// by the measured one at export), the loss, the Fashion colours data, evaluation sizes and the
-/// shared training options.
+/// by the measured one at export), the loss, the optional PatchGAN discriminator, the Fashion colours
+/// data, evaluation sizes and the shared training options.
 /// </summary>
 public sealed record VaeRecipe
 {
     [JsonPropertyName("model")] public JsonObject? Model { get; init; }
     [JsonPropertyName("loss")] public VaeLossOptions Loss { get; init; } = new();
+
+    /// <summary>The adversarial term; null (absent): reconstruction and KL only.</summary>
+    [JsonPropertyName("discriminator")] public VaeDiscriminatorOptions? Discriminator { get; init; }
     [JsonPropertyName("data")] public FashionColoursDataOptions Data { get; init; } = new();
     [JsonPropertyName("evaluation")] public VaeEvaluationOptions Evaluation { get; init; } = new();
     [JsonPropertyName("training")] public TrainingOptions Training { get; init; } = new();
@@ -79,6 +83,7 @@ public sealed record VaeRecipe
         Training.Validate(Source);
         Data.Validate(Source);
         if (!(Loss.KlWeight >= 0)) throw new RecipeException($"{Source}: 'loss.kl_weight' must not be negative (got {Loss.KlWeight})");
+        Discriminator?.Validate(Source, FashionColours.Side);
         if (Evaluation.TestImages < 1) throw new RecipeException($"{Source}: 'evaluation.test_images' must be positive");
         if (Evaluation.SampleTestImages < 1) throw new RecipeException($"{Source}: 'evaluation.sample_test_images' must be positive");
         if (Evaluation.ScalingImages < 2) throw new RecipeException($"{Source}: 'evaluation.scaling_images' must be at least 2");

@@ -47,7 +47,13 @@ public static class VaeTraining
         var test = recipe.Data.OpenTest(recipe.BaseDirectory, recipe.Source);
         using var generator = new Generator(SplitMix64.Mix(recipe.Training.Seed, 0xAE));
         var vae = new AutoencoderKL(config, generator);
-        return new VaeTask(vae, recipe.Loss, recipe.Evaluation, train, test, Math.Min(recipe.Training.SampleCount, 16));
+        if (recipe.Discriminator is not { } options)
+            return new VaeTask(vae, recipe.Loss, recipe.Evaluation, train, test, Math.Min(recipe.Training.SampleCount, 16));
+        // A generator of its own, so that adding the discriminator leaves the autoencoder's initial weights as they were.
+        using var discriminatorGenerator = new Generator(SplitMix64.Mix(recipe.Training.Seed, 0xD15C));
+        var discriminator = options.Create(config.OutChannels, discriminatorGenerator);
+        return new VaeTask(vae, recipe.Loss, recipe.Evaluation, train, test, Math.Min(recipe.Training.SampleCount, 16),
+            discriminator, options with { LearningRate = options.LearningRate ?? recipe.Training.LearningRate });
     }
 }
 
