@@ -42,6 +42,24 @@ public sealed class GenerateCommandTests : IDisposable
     }
 
     [Fact]
+    public void PreviewKeepsAPngOfTheFirstImageWhileDenoising()
+    {
+        // Euler's last preview is the denoised estimate at σ = 0, i.e. the final image.
+        var r = CliRunner.Run("generate", "x", "--model", model, "--steps", "3", "--sampler", "euler", "--seed", "1",
+            "--preview", Out("live.png"), "--preview-every", "2", "--out", Out("p.png"));
+        Assert.True(r.ExitCode == 0, r.Err);
+        var preview = RgbImage.Load(Out("live.png"));
+        var final = RgbImage.Load(Out("p.png"));
+        Assert.Equal((final.Width, final.Height), (preview.Width, preview.Height));
+        Assert.True(preview.Pixels.Zip(final.Pixels, (a, b) => Math.Abs(a - b)).Max() <= 1);
+        Assert.Empty(Directory.GetFiles(work, "*.tmp*"));
+
+        var bad = CliRunner.Run("generate", "x", "--model", model, "--preview", Out("live.jpg"), "--out", Out("q.png"));
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("--preview must name a .png file", bad.Err);
+    }
+
+    [Fact]
     public void LatentsCanBeSavedAndGivenBack()
     {
         var saved = CliRunner.Run("generate", "x", "--model", model, "--steps", "1", "--seed", "3", "--save-latents", Out("z.safetensors"), "--out", Out("z.png"));

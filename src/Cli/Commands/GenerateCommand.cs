@@ -34,11 +34,13 @@ internal static class GenerateCommand
         public readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "Single-file checkpoints: a CLIP tokenizer folder or bpe_simple_vocab_16e6.txt.gz" };
         public readonly Option<int?> AttentionSlice = new("--attention-slicing") { Description = "Compute attention in slices of this many rows (less memory)" };
         public readonly Option<bool> VaeTiling = new("--vae-tiling") { Description = "Decode large images tile by tile" };
+        public readonly Option<string?> Preview = new("--preview") { Description = "Keep this PNG updated with a preview of the first image while denoising" };
+        public readonly Option<int> PreviewEvery = new("--preview-every") { Description = "Steps between previews (with --preview)", DefaultValueFactory = _ => 5 };
 
         public void AddTo(Command command)
         {
             command.Arguments.Add(Prompt);
-            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Seed, Width, Height, NumImages, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling })
+            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Seed, Width, Height, NumImages, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery })
                 command.Options.Add(option);
         }
     }
@@ -107,17 +109,23 @@ internal static class GenerateCommand
             ClipSkip = parsed.GetValue(o.ClipSkip),
             Eta = parsed.GetValue(o.Eta),
             Latents = latents,
+            PreviewEvery = parsed.GetValue(o.Preview) is null ? 0 : parsed.GetValue(o.PreviewEvery),
         };
+        if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+            throw new ArgumentException($"--preview must name a .png file, not {previewPath}");
+        if (parsed.GetValue(o.Preview) is not null && request.PreviewEvery < 1)
+            throw new ArgumentException($"--preview-every must be at least 1, got {request.PreviewEvery}");
         request.Validate();
         if (request.Sampler is { } sampler) _ = Pipeline.Schedulers.SchedulerFactory.Normalize(sampler); // unknown names fail before any work
 
         clock.Restart();
-        using var result = GenerationConsole.Run(context, init is null ? "generating" : "img2img", progress => init is { } ii
+        using var result = GenerationConsole.Run(context, init is null ? "generating" : "img2img", parsed.GetValue(o.Preview), progress => init is { } ii
             ? pipe.ImageToImage(new ImageToImageRequest
             {
                 Prompt = request.Prompt, NegativePrompt = request.NegativePrompt, Steps = request.Steps, GuidanceScale = request.GuidanceScale,
                 GuidanceRescale = request.GuidanceRescale, Sampler = request.Sampler, Seed = request.Seed, Width = request.Width, Height = request.Height,
-                NumImages = request.NumImages, ClipSkip = request.ClipSkip, Eta = request.Eta, InitImage = initImage!, Strength = ii.Strength,
+                NumImages = request.NumImages, ClipSkip = request.ClipSkip, Eta = request.Eta, PreviewEvery = request.PreviewEvery,
+                InitImage = initImage!, Strength = ii.Strength,
             }, progress, cancellation)
             : pipe.TextToImage(request, progress, cancellation));
         var generateTime = clock.Elapsed;

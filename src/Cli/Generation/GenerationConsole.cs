@@ -4,13 +4,17 @@ using Spectre.Console;
 
 namespace LatentDiffusion.Cli.Generation;
 
-/// <summary>Denoising progress on standard error: a live bar on a terminal, one line per step otherwise.</summary>
+/// <summary>
+/// Denoising progress on standard error: a live bar on a terminal, one line per step otherwise; with
+/// <c>previewPath</c>, each preview the pipeline reports replaces that PNG (written whole, then renamed).
+/// </summary>
 internal static class GenerationConsole
 {
-    public static T Run<T>(CliContext context, string title, Func<IProgress<GenerationProgress>, T> generate)
+    public static T Run<T>(CliContext context, string title, string? previewPath, Func<IProgress<GenerationProgress>, T> generate)
     {
+        Func<IProgress<GenerationProgress>, T> run = previewPath is null ? generate : inner => generate(new PreviewWriter(inner, previewPath));
         if (!ReferenceEquals(context.Err, Console.Error) || Console.IsErrorRedirected)
-            return generate(new LineProgress(context.Err));
+            return run(new LineProgress(context.Err));
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         T result = default!;
         console.Progress()
@@ -19,7 +23,7 @@ internal static class GenerationConsole
             .Start(progress =>
             {
                 var task = progress.AddTask(Markup.Escape(title), maxValue: 1);
-                result = generate(new BarProgress(task, title));
+                result = run(new BarProgress(task, title));
                 task.StopTask();
             });
         return result;
@@ -41,5 +45,14 @@ internal static class GenerationConsole
     private sealed class LineProgress(TextWriter writer) : IProgress<GenerationProgress>
     {
         public void Report(GenerationProgress value) => writer.WriteLine(Describe(value));
+    }
+
+    private sealed class PreviewWriter(IProgress<GenerationProgress> inner, string path) : IProgress<GenerationProgress>
+    {
+        public void Report(GenerationProgress value)
+        {
+            value.Preview?.SavePng(path);
+            inner.Report(value);
+        }
     }
 }

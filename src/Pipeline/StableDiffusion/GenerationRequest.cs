@@ -46,6 +46,12 @@ public record GenerationRequest
     /// <summary>Parse AUTOMATIC1111 emphasis "(word:1.3)", "(word)", "[word]".</summary>
     public bool PromptWeighting { get; init; } = true;
 
+    /// <summary>
+    /// Every this many steps (and at the last), the progress report carries a preview of the first image:
+    /// the sampler's current estimate of the clean latents through the pipeline's preview decoder. 0 = none.
+    /// </summary>
+    public int PreviewEvery { get; init; }
+
     public void Validate()
     {
         if (Steps < 1) throw new ArgumentOutOfRangeException(nameof(Steps), Steps, "steps must be at least 1");
@@ -54,6 +60,7 @@ public record GenerationRequest
         if (NumImages < 1) throw new ArgumentOutOfRangeException(nameof(NumImages), NumImages, "the number of images must be at least 1");
         if (ClipSkip < 1) throw new ArgumentOutOfRangeException(nameof(ClipSkip), ClipSkip, "clip skip counts from 1 (the last layer)");
         if (Eta < 0) throw new ArgumentOutOfRangeException(nameof(Eta), Eta, "eta must be ≥ 0");
+        if (PreviewEvery < 0) throw new ArgumentOutOfRangeException(nameof(PreviewEvery), PreviewEvery, "preview interval must be ≥ 0 (0 = no previews)");
         if (Width is int w && (w <= 0 || w % 8 != 0)) throw new ArgumentOutOfRangeException(nameof(Width), w, "width must be a positive multiple of 8");
         if (Height is int h && (h <= 0 || h % 8 != 0)) throw new ArgumentOutOfRangeException(nameof(Height), h, "height must be a positive multiple of 8");
     }
@@ -78,7 +85,7 @@ public sealed record ImageToImageRequest : GenerationRequest
     }
 }
 
-/// <summary>Progress of one generation: reported after every denoising step.</summary>
+/// <summary>Progress of one generation: reported after every denoising step; <paramref name="Preview"/> as <see cref="GenerationRequest.PreviewEvery"/> asks.</summary>
 public sealed record GenerationProgress(int Step, int TotalSteps, double Timestep, TimeSpan Elapsed, RgbImage? Preview = null);
 
 /// <summary>

@@ -4,6 +4,7 @@ using LatentDiffusion.LatentUNet;
 using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Pipeline.Schedulers;
+using LatentDiffusion.Pipeline.StableDiffusion.Preview;
 using LatentDiffusion.TextEncoder;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.NN;
@@ -118,11 +119,12 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 var scaled = scheduler.ScaleModelInput(input, t);
                 var prediction = Unet.Forward(scaled, t, embeddings);
                 if (guided) prediction = Guidance.Apply(prediction, r.GuidanceScale, r.GuidanceRescale);
-                var next = scheduler.Step(prediction, t, latents, source).PrevSample;
+                var output = scheduler.Step(prediction, t, latents, source);
+                var preview = WantsPreview(r, i, timesteps.Count, progress) ? Preview(output.PredOriginalSample ?? output.PrevSample) : null;
                 latents.Dispose();
-                latents = step.Keep(next);
+                latents = step.Keep(output.PrevSample);
+                progress?.Report(new GenerationProgress(i + 1, timesteps.Count, t, clock.Elapsed, preview));
             }
-            progress?.Report(new GenerationProgress(i + 1, timesteps.Count, t, clock.Elapsed));
         }
 
         var pixels = Decode(latents);
@@ -132,6 +134,18 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         var result = new GenerationResult(images, parameters, latents, nhwc.Contiguous());
         pixels.Dispose();
         return result;
+    }
+
+    /// <summary>Decodes the progress previews (<see cref="GenerationRequest.PreviewEvery"/>); null means this pipeline's own VAE.</summary>
+    public IPreviewDecoder? PreviewDecoder { get; set; }
+
+    private static bool WantsPreview(GenerationRequest r, int index, int count, IProgress<GenerationProgress>? progress) =>
+        progress is not null && r.PreviewEvery > 0 && ((index + 1) % r.PreviewEvery == 0 || index == count - 1);
+
+    private RgbImage Preview(Tensor latents)
+    {
+        using var first = latents.Narrow(0, 0, 1);
+        return (PreviewDecoder ?? new VaePreviewDecoder(this)).Decode(first);
     }
 
     /// <summary>Latents → images [n, 3, H, W] in [0, 1]: clamp(decode(latents / scaling_factor) / 2 + 0.5, 0, 1), in float32.</summary>
