@@ -42,15 +42,16 @@ public class InferenceFastPathTests
     }
 
     [Theory]
-    [InlineData(DType.Float32, 1, 1)]
-    [InlineData(DType.Float32, 2, 1)]
-    [InlineData(DType.Float32, 1, 0)]
-    [InlineData(DType.BFloat16, 1, 1)]
-    public void PrepackedConvolutionEqualsThePlainOne(DType dtype, int stride, int padding)
+    [InlineData(DType.Float32, 1, 1, 1, 1)]
+    [InlineData(DType.Float32, 2, 1, 1, 1)]
+    [InlineData(DType.Float32, 1, 0, 1, 1)]
+    [InlineData(DType.Float32, 2, 2, 2, 4)]
+    [InlineData(DType.BFloat16, 1, 1, 1, 1)]
+    public void PrepackedConvolutionEqualsThePlainOne(DType dtype, int stride, int padding, int dilation, int groups)
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(3);
-        using var conv = new Conv2d(64, 96, 3, stride: stride, padding: padding, generator: g).To(dtype);
+        using var conv = new Conv2d(64, 96, 3, stride: stride, padding: padding, dilation: dilation, groups: groups, generator: g).To(dtype);
         var x = Torch.Randn([2, 64, 6, 6], g).To(dtype);
         var (plain, fast) = BothPaths(conv, x);
         AssertSameConvolution(plain, fast);
