@@ -179,6 +179,16 @@ LD_API ld_tensor* ld_nonzero(ld_tensor* a);
 LD_API ld_tensor* ld_linear(ld_tensor* x, ld_tensor* w, ld_tensor* b);
 LD_API ld_tensor* ld_conv2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, const int64_t* stride, const int64_t* padding,
                             const int64_t* dilation, int64_t groups);
+/* Inference convolution with a weight reordered once into oneDNN's layout (CPU, float32/bfloat16, no
+ * autograd): ld_conv2d_prepack returns an opaque oneDNN tensor for ld_conv2d_prepacked, whose output
+ * equals ld_conv2d's. ld_tensor_version: the in-place version counter (-1 for an inference tensor),
+ * by which a cached prepacked weight knows it is stale. */
+LD_API int ld_has_mkldnn(void);
+LD_API ld_tensor* ld_conv2d_prepack(ld_tensor* w, const int64_t* stride, const int64_t* padding, const int64_t* dilation,
+                                    int64_t groups);
+LD_API ld_tensor* ld_conv2d_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor* b, const int64_t* stride,
+                                      const int64_t* padding, const int64_t* dilation, int64_t groups);
+LD_API int64_t ld_tensor_version(ld_tensor* t);
 LD_API ld_tensor* ld_conv_transpose2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, const int64_t* stride,
                                       const int64_t* padding, const int64_t* output_padding, int64_t groups,
                                       const int64_t* dilation);

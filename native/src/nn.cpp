@@ -15,6 +15,62 @@ int64_t reduction_enum(int reduction) {
 }
 
 #if !LD_FUSED_SDPA
+// Bytes of attention scores computed at once by attention_blocked: small enough to come from the
+// heap that the previous block freed (glibc serves anything above 32 MB with a fresh mmap, every page
+// a fault) and to stay mostly in cache between the two matmuls and the softmax.
+constexpr int64_t kScoreBlockBytes = 4 << 20;
+
+// softmax(q kᵀ · scale) v without autograd, a block of (batch × head) rows, or of query rows, at a
+// time: one [rows, L, S] score buffer reused for every block, the scale folded into the first matmul
+// (baddbmm's alpha, as diffusers' AttnProcessor does) and the softmax computed in place. The
+// unblocked path below holds three [batch × heads, L, S] tensors at once (scores, scaled, softmax):
+// 192 MB per self-attention of the SD1.5 U-Net at 256², each page faulted in anew.
+at::Tensor attention_blocked(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) {
+  const auto L = q.size(-2), S = k.size(-2), E = q.size(-1), Ev = v.size(-1);
+  auto batch_shape = q.sizes().slice(0, q.dim() - 2);
+  const auto B = c10::multiply_integers(batch_shape);
+  auto q3 = q.reshape({B, L, E});
+  auto k3t = k.reshape({B, S, E}).transpose(1, 2);
+  auto v3 = v.reshape({B, S, Ev});
+  auto out = at::empty({B, L, Ev}, q.options());
+  const int64_t per_row = S * static_cast<int64_t>(q.element_size());
+  const int64_t rows = std::max<int64_t>(1, kScoreBlockBytes / per_row);  // query rows per block
+  const int64_t heads_per_block = rows >= L ? std::min<int64_t>(B, rows / L) : 1;
+  const int64_t rows_per_block = rows >= L ? L : rows;
+  // Zeroed: libtorch 1.13's small-matrix baddbmm kernel computes beta · self even for beta = 0, so
+  // garbage in a fresh buffer would come back as NaN.
+  auto buffer = at::zeros({heads_per_block * rows_per_block * S}, q.options());
+  for (int64_t b = 0; b < B; b += heads_per_block) {
+    const auto nb = std::min(heads_per_block, B - b);
+    for (int64_t l = 0; l < L; l += rows_per_block) {
+      const auto nl = std::min(rows_per_block, L - l);
+      auto qb = q3.narrow(0, b, nb).narrow(1, l, nl);
+      auto scores = buffer.narrow(0, 0, nb * nl * S).view({nb, nl, S});
+      at::baddbmm_out(scores, scores, qb, k3t.narrow(0, b, nb), 0.0, scale);
+      at::_softmax_out(scores, scores, -1, false);
+      auto ob = out.narrow(0, b, nb).narrow(1, l, nl);
+      if (ob.is_contiguous())
+        at::bmm_out(ob, scores, v3.narrow(0, b, nb));
+      else
+        ob.copy_(at::bmm(scores, v3.narrow(0, b, nb)));
+    }
+  }
+  std::vector<int64_t> out_shape(batch_shape.begin(), batch_shape.end());
+  out_shape.push_back(L);
+  out_shape.push_back(Ev);
+  return out.view(out_shape);
+}
+
+bool attention_blocked_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const c10::optional<at::Tensor>& mask, double dropout, bool causal) {
+  if (mask || dropout > 0 || causal || q.dim() < 3 || k.dim() != q.dim() || v.dim() != q.dim()) return false;
+  if (at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad())) return false;
+  if (!q.device().is_cpu() || k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type()) return false;
+  auto batch = q.sizes().slice(0, q.dim() - 2);
+  return batch == k.sizes().slice(0, k.dim() - 2) && batch == v.sizes().slice(0, v.dim() - 2) &&
+         k.size(-1) == q.size(-1) && v.size(-2) == k.size(-2);
+}
+
 // softmax(q kᵀ · scale + mask) v, the reference math path (used on libtorch < 2.1).
 at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const c10::optional<at::Tensor>& mask, double dropout, bool causal, double scale) {
@@ -50,6 +106,44 @@ LD_API ld_tensor* ld_conv2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, const int6
   LD_TENSOR("conv2d", at::conv2d(ld::T(x), ld::T(w), ld::opt(b), ld::dims(stride, 2), ld::dims(padding, 2),
                                  ld::dims(dilation, 2), groups))
 }
+// Inference convolution with the weight reordered once into oneDNN's blocked layout. at::conv2d
+// reorders the dense weight on every call, which at the U-Net's low resolutions (1280 channels at
+// 4×4) costs several times the convolution itself. Same primitive, so the same results up to float
+// rounding (the packed layout is chosen without the input's size, which can change the kernel).
+LD_API int ld_has_mkldnn(void) { return at::hasMKLDNN() ? 1 : 0; }
+LD_API ld_tensor* ld_conv2d_prepack(ld_tensor* w, const int64_t* stride, const int64_t* padding, const int64_t* dilation,
+                                    int64_t groups) {
+  LD_GUARD("conv2d_prepack", nullptr, {
+    auto& W = ld::T(w);
+    if (!at::hasMKLDNN()) throw std::invalid_argument("this libtorch has no oneDNN (MKL-DNN)");
+    if (!W.device().is_cpu() || W.dim() != 4 || (W.scalar_type() != at::kFloat && W.scalar_type() != at::kBFloat16))
+      throw std::invalid_argument("only a 4-D float32 or bfloat16 CPU weight can be prepacked");
+    at::NoGradGuard no_grad;
+    return ld::wrap(at::mkldnn_reorder_conv2d_weight(W.contiguous().to_mkldnn(), ld::dims(padding, 2), ld::dims(stride, 2),
+                                                     ld::dims(dilation, 2), groups));
+  })
+}
+LD_API ld_tensor* ld_conv2d_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor* b, const int64_t* stride,
+                                      const int64_t* padding, const int64_t* dilation, int64_t groups) {
+  LD_GUARD("conv2d_prepacked", nullptr, {
+    auto& X = ld::T(x);
+    auto& P = ld::T(packed);
+    if (!P.is_mkldnn()) throw std::invalid_argument("the weight was not prepacked (ld_conv2d_prepack)");
+    if (X.dim() != 4 || !X.device().is_cpu()) throw std::invalid_argument("a prepacked convolution takes a 4-D CPU input");
+    if (X.scalar_type() != P.scalar_type())
+      throw std::invalid_argument("input and prepacked weight dtypes differ");
+    return ld::wrap(at::mkldnn_convolution(X.contiguous(), P, ld::opt(b), ld::dims(padding, 2), ld::dims(stride, 2),
+                                           ld::dims(dilation, 2), groups));
+  })
+}
+// The version counter that in-place ops bump; -1 for inference tensors, which have none.
+LD_API int64_t ld_tensor_version(ld_tensor* t) {
+  LD_GUARD("version", -2, {
+    auto& T = ld::T(t);
+    return T.is_inference() ? -1 : static_cast<int64_t>(T._version());
+  })
+}
+
 LD_API ld_tensor* ld_conv_transpose2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, const int64_t* stride,
                                       const int64_t* padding, const int64_t* output_padding, int64_t groups,
                                       const int64_t* dilation) {
@@ -125,7 +219,10 @@ LD_API ld_tensor* ld_scaled_dot_product_attention(ld_tensor* q, ld_tensor* k, ld
 #if LD_FUSED_SDPA
     return ld::wrap(at::scaled_dot_product_attention(Q, ld::T(k), ld::T(v), ld::opt(mask), dropout, is_causal != 0, s));
 #else
-    return ld::wrap(attention_math(Q, ld::T(k), ld::T(v), ld::opt(mask), dropout, is_causal != 0, s));
+    auto M = ld::opt(mask);
+    if (attention_blocked_applies(Q, ld::T(k), ld::T(v), M, dropout, is_causal != 0))
+      return ld::wrap(attention_blocked(Q, ld::T(k), ld::T(v), s));
+    return ld::wrap(attention_math(Q, ld::T(k), ld::T(v), M, dropout, is_causal != 0, s));
 #endif
   })
 }

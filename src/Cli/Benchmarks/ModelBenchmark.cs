@@ -149,7 +149,9 @@ public static class ModelBenchmark
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(repeat, 1);
         if (dtype is not (DType.Float32 or DType.BFloat16)) throw new ArgumentException($"unsupported dtype {dtype} (use f32 or bf16)");
-        using var inference = Torch.Torch.InferenceMode();
+        // Built and converted outside inference mode, as a pipeline loads its models: inference tensors
+        // have no version counter, so weights made in inference mode are never prepacked (Conv2d).
+        using var noGrad = Torch.Torch.NoGrad();
         using var generator = new Generator(WeightSeed);
         using var target = build(generator);
         foreach (var p in target.Model.Parameters()) p.Normal_(0, 0.02, generator);
@@ -206,6 +208,7 @@ public static class ModelBenchmark
     private static Tensor Time(BenchTarget target, int repeat, CancellationToken cancellationToken, out double medianSeconds)
     {
         cancellationToken.ThrowIfCancellationRequested();
+        using var inference = Torch.Torch.InferenceMode();
         target.Run().Dispose(); // warm-up
         var samples = new double[repeat];
         Tensor? last = null;

@@ -7,10 +7,11 @@ public sealed record WaitPolicyComparison(OpsResult Passive, OpsResult Default);
 
 /// <summary>
 /// Runs <c>ldm bench ops --json</c> as a child process twice: once as the binding sets it up
-/// (OMP_WAIT_POLICY=PASSIVE before libtorch loads) and once with LDTORCH_THREAD_POLICY=default,
-/// which leaves libgomp's own spinning default. OpenMP reads the variable once, when it loads, so
-/// only a fresh process can show the difference. OMP_WAIT_POLICY inherited from this process is
-/// removed from both children so that the binding's choice is what differs.
+/// (OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT before libtorch loads) and once with
+/// LDTORCH_THREAD_POLICY=default, which leaves libgomp's and OpenBLAS's own spinning defaults. Both
+/// read the variables once, when they load, so only a fresh process can show the difference. The
+/// variables inherited from this process are removed from both children so that the binding's choice
+/// is what differs.
 /// </summary>
 public static class WaitPolicyRunner
 {
@@ -39,6 +40,7 @@ public static class WaitPolicyRunner
             start.ArgumentList.Add(threads.ToString());
         }
         start.Environment.Remove("OMP_WAIT_POLICY");
+        start.Environment.Remove("OPENBLAS_THREAD_TIMEOUT");
         if (threadPolicy is null) start.Environment.Remove("LDTORCH_THREAD_POLICY");
         else start.Environment["LDTORCH_THREAD_POLICY"] = threadPolicy;
 

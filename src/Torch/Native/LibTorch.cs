@@ -47,13 +47,20 @@ internal static class LibTorch
     }
 
     // libtorch's OpenMP threads spin after each parallel region and starve OpenBLAS's own threads
-    // (diffusers' U-Net step: 5.2 s spinning vs 3.1 s passive on 2 cores). libgomp reads this
-    // variable once, when it is loaded, so it has to be set before libldtorch is.
+    // (diffusers' U-Net step: 5.2 s spinning vs 3.1 s passive on 2 cores). The converse holds too:
+    // OpenBLAS's threads keep polling (sched_yield) for 2^28 cycles, ~0.1 s, after every call, taking
+    // the cores from the oneDNN convolutions and element-wise ops that follow; 2^THREAD_TIMEOUT
+    // cycles is how long they wait before they sleep (the SD1.5 U-Net at 256²: 3.4 s → 2.3 s on 2 cores).
+    // libgomp and OpenBLAS read these once, when loaded, so they have to be set before libldtorch is.
     private static void ConfigureThreadingEnvironment()
     {
         if (Environment.GetEnvironmentVariable(ThreadPolicyVariable) == "default") return;
         SetEnv("OMP_WAIT_POLICY", "PASSIVE", overwrite: false);
+        SetEnv("OPENBLAS_THREAD_TIMEOUT", OpenBlasThreadTimeout, overwrite: false);
     }
+
+    /// <summary>log2 of the cycles OpenBLAS's idle threads poll before they sleep (its minimum; its default is 28).</summary>
+    internal const string OpenBlasThreadTimeout = "4";
 
     private static IntPtr LoadFromKnownPlaces()
     {

@@ -209,7 +209,13 @@ public abstract class Module : IDisposable
                 if (p is not null && seen.Add(p)) Convert(p, device, dtype);
             foreach (var (_, b, _) in module.buffers)
                 if (b is not null && seen.Add(b)) Convert(b, device, dtype);
+            module.OnTensorsReplaced();
         }
+    }
+
+    /// <summary>Called after parameters or buffers were replaced by converted tensors: drop what was derived from the old ones.</summary>
+    internal virtual void OnTensorsReplaced()
+    {
     }
 
     // Like PyTorch, a dtype applies to floating-point tensors only (integer buffers keep theirs),
