@@ -23,7 +23,7 @@ extern "C" {
 
 /* Bumped whenever any signature or semantic in this header changes; the C# side refuses a
  * native library whose version differs from the one it was compiled against. */
-#define LD_ABI_VERSION 2
+#define LD_ABI_VERSION 3
 
 #if defined(_WIN32)
 #define LD_API __declspec(dllexport)
