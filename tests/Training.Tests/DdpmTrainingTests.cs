@@ -116,6 +116,27 @@ public class DdpmTrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TheShippedPixelDdpmIsTheSmallRecipesModelAndDrawsVariedGarments()
+    {
+        var modelDir = Path.Combine(SharedData.RepositoryRoot, "models", "fashion-ddpm");
+        var recipe = DdpmRecipe.Load(Recipe("ddpm-fashion-small.json")).Validate();
+        using var pipeline = Pipeline.DdpmPipeline.FromPretrained(modelDir);
+        using (var task = DdpmTraining.CreateTask(recipe))
+            Assert.Equal(task.Model.ParameterCount, pipeline.UNet.ParameterCount);
+
+        // 40 samples with the DDPM sampler at 100 steps (how its FID was measured), judged by the shipped classifier.
+        using var scope = Torch.DisposeScope.Enter();
+        using var noise = new Pipeline.Noise.GeneratorNoise(0);
+        var nhwc = pipeline.Generate(new Pipeline.DdpmOptions(BatchSize: 40, Steps: 100), noise);
+        var images = nhwc.Permute(0, 3, 1, 2) * 2 - 1;
+        using var judge = Evaluation.Judge.LoadFashionClassifier(Path.Combine(SharedData.RepositoryRoot, "models", "judges", Evaluation.Judge.FashionClassifierName));
+        var classes = judge.Classify(images).Classes;
+        output.WriteLine(string.Join(", ", classes.GroupBy(c => c).OrderBy(g => g.Key).Select(g => $"{g.Key}: {g.Count()}")));
+        Assert.True(classes.Distinct().Count() >= 7, $"only {classes.Distinct().Count()} classes among 40 samples");
+        Assert.True(classes.GroupBy(c => c).Max(g => g.Count()) <= 16, "one class dominates the samples");
+    }
+
+    [Fact]
     public void TheShippedRecipesLoadAndValidate()
     {
         var convnext = DdpmRecipe.Load(Recipe("ddpm-fashion-convnext.json")).Validate();
