@@ -69,6 +69,7 @@ public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistS
             next += n;
             return images;
         }
+        WarmUp(judge, channels: 1); // the first inference pass gives each Conv2d its prepacked weight, which the model keeps
         var live = LiveTensorCount.Settled();
         var real = DdpmEvaluation.Evaluate(Real, 600, judge, batchSize: 250);
         Assert.Equal(live, Tensor.LiveCount);
@@ -146,6 +147,7 @@ public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistS
                 FashionColours.Render(test.Image(byClass[p.Class!.Value][p.Colour!.Value * perPrompt + i]), FashionColours.Colours[p.Colour.Value], pixels.AsSpan(i * 3072, 3072));
             return Tensor.From(pixels, n, 3, 32, 32);
         }
+        WarmUp(judge, channels: 3);
         var live = LiveTensorCount.Settled();
         var good = PromptEvaluation.Evaluate(Faithful, prompts, perPrompt, judge);
         Assert.Equal(live, Tensor.LiveCount);
@@ -173,5 +175,11 @@ public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistS
             json.RootElement.EnumerateObject().Select(p => p.Name));
         Assert.Equal("a blue dress", json.RootElement.GetProperty("prompts")[1].GetProperty("prompt").GetString());
         Assert.True(json.RootElement.GetProperty("prompts")[1].GetProperty("held_out").GetBoolean());
+    }
+
+    private static void WarmUp(Judge judge, int channels)
+    {
+        using var images = Torch.Torch.Zeros([1, channels, 32, 32]);
+        judge.Classify(images);
     }
 }
