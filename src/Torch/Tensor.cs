@@ -97,11 +97,17 @@ public sealed partial class Tensor : IDisposable
         }
     }
 
-    /// <summary>Size of one dimension; negative dims count from the end.</summary>
-    public long Size(int dim)
+    /// <summary>Size of one dimension; negative dims count from the end. Reads the shape into the stack (no array).</summary>
+    public unsafe long Size(int dim)
     {
-        var shape = Shape;
-        return shape[dim < 0 ? shape.Length + dim : dim];
+        Span<long> buffer = stackalloc long[16];
+        int n;
+        fixed (long* p = buffer) n = NativeMethods.Shape(Handle, p, buffer.Length);
+        Check(n, "size");
+        var index = dim < 0 ? n + dim : dim;
+        if (index < 0 || index >= n)
+            throw new ArgumentOutOfRangeException(nameof(dim), dim, $"dimension out of range for a {n}-d tensor");
+        return index < buffer.Length ? buffer[index] : Shape[index];
     }
 
     public long NumEl => NativeMethods.NumEl(Handle);

@@ -22,6 +22,18 @@ public class OpsShapeTests
     }
 
     [Fact]
+    public void SizeCountsNegativeDimsFromTheEndAndRefusesOthers()
+    {
+        using var x = Torch.Zeros([2, 3, 5]);
+        Assert.Equal([2L, 3, 5], new[] { x.Size(0), x.Size(1), x.Size(2) });
+        Assert.Equal([5L, 3, 2], new[] { x.Size(-1), x.Size(-2), x.Size(-3) });
+        Assert.Contains("out of range for a 3-d tensor", Assert.Throws<ArgumentOutOfRangeException>(() => x.Size(3)).Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => x.Size(-4));
+        using var scalar = Torch.Zeros([]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => scalar.Size(0));
+    }
+
+    [Fact]
     public void PermuteTransposeAndT()
     {
         using var scope = DisposeScope.Enter();
