@@ -77,14 +77,21 @@ public sealed partial class Tensor : IDisposable
         get
         {
             Span<long> buffer = stackalloc long[16];
-            int n;
-            fixed (long* p = buffer) n = NativeMethods.Shape(Handle, p, buffer.Length);
-            Check(n, "shape");
+            var n = ReadShape(buffer);
             if (n <= buffer.Length) return buffer[..n].ToArray();
             var big = new long[n];
-            fixed (long* p = big) NativeMethods.Shape(Handle, p, n);
+            ReadShape(big);
             return big;
         }
+    }
+
+    /// <summary>Writes up to buffer.Length sizes into <paramref name="buffer"/>; returns the number of dimensions.</summary>
+    private unsafe int ReadShape(Span<long> buffer)
+    {
+        int n;
+        fixed (long* p = buffer) n = NativeMethods.Shape(Handle, p, buffer.Length);
+        Check(n, "shape");
+        return n;
     }
 
     public unsafe long[] Strides
@@ -98,12 +105,10 @@ public sealed partial class Tensor : IDisposable
     }
 
     /// <summary>Size of one dimension; negative dims count from the end. Reads the shape into the stack (no array).</summary>
-    public unsafe long Size(int dim)
+    public long Size(int dim)
     {
         Span<long> buffer = stackalloc long[16];
-        int n;
-        fixed (long* p = buffer) n = NativeMethods.Shape(Handle, p, buffer.Length);
-        Check(n, "size");
+        var n = ReadShape(buffer);
         var index = dim < 0 ? n + dim : dim;
         if (index < 0 || index >= n)
             throw new ArgumentOutOfRangeException(nameof(dim), dim, $"dimension out of range for a {n}-d tensor");

@@ -57,6 +57,9 @@ public sealed class GenerateCommandTests : IDisposable
         var bad = CliRunner.Run("generate", "x", "--model", model, "--preview", Out("live.jpg"), "--out", Out("q.png"));
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("--preview must name a .png file", bad.Err);
+        var zero = CliRunner.Run("generate", "x", "--model", model, "--preview", Out("live.png"), "--preview-every", "0", "--out", Out("q.png"));
+        Assert.NotEqual(0, zero.ExitCode);
+        Assert.Contains("--preview-every must be at least 1, got 0", zero.Err);
     }
 
     [Fact]

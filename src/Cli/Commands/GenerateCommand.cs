@@ -35,7 +35,7 @@ internal static class GenerateCommand
         public readonly Option<int?> AttentionSlice = new("--attention-slicing") { Description = "Compute attention in slices of this many rows (less memory)" };
         public readonly Option<bool> VaeTiling = new("--vae-tiling") { Description = "Decode large images tile by tile" };
         public readonly Option<string?> Preview = new("--preview") { Description = "Keep this PNG updated with a preview of the first image while denoising" };
-        public readonly Option<int> PreviewEvery = new("--preview-every") { Description = "Steps between previews (with --preview)", DefaultValueFactory = _ => 5 };
+        public readonly Option<int> PreviewEvery = new Option<int>("--preview-every") { Description = "Steps between previews (with --preview)", DefaultValueFactory = _ => 5 }.AtLeast(1);
 
         public void AddTo(Command command)
         {
@@ -113,8 +113,6 @@ internal static class GenerateCommand
         };
         if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--preview must name a .png file, not {previewPath}");
-        if (parsed.GetValue(o.Preview) is not null && request.PreviewEvery < 1)
-            throw new ArgumentException($"--preview-every must be at least 1, got {request.PreviewEvery}");
         request.Validate();
         if (request.Sampler is { } sampler) _ = Pipeline.Schedulers.SchedulerFactory.Normalize(sampler); // unknown names fail before any work
 
