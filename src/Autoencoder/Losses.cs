@@ -114,8 +114,8 @@ public sealed record AutoencoderLossOptions
     public int DiscriminatorChannels { get; init; } = 64;
     public DiscriminatorNorm DiscriminatorNorm { get; init; } = DiscriminatorNorm.BatchNorm;
 
-    /// <summary>"hinge" (LDM) or "vanilla".</summary>
-    public string DiscriminatorLoss { get; init; } = "hinge";
+    /// <summary>Hinge (LDM) or vanilla.</summary>
+    public DiscriminatorLossKind DiscriminatorLoss { get; init; } = DiscriminatorLossKind.Hinge;
 
     /// <summary>Balance the adversarial gradient against the reconstruction's at the decoder's last layer; otherwise use DiscriminatorWeight as is.</summary>
     public bool AdaptiveWeight { get; init; } = true;
@@ -146,8 +146,8 @@ public sealed class AutoencoderLoss : Module
     public AutoencoderLoss(AutoencoderLossOptions? options = null, int imageChannels = 3, Generator? generator = null)
     {
         Options = options ?? new AutoencoderLossOptions();
-        if (Options.DiscriminatorLoss is not ("hinge" or "vanilla"))
-            throw new ArgumentException($"discriminator loss \"{Options.DiscriminatorLoss}\" is not supported (hinge or vanilla)", nameof(options));
+        if (!Enum.IsDefined(Options.DiscriminatorLoss))
+            throw new ArgumentException($"discriminator loss {(int)Options.DiscriminatorLoss} is not supported (hinge or vanilla)", nameof(options));
         LogVar = RegisterParameter("logvar", Torch.Torch.Full([], Options.LogVarInit));
         if (Options.UseDiscriminator)
         {
@@ -197,8 +197,7 @@ public sealed class AutoencoderLoss : Module
         var logitsReal = discriminator.Forward(inputs.Detach());
         var logitsFake = discriminator.Forward(reconstructions.Detach());
         var factor = VaeLosses.AdoptWeight(Options.DiscriminatorFactor, globalStep, Options.DiscriminatorStart);
-        var dLoss = VaeLosses.DiscriminatorLoss(Options.DiscriminatorLoss == "hinge" ? DiscriminatorLossKind.Hinge : DiscriminatorLossKind.Vanilla,
-            logitsReal, logitsFake);
+        var dLoss = VaeLosses.DiscriminatorLoss(Options.DiscriminatorLoss, logitsReal, logitsFake);
         var loss = dLoss * factor;
         var value = loss.Item();
         return (scope.Keep(loss), new AutoencoderLossLog(value, 0, 0, 0, 0, 0, factor, value));

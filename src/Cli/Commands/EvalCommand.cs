@@ -4,6 +4,7 @@ using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Pipeline.Schedulers;
 using LatentDiffusion.Pipeline.StableDiffusion;
 using LatentDiffusion.Training.Evaluation;
+using LatentDiffusion.Training.Ldm;
 using Spectre.Console;
 
 namespace LatentDiffusion.Cli.Commands;
@@ -83,26 +84,18 @@ internal static class EvalCommand
         };
         command.SetAction((parsed, cancellationToken) =>
         {
+            var request = new LdmEvaluationRequest
+            {
+                SamplesPerPrompt = parsed.GetValue(perPrompt),
+                Steps = parsed.GetValue(steps),
+                GuidanceScale = parsed.GetValue(guidance),
+                Size = parsed.GetValue(size),
+                Seed = parsed.GetValue(seed),
+            };
             var directory = parsed.GetValue(model)!;
-            if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"{directory}: model folder not found");
-            using var pipeline = StableDiffusionPipeline.FromPretrained(directory);
             using var judge = Judge.LoadFashionColoursJudge(parsed.GetValue(judgeDir));
-            var n = parsed.GetValue(perPrompt);
-            var baseSeed = parsed.GetValue(seed);
-            var request = new GenerationRequest { Prompt = "" };
-            if (parsed.GetValue(steps) is { } st) request = request with { Steps = st };
-            if (parsed.GetValue(guidance) is { } g) request = request with { GuidanceScale = g };
-            if (parsed.GetValue(size) is { } px) request = request with { Width = px, Height = px };
-            var prompts = PromptEvaluation.StandardPrompts();
-            var index = 0;
-            var result = CommandSupport.WithProgress(context, "eval prompts", report => PromptEvaluation.Evaluate(
-                (prompt, count) =>
-                {
-                    var r = request with { Prompt = prompt, NumImages = count, Seed = baseSeed + (ulong)(index++ * count) };
-                    using var generated = pipeline.TextToImage(r, null, cancellationToken);
-                    return Judge.FromPipelineImages(generated.Pixels);
-                },
-                prompts, n, judge, new CommandSupport.SyncProgress<EvaluationProgress>(p => report(p.Done, p.Total, null)), cancellationToken));
+            var result = CommandSupport.WithProgress(context, "eval prompts", report => LdmEvaluation.Run(directory, request, judge,
+                new CommandSupport.SyncProgress<EvaluationProgress>(p => report(p.Done, p.Total, null)), cancellationToken));
             if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(result));
             else
             {
@@ -114,6 +107,7 @@ internal static class EvalCommand
                 table.AddRow("seen adherence (class and colour)", P(result.SeenAdherence));
                 table.AddRow("FID (judge features)", CommandSupport.F(result.Fid, 2));
                 table.AddRow("samples", result.Samples.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                table.AddRow("sampler, steps, guidance", $"{result.Sampler}, {result.Steps}, {CommandSupport.F(result.GuidanceScale, 2)}");
                 context.Console.Write(table);
             }
             return Task.FromResult(0);
