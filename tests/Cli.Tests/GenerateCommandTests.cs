@@ -31,6 +31,21 @@ public sealed class GenerateCommandTests : IDisposable
     }
 
     [Fact]
+    public void WithoutModelItUsesTheEmbeddedModelAndAnUnknownWordIsNoError()
+    {
+        var r = CliRunner.Run("generate", "a zebra-striped kimono in red", "--seed", "5", "--out", Out("k.png"));
+
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Equal(Path.GetFullPath(Out("k.png")), r.Out.Trim());
+        var image = RgbImage.Load(Out("k.png"));
+        Assert.Equal((32, 32), (image.Width, image.Height));
+        Assert.True(image.Pixels.Max() > 128, "the embedded model draws a bright item on a dark background");
+        var parameters = GenerationParameters.FromPng(Out("k.png"))!;
+        Assert.Equal("fashion-colours", parameters.Model);
+        Assert.Equal(5, parameters.Seed);
+    }
+
+    [Fact]
     public void SeveralImagesGetOneFileEachPlusAGridAndSeedsCountUp()
     {
         var r = CliRunner.Run("generate", "a horse", "--model", model, "--steps", "1", "--seed", "7", "-n", "2", "--sampler", "euler_a", "--out", Out("h.png"));
