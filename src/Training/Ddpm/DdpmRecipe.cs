@@ -79,22 +79,7 @@ public sealed record DdpmRecipe
     }
 
     /// <summary>The noise scheduler's config, validated.</summary>
-    public DDPMSchedulerConfig SchedulerConfig()
-    {
-        try
-        {
-            var config = (DDPMSchedulerConfig)Pipeline.Schedulers.SchedulerConfig.FromJson(
-                NoiseScheduler?.DeepClone().AsObject() ?? new JsonObject(), "DDPMScheduler");
-            config.Validate();
-            if (config.PredictionType != PredictionType.Epsilon)
-                throw new RecipeException($"{Source}: 'noise_scheduler.prediction_type' must be epsilon: the training objective is ε-prediction");
-            return config;
-        }
-        catch (SchedulerConfigException e)
-        {
-            throw new RecipeException($"{Source}: noise_scheduler: {e.Message}", e);
-        }
-    }
+    public DDPMSchedulerConfig SchedulerConfig() => NoiseSchedulerSection.Parse(NoiseScheduler, Source);
 
     /// <summary>Checks the recipe as a whole: each section, then that data and model fit together.</summary>
     public DdpmRecipe Validate(PixelDenoiser? model = null)

@@ -126,21 +126,7 @@ public sealed record LdmRecipe
         return config;
     }
 
-    public DDPMSchedulerConfig NoiseSchedulerConfig()
-    {
-        try
-        {
-            var config = (DDPMSchedulerConfig)SchedulerConfig.FromJson(NoiseScheduler?.DeepClone().AsObject() ?? new JsonObject(), "DDPMScheduler");
-            config.Validate();
-            if (config.PredictionType != PredictionType.Epsilon)
-                throw new RecipeException($"{Source}: 'noise_scheduler.prediction_type' must be epsilon: the training objective is ε-prediction");
-            return config;
-        }
-        catch (SchedulerConfigException e)
-        {
-            throw new RecipeException($"{Source}: noise_scheduler: {e.Message}", e);
-        }
-    }
+    public DDPMSchedulerConfig NoiseSchedulerConfig() => NoiseSchedulerSection.Parse(NoiseScheduler, Source);
 
     /// <summary>The exported pipeline's scheduler: the "sampling.scheduler" config, on the training betas unless it says otherwise.</summary>
     public SchedulerConfig InferenceSchedulerConfig()
