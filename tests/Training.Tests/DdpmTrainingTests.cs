@@ -101,11 +101,9 @@ public class DdpmTrainingTests(ITestOutputHelper output)
                 if (p.Event is { } e) events.Add(e);
                 else if (p.Step == 3) cts.Cancel();
             });
-            var watch = System.Diagnostics.Stopwatch.StartNew();
             var result = DdpmTraining.Run(recipe, dir, progress: progress, cancellationToken: cts.Token);
             Assert.True(result.Cancelled);
             Assert.Equal(3, result.Step);
-            Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60), $"took {watch.Elapsed}");
             Assert.Equal(["samples skipped: cancelled", "checkpoint step-000003"], events);
             Assert.False(Directory.Exists(Path.Combine(dir, "samples")));
         }

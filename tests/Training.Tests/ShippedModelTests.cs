@@ -38,7 +38,6 @@ public class ShippedModelTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         using var first = pipeline.TextToImage(request);
         output.WriteLine($"one image at {request.Steps} steps: {clock.Elapsed.TotalSeconds:F2} s");
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed.TotalSeconds:F1} s");
         var image = Assert.Single(first.Images);
         Assert.Equal(32, image.Width);
         Assert.Equal(32, image.Height);
