@@ -23,11 +23,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from compare import ROOT, run  # bench/compare.py: runs a command in the checkout, parses its JSON
+
 CONFIG = os.path.join(ROOT, "configs", "models", "sd15-unet.json")
 TOKENS = 77
 TIMESTEP = 500
@@ -67,11 +67,6 @@ def reference(args):
         "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
     }))
-
-
-def run(command, env=None):
-    out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
-    return json.loads(out.stdout)
 
 
 def main():

@@ -88,13 +88,16 @@ public sealed class GenerateCommandTests : IDisposable
     }
 
     [Fact]
-    public void ImageToImageUsesTheInitImageSize()
+    public void ImageToImageUsesTheInitImageSizeAndPreviews()
     {
         RgbImage.Filled(72, 40, new Rgb(10, 200, 30)).SavePng(Out("init.png"));
-        var r = CliRunner.Run("img2img", "grass", "--model", model, "--init", Out("init.png"), "--strength", "0.5", "--steps", "4", "--sampler", "ddim", "--out", Out("i.png"));
+        var r = CliRunner.Run("img2img", "grass", "--model", model, "--init", Out("init.png"), "--strength", "0.5", "--steps", "4", "--sampler", "ddim",
+            "--preview", Out("live-i.png"), "--out", Out("i.png"));
         Assert.Equal(0, r.ExitCode);
         var image = RgbImage.Load(Out("i.png"));
         Assert.Equal((72, 40), (image.Width, image.Height));
+        var preview = RgbImage.Load(Out("live-i.png")); // img2img gets every generate option, previews included
+        Assert.Equal((72, 40), (preview.Width, preview.Height));
         Assert.Equal(0.5, GenerationParameters.FromPng(Out("i.png"))!.Strength);
     }
 

@@ -160,6 +160,24 @@ public sealed class StableDiffusionPipelineTests : IClassFixture<TinyStableDiffu
     }
 
     [Fact]
+    public void AnImageToImageRequestMadeFromAGenerationRequestKeepsEverySetting()
+    {
+        var request = new GenerationRequest
+        {
+            Prompt = "a", NegativePrompt = "b", Steps = 7, GuidanceScale = 3, GuidanceRescale = 0.5, Sampler = "euler", Seed = 9, Width = 16,
+            Height = 24, NumImages = 2, ClipSkip = 2, Eta = 0.3, LongPrompts = false, PromptWeighting = false, PreviewEvery = 3,
+        };
+        var init = RgbImage.Filled(8, 8, new Rgb(1, 2, 3));
+
+        var img2img = new ImageToImageRequest(request, init) { Strength = 0.4 };
+
+        foreach (var property in typeof(GenerationRequest).GetProperties().Where(p => p.DeclaringType == typeof(GenerationRequest)))
+            Assert.True(Equals(property.GetValue(request), property.GetValue(img2img)), $"{property.Name} was not carried over");
+        Assert.Same(init, img2img.InitImage);
+        Assert.Equal(0.4, img2img.Strength);
+    }
+
+    [Fact]
     public void MissingComponentFolderIsNamed()
     {
         var dir = tiny.CopyTo(Directory.CreateTempSubdirectory("ld-sd-missing-").FullName);

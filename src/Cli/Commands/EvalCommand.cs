@@ -2,7 +2,6 @@ using System.CommandLine;
 using LatentDiffusion.Pipeline;
 using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Pipeline.Schedulers;
-using LatentDiffusion.Pipeline.StableDiffusion;
 using LatentDiffusion.Training.Evaluation;
 using LatentDiffusion.Training.Ldm;
 using Spectre.Console;

@@ -118,13 +118,7 @@ internal static class GenerateCommand
 
         clock.Restart();
         using var result = GenerationConsole.Run(context, init is null ? "generating" : "img2img", parsed.GetValue(o.Preview), progress => init is { } ii
-            ? pipe.ImageToImage(new ImageToImageRequest
-            {
-                Prompt = request.Prompt, NegativePrompt = request.NegativePrompt, Steps = request.Steps, GuidanceScale = request.GuidanceScale,
-                GuidanceRescale = request.GuidanceRescale, Sampler = request.Sampler, Seed = request.Seed, Width = request.Width, Height = request.Height,
-                NumImages = request.NumImages, ClipSkip = request.ClipSkip, Eta = request.Eta, PreviewEvery = request.PreviewEvery,
-                InitImage = initImage!, Strength = ii.Strength,
-            }, progress, cancellation)
+            ? pipe.ImageToImage(new ImageToImageRequest(request, initImage!) { Strength = ii.Strength }, progress, cancellation)
             : pipe.TextToImage(request, progress, cancellation));
         var generateTime = clock.Elapsed;
 

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Torch;
 
@@ -69,6 +70,17 @@ public record GenerationRequest
 /// <summary>Image-to-image: start from a reference image noised to <see cref="Strength"/>.</summary>
 public sealed record ImageToImageRequest : GenerationRequest
 {
+    public ImageToImageRequest()
+    {
+    }
+
+    /// <summary>Image-to-image from <paramref name="initImage"/> with every setting of <paramref name="request"/> (its Latents are not used).</summary>
+    [SetsRequiredMembers]
+    public ImageToImageRequest(GenerationRequest request, RgbImage initImage) : base(request)
+    {
+        InitImage = initImage;
+    }
+
     /// <summary>
     /// The reference image. It is resized (Lanczos) and center-cropped to the output size when Width/Height
     /// are given; otherwise its own size rounded down to a multiple of 8 is used.
