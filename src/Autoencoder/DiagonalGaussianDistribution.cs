@@ -39,8 +39,8 @@ public sealed class DiagonalGaussianDistribution : IDisposable
         using (var logVar = halves[1]) LogVar = logVar.Clamp(LogVarMin, LogVarMax);
         if (deterministic)
         {
-            Std = Torch.Torch.ZerosLike(Mean);
-            Var = Torch.Torch.ZerosLike(Mean);
+            Std = Tensors.ZerosLike(Mean);
+            Var = Tensors.ZerosLike(Mean);
             return;
         }
         using (var half = LogVar * 0.5) Std = half.Exp();
@@ -54,7 +54,7 @@ public sealed class DiagonalGaussianDistribution : IDisposable
     public Tensor Sample(Generator? generator = null)
     {
         var device = generator?.Device ?? Mean.Device;
-        using var noise = Torch.Torch.Randn(Mean.Shape, generator, Mean.DType, device);
+        using var noise = Tensors.Randn(Mean.Shape, generator, Mean.DType, device);
         if (noise.Device == Mean.Device) return Sample(noise);
         using var moved = noise.To(Mean.Device);
         return Sample(moved);
@@ -75,7 +75,7 @@ public sealed class DiagonalGaussianDistribution : IDisposable
     /// </summary>
     public Tensor Kl()
     {
-        if (Deterministic) return Torch.Torch.Zeros([1], Mean.DType, Mean.Device);
+        if (Deterministic) return Tensors.Zeros([1], Mean.DType, Mean.Device);
         using var scope = DisposeScope.Enter();
         var terms = Mean.Pow(2) + Var - 1.0 - LogVar;
         return scope.Keep(terms.Sum([1, 2, 3]) * 0.5);
@@ -84,7 +84,7 @@ public sealed class DiagonalGaussianDistribution : IDisposable
     /// <summary>KL(q ‖ other) per sample = ½ Σ ((μ − μₒ)²/σₒ² + σ²/σₒ² − 1 − log σ² + log σₒ²); [B].</summary>
     public Tensor Kl(DiagonalGaussianDistribution other)
     {
-        if (Deterministic) return Torch.Torch.Zeros([1], Mean.DType, Mean.Device);
+        if (Deterministic) return Tensors.Zeros([1], Mean.DType, Mean.Device);
         using var scope = DisposeScope.Enter();
         var terms = (Mean - other.Mean).Pow(2) / other.Var + Var / other.Var - 1.0 - LogVar + other.LogVar;
         return scope.Keep(terms.Sum([1, 2, 3]) * 0.5);
@@ -93,7 +93,7 @@ public sealed class DiagonalGaussianDistribution : IDisposable
     /// <summary>Negative log-likelihood of <paramref name="sample"/>: ½ Σ (log 2π + log σ² + (x − μ)²/σ²) over <paramref name="dims"/>.</summary>
     public Tensor Nll(Tensor sample, long[]? dims = null)
     {
-        if (Deterministic) return Torch.Torch.Zeros([1], Mean.DType, Mean.Device);
+        if (Deterministic) return Tensors.Zeros([1], Mean.DType, Mean.Device);
         using var scope = DisposeScope.Enter();
         var terms = LogVar + Math.Log(2.0 * Math.PI) + (sample - Mean).Pow(2) / Var;
         return scope.Keep(terms.Sum(dims ?? [1, 2, 3]) * 0.5);

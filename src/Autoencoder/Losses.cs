@@ -46,8 +46,8 @@ public static class VaeLosses
     public static Tensor VanillaDiscriminatorLoss(Tensor logitsReal, Tensor logitsFake)
     {
         using var scope = DisposeScope.Enter();
-        using var ones = Torch.Torch.OnesLike(logitsReal);
-        using var zeros = Torch.Torch.ZerosLike(logitsFake);
+        using var ones = Tensors.OnesLike(logitsReal);
+        using var zeros = Tensors.ZerosLike(logitsFake);
         // softplus(−l) = BCEWithLogits(l, 1), softplus(l) = BCEWithLogits(l, 0).
         var real = Functional.BinaryCrossEntropyWithLogits(logitsReal, ones);
         var fake = Functional.BinaryCrossEntropyWithLogits(logitsFake, zeros);
@@ -148,7 +148,7 @@ public sealed class AutoencoderLoss : Module
         Options = options ?? new AutoencoderLossOptions();
         if (!Enum.IsDefined(Options.DiscriminatorLoss))
             throw new ArgumentException($"discriminator loss {(int)Options.DiscriminatorLoss} is not supported (hinge or vanilla)", nameof(options));
-        LogVar = RegisterParameter("logvar", Torch.Torch.Full([], Options.LogVarInit));
+        LogVar = RegisterParameter("logvar", Tensors.Full([], Options.LogVarInit));
         if (Options.UseDiscriminator)
         {
             Discriminator = RegisterModule("discriminator", new NLayerDiscriminator(imageChannels, Options.DiscriminatorChannels,

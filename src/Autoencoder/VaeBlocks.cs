@@ -142,7 +142,7 @@ public sealed class VaeAttention : Module<Tensor, Tensor>
         hidden.Dispose();
 
         // scores = scale · q kᵀ, computed as diffusers does with baddbmm(β = 0, α = scale).
-        using var unused = Torch.Torch.Empty([query.Size(0), length, length], query.DType, query.Device);
+        using var unused = Tensors.Empty([query.Size(0), length, length], query.DType, query.Device);
         var probabilities = unused.Baddbmm(query, key.Transpose(-1, -2), beta: 0, alpha: Scale).Then(s => Functional.Softmax(s, -1));
         var attended = probabilities.Bmm(value).Then(BatchToHeads);
         probabilities.Dispose();

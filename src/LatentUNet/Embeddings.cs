@@ -40,7 +40,7 @@ public sealed class Timesteps : Module<Tensor, Tensor>
         if (timesteps.Dim != 1) throw new ArgumentException($"timesteps must be a 1-D tensor, got [{string.Join(", ", timesteps.Shape)}]");
         using var scope = DisposeScope.Enter();
         int half = dim / 2;
-        var exponent = Torch.Torch.Arange(0, half, 1, DType.Float32, timesteps.Device) * -Math.Log(maxPeriod);
+        var exponent = Tensors.Arange(0, half, 1, DType.Float32, timesteps.Device) * -Math.Log(maxPeriod);
         var frequencies = (exponent / (half - downscaleFreqShift)).Exp();
         var arguments = scale * (timesteps.Unsqueeze(1).Float() * frequencies.Unsqueeze(0));
         var emb = Tensor.Cat([arguments.Sin(), arguments.Cos()], -1);
@@ -104,7 +104,7 @@ public sealed class GaussianFourierProjection : Module<Tensor, Tensor>
 
     public GaussianFourierProjection(int embeddingSize = 256, double scale = 1.0, bool log = true, bool flipSinToCos = false)
     {
-        var w = Torch.Torch.Empty([embeddingSize]);
+        var w = Tensors.Empty([embeddingSize]);
         Init.Normal_(w, 0, scale);
         Weight = RegisterParameter("weight", w);
         Weight.RequiresGrad = false; // nn.Parameter(..., requires_grad=False): saved, never trained

@@ -150,7 +150,7 @@ public sealed class UNet2DConditionModel : Module
     public Tensor Forward(Tensor sample, double timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null)
     {
         // diffusers turns a Python float into a float64 tensor; the embedding computes in float32 either way.
-        using var t = Torch.Torch.Scalar(timestep, DType.Float64, sample.Device);
+        using var t = Tensors.Scalar(timestep, DType.Float64, sample.Device);
         return Forward(sample, t, encoderHiddenStates, timestepCond, classLabels);
     }
 

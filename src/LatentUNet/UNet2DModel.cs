@@ -117,7 +117,7 @@ public sealed class UNet2DModel : Module
     /// <summary>The noise predicted for <paramref name="sample"/> [N, C, H, W] at an integer <paramref name="timestep"/>.</summary>
     public Tensor Forward(Tensor sample, long timestep, Tensor? classLabels = null)
     {
-        using var t = Torch.Torch.Scalar(timestep, DType.Int64, sample.Device);
+        using var t = Tensors.Scalar(timestep, DType.Int64, sample.Device);
         return Forward(sample, t, classLabels);
     }
 

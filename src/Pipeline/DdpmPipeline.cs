@@ -88,7 +88,7 @@ public sealed class DdpmPipeline : IDisposable
         var weight = UNet.StateDict()["conv_in.weight"];
         var (device, dtype) = (weight.Device, weight.DType);
 
-        using var inference = Torch.Torch.InferenceMode();
+        using var inference = Autograd.InferenceMode();
         using var scope = DisposeScope.Enter();
         Scheduler.SetTimesteps(options.Steps, device);
         var image = noise.Next([options.BatchSize, UNet.Config.InChannels, height, width], dtype, device);
@@ -102,7 +102,7 @@ public sealed class DdpmPipeline : IDisposable
             using (var step = DisposeScope.Enter())
             {
                 var input = Scheduler.ScaleModelInput(image, t);
-                var timestep = Torch.Torch.Scalar(t, Scheduler.TimestepDType, device);
+                var timestep = Tensors.Scalar(t, Scheduler.TimestepDType, device);
                 var modelOutput = UNet.Forward(input, timestep);
                 var next = step.Keep(Scheduler.Step(modelOutput, t, image, noise).PrevSample);
                 image.Dispose();

@@ -5,6 +5,17 @@ namespace LatentDiffusion.Torch;
 /// <summary>torch.autograd functions that go beyond <see cref="Tensor.Backward"/>.</summary>
 public static class Autograd
 {
+    /// <summary>Disables gradient recording until disposed (torch.no_grad()).</summary>
+    public static GradModeScope NoGrad() => new(false);
+
+    /// <summary>Enables gradient recording until disposed (torch.enable_grad()).</summary>
+    public static GradModeScope EnableGrad() => new(true);
+
+    /// <summary>libtorch's inference mode until disposed: no autograd bookkeeping at all.</summary>
+    public static InferenceModeScope InferenceMode() => new();
+
+    public static bool IsGradEnabled => NativeMethods.IsGradEnabled() == 1;
+
     /// <summary>
     /// torch.autograd.grad: the gradients of Σᵢ ⟨<paramref name="gradOutputs"/>ᵢ, <paramref name="outputs"/>ᵢ⟩
     /// with respect to each of <paramref name="inputs"/>, returned as new tensors and not accumulated

@@ -4,7 +4,7 @@ namespace LatentDiffusion.Torch;
 
 /// <summary>
 /// A libtorch random generator. On the CPU it is libtorch's own Philox/MT19937 CPU generator, so
-/// <c>Torch.Randn(shape, generator: new Generator(seed))</c> gives exactly what
+/// <c>Tensors.Randn(shape, generator: new Generator(seed))</c> gives exactly what
 /// <c>torch.randn(shape, generator=torch.Generator().manual_seed(seed))</c> gives in PyTorch.
 /// </summary>
 public sealed class Generator : IDisposable

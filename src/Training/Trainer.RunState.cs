@@ -190,7 +190,7 @@ public sealed partial class Trainer
             try
             {
                 using var scope = DisposeScope.Enter();
-                using var noGrad = Torch.Torch.NoGrad();
+                using var noGrad = Autograd.NoGrad();
                 action();
             }
             finally

@@ -52,8 +52,8 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
                 $"{OutputDirectory} already holds a training run (checkpoint of step {existing.Step}): resume it, or choose an empty output folder");
 
         var device = Device.Parse(Options.Device);
-        if (device.Type == DeviceType.Cuda && (!Torch.Torch.CudaIsAvailable || device.Index >= Torch.Torch.CudaDeviceCount))
-            throw new RecipeException($"'training.device' is {device} but libtorch sees {Torch.Torch.CudaDeviceCount} CUDA device(s)");
+        if (device.Type == DeviceType.Cuda && (!TorchRuntime.CudaIsAvailable || device.Index >= TorchRuntime.CudaDeviceCount))
+            throw new RecipeException($"'training.device' is {device} but libtorch sees {TorchRuntime.CudaDeviceCount} CUDA device(s)");
         // Moved before the optimiser and EMA exist: their state is created beside the parameters.
         var model = task.Model.To(device).Train();
         var parameters = model.Parameters().Where(p => p.RequiresGrad).ToList();

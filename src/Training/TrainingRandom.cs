@@ -11,7 +11,7 @@ public static class TrainingRandom
 {
     public static Tensor Randn(long[] shape, Generator random, Device device, DType dtype = DType.Float32)
     {
-        var drawn = Torch.Torch.Randn(shape, random, dtype);
+        var drawn = Tensors.Randn(shape, random, dtype);
         if (device.Type == DeviceType.Cpu) return drawn;
         using (drawn) return drawn.To(device);
     }
@@ -21,7 +21,7 @@ public static class TrainingRandom
     /// <summary>Integers in [low, high) (int64), drawn on the CPU and moved to <paramref name="device"/>.</summary>
     public static Tensor Randint(long low, long high, long[] shape, Generator random, Device device)
     {
-        var drawn = Torch.Torch.Randint(low, high, shape, random);
+        var drawn = Tensors.Randint(low, high, shape, random);
         if (device.Type == DeviceType.Cpu) return drawn;
         using (drawn) return drawn.To(device);
     }

@@ -18,7 +18,7 @@ public class AutoencoderKLGoldenTests(ITestOutputHelper output)
     {
         using var vae = AutoencoderKL.FromPretrained(TinyVae);
         using var golden = new Golden(SharedData.Fixture("autoencoder/vae.safetensors"));
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var posterior = vae.Encode(golden["input.image"]);
         var mean = TensorAssert.Close(posterior.Mean, golden["output.encode.mean"], Atol, Rtol, "encode.mean");
         var logVar = TensorAssert.Close(posterior.LogVar, golden["output.encode.logvar"], Atol, Rtol, "encode.logvar");
@@ -31,7 +31,7 @@ public class AutoencoderKLGoldenTests(ITestOutputHelper output)
     {
         using var vae = AutoencoderKL.FromPretrained(TinyVae);
         using var golden = new Golden(SharedData.Fixture("autoencoder/vae.safetensors"));
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var sample = vae.Decode(golden["input.latents"]);
         var error = TensorAssert.Close(sample, golden["output.decode.sample"], Atol, Rtol, "decode.sample");
         output.WriteLine($"max abs error: decode {error:G3}");

@@ -130,8 +130,8 @@ public class AutoencoderKLModelTests
         using var vae = new AutoencoderKL(config);
         var names = vae.StateDict().Keys.ToList();
         Assert.DoesNotContain(names, n => n.StartsWith("quant_conv") || n.StartsWith("post_quant_conv") || n.Contains("attentions"));
-        using var noGrad = Torch.Torch.NoGrad();
-        using var x = Torch.Torch.Zeros([1, 3, 16, 16]);
+        using var noGrad = Autograd.NoGrad();
+        using var x = Tensors.Zeros([1, 3, 16, 16]);
         using var y = vae.Forward(x);
         Assert.Equal([1, 3, 16, 16], y.Shape);
     }

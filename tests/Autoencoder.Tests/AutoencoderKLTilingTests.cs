@@ -12,7 +12,7 @@ public class AutoencoderKLTilingTests(ITestOutputHelper output)
     private static Tensor RandomLatents(long batch, long size, ulong seed)
     {
         using var g = new Generator(seed);
-        return Torch.Torch.Randn([batch, 4, size, size], g);
+        return Tensors.Randn([batch, 4, size, size], g);
     }
 
     /// <summary>A smooth latent (one slow cosine per channel around a per-channel level), like a VAE latent of a smooth image.</summary>
@@ -30,7 +30,7 @@ public class AutoencoderKLTilingTests(ITestOutputHelper output)
     public void TiledDecodeEqualsTheRowByRowBlendOfDiffusers()
     {
         using var vae = AutoencoderKL.FromPretrained(AutoencoderKLGoldenTests.TinyVae);
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var z = RandomLatents(1, 20, 1);
         vae.UseTiling = true;
         using var tiled = vae.Decode(z);
@@ -43,7 +43,7 @@ public class AutoencoderKLTilingTests(ITestOutputHelper output)
     public void AwayFromSeamsTheTiledDecodeIsEachTilesOwnDecode()
     {
         using var vae = AutoencoderKL.FromPretrained(AutoencoderKLGoldenTests.TinyVae);
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var z = RandomLatents(1, 16, 2);
         vae.UseTiling = true;
         using var tiled = vae.Decode(z);
@@ -70,7 +70,7 @@ public class AutoencoderKLTilingTests(ITestOutputHelper output)
         using var vae = AutoencoderKL.FromPretrained(AutoencoderKLGoldenTests.TinyVae);
         vae.TileSampleMinSize = 256;
         vae.TileLatentMinSize = 32;
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var z = SmoothLatents(48);
         using var whole = vae.Decode(z);
         vae.UseTiling = true;
@@ -87,9 +87,9 @@ public class AutoencoderKLTilingTests(ITestOutputHelper output)
     public void TiledEncodeHasTheLatentShape()
     {
         using var vae = AutoencoderKL.FromPretrained(AutoencoderKLGoldenTests.TinyVae);
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var g = new Generator(3);
-        using var image = Torch.Torch.Rand([1, 3, 128, 128], g) * 2 - 1;
+        using var image = Tensors.Rand([1, 3, 128, 128], g) * 2 - 1;
         using var whole = vae.Encode(image);
         vae.UseTiling = true;
         using var tiled = vae.Encode(image);
@@ -102,7 +102,7 @@ public class AutoencoderKLTilingTests(ITestOutputHelper output)
     public void SlicedDecodeAndEncodeEqualTheBatchedResults()
     {
         using var vae = AutoencoderKL.FromPretrained(AutoencoderKLGoldenTests.TinyVae);
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var z = RandomLatents(3, 8, 4);
         using var batched = vae.Decode(z);
         using var batchedPosterior = vae.Encode(batched);

@@ -39,7 +39,7 @@ public class AutoencoderTinyTests(ITestOutputHelper output)
     public void Taef2EncodeAndDecodeMatchTheReference()
     {
         using var taef2 = LoadTaef2();
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var input = TestImages.ReadNpy(Taef2("golden_input.npy"));
         using var goldenLatent = TestImages.ReadNpy(Taef2("golden_latent.npy"));
         using var goldenDecoded = TestImages.ReadNpy(Taef2("golden_decoded.npy"));
@@ -71,7 +71,7 @@ public class AutoencoderTinyTests(ITestOutputHelper output)
     public void Taef2RoundTripsThePhotos(string file, double minimumPsnr)
     {
         using var taef2 = LoadTaef2();
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var image = TestImages.ReadPng(SharedData.Path("data/images/" + file));
         // Crop to a multiple of 8 (the encoder halves the size three times).
         var (h, w) = (image.Size(2) / 8 * 8, image.Size(3) / 8 * 8);
@@ -105,8 +105,8 @@ public class AutoencoderTinyTests(ITestOutputHelper output)
         Assert.DoesNotContain(keys, k => k.Contains("pool") || k.Contains("skip"));
         Assert.Equal([4, 64, 3, 3], taesd.Encoder.Layers.StateDict()["14.weight"].Shape);
 
-        using var noGrad = Torch.Torch.NoGrad();
-        using var image = Torch.Torch.Zeros([1, 3, 32, 32]);
+        using var noGrad = Autograd.NoGrad();
+        using var image = Tensors.Zeros([1, 3, 32, 32]);
         using var latents = taesd.Encode(image);
         Assert.Equal([1, 4, 4, 4], latents.Shape);
         using var decoded = taesd.Decode(latents);
@@ -151,8 +151,8 @@ public class AutoencoderTinyTests(ITestOutputHelper output)
     {
         using var g = new Generator(12);
         using var taesd = new AutoencoderTiny(AutoencoderTinyConfig.Taesd with { NumDecoderBlocks = [1, 1, 1, 1] }, g);
-        using var noGrad = Torch.Torch.NoGrad();
-        using var z = Torch.Torch.Randn([3, 4, 4, 4], g);
+        using var noGrad = Autograd.NoGrad();
+        using var z = Tensors.Randn([3, 4, 4, 4], g);
         using var batched = taesd.Decode(z);
         taesd.UseSlicing = true;
         using var sliced = taesd.Decode(z);

@@ -45,7 +45,7 @@ public class DiagonalGaussianTests
         using var g1 = new Generator(42);
         using var g2 = new Generator(42);
         using var drawn = d.Sample(g1);
-        using var randn = Torch.Torch.Randn([1, 2, 1, 1], g2);
+        using var randn = Tensors.Randn([1, 2, 1, 1], g2);
         using var expected = d.Sample(randn);
         Assert.True(drawn.Equal(expected));
     }

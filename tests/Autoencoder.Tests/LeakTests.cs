@@ -22,8 +22,8 @@ public class LeakTests
     {
         using var vae = AutoencoderKL.FromPretrained(AutoencoderKLGoldenTests.TinyVae);
         using var g = new Generator(1);
-        using var image = Torch.Torch.Rand([2, 3, 64, 64], g);
-        using var big = Torch.Torch.Randn([1, 4, 12, 12], g);
+        using var image = Tensors.Rand([2, 3, 64, 64], g);
+        using var big = Tensors.Randn([1, 4, 12, 12], g);
         AssertNoLeak(() =>
         {
             using (var posterior = vae.Encode(image))
@@ -49,7 +49,7 @@ public class LeakTests
     {
         using var g = new Generator(2);
         using var taef = new AutoencoderTiny(AutoencoderTinyConfig.Taef2 with { NumEncoderBlocks = [1, 1, 1, 1], NumDecoderBlocks = [1, 1, 1, 1] }, g);
-        using var image = Torch.Torch.Rand([2, 3, 32, 32], g);
+        using var image = Tensors.Rand([2, 3, 32, 32], g);
         AssertNoLeak(() =>
         {
             using var latents = taef.Encode(image);
@@ -65,7 +65,7 @@ public class LeakTests
         using var g = new Generator(3);
         using var vae = new AutoencoderKL(LossTests.TinyConfig, g);
         using var loss = new AutoencoderLoss(new AutoencoderLossOptions { UseDiscriminator = true, DiscriminatorStart = 0, DiscriminatorChannels = 8, DiscriminatorLayers = 2 }, generator: g);
-        using var images = Torch.Torch.Rand([2, 3, 32, 32], g);
+        using var images = Tensors.Rand([2, 3, 32, 32], g);
         long step = 0;
         AssertNoLeak(() =>
         {

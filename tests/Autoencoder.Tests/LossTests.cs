@@ -25,7 +25,7 @@ public class LossTests(ITestOutputHelper output)
         using var g = new Generator(7);
         using var vae = new AutoencoderKL(TinyConfig, g);
         using var loss = new AutoencoderLoss(new AutoencoderLossOptions { Reconstruction = ReconstructionLoss.L2 });
-        using var images = Torch.Torch.Rand([4, 3, 16, 16], g) * 2 - 1;
+        using var images = Tensors.Rand([4, 3, 16, 16], g) * 2 - 1;
         using var optimizer = new AdamW(vae.Parameters().Append(loss.LogVar), learningRate: 5e-3);
         var first = double.NaN;
         var last = double.NaN;
@@ -56,7 +56,7 @@ public class LossTests(ITestOutputHelper output)
         {
             UseDiscriminator = true, DiscriminatorStart = 1, DiscriminatorChannels = 8, DiscriminatorLayers = 2,
         }, generator: g);
-        using var images = Torch.Torch.Rand([2, 3, 32, 32], g) * 2 - 1;
+        using var images = Tensors.Rand([2, 3, 32, 32], g) * 2 - 1;
         using var autoencoderOptimizer = new AdamW(vae.Parameters().Append(loss.LogVar), learningRate: 1e-3);
         using var discriminatorOptimizer = new AdamW(loss.Discriminator!.Parameters(), learningRate: 1e-3);
         var batchNorm = (BatchNorm2d)loss.Discriminator.Main[3];
@@ -169,9 +169,9 @@ public class LossTests(ITestOutputHelper output)
         Assert.Contains("main.3.running_mean", keys);
         Assert.Contains("main.3.num_batches_tracked", keys);
         Assert.Contains("main.11.bias", keys);
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         d.Eval();
-        using var x = Torch.Torch.Zeros([1, 3, 64, 64]);
+        using var x = Tensors.Zeros([1, 3, 64, 64]);
         using var logits = d.Forward(x);
         Assert.Equal([1, 1, 6, 6], logits.Shape); // 64 → 32 → 16 → 8 → 7 → 6 patches
 

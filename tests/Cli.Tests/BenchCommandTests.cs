@@ -28,7 +28,7 @@ public class BenchCommandTests
     [Fact]
     public void ThreadsOptionHoldsForTheTimedRuns()
     {
-        var before = Torch.Torch.Threads;
+        var before = TorchRuntime.Threads;
         try
         {
             var r = CliRunner.Run("bench", "ops", "--json", "--repeat", "1", "--threads", "1");
@@ -39,7 +39,7 @@ public class BenchCommandTests
         }
         finally
         {
-            Torch.Torch.Threads = before;
+            TorchRuntime.Threads = before;
         }
     }
 

@@ -34,7 +34,7 @@ public class BlockTests
     public void ScalarTimestepsAreBroadcastOverTheBatchAndCheckedOtherwise()
     {
         using var scope = DisposeScope.Enter();
-        Assert.Equal([3L], TimestepInput.PerSample(Torch.Torch.Scalar(5, DType.Int64), 3, Device.CPU).Shape);
+        Assert.Equal([3L], TimestepInput.PerSample(Tensors.Scalar(5, DType.Int64), 3, Device.CPU).Shape);
         Assert.Equal([3L], TimestepInput.PerSample(Tensor.From(new[] { 5L }, 1), 3, Device.CPU).Shape);
         Assert.Equal([2L, 9], TimestepInput.PerSample(Tensor.From(new[] { 2L, 9L }, 2), 2, Device.CPU).ToArray<long>());
         Assert.Throws<ArgumentException>(() => TimestepInput.PerSample(Tensor.From(new[] { 1L, 2L }, 2), 3, Device.CPU));
@@ -43,12 +43,12 @@ public class BlockTests
     [Fact]
     public void SlicedAttentionEqualsFullAttention()
     {
-        Torch.Torch.ManualSeed(11);
+        TorchRuntime.ManualSeed(11);
         using var attention = new Attention(24, crossAttentionDim: 10, heads: 3, dimHead: 8);
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
-        var x = Torch.Torch.Randn([2, 5, 24], new Generator(1));
-        var c = Torch.Torch.Randn([2, 7, 10], new Generator(2));
+        using var noGrad = Autograd.NoGrad();
+        var x = Tensors.Randn([2, 5, 24], new Generator(1));
+        var c = Tensors.Randn([2, 7, 10], new Generator(2));
         var full = attention.Forward(x, c);
         foreach (var size in new[] { 1, 2, 4, 6, 100 })
         {
@@ -61,11 +61,11 @@ public class BlockTests
     [Fact]
     public void AttentionIsScaledDotProductPerHead()
     {
-        Torch.Torch.ManualSeed(12);
+        TorchRuntime.ManualSeed(12);
         using var attention = new Attention(8, heads: 2, dimHead: 4, bias: true);
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
-        var x = Torch.Torch.Randn([1, 3, 8], new Generator(3));
+        using var noGrad = Autograd.NoGrad();
+        var x = Tensors.Randn([1, 3, 8], new Generator(3));
         var q = attention.ToQ.Forward(x);
         var k = attention.ToK.Forward(x);
         var v = attention.ToV.Forward(x);
@@ -86,14 +86,14 @@ public class BlockTests
     {
         using var down = new Downsample2D(1, useConv: true, padding: 0);
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
-        var x = Torch.Torch.Randn([1, 1, 6, 6], new Generator(4));
+        using var noGrad = Autograd.NoGrad();
+        var x = Tensors.Randn([1, 1, 6, 6], new Generator(4));
         var manual = Functional.Conv2d(Functional.Pad(x, [0, 1, 0, 1]), down.StateDict()["conv.weight"], down.StateDict()["conv.bias"], stride: 2);
         var y = down.Forward(x);
         Assert.Equal([1L, 1, 3, 3], y.Shape);
         Assert.True(y.Equal(manual));
         using var pool = new Downsample2D(3, useConv: false);
-        Assert.Equal([1L, 3, 2, 2], pool.Forward(Torch.Torch.Ones([1, 3, 4, 4])).Shape);
+        Assert.Equal([1L, 3, 2, 2], pool.Forward(Tensors.Ones([1, 3, 4, 4])).Shape);
     }
 
     [Fact]
@@ -101,7 +101,7 @@ public class BlockTests
     {
         using var up = new Upsample2D(2);
         using var scope = DisposeScope.Enter();
-        var x = Torch.Torch.Ones([1, 2, 3, 4]);
+        var x = Tensors.Ones([1, 2, 3, 4]);
         Assert.Equal([1L, 2, 6, 8], up.Forward(x).Shape);
         Assert.Equal([1L, 2, 5, 7], up.Forward(x, (5, 7)).Shape);
     }
@@ -117,7 +117,7 @@ public class BlockTests
         Assert.Equal([64L, 16], scaleShift.StateDict()["time_emb_proj.weight"].Shape);
         Assert.False(scaleShift.StateDict().ContainsKey("conv_shortcut.weight"));
         using var scope = DisposeScope.Enter();
-        Assert.Equal([2L, 64, 4, 4], resnet.Forward(Torch.Torch.Randn([2, 32, 4, 4]), Torch.Torch.Randn([2, 16])).Shape);
+        Assert.Equal([2L, 64, 4, 4], resnet.Forward(Tensors.Randn([2, 32, 4, 4]), Tensors.Randn([2, 16])).Shape);
         Assert.Throws<ConfigException>(() => new ResnetBlock2D(8, timeEmbeddingNorm: "ada_group", groups: 4));
     }
 

@@ -40,7 +40,7 @@ public class ConvNeXtUNetTests
             model.LoadStateDict(weights); // strict: the names are exactly the PyTorch module's
             Assert.Equal(weights.Keys.Order(StringComparer.Ordinal), model.StateDict().Keys.Order(StringComparer.Ordinal));
             using var scope = DisposeScope.Enter();
-            using var noGrad = Torch.Torch.NoGrad();
+            using var noGrad = Autograd.NoGrad();
             var output = model.Forward(all["input"], all["timesteps"]);
             var expected = all[prefix + "output"];
             Assert.Equal(expected.Shape, output.Shape);
@@ -63,9 +63,9 @@ public class ConvNeXtUNetTests
         using var g = new Generator(1);
         using var model = new ConvNeXtUNet(Tiny with { DimMults = [1, 2, 2] }, g);
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
-        var x = Torch.Torch.Randn([3, 1, height, width], g);
-        var output = model.Forward(x, Torch.Torch.Scalar(10, DType.Int64));
+        using var noGrad = Autograd.NoGrad();
+        var x = Tensors.Randn([3, 1, height, width], g);
+        var output = model.Forward(x, Tensors.Scalar(10, DType.Int64));
         Assert.Equal([3L, 1, height, width], output.Shape);
     }
 
@@ -75,8 +75,8 @@ public class ConvNeXtUNetTests
         using var g = new Generator(2);
         using var model = new ConvNeXtUNet(new ConvNeXtUNetConfig { Dim = 8, DimMults = [1, 2, 4], Channels = 3, AttentionGates = true }, g);
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
-        var x = Torch.Torch.Randn([2, 3, 16, 16], g);
+        using var noGrad = Autograd.NoGrad();
+        var x = Tensors.Randn([2, 3, 16, 16], g);
         var output = model.Forward(x, Tensor.From(new long[] { 0, 999 }));
         Assert.Equal([2L, 3, 16, 16], output.Shape);
     }
@@ -90,7 +90,7 @@ public class ConvNeXtUNetTests
         using var model = new ConvNeXtUNet(Tiny with { AttentionGates = attention }, g);
         using (var scope = DisposeScope.Enter())
         {
-            var x = Torch.Torch.Randn([2, 1, 8, 8], g);
+            var x = Tensors.Randn([2, 1, 8, 8], g);
             var loss = model.Forward(x, Tensor.From(new long[] { 5, 500 })).Square().Mean();
             loss.Backward();
         }
@@ -116,9 +116,9 @@ public class ConvNeXtUNetTests
             Assert.Equal(model.Config.DimMults, loaded.Config.DimMults);
             Assert.True(loaded.Config.AttentionGates);
             using var scope = DisposeScope.Enter();
-            using var noGrad = Torch.Torch.NoGrad();
-            var x = Torch.Torch.Randn([1, 1, 8, 8], g);
-            var t = Torch.Torch.Scalar(7, DType.Int64);
+            using var noGrad = Autograd.NoGrad();
+            var x = Tensors.Randn([1, 1, 8, 8], g);
+            var t = Tensors.Scalar(7, DType.Int64);
             Assert.True(model.Forward(x, t).Equal(loaded.Forward(x, t)));
         }
         finally
@@ -132,7 +132,7 @@ public class ConvNeXtUNetTests
     {
         using var model = new ConvNeXtUNet(Tiny with { DimMults = [1, 2, 4] });
         using var scope = DisposeScope.Enter();
-        var e = Assert.Throws<ArgumentException>(() => model.Forward(Torch.Torch.Zeros([1, 1, 6, 6]), Torch.Torch.Scalar(1)));
+        var e = Assert.Throws<ArgumentException>(() => model.Forward(Tensors.Zeros([1, 1, 6, 6]), Tensors.Scalar(1)));
         Assert.Contains("multiples of 4", e.Message);
         Assert.Contains("'dim'", Assert.Throws<ConfigException>(() => new ConvNeXtUNetConfig { Dim = 5 }.Validate()).Message);
         Assert.Contains("'sample_size'", Assert.Throws<ConfigException>(() => (Tiny with { SampleSize = 30, DimMults = [1, 2, 4] }).Validate()).Message);

@@ -13,7 +13,7 @@ public class LeakTests
     {
         using var model = UNet2DConditionModel.FromPretrained(SharedData.Fixture("latentunet/sd_tiny/unet")).Eval();
         using var golden = new Golden("goldens/unet.safetensors");
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         void Run(int? slice)
         {
             model.SetAttentionSlice(slice);
@@ -33,7 +33,7 @@ public class LeakTests
         using var golden = new Golden("goldens/unet2d_ddpm.safetensors");
         void Run()
         {
-            using (Torch.Torch.NoGrad())
+            using (Autograd.NoGrad())
             using (var y = model.Forward(golden["input.sample"], golden["input.timestep"])) { }
             using var scope = DisposeScope.Enter();
             var loss = model.Forward(golden["input.sample"], 50).Square().Mean();

@@ -12,10 +12,10 @@ public class TrainingTests
     [Fact]
     public void AdamWStepsReduceTheDenoisingLossOfATinyPixelUNet()
     {
-        Torch.Torch.ManualSeed(21);
+        TorchRuntime.ManualSeed(21);
         using var model = new UNet2DModel(ConfigJson.Parse<UNet2DModelConfig>(UNet2DModelTests.TinyJson("{}"), "test")).Train();
-        using var noise = Torch.Torch.Randn([4, 1, 8, 8], new Generator(1));
-        using var x = Torch.Torch.Randn([4, 1, 8, 8], new Generator(2));
+        using var noise = Tensors.Randn([4, 1, 8, 8], new Generator(1));
+        using var x = Tensors.Randn([4, 1, 8, 8], new Generator(2));
         using var t = Tensor.From(new[] { 10L, 200L, 500L, 900L }, 4);
         AssertLossFalls(model, () => model.Forward(x, t), noise);
     }
@@ -23,11 +23,11 @@ public class TrainingTests
     [Fact]
     public void AdamWStepsReduceTheDenoisingLossOfATinyConditionalUNet()
     {
-        Torch.Torch.ManualSeed(22);
+        TorchRuntime.ManualSeed(22);
         using var model = new UNet2DConditionModel(ConfigJson.Parse<UNet2DConditionModelConfig>(UNet2DConditionModelTests.TinyJson("{}"), "test")).Train();
-        using var noise = Torch.Torch.Randn([2, 4, 8, 8], new Generator(1));
-        using var x = Torch.Torch.Randn([2, 4, 8, 8], new Generator(2));
-        using var c = Torch.Torch.Randn([2, 7, 32], new Generator(3));
+        using var noise = Tensors.Randn([2, 4, 8, 8], new Generator(1));
+        using var x = Tensors.Randn([2, 4, 8, 8], new Generator(2));
+        using var c = Tensors.Randn([2, 7, 32], new Generator(3));
         using var t = Tensor.From(new[] { 100L, 800L }, 2);
         AssertLossFalls(model, () => model.Forward(x, t, c), noise);
     }

@@ -21,7 +21,7 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
     {
         using var model = UNet2DConditionModel.FromPretrained(TinyDir).Eval();
         using var golden = new Golden("goldens/unet.safetensors");
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var actual = model.Forward(golden[$"{@case}.input.sample"], golden[$"{@case}.input.timestep"],
             golden[$"{@case}.input.encoder_hidden_states"]);
         var err = Close.Assert(actual, golden[$"{@case}.output.sample"], 2e-5, 1e-4, $"unet {@case}");
@@ -33,7 +33,7 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
     {
         using var model = UNet2DConditionModel.FromPretrained(TinyDir).Eval();
         using var golden = new Golden("goldens/unet.safetensors");
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var fromDouble = model.Forward(golden["float_t.input.sample"], 500.5, golden["float_t.input.encoder_hidden_states"]);
         Close.Assert(fromDouble, golden["float_t.output.sample"], 2e-5, 1e-4);
         using var fromInt = model.Forward(golden["scalar_t.input.sample"], 981, golden["scalar_t.input.encoder_hidden_states"]);
@@ -56,7 +56,7 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
     {
         using var model = UNet2DConditionModel.FromPretrained(TinyDir).Eval();
         using var golden = new Golden("goldens/unet.safetensors");
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         model.SetAttentionSlice(1);
         using var sliced = model.Forward(golden["batch_t.input.sample"], golden["batch_t.input.timestep"], golden["batch_t.input.encoder_hidden_states"]);
         model.SetAttentionSlice(null);
@@ -68,9 +68,9 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
     {
         using var model = UNet2DConditionModel.FromPretrained(TinyDir).Eval();
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
-        var x = Torch.Torch.Randn([1, 4, 7, 9], new Generator(3));
-        var c = Torch.Torch.Randn([1, 5, 32], new Generator(4));
+        using var noGrad = Autograd.NoGrad();
+        var x = Tensors.Randn([1, 4, 7, 9], new Generator(3));
+        var c = Tensors.Randn([1, 5, 32], new Generator(4));
         Assert.Equal([1L, 4, 7, 9], model.Forward(x, 10, c).Shape);
     }
 
@@ -88,7 +88,7 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
             Assert.Equal(2, saved["attention_head_dim"]!.GetValue<int>()); // a single value stays a single value
             using var reloaded = UNet2DConditionModel.FromPretrained(dir).Eval();
             using var golden = new Golden("goldens/unet.safetensors");
-            using var noGrad = Torch.Torch.NoGrad();
+            using var noGrad = Autograd.NoGrad();
             using var y = reloaded.Forward(golden["batch_t.input.sample"], golden["batch_t.input.timestep"], golden["batch_t.input.encoder_hidden_states"]);
             Close.Assert(y, golden["batch_t.output.sample"], 2e-5, 1e-4);
         }
@@ -109,7 +109,7 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
             {"use_linear_projection": true, "attention_head_dim": [2, 4], "upcast_attention": true,
              "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D"], "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]}
             """), "test");
-        Torch.Torch.ManualSeed(5);
+        TorchRuntime.ManualSeed(5);
         using var model = new UNet2DConditionModel(config).Eval();
         var state = model.StateDict();
         Assert.Equal([32L, 32], state["down_blocks.0.attentions.0.proj_in.weight"].Shape);
@@ -132,9 +132,9 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
             using var reloaded = UNet2DConditionModel.FromPretrained(dir).Eval();
             Assert.Equal(DType.Float32, reloaded.StateDict()["conv_in.weight"].DType);
             using var scope = DisposeScope.Enter();
-            using var noGrad = Torch.Torch.NoGrad();
-            var x = Torch.Torch.Randn([2, 4, 8, 8], new Generator(1));
-            var c = Torch.Torch.Randn([2, 77, 32], new Generator(2));
+            using var noGrad = Autograd.NoGrad();
+            var x = Tensors.Randn([2, 4, 8, 8], new Generator(1));
+            var c = Tensors.Randn([2, 77, 32], new Generator(2));
             var a = model.Forward(x, 700, c);
             var b = reloaded.Forward(x, 700, c);
             Assert.True(a.Equal(b));
@@ -152,9 +152,9 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
         using var model = new UNet2DConditionModel(config).Eval();
         Assert.Equal([32L, 16], model.StateDict()["time_embedding.cond_proj.weight"].Shape);
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
-        var x = Torch.Torch.Randn([2, 4, 8, 8], new Generator(1));
-        var c = Torch.Torch.Randn([2, 6, 32], new Generator(2));
+        using var noGrad = Autograd.NoGrad();
+        var x = Tensors.Randn([2, 4, 8, 8], new Generator(1));
+        var c = Tensors.Randn([2, 6, 32], new Generator(2));
         var w = Timesteps.Embed(Tensor.From(new[] { 7.5f, 7.5f }, 2), 16, flipSinToCos: true, downscaleFreqShift: 0);
         var plain = model.Forward(x, 500, c);
         var guided = model.Forward(x, 500, c, timestepCond: w);
@@ -181,12 +181,12 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
     public void ConfigVariantsBuildAndPredictNoiseOfTheSampleShape(string overrides)
     {
         var config = ConfigJson.Parse<UNet2DConditionModelConfig>(TinyJson(overrides), "test");
-        Torch.Torch.ManualSeed(6);
+        TorchRuntime.ManualSeed(6);
         using var model = new UNet2DConditionModel(config).Eval();
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
-        var x = Torch.Torch.Randn([2, 4, 8, 8], new Generator(1));
-        var c = Torch.Torch.Randn([2, 6, config.EncoderHidDim ?? 32], new Generator(2));
+        using var noGrad = Autograd.NoGrad();
+        var x = Tensors.Randn([2, 4, 8, 8], new Generator(1));
+        var c = Tensors.Randn([2, 6, config.EncoderHidDim ?? 32], new Generator(2));
         if (config.CrossAttentionDim.IsList)
         {
             // per-block context widths need per-block contexts, which no diffusers pipeline provides: check the weights only
@@ -196,7 +196,7 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
             Assert.Equal([32L, 32], state["up_blocks.1.attentions.0.transformer_blocks.1.attn1.to_k.weight"].Shape);
             return;
         }
-        Tensor? labels = config.ClassEmbedType == "projection" ? Torch.Torch.Randn([2, 5], new Generator(3))
+        Tensor? labels = config.ClassEmbedType == "projection" ? Tensors.Randn([2, 5], new Generator(3))
             : config.NumClassEmbeds is not null ? Tensor.From(new[] { 0L, 2L }, 2) : null;
         var y = model.Forward(x, Tensor.From(new[] { 0.25f, 0.5f }, 2), c, classLabels: labels);
         Assert.Equal(x.Shape, y.Shape);
@@ -207,15 +207,15 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
     [Fact]
     public void LinearProjectionEqualsOneByOneConvProjection()
     {
-        Torch.Torch.ManualSeed(7);
+        TorchRuntime.ManualSeed(7);
         using var conv = new Transformer2DModel(2, 16, 32, crossAttentionDim: 24, normNumGroups: 8);
         using var linear = new Transformer2DModel(2, 16, 32, crossAttentionDim: 24, normNumGroups: 8, useLinearProjection: true);
         using var scope = DisposeScope.Enter();
         linear.LoadStateDict(conv.StateDict().ToDictionary(kv => kv.Key,
             kv => kv.Key.StartsWith("proj_") && kv.Key.EndsWith(".weight") ? kv.Value.Reshape(32, 32) : kv.Value));
-        using var noGrad = Torch.Torch.NoGrad();
-        var x = Torch.Torch.Randn([2, 32, 3, 5], new Generator(1));
-        var c = Torch.Torch.Randn([2, 4, 24], new Generator(2));
+        using var noGrad = Autograd.NoGrad();
+        var x = Tensors.Randn([2, 32, 3, 5], new Generator(1));
+        var c = Tensors.Randn([2, 4, 24], new Generator(2));
         Assert.True(Close.MaxAbsDiff(conv.Forward(x, c), linear.Forward(x, c)) < 1e-5);
     }
 

@@ -18,7 +18,7 @@ public class UNet2DModelTests(ITestOutputHelper output)
     {
         using var model = UNet2DModel.FromPretrained(TinyDir).Eval();
         using var golden = new Golden("goldens/unet2d_ddpm.safetensors");
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var actual = model.Forward(golden["input.sample"], golden["input.timestep"]);
         var err = Close.Assert(actual, golden["output.sample"], 3e-5, 1e-4, "unet2d_ddpm output.sample");
         output.WriteLine($"golden #7 unet2d_ddpm: max |diff| {err:E3}");
@@ -58,8 +58,8 @@ public class UNet2DModelTests(ITestOutputHelper output)
 
             using var reloaded = UNet2DModel.FromPretrained(dir).Eval();
             Assert.Equal(System.Text.Json.JsonSerializer.Serialize(model.Config, ConfigJson.Options), System.Text.Json.JsonSerializer.Serialize(reloaded.Config, ConfigJson.Options));
-            using var noGrad = Torch.Torch.NoGrad();
-            using var x = Torch.Torch.Randn([1, 3, 16, 16], new Generator(1));
+            using var noGrad = Autograd.NoGrad();
+            using var x = Tensors.Randn([1, 3, 16, 16], new Generator(1));
             using var a = model.Forward(x, 500);
             using var b = reloaded.Forward(x, 500);
             Assert.True(a.Equal(b));
@@ -91,7 +91,7 @@ public class UNet2DModelTests(ITestOutputHelper output)
 
             using var model = UNet2DModel.FromPretrained(dir).Eval();
             using var golden = new Golden("goldens/unet2d_ddpm.safetensors");
-            using var noGrad = Torch.Torch.NoGrad();
+            using var noGrad = Autograd.NoGrad();
             using var actual = model.Forward(golden["input.sample"], golden["input.timestep"]);
             Close.Assert(actual, golden["output.sample"], 3e-5, 1e-4);
         }
@@ -117,11 +117,11 @@ public class UNet2DModelTests(ITestOutputHelper output)
     public void ConfigVariantsBuildAndPredictNoiseOfTheSampleShape(string overrides)
     {
         var config = ConfigJson.Parse<UNet2DModelConfig>(TinyJson(overrides), "test");
-        Torch.Torch.ManualSeed(0);
+        TorchRuntime.ManualSeed(0);
         using var model = new UNet2DModel(config).Eval();
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
-        var x = Torch.Torch.Randn([2, 1, 8, 8], new Generator(0));
+        using var noGrad = Autograd.NoGrad();
+        var x = Tensors.Randn([2, 1, 8, 8], new Generator(0));
         var t = Tensor.From(new[] { 0.5f, 0.9f }, 2); // σ for fourier, else (truncated) steps
         if (config.TimeEmbeddingType == "learned") t = Tensor.From(new[] { 3L, 999L }, 2);
         var labels = config.NumClassEmbeds is not null ? Tensor.From(new[] { 1L, 7L }, 2)
@@ -135,7 +135,7 @@ public class UNet2DModelTests(ITestOutputHelper output)
     public void ClassConditionalModelNeedsLabels()
     {
         using var model = new UNet2DModel(ConfigJson.Parse<UNet2DModelConfig>(TinyJson("""{"num_class_embeds": 10}"""), "test"));
-        using var x = Torch.Torch.Zeros([1, 1, 8, 8]);
+        using var x = Tensors.Zeros([1, 1, 8, 8]);
         Assert.Throws<ArgumentException>(() => model.Forward(x, 10));
         Assert.Equal([10L, 128], model.StateDict()["class_embedding.weight"].Shape); // time_embed_dim = 4 × 32
     }

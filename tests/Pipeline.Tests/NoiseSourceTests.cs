@@ -13,8 +13,8 @@ public sealed class NoiseSourceTests
         using var noise = new GeneratorNoise(1234);
         using var generator = new Generator(1234);
         // draws follow one stream: the second draw continues the first
-        Assert.True(noise.Next([1, 4, 8, 8], DType.Float32, Device.CPU).Equal(Torch.Torch.Randn([1, 4, 8, 8], generator)));
-        Assert.True(noise.Next([2, 3], DType.Float32, Device.CPU).Equal(Torch.Torch.Randn([2, 3], generator)));
+        Assert.True(noise.Next([1, 4, 8, 8], DType.Float32, Device.CPU).Equal(Tensors.Randn([1, 4, 8, 8], generator)));
+        Assert.True(noise.Next([2, 3], DType.Float32, Device.CPU).Equal(Tensors.Randn([2, 3], generator)));
         Assert.Equal(2, noise.Drawn);
 
         // torch.randn(2, 3, generator=torch.Generator().manual_seed(1234))[0] in PyTorch 1.13
@@ -31,15 +31,15 @@ public sealed class NoiseSourceTests
         using var generator = new Generator(7);
         var half = noise.Next([3, 5], DType.Float16, Device.CPU);
         Assert.Equal(DType.Float16, half.DType);
-        Assert.True(half.Equal(Torch.Torch.Randn([3, 5], generator).To(DType.Float16)));
+        Assert.True(half.Equal(Tensors.Randn([3, 5], generator).To(DType.Float16)));
     }
 
     [Fact]
     public void QueueNoiseReturnsGivenTensorsInOrderAndChecksShapes()
     {
         using var scope = DisposeScope.Enter();
-        var a = Torch.Torch.Ones([2, 2]);
-        var b = Torch.Torch.Full([3], 2.0);
+        var a = Tensors.Ones([2, 2]);
+        var b = Tensors.Full([3], 2.0);
         var queue = new QueueNoise(a, b);
         var first = queue.Next([2, 2], DType.Float32, Device.CPU);
         Assert.True(first.Equal(a));
@@ -51,7 +51,7 @@ public sealed class NoiseSourceTests
         var exhausted = Assert.Throws<InvalidOperationException>(() => queue.Next([1], DType.Float32, Device.CPU));
         Assert.Contains("exhausted", exhausted.Message);
 
-        var converting = new QueueNoise(Torch.Torch.Ones([2]));
+        var converting = new QueueNoise(Tensors.Ones([2]));
         Assert.Equal(DType.Float64, converting.Next([2], DType.Float64, Device.CPU).DType);
     }
 }

@@ -53,8 +53,8 @@ public sealed class SchedulerBehaviourTests
         using var scheduler = SchedulerFactory.Create(name, Sd15);
         scheduler.SetTimesteps(name == "lcm" ? 4 : 8);
         using var noise = new GeneratorNoise(3);
-        var e = Torch.Torch.Randn([2, 4, 4, 4], new Generator(1), DType.Float64);
-        var sample = Torch.Torch.Randn([2, 4, 4, 4], new Generator(2), DType.Float64) * scheduler.InitNoiseSigma;
+        var e = Tensors.Randn([2, 4, 4, 4], new Generator(1), DType.Float64);
+        var sample = Tensors.Randn([2, 4, 4, 4], new Generator(2), DType.Float64) * scheduler.InitNoiseSigma;
         foreach (var t in scheduler.Timesteps)
         {
             var input = scheduler.ScaleModelInput(sample, t);
@@ -74,8 +74,8 @@ public sealed class SchedulerBehaviourTests
     public void SetTimestepsResetsTheMultistepHistory(string name)
     {
         using var scope = DisposeScope.Enter();
-        var e = Torch.Torch.Randn([1, 4, 4, 4], new Generator(5));
-        var x = Torch.Torch.Randn([1, 4, 4, 4], new Generator(6));
+        var e = Tensors.Randn([1, 4, 4, 4], new Generator(5));
+        var x = Tensors.Randn([1, 4, 4, 4], new Generator(6));
 
         Tensor Run(IScheduler scheduler, int stopAfter)
         {
@@ -107,8 +107,8 @@ public sealed class SchedulerBehaviourTests
         euler.SetTimesteps(10);
         int tStart = 5;
         euler.SetBeginIndex(tStart * euler.Order);
-        var original = Torch.Torch.Randn([1, 4, 4, 4], new Generator(1));
-        var noise = Torch.Torch.Randn([1, 4, 4, 4], new Generator(2));
+        var original = Tensors.Randn([1, 4, 4, 4], new Generator(1));
+        var noise = Tensors.Randn([1, 4, 4, 4], new Generator(2));
         using var t = Tensor.From([(float)euler.Timesteps[tStart]], 1);
         var noisy = euler.AddNoise(original, noise, t);
         AssertClose(noisy, original + noise * (double)euler.Sigmas[tStart], 1e-6, 0, "noisy");
@@ -138,7 +138,7 @@ public sealed class SchedulerBehaviourTests
     public void MisuseIsReportedClearly()
     {
         using var scope = DisposeScope.Enter();
-        var x = Torch.Torch.Zeros([1, 1, 2, 2]);
+        var x = Tensors.Zeros([1, 1, 2, 2]);
         using var ddim = new DDIMScheduler();
         Assert.Throws<InvalidOperationException>(() => ddim.Step(x, 1, x));
         ddim.SetTimesteps(10);
@@ -156,8 +156,8 @@ public sealed class SchedulerBehaviourTests
         using var scope = DisposeScope.Enter();
         using var ddpm = new DDPMScheduler();
         ddpm.SetTimesteps(2);
-        var x = Torch.Torch.Zeros([1, 1, 2, 2]);
-        var noise = new QueueNoise(Torch.Torch.Ones([1, 1, 2, 2]), Torch.Torch.Ones([1, 1, 2, 2]));
+        var x = Tensors.Zeros([1, 1, 2, 2]);
+        var noise = new QueueNoise(Tensors.Ones([1, 1, 2, 2]), Tensors.Ones([1, 1, 2, 2]));
         foreach (var t in ddpm.Timesteps) x = ddpm.Step(x, t, x, noise).PrevSample;
         Assert.Equal([500, 0], ddpm.Timesteps);
         Assert.Equal(1, noise.Remaining);
@@ -184,8 +184,8 @@ public sealed class SchedulerMemoryTests
         var scheduler = SchedulerFactory.Create(name);
         scheduler.SetTimesteps(steps);
         var noise = new GeneratorNoise(0);
-        var e = Torch.Torch.Randn([1, 4, 8, 8]);
-        var sample = Torch.Torch.Randn([1, 4, 8, 8]);
+        var e = Tensors.Randn([1, 4, 8, 8]);
+        var sample = Tensors.Randn([1, 4, 8, 8]);
         long atStep10 = 0;
         int i = 0;
         foreach (var t in scheduler.Timesteps)

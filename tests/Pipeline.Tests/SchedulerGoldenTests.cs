@@ -55,7 +55,7 @@ public sealed class SchedulerGoldenTests(ITestOutputHelper output)
 
         var noiseTensors = golden.Keys.Where(k => k.StartsWith("noise.", StringComparison.Ordinal)).Order(StringComparer.Ordinal).Select(k => golden.Load(k)).ToList();
         var e = golden.Load("input.E");
-        if (noiseTensors.Count == 0 && noiseDraws > 0) noiseTensors = Enumerable.Range(0, noiseDraws).Select(_ => Torch.Torch.ZerosLike(e)).ToList();
+        if (noiseTensors.Count == 0 && noiseDraws > 0) noiseTensors = Enumerable.Range(0, noiseDraws).Select(_ => Tensors.ZerosLike(e)).ToList();
         var noise = new QueueNoise(noiseTensors);
 
         var sample = golden.Load("input.x_T") * scheduler.InitNoiseSigma;

@@ -29,7 +29,7 @@ public sealed class SingleFileCheckpointTests : IDisposable
         var g = new Generator(11);
         var tensors = new Dictionary<string, Tensor>();
         foreach (var p in pairs)
-            if (!tensors.ContainsKey(p.Original)) tensors[p.Original] = Torch.Torch.Randn(p.Shape, g);
+            if (!tensors.ContainsKey(p.Original)) tensors[p.Original] = Tensors.Randn(p.Shape, g);
         SafeTensorsFile.Save(Path.Combine(directory, name), tensors);
         return tensors;
     }

@@ -92,7 +92,7 @@ public sealed class StableDiffusionPipelineTests : IClassFixture<TinyStableDiffu
     {
         using var pipe = tiny.Load();
         using var g = new Generator(7);
-        using var expected = Torch.Torch.Randn([1, 4, 8, 8], g);
+        using var expected = Tensors.Randn([1, 4, 8, 8], g);
         var seen = new List<Tensor>();
         var recorder = new RecordingNoise(new GeneratorNoise(7), seen);
         using var result = pipe.TextToImage(new GenerationRequest { Prompt = "x", Steps = 1, Seed = 7, Width = 64, Height = 64 }, noise: recorder);

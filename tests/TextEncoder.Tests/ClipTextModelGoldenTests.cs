@@ -18,7 +18,7 @@ public class ClipTextModelGoldenTests(ITestOutputHelper output)
         var golden = ClipTextAssert.LoadGolden();
         try
         {
-            using var noGrad = Torch.Torch.NoGrad();
+            using var noGrad = Autograd.NoGrad();
             using var result = model.Forward(golden["input.input_ids"], outputHiddenStates: true);
             var last = TensorAssert.Close(result.LastHiddenState, golden["output.last_hidden_state"], Atol, Rtol, "last_hidden_state");
             var pooled = TensorAssert.Close(result.PoolerOutput, golden["output.pooler_output"], Atol, Rtol, "pooler_output");
@@ -39,7 +39,7 @@ public class ClipTextModelGoldenTests(ITestOutputHelper output)
         var golden = ClipTextAssert.LoadGolden();
         try
         {
-            using var noGrad = Torch.Torch.NoGrad();
+            using var noGrad = Autograd.NoGrad();
             var ids = golden["input.input_ids"];
             using var skipped = model.EncodePrompt(ids, clipSkip: 1);
             using var expected = model.TextModel.FinalLayerNorm.Forward(golden["output.hidden_states_penultimate"]);
@@ -63,7 +63,7 @@ public class ClipTextModelGoldenTests(ITestOutputHelper output)
         using var legacy = new ClipTextModel(model.Config with { EosTokenId = 2 });
         firstFive.LoadStateDict(model.StateDict());
         legacy.LoadStateDict(model.StateDict());
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var ids = Tensor.From([932L, 5, 933, 5, 7, 932, 933, 933, 5, 5], 2, 5);
 
         using var byEos = model.Forward(ids);       // eos 933: positions 2 and 1
@@ -89,7 +89,7 @@ public class ClipTextModelGoldenTests(ITestOutputHelper output)
     {
         // Changing a later token must not change earlier positions (causal), and must change later ones.
         using var model = ClipTextModel.FromPretrained(ClipTextAssert.TinyModel);
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var a = Tensor.From([932L, 10, 20, 30, 933], 1, 5);
         using var b = Tensor.From([932L, 10, 20, 31, 933], 1, 5);
         using var ea = model.EncodePrompt(a);

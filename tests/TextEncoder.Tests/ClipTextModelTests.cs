@@ -98,7 +98,7 @@ public class ClipTextModelTests(ITestOutputHelper output)
         {
             File.Copy(Path.Combine(ClipTextAssert.TinyModel, "config.json"), Path.Combine(directory, "config.json"));
             var state = SafeTensorsFile.LoadFile(Path.Combine(ClipTextAssert.TinyModel, "model.safetensors"));
-            using (var positions = Torch.Torch.Arange(77))
+            using (var positions = Tensors.Arange(77))
                 state["text_model.embeddings.position_ids"] = positions.Unsqueeze(0);
             SafeTensorsFile.Save(Path.Combine(directory, "model.safetensors"), state);
             foreach (var t in state.Values) t.Dispose();
@@ -115,7 +115,7 @@ public class ClipTextModelTests(ITestOutputHelper output)
     public void EncodeWeightedScalesTokensAndRestoresTheMean()
     {
         using var model = ClipTextModel.FromPretrained(ClipTextAssert.TinyModel);
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var ids = Tensor.From([932L, 10, 20, 933, 933], 1, 5);
         float[][] weights = [[1f, 1.5f, 0.8f, 1f, 1f]];
         using var z = model.EncodePrompt(ids);
@@ -151,7 +151,7 @@ public class ClipTextModelTests(ITestOutputHelper output)
             MaxPositionEmbeddings = 8, EosTokenId = 49, AttentionDropout = 0.1 };
         using var model = new ClipTextModel(config, g);
         using var ids = Tensor.From([0L, 5, 9, 49, 49, 49, 49, 49, 0, 7, 7, 7, 3, 49, 49, 49], 2, 8);
-        using var target = Torch.Torch.Randn([2, 8, 16], g);
+        using var target = Tensors.Randn([2, 8, 16], g);
         using var optimizer = new AdamW(model.Parameters(), learningRate: 1e-2);
         double first = 0, last = 0;
         for (int step = 0; step < 20; step++)

@@ -55,7 +55,7 @@ public class AutogradTests
         var h = Functional.Conv2d(c.In("x"), w, b, padding: 1);
         h = Functional.GroupNorm(Functional.Silu(h), 3);
         var p = Functional.Softmax(h.Flatten(2), -1);
-        var loss = (p * Torch.Arange(0, 16, 1, DType.Float32)).Sum();
+        var loss = (p * Tensors.Arange(0, 16, 1, DType.Float32)).Sum();
         c.AssertOut("loss", loss, 2e-5, 2e-5);
         loss.Backward();
         // gradients through group norm divide by a small standard deviation: a few ulps more
@@ -125,7 +125,7 @@ public class AutogradTests
         var y = x * x;
         var z = x.Sum();
         // d(Σ g·x² + 2·Σ x)/dx = 2 g x + 2.
-        var grads = Autograd.Grad([y, z], [x, unused], [TestUtil.F32([1, 0, -1]), Torch.Full([], 2.0)], retainGraph: true, allowUnused: true);
+        var grads = Autograd.Grad([y, z], [x, unused], [TestUtil.F32([1, 0, -1]), Tensors.Full([], 2.0)], retainGraph: true, allowUnused: true);
         TestUtil.AssertExact(grads[0]!, [4, 2, -4], [3]);
         Assert.Null(grads[1]);
         var e = Assert.Throws<TorchException>(() => Autograd.Grad([z], [unused], retainGraph: true));
@@ -142,7 +142,7 @@ public class AutogradTests
     public void ZeroGradDropsTheGradient()
     {
         using var scope = DisposeScope.Enter();
-        var x = Torch.Ones([3]).RequiresGrad_();
+        var x = Tensors.Ones([3]).RequiresGrad_();
         (x * 2.0).Sum().Backward();
         TestUtil.AssertExact(x.Grad!, [2, 2, 2], [3]);
         x.ZeroGrad();
@@ -155,7 +155,7 @@ public class AutogradTests
     public void GradCanBeSetAndCleared()
     {
         using var scope = DisposeScope.Enter();
-        var x = Torch.Zeros([2]).RequiresGrad_();
+        var x = Tensors.Zeros([2]).RequiresGrad_();
         x.Grad = TestUtil.F32([0.5f, -1]);
         TestUtil.AssertExact(x.Grad!, [0.5, -1], [2]);
         x.Grad = null;
@@ -183,7 +183,7 @@ public class AutogradTests
     public void RequiresGradCanBeSwitchedOff()
     {
         using var scope = DisposeScope.Enter();
-        var x = Torch.Ones([2]);
+        var x = Tensors.Ones([2]);
         Assert.False(x.RequiresGrad);
         x.RequiresGrad = true;
         Assert.True((x * 3.0).RequiresGrad);
@@ -195,24 +195,24 @@ public class AutogradTests
     public void NoGradScopeRecordsNothingAndRestoresTheMode()
     {
         using var scope = DisposeScope.Enter();
-        var x = Torch.Ones([2]).RequiresGrad_();
-        Assert.True(Torch.IsGradEnabled);
+        var x = Tensors.Ones([2]).RequiresGrad_();
+        Assert.True(Autograd.IsGradEnabled);
         Tensor y;
-        using (Torch.NoGrad())
+        using (Autograd.NoGrad())
         {
-            Assert.False(Torch.IsGradEnabled);
+            Assert.False(Autograd.IsGradEnabled);
             y = x * 3.0;
             Assert.False(y.RequiresGrad);
-            using (Torch.EnableGrad())
+            using (Autograd.EnableGrad())
             {
-                Assert.True(Torch.IsGradEnabled);
+                Assert.True(Autograd.IsGradEnabled);
                 var z = x * 3.0;
                 Assert.True(z.RequiresGrad);
                 z.Sum().Backward();
             }
-            Assert.False(Torch.IsGradEnabled);
+            Assert.False(Autograd.IsGradEnabled);
         }
-        Assert.True(Torch.IsGradEnabled);
+        Assert.True(Autograd.IsGradEnabled);
         Assert.Null(y.Grad);
         TestUtil.AssertExact(x.Grad!, [3, 3], [2]);
         var e = Assert.Throws<TorchException>(() => y.Sum().Backward());
@@ -224,16 +224,16 @@ public class AutogradTests
     public void InferenceModeScopeRecordsNothingAndRestoresTheMode()
     {
         using var scope = DisposeScope.Enter();
-        var x = Torch.Ones([2]).RequiresGrad_();
+        var x = Tensors.Ones([2]).RequiresGrad_();
         Tensor y;
-        using (Torch.InferenceMode())
+        using (Autograd.InferenceMode())
         {
-            Assert.False(Torch.IsGradEnabled);
+            Assert.False(Autograd.IsGradEnabled);
             y = x * 2.0;
             Assert.False(y.RequiresGrad);
             TestUtil.AssertExact(y, [2, 2], [2]);
         }
-        Assert.True(Torch.IsGradEnabled);
+        Assert.True(Autograd.IsGradEnabled);
         Assert.True((x * 2.0).RequiresGrad);
         // an inference tensor may not be saved for backward outside inference mode
         var e = Assert.Throws<TorchException>(() => (y * x).Sum().Backward());
@@ -243,12 +243,12 @@ public class AutogradTests
     [Fact]
     public void NestedNoGradScopesRestoreInOrder()
     {
-        Assert.True(Torch.IsGradEnabled);
-        var outer = Torch.NoGrad();
-        var inner = Torch.NoGrad();
+        Assert.True(Autograd.IsGradEnabled);
+        var outer = Autograd.NoGrad();
+        var inner = Autograd.NoGrad();
         inner.Dispose();
-        Assert.False(Torch.IsGradEnabled);
+        Assert.False(Autograd.IsGradEnabled);
         outer.Dispose();
-        Assert.True(Torch.IsGradEnabled);
+        Assert.True(Autograd.IsGradEnabled);
     }
 }

@@ -13,7 +13,7 @@ public class ErrorTests
     public void MatMulOfMismatchedShapes()
     {
         using var scope = DisposeScope.Enter();
-        var e = Assert.Throws<TorchException>(() => Torch.Ones([2, 3]).MatMul(Torch.Ones([4, 5])));
+        var e = Assert.Throws<TorchException>(() => Tensors.Ones([2, 3]).MatMul(Tensors.Ones([4, 5])));
         TestUtil.AssertCleanMessage(e, "matmul");
         Assert.Contains("cannot be multiplied (2x3 and 4x5)", e.Message);
     }
@@ -22,10 +22,10 @@ public class ErrorTests
     public void ReshapeToAnImpossibleShape()
     {
         using var scope = DisposeScope.Enter();
-        var e = Assert.Throws<TorchException>(() => Torch.Ones([2, 3]).Reshape(4, 4));
+        var e = Assert.Throws<TorchException>(() => Tensors.Ones([2, 3]).Reshape(4, 4));
         TestUtil.AssertCleanMessage(e, "reshape");
         Assert.Contains("shape '[4, 4]' is invalid for input of size 6", e.Message);
-        e = Assert.Throws<TorchException>(() => Torch.Ones([2, 3]).Reshape(-1, -1));
+        e = Assert.Throws<TorchException>(() => Tensors.Ones([2, 3]).Reshape(-1, -1));
         TestUtil.AssertCleanMessage(e, "reshape");
     }
 
@@ -33,7 +33,7 @@ public class ErrorTests
     public void ViewOfANonContiguousTensor()
     {
         using var scope = DisposeScope.Enter();
-        var e = Assert.Throws<TorchException>(() => Torch.Ones([2, 3]).T().View(6));
+        var e = Assert.Throws<TorchException>(() => Tensors.Ones([2, 3]).T().View(6));
         TestUtil.AssertCleanMessage(e, "view");
         Assert.Contains("view size is not compatible", e.Message);
     }
@@ -42,12 +42,12 @@ public class ErrorTests
     public void CatAndStackOfMismatchedShapes()
     {
         using var scope = DisposeScope.Enter();
-        var e = Assert.Throws<TorchException>(() => Tensor.Cat([Torch.Ones([2, 3]), Torch.Ones([2, 4])], 0));
+        var e = Assert.Throws<TorchException>(() => Tensor.Cat([Tensors.Ones([2, 3]), Tensors.Ones([2, 4])], 0));
         TestUtil.AssertCleanMessage(e, "cat");
         Assert.Contains("Sizes of tensors must match except in dimension 0", e.Message);
-        e = Assert.Throws<TorchException>(() => Tensor.Cat([Torch.Ones([2, 3]), Torch.Ones([2, 3, 1])], 0));
+        e = Assert.Throws<TorchException>(() => Tensor.Cat([Tensors.Ones([2, 3]), Tensors.Ones([2, 3, 1])], 0));
         TestUtil.AssertCleanMessage(e, "cat");
-        e = Assert.Throws<TorchException>(() => Tensor.Stack([Torch.Ones([2, 3]), Torch.Ones([3, 2])]));
+        e = Assert.Throws<TorchException>(() => Tensor.Stack([Tensors.Ones([2, 3]), Tensors.Ones([3, 2])]));
         TestUtil.AssertCleanMessage(e, "stack");
         Assert.Contains("stack expects each tensor to be equal size", e.Message);
         e = Assert.Throws<TorchException>(() => Tensor.Cat(Array.Empty<Tensor>()));
@@ -58,7 +58,7 @@ public class ErrorTests
     public void Conv2dWithTheWrongChannelCount()
     {
         using var scope = DisposeScope.Enter();
-        var e = Assert.Throws<TorchException>(() => Functional.Conv2d(Torch.Ones([1, 3, 5, 5]), Torch.Ones([6, 4, 3, 3])));
+        var e = Assert.Throws<TorchException>(() => Functional.Conv2d(Tensors.Ones([1, 3, 5, 5]), Tensors.Ones([6, 4, 3, 3])));
         TestUtil.AssertCleanMessage(e, "conv2d");
         Assert.Contains("to have 4 channels, but got 3 channels instead", e.Message);
     }
@@ -67,18 +67,18 @@ public class ErrorTests
     public void ElementwiseOperationsNameThemselves()
     {
         using var scope = DisposeScope.Enter();
-        var a = Torch.Ones([2, 3]);
-        var b = Torch.Ones([4]);
+        var a = Tensors.Ones([2, 3]);
+        var b = Tensors.Ones([4]);
         var e = Assert.Throws<TorchException>(() => a + b);
         TestUtil.AssertCleanMessage(e, "add");
         Assert.Contains("must match the size of tensor b (4)", e.Message);
         e = Assert.Throws<TorchException>(() => a * b);
         TestUtil.AssertCleanMessage(e, "mul");
-        e = Assert.Throws<TorchException>(() => a.Mul_(Torch.Ones([2, 1, 3])));
+        e = Assert.Throws<TorchException>(() => a.Mul_(Tensors.Ones([2, 1, 3])));
         TestUtil.AssertCleanMessage(e, "mul_");
         e = Assert.Throws<TorchException>(() => a.Lt(b));
         TestUtil.AssertCleanMessage(e, "lt");
-        e = Assert.Throws<TorchException>(() => Torch.Ones([2], DType.Bool).Neg());
+        e = Assert.Throws<TorchException>(() => Tensors.Ones([2], DType.Bool).Neg());
         TestUtil.AssertCleanMessage(e, "neg");
         Assert.Contains("Negation, the `-` operator, on a bool tensor is not supported", e.Message);
     }
@@ -87,7 +87,7 @@ public class ErrorTests
     public void ReductionsAndIndexingOutOfRange()
     {
         using var scope = DisposeScope.Enter();
-        var a = Torch.Ones([2, 3]);
+        var a = Tensors.Ones([2, 3]);
         var e = Assert.Throws<TorchException>(() => a.Sum(5));
         TestUtil.AssertCleanMessage(e, "sum");
         Assert.Contains("Dimension out of range", e.Message);
@@ -106,8 +106,8 @@ public class ErrorTests
     [Fact]
     public void AUsedDisposedTensorIsAnObjectDisposedException()
     {
-        var a = Torch.Ones([2, 2]);
-        using var b = Torch.Ones([2, 2]);
+        var a = Tensors.Ones([2, 2]);
+        using var b = Tensors.Ones([2, 2]);
         a.Dispose();
         Assert.True(a.IsDisposed);
         Assert.Equal("Tensor(disposed)", a.ToString());
@@ -128,7 +128,7 @@ public class ErrorTests
     {
         var g = new Generator(1);
         g.Dispose();
-        Assert.Throws<ObjectDisposedException>(() => Torch.Randn([2], g));
+        Assert.Throws<ObjectDisposedException>(() => Tensors.Randn([2], g));
         Assert.Throws<ObjectDisposedException>(() => g.ManualSeed(2));
         g.Dispose();
     }
@@ -137,7 +137,7 @@ public class ErrorTests
     public void CopyToWithTheWrongElementTypeOrSize()
     {
         using var scope = DisposeScope.Enter();
-        var t = Torch.Ones([4]);
+        var t = Tensors.Ones([4]);
         // the element type is checked before libtorch is asked: an argument error that says what to do
         var dtypeError = Assert.Throws<ArgumentException>(() => t.CopyTo<double>(new double[4]));
         Assert.Contains("Float32", dtypeError.Message);
@@ -155,7 +155,7 @@ public class ErrorTests
     public void CopyFromAnUnbroadcastableShape()
     {
         using var scope = DisposeScope.Enter();
-        var e = Assert.Throws<TorchException>(() => Torch.Zeros([2, 2]).CopyFrom(Torch.Ones([3])));
+        var e = Assert.Throws<TorchException>(() => Tensors.Zeros([2, 2]).CopyFrom(Tensors.Ones([3])));
         TestUtil.AssertCleanMessage(e, "copy_");
     }
 
@@ -170,12 +170,12 @@ public class ErrorTests
     [Fact]
     public void AnUnknownDTypeOrDeviceIsReported()
     {
-        var e = Assert.Throws<TorchException>(() => Torch.Zeros([2], (DType)99));
+        var e = Assert.Throws<TorchException>(() => Tensors.Zeros([2], (DType)99));
         TestUtil.AssertCleanMessage(e, "zeros");
         Assert.Contains("unsupported dtype code 99", e.Message);
-        e = Assert.Throws<TorchException>(() => Torch.Zeros([2], device: Device.Cuda(99)));
+        e = Assert.Throws<TorchException>(() => Tensors.Zeros([2], device: Device.Cuda(99)));
         TestUtil.AssertCleanMessage(e, "zeros");
-        e = Assert.Throws<TorchException>(() => Torch.Zeros([2], device: new Device((DeviceType)7)));
+        e = Assert.Throws<TorchException>(() => Tensors.Zeros([2], device: new Device((DeviceType)7)));
         TestUtil.AssertCleanMessage(e, "zeros");
         Assert.Contains("unknown device type 7", e.Message);
     }
@@ -184,20 +184,20 @@ public class ErrorTests
     public void FunctionalErrorsNameTheirOperation()
     {
         using var scope = DisposeScope.Enter();
-        var x = Torch.Ones([1, 4, 3, 3]);
+        var x = Tensors.Ones([1, 4, 3, 3]);
         var e = Assert.Throws<TorchException>(() => Functional.GroupNorm(x, 3));
         TestUtil.AssertCleanMessage(e, "group_norm");
         e = Assert.Throws<TorchException>(() => Functional.LayerNorm(x, [5]));
         TestUtil.AssertCleanMessage(e, "layer_norm");
         e = Assert.Throws<TorchException>(() => Functional.Pad(x, [3, 3], PaddingMode.Reflect));
         TestUtil.AssertCleanMessage(e, "pad");
-        e = Assert.Throws<TorchException>(() => Functional.Embedding(TestUtil.F32([1]), Torch.Ones([4, 2])));
+        e = Assert.Throws<TorchException>(() => Functional.Embedding(TestUtil.F32([1]), Tensors.Ones([4, 2])));
         TestUtil.AssertCleanMessage(e, "embedding");
-        e = Assert.Throws<TorchException>(() => Functional.CrossEntropy(Torch.Ones([2, 3]), Tensor.From(new long[] { 0, 7 })));
+        e = Assert.Throws<TorchException>(() => Functional.CrossEntropy(Tensors.Ones([2, 3]), Tensor.From(new long[] { 0, 7 })));
         TestUtil.AssertCleanMessage(e, "cross_entropy");
-        e = Assert.Throws<TorchException>(() => Functional.ScaledDotProductAttention(Torch.Ones([1, 2, 4]), Torch.Ones([1, 3, 5]), Torch.Ones([1, 3, 4])));
+        e = Assert.Throws<TorchException>(() => Functional.ScaledDotProductAttention(Tensors.Ones([1, 2, 4]), Tensors.Ones([1, 3, 5]), Tensors.Ones([1, 3, 4])));
         TestUtil.AssertCleanMessage(e, "scaled_dot_product_attention");
-        e = Assert.Throws<TorchException>(() => Functional.Interpolate(Torch.Ones([2, 2]), (4, 4)));
+        e = Assert.Throws<TorchException>(() => Functional.Interpolate(Tensors.Ones([2, 2]), (4, 4)));
         TestUtil.AssertCleanMessage(e, "interpolate");
     }
 
@@ -211,7 +211,7 @@ public class ErrorTests
             using var scope = DisposeScope.Enter();
             for (int round = 0; round < 20; round++)
             {
-                var e = Assert.Throws<TorchException>(() => Torch.Ones([2, i + 2]).Reshape(2 * (i + 2) + 1));
+                var e = Assert.Throws<TorchException>(() => Tensors.Ones([2, i + 2]).Reshape(2 * (i + 2) + 1));
                 failures[i] = e.Message;
                 Assert.Contains($"input of size {2 * (i + 2)}", e.Message);
             }
@@ -223,7 +223,7 @@ public class ErrorTests
     public void TheProcessKeepsWorkingAfterManyFailures()
     {
         using var scope = DisposeScope.Enter();
-        var a = Torch.Ones([2, 3]);
+        var a = Tensors.Ones([2, 3]);
         for (int i = 0; i < 100; i++)
         {
             Assert.Throws<TorchException>(() => a.MatMul(a));

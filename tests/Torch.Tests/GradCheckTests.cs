@@ -14,7 +14,7 @@ public class GradCheckTests
     // central differences in float64 with ε = 1e-6: truncation ~ε² and rounding ~1e-16/ε ≈ 1e-10
     private const double Atol = 1e-7, Rtol = 1e-6;
 
-    private static Tensor Randn(Generator g, params long[] shape) => Torch.Randn(shape, g, DType.Float64);
+    private static Tensor Randn(Generator g, params long[] shape) => Tensors.Randn(shape, g, DType.Float64);
 
     /// <summary>Checks every element of every input of <paramref name="f"/>.</summary>
     private static void GradCheck(Func<Tensor[], Tensor> f, params Tensor[] inputs)
@@ -22,7 +22,7 @@ public class GradCheckTests
         using var scope = DisposeScope.Enter();
         Tensor weights;
         using (var g = new Generator(99))
-        using (Torch.NoGrad())
+        using (Autograd.NoGrad())
         {
             var probe = f(inputs);
             weights = Randn(g, probe.Shape);
@@ -55,7 +55,7 @@ public class GradCheckTests
     private static double Evaluate(Func<Tensor[], Tensor> f, Tensor[] inputs, double[][] data, int changed, Tensor weights)
     {
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         var args = (Tensor[])inputs.Clone();
         args[changed] = Tensor.From(data[changed], inputs[changed].Shape);
         return (f(args) * weights).Sum().Item();

@@ -36,8 +36,8 @@ public class InferenceFastPathTests
     private static (Tensor Plain, Tensor Fast) BothPaths(Conv2d conv, Tensor x)
     {
         Tensor plain;
-        using (Torch.EnableGrad()) plain = conv.Forward(x).Detach();
-        using var noGrad = Torch.NoGrad();
+        using (Autograd.EnableGrad()) plain = conv.Forward(x).Detach();
+        using var noGrad = Autograd.NoGrad();
         return (plain, conv.Forward(x));
     }
 
@@ -52,7 +52,7 @@ public class InferenceFastPathTests
         using var scope = DisposeScope.Enter();
         using var g = new Generator(3);
         using var conv = new Conv2d(64, 96, 3, stride: stride, padding: padding, dilation: dilation, groups: groups, generator: g).To(dtype);
-        var x = Torch.Randn([2, 64, 6, 6], g).To(dtype);
+        var x = Tensors.Randn([2, 64, 6, 6], g).To(dtype);
         var (plain, fast) = BothPaths(conv, x);
         AssertSameConvolution(plain, fast);
     }
@@ -63,8 +63,8 @@ public class InferenceFastPathTests
         using var scope = DisposeScope.Enter();
         using var g = new Generator(4);
         using var conv = new Conv2d(32, 48, 3, padding: 1, generator: g);
-        var x = Torch.Randn([1, 32, 5, 5], g);
-        using var noGrad = Torch.NoGrad();
+        var x = Tensors.Randn([1, 32, 5, 5], g);
+        using var noGrad = Autograd.NoGrad();
         var before = conv.Forward(x);
 
         conv.Weight.Mul_(2); // an optimiser step or an EMA copy is an in-place update like this one
@@ -88,9 +88,9 @@ public class InferenceFastPathTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(5);
-        using var inference = Torch.InferenceMode();
+        using var inference = Autograd.InferenceMode();
         using var conv = new Conv2d(16, 8, 3, padding: 1, generator: g);
-        var x = Torch.Randn([1, 16, 4, 4], g);
+        var x = Tensors.Randn([1, 16, 4, 4], g);
         var first = conv.Forward(x);
         conv.Weight.Mul_(-1); // no version counter on an inference tensor: nothing may be cached
         Assert.True(MaxAbsDiff(first.Neg() + conv.Bias!.Reshape(1, 8, 1, 1) * 2, conv.Forward(x)) < 1e-5);
@@ -102,8 +102,8 @@ public class InferenceFastPathTests
         var live = LiveTensorCount.Settled();
         using (var g = new Generator(6))
         using (var conv = new Conv2d(8, 8, 3, padding: 1, generator: g))
-        using (var x = Torch.Randn([1, 8, 4, 4], g))
-        using (Torch.NoGrad())
+        using (var x = Tensors.Randn([1, 8, 4, 4], g))
+        using (Autograd.NoGrad())
         {
             conv.Forward(x).Dispose();
             conv.Forward(x).Dispose();
@@ -128,11 +128,11 @@ public class InferenceFastPathTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(7);
-        var q = Torch.Randn([batch, heads, queries, dim], g);
-        var k = Torch.Randn([batch, heads, keys, dim], g);
-        var v = Torch.Randn([batch, heads, keys, dim], g);
+        var q = Tensors.Randn([batch, heads, queries, dim], g);
+        var k = Tensors.Randn([batch, heads, keys, dim], g);
+        var v = Tensors.Randn([batch, heads, keys, dim], g);
         Tensor reference;
-        using (Torch.EnableGrad())
+        using (Autograd.EnableGrad())
         {
             // q requiring grad keeps the autograd (unblocked) path
             using var qg = q.Clone();
@@ -140,7 +140,7 @@ public class InferenceFastPathTests
             reference = Functional.ScaledDotProductAttention(qg, k, v, scale: 0.2).Detach();
         }
         Tensor blocked;
-        using (Torch.NoGrad()) blocked = Functional.ScaledDotProductAttention(q, k, v, scale: 0.2);
+        using (Autograd.NoGrad()) blocked = Functional.ScaledDotProductAttention(q, k, v, scale: 0.2);
         Assert.Equal(reference.Shape, blocked.Shape);
         Assert.True(MaxAbsDiff(reference, blocked) < 1e-5, $"max abs diff {MaxAbsDiff(reference, blocked)}");
     }

@@ -23,8 +23,8 @@ public class LeakTests
     {
         using var g = new Generator(0);
         using var model = new Mlp(g);
-        using var x = Torch.Randn([16, 8], g);
-        using var target = Torch.Randn([16, 8], g);
+        using var x = Tensors.Randn([16, 8], g);
+        using var target = Tensors.Randn([16, 8], g);
         using var optimizer = new AdamW(model.Parameters(), 1e-2);
         using var ema = new ExponentialMovingAverage(model, decay: 0.99);
         var scheduler = new LRScheduler(optimizer, LearningRateSchedule.CosineWithWarmup(100, 3000));
@@ -76,7 +76,7 @@ public class LeakTests
             var adam = new Adam(layer.Parameters());
             var sgd = new SGD(layer.Parameters(), 0.1, momentum: 0.9);
             var ema = new ExponentialMovingAverage(layer);
-            using (DisposeScope.Enter()) layer.Forward(Torch.Ones([2, 4])).Sum().Backward();
+            using (DisposeScope.Enter()) layer.Forward(Tensors.Ones([2, 4])).Sum().Backward();
             adam.Step();
             sgd.Step();
             ema.Update();

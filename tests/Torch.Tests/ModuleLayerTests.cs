@@ -10,8 +10,8 @@ public class ModuleLayerTests
     {
         using var scope = DisposeScope.Enter();
         var g = new Generator(11);
-        var x2 = Torch.Randn([2, 6], g);
-        var x4 = Torch.Randn([2, 4, 5, 7], g);
+        var x2 = Tensors.Randn([2, 6], g);
+        var x4 = Tensors.Randn([2, 4, 5, 7], g);
 
         using var linear = new Linear(6, 3, generator: g);
         Assert.True(linear.Forward(x2).Equal(Functional.Linear(x2, linear.Weight, linear.Bias)));
@@ -65,7 +65,7 @@ public class ModuleLayerTests
     {
         using var scope = DisposeScope.Enter();
         using var seq = new Sequential(new Linear(4, 8, generator: new Generator(1)), new SiLU(), new Linear(8, 2, generator: new Generator(2)));
-        var x = Torch.Randn([3, 4], new Generator(3));
+        var x = Tensors.Randn([3, 4], new Generator(3));
         var expected = ((Linear)seq[2]).Forward(((Linear)seq[0]).Forward(x).Silu());
         var before = scope.Count;
         var y = seq.Forward(x);
@@ -147,8 +147,8 @@ public class ModuleLayerTests
         }
         Assert.False(Init.IsSkipping);
         using var fresh = new Generator(21);
-        using var a = Torch.Rand([8], g);
-        using var b = Torch.Rand([8], fresh);
+        using var a = Tensors.Rand([8], g);
+        using var b = Tensors.Rand([8], fresh);
         Assert.True(a.Equal(b));
     }
 }

@@ -43,9 +43,9 @@ public class ModuleStateDictTests
         {
             state.Remove("up.bias", out var removed);
             removed!.Dispose();
-            state["extra.weight"] = Torch.Zeros([1]);
+            state["extra.weight"] = Tensors.Zeros([1]);
             state["norm_out.weight"].Dispose();
-            state["norm_out.weight"] = Torch.Ones([5]);
+            state["norm_out.weight"] = Tensors.Ones([5]);
 
             var e = Assert.Throws<StateDictException>(() => m.LoadStateDict(state));
             Assert.Contains("up.bias", e.Message);
@@ -69,7 +69,7 @@ public class ModuleStateDictTests
         {
             state.Remove("up.bias", out var removed);
             removed!.Dispose();
-            state["extra.weight"] = Torch.Zeros([1]);
+            state["extra.weight"] = Tensors.Zeros([1]);
 
             var result = m.LoadStateDict(state, strict: false);
 
@@ -91,7 +91,7 @@ public class ModuleStateDictTests
         try
         {
             state["embed.weight"].Dispose();
-            state["embed.weight"] = Torch.Zeros([11, 8]);
+            state["embed.weight"] = Tensors.Zeros([11, 8]);
             var e = Assert.Throws<StateDictException>(() => m.LoadStateDict(state, strict: false));
             Assert.Contains("embed.weight (expected [10, 8], got [11, 8])", e.Message);
             Assert.Empty(e.Result.Missing);
@@ -114,8 +114,8 @@ public class ModuleStateDictTests
     public void Float16ValuesLoadIntoFloat32Parameters()
     {
         using var layer = new Linear(4, 3);
-        using var w = Torch.Randn([3, 4], new Generator(3), DType.Float16);
-        using var b = Torch.Randn([3], new Generator(4), DType.Float16);
+        using var w = Tensors.Randn([3, 4], new Generator(3), DType.Float16);
+        using var b = Tensors.Randn([3], new Generator(4), DType.Float16);
         layer.LoadStateDict(new Dictionary<string, Tensor> { ["weight"] = w, ["bias"] = b });
         Assert.Equal(DType.Float32, layer.Weight.DType);
         using var expected = w.To(DType.Float32);
@@ -129,7 +129,7 @@ public class ModuleStateDictTests
         using var a = new Tiny();
         using var b = new Tiny();
         b.LoadStateDict(a.StateDict());
-        using var x = Torch.Randn([2, 3, 4, 4], new Generator(5));
+        using var x = Tensors.Randn([2, 3, 4, 4], new Generator(5));
         using var ya = a.conv_in.Forward(x);
         using var yb = b.conv_in.Forward(x);
         Assert.True(ya.Equal(yb));

@@ -31,8 +31,8 @@ internal sealed class ResBlock : Module
         dropout = RegisterModule("dropout", new Dropout(0.1));
         nonlinearity = RegisterModule("nonlinearity", new SiLU());
         conv2 = RegisterModule("conv2", new Conv2d(c, c, (1, 3), (1, 1), (0, 1), (1, 1), bias: false));
-        RegisterBuffer("scale", Torch.Ones([1]));
-        RegisterBuffer("cache", Torch.Zeros([2]), persistent: false);
+        RegisterBuffer("scale", Tensors.Ones([1]));
+        RegisterBuffer("cache", Tensors.Zeros([2]), persistent: false);
     }
 }
 
@@ -62,13 +62,13 @@ internal sealed class Tiny : Module
     public Tiny()
     {
         conv_in = RegisterModule("conv_in", new Conv2d(3, 4, 3, padding: 1));
-        pos = RegisterParameter("pos", Torch.Zeros([1, 4]));
+        pos = RegisterParameter("pos", Tensors.Zeros([1, 4]));
         time_embedding = RegisterModule("time_embedding", new Sequential(new Linear(8, 8), new SiLU(), new Linear(8, 8)));
         down_blocks = RegisterModule("down_blocks", new ModuleList<Down>([new Down(), new Down()]));
         up = RegisterModule("up", new ConvTranspose2d(4, 4, 2, stride: 2));
         norm_out = RegisterModule("norm_out", new LayerNorm(4));
         embed = RegisterModule("embed", new Embedding(10, 8));
-        using var ids = Torch.Arange(5);
+        using var ids = Tensors.Arange(5);
         position_ids = RegisterBuffer("position_ids", ids.Unsqueeze(0));
     }
 }
@@ -199,10 +199,10 @@ public class ModuleTests
     public void RegistrationRejectsDuplicateAndDottedNames()
     {
         using var list = new ModuleList();
-        list.RegisterParameter("w", Torch.Zeros([1]));
-        Assert.Throws<ArgumentException>(() => list.RegisterBuffer("w", Torch.Zeros([1])));
+        list.RegisterParameter("w", Tensors.Zeros([1]));
+        Assert.Throws<ArgumentException>(() => list.RegisterBuffer("w", Tensors.Zeros([1])));
         Assert.Throws<ArgumentException>(() => list.RegisterModule("a.b", new SiLU()));
-        Assert.Throws<ArgumentException>(() => list.RegisterParameter("", Torch.Zeros([1])));
+        Assert.Throws<ArgumentException>(() => list.RegisterParameter("", Tensors.Zeros([1])));
     }
 
     [Fact]
@@ -213,7 +213,7 @@ public class ModuleTests
         Tensor custom;
         using (var scope = DisposeScope.Enter())
         {
-            var source = Torch.Ones([2]).RequiresGrad_();
+            var source = Tensors.Ones([2]).RequiresGrad_();
             var product = source * 2;
             var count = scope.Count;
             layer = holder.RegisterModule("layer", new Linear(3, 2));
@@ -226,7 +226,7 @@ public class ModuleTests
         Assert.False(custom.IsDisposed);
         Assert.Equal([2f, 2f], custom.ToArray<float>());
         using (DisposeScope.Enter())
-            Assert.Equal([1L, 2], layer.Forward(Torch.Ones([1, 3]) * custom.Sum()).Shape);
+            Assert.Equal([1L, 2], layer.Forward(Tensors.Ones([1, 3]) * custom.Sum()).Shape);
         holder.Dispose();
         Assert.True(layer.Weight.IsDisposed);
         Assert.True(custom.IsDisposed);
@@ -241,7 +241,7 @@ public class ModuleTests
         Assert.All(m.NamedModules(), x => Assert.False(x.Module.IsTraining));
 
         var dropout = m.down_blocks[0].resnets[1].dropout;
-        using var ones = Torch.Ones([1000]);
+        using var ones = Tensors.Ones([1000]);
         using (var y = dropout.Forward(ones)) Assert.True(y.Equal(ones));
 
         m.Train();
@@ -272,7 +272,7 @@ public class ModuleTests
         Assert.Equal(DType.Float64, m.StateDict()["down_blocks.0.resnets.0.scale"].DType);
         Assert.Equal(optimizerView, m.Parameters());
 
-        using var x = Torch.Ones([1, 3, 4, 4], DType.Float64);
+        using var x = Tensors.Ones([1, 3, 4, 4], DType.Float64);
         using var y = m.conv_in.Forward(x);
         using var loss = y.Sum();
         loss.Backward();
@@ -286,7 +286,7 @@ public class ModuleTests
     {
         using var layer = new Linear(3, 2);
         using (var scope = DisposeScope.Enter())
-            layer.Forward(Torch.Ones([4, 3])).Sum().Backward();
+            layer.Forward(Tensors.Ones([4, 3])).Sum().Backward();
         Assert.All(layer.Parameters(), p => Assert.True(HasGrad(p)));
         layer.ZeroGrad();
         Assert.All(layer.Parameters(), p => Assert.False(HasGrad(p)));

@@ -18,10 +18,10 @@ public class OpsCreationTests
     {
         using var scope = DisposeScope.Enter();
         long[] shape = [2, 3, 4];
-        var zeros = Torch.Zeros(shape, dtype);
-        var ones = Torch.Ones(shape, dtype);
-        var full = Torch.Full(shape, dtype == DType.Bool ? 1 : 3, dtype);
-        var empty = Torch.Empty(shape, dtype);
+        var zeros = Tensors.Zeros(shape, dtype);
+        var ones = Tensors.Ones(shape, dtype);
+        var full = Tensors.Full(shape, dtype == DType.Bool ? 1 : 3, dtype);
+        var empty = Tensors.Empty(shape, dtype);
         foreach (var t in new[] { zeros, ones, full, empty })
         {
             Assert.Equal(dtype, t.DType);
@@ -41,27 +41,27 @@ public class OpsCreationTests
     public void FullMatchesTorch()
     {
         using var scope = DisposeScope.Enter();
-        Reference.Case("full_float").AssertExact("out", Torch.Full([2, 3], 1.25));
-        Reference.Case("full_int64").AssertExact("out", Torch.Full([4], 7, DType.Int64));
+        Reference.Case("full_float").AssertExact("out", Tensors.Full([2, 3], 1.25));
+        Reference.Case("full_int64").AssertExact("out", Tensors.Full([4], 7, DType.Int64));
     }
 
     [Fact]
     public void ScalarIsZeroDimensional()
     {
         using var scope = DisposeScope.Enter();
-        var s = Torch.Scalar(2.5);
+        var s = Tensors.Scalar(2.5);
         Assert.Equal(0, s.Dim);
         Assert.Empty(s.Shape);
         Assert.Equal(1, s.NumEl);
         Assert.Equal(2.5, s.Item());
-        Assert.Equal(DType.Int64, Torch.Scalar(3, DType.Int64).DType);
+        Assert.Equal(DType.Int64, Tensors.Scalar(3, DType.Int64).DType);
     }
 
     [Fact]
     public void EmptyWithAZeroDimensionHoldsNothing()
     {
         using var scope = DisposeScope.Enter();
-        var e = Torch.Empty([3, 0, 2]);
+        var e = Tensors.Empty([3, 0, 2]);
         Assert.Equal([3L, 0, 2], e.Shape);
         Assert.Equal(0, e.NumEl);
         Assert.Empty(e.ToArray<float>());
@@ -77,14 +77,14 @@ public class OpsCreationTests
         using var scope = DisposeScope.Enter();
         var c = Reference.Case(name);
         var dtype = RefTensor.DTypeOf(c.String("dtype"));
-        c.AssertExact("out", Torch.Arange(c.Double("start"), c.Double("end"), c.Double("step"), dtype));
+        c.AssertExact("out", Tensors.Arange(c.Double("start"), c.Double("end"), c.Double("step"), dtype));
     }
 
     [Fact]
     public void ArangeWithOnlyAnEndCountsFromZeroAsInt64()
     {
         using var scope = DisposeScope.Enter();
-        Reference.Case("arange_int").AssertExact("out", Torch.Arange(7));
+        Reference.Case("arange_int").AssertExact("out", Tensors.Arange(7));
     }
 
     [Fact]
@@ -92,12 +92,12 @@ public class OpsCreationTests
     {
         using var scope = DisposeScope.Enter();
         var c = Reference.Case("linspace_7");
-        c.AssertExact("out", Torch.Linspace(c.Double("start"), c.Double("end"), c.Long("steps")));
+        c.AssertExact("out", Tensors.Linspace(c.Double("start"), c.Double("end"), c.Long("steps")));
         c = Reference.Case("linspace_1");
-        c.AssertExact("out", Torch.Linspace(c.Double("start"), c.Double("end"), c.Long("steps")));
+        c.AssertExact("out", Tensors.Linspace(c.Double("start"), c.Double("end"), c.Long("steps")));
         // libtorch fills the first half from the start and the second from the end: every value must agree
         c = Reference.Case("linspace_1000");
-        var all = Torch.Linspace(c.Double("start"), c.Double("end"), c.Long("steps"));
+        var all = Tensors.Linspace(c.Double("start"), c.Double("end"), c.Long("steps"));
         c.AssertExact("out", all.Slice(0, 0, long.MaxValue, c.Long("every")));
     }
 
@@ -105,11 +105,11 @@ public class OpsCreationTests
     public void LikeFactoriesCopyShapeAndDType()
     {
         using var scope = DisposeScope.Enter();
-        var src = Torch.Ones([2, 5], DType.Float16);
-        var zl = Torch.ZerosLike(src);
-        var ol = Torch.OnesLike(src);
-        var fl = Torch.FullLike(src, -2);
-        var el = Torch.EmptyLike(src);
+        var src = Tensors.Ones([2, 5], DType.Float16);
+        var zl = Tensors.ZerosLike(src);
+        var ol = Tensors.OnesLike(src);
+        var fl = Tensors.FullLike(src, -2);
+        var el = Tensors.EmptyLike(src);
         foreach (var t in new[] { zl, ol, fl, el })
         {
             Assert.Equal(DType.Float16, t.DType);
@@ -124,7 +124,7 @@ public class OpsCreationTests
     public void FillZeroAndCopyWriteInPlace()
     {
         using var scope = DisposeScope.Enter();
-        var t = Torch.Zeros([2, 2]);
+        var t = Tensors.Zeros([2, 2]);
         Assert.Same(t, t.Fill_(4.5));
         TestUtil.AssertExact(t, [4.5, 4.5, 4.5, 4.5], [2, 2]);
         t.Zero_();
@@ -144,10 +144,10 @@ public class ArangeInferenceTests
     [Fact]
     public void ArangeInfersFloatForFractionalBoundsLikeTorch()
     {
-        using var f = Torch.Arange(0, 1, 0.25);
+        using var f = Tensors.Arange(0, 1, 0.25);
         Assert.Equal(DType.Float32, f.DType);
         Assert.Equal([0f, 0.25f, 0.5f, 0.75f], f.ToArray<float>());
-        using var i = Torch.Arange(5);
+        using var i = Tensors.Arange(5);
         Assert.Equal(DType.Int64, i.DType);
     }
 }

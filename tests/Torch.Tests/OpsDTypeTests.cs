@@ -121,15 +121,15 @@ public class OpsDTypeTests
     public void ItemReadsOneElementOfAnyDType()
     {
         using var scope = DisposeScope.Enter();
-        Assert.Equal(2.5f, Torch.Scalar(2.5).ItemFloat());
-        Assert.Equal(-7.0, Torch.Full([1], -7, DType.Int64).Item());
+        Assert.Equal(2.5f, Tensors.Scalar(2.5).ItemFloat());
+        Assert.Equal(-7.0, Tensors.Full([1], -7, DType.Int64).Item());
         Assert.Equal(1L << 40, Tensor.From(new[] { 1L << 40 }).ItemInt64());
-        Assert.Equal(1.0, Torch.Ones([1, 1], DType.Bool).Item());
-        Assert.Equal(0.0, Torch.Zeros([], DType.Bool).Item());
-        Assert.Equal(0.0999755859375, Torch.Full([], 0.1, DType.Float16).Item());
-        Assert.Equal(0.10009765625, Torch.Full([], 0.1, DType.BFloat16).Item());
-        Assert.Equal(255, Torch.Full([1], 255, DType.UInt8).ItemInt64());
-        Assert.Equal(3, Torch.Full([], 3.9, DType.Float32).To(DType.Int32).ItemInt64());
+        Assert.Equal(1.0, Tensors.Ones([1, 1], DType.Bool).Item());
+        Assert.Equal(0.0, Tensors.Zeros([], DType.Bool).Item());
+        Assert.Equal(0.0999755859375, Tensors.Full([], 0.1, DType.Float16).Item());
+        Assert.Equal(0.10009765625, Tensors.Full([], 0.1, DType.BFloat16).Item());
+        Assert.Equal(255, Tensors.Full([1], 255, DType.UInt8).ItemInt64());
+        Assert.Equal(3, Tensors.Full([], 3.9, DType.Float32).To(DType.Int32).ItemInt64());
     }
 
     [Fact]

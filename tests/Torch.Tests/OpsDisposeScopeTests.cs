@@ -25,7 +25,7 @@ public class OpsDisposeScopeTests
         Tensor a, b;
         using (var scope = DisposeScope.Enter())
         {
-            a = Torch.Ones([3, 3]);
+            a = Tensors.Ones([3, 3]);
             b = (a * 2.0).MatMul(a).Sum(0);
             var parts = a.Chunk(3);
             Assert.Equal(3, parts.Length);
@@ -46,7 +46,7 @@ public class OpsDisposeScopeTests
         {
             using (var inner = DisposeScope.Enter())
             {
-                var x = Torch.Randn([4]);
+                var x = Tensors.Randn([4]);
                 kept = inner.Keep(x.Exp() + 1.0);
                 Assert.Equal(before + 3, Tensor.LiveCount);
             }
@@ -68,7 +68,7 @@ public class OpsDisposeScopeTests
             IReadOnlyList<Tensor> parts;
             using (var inner = DisposeScope.Enter())
             {
-                var x = Torch.Arange(0, 6, 1, DType.Float32);
+                var x = Tensors.Arange(0, 6, 1, DType.Float32);
                 parts = inner.Keep(x.Chunk(3));
             }
             Assert.Equal(3, outer.Count);
@@ -86,7 +86,7 @@ public class OpsDisposeScopeTests
         Tensor kept;
         using (var scope = DisposeScope.Enter())
         {
-            kept = scope.Keep(Torch.Zeros([2]));
+            kept = scope.Keep(Tensors.Zeros([2]));
             Assert.Equal(0, scope.Count);
         }
         Assert.False(kept.IsDisposed);
@@ -102,7 +102,7 @@ public class OpsDisposeScopeTests
         Tensor v, i;
         using (var outer = DisposeScope.Enter())
         {
-            var a = Torch.Ones([2]);
+            var a = Tensors.Ones([2]);
             using (var inner = DisposeScope.Enter())
             {
                 Assert.Same(inner, DisposeScope.Current);
@@ -130,12 +130,12 @@ public class OpsDisposeScopeTests
         long before = Settled();
         using (var scope = DisposeScope.Enter())
         {
-            var t = Torch.Ones([5]);
+            var t = Tensors.Ones([5]);
             t.Dispose();
             t.Dispose(); // twice is harmless
             Assert.Equal(0, scope.Count);
             Assert.Equal(before, Tensor.LiveCount);
-            var u = Torch.Ones([5]).DetachFromDisposeScope();
+            var u = Tensors.Ones([5]).DetachFromDisposeScope();
             Assert.Equal(0, scope.Count);
             scope.Dispose();
             Assert.False(u.IsDisposed);
@@ -149,7 +149,7 @@ public class OpsDisposeScopeTests
     {
         long before = Settled();
         using var g = new Generator(0);
-        var x = Torch.Randn([8, 8], g).DetachFromDisposeScope();
+        var x = Tensors.Randn([8, 8], g).DetachFromDisposeScope();
         for (int step = 0; step < 200; step++)
         {
             using var scope = DisposeScope.Enter();
@@ -170,7 +170,7 @@ public class OpsDisposeScopeTests
         long before = Settled();
         using (var scope = DisposeScope.Enter())
         {
-            var a = Torch.Ones([2, 3]);
+            var a = Tensors.Ones([2, 3]);
             for (int i = 0; i < 10; i++)
                 Assert.Throws<TorchException>(() => a.MatMul(a));
             Assert.Equal(before + 1, Tensor.LiveCount);
@@ -184,7 +184,7 @@ public class OpsDisposeScopeTests
         long before = Settled();
         using (var scope = DisposeScope.Enter())
         {
-            var x = Torch.Ones([3]).RequiresGrad_();
+            var x = Tensors.Ones([3]).RequiresGrad_();
             (x * 2.0).Sum().Backward();
             var g1 = x.Grad!;
             var alias = x.Alias();
@@ -201,22 +201,22 @@ public class ThreadSettingTests
     [Fact]
     public void ThreadCountStaysAsSetWhileFurtherNativeFunctionsAreBound()
     {
-        var original = Torch.Threads;
+        var original = TorchRuntime.Threads;
         try
         {
-            Torch.Threads = 1;
+            TorchRuntime.Threads = 1;
             // Functions bound for the first time after the setting must not bring the default back.
-            using var x = Torch.Arange(0, 12, 1, DType.Float32).Reshape(3, 4);
+            using var x = Tensors.Arange(0, 12, 1, DType.Float32).Reshape(3, 4);
             using var rolled = x.Roll(1, 0);
             using var nz = x.Nonzero();
             var (values, indices) = x.TopK(2);
             values.Dispose();
             indices.Dispose();
-            Assert.Equal(1, Torch.Threads);
+            Assert.Equal(1, TorchRuntime.Threads);
         }
         finally
         {
-            Torch.Threads = original;
+            TorchRuntime.Threads = original;
         }
     }
 }

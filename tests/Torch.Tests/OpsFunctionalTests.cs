@@ -136,7 +136,7 @@ public class OpsFunctionalTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(1);
-        var x = Torch.Randn([4, 8], g);
+        var x = Tensors.Randn([4, 8], g);
         var expected = TestUtil.ToDoubles(x);
         TestUtil.AssertExact(Functional.Dropout(x, 0, training: true), expected, [4, 8]);
         TestUtil.AssertExact(Functional.Dropout(x, 0.5, training: false), expected, [4, 8]);
@@ -147,7 +147,7 @@ public class OpsFunctionalTests
     public void DropoutWithPOneZeroesEverything()
     {
         using var scope = DisposeScope.Enter();
-        var x = Torch.Ones([3, 5]);
+        var x = Tensors.Ones([3, 5]);
         TestUtil.AssertExact(Functional.Dropout(x, 1, training: true), new double[15], [3, 5]);
     }
 
@@ -159,7 +159,7 @@ public class OpsFunctionalTests
     {
         using var scope = DisposeScope.Enter();
         const int n = 20000;
-        var y = TestUtil.ToDoubles(Functional.Dropout(Torch.Ones([n]), p, training: true));
+        var y = TestUtil.ToDoubles(Functional.Dropout(Tensors.Ones([n]), p, training: true));
         double scale = 1 / (1 - p);
         int kept = 0;
         foreach (var v in y)
@@ -177,7 +177,7 @@ public class OpsFunctionalTests
     public void DropoutRejectsAProbabilityOutsideZeroToOne()
     {
         using var scope = DisposeScope.Enter();
-        var x = Torch.Ones([2]);
+        var x = Tensors.Ones([2]);
         Assert.Throws<ArgumentOutOfRangeException>(() => Functional.Dropout(x, 1.5));
         Assert.Throws<ArgumentOutOfRangeException>(() => Functional.Dropout(x, -0.1));
     }

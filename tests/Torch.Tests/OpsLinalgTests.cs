@@ -36,7 +36,7 @@ public class OpsLinalgTests
     public void BmmNeedsThreeDimensions()
     {
         using var scope = DisposeScope.Enter();
-        var e = Assert.Throws<TorchException>(() => Torch.Ones([2, 3]).Bmm(Torch.Ones([3, 2])));
+        var e = Assert.Throws<TorchException>(() => Tensors.Ones([2, 3]).Bmm(Tensors.Ones([3, 2])));
         TestUtil.AssertCleanMessage(e, "bmm");
         Assert.Contains("3D", e.Message);
     }

@@ -236,7 +236,7 @@ public class IntegerScalarTests
     [Fact]
     public void WholeScalarsKeepIntegerTensorsIntegral()
     {
-        using var counter = Torch.Zeros([1], DType.Int64);
+        using var counter = Tensors.Zeros([1], DType.Int64);
         counter.Add_(1).Add_(2);
         Assert.Equal(DType.Int64, counter.DType);
         Assert.Equal(3L, counter.ItemInt64());

@@ -24,12 +24,12 @@ public class OpsShapeTests
     [Fact]
     public void SizeCountsNegativeDimsFromTheEndAndRefusesOthers()
     {
-        using var x = Torch.Zeros([2, 3, 5]);
+        using var x = Tensors.Zeros([2, 3, 5]);
         Assert.Equal([2L, 3, 5], new[] { x.Size(0), x.Size(1), x.Size(2) });
         Assert.Equal([5L, 3, 2], new[] { x.Size(-1), x.Size(-2), x.Size(-3) });
         Assert.Contains("out of range for a 3-d tensor", Assert.Throws<ArgumentOutOfRangeException>(() => x.Size(3)).Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => x.Size(-4));
-        using var scalar = Torch.Zeros([]);
+        using var scalar = Tensors.Zeros([]);
         Assert.Throws<ArgumentOutOfRangeException>(() => scalar.Size(0));
     }
 
@@ -77,7 +77,7 @@ public class OpsShapeTests
         var e = c.In("x").Expand(c.Longs("shape"));
         c.AssertExact("out", e);
         Assert.Equal(0, e.Strides[0]); // expand makes a view, not a copy
-        c.AssertExact("out", c.In("x").ExpandAs(Torch.Zeros([2, 3, 4])));
+        c.AssertExact("out", c.In("x").ExpandAs(Tensors.Zeros([2, 3, 4])));
         c = Reference.Case("repeat");
         c.AssertExact("out", c.In("x").Repeat(c.Longs("repeats")));
     }
@@ -107,7 +107,7 @@ public class OpsShapeTests
         c = Reference.Case("split_sizes");
         AssertParts(c, c.In("x").Split(c.Longs("sizes"), c.Long("dim")));
         // torch.chunk may return fewer chunks than asked for
-        Assert.Equal(3, Torch.Zeros([6]).Chunk(4).Length);
+        Assert.Equal(3, Tensors.Zeros([6]).Chunk(4).Length);
     }
 
     private static void AssertParts(RefCase c, Tensor[] parts)
@@ -202,7 +202,7 @@ public class OpsShapeTests
     public void ContiguousCopiesAStridedView()
     {
         using var scope = DisposeScope.Enter();
-        var x = Torch.Arange(0, 6, 1, DType.Float32).Reshape(2, 3).T();
+        var x = Tensors.Arange(0, 6, 1, DType.Float32).Reshape(2, 3).T();
         Assert.False(x.IsContiguous);
         var c = x.Contiguous();
         Assert.True(c.IsContiguous);

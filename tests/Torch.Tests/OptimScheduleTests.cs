@@ -25,7 +25,7 @@ public class OptimScheduleTests
         var schedule = Schedule(name, reference.GetProperty("warmup").GetInt64(), reference.GetProperty("total").GetInt64(),
             reference.GetProperty("cycles").GetDouble());
         var expected = OptimReference.Doubles(reference.GetProperty("lrs"));
-        using var p = Torch.Zeros([1]).RequiresGrad_();
+        using var p = Tensors.Zeros([1]).RequiresGrad_();
         using var opt = new SGD([p], 1e-3);
         var scheduler = new LRScheduler(opt, schedule);
         for (int step = 0; step < expected.Length; step++)
@@ -70,7 +70,7 @@ public class OptimScheduleTests
         var shadows = reference.GetProperty("shadows");
         for (int k = 0; k < decays.Length; k++)
         {
-            using (Torch.NoGrad())
+            using (Autograd.NoGrad())
             using (DisposeScope.Enter())
             {
                 w.CopyFrom(Tensor.From(OptimReference.Floats(parameters[k][0]), w.Shape));
@@ -91,7 +91,7 @@ public class OptimScheduleTests
         using var layer = new Linear(3, 2, generator: new Generator(1));
         using var ema = new ExponentialMovingAverage(layer, decay: 0.5);
         var initial = layer.Weight.ToArray<float>();
-        using (Torch.NoGrad()) layer.Weight.Fill_(1);
+        using (Autograd.NoGrad()) layer.Weight.Fill_(1);
         ema.Update(0.5);
         var training = layer.Weight.ToArray<float>();
 
@@ -115,13 +115,13 @@ public class OptimScheduleTests
     {
         using var layer = new Linear(3, 2, generator: new Generator(2));
         using var ema = new ExponentialMovingAverage(layer);
-        using (Torch.NoGrad()) layer.Bias!.Fill_(3);
+        using (Autograd.NoGrad()) layer.Bias!.Fill_(3);
         ema.Update();
         ema.Update();
         var saved = ema.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.Clone());
         Assert.Equal(["optimization_step", "shadow_params.0", "shadow_params.1"], saved.Keys);
 
-        using (Torch.NoGrad()) layer.Bias!.Fill_(5);
+        using (Autograd.NoGrad()) layer.Bias!.Fill_(5);
         using var restored = new ExponentialMovingAverage(layer);
         restored.LoadStateDict(saved);
         Assert.Equal(2, restored.OptimizationStep);

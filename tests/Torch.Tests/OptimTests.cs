@@ -124,8 +124,8 @@ public class OptimTests
     [Fact]
     public void AdamStateDictNamesStateLikePyTorchAndLoadingValidatesIt()
     {
-        using var w = Torch.Ones([2, 3]).RequiresGrad_();
-        using var b = Torch.Ones([2]).RequiresGrad_();
+        using var w = Tensors.Ones([2, 3]).RequiresGrad_();
+        using var b = Tensors.Ones([2]).RequiresGrad_();
         using var opt = new AdamW([w, b]);
         Assert.Empty(opt.StateDict());
         using (DisposeScope.Enter()) (w.Sum() * 2).Backward();
@@ -134,8 +134,8 @@ public class OptimTests
         Assert.Equal(["state.0.step", "state.0.exp_avg", "state.0.exp_avg_sq"], state.Keys);
         Assert.Equal(1, state["state.0.step"].ItemInt64());
 
-        using var wrongShape = Torch.Zeros([3, 2]);
-        using var step = Torch.Scalar(4, DType.Int64);
+        using var wrongShape = Tensors.Zeros([3, 2]);
+        using var step = Tensors.Scalar(4, DType.Int64);
         var e = Assert.Throws<ArgumentException>(() => opt.LoadStateDict(new Dictionary<string, Tensor>
         {
             ["state.0.step"] = step, ["state.0.exp_avg"] = wrongShape, ["state.0.exp_avg_sq"] = state["state.0.exp_avg_sq"],
@@ -154,9 +154,9 @@ public class OptimTests
     [Fact]
     public void SgdLoadsMomentumBuffersAsItsOwnCopies()
     {
-        using var w = Torch.Ones([3]).RequiresGrad_();
+        using var w = Tensors.Ones([3]).RequiresGrad_();
         using var opt = new SGD([w], 0.1, momentum: 0.9);
-        using var buffer = Torch.Full([3], 2.0, DType.Float64);
+        using var buffer = Tensors.Full([3], 2.0, DType.Float64);
         opt.LoadStateDict(new Dictionary<string, Tensor> { ["state.0.momentum_buffer"] = buffer });
         var own = opt.StateDict()["state.0.momentum_buffer"];
         Assert.NotSame(buffer, own);
@@ -198,7 +198,7 @@ public class OptimTests
     [Fact]
     public void ClipGradNormWithoutGradientsIsZero()
     {
-        using var w = Torch.Ones([2]).RequiresGrad_();
+        using var w = Tensors.Ones([2]).RequiresGrad_();
         Assert.Equal(0, GradientClipping.ClipGradNorm([w], 1.0));
     }
 }

@@ -16,7 +16,7 @@ public class RandomTests
         using var scope = DisposeScope.Enter();
         var c = Reference.Case(name);
         using var g = new Generator((ulong)c.Long("seed"));
-        c.AssertExact("out", Torch.Randn(shape, g));
+        c.AssertExact("out", Tensors.Randn(shape, g));
     }
 
     [Fact]
@@ -25,7 +25,7 @@ public class RandomTests
         using var scope = DisposeScope.Enter();
         var c = Reference.Case("randn_seed1234_float64");
         using var g = new Generator(1234);
-        c.AssertExact("out", Torch.Randn([20], g, DType.Float64));
+        c.AssertExact("out", Tensors.Randn([20], g, DType.Float64));
     }
 
     [Fact]
@@ -33,9 +33,9 @@ public class RandomTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(7);
-        Reference.Case("rand_seed7_17").AssertExact("out", Torch.Rand([17], g));
+        Reference.Case("rand_seed7_17").AssertExact("out", Tensors.Rand([17], g));
         g.ManualSeed(7);
-        Reference.Case("rand_seed7_float64_2x3").AssertExact("out", Torch.Rand([2, 3], g, DType.Float64));
+        Reference.Case("rand_seed7_float64_2x3").AssertExact("out", Tensors.Rand([2, 3], g, DType.Float64));
     }
 
     [Fact]
@@ -44,10 +44,10 @@ public class RandomTests
         using var scope = DisposeScope.Enter();
         var c = Reference.Case("randint_seed3_0_10");
         using var g = new Generator(3);
-        c.AssertExact("out", Torch.Randint(c.Long("low"), c.Long("high"), [20], g));
+        c.AssertExact("out", Tensors.Randint(c.Long("low"), c.Long("high"), [20], g));
         c = Reference.Case("randint_seed3_m5_5_int32");
         g.ManualSeed(3);
-        c.AssertExact("out", Torch.Randint(c.Long("low"), c.Long("high"), [3, 4], g, DType.Int32));
+        c.AssertExact("out", Tensors.Randint(c.Long("low"), c.Long("high"), [3, 4], g, DType.Int32));
     }
 
     [Fact]
@@ -55,13 +55,13 @@ public class RandomTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(0);
-        var template = Torch.Zeros([3, 5]);
-        Reference.Case("randn_seed0_3x5").AssertExact("out", Torch.RandnLike(template, g));
+        var template = Tensors.Zeros([3, 5]);
+        Reference.Case("randn_seed0_3x5").AssertExact("out", Tensors.RandnLike(template, g));
         g.ManualSeed(7);
-        Reference.Case("rand_seed7_float64_2x3").AssertExact("out", Torch.RandLike(Torch.Zeros([2, 3], DType.Float64), g));
+        Reference.Case("rand_seed7_float64_2x3").AssertExact("out", Tensors.RandLike(Tensors.Zeros([2, 3], DType.Float64), g));
         g.ManualSeed(3);
         var c = Reference.Case("randint_seed3_m5_5_int32");
-        c.AssertExact("out", Torch.RandintLike(Torch.Zeros([3, 4], DType.Int32), c.Long("low"), c.Long("high"), g));
+        c.AssertExact("out", Tensors.RandintLike(Tensors.Zeros([3, 4], DType.Int32), c.Long("low"), c.Long("high"), g));
     }
 
     [Theory]
@@ -72,7 +72,7 @@ public class RandomTests
         using var scope = DisposeScope.Enter();
         var c = Reference.Case(name);
         using var g = new Generator((ulong)c.Long("seed"));
-        var p = Torch.Randperm(c.Long("n"), g);
+        var p = Tensors.Randperm(c.Long("n"), g);
         c.AssertExact("out", p);
         var sorted = p.ToArray<long>().Order().ToArray();
         Assert.Equal(Enumerable.Range(0, (int)c.Long("n")).Select(i => (long)i), sorted);
@@ -84,12 +84,12 @@ public class RandomTests
         using var scope = DisposeScope.Enter();
         var c = Reference.Case("normal_seed9");
         using var g = new Generator(9);
-        var n = Torch.Empty([3, 4]);
+        var n = Tensors.Empty([3, 4]);
         Assert.Same(n, n.Normal_(c.Double("mean"), c.Double("std"), g));
         c.AssertExact("out", n);
         c = Reference.Case("uniform_seed9");
         g.ManualSeed(9);
-        c.AssertExact("out", Torch.Empty([3, 4]).Uniform_(c.Double("low"), c.Double("high"), g));
+        c.AssertExact("out", Tensors.Empty([3, 4]).Uniform_(c.Double("low"), c.Double("high"), g));
     }
 
     [Fact]
@@ -98,7 +98,7 @@ public class RandomTests
         using var scope = DisposeScope.Enter();
         var c = Reference.Case("multinomial_seed13");
         using var g = new Generator(13);
-        c.AssertExact("out", Torch.Multinomial(c.In("probs"), c.Long("n"), replacement: true, generator: g));
+        c.AssertExact("out", Tensors.Multinomial(c.In("probs"), c.Long("n"), replacement: true, generator: g));
     }
 
     [Fact]
@@ -107,9 +107,9 @@ public class RandomTests
         using var scope = DisposeScope.Enter();
         var c = Reference.Case("sequence_seed11");
         using var g = new Generator(11);
-        c.AssertExact("randn", Torch.Randn([2, 3], g));
-        c.AssertExact("rand", Torch.Rand([4], g));
-        c.AssertExact("randint", Torch.Randint(0, 100, [5], g));
+        c.AssertExact("randn", Tensors.Randn([2, 3], g));
+        c.AssertExact("rand", Tensors.Rand([4], g));
+        c.AssertExact("randint", Tensors.Randint(0, 100, [5], g));
     }
 
     [Fact]
@@ -117,11 +117,11 @@ public class RandomTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(5);
-        var first = Torch.Randn([8], g);
-        var second = Torch.Randn([8], g);
+        var first = Tensors.Randn([8], g);
+        var second = Tensors.Randn([8], g);
         Assert.False(first.Equal(second));
         g.ManualSeed(5);
-        Assert.True(first.Equal(Torch.Randn([8], g)));
+        Assert.True(first.Equal(Tensors.Randn([8], g)));
     }
 
     [Fact]
@@ -129,13 +129,13 @@ public class RandomTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(77);
-        _ = Torch.Randn([3], g);
+        _ = Tensors.Randn([3], g);
         var state = g.GetState();
         Assert.Equal(DType.UInt8, state.DType);
-        var expected = Torch.Randn([2, 9], g);
+        var expected = Tensors.Randn([2, 9], g);
         using var other = new Generator(1);
         other.SetState(state);
-        Assert.True(expected.Equal(Torch.Randn([2, 9], other)));
+        Assert.True(expected.Equal(Tensors.Randn([2, 9], other)));
     }
 
     [Fact]
@@ -144,7 +144,7 @@ public class RandomTests
         using var scope = DisposeScope.Enter();
         using var a = new Generator(1);
         using var b = new Generator(2);
-        Assert.False(Torch.Randn([16], a).Equal(Torch.Randn([16], b)));
+        Assert.False(Tensors.Randn([16], a).Equal(Tensors.Randn([16], b)));
     }
 
     [Fact]
@@ -152,13 +152,13 @@ public class RandomTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(3);
-        var u = TestUtil.ToDoubles(Torch.Rand([1000], g));
+        var u = TestUtil.ToDoubles(Tensors.Rand([1000], g));
         Assert.All(u, v => Assert.InRange(v, 0.0, 0.99999999));
         Assert.InRange(u.Average(), 0.45, 0.55);
-        var r = Torch.Randint(-3, 4, [1000], g).ToArray<long>();
+        var r = Tensors.Randint(-3, 4, [1000], g).ToArray<long>();
         Assert.All(r, v => Assert.InRange(v, -3L, 3L));
         Assert.Equal(7, r.Distinct().Count());
-        var n = TestUtil.ToDoubles(Torch.Randn([4000], g));
+        var n = TestUtil.ToDoubles(Tensors.Randn([4000], g));
         Assert.InRange(n.Average(), -0.06, 0.06);
         var sd = Math.Sqrt(n.Select(v => v * v).Average());
         Assert.InRange(sd, 0.95, 1.05);
@@ -174,9 +174,9 @@ public class RandomGlobalSeedTests
     {
         using var scope = DisposeScope.Enter();
         var c = Reference.Case("global_seed21");
-        Torch.ManualSeed((ulong)c.Long("seed"));
-        c.AssertExact("out", Torch.Randn([6]));
-        Torch.ManualSeed((ulong)c.Long("seed"));
-        c.AssertExact("out", Torch.Randn([6]));
+        TorchRuntime.ManualSeed((ulong)c.Long("seed"));
+        c.AssertExact("out", Tensors.Randn([6]));
+        TorchRuntime.ManualSeed((ulong)c.Long("seed"));
+        c.AssertExact("out", Tensors.Randn([6]));
     }
 }

@@ -20,16 +20,16 @@ public sealed class SafeTensorsTests : IDisposable
         using var g = new Generator(3);
         var source = new Dictionary<string, Tensor>
         {
-            ["f32"] = Torch.Randn([3, 4], g),
-            ["f16"] = Torch.Randn([2, 5], g).To(DType.Float16),
-            ["bf16"] = Torch.Randn([7], g).To(DType.BFloat16),
-            ["f64"] = Torch.Randn([2, 2], g, DType.Float64),
-            ["i64"] = Torch.Randint(-1000, 1000, [4, 1], g),
-            ["i32"] = Torch.Randint(-1000, 1000, [6], g, DType.Int32),
-            ["u8"] = Torch.Randint(0, 256, [2, 3, 4], g, DType.UInt8),
-            ["bool"] = Torch.Randint(0, 2, [5], g, DType.Bool),
-            ["scalar"] = Torch.Scalar(2.5),
-            ["empty"] = Torch.Zeros([0, 3]),
+            ["f32"] = Tensors.Randn([3, 4], g),
+            ["f16"] = Tensors.Randn([2, 5], g).To(DType.Float16),
+            ["bf16"] = Tensors.Randn([7], g).To(DType.BFloat16),
+            ["f64"] = Tensors.Randn([2, 2], g, DType.Float64),
+            ["i64"] = Tensors.Randint(-1000, 1000, [4, 1], g),
+            ["i32"] = Tensors.Randint(-1000, 1000, [6], g, DType.Int32),
+            ["u8"] = Tensors.Randint(0, 256, [2, 3, 4], g, DType.UInt8),
+            ["bool"] = Tensors.Randint(0, 2, [5], g, DType.Bool),
+            ["scalar"] = Tensors.Scalar(2.5),
+            ["empty"] = Tensors.Zeros([0, 3]),
         };
         var path = PathOf("all.safetensors");
         SafeTensorsFile.Save(path, source, new Dictionary<string, string> { ["format"] = "pt" });
@@ -49,7 +49,7 @@ public sealed class SafeTensorsTests : IDisposable
     [Fact]
     public void HeaderIsPaddedSoDataStartsEightByteAligned()
     {
-        using var t = Torch.Ones([3]);
+        using var t = Tensors.Ones([3]);
         var path = PathOf("aligned.safetensors");
         SafeTensorsFile.Save(path, [new("x", t)]);
         var bytes = File.ReadAllBytes(path);
@@ -74,17 +74,17 @@ public sealed class SafeTensorsTests : IDisposable
         foreach (var (name, seed, shape) in cases)
         {
             using var g = new Generator(seed);
-            Assert.True(file.Load(name).Equal(Torch.Randn(shape, g)), name);
+            Assert.True(file.Load(name).Equal(Tensors.Randn(shape, g)), name);
         }
         using var twice = new Generator(42);
-        Assert.True(file.Load("randn.seed42.two_draws.first").Equal(Torch.Randn([1, 4, 8, 8], twice)));
-        Assert.True(file.Load("randn.seed42.two_draws.second").Equal(Torch.Randn([1, 4, 8, 8], twice)));
+        Assert.True(file.Load("randn.seed42.two_draws.first").Equal(Tensors.Randn([1, 4, 8, 8], twice)));
+        Assert.True(file.Load("randn.seed42.two_draws.second").Equal(Tensors.Randn([1, 4, 8, 8], twice)));
     }
 
     [Fact]
     public void LoadConvertsDTypeOnRequest()
     {
-        using var t = Torch.Full([2], 1.5, DType.Float16);
+        using var t = Tensors.Full([2], 1.5, DType.Float16);
         var path = PathOf("half.safetensors");
         SafeTensorsFile.Save(path, [new("h", t)]);
         using var file = SafeTensorsFile.Open(path);
@@ -98,12 +98,12 @@ public sealed class SafeTensorsTests : IDisposable
     public void SaveReplacesAtomicallyAndLeavesNothingBehindWhenItFails()
     {
         var path = PathOf("model.safetensors");
-        using (var good = Torch.Ones([4])) SafeTensorsFile.Save(path, [new("w", good)]);
+        using (var good = Tensors.Ones([4])) SafeTensorsFile.Save(path, [new("w", good)]);
         var before = File.ReadAllBytes(path);
 
-        var disposed = Torch.Zeros([2]);
+        var disposed = Tensors.Zeros([2]);
         disposed.Dispose();
-        using var ok = Torch.Ones([2]);
+        using var ok = Tensors.Ones([2]);
         Assert.Throws<ObjectDisposedException>(() => SafeTensorsFile.Save(path, [new("a", ok), new("b", disposed)]));
 
         Assert.Equal(before, File.ReadAllBytes(path));
@@ -113,7 +113,7 @@ public sealed class SafeTensorsTests : IDisposable
     [Fact]
     public void MissingTensorNameIsReportedWithTheFile()
     {
-        using var t = Torch.Ones([1]);
+        using var t = Tensors.Ones([1]);
         var path = PathOf("one.safetensors");
         SafeTensorsFile.Save(path, [new("present", t)]);
         using var file = SafeTensorsFile.Open(path);
@@ -166,7 +166,7 @@ public sealed class SafeTensorsTests : IDisposable
     [Fact]
     public void TruncatedRealFileIsReported()
     {
-        using var t = Torch.Ones([64]);
+        using var t = Tensors.Ones([64]);
         var path = PathOf("full.safetensors");
         SafeTensorsFile.Save(path, [new("w", t)]);
         var bytes = File.ReadAllBytes(path);
@@ -230,7 +230,7 @@ public sealed class ModuleSafeTensorsTests
         foreach (var (name, tensor) in a.StateDict())
             Assert.Equal(tensor.ToBytes(), b.StateDict()[name].ToBytes());
 
-        using var x = Torch.Randn([2, 3, 8, 8], new Generator(5));
+        using var x = Tensors.Randn([2, 3, 8, 8], new Generator(5));
         using var ya = a.Forward(x);
         using var yb = b.Forward(x);
         Assert.True(ya.Equal(yb));

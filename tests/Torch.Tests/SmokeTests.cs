@@ -7,8 +7,8 @@ public class SmokeTests
     [Fact]
     public void MatmulOfMismatchedShapesRaisesTorchExceptionNamingTheOperation()
     {
-        using var a = Torch.Ones([2, 3]);
-        using var b = Torch.Ones([4, 5]);
+        using var a = Tensors.Ones([2, 3]);
+        using var b = Tensors.Ones([4, 5]);
         var e = Assert.Throws<TorchException>(() => a.MatMul(b));
         Assert.Equal("matmul", e.Operation);
         Assert.Contains("2x3", e.Message);
@@ -20,15 +20,15 @@ public class AbiVersionTests
 {
     [Fact]
     public void LoadedNativeLibraryHasTheManagedAbiVersion() =>
-        Assert.Equal(Torch.ManagedAbiVersion, Torch.NativeAbiVersion);
+        Assert.Equal(TorchRuntime.ManagedAbiVersion, TorchRuntime.NativeAbiVersion);
 
     [Fact]
     public void ANativeLibraryOfAnotherAbiVersionIsRefusedWithAClearMessage()
     {
-        var e = Assert.Throws<TorchException>(() => Native.LibTorch.CheckAbiVersion(Torch.ManagedAbiVersion + 1));
+        var e = Assert.Throws<TorchException>(() => Native.LibTorch.CheckAbiVersion(TorchRuntime.ManagedAbiVersion + 1));
         Assert.Equal("load", e.Operation);
-        Assert.Contains($"native library ABI version {Torch.ManagedAbiVersion + 1} does not match the managed binding's {Torch.ManagedAbiVersion}", e.Message);
+        Assert.Contains($"native library ABI version {TorchRuntime.ManagedAbiVersion + 1} does not match the managed binding's {TorchRuntime.ManagedAbiVersion}", e.Message);
         Assert.Contains("rebuild", e.Message);
-        Native.LibTorch.CheckAbiVersion(Torch.ManagedAbiVersion);
+        Native.LibTorch.CheckAbiVersion(TorchRuntime.ManagedAbiVersion);
     }
 }

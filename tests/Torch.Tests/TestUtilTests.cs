@@ -65,8 +65,8 @@ public class TestUtilTests
     {
         using var scope = DisposeScope.Enter();
         var c = Reference.Case("arange_int");
-        c.AssertExact("out", Torch.Arange(7));
-        Assert.ThrowsAny<Exception>(() => c.AssertExact("out", Torch.Arange(0, 7, 1, DType.Float32)));
-        Assert.ThrowsAny<Exception>(() => c.AssertOut("out", Torch.Arange(0, 7, 1, DType.Int32)));
+        c.AssertExact("out", Tensors.Arange(7));
+        Assert.ThrowsAny<Exception>(() => c.AssertExact("out", Tensors.Arange(0, 7, 1, DType.Float32)));
+        Assert.ThrowsAny<Exception>(() => c.AssertOut("out", Tensors.Arange(0, 7, 1, DType.Int32)));
     }
 }

@@ -78,7 +78,7 @@ public class EvalTrainingTests(FashionMnistSplits splits) : IClassFixture<Fashio
         try
         {
             // A few training-mode passes move the BatchNorm running statistics away from their initial values.
-            var images = Torch.Torch.Randn([16, 3, 32, 32], generator);
+            var images = Tensors.Randn([16, 3, 32, 32], generator);
             for (int i = 0; i < 3; i++) model.Forward(images).Dispose();
             model.Eval();
             using var expected = model.Forward(images);
@@ -147,7 +147,7 @@ public class EvalTrainingTests(FashionMnistSplits splits) : IClassFixture<Fashio
     {
         using var model = new FashionClassifier(Small);
         using var scope = DisposeScope.Enter();
-        var e = Assert.Throws<ArgumentException>(() => model.Forward(Torch.Torch.Zeros([2, 1, 28, 28])));
+        var e = Assert.Throws<ArgumentException>(() => model.Forward(Tensors.Zeros([2, 1, 28, 28])));
         Assert.Contains("[N, 1, 32, 32]", e.Message);
         var colours = LabelledImages.FromFashionColours(new FashionColours(splits.Test, train: false));
         Assert.Throws<ArgumentException>(() => ClassifierTraining.Train(colours, new ClassifierTrainingOptions { Model = Small, MaxSteps = 1 }));

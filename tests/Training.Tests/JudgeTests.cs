@@ -80,7 +80,7 @@ public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistS
         Assert.All(real.ClassHistogram.Values, n => Assert.InRange(n, 30, 95)); // about 60 of each class
 
         using var generator = new Generator(11);
-        var noise = DdpmEvaluation.Evaluate(n => Torch.Torch.Rand([n, 1, 32, 32], generator) * 2 - 1, 600, judge, batchSize: 300);
+        var noise = DdpmEvaluation.Evaluate(n => Tensors.Rand([n, 1, 32, 32], generator) * 2 - 1, 600, judge, batchSize: 300);
         // Only bags: right-looking images, wrong distribution.
         var bags = Enumerable.Range(0, test.Count).Where(i => test.Class(i) == 8).ToArray();
         var taken = 0;
@@ -111,7 +111,7 @@ public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistS
         var nchw = Judge.FromPipelineImages(nhwc);
         Assert.Equal([1L, 3, 2, 2], nchw.Shape);
         Assert.Equal(new float[] { -1, -0.5f, 1, -1, 0, 0, 1, -1, 1, 0.5f, 1, -1 }, nchw.ToArray<float>());
-        Assert.Throws<ArgumentException>(() => Judge.FromPipelineImages(Torch.Torch.Zeros([3, 32, 32])));
+        Assert.Throws<ArgumentException>(() => Judge.FromPipelineImages(Tensors.Zeros([3, 32, 32])));
     }
 
     [Fact]
@@ -179,7 +179,7 @@ public class JudgeTests(FashionMnistSplits splits) : IClassFixture<FashionMnistS
 
     private static void WarmUp(Judge judge, int channels)
     {
-        using var images = Torch.Torch.Zeros([1, channels, 32, 32]);
+        using var images = Tensors.Zeros([1, channels, 32, 32]);
         judge.Classify(images);
     }
 }

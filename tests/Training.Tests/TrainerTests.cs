@@ -180,7 +180,7 @@ public class TrainerTests
     [Fact]
     public void ACudaRecipeOnAMachineWithoutCudaIsRefusedBeforeTraining()
     {
-        if (Torch.Torch.CudaIsAvailable) return; // covered by the CUDA machines' own runs
+        if (TorchRuntime.CudaIsAvailable) return; // covered by the CUDA machines' own runs
         var dir = TestDirectory.Create();
         try
         {

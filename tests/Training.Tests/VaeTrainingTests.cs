@@ -35,18 +35,18 @@ public class VaeTrainingTests(ITestOutputHelper output)
     [Fact]
     public void PsnrOfKnownImages()
     {
-        using var zeros = Torch.Torch.Zeros([2, 3, 4, 4]);
-        using var shifted = Torch.Torch.Full([2, 3, 4, 4], 0.2);
+        using var zeros = Tensors.Zeros([2, 3, 4, 4]);
+        using var shifted = Tensors.Full([2, 3, 4, 4], 0.2);
         // 0.2 on the [−1, 1] scale is 0.1 on [0, 1]: MSE 0.01, PSNR 20 dB.
         Assert.Equal(0.01, VaeEvaluation.MeanSquaredError(zeros, shifted), 9);
         Assert.Equal(20.0, VaeEvaluation.Psnr(zeros, shifted), 6);
         Assert.Equal(double.PositiveInfinity, VaeEvaluation.Psnr(zeros, zeros));
         // Reconstructions are clamped to [−1, 1] first, as a saved image would be.
-        using var ones = Torch.Torch.Full([1, 3, 2, 2], 1.0);
-        using var over = Torch.Torch.Full([1, 3, 2, 2], 3.0);
+        using var ones = Tensors.Full([1, 3, 2, 2], 1.0);
+        using var over = Tensors.Full([1, 3, 2, 2], 3.0);
         Assert.Equal(double.PositiveInfinity, VaeEvaluation.Psnr(ones, over));
         Assert.Equal(40.0, VaeEvaluation.PsnrOf(1e-4), 9);
-        using var wrong = Torch.Torch.Zeros([1, 3, 4, 4]);
+        using var wrong = Tensors.Zeros([1, 3, 4, 4]);
         Assert.Throws<ArgumentException>(() => VaeEvaluation.Psnr(zeros, wrong));
     }
 

@@ -96,8 +96,8 @@ public static class ModelBenchmark
         {
             UNet2DConditionModel model;
             using (Init.SkipInitialization()) model = new UNet2DConditionModel(config);
-            var latents = Torch.Torch.Randn([batch, config.InChannels, latent, latent], generator);
-            var text = Torch.Torch.Randn([batch, tokens, crossDim], generator);
+            var latents = Tensors.Randn([batch, config.InChannels, latent, latent], generator);
+            var text = Tensors.Randn([batch, tokens, crossDim], generator);
             return new BenchTarget(model, [latents, text], (m, x) => ((UNet2DConditionModel)m).Forward(x[0], 500, x[1]),
                 FlopCounter.UNet2DCondition(config, batch, latent, latent, tokens),
                 $"latents [{batch}, {config.InChannels}, {latent}, {latent}] ({size}×{size} px), text [{batch}, {tokens}, {crossDim}], t = 500");
@@ -117,7 +117,7 @@ public static class ModelBenchmark
             using (Init.SkipInitialization()) model = new AutoencoderKL(config);
             model.UseTiling = tiling;
             model.UseSlicing = slicing;
-            var latents = Torch.Torch.Randn([batch, config.LatentChannels, latentSize, latentSize], generator);
+            var latents = Tensors.Randn([batch, config.LatentChannels, latentSize, latentSize], generator);
             var pixels = latentSize * config.DownscaleFactor;
             return new BenchTarget(model, [latents], (m, x) => ((AutoencoderKL)m).Decode(x[0]),
                 FlopCounter.VaeDecode(config, batch, latentSize, latentSize),
@@ -134,7 +134,7 @@ public static class ModelBenchmark
         {
             ClipTextModel model;
             using (Init.SkipInitialization()) model = new ClipTextModel(config);
-            var ids = Torch.Torch.Randint(0, config.VocabSize, [batch, tokens], generator);
+            var ids = Tensors.Randint(0, config.VocabSize, [batch, tokens], generator);
             return new BenchTarget(model, [ids], (m, x) =>
             {
                 var output = ((ClipTextModel)m).Forward(x[0]);
@@ -151,7 +151,7 @@ public static class ModelBenchmark
         if (dtype is not (DType.Float32 or DType.BFloat16)) throw new ArgumentException($"unsupported dtype {dtype} (use f32 or bf16)");
         // Built and converted outside inference mode, as a pipeline loads its models: inference tensors
         // have no version counter, so weights made in inference mode are never prepacked (Conv2d).
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var generator = new Generator(WeightSeed);
         using var target = build(generator);
         foreach (var p in target.Model.Parameters()) p.Normal_(0, 0.02, generator);
@@ -192,13 +192,13 @@ public static class ModelBenchmark
             Gflop: Math.Round(target.Flops / 1e9, 4),
             Gflops: Math.Round(target.Flops / 1e9 / seconds, 2),
             PeakRssMb: Math.Round(PeakRssBytes() / 1048576.0, 1),
-            CudaMemoryUsedMb: device.Type == DeviceType.Cpu ? null : Math.Round(Torch.Torch.CudaMemory(device.Index).Used / 1048576.0, 1),
+            CudaMemoryUsedMb: device.Type == DeviceType.Cpu ? null : Math.Round(TorchRuntime.CudaMemory(device.Index).Used / 1048576.0, 1),
             F32Seconds: f32Seconds is { } f ? Math.Round(f, 4) : null,
             ParityMaxAbsDiff: parity,
             OutputMaxAbs: outputMax,
             Repeat: repeat,
-            Threads: Torch.Torch.Threads,
-            Libtorch: Torch.Torch.LibTorchVersion,
+            Threads: TorchRuntime.Threads,
+            Libtorch: TorchRuntime.LibTorchVersion,
             FlopMethod: FlopMethod);
     }
 
@@ -208,7 +208,7 @@ public static class ModelBenchmark
     private static Tensor Time(BenchTarget target, int repeat, CancellationToken cancellationToken, out double medianSeconds)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        using var inference = Torch.Torch.InferenceMode();
+        using var inference = Autograd.InferenceMode();
         target.Run().Dispose(); // warm-up
         var samples = new double[repeat];
         Tensor? last = null;
@@ -218,7 +218,7 @@ public static class ModelBenchmark
             last?.Dispose();
             var watch = Stopwatch.StartNew();
             last = target.Run();
-            if (last.Device.Type != DeviceType.Cpu) Torch.Torch.CudaSynchronize(last.Device.Index);
+            if (last.Device.Type != DeviceType.Cpu) TorchRuntime.CudaSynchronize(last.Device.Index);
             samples[i] = watch.Elapsed.TotalSeconds;
         }
         medianSeconds = OpsBenchmark.Median(samples);

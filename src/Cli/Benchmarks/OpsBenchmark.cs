@@ -46,10 +46,10 @@ public static class OpsBenchmark
             OpOverheadUs: Math.Round(overhead, 3),
             MatmulGflops: Math.Round(matmul, 2),
             ConvGflops: Math.Round(conv, 2),
-            Threads: Torch.Torch.Threads,
-            Blas: Torch.Torch.Blas,
-            Libtorch: Torch.Torch.LibTorchVersion,
-            OmpWaitPolicy: Torch.Torch.OmpWaitPolicy,
+            Threads: TorchRuntime.Threads,
+            Blas: TorchRuntime.Blas,
+            Libtorch: TorchRuntime.LibTorchVersion,
+            OmpWaitPolicy: TorchRuntime.OmpWaitPolicy,
             Repeat: repeat,
             Implementation: "LatentDiffusion.NET");
         var leaked = Tensor.LiveCount - liveBefore;
@@ -87,8 +87,8 @@ public static class OpsBenchmark
     {
         const long n = MatmulSize;
         using var generator = new Generator(0);
-        using var a = Torch.Torch.Randn([n, n], generator);
-        using var b = Torch.Torch.Randn([n, n], generator);
+        using var a = Tensors.Randn([n, n], generator);
+        using var b = Tensors.Randn([n, n], generator);
         var seconds = TimeRuns(repeat, threads, () => a.MatMul(b), cancellationToken);
         return 2.0 * n * n * n / seconds / 1e9;
     }
@@ -100,9 +100,9 @@ public static class OpsBenchmark
         var shape = ConvInputShape;
         long batch = shape[0], channelsIn = shape[1], height = shape[2], width = shape[3];
         using var generator = new Generator(0);
-        using var input = Torch.Torch.Randn(shape, generator);
-        using var weight = Torch.Torch.Randn([ConvChannelsOut, channelsIn, 3, 3], generator);
-        using var bias = Torch.Torch.Randn([ConvChannelsOut], generator);
+        using var input = Tensors.Randn(shape, generator);
+        using var weight = Tensors.Randn([ConvChannelsOut, channelsIn, 3, 3], generator);
+        using var bias = Tensors.Randn([ConvChannelsOut], generator);
         var seconds = TimeRuns(repeat, threads, () => Functional.Conv2d(input, weight, bias, padding: 1), cancellationToken);
         return 2.0 * batch * ConvChannelsOut * height * width * channelsIn * 9 / seconds / 1e9;
     }
@@ -134,10 +134,10 @@ public static class OpsBenchmark
     private static void ApplyThreads(int threads)
     {
         if (threads <= 0) return;
-        _ = Torch.Torch.Threads; // binds the getter's entry point too
-        Torch.Torch.Threads = threads;
-        if (Torch.Torch.Threads != threads)
-            throw new InvalidOperationException($"libtorch kept {Torch.Torch.Threads} threads after being set to {threads}");
+        _ = TorchRuntime.Threads; // binds the getter's entry point too
+        TorchRuntime.Threads = threads;
+        if (TorchRuntime.Threads != threads)
+            throw new InvalidOperationException($"libtorch kept {TorchRuntime.Threads} threads after being set to {threads}");
     }
 
     public static double Median(IReadOnlyList<double> values)

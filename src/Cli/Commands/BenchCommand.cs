@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LatentDiffusion.Cli.Benchmarks;
+using LatentDiffusion.Torch;
 using Spectre.Console;
 
 namespace LatentDiffusion.Cli.Commands;
@@ -52,7 +53,7 @@ internal static class BenchCommand
                 return 0;
             }
 
-            if (Torch.Torch.IsReferenceBlas) context.Warn(InfoCommand.ReferenceBlasWarning);
+            if (TorchRuntime.IsReferenceBlas) context.Warn(InfoCommand.ReferenceBlasWarning);
             var result = OpsBenchmark.Run(n, threadCount, cancellationToken);
             if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(result));
             else PrintResult(context, result);

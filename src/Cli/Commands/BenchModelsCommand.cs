@@ -77,8 +77,8 @@ internal static class BenchModelsCommand
         public Device Device(ParseResult parsed)
         {
             var device = Torch.Device.Parse(parsed.GetValue(DeviceOption)!);
-            if (device.Type == DeviceType.Cuda && (!Torch.Torch.CudaIsAvailable || device.Index >= Torch.Torch.CudaDeviceCount))
-                throw new ArgumentException($"--device {device}: no such CUDA device (cuda devices: {(Torch.Torch.CudaIsAvailable ? Torch.Torch.CudaDeviceCount : 0)})");
+            if (device.Type == DeviceType.Cuda && (!TorchRuntime.CudaIsAvailable || device.Index >= TorchRuntime.CudaDeviceCount))
+                throw new ArgumentException($"--device {device}: no such CUDA device (cuda devices: {(TorchRuntime.CudaIsAvailable ? TorchRuntime.CudaDeviceCount : 0)})");
             return device;
         }
     }
@@ -93,8 +93,8 @@ internal static class BenchModelsCommand
         var run = configure(command, config, common);
         command.SetAction((parsed, cancellationToken) =>
         {
-            if (parsed.GetValue(common.Threads) is > 0 and var threads) Torch.Torch.Threads = threads;
-            if (Torch.Torch.IsReferenceBlas) context.Warn(InfoCommand.ReferenceBlasWarning);
+            if (parsed.GetValue(common.Threads) is > 0 and var threads) TorchRuntime.Threads = threads;
+            if (TorchRuntime.IsReferenceBlas) context.Warn(InfoCommand.ReferenceBlasWarning);
             var result = run(parsed, cancellationToken);
             if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(result));
             else Print(context, result);

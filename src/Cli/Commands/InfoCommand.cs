@@ -87,24 +87,24 @@ public sealed record RuntimeInfo(
 {
     public static RuntimeInfo Collect()
     {
-        var cudaCount = Torch.Torch.CudaIsAvailable ? Torch.Torch.CudaDeviceCount : 0;
+        var cudaCount = TorchRuntime.CudaIsAvailable ? TorchRuntime.CudaDeviceCount : 0;
         var devices = new List<string> { "cpu" };
         for (var i = 0; i < cudaCount; i++) devices.Add($"cuda:{i}");
         var warnings = new List<string>();
-        if (Torch.Torch.IsReferenceBlas) warnings.Add(Commands.InfoCommand.ReferenceBlasWarning);
+        if (TorchRuntime.IsReferenceBlas) warnings.Add(Commands.InfoCommand.ReferenceBlasWarning);
 
         return new RuntimeInfo(
             Version: CliApp.Version,
-            Libtorch: Torch.Torch.LibTorchVersion,
-            NativeAbiVersion: Torch.Torch.NativeAbiVersion,
-            ManagedAbiVersion: Torch.Torch.ManagedAbiVersion,
+            Libtorch: TorchRuntime.LibTorchVersion,
+            NativeAbiVersion: TorchRuntime.NativeAbiVersion,
+            ManagedAbiVersion: TorchRuntime.ManagedAbiVersion,
             Devices: devices,
             CudaDeviceCount: cudaCount,
-            Threads: Torch.Torch.Threads,
-            Blas: Torch.Torch.Blas,
-            ReferenceBlas: Torch.Torch.IsReferenceBlas,
-            OmpWaitPolicy: Torch.Torch.OmpWaitPolicy,
-            FusedAttention: Torch.Torch.HasFusedAttention,
+            Threads: TorchRuntime.Threads,
+            Blas: TorchRuntime.Blas,
+            ReferenceBlas: TorchRuntime.IsReferenceBlas,
+            OmpWaitPolicy: TorchRuntime.OmpWaitPolicy,
+            FusedAttention: TorchRuntime.HasFusedAttention,
             Dotnet: RuntimeInformation.FrameworkDescription,
             Os: RuntimeInformation.OSDescription,
             Arch: RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant(),

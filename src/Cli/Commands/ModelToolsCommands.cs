@@ -97,7 +97,7 @@ internal static class ModelToolsCommands
             var factor = vae.Config.DownscaleFactor;
             var sized = input.Width % factor == 0 && input.Height % factor == 0 ? input : input.CenterCrop(input.Width / factor * factor, input.Height / factor * factor);
             RgbImage decoded;
-            using (Torch.Torch.InferenceMode())
+            using (Autograd.InferenceMode())
             using (var scope = DisposeScope.Enter())
             {
                 using var posterior = vae.Encode(sized.ToTensor());

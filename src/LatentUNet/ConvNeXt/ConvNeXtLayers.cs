@@ -25,7 +25,7 @@ public sealed class SinusoidalPositionEmbedding : Module<Tensor, Tensor>
         using var scope = DisposeScope.Enter();
         int half = Dim / 2;
         var scale = Math.Log(Theta) / (half - 1);
-        var frequencies = (Torch.Torch.Arange(half, DType.Float32, timesteps.Device) * -scale).Exp();
+        var frequencies = (Tensors.Arange(half, DType.Float32, timesteps.Device) * -scale).Exp();
         var t = timesteps.Dim == 0 ? timesteps.Reshape(1) : timesteps;
         var arguments = t.To(DType.Float32).Unsqueeze(1) * frequencies.Unsqueeze(0);
         return scope.Keep(Tensor.Cat([arguments.Sin(), arguments.Cos()], -1));

@@ -3,7 +3,7 @@ using LatentDiffusion.Torch;
 namespace LatentDiffusion.Pipeline.Noise;
 
 /// <summary>
-/// Noise drawn with <c>Torch.Randn</c> from a libtorch <see cref="Generator"/>, the way diffusers'
+/// Noise drawn with <c>Tensors.Randn</c> from a libtorch <see cref="Generator"/>, the way diffusers'
 /// <c>randn_tensor</c> draws it: on the generator's device in the requested dtype, then moved to the
 /// target device. With a CPU generator seeded s, the draws equal
 /// <c>torch.randn(shape, generator=torch.Generator().manual_seed(s))</c> in the same order.
@@ -44,12 +44,12 @@ public sealed class GeneratorNoise : INoiseSource, IDisposable
         if (drawDevice.Type == DeviceType.Cpu && dtype is DType.Float16 or DType.BFloat16)
         {
             using var scope = DisposeScope.Enter();
-            var full = Torch.Torch.Randn(shape, generator, DType.Float32, drawDevice);
+            var full = Tensors.Randn(shape, generator, DType.Float32, drawDevice);
             result = scope.Keep(full.To(device, dtype));
         }
         else
         {
-            result = Torch.Torch.Randn(shape, generator, dtype, drawDevice);
+            result = Tensors.Randn(shape, generator, dtype, drawDevice);
             if (drawDevice != device)
             {
                 using var scope = DisposeScope.Enter();

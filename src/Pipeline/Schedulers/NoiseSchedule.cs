@@ -23,12 +23,12 @@ internal static class NoiseSchedule
             betas = config.BetaSchedule switch
             {
                 // β_t evenly spaced in [β_start, β_end]
-                BetaSchedule.Linear => Torch.Torch.Linspace(config.BetaStart, config.BetaEnd, n),
+                BetaSchedule.Linear => Tensors.Linspace(config.BetaStart, config.BetaEnd, n),
                 // √β_t evenly spaced (Stable Diffusion's schedule)
-                BetaSchedule.ScaledLinear => Torch.Torch.Linspace(Math.Sqrt(config.BetaStart), Math.Sqrt(config.BetaEnd), n).Pow(2),
+                BetaSchedule.ScaledLinear => Tensors.Linspace(Math.Sqrt(config.BetaStart), Math.Sqrt(config.BetaEnd), n).Pow(2),
                 BetaSchedule.SquaredCosCapV2 => Tensor.From(CosineBetas(n), n),
                 // β_t = σ(x) (β_end − β_start) + β_start, x evenly spaced in [−6, 6]
-                BetaSchedule.Sigmoid => Torch.Torch.Linspace(-6, 6, n).Sigmoid() * (config.BetaEnd - config.BetaStart) + config.BetaStart,
+                BetaSchedule.Sigmoid => Tensors.Linspace(-6, 6, n).Sigmoid() * (config.BetaEnd - config.BetaStart) + config.BetaStart,
                 _ => throw new SchedulerConfigException("beta_schedule", $"'{config.BetaSchedule}' is not implemented"),
             };
         }
@@ -67,8 +67,8 @@ internal static class NoiseSchedule
         var first = alphasBarSqrt[0].Item();
         var last = alphasBarSqrt[-1 + alphasBarSqrt.Size(0)].Item();
         // Done with float32 tensor arithmetic in the reference: (x − last) · (first / (first − last))
-        var f0 = Torch.Torch.Scalar(first);
-        var fT = Torch.Torch.Scalar(last);
+        var f0 = Tensors.Scalar(first);
+        var fT = Tensors.Scalar(last);
         var shifted = (alphasBarSqrt - fT) * (f0 / (f0 - fT));
         var alphasBar = shifted.Square();
         var ratio = alphasBar.Slice(0, 1, long.MaxValue) / alphasBar.Slice(0, 0, alphasBar.Size(0) - 1);

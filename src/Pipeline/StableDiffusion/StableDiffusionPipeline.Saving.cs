@@ -22,7 +22,7 @@ public sealed partial class StableDiffusionPipeline
         try
         {
             Directory.CreateDirectory(staging);
-            using (Torch.Torch.NoGrad())
+            using (Autograd.NoGrad())
             {
                 Unet.Save(Path.Combine(staging, "unet"));
                 Vae.Save(Path.Combine(staging, "vae"));

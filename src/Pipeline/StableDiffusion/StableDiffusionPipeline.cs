@@ -90,7 +90,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         using var ownedNoise = noise is null ? BatchNoise.FromSeed(r.Seed, n) : null;
         var source = noise ?? ownedNoise!;
 
-        using var inference = Torch.Torch.InferenceMode();
+        using var inference = Autograd.InferenceMode();
         using var scheduler = CreateScheduler(r);
         scheduler.SetTimesteps(r.Steps, device);
 
@@ -206,7 +206,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         var sample = posterior.Sample(noise.Next(posterior.Mean.Shape, posterior.Mean.DType, Options.Device));
         var init = Vae.ScaleLatents(sample).To(DType.Float32);
         var eps = noise.Next(init.Shape, DType.Float32, Options.Device);
-        var t = Torch.Torch.Full([n], timestep, scheduler.TimestepDType, Options.Device);
+        var t = Tensors.Full([n], timestep, scheduler.TimestepDType, Options.Device);
         return scope.Keep(scheduler.AddNoise(init, eps, t).To(Options.DType));
     }
 

@@ -18,7 +18,7 @@ public sealed class ClipTextEmbeddings : Module<Tensor, Tensor>
     {
         TokenEmbedding = RegisterModule("token_embedding", new Embedding(config.VocabSize, config.HiddenSize, generator));
         PositionEmbedding = RegisterModule("position_embedding", new Embedding(config.MaxPositionEmbeddings, config.HiddenSize, generator));
-        using (var positions = Torch.Torch.Arange(config.MaxPositionEmbeddings))
+        using (var positions = Tensors.Arange(config.MaxPositionEmbeddings))
             PositionIds = RegisterBuffer("position_ids", positions.Unsqueeze(0), persistent: false);
         Init.Normal_(TokenEmbedding.Weight, 0, 0.02 * config.InitializerFactor, generator);
         Init.Normal_(PositionEmbedding.Weight, 0, 0.02 * config.InitializerFactor, generator);

@@ -129,7 +129,7 @@ public sealed class ClipTextModel : Module
             DType.Float64 => double.MinValue,
             _ => float.MinValue,
         };
-        using var full = Torch.Torch.Full([length, length], lowest, dtype, device);
+        using var full = Tensors.Full([length, length], lowest, dtype, device);
         return full.Triu(1);
     }
 

@@ -31,7 +31,7 @@ internal static class LibTorch
     private static IntPtr loaded;
 
     // The runtime asks once per imported function, so the library is loaded and configured once
-    // and the handle handed out afterwards (a second configuration would undo Torch.Threads).
+    // and the handle handed out afterwards (a second configuration would undo TorchRuntime.Threads).
     private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)
     {
         if (libraryName != Name) return IntPtr.Zero;

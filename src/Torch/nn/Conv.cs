@@ -32,8 +32,8 @@ public sealed class Conv2d : Module<Tensor, Tensor>
         Padding = padding;
         Dilation = dilation;
         Groups = groups;
-        var w = Torch.Empty([outChannels, inChannels / groups, kernelSize.H, kernelSize.W]);
-        var b = bias ? Torch.Empty([outChannels]) : null;
+        var w = Tensors.Empty([outChannels, inChannels / groups, kernelSize.H, kernelSize.W]);
+        var b = bias ? Tensors.Empty([outChannels]) : null;
         Init.DefaultLinearOrConv(w, b, generator);
         Weight = RegisterParameter("weight", w);
         Bias = RegisterParameter("bias", b);
@@ -80,7 +80,7 @@ internal sealed class PrepackedConvWeight
 
     public Tensor? Get(Conv2d conv, Tensor input)
     {
-        if (!Available || Torch.IsGradEnabled) return null;
+        if (!Available || Autograd.IsGradEnabled) return null;
         var weight = conv.Weight;
         var weightType = weight.DType;
         if (weightType is not (DType.Float32 or DType.BFloat16) || input.DType != weightType || input.Dim != 4
@@ -155,8 +155,8 @@ public sealed class ConvTranspose2d : Module<Tensor, Tensor>
         OutputPadding = outputPadding;
         Groups = groups;
         Dilation = dilation;
-        var w = Torch.Empty([inChannels, outChannels / groups, kernelSize, kernelSize]);
-        var b = bias ? Torch.Empty([outChannels]) : null;
+        var w = Tensors.Empty([inChannels, outChannels / groups, kernelSize, kernelSize]);
+        var b = bias ? Tensors.Empty([outChannels]) : null;
         Init.DefaultLinearOrConv(w, b, generator);
         Weight = RegisterParameter("weight", w);
         Bias = RegisterParameter("bias", b);

@@ -57,26 +57,26 @@ public static class Init
     public static Tensor Uniform_(Tensor tensor, double from, double to, Generator? generator = null)
     {
         if (IsSkipping) return tensor;
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         return tensor.Uniform_(from, to, generator);
     }
 
     public static Tensor Normal_(Tensor tensor, double mean = 0, double std = 1, Generator? generator = null)
     {
         if (IsSkipping) return tensor;
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         return tensor.Normal_(mean, std, generator);
     }
 
     public static Tensor Zeros_(Tensor tensor)
     {
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         return tensor.Zero_();
     }
 
     public static Tensor Ones_(Tensor tensor)
     {
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         return tensor.Fill_(1);
     }
 

@@ -13,8 +13,8 @@ public sealed class Linear : Module<Tensor, Tensor>
         if (inFeatures < 0 || outFeatures < 0) throw new ArgumentOutOfRangeException(nameof(inFeatures), "feature counts must not be negative");
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        var w = Torch.Empty([outFeatures, inFeatures]);
-        var b = bias ? Torch.Empty([outFeatures]) : null;
+        var w = Tensors.Empty([outFeatures, inFeatures]);
+        var b = bias ? Tensors.Empty([outFeatures]) : null;
         Init.DefaultLinearOrConv(w, b, generator);
         Weight = RegisterParameter("weight", w);
         Bias = RegisterParameter("bias", b);
@@ -34,7 +34,7 @@ public sealed class Embedding : Module<Tensor, Tensor>
     {
         NumEmbeddings = numEmbeddings;
         EmbeddingDim = embeddingDim;
-        var w = Torch.Empty([numEmbeddings, embeddingDim]);
+        var w = Tensors.Empty([numEmbeddings, embeddingDim]);
         Init.Normal_(w, 0, 1, generator);
         Weight = RegisterParameter("weight", w);
     }

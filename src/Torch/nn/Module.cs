@@ -184,7 +184,7 @@ public abstract class Module : IDisposable
         if (mismatches.Count > 0 || (strict && !result.IsExactMatch))
             throw new StateDictException(GetType().Name, result, strict);
 
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         foreach (var (target, source) in copies) target.CopyFrom(source);
         return result;
     }
@@ -202,7 +202,7 @@ public abstract class Module : IDisposable
         if (dtype is { } d && !d.IsFloatingPoint())
             throw new ArgumentException($"modules convert only to floating-point dtypes, not {d}", nameof(dtype));
         var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         foreach (var (_, module) in NamedModules())
         {
             foreach (var (_, p) in module.parameters)

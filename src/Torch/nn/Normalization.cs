@@ -16,8 +16,8 @@ public sealed class GroupNorm : Module<Tensor, Tensor>
         NumGroups = numGroups;
         NumChannels = numChannels;
         Eps = eps;
-        Weight = RegisterParameter("weight", affine ? Torch.Ones([numChannels]) : null);
-        Bias = RegisterParameter("bias", affine ? Torch.Zeros([numChannels]) : null);
+        Weight = RegisterParameter("weight", affine ? Tensors.Ones([numChannels]) : null);
+        Bias = RegisterParameter("bias", affine ? Tensors.Zeros([numChannels]) : null);
     }
 
     public override Tensor Forward(Tensor input) => Functional.GroupNorm(input, NumGroups, Weight, Bias, Eps);
@@ -40,8 +40,8 @@ public sealed class LayerNorm : Module<Tensor, Tensor>
     {
         NormalizedShape = (long[])normalizedShape.Clone();
         Eps = eps;
-        Weight = RegisterParameter("weight", elementwiseAffine ? Torch.Ones(NormalizedShape) : null);
-        Bias = RegisterParameter("bias", elementwiseAffine && bias ? Torch.Zeros(NormalizedShape) : null);
+        Weight = RegisterParameter("weight", elementwiseAffine ? Tensors.Ones(NormalizedShape) : null);
+        Bias = RegisterParameter("bias", elementwiseAffine && bias ? Tensors.Zeros(NormalizedShape) : null);
     }
 
     public override Tensor Forward(Tensor input) => Functional.LayerNorm(input, NormalizedShape, Weight, Bias, Eps);
@@ -68,18 +68,18 @@ public sealed class BatchNorm2d : Module<Tensor, Tensor>
         NumFeatures = numFeatures;
         Eps = eps;
         Momentum = momentum;
-        Weight = RegisterParameter("weight", Torch.Ones([numFeatures]));
-        Bias = RegisterParameter("bias", Torch.Zeros([numFeatures]));
-        RunningMean = RegisterBuffer("running_mean", Torch.Zeros([numFeatures]));
-        RunningVar = RegisterBuffer("running_var", Torch.Ones([numFeatures]));
-        NumBatchesTracked = RegisterBuffer("num_batches_tracked", Torch.Zeros([], DType.Int64));
+        Weight = RegisterParameter("weight", Tensors.Ones([numFeatures]));
+        Bias = RegisterParameter("bias", Tensors.Zeros([numFeatures]));
+        RunningMean = RegisterBuffer("running_mean", Tensors.Zeros([numFeatures]));
+        RunningVar = RegisterBuffer("running_var", Tensors.Ones([numFeatures]));
+        NumBatchesTracked = RegisterBuffer("num_batches_tracked", Tensors.Zeros([], DType.Int64));
     }
 
     public override Tensor Forward(Tensor input)
     {
         if (IsTraining)
         {
-            using var noGrad = Torch.NoGrad();
+            using var noGrad = Autograd.NoGrad();
             NumBatchesTracked.Add_(1);
         }
         // libtorch updates running_mean / running_var in place when training.

@@ -52,8 +52,8 @@ public abstract class AdamBase : Optimizer
             if (!p.HasGrad) continue;
             if (expAvg[i] is null)
             {
-                expAvg[i] = Torch.ZerosLike(p).DetachFromDisposeScope();
-                expAvgSq[i] = Torch.ZerosLike(p).DetachFromDisposeScope();
+                expAvg[i] = Tensors.ZerosLike(p).DetachFromDisposeScope();
+                expAvgSq[i] = Tensors.ZerosLike(p).DetachFromDisposeScope();
             }
             var step = ++steps[i];
             if (!byStep.TryGetValue(step, out var group)) byStep[step] = group = [];
@@ -84,7 +84,7 @@ public abstract class AdamBase : Optimizer
         for (int i = 0; i < Parameters.Count; i++)
         {
             if (expAvg[i] is null) continue;
-            stepTensors[i] ??= Torch.Scalar(0, DType.Int64).DetachFromDisposeScope();
+            stepTensors[i] ??= Tensors.Scalar(0, DType.Int64).DetachFromDisposeScope();
             stepTensors[i]!.Fill_(steps[i]);
             result[$"state.{i}.step"] = stepTensors[i]!;
             result[$"state.{i}.exp_avg"] = expAvg[i]!;

@@ -44,7 +44,7 @@ public sealed class ExponentialMovingAverage : IDisposable
         UseWarmup = useWarmup;
         InvGamma = invGamma;
         Power = power;
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         shadows = this.parameters.Select(p => p.Clone().DetachFromDisposeScope()).ToArray();
     }
 
@@ -82,7 +82,7 @@ public sealed class ExponentialMovingAverage : IDisposable
         OptimizationStep++;
         CurrentDecay = decay;
         var averaged = new List<int>(parameters.Length);
-        using (var noGrad = Torch.NoGrad())
+        using (var noGrad = Autograd.NoGrad())
         {
             for (int i = 0; i < parameters.Length; i++)
             {
@@ -108,7 +108,7 @@ public sealed class ExponentialMovingAverage : IDisposable
         ObjectDisposedException.ThrowIf(disposed, this);
         if (targets.Count != shadows.Length)
             throw new ArgumentException($"the EMA tracks {shadows.Length} parameters but {targets.Count} were given", nameof(targets));
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         for (int i = 0; i < shadows.Length; i++) targets[i].CopyFrom(shadows[i]);
     }
 
@@ -117,7 +117,7 @@ public sealed class ExponentialMovingAverage : IDisposable
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         FreeStored();
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         stored = parameters.Select(p => p.Clone().DetachFromDisposeScope()).ToArray();
     }
 
@@ -126,7 +126,7 @@ public sealed class ExponentialMovingAverage : IDisposable
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         if (stored is null) throw new InvalidOperationException("Restore needs a previous Store");
-        using (var noGrad = Torch.NoGrad())
+        using (var noGrad = Autograd.NoGrad())
             for (int i = 0; i < stored.Length; i++) parameters[i].CopyFrom(stored[i]);
         FreeStored();
     }
@@ -145,7 +145,7 @@ public sealed class ExponentialMovingAverage : IDisposable
     public OrderedDictionary<string, Tensor> StateDict()
     {
         ObjectDisposedException.ThrowIf(disposed, this);
-        stepTensor ??= Torch.Scalar(0, DType.Int64).DetachFromDisposeScope();
+        stepTensor ??= Tensors.Scalar(0, DType.Int64).DetachFromDisposeScope();
         stepTensor.Fill_(OptimizationStep);
         var result = new OrderedDictionary<string, Tensor> { ["optimization_step"] = stepTensor };
         for (int i = 0; i < shadows.Length; i++) result[$"shadow_params.{i}"] = shadows[i];
@@ -170,7 +170,7 @@ public sealed class ExponentialMovingAverage : IDisposable
         if (problems.Count > 0)
             throw new ArgumentException($"the EMA state does not fit: {string.Join("; ", problems.Take(10))}{(problems.Count > 10 ? $"; … and {problems.Count - 10} more" : "")}");
         OptimizationStep = state["optimization_step"].ItemInt64();
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         for (int i = 0; i < shadows.Length; i++) shadows[i].CopyFrom(state[$"shadow_params.{i}"]);
     }
 

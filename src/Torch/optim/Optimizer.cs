@@ -103,7 +103,7 @@ public abstract partial class Optimizer : IDisposable
     protected Tensor OwnedCopy(Tensor source, int index)
     {
         var p = parameters[index];
-        using var noGrad = Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         return source.To(p.Device, p.DType, copy: true).DetachFromDisposeScope();
     }
 

@@ -66,7 +66,7 @@ public sealed class DdpmTask : ITrainingTask, IDisposable
     public Tensor Sample(int count, Generator random, CancellationToken cancellationToken = default)
     {
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var scheduler = new DDPMScheduler(SchedulerConfig);
         using var noise = new GeneratorNoise(random);
         var device = Denoiser.Module.Parameters().First().Device;
@@ -80,7 +80,7 @@ public sealed class DdpmTask : ITrainingTask, IDisposable
                 cancellationToken.ThrowIfCancellationRequested();
             }
             using var stepScope = DisposeScope.Enter();
-            var output = Denoiser.Predict(x, Torch.Torch.Scalar(t, DType.Int64, device));
+            var output = Denoiser.Predict(x, Tensors.Scalar(t, DType.Int64, device));
             var next = scheduler.Step(output, t, x, noise).PrevSample;
             stepScope.Keep(next).DetachFromDisposeScope();
             x.Dispose();

@@ -34,7 +34,7 @@ public sealed class UNet2DDenoiser(UNet2DModel model) : PixelDenoiser
             throw new ConfigException($"{source}: in_channels ({config.InChannels}) and out_channels ({config.OutChannels}) must be equal: the model predicts the noise of its input");
         if (config.SampleSize is null or { IsList: true })
             throw new ConfigException($"{source}: 'sample_size' must be one number (the training resolution)");
-        Torch.Torch.ManualSeed(seed);
+        TorchRuntime.ManualSeed(seed);
         return new UNet2DDenoiser(new UNet2DModel(config));
     }
 }

@@ -175,7 +175,7 @@ public static class ClassifierTraining
         model.Eval();
         try
         {
-            using var noGrad = Torch.Torch.NoGrad();
+            using var noGrad = Autograd.NoGrad();
             var items = Enumerable.Range(0, data.Count).ToArray();
             for (int start = 0; start < data.Count; start += batchSize)
             {

@@ -93,7 +93,7 @@ public sealed class Judge : IDisposable
     {
         ArgumentNullException.ThrowIfNull(images);
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         var x = images.To(Device.CPU, DType.Float32);
         if (x.Dim == 3 && Model.Config.InChannels == 1) x = x.Unsqueeze(1);
         x = x.Clamp(-1, 1);

@@ -89,7 +89,7 @@ public static class JudgeTraining
         catch (IOException)
         {
         }
-        return $"{cpu}, {Environment.ProcessorCount} cores, libtorch {Torch.Torch.LibTorchVersion}, {Torch.Torch.Threads} threads";
+        return $"{cpu}, {Environment.ProcessorCount} cores, libtorch {TorchRuntime.LibTorchVersion}, {TorchRuntime.Threads} threads";
     }
 
     private static IProgress<ClassifierTrainingProgress>? Forward(string judge, IProgress<JudgeTrainingProgress>? progress) =>

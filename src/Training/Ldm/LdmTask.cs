@@ -67,7 +67,7 @@ public sealed class LdmTask : ITrainingTask, IDisposable
     public Tensor EncodeLatents(Tensor images, Generator random)
     {
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         using var posterior = Vae.Encode(images);
         var z = SampleLatents ? posterior.Sample(TrainingRandom.RandnLike(posterior.Mean, random)) : posterior.Mode();
         return scope.Keep(Vae.ScaleLatents(z));

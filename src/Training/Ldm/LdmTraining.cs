@@ -63,7 +63,7 @@ public static class LdmTraining
         }
         using var generator = new Generator(SplitMix64.Mix(recipe.Training.Seed, 0x7E47));
         var textEncoder = new ClipTextModel(textConfig, generator);
-        Torch.Torch.ManualSeed(SplitMix64.Mix(recipe.Training.Seed, 0x0E7));
+        TorchRuntime.ManualSeed(SplitMix64.Mix(recipe.Training.Seed, 0x0E7));
         var unet = new UNet2DConditionModel(unetConfig);
         var name = Path.GetFileNameWithoutExtension(recipe.Source);
         return new LdmTask(new TextToImageModel(unet, textEncoder), vae, tokenizer, recipe.NoiseSchedulerConfig(),

@@ -15,11 +15,11 @@ public static class SCurve
         if (count <= 0) throw new ArgumentOutOfRangeException(nameof(count), count, "the number of points must be positive");
         using var scope = DisposeScope.Enter();
         using var g = new Generator(seed);
-        var t = (Torch.Torch.Rand([count], g, DType.Float64) - 0.5) * (3 * Math.PI);
+        var t = (Tensors.Rand([count], g, DType.Float64) - 0.5) * (3 * Math.PI);
         var x = t.Sin();
         var z = t.Sign() * (t.Cos() - 1);
         var points = Tensor.Stack([x, z], 1);
-        if (noise > 0) points = points + Torch.Torch.Randn([count, 2], g, DType.Float64) * noise;
+        if (noise > 0) points = points + Tensors.Randn([count, 2], g, DType.Float64) * noise;
         return scope.Keep((points * scale).To(DType.Float32));
     }
 

@@ -36,7 +36,7 @@ public static class ToyDiffusion
     private static Tensor Reverse(MlpDiffusion model, ToySchedule schedule, int count, Generator random, Action<int, Tensor>? frame)
     {
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "at least one point must be sampled");
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         var device = model.Parameters().First().Device;
         var x = TrainingRandom.Randn([count, 2], random, device).DetachFromDisposeScope();
         frame?.Invoke(schedule.Steps, x);
@@ -44,7 +44,7 @@ public static class ToyDiffusion
         {
             using var scope = DisposeScope.Enter();
             double beta = schedule.Betas[t];
-            var steps = Torch.Torch.Full([count], t, DType.Int64, device);
+            var steps = Tensors.Full([count], t, DType.Int64, device);
             var eps = model.Forward(x, steps);
             var mean = (x - eps * (beta / Math.Sqrt(1 - schedule.AlphasCumprod[t]))) * (1 / Math.Sqrt(1 - beta));
             var next = scope.Keep(mean + TrainingRandom.RandnLike(x, random) * Math.Sqrt(beta)).DetachFromDisposeScope();

@@ -25,7 +25,7 @@ public sealed class ToySchedule : IDisposable
         // Computed in float32 like the write-up's torch code, so the numbers are the same.
         using (var scope = DisposeScope.Enter())
         {
-            var betas = Torch.Torch.Linspace(-6, 6, steps).Sigmoid() * (betaMax - betaMin) + betaMin;
+            var betas = Tensors.Linspace(-6, 6, steps).Sigmoid() * (betaMax - betaMin) + betaMin;
             Betas = Array.ConvertAll(betas.ToArray<float>(), v => (double)v);
             var cumprod = (1.0 - betas).CumProd(0);
             AlphasCumprod = Array.ConvertAll(cumprod.ToArray<float>(), v => (double)v);
@@ -38,7 +38,7 @@ public sealed class ToySchedule : IDisposable
     public Tensor Noise(Tensor x0, int t, Generator random)
     {
         using var scope = DisposeScope.Enter();
-        var noise = Torch.Torch.RandnLike(x0, random);
+        var noise = Tensors.RandnLike(x0, random);
         return scope.Keep(x0 * Math.Sqrt(AlphasCumprod[t]) + noise * Math.Sqrt(1 - AlphasCumprod[t]));
     }
 

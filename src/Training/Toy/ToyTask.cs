@@ -36,10 +36,10 @@ public sealed class ToyTask : ITrainingTask, IDisposable
         var x0 = batch.Data;
         var device = x0.Device;
         long n = x0.Size(0), half = n / 2, T = recipe.NumSteps;
-        var t = Torch.Torch.Randint(0, T, [half], random);
+        var t = Tensors.Randint(0, T, [half], random);
         // Tensor − tensor keeps int64 (a C# scalar is a double and would promote the steps to float).
-        var parts = new List<Tensor> { t, Torch.Torch.Full([half], T - 1, DType.Int64) - t };
-        if (n % 2 == 1) parts.Add(Torch.Torch.Randint(0, T, [1], random));
+        var parts = new List<Tensor> { t, Tensors.Full([half], T - 1, DType.Int64) - t };
+        if (n % 2 == 1) parts.Add(Tensors.Randint(0, T, [1], random));
         var steps = Tensor.Cat(parts);
         var a = Schedule.AlphasBarSqrt.IndexSelect(0, steps).Unsqueeze(1).To(device);
         var sigma = Schedule.OneMinusAlphasBarSqrt.IndexSelect(0, steps).Unsqueeze(1).To(device);

@@ -45,7 +45,7 @@ public static class ToyTraining
         var forward = ToyDiffusion.ForwardFrames(data, task.Schedule, random);
         var reverse = ToyDiffusion.ReverseFrames(task.Diffusion, task.Schedule, recipe.SamplePoints, random);
         using var samples = Tensor.From(reverse[^1].Coordinates, reverse[^1].Count, 2);
-        using var noise = Torch.Torch.Randn([recipe.SamplePoints, 2], random);
+        using var noise = Tensors.Randn([recipe.SamplePoints, 2], random);
         var images = new List<string>();
         if (writeImages)
         {

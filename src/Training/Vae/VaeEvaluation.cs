@@ -46,7 +46,7 @@ public static class VaeEvaluation
         ArgumentNullException.ThrowIfNull(data);
         count = Math.Min(count, data.Count);
         if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), "at least one image");
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         var device = vae.Parameters().First().Device;
         double sum = 0;
         for (int start = 0; start < count; start += batchSize)
@@ -70,7 +70,7 @@ public static class VaeEvaluation
     {
         ArgumentNullException.ThrowIfNull(vae);
         ArgumentNullException.ThrowIfNull(images);
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         var device = vae.Parameters().First().Device;
         double sum = 0, sumSquares = 0;
         long n = 0;

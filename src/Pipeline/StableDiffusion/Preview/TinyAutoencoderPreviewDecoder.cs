@@ -16,7 +16,7 @@ public sealed class TinyAutoencoderPreviewDecoder(AutoencoderTiny autoencoder) :
     public RgbImage Decode(Tensor latents)
     {
         using var scope = DisposeScope.Enter();
-        using var noGrad = Torch.Torch.NoGrad();
+        using var noGrad = Autograd.NoGrad();
         var parameter = Autoencoder.Parameters().First();
         var z = latents.To(parameter.Device, parameter.DType) / Autoencoder.Config.ScalingFactor + Autoencoder.Config.ShiftFactor;
         var pixels = (Autoencoder.Decode(z).To(DType.Float32) / 2 + 0.5).Clamp(0, 1);

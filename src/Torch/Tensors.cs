@@ -2,8 +2,8 @@ using LatentDiffusion.Torch.Native;
 
 namespace LatentDiffusion.Torch;
 
-/// <summary>Tensor creation (torch.zeros, torch.randn, …) and the libtorch runtime.</summary>
-public static class Torch
+/// <summary>Tensor creation: torch.zeros, torch.randn, torch.arange, … (<c>Tensors.Randn([2, 3], generator)</c>).</summary>
+public static class Tensors
 {
     private static unsafe Tensor Create(ReadOnlySpan<long> shape, string op, delegate*<long*, int, int, int, int, IntPtr> create,
         DType dtype, Device? device)
@@ -85,101 +85,4 @@ public static class Torch
     public static Tensor RandLike(Tensor t, Generator? generator = null) => Rand(t.Shape, generator, t.DType, t.Device);
     public static Tensor RandnLike(Tensor t, Generator? generator = null) => Randn(t.Shape, generator, t.DType, t.Device);
     public static Tensor RandintLike(Tensor t, long low, long high, Generator? generator = null) => Randint(low, high, t.Shape, generator, t.DType, t.Device);
-
-    /// <summary>Seeds libtorch's global CPU generator (used where no Generator is passed).</summary>
-    public static void ManualSeed(ulong seed) => Tensor.Check(NativeMethods.ManualSeed(seed), "manual_seed");
-
-    // ---- autograd modes ----
-
-    /// <summary>Disables gradient recording until disposed (torch.no_grad()).</summary>
-    public static GradModeScope NoGrad() => new(false);
-
-    /// <summary>Enables gradient recording until disposed (torch.enable_grad()).</summary>
-    public static GradModeScope EnableGrad() => new(true);
-
-    /// <summary>libtorch's inference mode until disposed: no autograd bookkeeping at all.</summary>
-    public static InferenceModeScope InferenceMode() => new();
-
-    public static bool IsGradEnabled => NativeMethods.IsGradEnabled() == 1;
-
-    // ---- runtime ----
-
-    public static string LibTorchVersion => NativeMethods.LibTorchVersion();
-
-    /// <summary>ABI version of the loaded native library (equal to the managed one, or loading fails).</summary>
-    public static int NativeAbiVersion => NativeMethods.AbiVersion();
-
-    public static int ManagedAbiVersion => LibTorch.AbiVersion;
-
-    /// <summary>Intra-op threads; libtorch's default is the number of cores.</summary>
-    public static int Threads
-    {
-        get => NativeMethods.GetNumThreads();
-        set
-        {
-            if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), value, "thread count must be at least 1");
-            Tensor.Check(NativeMethods.SetNumThreads(value), "set_num_threads");
-        }
-    }
-
-    /// <summary>"openblas …", "mkl", "reference" (the slow netlib BLAS) or "unknown".</summary>
-    public static string Blas => NativeMethods.BlasInfo();
-
-    public static bool IsReferenceBlas => Blas == "reference";
-
-    /// <summary>The OMP_WAIT_POLICY libtorch's OpenMP runtime started with.</summary>
-    public static string OmpWaitPolicy
-    {
-        get
-        {
-            _ = NativeMethods.AbiVersion(); // loading the library is what sets it
-            return Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset: libgomp's default, spin then sleep)";
-        }
-    }
-
-    public static bool CudaIsAvailable => NativeMethods.CudaIsAvailable() == 1;
-
-    public static int CudaDeviceCount => Math.Max(0, NativeMethods.CudaDeviceCount());
-
-    public static void CudaSynchronize(int index = 0) => Tensor.Check(NativeMethods.CudaSynchronize(index), "cuda_synchronize");
-
-    /// <summary>Bytes in use and total on CUDA device <paramref name="index"/>.</summary>
-    public static unsafe (long Used, long Total) CudaMemory(int index = 0)
-    {
-        long used, total;
-        Tensor.Check(NativeMethods.CudaMemory(index, &used, &total), "cuda_memory");
-        return (used, total);
-    }
-
-    /// <summary>Whether scaled-dot-product attention runs libtorch's fused kernel (libtorch ≥ 2.1).</summary>
-    public static bool HasFusedAttention => NativeMethods.HasFusedAttention() == 1;
-}
-
-/// <summary>Restores the previous grad mode when disposed.</summary>
-public readonly struct GradModeScope : IDisposable
-{
-    private readonly bool previous;
-
-    internal GradModeScope(bool enabled) => previous = NativeMethods.SetGradEnabled(enabled ? 1 : 0) == 1;
-
-    public void Dispose() => NativeMethods.SetGradEnabled(previous ? 1 : 0);
-}
-
-/// <summary>Leaves libtorch's inference mode when disposed; must be disposed on the thread that made it.</summary>
-public sealed class InferenceModeScope : IDisposable
-{
-    private IntPtr guard;
-
-    internal InferenceModeScope()
-    {
-        guard = NativeMethods.InferenceModeEnter();
-        if (guard == IntPtr.Zero) throw TorchException.FromNative("inference_mode");
-    }
-
-    public void Dispose()
-    {
-        if (guard == IntPtr.Zero) return;
-        NativeMethods.InferenceModeExit(guard);
-        guard = IntPtr.Zero;
-    }
 }

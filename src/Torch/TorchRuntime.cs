@@ -1,0 +1,60 @@
+using LatentDiffusion.Torch.Native;
+
+namespace LatentDiffusion.Torch;
+
+/// <summary>The libtorch runtime: versions, threads, BLAS, CUDA, the global seed.</summary>
+public static class TorchRuntime
+{
+    /// <summary>Seeds libtorch's global CPU generator (used where no Generator is passed).</summary>
+    public static void ManualSeed(ulong seed) => Tensor.Check(NativeMethods.ManualSeed(seed), "manual_seed");
+
+    public static string LibTorchVersion => NativeMethods.LibTorchVersion();
+
+    /// <summary>ABI version of the loaded native library (equal to the managed one, or loading fails).</summary>
+    public static int NativeAbiVersion => NativeMethods.AbiVersion();
+
+    public static int ManagedAbiVersion => LibTorch.AbiVersion;
+
+    /// <summary>Intra-op threads; libtorch's default is the number of cores.</summary>
+    public static int Threads
+    {
+        get => NativeMethods.GetNumThreads();
+        set
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), value, "thread count must be at least 1");
+            Tensor.Check(NativeMethods.SetNumThreads(value), "set_num_threads");
+        }
+    }
+
+    /// <summary>"openblas …", "mkl", "reference" (the slow netlib BLAS) or "unknown".</summary>
+    public static string Blas => NativeMethods.BlasInfo();
+
+    public static bool IsReferenceBlas => Blas == "reference";
+
+    /// <summary>The OMP_WAIT_POLICY libtorch's OpenMP runtime started with.</summary>
+    public static string OmpWaitPolicy
+    {
+        get
+        {
+            _ = NativeMethods.AbiVersion(); // loading the library is what sets it
+            return Environment.GetEnvironmentVariable("OMP_WAIT_POLICY") ?? "(unset: libgomp's default, spin then sleep)";
+        }
+    }
+
+    public static bool CudaIsAvailable => NativeMethods.CudaIsAvailable() == 1;
+
+    public static int CudaDeviceCount => Math.Max(0, NativeMethods.CudaDeviceCount());
+
+    public static void CudaSynchronize(int index = 0) => Tensor.Check(NativeMethods.CudaSynchronize(index), "cuda_synchronize");
+
+    /// <summary>Bytes in use and total on CUDA device <paramref name="index"/>.</summary>
+    public static unsafe (long Used, long Total) CudaMemory(int index = 0)
+    {
+        long used, total;
+        Tensor.Check(NativeMethods.CudaMemory(index, &used, &total), "cuda_memory");
+        return (used, total);
+    }
+
+    /// <summary>Whether scaled-dot-product attention runs libtorch's fused kernel (libtorch ≥ 2.1).</summary>
+    public static bool HasFusedAttention => NativeMethods.HasFusedAttention() == 1;
+}
