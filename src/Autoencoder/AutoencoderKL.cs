@@ -1,7 +1,6 @@
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
 using LatentDiffusion.Torch.NN;
-using LatentDiffusion.Torch.SafeTensors;
 
 namespace LatentDiffusion.Autoencoder;
 
@@ -19,9 +18,6 @@ namespace LatentDiffusion.Autoencoder;
 /// </summary>
 public sealed partial class AutoencoderKL : Module<Tensor, Tensor>
 {
-    /// <summary>Base name of the weight file in a diffusers model folder.</summary>
-    public const string WeightsName = "diffusion_pytorch_model";
-
     public AutoencoderKLConfig Config { get; }
     public Encoder Encoder { get; }
     public Decoder Decoder { get; }
@@ -120,36 +116,22 @@ public sealed partial class AutoencoderKL : Module<Tensor, Tensor>
 
     // ---- diffusers model folders ----
 
+    /// <summary>How an AutoencoderKL lives in a diffusers folder (config.json + diffusion_pytorch_model.safetensors).</summary>
+    public static PretrainedFormat<AutoencoderKL, AutoencoderKLConfig> Format { get; } = new()
+    {
+        ReadConfig = AutoencoderKLConfig.Load,
+        Create = config => new AutoencoderKL(config),
+        WriteConfig = (path, model) => ConfigJson.Save(path, model.Config, AutoencoderKLConfig.ClassName),
+    };
+
     /// <summary>
     /// Loads a diffusers folder (config.json + diffusion_pytorch_model[.variant].safetensors). Every
     /// tensor must match by name and shape; weights convert to the module's dtype (fp16 files load as fp32
     /// unless <paramref name="dtype"/> says otherwise). The model is in evaluation mode.
     /// </summary>
-    public static AutoencoderKL FromPretrained(string directory, Device? device = null, DType? dtype = null, string? variant = null)
-    {
-        var config = AutoencoderKLConfig.Load(Path.Combine(directory, "config.json"));
-        AutoencoderKL model;
-        using (Init.SkipInitialization()) model = new AutoencoderKL(config);
-        try
-        {
-            Pretrained.LoadWeights(model, Pretrained.FindWeights(directory, WeightsName, variant));
-            if (device is { } d) model.To(d, dtype);
-            else if (dtype is { } t) model.To(t);
-            return model.Eval();
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-    }
+    public static AutoencoderKL FromPretrained(string directory, Device? device = null, DType? dtype = null, string? variant = null) =>
+        Format.Load(directory, device, dtype, variant);
 
-    /// <summary>Writes config.json and diffusion_pytorch_model.safetensors, loadable by diffusers' from_pretrained.</summary>
-    public void Save(string directory)
-    {
-        Directory.CreateDirectory(directory);
-        ConfigJson.Save(Path.Combine(directory, "config.json"), Config, AutoencoderKLConfig.ClassName);
-        SafeTensorsFile.Save(Path.Combine(directory, WeightsName + ".safetensors"), StateDict(),
-            new Dictionary<string, string> { ["format"] = "pt" });
-    }
+    /// <summary>Writes config.json and diffusion_pytorch_model[.variant].safetensors, loadable by diffusers' from_pretrained.</summary>
+    public void Save(string directory, string? variant = null) => Format.Save(this, directory, variant);
 }

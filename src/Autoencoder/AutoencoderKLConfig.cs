@@ -7,7 +7,7 @@ namespace LatentDiffusion.Autoencoder;
 /// diffusers' <c>AutoencoderKL</c> config.json. Names and defaults are diffusers 0.30.3's; the SD1.x
 /// VAE is <c>block_out_channels [128, 256, 512, 512]</c>, <c>layers_per_block 2</c>.
 /// </summary>
-public sealed record AutoencoderKLConfig
+public sealed record AutoencoderKLConfig : IModelConfig<AutoencoderKLConfig>
 {
     public const string ClassName = "AutoencoderKL";
     public const string DownBlockType = "DownEncoderBlock2D";
@@ -45,16 +45,10 @@ public sealed record AutoencoderKLConfig
     /// <summary>Spatial factor between image and latent: 2^(levels − 1), 8 for SD.</summary>
     [JsonIgnore] public int DownscaleFactor => 1 << (BlockOutChannels.Length - 1);
 
+    static string? IModelConfig<AutoencoderKLConfig>.ConfigClassName => ClassName;
+
     /// <summary>Reads a config.json; unknown fields and unsupported values are errors naming the field.</summary>
-    public static AutoencoderKLConfig Load(string path)
-    {
-        var className = ConfigJson.ClassName(path);
-        if (className is not null && className != ClassName)
-            throw new ConfigException($"{path}: '_class_name' is \"{className}\", not {ClassName}");
-        var config = ConfigJson.Load<AutoencoderKLConfig>(path);
-        config.Validate(path);
-        return config;
-    }
+    public static AutoencoderKLConfig Load(string path) => ModelConfig.Load<AutoencoderKLConfig>(path);
 
     /// <summary>Throws a <see cref="ConfigException"/> naming the first field this implementation cannot build.</summary>
     public void Validate(string source = "AutoencoderKL config")

@@ -20,8 +20,6 @@ namespace LatentDiffusion.Autoencoder;
 /// </summary>
 public sealed class AutoencoderTiny : Module<Tensor, Tensor>
 {
-    public const string WeightsName = "diffusion_pytorch_model";
-
     public AutoencoderTinyConfig Config { get; }
     public EncoderTiny Encoder { get; }
     public DecoderTiny Decoder { get; }
@@ -80,12 +78,18 @@ public sealed class AutoencoderTiny : Module<Tensor, Tensor>
 
     // ---- loading and saving ----
 
-    /// <summary>Loads a diffusers folder (config.json + diffusion_pytorch_model.safetensors), in evaluation mode.</summary>
-    public static AutoencoderTiny FromPretrained(string directory, Device? device = null, DType? dtype = null, string? variant = null)
+    /// <summary>How an AutoencoderTiny lives in a diffusers folder; its config records the decoder's channels as block_out_channels.</summary>
+    public static PretrainedFormat<AutoencoderTiny, AutoencoderTinyConfig> Format { get; } = new()
     {
-        var config = AutoencoderTinyConfig.Load(Path.Combine(directory, "config.json"));
-        return Build(config, model => Pretrained.LoadWeights(model, Pretrained.FindWeights(directory, WeightsName, variant)), device, dtype);
-    }
+        ReadConfig = AutoencoderTinyConfig.Load,
+        Create = config => new AutoencoderTiny(config),
+        WriteConfig = (path, model) => ConfigJson.Save(path, model.Config with { BlockOutChannels = model.Config.DecoderBlockOutChannels },
+            AutoencoderTinyConfig.ClassName),
+    };
+
+    /// <summary>Loads a diffusers folder (config.json + diffusion_pytorch_model[.variant].safetensors), in evaluation mode.</summary>
+    public static AutoencoderTiny FromPretrained(string directory, Device? device = null, DType? dtype = null, string? variant = null) =>
+        Format.Load(directory, device, dtype, variant);
 
     /// <summary>
     /// Loads madebyollin's TAESD files (<c>taesd_encoder.safetensors</c> / <c>taesd_decoder.safetensors</c>,
@@ -118,18 +122,11 @@ public sealed class AutoencoderTiny : Module<Tensor, Tensor>
         }
     }
 
-    /// <summary>Writes config.json and diffusion_pytorch_model.safetensors (diffusers' layout).</summary>
-    public void Save(string directory)
-    {
-        Directory.CreateDirectory(directory);
-        var config = Config with { BlockOutChannels = Config.DecoderBlockOutChannels };
-        ConfigJson.Save(Path.Combine(directory, "config.json"), config, AutoencoderTinyConfig.ClassName);
-        SafeTensorsFile.Save(Path.Combine(directory, WeightsName + ".safetensors"), StateDict(),
-            new Dictionary<string, string> { ["format"] = "pt" });
-    }
+    /// <summary>Writes config.json and diffusion_pytorch_model[.variant].safetensors (diffusers' layout).</summary>
+    public void Save(string directory, string? variant = null) => Format.Save(this, directory, variant);
 
     private static AutoencoderTiny Build(AutoencoderTinyConfig config, Action<AutoencoderTiny> load, Device? device, DType? dtype,
-        bool skipInitialization = true)
+        bool skipInitialization)
     {
         AutoencoderTiny model;
         using (skipInitialization ? Init.SkipInitialization() : null) model = new AutoencoderTiny(config);

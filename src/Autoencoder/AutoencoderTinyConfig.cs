@@ -8,7 +8,7 @@ namespace LatentDiffusion.Autoencoder;
 /// TAESD for SD1/SD2 latents (4 channels); TAESDXL is the same, TAESD3/TAEF1 have 16 latent channels
 /// and TAEF2 32 with <see cref="UseMidblockGn"/>.
 /// </summary>
-public sealed record AutoencoderTinyConfig
+public sealed record AutoencoderTinyConfig : IModelConfig<AutoencoderTinyConfig>
 {
     public const string ClassName = "AutoencoderTiny";
 
@@ -53,15 +53,10 @@ public sealed record AutoencoderTinyConfig
     /// <summary>TAEF2 (FLUX.2 latents): 32 latent channels and midblock GroupNorm pooling.</summary>
     public static AutoencoderTinyConfig Taef2 => new() { LatentChannels = 32, UseMidblockGn = true };
 
-    public static AutoencoderTinyConfig Load(string path)
-    {
-        var className = ConfigJson.ClassName(path);
-        if (className is not null && className != ClassName)
-            throw new ConfigException($"{path}: '_class_name' is \"{className}\", not {ClassName}");
-        var config = ConfigJson.Load<AutoencoderTinyConfig>(path);
-        config.Validate(path);
-        return config;
-    }
+    static string? IModelConfig<AutoencoderTinyConfig>.ConfigClassName => ClassName;
+
+    /// <summary>Reads a config.json; unknown fields and unsupported values are errors naming the field.</summary>
+    public static AutoencoderTinyConfig Load(string path) => ModelConfig.Load<AutoencoderTinyConfig>(path);
 
     public void Validate(string source = "AutoencoderTiny config")
     {

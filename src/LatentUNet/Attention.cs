@@ -82,6 +82,19 @@ public sealed class Attention : Module
     public Linear ToV => toV;
     public Linear ToOut => toOut;
 
+    // diffusers' _convert_deprecated_attention_blocks: the old AttentionBlock named its projections
+    // query, key, value and proj_attn (VAEs saved before diffusers 0.14 still do).
+    private static readonly (string Old, string New)[] DeprecatedNames =
+        [("query", "to_q"), ("key", "to_k"), ("value", "to_v"), ("proj_attn", "to_out.0")];
+
+    protected override void UpgradeStateDict(string prefix, IDictionary<string, Tensor> stateDict)
+    {
+        if (!FromDeprecatedAttnBlock) return;
+        foreach (var (old, replacement) in DeprecatedNames)
+            foreach (var kind in new[] { "weight", "bias" })
+                if (stateDict.Remove($"{prefix}{old}.{kind}", out var t)) stateDict[$"{prefix}{replacement}.{kind}"] = t;
+    }
+
     /// <summary>
     /// Attends <paramref name="hidden"/> ([N, L, C] or [N, C, H, W]) over
     /// <paramref name="encoderHiddenStates"/> [N, S, cross_attention_dim], or over itself when null.

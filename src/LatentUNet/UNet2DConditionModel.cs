@@ -1,4 +1,5 @@
 using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.Config;
 using LatentDiffusion.Torch.NN;
 
 namespace LatentDiffusion.LatentUNet;
@@ -136,15 +137,20 @@ public sealed class UNet2DConditionModel : Module
         convOut = RegisterModule("conv_out", new Conv2d(channels[0], config.OutChannels, config.ConvOutKernel, padding: (config.ConvOutKernel - 1) / 2));
     }
 
-    /// <summary>Loads a diffusers UNet2DConditionModel folder (config.json + diffusion_pytorch_model[.variant].safetensors).</summary>
-    public static UNet2DConditionModel FromPretrained(string directory, string? variant = null)
+    /// <summary>How a UNet2DConditionModel lives in a diffusers folder (config.json + diffusion_pytorch_model.safetensors).</summary>
+    public static PretrainedFormat<UNet2DConditionModel, UNet2DConditionModelConfig> Format { get; } = new()
     {
-        var config = ModelFiles.LoadConfig<UNet2DConditionModelConfig>(directory, UNet2DConditionModelConfig.ClassName, c => c.Validate());
-        return ModelFiles.Load(directory, () => new UNet2DConditionModel(config), variant);
-    }
+        ReadConfig = UNet2DConditionModelConfig.Load,
+        Create = config => new UNet2DConditionModel(config),
+        WriteConfig = (path, model) => ConfigJson.Save(path, model.Config, UNet2DConditionModelConfig.ClassName),
+    };
 
-    /// <summary>Writes config.json and diffusion_pytorch_model.safetensors so that diffusers' from_pretrained loads them.</summary>
-    public void Save(string directory) => ModelFiles.Save(directory, this, Config, UNet2DConditionModelConfig.ClassName);
+    /// <summary>Loads a diffusers UNet2DConditionModel folder (config.json + diffusion_pytorch_model[.variant].safetensors), in evaluation mode.</summary>
+    public static UNet2DConditionModel FromPretrained(string directory, Device? device = null, DType? dtype = null, string? variant = null) =>
+        Format.Load(directory, device, dtype, variant);
+
+    /// <summary>Writes config.json and diffusion_pytorch_model[.variant].safetensors so that diffusers' from_pretrained loads them.</summary>
+    public void Save(string directory, string? variant = null) => Format.Save(this, directory, variant);
 
     /// <summary>The noise predicted at a (possibly fractional) <paramref name="timestep"/> shared by the batch.</summary>
     public Tensor Forward(Tensor sample, double timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null)

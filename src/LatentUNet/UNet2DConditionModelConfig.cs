@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using LatentDiffusion.Torch.Config;
 
 namespace LatentDiffusion.LatentUNet;
 
@@ -8,7 +9,7 @@ namespace LatentDiffusion.LatentUNet;
 /// Beware the historical naming: <c>attention_head_dim</c> is the NUMBER OF HEADS of the cross-attention
 /// blocks when <c>num_attention_heads</c> is null (SD1.x: 8; SD2.x: [5, 10, 20, 20]).
 /// </summary>
-public sealed record UNet2DConditionModelConfig
+public sealed record UNet2DConditionModelConfig : IModelConfig<UNet2DConditionModelConfig>
 {
     public const string ClassName = "UNet2DConditionModel";
 
@@ -63,6 +64,13 @@ public sealed record UNet2DConditionModelConfig
     [JsonPropertyName("addition_embed_type_num_heads")] public int AdditionEmbedTypeNumHeads { get; init; } = 64;
 
     /// <summary>Checks what diffusers checks, and that every option is one this implementation supports.</summary>
+    static string? IModelConfig<UNet2DConditionModelConfig>.ConfigClassName => ClassName;
+
+    void IModelConfig<UNet2DConditionModelConfig>.Validate(string source) => Validate();
+
+    /// <summary>Reads a config.json; unknown fields and unsupported values are errors naming the file and the field.</summary>
+    public static UNet2DConditionModelConfig Load(string path) => ModelConfig.Load<UNet2DConditionModelConfig>(path);
+
     public void Validate()
     {
         int n = DownBlockTypes.Length;

@@ -1,4 +1,5 @@
 using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.Config;
 using LatentDiffusion.Torch.NN;
 
 namespace LatentDiffusion.LatentUNet;
@@ -104,15 +105,20 @@ public sealed class UNet2DModel : Module
         convOut = RegisterModule("conv_out", new Conv2d(channels[0], config.OutChannels, 3, padding: 1));
     }
 
-    /// <summary>Loads a diffusers UNet2DModel folder (config.json + diffusion_pytorch_model[.variant].safetensors).</summary>
-    public static UNet2DModel FromPretrained(string directory, string? variant = null)
+    /// <summary>How a UNet2DModel lives in a diffusers folder (config.json + diffusion_pytorch_model.safetensors).</summary>
+    public static PretrainedFormat<UNet2DModel, UNet2DModelConfig> Format { get; } = new()
     {
-        var config = ModelFiles.LoadConfig<UNet2DModelConfig>(directory, UNet2DModelConfig.ClassName, c => c.Validate());
-        return ModelFiles.Load(directory, () => new UNet2DModel(config), variant);
-    }
+        ReadConfig = UNet2DModelConfig.Load,
+        Create = config => new UNet2DModel(config),
+        WriteConfig = (path, model) => ConfigJson.Save(path, model.Config, UNet2DModelConfig.ClassName),
+    };
 
-    /// <summary>Writes config.json and diffusion_pytorch_model.safetensors so that diffusers' UNet2DModel.from_pretrained loads them.</summary>
-    public void Save(string directory) => ModelFiles.Save(directory, this, Config, UNet2DModelConfig.ClassName);
+    /// <summary>Loads a diffusers UNet2DModel folder (config.json + diffusion_pytorch_model[.variant].safetensors), in evaluation mode.</summary>
+    public static UNet2DModel FromPretrained(string directory, Device? device = null, DType? dtype = null, string? variant = null) =>
+        Format.Load(directory, device, dtype, variant);
+
+    /// <summary>Writes config.json and diffusion_pytorch_model[.variant].safetensors so that diffusers' from_pretrained loads them.</summary>
+    public void Save(string directory, string? variant = null) => Format.Save(this, directory, variant);
 
     /// <summary>The noise predicted for <paramref name="sample"/> [N, C, H, W] at an integer <paramref name="timestep"/>.</summary>
     public Tensor Forward(Tensor sample, long timestep, Tensor? classLabels = null)

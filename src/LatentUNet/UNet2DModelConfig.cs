@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using LatentDiffusion.Torch.Config;
 
 namespace LatentDiffusion.LatentUNet;
 
@@ -7,7 +8,7 @@ namespace LatentDiffusion.LatentUNet;
 /// diffusers' names and defaults. Note <c>attention_head_dim</c> is here the number of channels per
 /// head, null meaning one head spanning all channels.
 /// </summary>
-public sealed record UNet2DModelConfig
+public sealed record UNet2DModelConfig : IModelConfig<UNet2DModelConfig>
 {
     public const string ClassName = "UNet2DModel";
 
@@ -41,6 +42,13 @@ public sealed record UNet2DModelConfig
     [JsonPropertyName("num_train_timesteps")] public int? NumTrainTimesteps { get; init; }
 
     /// <summary>Checks what diffusers checks, and that every option is one this implementation supports.</summary>
+    static string? IModelConfig<UNet2DModelConfig>.ConfigClassName => ClassName;
+
+    void IModelConfig<UNet2DModelConfig>.Validate(string source) => Validate();
+
+    /// <summary>Reads a config.json; unknown fields and unsupported values are errors naming the file and the field.</summary>
+    public static UNet2DModelConfig Load(string path) => ModelConfig.Load<UNet2DModelConfig>(path);
+
     public void Validate()
     {
         if (DownBlockTypes.Length != UpBlockTypes.Length)

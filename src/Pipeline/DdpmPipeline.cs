@@ -58,12 +58,11 @@ public sealed class DdpmPipeline : IDisposable
         if (unetClass != UNet2DModelConfig.ClassName)
             throw new ConfigException($"{index}: field 'unet' names {unetClass}, expected {UNet2DModelConfig.ClassName}");
 
-        var unet = UNet2DModel.FromPretrained(Path.Combine(directory, "unet"));
+        var unet = UNet2DModel.FromPretrained(Path.Combine(directory, "unet"), device);
         try
         {
-            if (device is { } d) unet.To(d);
             var scheduler = SchedulerFactory.Load(Path.Combine(directory, "scheduler", "scheduler_config.json"));
-            return new DdpmPipeline(unet.Eval(), scheduler);
+            return new DdpmPipeline(unet, scheduler);
         }
         catch
         {

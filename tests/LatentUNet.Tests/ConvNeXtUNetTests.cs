@@ -112,7 +112,7 @@ public class ConvNeXtUNetTests
             using var model = new ConvNeXtUNet(Tiny with { AttentionGates = true }, g);
             model.Save(dir);
             Assert.Equal("ConvNeXtUNet", ConfigJson.ClassName(Path.Combine(dir, "config.json")));
-            using var loaded = ConvNeXtUNet.Load(dir);
+            using var loaded = ConvNeXtUNet.FromPretrained(dir);
             Assert.Equal(model.Config.DimMults, loaded.Config.DimMults);
             Assert.True(loaded.Config.AttentionGates);
             using var scope = DisposeScope.Enter();

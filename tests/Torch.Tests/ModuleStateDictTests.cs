@@ -100,14 +100,43 @@ public class ModuleStateDictTests
     }
 
     [Fact]
-    public void ErrorMessageListsTheFirstTenNamesAndCountsTheRest()
+    public void ErrorMessageListsEveryName()
     {
         using var m = new Tiny();
         var e = Assert.Throws<StateDictException>(() => m.LoadStateDict(new Dictionary<string, Tensor>()));
         Assert.Equal(49, e.Result.Missing.Count);
         Assert.Contains("49 missing keys: pos, position_ids, conv_in.weight", e.Message);
-        Assert.Contains("… and 39 more", e.Message);
-        Assert.DoesNotContain("embed.weight", e.Message);
+        foreach (var name in e.Result.Missing) Assert.Contains(name, e.Message);
+    }
+
+    [Fact]
+    public void AnUpgradeHookRenamesAndDropsOldKeysBeforeMatching()
+    {
+        using var m = new Renaming();
+        using var old = Tensors.Ones([2]);
+        using var extra = Tensors.Zeros([1]);
+        var result = m.LoadStateDict(new Dictionary<string, Tensor> { ["inner.old_weight"] = old, ["inner.legacy_buffer"] = extra });
+        Assert.True(result.IsExactMatch);
+        Assert.Equal([1f, 1f], m.Inner.Weight.ToArray<float>());
+        Assert.False(old.IsDisposed);
+    }
+
+    private sealed class Renaming : Module
+    {
+        public Upgrading Inner { get; }
+        public Renaming() => Inner = RegisterModule("inner", new Upgrading());
+    }
+
+    private sealed class Upgrading : Module
+    {
+        public Tensor Weight { get; }
+        public Upgrading() => Weight = RegisterParameter("weight", Tensors.Zeros([2]))!;
+
+        protected override void UpgradeStateDict(string prefix, IDictionary<string, Tensor> stateDict)
+        {
+            if (stateDict.Remove(prefix + "old_weight", out var w)) stateDict[prefix + "weight"] = w;
+            stateDict.Remove(prefix + "legacy_buffer");
+        }
     }
 
     [Fact]

@@ -68,7 +68,7 @@ public class DdpmTrainingTests(ITestOutputHelper output)
             Assert.True(File.Exists(Path.Combine(model, "unet", "config.json")));
             var scheduler = SchedulerConfig.Load(Path.Combine(model, "scheduler"));
             Assert.IsType<DDPMSchedulerConfig>(scheduler);
-            using (var unet = ConvNeXtUNet.Load(Path.Combine(model, "unet"))) Assert.Equal(4, unet.Config.Dim);
+            using (var unet = ConvNeXtUNet.FromPretrained(Path.Combine(model, "unet"))) Assert.Equal(4, unet.Config.Dim);
 
             Assert.True(File.Exists(Path.Combine(dir, "samples", "step-000020.png")));
             Assert.True(File.Exists(Path.Combine(dir, "samples", "step-000040.png")));

@@ -86,7 +86,7 @@ public class EvalTrainingTests(FashionMnistSplits splits) : IClassFixture<Fashio
             var config = File.ReadAllText(Path.Combine(directory, "config.json"));
             Assert.Contains("\"block_out_channels\"", config);
             Assert.DoesNotContain("FinalSide", config);
-            using var loaded = FashionClassifier.Load(directory);
+            using var loaded = FashionClassifier.FromPretrained(directory);
             Assert.Equal(model.Config.BlockOutChannels, loaded.Config.BlockOutChannels);
             Assert.Equal(8, loaded.Config.NumColours);
             Assert.Equal(3, loaded.StateDict()["blocks.0.norm.num_batches_tracked"].ItemInt64());

@@ -1,7 +1,6 @@
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
 using LatentDiffusion.Torch.NN;
-using LatentDiffusion.Torch.SafeTensors;
 
 namespace LatentDiffusion.LatentUNet.ConvNeXt;
 
@@ -17,7 +16,6 @@ namespace LatentDiffusion.LatentUNet.ConvNeXt;
 /// </summary>
 public sealed class ConvNeXtUNet : Module
 {
-    public const string WeightsName = "diffusion_pytorch_model";
 
     private readonly Conv2d initConv;
     private readonly Sequential timeMlp;
@@ -138,34 +136,18 @@ public sealed class ConvNeXtUNet : Module
 
     // ---- persistence: config.json + diffusion_pytorch_model.safetensors, our own layout ----
 
-    /// <summary>Writes config.json and diffusion_pytorch_model.safetensors into <paramref name="directory"/> (atomically each).</summary>
-    public void Save(string directory)
+    /// <summary>How a ConvNeXtUNet lives in a model folder (diffusers' layout, this project's class).</summary>
+    public static PretrainedFormat<ConvNeXtUNet, ConvNeXtUNetConfig> Format { get; } = new()
     {
-        Directory.CreateDirectory(directory);
-        Config.Save(Path.Combine(directory, "config.json"));
-        SafeTensorsFile.Save(Path.Combine(directory, WeightsName + ".safetensors"), StateDict(),
-            new Dictionary<string, string> { ["format"] = "pt" });
-    }
+        ReadConfig = ConvNeXtUNetConfig.Load,
+        Create = config => new ConvNeXtUNet(config),
+        WriteConfig = (path, model) => model.Config.Save(path),
+    };
 
-    /// <summary>Builds the model of <paramref name="directory"/>/config.json and loads its weights strictly.</summary>
-    public static ConvNeXtUNet Load(string directory)
-    {
-        var configPath = Path.Combine(directory, "config.json");
-        var className = ConfigJson.ClassName(configPath);
-        if (className is not null && className != ConvNeXtUNetConfig.ClassName)
-            throw new ConfigException($"{configPath}: _class_name is '{className}', not {ConvNeXtUNetConfig.ClassName}");
-        var config = ConvNeXtUNetConfig.Load(configPath);
-        ConvNeXtUNet? model;
-        using (Init.SkipInitialization()) model = new ConvNeXtUNet(config);
-        try
-        {
-            Pretrained.LoadWeights(model, Pretrained.FindWeights(directory, WeightsName));
-            return model;
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-    }
+    /// <summary>Writes config.json and diffusion_pytorch_model[.variant].safetensors into <paramref name="directory"/> (atomically each).</summary>
+    public void Save(string directory, string? variant = null) => Format.Save(this, directory, variant);
+
+    /// <summary>Builds the model of <paramref name="directory"/>/config.json and loads its weights strictly, in evaluation mode.</summary>
+    public static ConvNeXtUNet FromPretrained(string directory, Device? device = null, DType? dtype = null, string? variant = null) =>
+        Format.Load(directory, device, dtype, variant);
 }

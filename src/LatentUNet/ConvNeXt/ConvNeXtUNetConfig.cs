@@ -9,7 +9,7 @@ namespace LatentDiffusion.LatentUNet.ConvNeXt;
 /// diffusers has no such class). JSON names follow the write-up's constructor arguments; the
 /// defaults are its defaults, except <see cref="Channels"/> which it sets to 3 for RGB.
 /// </summary>
-public sealed record ConvNeXtUNetConfig
+public sealed record ConvNeXtUNetConfig : IModelConfig<ConvNeXtUNetConfig>
 {
     public const string ClassName = "ConvNeXtUNet";
 
@@ -64,7 +64,11 @@ public sealed record ConvNeXtUNetConfig
         return this;
     }
 
-    public static ConvNeXtUNetConfig Load(string path) => ConfigJson.Load<ConvNeXtUNetConfig>(path).Validate();
+    static string? IModelConfig<ConvNeXtUNetConfig>.ConfigClassName => ClassName;
+
+    void IModelConfig<ConvNeXtUNetConfig>.Validate(string source) => Validate();
+
+    public static ConvNeXtUNetConfig Load(string path) => ModelConfig.Load<ConvNeXtUNetConfig>(path);
 
     public void Save(string path) => ConfigJson.Save(path, this, ClassName, version: null);
 }

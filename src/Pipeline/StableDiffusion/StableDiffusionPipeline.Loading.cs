@@ -28,7 +28,7 @@ public sealed partial class StableDiffusionPipeline
         try
         {
             var textEncoder = Track(disposables, ClipTextModel.FromPretrained(index.Require(path, "text_encoder", "CLIPTextModel"), variant: options.Variant));
-            var unet = Track(disposables, UNet2DConditionModel.FromPretrained(index.Require(path, "unet", "UNet2DConditionModel"), options.Variant));
+            var unet = Track(disposables, UNet2DConditionModel.FromPretrained(index.Require(path, "unet", "UNet2DConditionModel"), variant: options.Variant));
             var vae = Track(disposables, AutoencoderKL.FromPretrained(index.Require(path, "vae", "AutoencoderKL"), variant: options.Variant));
             return new StableDiffusionPipeline(tokenizer, textEncoder, unet, vae, scheduler, ModelNameOf(path), options);
         }
@@ -82,17 +82,12 @@ public sealed partial class StableDiffusionPipeline
         var tensors = checkpoint.Load(component, maxTextLayers: maxTextLayers);
         try
         {
-            var result = module.LoadStateDict(tensors, strict: false);
-            // position_ids is a buffer that some transformers versions saved and others did not.
-            var missing = result.Missing.Where(m => !m.EndsWith("position_ids", StringComparison.Ordinal)).ToList();
-            var unexpected = result.Unexpected.Where(u => !u.EndsWith("position_ids", StringComparison.Ordinal)).ToList();
-            if (missing.Count > 0 || unexpected.Count > 0)
-                throw new InvalidDataException($"{checkpoint.FilePath}: the {component} tensors do not fit the {checkpoint.Kind.Family} architecture: "
-                    + $"{missing.Count} missing (e.g. {string.Join(", ", missing.Take(3))}), {unexpected.Count} unexpected (e.g. {string.Join(", ", unexpected.Take(3))})");
+            // Strict; the position_ids buffer some transformers versions saved is dropped by ClipTextModel's upgrade hook.
+            module.LoadStateDict(tensors, strict: true);
         }
         catch (StateDictException e)
         {
-            throw new InvalidDataException($"{checkpoint.FilePath}: {component}: {e.Message}", e);
+            throw new InvalidDataException($"{checkpoint.FilePath}: the {component} tensors do not fit the {checkpoint.Kind.Family} architecture: {e.Message}", e);
         }
         finally
         {
@@ -126,12 +121,9 @@ internal sealed record FamilyConfigs(UNet2DConditionModelConfig Unet, Autoencode
     public static FamilyConfigs For(CheckpointKind kind)
     {
         var prefix = kind.Family == ModelFamily.StableDiffusion1 ? "sd15" : "sd21";
-        var unet = ConfigJson.Parse<UNet2DConditionModelConfig>(Resource($"{prefix}-unet.json"), $"{prefix}-unet.json");
-        unet.Validate();
-        var vae = ConfigJson.Parse<AutoencoderKLConfig>(Resource($"{prefix}-vae.json"), $"{prefix}-vae.json");
-        vae.Validate();
-        var text = ConfigJson.Parse<ClipTextConfig>(Resource($"{prefix}-text-encoder.json"), $"{prefix}-text-encoder.json", ClipTextConfig.GenericKeys);
-        text.Validate();
+        var unet = Embedded<UNet2DConditionModelConfig>($"{prefix}-unet.json");
+        var vae = Embedded<AutoencoderKLConfig>($"{prefix}-vae.json");
+        var text = Embedded<ClipTextConfig>($"{prefix}-text-encoder.json");
         var scheduler = SchedulerConfig.Parse(Resource($"{prefix}-scheduler.json"));
         scheduler = scheduler.ConvertTo(scheduler.ClassName, new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["prediction_type"] = kind.PredictionType });
         return new FamilyConfigs(unet, vae, text, scheduler);
@@ -141,12 +133,14 @@ internal sealed record FamilyConfigs(UNet2DConditionModelConfig Unet, Autoencode
     public static FamilyConfigs FromFolder(string directory)
     {
         var index = ModelIndex.Load(directory);
-        var unet = ModelFiles.LoadConfig<UNet2DConditionModelConfig>(index.Require(directory, "unet", "UNet2DConditionModel"), UNet2DConditionModelConfig.ClassName, c => c.Validate());
-        var vae = AutoencoderKLConfig.Load(Path.Combine(index.Require(directory, "vae", "AutoencoderKL"), "config.json"));
-        var text = ClipTextConfig.Load(Path.Combine(index.Require(directory, "text_encoder", "CLIPTextModel"), "config.json"));
+        var unet = UNet2DConditionModelConfig.Load(Path.Combine(index.Require(directory, "unet", "UNet2DConditionModel"), Pretrained.ConfigName));
+        var vae = AutoencoderKLConfig.Load(Path.Combine(index.Require(directory, "vae", "AutoencoderKL"), Pretrained.ConfigName));
+        var text = ClipTextConfig.Load(Path.Combine(index.Require(directory, "text_encoder", "CLIPTextModel"), Pretrained.ConfigName));
         var scheduler = SchedulerConfig.Load(index.Require(directory, "scheduler"));
         return new FamilyConfigs(unet, vae, text, scheduler);
     }
+
+    private static T Embedded<T>(string name) where T : IModelConfig<T> => ModelConfig.Parse<T>(Resource(name), name);
 
     internal static string Resource(string name)
     {

@@ -7,7 +7,7 @@ namespace LatentDiffusion.TextEncoder;
 /// transformers' <c>CLIPTextConfig</c> (config.json of a CLIPTextModel). Defaults are transformers 4.43's
 /// (openai/clip-vit-base-patch32's text tower); SD1.x uses ViT-L/14's: hidden 768, 12 layers, 12 heads.
 /// </summary>
-public sealed record ClipTextConfig
+public sealed record ClipTextConfig : IModelConfig<ClipTextConfig>
 {
     public const string ModelType = "clip_text_model";
     public const string Architecture = "CLIPTextModel";
@@ -67,12 +67,13 @@ public sealed record ClipTextConfig
     [JsonIgnore] public int HeadDim => HiddenSize / NumAttentionHeads;
 
     /// <summary>Reads a transformers config.json; unknown fields and unsupported values are errors naming the field.</summary>
-    public static ClipTextConfig Load(string path)
-    {
-        var config = ConfigJson.Load<ClipTextConfig>(path, GenericKeys);
-        config.Validate(path);
-        return config;
-    }
+    // transformers configs carry no _class_name; "architectures" and "model_type" are checked by Validate.
+    static string? IModelConfig<ClipTextConfig>.ConfigClassName => null;
+
+    static IEnumerable<string>? IModelConfig<ClipTextConfig>.IgnoredKeys => GenericKeys;
+
+    /// <summary>Reads a config.json; unknown fields and unsupported values are errors naming the field.</summary>
+    public static ClipTextConfig Load(string path) => ModelConfig.Load<ClipTextConfig>(path);
 
     public void Validate(string source = "CLIPTextConfig")
     {

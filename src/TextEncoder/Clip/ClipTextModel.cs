@@ -4,7 +4,6 @@ using System.Text.Json.Nodes;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
 using LatentDiffusion.Torch.NN;
-using LatentDiffusion.Torch.SafeTensors;
 
 namespace LatentDiffusion.TextEncoder;
 
@@ -32,7 +31,6 @@ public sealed record ClipTextOutput(Tensor LastHiddenState, Tensor PoolerOutput,
 /// </summary>
 public sealed class ClipTextModel : Module
 {
-    public const string WeightsName = "model";
     private const string LegacyPositionIdsKey = "text_model.embeddings.position_ids";
 
     public ClipTextConfig Config { get; }
@@ -149,46 +147,31 @@ public sealed class ClipTextModel : Module
 
     // ---- transformers model folders ----
 
+    /// <summary>How a CLIPTextModel lives in a transformers folder (config.json + model.safetensors).</summary>
+    public static PretrainedFormat<ClipTextModel, ClipTextConfig> Format { get; } = new()
+    {
+        ReadConfig = ClipTextConfig.Load,
+        Create = config => new ClipTextModel(config),
+        WriteConfig = (path, model) => model.WriteConfig(path),
+        WeightsName = Pretrained.TransformersWeights,
+    };
+
     /// <summary>
     /// Loads a transformers folder (config.json + model[.variant].safetensors), e.g. Stable Diffusion's
-    /// text_encoder/. The position_ids buffer that older checkpoints saved is accepted and ignored.
-    /// The model is in evaluation mode.
+    /// text_encoder/. The model is in evaluation mode.
     /// </summary>
-    public static ClipTextModel FromPretrained(string directory, Device? device = null, DType? dtype = null, string? variant = null)
-    {
-        var config = ClipTextConfig.Load(Path.Combine(directory, "config.json"));
-        var file = Pretrained.FindWeights(directory, WeightsName, variant);
-        ClipTextModel model;
-        using (Init.SkipInitialization()) model = new ClipTextModel(config);
-        var state = SafeTensorsFile.LoadFile(file);
-        try
-        {
-            if (state.Remove(LegacyPositionIdsKey, out var positionIds)) positionIds.Dispose();
-            model.LoadStateDict(state);
-            if (device is { } d) model.To(d, dtype);
-            else if (dtype is { } t) model.To(t);
-            return model.Eval();
-        }
-        catch (StateDictException e)
-        {
-            model.Dispose();
-            throw new InvalidDataException($"{file}: {e.Message}", e);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        finally
-        {
-            foreach (var t in state.Values) t.Dispose();
-        }
-    }
+    public static ClipTextModel FromPretrained(string directory, Device? device = null, DType? dtype = null, string? variant = null) =>
+        Format.Load(directory, device, dtype, variant);
 
-    /// <summary>Writes config.json (transformers' keys, sorted) and model.safetensors, loadable by transformers' from_pretrained.</summary>
-    public void Save(string directory)
+    /// <summary>Writes config.json (transformers' keys, sorted) and model[.variant].safetensors, loadable by transformers' from_pretrained.</summary>
+    public void Save(string directory, string? variant = null) => Format.Save(this, directory, variant);
+
+    // The position_ids buffer that older transformers versions saved (newer ones do not) is accepted and ignored.
+    protected override void UpgradeStateDict(string prefix, IDictionary<string, Tensor> stateDict) =>
+        stateDict.Remove(prefix + LegacyPositionIdsKey);
+
+    private void WriteConfig(string path)
     {
-        Directory.CreateDirectory(directory);
         var dtype = TextModel.FinalLayerNorm.Weight!.DType;
         var config = Config with
         {
@@ -205,9 +188,7 @@ public sealed class ClipTextModel : Module
             node.Remove(key);
             sorted[key] = value;
         }
-        AtomicFile.WriteAllText(Path.Combine(directory, "config.json"), sorted.ToJsonString(ConfigJson.Options) + "\n");
-        SafeTensorsFile.Save(Path.Combine(directory, WeightsName + ".safetensors"), StateDict(),
-            new Dictionary<string, string> { ["format"] = "pt" });
+        AtomicFile.WriteAllText(path, sorted.ToJsonString(ConfigJson.Options) + "\n");
     }
 
     public override string ToString() =>

@@ -68,13 +68,25 @@ public static class ConfigJson
     /// <summary>Class name recorded in a diffusers config (<c>_class_name</c>), or null.</summary>
     public static string? ClassName(string path)
     {
-        try
-        {
-            return (JsonNode.Parse(File.ReadAllText(path)) as JsonObject)?["_class_name"]?.GetValue<string>();
-        }
-        catch (Exception e) when (e is JsonException or IOException or InvalidOperationException)
+        string text;
+        try { text = File.ReadAllText(path); }
+        catch (IOException e)
         {
             throw new ConfigException($"{path}: cannot be read as a JSON config ({e.Message})", e);
+        }
+        return ClassNameOf(text, path);
+    }
+
+    /// <summary>Class name recorded in the JSON text of a diffusers config (<c>_class_name</c>), or null; <paramref name="source"/> names it in errors.</summary>
+    public static string? ClassNameOf(string json, string source)
+    {
+        try
+        {
+            return (JsonNode.Parse(json) as JsonObject)?["_class_name"]?.GetValue<string>();
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            throw new ConfigException($"{source}: cannot be read as a JSON config ({e.Message})", e);
         }
     }
 

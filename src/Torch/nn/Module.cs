@@ -163,6 +163,7 @@ public abstract class Module : IDisposable
     public LoadStateDictResult LoadStateDict(IReadOnlyDictionary<string, Tensor> stateDict, bool strict = true)
     {
         ArgumentNullException.ThrowIfNull(stateDict);
+        stateDict = Upgraded(stateDict);
         var own = StateDict();
         var missing = new List<string>();
         var mismatches = new List<ShapeMismatch>();
@@ -187,6 +188,24 @@ public abstract class Module : IDisposable
         using var noGrad = Autograd.NoGrad();
         foreach (var (target, source) in copies) target.CopyFrom(source);
         return result;
+    }
+
+    // Every module (this one included) may rename or drop the keys of an older format before matching.
+    private Dictionary<string, Tensor> Upgraded(IReadOnlyDictionary<string, Tensor> stateDict)
+    {
+        var keys = new Dictionary<string, Tensor>(stateDict, StringComparer.Ordinal);
+        foreach (var (path, module) in NamedModules()) module.UpgradeStateDict(path.Length == 0 ? "" : path + ".", keys);
+        return keys;
+    }
+
+    /// <summary>
+    /// PyTorch's load_state_dict pre-hook: called by <see cref="LoadStateDict"/> on every module, with
+    /// its key <paramref name="prefix"/> ("" or "a.b."), before the keys are matched, to rename or drop
+    /// the keys an older format used (diffusers' deprecated attention names, a buffer some versions
+    /// saved). It may only move or remove entries: the tensors stay the caller's.
+    /// </summary>
+    protected virtual void UpgradeStateDict(string prefix, IDictionary<string, Tensor> stateDict)
+    {
     }
 
     // ---- modes, conversion, gradients ----

@@ -2,9 +2,22 @@ using LatentDiffusion.Torch.SafeTensors;
 
 namespace LatentDiffusion.Torch.NN;
 
-/// <summary>Loads weights saved by diffusers/transformers (<c>save_pretrained</c>) into a module.</summary>
+/// <summary>Finds and loads the weight files of model folders saved by diffusers/transformers (<c>save_pretrained</c>).</summary>
 public static class Pretrained
 {
+    /// <summary>The config file of every model folder.</summary>
+    public const string ConfigName = "config.json";
+
+    /// <summary>diffusers' weight file base name (models: U-Nets, VAEs, ControlNets).</summary>
+    public const string DiffusersWeights = "diffusion_pytorch_model";
+
+    /// <summary>transformers' weight file base name (CLIP text encoders).</summary>
+    public const string TransformersWeights = "model";
+
+    /// <summary>The weight file name for <paramref name="variant"/>: <c>{baseName}.{variant}.safetensors</c>, or <c>{baseName}.safetensors</c>.</summary>
+    public static string WeightsFile(string baseName, string? variant = null) =>
+        variant is null ? $"{baseName}.safetensors" : $"{baseName}.{variant}.safetensors";
+
     /// <summary>
     /// The weight file of a model folder: <c>{baseName}.{variant}.safetensors</c> when a variant
     /// ("fp16") is asked for and present, else <c>{baseName}.safetensors</c>, else any single
@@ -15,20 +28,25 @@ public static class Pretrained
         if (!Directory.Exists(directory)) throw new FileNotFoundException($"{directory}: model folder not found");
         if (variant is not null)
         {
-            var withVariant = Path.Combine(directory, $"{baseName}.{variant}.safetensors");
+            var withVariant = Path.Combine(directory, WeightsFile(baseName, variant));
             if (File.Exists(withVariant)) return withVariant;
         }
-        var plain = Path.Combine(directory, baseName + ".safetensors");
+        var plain = Path.Combine(directory, WeightsFile(baseName));
         if (File.Exists(plain)) return plain;
         var any = Directory.GetFiles(directory, "*.safetensors");
         if (any.Length == 1) return any[0];
         var pickles = Directory.GetFiles(directory).Where(f => f.EndsWith(".bin") || f.EndsWith(".ckpt") || f.EndsWith(".pt") || f.EndsWith(".pth")).ToList();
         if (pickles.Count > 0)
             throw new FileNotFoundException($"{directory}: only pickle weights ({Path.GetFileName(pickles[0])}) found; pickle files are not executed or parsed, convert them to .safetensors");
-        throw new FileNotFoundException($"{directory}: no {baseName}.safetensors");
+        throw new FileNotFoundException($"{directory}: no {WeightsFile(baseName)}");
     }
 
-    /// <summary>Loads every tensor of <paramref name="file"/> into <paramref name="module"/> (strict: names and shapes must match exactly).</summary>
+    /// <summary>
+    /// Loads every tensor of <paramref name="file"/> into <paramref name="module"/>, after the modules'
+    /// <see cref="Module.LoadStateDict"/> upgrade hooks renamed older keys. Strict: every missing,
+    /// unexpected and mismatched name is listed in the error, which names the file. Values convert to
+    /// each parameter's dtype (an fp16 file loads into an fp32 model).
+    /// </summary>
     public static void LoadWeights(Module module, string file, bool strict = true)
     {
         using var weights = SafeTensorsFile.Open(file);
@@ -45,5 +63,64 @@ public static class Pretrained
         {
             foreach (var t in tensors.Values) t.Dispose();
         }
+    }
+}
+
+/// <summary>
+/// How one kind of model lives in a diffusers/transformers folder: <c>config.json</c> read into its
+/// config record, <c>{WeightsName}[.{variant}].safetensors</c>. Every model declares one, and its
+/// <c>FromPretrained</c> and <c>Save</c> are this class's <see cref="Load"/> and <see cref="Save"/>, so
+/// that device, dtype, variants and the strict key and shape checks behave the same for all of them.
+/// </summary>
+public sealed class PretrainedFormat<TModel, TConfig> where TModel : Module
+{
+    /// <summary>Reads and validates a config.json (errors name the file and the field).</summary>
+    public required Func<string, TConfig> ReadConfig { get; init; }
+
+    /// <summary>Builds the architecture of a config (the loader skips its random initialisation).</summary>
+    public required Func<TConfig, TModel> Create { get; init; }
+
+    /// <summary>Writes the model's config.json, in the format its reference library reads.</summary>
+    public required Action<string, TModel> WriteConfig { get; init; }
+
+    /// <summary>Base name of the weight file: <see cref="Pretrained.DiffusersWeights"/> or <see cref="Pretrained.TransformersWeights"/>.</summary>
+    public string WeightsName { get; init; } = Pretrained.DiffusersWeights;
+
+    /// <summary>
+    /// Loads a model folder: its config, then its weights (the <paramref name="variant"/> file, e.g.
+    /// "fp16", when present), then moves it to <paramref name="device"/> and <paramref name="dtype"/>.
+    /// The model is returned in evaluation mode; nothing is left allocated when loading fails.
+    /// </summary>
+    public TModel Load(string directory, Device? device = null, DType? dtype = null, string? variant = null)
+    {
+        if (!Directory.Exists(directory)) throw new FileNotFoundException($"{directory}: model folder not found");
+        var config = ReadConfig(Path.Combine(directory, Pretrained.ConfigName));
+        var weights = Pretrained.FindWeights(directory, WeightsName, variant);
+        TModel model;
+        using (Init.SkipInitialization()) model = Create(config);
+        try
+        {
+            Pretrained.LoadWeights(model, weights);
+            if (device is { } d) model.To(d, dtype);
+            else if (dtype is { } t) model.To(t);
+            return model.Eval();
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Writes config.json and the weights in the model's dtype (<c>{WeightsName}.{variant}.safetensors</c>
+    /// with a variant), each file atomically, so that diffusers' / transformers' from_pretrained loads them.
+    /// </summary>
+    public void Save(TModel model, string directory, string? variant = null)
+    {
+        Directory.CreateDirectory(directory);
+        WriteConfig(Path.Combine(directory, Pretrained.ConfigName), model);
+        SafeTensorsFile.Save(Path.Combine(directory, Pretrained.WeightsFile(WeightsName, variant)), model.StateDict(),
+            new Dictionary<string, string> { ["format"] = "pt" });
     }
 }

@@ -12,11 +12,9 @@ public sealed record LoadStateDictResult(IReadOnlyList<string> Missing, IReadOnl
     public bool IsExactMatch => Missing.Count == 0 && Unexpected.Count == 0 && ShapeMismatches.Count == 0;
 }
 
-/// <summary>A state dict did not fit a module; the message names the keys (the first ten of each kind).</summary>
+/// <summary>A state dict did not fit a module; the message names every key that did not fit.</summary>
 public sealed class StateDictException : Exception
 {
-    private const int Listed = 10;
-
     public LoadStateDictResult Result { get; }
 
     public StateDictException(string moduleName, LoadStateDictResult result, bool strict) : base(Describe(moduleName, result, strict))
@@ -33,10 +31,6 @@ public sealed class StateDictException : Exception
         return $"cannot load the state dict into {moduleName}: {string.Join("; ", parts)}";
     }
 
-    private static string List(string what, IReadOnlyList<string> items)
-    {
-        var shown = string.Join(", ", items.Take(Listed));
-        var more = items.Count > Listed ? $", … and {items.Count - Listed} more" : "";
-        return $"{items.Count} {what}: {shown}{more}";
-    }
+    // Every name: a user comparing a file with a model needs the whole list, not the first few.
+    private static string List(string what, IReadOnlyList<string> items) => $"{items.Count} {what}: {string.Join(", ", items)}";
 }

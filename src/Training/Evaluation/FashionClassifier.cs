@@ -2,7 +2,6 @@ using System.Text.Json.Serialization;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
 using LatentDiffusion.Torch.NN;
-using LatentDiffusion.Torch.SafeTensors;
 
 namespace LatentDiffusion.Training.Evaluation;
 
@@ -10,7 +9,7 @@ namespace LatentDiffusion.Training.Evaluation;
 /// Architecture of a <see cref="FashionClassifier"/> (its config.json). The defaults are the
 /// shipped Fashion-MNIST classifier's; the Fashion colours judge has in_channels 3 and num_colours 8.
 /// </summary>
-public sealed record FashionClassifierConfig
+public sealed record FashionClassifierConfig : IModelConfig<FashionClassifierConfig>
 {
     [JsonPropertyName("in_channels")] public int InChannels { get; init; } = 1;
     [JsonPropertyName("sample_size")] public int SampleSize { get; init; } = 32;
@@ -29,6 +28,8 @@ public sealed record FashionClassifierConfig
     [JsonPropertyName("dropout")] public double Dropout { get; init; } = 0.2;
 
     public const string ClassName = "FashionClassifier";
+
+    static string? IModelConfig<FashionClassifierConfig>.ConfigClassName => ClassName;
 
     /// <summary>Side of the last block's output (the input of the first Linear).</summary>
     [JsonIgnore] public int FinalSide => SampleSize >> BlockOutChannels.Length;
@@ -106,33 +107,20 @@ public sealed class FashionClassifier : Module<Tensor, ClassifierOutput>
         return new ClassifierOutput(scope.Keep(classLogits), colourLogits is null ? null : scope.Keep(colourLogits), scope.Keep(features));
     }
 
-    /// <summary>Loads config.json and model.safetensors from a model folder.</summary>
-    public static FashionClassifier Load(string directory)
+    /// <summary>How a classifier lives in a model folder: config.json + model.safetensors (float32).</summary>
+    public static PretrainedFormat<FashionClassifier, FashionClassifierConfig> Format { get; } = new()
     {
-        var configPath = Path.Combine(directory, "config.json");
-        if (!File.Exists(configPath)) throw new FileNotFoundException($"{directory}: no config.json (not a classifier folder?)");
-        var config = ConfigJson.Load<FashionClassifierConfig>(configPath);
-        config.Validate(configPath);
-        var model = new FashionClassifier(config);
-        try
-        {
-            Pretrained.LoadWeights(model, Pretrained.FindWeights(directory, "model"));
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        return model.Eval();
-    }
+        ReadConfig = ModelConfig.Load<FashionClassifierConfig>,
+        Create = config => new FashionClassifier(config),
+        WriteConfig = (path, model) => ConfigJson.Save(path, model.Config, FashionClassifierConfig.ClassName, version: null),
+        WeightsName = Pretrained.TransformersWeights,
+    };
 
-    /// <summary>Writes config.json and model.safetensors (float32) into <paramref name="directory"/>.</summary>
-    public void Save(string directory)
-    {
-        Directory.CreateDirectory(directory);
-        ConfigJson.Save(Path.Combine(directory, "config.json"), Config, FashionClassifierConfig.ClassName, version: null);
-        SafeTensorsFile.Save(Path.Combine(directory, "model.safetensors"), StateDict());
-    }
+    /// <summary>Loads config.json and model.safetensors from a model folder, in evaluation mode.</summary>
+    public static FashionClassifier FromPretrained(string directory, Device? device = null) => Format.Load(directory, device);
+
+    /// <summary>Writes config.json and model.safetensors into <paramref name="directory"/>.</summary>
+    public void Save(string directory) => Format.Save(this, directory);
 }
 
 /// <summary>conv3×3 (no bias: BatchNorm has one) → BatchNorm → ReLU → max-pool 2.</summary>

@@ -42,7 +42,7 @@ public sealed class Judge : IDisposable
         var statistics = Path.Combine(directory, StatisticsFile);
         if (!File.Exists(statistics)) throw new FileNotFoundException($"{directory}: no {StatisticsFile} (feature statistics of the test split)");
         var reference = FeatureStatistics.Load(statistics);
-        var model = FashionClassifier.Load(directory);
+        var model = FashionClassifier.FromPretrained(directory);
         if (reference.Dimension != model.Config.FeatureDim)
         {
             model.Dispose();
