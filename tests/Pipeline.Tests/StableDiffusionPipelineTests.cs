@@ -74,17 +74,12 @@ public sealed class StableDiffusionPipelineTests : IClassFixture<TinyStableDiffu
         using var second = pipe.TextToImage(request with { Seed = 41, NumImages = 1 });
         Assert.True(batch.Latents.Equal(again.Latents));
         using var secondOfBatch = batch.Latents.Narrow(0, 1, 1);
-        Assert.True(secondOfBatch.Equal(second.Latents) || MaxAbs(secondOfBatch, second.Latents) < 1e-5);
+        // Same noise, so the same image up to float rounding: a batch of two runs GEMMs blocked differently
+        // from a batch of one (1.2e-4 apart on an AMD EPYC; a wrong seed would differ by O(1)).
+        TensorAssert.Close(secondOfBatch, second.Latents, atol: 1e-3, rtol: 1e-3, "image 1 of the batch vs a single run with seed + 1");
         Assert.Equal(41, batch.Parameters[1].Seed);
         Assert.Equal("Euler a", batch.Parameters[0].Sampler);
         Assert.Equal(2, batch.Images.Count);
-    }
-
-    private static double MaxAbs(Tensor a, Tensor b)
-    {
-        using var d = (a - b).Abs();
-        using var m = d.Max();
-        return m.Item();
     }
 
     [Fact]
