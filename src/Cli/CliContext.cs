@@ -14,7 +14,9 @@ public sealed class CliContext
         Out = output;
         Err = error;
         Console = CreateConsole(output, isTerminal: ReferenceEquals(output, System.Console.Out) && !System.Console.IsOutputRedirected);
-        ErrorIsColoured = ReferenceEquals(error, System.Console.Error) && !System.Console.IsErrorRedirected && ColourAllowed;
+        ErrorIsTerminal = ReferenceEquals(error, System.Console.Error) && !System.Console.IsErrorRedirected;
+        ErrorIsColoured = ErrorIsTerminal && ColourAllowed;
+        ErrorConsole = CreateConsole(error, ErrorIsTerminal);
     }
 
     /// <summary>Standard output: results only, so that <c>--json</c> output can be piped.</summary>
@@ -25,6 +27,12 @@ public sealed class CliContext
 
     /// <summary>A Spectre console over <see cref="Out"/> for tables.</summary>
     public IAnsiConsole Console { get; }
+
+    /// <summary>A Spectre console over <see cref="Err"/>, for progress bars.</summary>
+    public IAnsiConsole ErrorConsole { get; }
+
+    /// <summary>Whether <see cref="Err"/> is the real, unredirected terminal (where a live progress bar makes sense).</summary>
+    public bool ErrorIsTerminal { get; }
 
     /// <summary>Whether lines on <see cref="Err"/> get ANSI colours.</summary>
     public bool ErrorIsColoured { get; }

@@ -63,6 +63,7 @@ public sealed class GenerateCommandTests : IDisposable
         var r = CliRunner.Run("generate", "x", "--model", model, "--steps", "3", "--sampler", "euler", "--seed", "1",
             "--preview", Out("live.png"), "--preview-every", "2", "--out", Out("p.png"));
         Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("generating: step 3/3 (t=", r.Err); // the progress display, as plain lines on standard error
         var preview = RgbImage.Load(Out("live.png"));
         var final = RgbImage.Load(Out("p.png"));
         Assert.Equal((final.Width, final.Height), (preview.Width, preview.Height));

@@ -85,6 +85,7 @@ public sealed class ModelCommandTests : IDisposable
             var path = Path.Combine(temp, name);
             var r = CliRunner.Run(["sample", "--model", TinyDdpm, "--num", "4", "--steps", "3", "--seed", seed, "--out", path, .. extra]);
             Assert.True(r.ExitCode == 0, r.Err);
+            Assert.Contains("sample: step 3/3", r.Err);
             Assert.Contains(path, r.Out);
             return path;
         }
@@ -127,6 +128,7 @@ public sealed class ModelCommandTests : IDisposable
             "--judge", Repo("models", "judges", "fashion-classifier"), "--json");
 
         Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("eval ddpm: 4/4 images", r.Err);
         using var doc = JsonDocument.Parse(r.Out);
         var root = doc.RootElement;
         Assert.True(double.IsFinite(root.GetProperty("fid").GetDouble()));
@@ -210,12 +212,49 @@ public sealed class ModelCommandTests : IDisposable
 
         Assert.True(r.ExitCode == 0, r.Err);
         Assert.Contains("trained 20 steps", r.Out);
+        Assert.Contains("samples lie", r.Out);
+        Assert.Contains("toy s-curve: step 1/20 · loss ", r.Err); // the progress display, as plain lines on standard error
+        Assert.Contains("toy s-curve: step 20/20 · loss ", r.Err);
+        Assert.Contains("toy s-curve: step 10 · checkpoint step-000010", r.Err);
         foreach (var file in new[] { "forward.png", "reverse.png", "samples.png", "metrics.jsonl", "model/model.safetensors" })
             Assert.True(File.Exists(Path.Combine(run, file)), $"{file} should exist");
         Assert.True(Directory.Exists(Path.Combine(run, "checkpoints", "step-000020")));
 
         var resumed = CliRunner.Run("toy", "s-curve", "--config", Repo("tests", "fixtures", "cli", "toy-tiny.json"), "--out", run, "--resume");
         Assert.True(resumed.ExitCode == 0, resumed.Err);
+    }
+
+    [Fact]
+    public void CancellingTrainingWritesACheckpointExitsWith130AndResumes()
+    {
+        // The token Program.cs cancels on Ctrl+C, cancelled here when the display reports the first checkpoint.
+        var run = Path.Combine(temp, "toy-cancelled");
+        var recipe = Repo("tests", "fixtures", "cli", "toy-tiny.json");
+        using var cancellation = new CancellationTokenSource();
+        using var output = new StringWriter();
+        using var error = new CancelOnLine("checkpoint step-000010", cancellation);
+
+        var code = CliApp.Run(["toy", "s-curve", "--config", recipe, "--out", run], output, error, cancellation.Token);
+
+        Assert.Equal(ErrorReporter.Cancelled, code);
+        Assert.Contains("stopping after this step and writing a checkpoint", error.ToString());
+        Assert.Contains("stopped at step 10 ", output.ToString());
+        Assert.DoesNotContain("samples lie", output.ToString());
+        Assert.False(File.Exists(Path.Combine(run, "model", "model.safetensors")));
+
+        var resumed = CliRunner.Run("toy", "s-curve", "--config", recipe, "--out", run, "--resume");
+        Assert.True(resumed.ExitCode == 0, resumed.Err);
+        Assert.Contains("trained 20 steps (resumed from step 10)", resumed.Out);
+    }
+
+    /// <summary>Standard error that cancels <paramref name="source"/> once a line contains <paramref name="text"/>.</summary>
+    private sealed class CancelOnLine(string text, CancellationTokenSource source) : StringWriter
+    {
+        public override void WriteLine(string? value)
+        {
+            base.WriteLine(value);
+            if (value?.Contains(text, StringComparison.Ordinal) == true) source.Cancel();
+        }
     }
 
     [Fact]

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Spectre.Console;
 
 namespace LatentDiffusion.Cli.Commands;
 
@@ -37,56 +36,6 @@ internal static class CommandSupport
                 result.AddError($"{option.Name} must be one of {string.Join(", ", allowed)}, got '{result.Tokens[0].Value}'");
         });
         return option;
-    }
-
-    /// <summary>
-    /// Runs <paramref name="work"/> with a progress sink: a Spectre bar on standard error when it is an
-    /// interactive terminal, otherwise a plain line on <see cref="CliContext.Err"/> at most every 10 s and at the end.
-    /// </summary>
-    public static T WithProgress<T>(CliContext context, string title, Func<Action<int, int, string?>, T> work)
-    {
-        var interactive = ReferenceEquals(context.Err, System.Console.Error) && !System.Console.IsErrorRedirected;
-        if (!interactive)
-        {
-            var watch = System.Diagnostics.Stopwatch.StartNew();
-            TimeSpan? last = null;
-            return work((done, total, note) =>
-            {
-                if (done != total && last is { } previous && watch.Elapsed - previous < TimeSpan.FromSeconds(10)) return;
-                last = watch.Elapsed;
-                context.Err.WriteLine($"{title}: {done}/{total}{(note is null ? "" : " " + note)}");
-            });
-        }
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(System.Console.Error),
-            Ansi = context.ErrorIsColoured ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = context.ErrorIsColoured ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-            Interactive = InteractionSupport.Detect,
-        });
-        T result = default!;
-        console.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(),
-                new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask(Markup.Escape(title), autoStart: true, maxValue: 1);
-                result = work((done, total, note) =>
-                {
-                    task.MaxValue = Math.Max(1, total);
-                    task.Value = done;
-                    if (note is not null) task.Description = Markup.Escape($"{title} {note}");
-                });
-                task.StopTask();
-            });
-        return result;
-    }
-
-    /// <summary>An <see cref="IProgress{T}"/> that reports on the caller's thread.</summary>
-    public sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 
     public static string F(double value, int decimals) => value.ToString("F" + decimals, System.Globalization.CultureInfo.InvariantCulture);

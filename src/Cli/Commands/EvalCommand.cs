@@ -43,14 +43,13 @@ internal static class EvalCommand
             var stepCount = parsed.GetValue(steps) ?? (pipeline.Scheduler is DDIMScheduler ? 50 : 1000);
             using var noise = new GeneratorNoise(parsed.GetValue(seed));
             var total = parsed.GetValue(samples);
-            var result = CommandSupport.WithProgress(context, "eval ddpm", report => DdpmEvaluation.Evaluate(
+            var result = ProgressDisplay.Run(context, "eval ddpm", display => DdpmEvaluation.Evaluate(
                 n =>
                 {
                     using var images = pipeline.Generate(new DdpmOptions(BatchSize: n, Steps: stepCount), noise, null, cancellationToken);
                     return Judge.FromPipelineImages(images);
                 },
-                total, judge, parsed.GetValue(batch),
-                new CommandSupport.SyncProgress<EvaluationProgress>(p => report(p.Done, p.Total, null)), cancellationToken));
+                total, judge, parsed.GetValue(batch), display.Sink<EvaluationProgress>(ProgressText.Of), cancellationToken));
             if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(result));
             else
             {
@@ -93,8 +92,8 @@ internal static class EvalCommand
             };
             var directory = parsed.GetValue(model)!;
             using var judge = Judge.LoadFashionColoursJudge(parsed.GetValue(judgeDir));
-            var result = CommandSupport.WithProgress(context, "eval prompts", report => LdmEvaluation.Run(directory, request, judge,
-                new CommandSupport.SyncProgress<EvaluationProgress>(p => report(p.Done, p.Total, null)), cancellationToken));
+            var result = ProgressDisplay.Run(context, "eval prompts", display => LdmEvaluation.Run(directory, request, judge,
+                display.Sink<EvaluationProgress>(ProgressText.Of), cancellationToken));
             if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(result));
             else
             {

@@ -117,9 +117,14 @@ internal static class GenerateCommand
         if (request.Sampler is { } sampler) _ = Pipeline.Schedulers.SchedulerFactory.Normalize(sampler); // unknown names fail before any work
 
         clock.Restart();
-        using var result = GenerationConsole.Run(context, init is null ? "generating" : "img2img", parsed.GetValue(o.Preview), progress => init is { } ii
-            ? pipe.ImageToImage(new ImageToImageRequest(request, initImage!) { Strength = ii.Strength }, progress, cancellation)
-            : pipe.TextToImage(request, progress, cancellation));
+        var preview = parsed.GetValue(o.Preview);
+        using var result = ProgressDisplay.Run(context, init is null ? "generating" : "img2img", display =>
+        {
+            var progress = PreviewWriter.Around(display.Sink<GenerationProgress>(ProgressText.Of), preview);
+            return init is { } ii
+                ? pipe.ImageToImage(new ImageToImageRequest(request, initImage!) { Strength = ii.Strength }, progress, cancellation)
+                : pipe.TextToImage(request, progress, cancellation);
+        }, clearWhenDone: true);
         var generateTime = clock.Elapsed;
 
         foreach (var path in WriteImages(result, outPath)) context.Out.WriteLine(Path.GetFullPath(path));

@@ -85,9 +85,8 @@ internal static class SampleCommand
     public static RgbImage[] Sample(CliContext context, DdpmPipeline pipeline, int n, int steps, ulong seed, CancellationToken cancellationToken)
     {
         using var noise = new GeneratorNoise(seed);
-        using var pixels = CommandSupport.WithProgress(context, "sample", report =>
-            pipeline.Generate(new DdpmOptions(BatchSize: n, Steps: steps), noise,
-                new CommandSupport.SyncProgress<DdpmProgress>(p => report(p.Step, p.TotalSteps, null)), cancellationToken));
+        using var pixels = ProgressDisplay.Run(context, "sample", display =>
+            pipeline.Generate(new DdpmOptions(BatchSize: n, Steps: steps), noise, display.Sink<DdpmProgress>(ProgressText.Of), cancellationToken));
         using var nchw = pixels.Permute(0, 3, 1, 2);
         return RgbImage.FromUnitTensor(nchw);
     }

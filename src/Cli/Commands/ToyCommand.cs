@@ -1,5 +1,6 @@
 using System.CommandLine;
-using LatentDiffusion.Training;
+using System.Globalization;
+using LatentDiffusion.Training.Toy;
 
 namespace LatentDiffusion.Cli.Commands;
 
@@ -16,8 +17,22 @@ internal static class ToyCommand
         {
             config, output, resume,
         };
-        sCurve.SetAction(parsed => TrainingCommands.ToySCurve(parsed.GetValue(config), parsed.GetValue(output)!, parsed.GetValue(resume), context.Out));
+        sCurve.SetAction((parsed, cancellationToken) => Task.FromResult(
+            SCurve(context, parsed.GetValue(config), parsed.GetValue(output)!, parsed.GetValue(resume), cancellationToken)));
         toy.Subcommands.Add(sCurve);
         return toy;
+    }
+
+    /// <summary>Trains the toy, writes its pictures, reports sample quality.</summary>
+    private static int SCurve(CliContext context, string? recipePath, string outputDirectory, bool resume, CancellationToken cancellationToken)
+    {
+        var recipe = recipePath is null ? new ToyRecipe() : ToyRecipe.Load(recipePath);
+        return TrainingRun.Run(context, "toy s-curve", outputDirectory, cancellationToken,
+            (progress, token) => ToyTraining.Run(recipe, outputDirectory, resume, progress, token), outcome => outcome.Training, outcome =>
+            {
+                context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"samples lie {outcome.MeanNearestDistance:F4} from the nearest data point on average (pure noise: {outcome.NoiseMeanNearestDistance:F4})"));
+                foreach (var image in outcome.Images) context.Out.WriteLine($"wrote {image}");
+            });
     }
 }

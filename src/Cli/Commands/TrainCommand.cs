@@ -1,31 +1,68 @@
 using System.CommandLine;
-using LatentDiffusion.Training;
+using System.Globalization;
+using LatentDiffusion.Training.Ddpm;
 using LatentDiffusion.Training.Evaluation;
+using LatentDiffusion.Training.Ldm;
+using LatentDiffusion.Training.Vae;
 
 namespace LatentDiffusion.Cli.Commands;
 
-/// <summary><c>ldm train …</c>: the training recipes (progress bar, Ctrl+C checkpoints, resumable).</summary>
+/// <summary><c>ldm train …</c>: the training recipes (progress display, Ctrl+C checkpoints, resumable) and the judges.</summary>
 internal static class TrainCommand
 {
     public static Command Create(CliContext context)
     {
         var train = new Command("train", "Train a model from a recipe in configs/train/ (Ctrl+C writes a checkpoint; --resume continues)");
-        train.Subcommands.Add(CreateRecipe(context, "ddpm", "Train a pixel DDPM (e.g. configs/train/ddpm-fashion-unet2d.json)", TrainingCommands.TrainDdpm));
-        train.Subcommands.Add(CreateRecipe(context, "vae", "Train an AutoencoderKL (e.g. configs/train/vae-fashion-colours.json); reports test PSNR", TrainingCommands.TrainVae));
-        train.Subcommands.Add(CreateRecipe(context, "ldm", "Train a text-to-image model: tokenizer, text encoder and U-Net on VAE latents (e.g. configs/train/ldm-fashion-colours.json)", TrainingCommands.TrainLdm));
+        train.Subcommands.Add(CreateRecipe(context, "ddpm", "Train a pixel DDPM (e.g. configs/train/ddpm-fashion-unet2d.json)", TrainDdpm));
+        train.Subcommands.Add(CreateRecipe(context, "vae", "Train an AutoencoderKL (e.g. configs/train/vae-fashion-colours.json); reports test PSNR", TrainVae));
+        train.Subcommands.Add(CreateRecipe(context, "ldm", "Train a text-to-image model: tokenizer, text encoder and U-Net on VAE latents (e.g. configs/train/ldm-fashion-colours.json)", TrainLdm));
         train.Subcommands.Add(CreateJudges(context));
         return train;
     }
 
-    /// <summary><c>ldm train NAME --config FILE --out DIR [--resume]</c> over one of <see cref="TrainingCommands"/>.</summary>
-    internal static Command CreateRecipe(CliContext context, string name, string description, Func<string, string, bool, TextWriter, int> run)
+    /// <summary>Runs one recipe: (context, recipe path, run folder, resume, cancellation) → exit code.</summary>
+    private delegate int RecipeRun(CliContext context, string recipePath, string outputDirectory, bool resume, CancellationToken cancellationToken);
+
+    /// <summary><c>ldm train NAME --config FILE --out DIR [--resume]</c>.</summary>
+    private static Command CreateRecipe(CliContext context, string name, string description, RecipeRun run)
     {
         var config = new Option<string>("--config", "-c") { Description = "Training recipe (JSON)", Required = true }.ExistingFile();
         var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoints, metrics, samples, the trained model", Required = true };
         var resume = new Option<bool>("--resume") { Description = "Continue from the run folder's last checkpoint" };
         var command = new Command(name, description) { config, output, resume };
-        command.SetAction(parsed => run(parsed.GetValue(config)!, parsed.GetValue(output)!, parsed.GetValue(resume), context.Out));
+        command.SetAction((parsed, cancellationToken) => Task.FromResult(
+            run(context, parsed.GetValue(config)!, parsed.GetValue(output)!, parsed.GetValue(resume), cancellationToken)));
         return command;
+    }
+
+    private static string Title(string kind, string recipePath) => $"{kind} {Path.GetFileNameWithoutExtension(recipePath)}";
+
+    private static int TrainDdpm(CliContext context, string recipePath, string outputDirectory, bool resume, CancellationToken cancellationToken)
+    {
+        var recipe = DdpmRecipe.Load(recipePath);
+        return TrainingRun.Run(context, Title("ddpm", recipePath), outputDirectory, cancellationToken,
+            (progress, token) => DdpmTraining.Run(recipe, outputDirectory, resume, progress, token), result => result);
+    }
+
+    /// <summary>Trains the AutoencoderKL, exports it with the measured scaling factor, and prints the test-split reconstruction PSNR.</summary>
+    private static int TrainVae(CliContext context, string recipePath, string outputDirectory, bool resume, CancellationToken cancellationToken)
+    {
+        var recipe = VaeRecipe.Load(recipePath);
+        return TrainingRun.Run(context, Title("vae", recipePath), outputDirectory, cancellationToken,
+            (progress, token) => VaeTraining.Run(recipe, outputDirectory, resume, progress, token), result => result.Training, result =>
+            {
+                if (result.Evaluation is { } e)
+                    context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"test PSNR {e.PsnrDb:F2} dB over {e.TestImages} images; scaling_factor {e.ScalingFactor:G5}; {Path.Combine(outputDirectory, VaeTraining.EvaluationFile)}"));
+            });
+    }
+
+    /// <summary>Learns the tokenizer, trains the text encoder and conditional U-Net on the frozen VAE's latents, and exports the diffusers pipeline folder.</summary>
+    private static int TrainLdm(CliContext context, string recipePath, string outputDirectory, bool resume, CancellationToken cancellationToken)
+    {
+        var recipe = LdmRecipe.Load(recipePath);
+        return TrainingRun.Run(context, Title("ldm", recipePath), outputDirectory, cancellationToken,
+            (progress, token) => LdmTraining.Run(recipe, outputDirectory, resume, progress, token), result => result);
     }
 
     private static Command CreateJudges(CliContext context)
@@ -46,19 +83,15 @@ internal static class TrainCommand
         {
             var root = parsed.GetValue(output)!;
             var choice = parsed.GetValue(which)!;
-            var reports = CommandSupport.WithProgress(context, "judges", report =>
+            var reports = ProgressDisplay.Run(context, "judges", display =>
             {
-                IProgress<ClassifierTrainingProgress> For(string judge) => new CommandSupport.SyncProgress<ClassifierTrainingProgress>(p =>
-                    report(p.Step, p.TotalSteps, $"{judge} epoch {p.Epoch} loss {CommandSupport.F(p.Loss, 4)}"));
-                if (choice == "all")
-                    return JudgeTraining.TrainJudges(root, new CommandSupport.SyncProgress<JudgeTrainingProgress>(p =>
-                        report(p.Step.Step, p.Step.TotalSteps, $"{p.Judge} epoch {p.Step.Epoch} loss {CommandSupport.F(p.Step.Loss, 4)}")), cancellationToken);
-                var list = new List<JudgeReport>();
-                if (choice == "classifier")
-                    list.Add(JudgeTraining.TrainFashionClassifier(Path.Combine(root, Judge.FashionClassifierName), null, For(Judge.FashionClassifierName), cancellationToken));
-                if (choice == "judge")
-                    list.Add(JudgeTraining.TrainFashionColoursJudge(Path.Combine(root, Judge.FashionColoursJudgeName), null, null, For(Judge.FashionColoursJudgeName), cancellationToken));
-                return (IReadOnlyList<JudgeReport>)list;
+                IProgress<ClassifierTrainingProgress> For(string judge) => display.Sink<ClassifierTrainingProgress>(p => ProgressText.Of(p, judge));
+                return choice switch
+                {
+                    "classifier" => [JudgeTraining.TrainFashionClassifier(Path.Combine(root, Judge.FashionClassifierName), null, For(Judge.FashionClassifierName), cancellationToken)],
+                    "judge" => [JudgeTraining.TrainFashionColoursJudge(Path.Combine(root, Judge.FashionColoursJudgeName), null, null, For(Judge.FashionColoursJudgeName), cancellationToken)],
+                    _ => JudgeTraining.TrainJudges(root, display.Sink<JudgeTrainingProgress>(ProgressText.Of), cancellationToken),
+                };
             });
             foreach (var r in reports)
             {
