@@ -1,4 +1,5 @@
 using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Pipeline.Schedulers;
 using LatentDiffusion.Tests.Common;
 
 namespace LatentDiffusion.Cli.Tests;
@@ -27,7 +28,7 @@ public sealed class GenerateCommandTests : IDisposable
 
         var info = CliRunner.Run("info", "--image", Out("a.png"));
         Assert.Equal(0, info.ExitCode);
-        Assert.Equal("an astronaut\nNegative prompt: blurry\nSteps: 2, Sampler: PLMS, CFG scale: 7.5, Seed: 42, Size: 64x64, Model: tiny", info.Out.Trim().Replace("\r", ""));
+        Assert.Equal("an astronaut\nNegative prompt: blurry\nSteps: 2, Sampler: PLMS, Schedule type: Automatic, CFG scale: 7.5, Seed: 42, Size: 64x64, Model: tiny", info.Out.Trim().Replace("\r", ""));
     }
 
     [Fact]
@@ -43,6 +44,44 @@ public sealed class GenerateCommandTests : IDisposable
         var parameters = GenerationParameters.FromPng(Out("k.png"))!;
         Assert.Equal("fashion-colours", parameters.Model);
         Assert.Equal(5, parameters.Seed);
+    }
+
+    [Fact]
+    public void TheEmbeddedModelTakesSizesInMultiplesOfItsVaeFactorFour()
+    {
+        var r = CliRunner.Run("generate", "a red sneaker", "--width", "36", "--height", "28", "--steps", "1", "--seed", "1", "--out", Out("four.png"));
+        Assert.True(r.ExitCode == 0, r.Err);
+        var image = RgbImage.Load(Out("four.png"));
+        Assert.Equal((36, 28), (image.Width, image.Height));
+
+        var bad = CliRunner.Run("generate", "x", "--width", "34", "--steps", "1", "--out", Out("bad34.png"));
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("width must be a positive multiple of 4 (got 34)", Assert.Single(bad.ErrLines));
+    }
+
+    [Fact]
+    public void SamplerHelpListsExactlyTheRegistrysSamplers()
+    {
+        var help = CliRunner.Run("generate", "--help");
+        Assert.Equal(0, help.ExitCode);
+        var line = help.Out.Split('\n').Single(l => l.Contains("--sampler <sampler>", StringComparison.Ordinal));
+        var listed = line[(line.IndexOf('>') + 1)..line.IndexOf(" (default", StringComparison.Ordinal)].Split(',', StringSplitOptions.TrimEntries);
+        Assert.Equal(Samplers.Names, listed);
+
+        // every listed name is accepted; an unknown one fails before the model loads, naming the list
+        var bad = CliRunner.Run("generate", "x", "--model", Out("no-such-model"), "--sampler", "heun", "--out", Out("heun.png"));
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains($"unknown sampler 'heun' (known: {string.Join(", ", Samplers.Names)})", Assert.Single(bad.ErrLines));
+    }
+
+    [Fact]
+    public void AKarrasSamplerIsWrittenTheWayAutomatic1111From19WritesIt()
+    {
+        var r = CliRunner.Run("generate", "x", "--model", model, "--steps", "2", "--seed", "1", "--sampler", "DPM++ 2M Karras", "--out", Out("karras.png"));
+        Assert.True(r.ExitCode == 0, r.Err);
+        var parameters = GenerationParameters.FromPng(Out("karras.png"))!;
+        Assert.Equal(("DPM++ 2M", "Karras"), (parameters.Sampler, parameters.ScheduleType));
+        Assert.Equal("dpmpp_2m_karras", Samplers.FromParameters(parameters)?.Name);
     }
 
     [Fact]

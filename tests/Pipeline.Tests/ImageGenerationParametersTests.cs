@@ -28,6 +28,19 @@ public class ImageGenerationParametersTests
     }
 
     [Fact]
+    public void WritesTheScheduleTypeAfterTheSamplerAsAutomatic1111From19Does()
+    {
+        var p = Cat with { Sampler = "DPM++ 2M", ScheduleType = "Karras" };
+        Assert.Equal(
+            "a photo of a cat\nNegative prompt: blurry, lowres\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 42, Size: 512x512, Model: sd-v1-5",
+            p.Format());
+        var back = GenerationParameters.Parse(p.Format());
+        Assert.Equal(p, back);
+        Assert.Empty(back.Extra);
+        Assert.Null(GenerationParameters.Parse(Cat.Format()).ScheduleType);
+    }
+
+    [Fact]
     public void OmitsEmptyNegativePromptAndWritesOptionalFieldsInOrder()
     {
         var p = Cat with

@@ -162,6 +162,35 @@ public sealed class SchedulerBehaviourTests
         Assert.Equal([500, 0], ddpm.Timesteps);
         Assert.Equal(1, noise.Remaining);
     }
+
+    [Theory]
+    [MemberData(nameof(SamplerNames))]
+    public void EtaIsDeclaredByTheSchedulerAndIgnoredByTheOnesWhoseStepHasNone(string name)
+    {
+        using var scope = DisposeScope.Enter();
+        using var generator = new Generator(1);
+        var sample = Tensors.Randn([1, 4, 8, 8], generator);
+        IScheduler[] schedulers = [SchedulerFactory.Create(name, Sd15), SchedulerFactory.Create(name, Sd15)];
+        try
+        {
+            // diffusers passes eta only to a step() that takes it: DDIM's
+            Assert.Equal(name == "ddim", schedulers[0].UsesEta);
+            Assert.Throws<ArgumentOutOfRangeException>(() => schedulers[0].Eta = -0.1);
+            schedulers[1].Eta = 1.0;
+            var steps = schedulers.Select(s =>
+            {
+                s.SetTimesteps(4);
+                var t = s.Timesteps[0];
+                using var noise = new GeneratorNoise(2);
+                return s.Step(Model(s.ScaleModelInput(sample, t), t, sample), t, sample, noise).PrevSample;
+            }).ToArray();
+            Assert.Equal(!schedulers[0].UsesEta, steps[0].Equal(steps[1]));
+        }
+        finally
+        {
+            foreach (var s in schedulers) s.Dispose();
+        }
+    }
 }
 
 [CollectionDefinition(nameof(LiveTensorCount), DisableParallelization = true)]

@@ -24,7 +24,7 @@ public sealed class SchedulerFactoryTests
         var sd15 = SchedulerConfig.Load(ConfigPath("pndm"));
         using var scheduler = SchedulerFactory.Create(name, sd15);
         Assert.IsType(type, scheduler);
-        Assert.Equal(display, SchedulerFactory.DisplayName(name));
+        Assert.Equal(display, Samplers.Get(name).LegacyDisplayName);
         Assert.Equal(name, SchedulerFactory.Normalize(display));
         // the model's training schedule carries over
         Assert.Equal(BetaSchedule.ScaledLinear, scheduler.Config.BetaSchedule);

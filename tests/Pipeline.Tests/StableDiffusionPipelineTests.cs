@@ -173,6 +173,50 @@ public sealed class StableDiffusionPipelineTests : IClassFixture<TinyStableDiffu
     }
 
     [Fact]
+    public void APngFromAModelWhoseSchedulerIsDpmpp2mWithKarrasSigmasNamesItSo()
+    {
+        using var pipe = tiny.Load();
+        pipe.SchedulerConfig = SchedulerConfig.Parse("""
+            { "_class_name": "DPMSolverMultistepScheduler", "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012,
+              "algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": true }
+            """);
+        using var result = pipe.TextToImage(new GenerationRequest { Prompt = "x", Steps = 2, Seed = 1 });
+
+        // A1111 ≥ 1.9's form; the class name alone would say plain "DPM++ 2M"
+        Assert.Equal(("DPM++ 2M", "Karras"), (result.Parameters[0].Sampler, result.Parameters[0].ScheduleType));
+        var path = Path.Combine(Directory.CreateTempSubdirectory("ld-sd-karras-").FullName, "k.png");
+        result.Images[0].SavePng(path, result.Parameters[0]);
+        var read = GenerationParameters.FromPng(path)!;
+        Assert.Contains("Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5", read.Format());
+        Assert.Equal("dpmpp_2m_karras", Samplers.FromParameters(read)?.Name);
+    }
+
+    [Theory]
+    [InlineData("euler", null)]
+    [InlineData("dpmpp_2m", null)]
+    [InlineData("ddim", 0.5)]
+    public void EtaReachesTheSchedulersThatUseItAndIsRecordedOnlyForThem(string sampler, double? recorded)
+    {
+        using var pipe = tiny.Load();
+        var request = new GenerationRequest { Prompt = "x", Steps = 2, Seed = 1, Sampler = sampler };
+        using var plain = pipe.TextToImage(request);
+        using var withEta = pipe.TextToImage(request with { Eta = 0.5 });
+        Assert.Equal(recorded, withEta.Parameters[0].Eta);
+        // a scheduler that does not use η ignores it, as diffusers does; DDIM's result changes
+        Assert.Equal(recorded is null, plain.Latents.Equal(withEta.Latents));
+    }
+
+    [Fact]
+    public void AnImageToImageRequestSeenAsAGenerationRequestStillChecksItsStrength()
+    {
+        GenerationRequest request = new ImageToImageRequest { Prompt = "x", InitImage = RgbImage.Filled(8, 8, new Rgb(0, 0, 0)), Strength = 1.5 };
+        var e = Assert.Throws<ArgumentOutOfRangeException>(request.Validate);
+        Assert.Equal("Strength", e.ParamName);
+        using var pipe = tiny.Load();
+        Assert.Throws<ArgumentOutOfRangeException>(() => pipe.Validate(request));
+    }
+
+    [Fact]
     public void MissingComponentFolderIsNamed()
     {
         var dir = tiny.CopyTo(Directory.CreateTempSubdirectory("ld-sd-missing-").FullName);

@@ -72,8 +72,9 @@ internal static class EvalCommand
         var guidance = new Option<double?>("--guidance", "-g") { Description = "Classifier-free guidance scale; default: the pipeline's (7.5)" };
         guidance.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is < 0) r.AddError("--guidance must be ≥ 0"); });
         var seed = new Option<ulong>("--seed", "-s") { Description = "Seed; prompt i uses seed + i·n", DefaultValueFactory = _ => 0 };
-        var size = new Option<int?>("--size") { Description = "Image width and height (a multiple of 8; the judge needs 32); default: the model's" };
-        size.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is { } v && (v < 8 || v % 8 != 0)) r.AddError($"--size must be a positive multiple of 8, got {v}"); });
+        // the pipeline checks that the size is a multiple of the model's VAE factor (4 for the embedded model)
+        var size = new Option<int?>("--size") { Description = "Image width and height (a multiple of the model's VAE factor; the judge needs 32); default: the model's" };
+        size.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1 and var v) r.AddError($"--size must be positive, got {v}"); });
         var judgeDir = JudgeOption(Judge.FashionColoursJudgeName);
         var json = new Option<bool>("--json") { Description = "Print a JSON object (adherences, fid, per-prompt results)" };
         var command = new Command("prompts", "Class, colour and held-out adherence and FID of a text-to-image model over every class × colour prompt")

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using LatentDiffusion.Cli.Generation;
 using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Pipeline.Schedulers;
 using LatentDiffusion.Pipeline.StableDiffusion;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.SafeTensors;
@@ -19,16 +20,16 @@ internal static class GenerateCommand
         public readonly Option<int?> Steps = new("--steps") { Description = "Denoising steps (default 30)" };
         public readonly Option<double> Guidance = new("--guidance", "--cfg") { Description = "Classifier-free guidance scale (≤ 1 turns guidance off)", DefaultValueFactory = _ => 7.5 };
         public readonly Option<double> GuidanceRescale = new("--guidance-rescale") { Description = "Rescale the guided prediction (0 = off, 0.7 for zero-SNR models)" };
-        public readonly Option<string?> Sampler = new("--sampler", "-s") { Description = "euler, euler_a, dpmpp_2m, dpmpp_2m_karras, ddim, ddpm, pndm, lms, lms_karras, euler_karras, lcm (default: the model's scheduler)" };
+        public readonly Option<string?> Sampler = new("--sampler", "-s") { Description = $"{string.Join(", ", Samplers.Names)} (default: the model's scheduler)" };
         public readonly Option<long> Seed = new("--seed") { Description = "Random seed; -1 picks one (printed and stored in the PNG)", DefaultValueFactory = _ => -1 };
-        public readonly Option<int?> Width = new("--width", "-W") { Description = "Width in pixels, a multiple of 8 (default: the model's)" };
-        public readonly Option<int?> Height = new("--height", "-H") { Description = "Height in pixels, a multiple of 8 (default: the model's)" };
+        public readonly Option<int?> Width = new("--width", "-W") { Description = "Width in pixels, a multiple of the VAE's scale factor, 8 for Stable Diffusion (default: the model's)" };
+        public readonly Option<int?> Height = new("--height", "-H") { Description = "Height in pixels, a multiple of the VAE's scale factor, 8 for Stable Diffusion (default: the model's)" };
         public readonly Option<int> NumImages = new("--num-images", "-n") { Description = "Images to make; image i uses seed + i", DefaultValueFactory = _ => 1 };
         public readonly Option<int> ClipSkip = new("--clip-skip") { Description = "AUTOMATIC1111's clip skip: 1 = last text-encoder layer, 2 = penultimate", DefaultValueFactory = _ => 1 };
-        public readonly Option<double> Eta = new("--eta") { Description = "DDIM η (0 = deterministic)" };
+        public readonly Option<double> Eta = new("--eta") { Description = "η of the samplers whose step uses it (DDIM; 0 = deterministic); the others ignore it" };
         public readonly Option<string> DType = new("--dtype") { Description = "Compute dtype: f32, bf16 or f16", DefaultValueFactory = _ => "f32" };
         public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
-        public readonly Option<string?> Latents = new("--latents") { Description = "Initial latents [n, C, h/8, w/8] from a .safetensors file (tensor 'latents')" };
+        public readonly Option<string?> Latents = new("--latents") { Description = "Initial latents [n, C, h/f, w/f] (f: the VAE's scale factor) from a .safetensors file (tensor 'latents')" };
         public readonly Option<string?> SaveLatents = new("--save-latents") { Description = "Write the final latents (before VAE decoding) to a .safetensors file" };
         public readonly Option<string?> Out = new("--out", "-o") { Description = "Output PNG (default outputs/<time>-<seed>.png); several images add -0, -1, … and a -grid" };
         public readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "Single-file checkpoints: a CLIP tokenizer folder or bpe_simple_vocab_16e6.txt.gz" };
@@ -81,6 +82,7 @@ internal static class GenerateCommand
         if (!outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--out must name a .png file, not {outPath}");
 
+        if (parsed.GetValue(o.Sampler) is { } samplerName) _ = Samplers.Get(samplerName); // an unknown name fails before the model loads
         var modelPath = DefaultModel.Resolve(parsed.GetValue(o.Model));
         var clock = Stopwatch.StartNew();
         using var pipe = StableDiffusionPipeline.FromPretrained(modelPath, new PipelineOptions
@@ -113,8 +115,7 @@ internal static class GenerateCommand
         };
         if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--preview must name a .png file, not {previewPath}");
-        request.Validate();
-        if (request.Sampler is { } sampler) _ = Pipeline.Schedulers.SchedulerFactory.Normalize(sampler); // unknown names fail before any work
+        pipe.Validate(request); // sizes must be multiples of this model's VAE factor
 
         clock.Restart();
         var preview = parsed.GetValue(o.Preview);

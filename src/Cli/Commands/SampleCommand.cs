@@ -33,11 +33,13 @@ internal static class SampleCommand
             var stepCount = parsed.GetValue(steps) ?? (pipeline.Scheduler is DDIMScheduler ? 50 : 1000);
             var images = Sample(context, pipeline, n, stepCount, s, cancellationToken);
             var grid = ImageGrid.Compose(images, parsed.GetValue(columns));
+            var (sampler, scheduleType) = Samplers.ParameterNames(pipeline.Scheduler.Config);
             var parameters = new GenerationParameters
             {
                 Prompt = "",
                 Steps = stepCount,
-                Sampler = pipeline.Scheduler is DDIMScheduler ? "DDIM" : "DDPM",
+                Sampler = sampler,
+                ScheduleType = scheduleType,
                 CfgScale = 1,
                 Seed = unchecked((long)s),
                 Width = images[0].Width,

@@ -70,6 +70,7 @@ public sealed partial record GenerationParameters
             NegativePrompt = negative,
             Steps = Number<int>("Steps", Take("Steps")),
             Sampler = Take("Sampler"),
+            ScheduleType = TakeOptional("Schedule type"),
             CfgScale = Number<double>("CFG scale", Take("CFG scale")),
             Seed = Number<long>("Seed", Take("Seed")),
             Width = Number<int>("Size", sizeMatch.Groups[1].Value),

@@ -9,8 +9,10 @@ namespace LatentDiffusion.Pipeline.Imaging;
 /// <code>
 /// a photo of a cat
 /// Negative prompt: blurry
-/// Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x512, Model: name
+/// Steps: 20, Sampler: Euler a, Schedule type: Uniform, CFG scale: 7, Seed: 42, Size: 512x512, Model: name
 /// </code>
+/// (A1111 ≥ 1.9 writes the sampler and its "Schedule type"; older versions folded the schedule into the
+/// sampler name, "DPM++ 2M Karras", and wrote no schedule type. Schedulers.Samplers reads both.)
 /// Fields this record does not name (e.g. "Model hash", "Version") are kept in <see cref="Extra"/>.
 /// </summary>
 public sealed partial record GenerationParameters
@@ -18,8 +20,10 @@ public sealed partial record GenerationParameters
     public required string Prompt { get; init; }
     public string NegativePrompt { get; init; } = "";
     public required int Steps { get; init; }
-    /// <summary>A1111's sampler name, e.g. "Euler a", "DDIM", "DPM++ 2M Karras".</summary>
+    /// <summary>A1111's sampler name, e.g. "Euler a", "DDIM", "DPM++ 2M" (older files: "DPM++ 2M Karras").</summary>
     public required string Sampler { get; init; }
+    /// <summary>A1111's "Schedule type" (≥ 1.9), e.g. "Karras"; null in older files.</summary>
+    public string? ScheduleType { get; init; }
     public required double CfgScale { get; init; }
     public required long Seed { get; init; }
     public required int Width { get; init; }
@@ -35,14 +39,11 @@ public sealed partial record GenerationParameters
     /// <summary>The A1111 text; the same as <see cref="ToString"/>.</summary>
     public string Format()
     {
-        var fields = new List<KeyValuePair<string, string>>
-        {
-            new("Steps", Invariant(Steps)),
-            new("Sampler", Sampler),
-            new("CFG scale", Invariant(CfgScale)),
-            new("Seed", Invariant(Seed)),
-            new("Size", $"{Invariant(Width)}x{Invariant(Height)}"),
-        };
+        var fields = new List<KeyValuePair<string, string>> { new("Steps", Invariant(Steps)), new("Sampler", Sampler) };
+        if (ScheduleType is not null) fields.Add(new("Schedule type", ScheduleType));
+        fields.Add(new("CFG scale", Invariant(CfgScale)));
+        fields.Add(new("Seed", Invariant(Seed)));
+        fields.Add(new("Size", $"{Invariant(Width)}x{Invariant(Height)}"));
         if (Model is not null) fields.Add(new("Model", Model));
         if (Strength is { } strength) fields.Add(new("Denoising strength", Invariant(strength)));
         if (ClipSkip is { } clipSkip) fields.Add(new("Clip skip", Invariant(clipSkip)));
@@ -111,7 +112,7 @@ public sealed partial record GenerationParameters
 
     public bool Equals(GenerationParameters? other) =>
         other is not null &&
-        Prompt == other.Prompt && NegativePrompt == other.NegativePrompt && Steps == other.Steps && Sampler == other.Sampler &&
+        Prompt == other.Prompt && NegativePrompt == other.NegativePrompt && Steps == other.Steps && Sampler == other.Sampler && ScheduleType == other.ScheduleType &&
         CfgScale.Equals(other.CfgScale) && Seed == other.Seed && Width == other.Width && Height == other.Height &&
         Model == other.Model && Strength.Equals(other.Strength) && ClipSkip == other.ClipSkip && Eta.Equals(other.Eta) &&
         Extra.SequenceEqual(other.Extra);

@@ -39,8 +39,8 @@ public sealed class DDIMScheduler : Scheduler
 
     public override double InitNoiseSigma => 1.0;
 
-    /// <summary>η of eq. 16: the weight of the stochastic part (0 = deterministic DDIM). The pipelines' "eta".</summary>
-    public double Eta { get; set; }
+    /// <summary>DDIM's step takes η of eq. 16, the weight of the stochastic part (<see cref="Scheduler.Eta"/>; 0 = deterministic DDIM).</summary>
+    public override bool UsesEta => true;
 
     /// <summary>Recompute ε from the clipped x̂₀ (diffusers' use_clipped_model_output).</summary>
     public bool UseClippedModelOutput { get; set; }

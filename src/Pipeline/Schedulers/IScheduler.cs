@@ -39,6 +39,19 @@ public interface IScheduler : IDisposable
     /// <summary>The standard deviation of the initial noise: latents = noise × InitNoiseSigma.</summary>
     double InitNoiseSigma { get; }
 
+    /// <summary>
+    /// Whether <see cref="Step"/> uses <see cref="Eta"/>: the scheduler declares it, as diffusers' step()
+    /// declares an <c>eta</c> parameter (DDIM's does).
+    /// </summary>
+    bool UsesEta { get; }
+
+    /// <summary>
+    /// η, the weight of fresh noise in each step (DDIM's eq. 16: 0 = deterministic, 1 = DDPM-like). A scheduler
+    /// that does not use η ignores it, as diffusers' pipelines pass eta only to a step() that takes it
+    /// (prepare_extra_step_kwargs). Must be ≥ 0.
+    /// </summary>
+    double Eta { get; set; }
+
     /// <summary>Computes the inference schedule; resets the step counter and the multistep history.</summary>
     void SetTimesteps(int steps, Device? device = null);
 

@@ -34,6 +34,17 @@ public abstract class Scheduler : IScheduler
 
     public abstract double InitNoiseSigma { get; }
 
+    /// <summary>False unless the scheduler's step uses η; then <see cref="Eta"/> is kept but has no effect.</summary>
+    public virtual bool UsesEta => false;
+
+    public double Eta
+    {
+        get => eta;
+        set => eta = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(Eta), value, "eta must be ≥ 0");
+    }
+
+    private double eta;
+
     /// <summary>The device given to <see cref="SetTimesteps"/> (default for <see cref="TimestepsTensor"/>).</summary>
     public Device Device { get; private set; } = Device.CPU;
 

@@ -95,24 +95,11 @@ public abstract record SchedulerConfig
 
     // ---- loading ----
 
-    private static readonly Dictionary<string, Func<SchedulerConfig>> Classes = new(StringComparer.Ordinal)
-    {
-        ["DDPMScheduler"] = () => new DDPMSchedulerConfig(),
-        ["DDIMScheduler"] = () => new DDIMSchedulerConfig(),
-        ["PNDMScheduler"] = () => new PNDMSchedulerConfig(),
-        ["EulerDiscreteScheduler"] = () => new EulerDiscreteSchedulerConfig(),
-        ["EulerAncestralDiscreteScheduler"] = () => new EulerAncestralDiscreteSchedulerConfig(),
-        ["DPMSolverMultistepScheduler"] = () => new DPMSolverMultistepSchedulerConfig(),
-        ["LMSDiscreteScheduler"] = () => new LMSDiscreteSchedulerConfig(),
-        ["LCMScheduler"] = () => new LCMSchedulerConfig(),
-    };
-
-    /// <summary>The diffusers class names this library implements.</summary>
-    public static IReadOnlyCollection<string> SupportedClassNames => Classes.Keys;
+    /// <summary>The diffusers class names this library implements (<see cref="Samplers.Classes"/>).</summary>
+    public static IReadOnlyCollection<string> SupportedClassNames => Samplers.Classes.Select(c => c.Name).ToArray();
 
     /// <summary>The class defaults of scheduler <paramref name="className"/>.</summary>
-    public static SchedulerConfig Default(string className) =>
-        Classes.TryGetValue(className, out var create) ? create() : throw UnknownClass(className);
+    public static SchedulerConfig Default(string className) => Samplers.Class(className).DefaultConfig();
 
     // Values that diffusers itself rewrites on load (DEIS/UniPC configs loaded into DPM-Solver,
     // Euler's synonym for sample prediction).
@@ -255,9 +242,6 @@ public abstract record SchedulerConfig
     public string ToJsonString() => ToJson().ToJsonString(JsonOptions);
 
     // ---- helpers ----
-
-    private static SchedulerConfigException UnknownClass(string className) =>
-        new("_class_name", $"unknown or unsupported scheduler '{className}' (supported: {string.Join(", ", Classes.Keys)})");
 
     private static readonly ConcurrentDictionary<Type, IReadOnlyDictionary<string, PropertyInfo>> PropertyCache = new();
 

@@ -25,7 +25,10 @@ public record GenerationRequest
 
     public ulong Seed { get; init; }
 
-    /// <summary>Output size in pixels (multiples of 8); null takes the U-Net's sample_size × 8.</summary>
+    /// <summary>
+    /// Output size in pixels, multiples of the pipeline's VAE scale factor (8 for Stable Diffusion; checked by
+    /// the pipeline, which knows its VAE); null takes the U-Net's sample_size × that factor.
+    /// </summary>
     public int? Width { get; init; }
     public int? Height { get; init; }
 
@@ -35,10 +38,10 @@ public record GenerationRequest
     /// <summary>AUTOMATIC1111's "Clip skip": 1 uses the last text-encoder layer, 2 the penultimate, …</summary>
     public int ClipSkip { get; init; } = 1;
 
-    /// <summary>DDIM's η (0 = deterministic); ignored by other samplers.</summary>
+    /// <summary>η of the samplers whose step uses it (DDIM; 0 = deterministic); ignored by the others (<see cref="Schedulers.IScheduler.UsesEta"/>).</summary>
     public double Eta { get; init; }
 
-    /// <summary>Initial latents [n, C, h/8, w/8] instead of drawing them (they are scaled by the scheduler's init_noise_sigma).</summary>
+    /// <summary>Initial latents [n, C, h/f, w/f] (f the VAE scale factor) instead of drawing them (they are scaled by the scheduler's init_noise_sigma).</summary>
     public Tensor? Latents { get; init; }
 
     /// <summary>Split prompts over 75 tokens into chunks (AUTOMATIC1111) instead of truncating them.</summary>
@@ -53,7 +56,8 @@ public record GenerationRequest
     /// </summary>
     public int PreviewEvery { get; init; }
 
-    public void Validate()
+    /// <summary>Throws for settings no model can run; the pipeline adds what depends on the model (size multiples, sampler name).</summary>
+    public virtual void Validate()
     {
         if (Steps < 1) throw new ArgumentOutOfRangeException(nameof(Steps), Steps, "steps must be at least 1");
         if (GuidanceScale < 0) throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "guidance scale must be ≥ 0");
@@ -62,8 +66,8 @@ public record GenerationRequest
         if (ClipSkip < 1) throw new ArgumentOutOfRangeException(nameof(ClipSkip), ClipSkip, "clip skip counts from 1 (the last layer)");
         if (Eta < 0) throw new ArgumentOutOfRangeException(nameof(Eta), Eta, "eta must be ≥ 0");
         if (PreviewEvery < 0) throw new ArgumentOutOfRangeException(nameof(PreviewEvery), PreviewEvery, "preview interval must be ≥ 0 (0 = no previews)");
-        if (Width is int w && (w <= 0 || w % 8 != 0)) throw new ArgumentOutOfRangeException(nameof(Width), w, "width must be a positive multiple of 8");
-        if (Height is int h && (h <= 0 || h % 8 != 0)) throw new ArgumentOutOfRangeException(nameof(Height), h, "height must be a positive multiple of 8");
+        if (Width is <= 0) throw new ArgumentOutOfRangeException(nameof(Width), Width, "width must be positive");
+        if (Height is <= 0) throw new ArgumentOutOfRangeException(nameof(Height), Height, "height must be positive");
     }
 }
 
@@ -83,14 +87,15 @@ public sealed record ImageToImageRequest : GenerationRequest
 
     /// <summary>
     /// The reference image. It is resized (Lanczos) and center-cropped to the output size when Width/Height
-    /// are given; otherwise its own size rounded down to a multiple of 8 is used.
+    /// are given; otherwise its own size rounded down to a multiple of the VAE scale factor is used.
     /// </summary>
     public required RgbImage InitImage { get; init; }
 
     /// <summary>How much to change the image: 1 ignores it, values near 0 keep it (diffusers' strength).</summary>
     public double Strength { get; init; } = 0.8;
 
-    public new void Validate()
+    /// <summary>Also checks <see cref="Strength"/>; an override, so a call through a <see cref="GenerationRequest"/> reference checks it too.</summary>
+    public override void Validate()
     {
         base.Validate();
         if (Strength is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(Strength), Strength, "strength must be in (0, 1]");

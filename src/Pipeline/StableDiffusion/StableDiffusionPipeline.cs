@@ -63,21 +63,40 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         if (o.AttentionSliceSize is int slice) Unet.SetAttentionSlice(slice);
     }
 
-    /// <summary>The VAE's spatial down-sampling factor (8 for Stable Diffusion).</summary>
+    /// <summary>
+    /// The VAE's spatial down-sampling factor (diffusers' vae_scale_factor: 8 for Stable Diffusion, 4 for the
+    /// embedded model): image sizes are multiples of it and latents are the image size divided by it.
+    /// </summary>
     public int VaeScaleFactor => Vae.Config.DownscaleFactor;
 
     public GenerationResult TextToImage(GenerationRequest request, IProgress<GenerationProgress>? progress = null,
         CancellationToken cancellation = default, INoiseSource? noise = null)
     {
-        request.Validate();
+        Validate(request);
         return Generate(request, null, 1.0, progress, cancellation, noise);
     }
 
     public GenerationResult ImageToImage(ImageToImageRequest request, IProgress<GenerationProgress>? progress = null,
         CancellationToken cancellation = default, INoiseSource? noise = null)
     {
-        request.Validate();
+        Validate(request);
         return Generate(request, request.InitImage, request.Strength, progress, cancellation, noise);
+    }
+
+    /// <summary>
+    /// Throws for a request this model cannot run, before any work: the request's own checks, sizes that are
+    /// not multiples of <see cref="VaeScaleFactor"/>, an unknown sampler.
+    /// </summary>
+    public void Validate(GenerationRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        var f = VaeScaleFactor;
+        if (request.Width is int w && w % f != 0)
+            throw new ArgumentOutOfRangeException(nameof(request.Width), w, $"width must be a positive multiple of {f}");
+        if (request.Height is int h && h % f != 0)
+            throw new ArgumentOutOfRangeException(nameof(request.Height), h, $"height must be a positive multiple of {f}");
+        if (request.Sampler is { } sampler) _ = Samplers.Get(sampler);
     }
 
     private GenerationResult Generate(GenerationRequest r, RgbImage? initImage, double strength, IProgress<GenerationProgress>? progress,
@@ -130,7 +149,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         var pixels = Decode(latents);
         var images = RgbImage.FromUnitTensor(pixels);
         using var nhwc = pixels.Permute(0, 2, 3, 1);
-        var parameters = Enumerable.Range(0, n).Select(i => Parameters(r, width, height, i, initImage is null ? null : strength)).ToList();
+        var parameters = Enumerable.Range(0, n).Select(i => Parameters(r, scheduler, width, height, i, initImage is null ? null : strength)).ToList();
         var result = new GenerationResult(images, parameters, latents, nhwc.Contiguous());
         pixels.Dispose();
         return result;
@@ -161,22 +180,25 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     {
         if (initImage is not null && r.Width is null && r.Height is null)
         {
-            var (w, h) = (initImage.Width / 8 * 8, initImage.Height / 8 * 8);
-            if (w == 0 || h == 0) throw new ArgumentException($"the init image is {initImage.Width}x{initImage.Height}; it must be at least 8x8");
+            // diffusers' VaeImageProcessor: each side rounded down to a multiple of the VAE's factor
+            var f = VaeScaleFactor;
+            var (w, h) = (initImage.Width / f * f, initImage.Height / f * f);
+            if (w == 0 || h == 0) throw new ArgumentException($"the init image is {initImage.Width}x{initImage.Height}; it must be at least {f}x{f}");
             return (w, h);
         }
         var sample = Unet.Config.SampleSize?.PerBlock(2, "sample_size") ?? [64, 64];
         return (r.Width ?? sample[1] * VaeScaleFactor, r.Height ?? sample[0] * VaeScaleFactor);
     }
 
+    /// <summary>The request's sampler on the model's scheduler config, or the model's scheduler; η goes to every scheduler (one that does not use it ignores it).</summary>
     private IScheduler CreateScheduler(GenerationRequest r)
     {
-        var scheduler = r.Sampler is null ? SchedulerFactory.Create(SchedulerConfig) : SchedulerFactory.Create(r.Sampler, SchedulerConfig);
-        if (scheduler is DDIMScheduler ddim) ddim.Eta = r.Eta;
+        var scheduler = r.Sampler is null ? SchedulerFactory.Create(SchedulerConfig) : Samplers.Get(r.Sampler).Create(SchedulerConfig);
+        scheduler.Eta = r.Eta;
         return scheduler;
     }
 
-    /// <summary>x_T: the given latents or noise of shape [n, C, h/8, w/8] (diffusers' prepare_latents), times init_noise_sigma.</summary>
+    /// <summary>x_T: the given latents or noise of shape [n, C, h/f, w/f], f = <see cref="VaeScaleFactor"/> (diffusers' prepare_latents), times init_noise_sigma.</summary>
     private Tensor InitialLatents(GenerationRequest r, int n, int width, int height, IScheduler scheduler, INoiseSource noise)
     {
         long[] shape = [n, Unet.Config.InChannels, height / VaeScaleFactor, width / VaeScaleFactor];
@@ -210,34 +232,27 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         return scope.Keep(scheduler.AddNoise(init, eps, t).To(Options.DType));
     }
 
-    private GenerationParameters Parameters(GenerationRequest r, int width, int height, int index, double? strength) => new()
+    /// <summary>The PNG parameters of image <paramref name="index"/>: the sampler as the registry names it, η only where the sampler uses it (as A1111 writes it).</summary>
+    private GenerationParameters Parameters(GenerationRequest r, IScheduler scheduler, int width, int height, int index, double? strength)
     {
-        Prompt = r.Prompt,
-        NegativePrompt = r.NegativePrompt,
-        Steps = r.Steps,
-        Sampler = SchedulerFactory.DisplayName(r.Sampler ?? SamplerNameOf(SchedulerConfig)),
-        CfgScale = r.GuidanceScale,
-        Seed = (long)(r.Seed + (ulong)index),
-        Width = width,
-        Height = height,
-        Model = ModelName,
-        Strength = strength,
-        ClipSkip = r.ClipSkip > 1 ? r.ClipSkip : null,
-        Eta = r.Eta > 0 ? r.Eta : null,
-    };
-
-    private static string SamplerNameOf(SchedulerConfig config) => config.ClassName switch
-    {
-        "DDPMScheduler" => "ddpm",
-        "DDIMScheduler" => "ddim",
-        "PNDMScheduler" => "pndm",
-        "EulerDiscreteScheduler" => "euler",
-        "EulerAncestralDiscreteScheduler" => "euler_a",
-        "DPMSolverMultistepScheduler" => "dpmpp_2m",
-        "LMSDiscreteScheduler" => "lms",
-        "LCMScheduler" => "lcm",
-        var other => throw new InvalidOperationException($"no sampler name for {other}"),
-    };
+        var (sampler, scheduleType) = Samplers.ParameterNames(scheduler.Config);
+        return new GenerationParameters
+        {
+            Prompt = r.Prompt,
+            NegativePrompt = r.NegativePrompt,
+            Steps = r.Steps,
+            Sampler = sampler,
+            ScheduleType = scheduleType,
+            CfgScale = r.GuidanceScale,
+            Seed = (long)(r.Seed + (ulong)index),
+            Width = width,
+            Height = height,
+            Model = ModelName,
+            Strength = strength,
+            ClipSkip = r.ClipSkip > 1 ? r.ClipSkip : null,
+            Eta = scheduler.UsesEta && r.Eta > 0 ? r.Eta : null,
+        };
+    }
 
     public void Dispose()
     {

@@ -85,8 +85,27 @@ public sealed class LdmTask : ITrainingTask, IDisposable
         return Functional.MseLoss(prediction, noise);
     }
 
-    /// <summary>A pipeline over the live modules (not owned: disposing the task disposes the modules).</summary>
-    public StableDiffusionPipeline Pipeline => pipeline ??= new StableDiffusionPipeline(Tokenizer, Network.TextEncoder, Network.Unet, Vae, InferenceSchedulerConfig, ModelName);
+    /// <summary>
+    /// A pipeline over the live modules (not owned: disposing the task disposes the modules), on the device and
+    /// dtype the trainer moved the U-Net to: a pipeline on other options would move the trained modules back.
+    /// </summary>
+    public StableDiffusionPipeline Pipeline
+    {
+        get
+        {
+            var placement = ModulePlacement();
+            // rebuilt if the modules moved since (the old pipeline owns nothing, so it is dropped, not disposed)
+            if (pipeline is null || pipeline.Options != placement)
+                pipeline = new StableDiffusionPipeline(Tokenizer, Network.TextEncoder, Network.Unet, Vae, InferenceSchedulerConfig, ModelName, placement);
+            return pipeline;
+        }
+    }
+
+    private PipelineOptions ModulePlacement()
+    {
+        var weight = Network.Unet.Parameters().First();
+        return new PipelineOptions { Device = weight.Device, DType = weight.DType };
+    }
 
     public string? WriteSamples(string directory, long step, Generator random, CancellationToken cancellationToken)
     {
