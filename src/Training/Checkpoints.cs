@@ -89,7 +89,7 @@ public sealed class CheckpointStore(string directory)
         var path = Path.Combine(checkpoint, StateFile);
         try
         {
-            var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(path), Json)
+            var state = JsonSerializer.Deserialize<CheckpointState>(Torch.BoundedFile.ReadAllText(path, Torch.BoundedFile.ConfigLimit, "trainer state"), Json)
                 ?? throw new InvalidDataException($"{path}: empty");
             if (state.Format != CheckpointState.CurrentFormat)
                 throw new InvalidDataException($"{path}: checkpoint format {state.Format} is not supported (expected {CheckpointState.CurrentFormat})");
