@@ -65,6 +65,9 @@ public sealed class CheckpointStore(string directory)
     {
         System.IO.Directory.CreateDirectory(Directory);
         var final = Path.Combine(Directory, Name(state.Step));
+        // The old checkpoint is deleted before the rename: never delete through a link, nor a file that only bears its name.
+        if (File.Exists(final) || new DirectoryInfo(final).LinkTarget is not null)
+            throw new IOException($"{final}: exists and is not a checkpoint folder (a file, a link or a device); refusing to replace it");
         var temporary = Path.Combine(Directory, $".{Name(state.Step)}.{Guid.NewGuid():N}.tmp");
         System.IO.Directory.CreateDirectory(temporary);
         try
