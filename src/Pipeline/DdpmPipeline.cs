@@ -48,7 +48,7 @@ public sealed class DdpmPipeline : IDisposable
     {
         var index = Path.Combine(directory, "model_index.json");
         if (!File.Exists(index)) throw new FileNotFoundException($"{index}: not found (expected a diffusers DDPMPipeline folder)", index);
-        var json = JsonNode.Parse(File.ReadAllText(index)) as JsonObject ?? throw new ConfigException($"{index}: is not a JSON object");
+        var json = JsonNode.Parse(Torch.BoundedFile.ReadAllText(index, Torch.BoundedFile.ConfigLimit, "model index")) as JsonObject ?? throw new ConfigException($"{index}: is not a JSON object");
         var className = json["_class_name"]?.GetValue<string>();
         if (className is not null && className != ClassName)
             throw new ConfigException($"{index}: field '_class_name' is \"{className}\", expected \"{ClassName}\"");

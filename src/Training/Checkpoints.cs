@@ -65,6 +65,9 @@ public sealed class CheckpointStore(string directory)
     {
         System.IO.Directory.CreateDirectory(Directory);
         var final = Path.Combine(Directory, Name(state.Step));
+        // The old checkpoint is deleted before the rename: never delete through a link, nor a file that only bears its name.
+        if (File.Exists(final) || new DirectoryInfo(final).LinkTarget is not null)
+            throw new IOException($"{final}: exists and is not a checkpoint folder (a file, a link or a device); refusing to replace it");
         var temporary = Path.Combine(Directory, $".{Name(state.Step)}.{Guid.NewGuid():N}.tmp");
         System.IO.Directory.CreateDirectory(temporary);
         try
@@ -89,7 +92,7 @@ public sealed class CheckpointStore(string directory)
         var path = Path.Combine(checkpoint, StateFile);
         try
         {
-            var state = JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(path), Json)
+            var state = JsonSerializer.Deserialize<CheckpointState>(Torch.BoundedFile.ReadAllText(path, Torch.BoundedFile.ConfigLimit, "trainer state"), Json)
                 ?? throw new InvalidDataException($"{path}: empty");
             if (state.Format != CheckpointState.CurrentFormat)
                 throw new InvalidDataException($"{path}: checkpoint format {state.Format} is not supported (expected {CheckpointState.CurrentFormat})");

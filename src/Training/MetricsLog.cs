@@ -21,7 +21,7 @@ public sealed class MetricsLog : IDisposable
         FilePath = path;
         if (resumeStep is { } step && File.Exists(path)) TruncateAfter(path, step);
         else if (resumeStep is null && File.Exists(path)) File.Delete(path);
-        writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false)) { AutoFlush = true };
+        writer = new StreamWriter(Torch.AtomicFile.OpenAppend(path), new UTF8Encoding(false)) { AutoFlush = true };
     }
 
     public void Write(IEnumerable<KeyValuePair<string, double>> values)

@@ -116,4 +116,31 @@ public sealed class TokenizerFileErrorTests : IDisposable
     [Fact]
     public void TinyFixtureStillLoadsAfterAllThat() =>
         Assert.Equal(934, ClipTokenizer.FromDirectory(SharedData.Fixture(TokenizerGoldenTests.TinyDirectory)).VocabularySize);
+
+    [Fact]
+    public void VocabularyOrMergesLinkedToDevZeroAreRefusedNamingTheFileAndTheLimit()
+    {
+        if (!File.Exists("/dev/zero")) return;
+        var vocabulary = Path.Combine(directory, "vocab-zero.json");
+        File.CreateSymbolicLink(vocabulary, "/dev/zero");
+        var e = Assert.Throws<Torch.FileTooLargeException>(() => ClipTokenizer.FromFiles(vocabulary, GoodMerges()));
+        Assert.StartsWith($"{vocabulary}: tokenizer file is larger than the 64 MiB limit", e.Message);
+        var merges = Path.Combine(directory, "merges-zero.txt");
+        File.CreateSymbolicLink(merges, "/dev/zero");
+        Assert.StartsWith(merges + ": ", Assert.Throws<Torch.FileTooLargeException>(() => ClipTokenizer.FromFiles(GoodVocabulary(), merges)).Message);
+    }
+
+    [Fact]
+    public void AGzipThatDecompressesPastTheLimitIsRefused()
+    {
+        var gz = Path.Combine(directory, "bpe.txt.gz");
+        using (var file = new GZipStream(File.Create(gz), CompressionLevel.Optimal))
+        {
+            var block = new byte[1 << 20];
+            block.AsSpan().Fill((byte)'a');
+            for (var i = 0; i < 65; i++) file.Write(block);
+        }
+        var e = Assert.Throws<Torch.FileTooLargeException>(() => ClipTokenizer.FromOpenAiBpe(gz));
+        Assert.StartsWith($"{gz}: decompressed BPE vocabulary is larger than the 64 MiB limit", e.Message);
+    }
 }

@@ -150,6 +150,12 @@ public sealed class SafeTensorsTests : IDisposable
         { "missing-offsets", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4), "data_offsets" },
         { "duplicate-name", Build("{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}", 2), "twice" },
         { "bad-metadata", Build("{\"__metadata__\":{\"k\":1}}", 0), "__metadata__" },
+        // The data section is covered exactly, contiguously, to the end of the file (the reference's InvalidOffset, MetadataIncompleteBuffer).
+        { "gap", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12), "a gap of 4 bytes lies between tensors 'a' and 'b'" },
+        { "leading-gap", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8), "leaving the first 4 bytes" },
+        { "overlap-contained", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}", 8), "overlap" },
+        { "trailing-bytes", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 5), "the tensors cover 4 bytes but the data section holds 5" },
+        { "no-tensors-but-data", Build("{}", 3), "the tensors cover 0 bytes but the data section holds 3" },
     };
 
     [Theory]
@@ -161,6 +167,50 @@ public sealed class SafeTensorsTests : IDisposable
         var e = Assert.Throws<SafeTensorsException>(() => SafeTensorsFile.Open(path).Dispose());
         Assert.Contains(path, e.Message);
         Assert.Contains(expected, e.Message);
+    }
+
+    /// <summary>A header (padded with spaces, as writers do) whose declared length is one byte off.</summary>
+    private string WithHeaderLengthOff(string name, int delta)
+    {
+        var json = Encoding.UTF8.GetBytes("{\"w\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}   ");
+        var bytes = new byte[8 + json.Length + 4];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)(json.Length + delta));
+        json.CopyTo(bytes, 8);
+        bytes.AsSpan(8 + json.Length).Fill((byte)' '); // data that is JSON whitespace, so a longer header still parses
+        var path = PathOf(name);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    [Fact]
+    public void AHeaderLengthOneShortIsRefusedRatherThanReadingEveryTensorOneByteOff()
+    {
+        var path = WithHeaderLengthOff("short.safetensors", -1);
+        var e = Assert.Throws<SafeTensorsException>(() => SafeTensorsFile.Open(path).Dispose());
+        Assert.Equal($"{path}: the tensors cover 4 bytes but the data section holds 5 (a wrong header length, or trailing bytes)", e.Message);
+    }
+
+    [Fact]
+    public void AHeaderLengthOneLongIsRefused()
+    {
+        var path = WithHeaderLengthOff("long.safetensors", +1);
+        var e = Assert.Throws<SafeTensorsException>(() => SafeTensorsFile.Open(path).Dispose());
+        Assert.StartsWith(path + ": ", e.Message);
+        Assert.Contains("past the end", e.Message);
+    }
+
+    [Fact]
+    public void AHeaderOfInvalidUtf8IsRefusedNamingTheFile()
+    {
+        var json = "{\"\u00e9\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}"u8.ToArray();
+        json[2] = 0xFF; // the first byte of 'é' (0xC3) becomes a byte that never occurs in UTF-8
+        var bytes = new byte[8 + json.Length + 1];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)json.Length);
+        json.CopyTo(bytes, 8);
+        var path = PathOf("utf8.safetensors");
+        File.WriteAllBytes(path, bytes);
+        var e = Assert.Throws<SafeTensorsException>(() => SafeTensorsFile.Open(path).Dispose());
+        Assert.Equal($"{path}: header is not valid UTF-8 (not a safetensors file, or a corrupted one)", e.Message);
     }
 
     [Fact]

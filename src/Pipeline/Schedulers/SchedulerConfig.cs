@@ -127,7 +127,7 @@ public abstract record SchedulerConfig
     {
         if (Directory.Exists(path)) path = Path.Combine(path, "scheduler_config.json");
         string text;
-        try { text = File.ReadAllText(path); }
+        try { text = Torch.BoundedFile.ReadAllText(path, Torch.BoundedFile.ConfigLimit, "scheduler config"); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new IOException($"cannot read scheduler config '{path}': {e.Message}", e);

@@ -16,7 +16,7 @@ public sealed record ModelIndex(string ClassName, IReadOnlyDictionary<string, (s
         JsonObject root;
         try
         {
-            root = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object");
+            root = JsonNode.Parse(Torch.BoundedFile.ReadAllText(path, Torch.BoundedFile.ConfigLimit, "model index")) as JsonObject ?? throw new InvalidDataException($"{path}: not a JSON object");
         }
         catch (System.Text.Json.JsonException e)
         {

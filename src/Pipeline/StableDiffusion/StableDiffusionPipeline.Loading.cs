@@ -82,6 +82,7 @@ public sealed partial class StableDiffusionPipeline
         var tensors = checkpoint.Load(component, maxTextLayers: maxTextLayers);
         try
         {
+            Pretrained.RequireFinite(checkpoint.FilePath, tensors);
             // Strict; the position_ids buffer some transformers versions saved is dropped by ClipTextModel's upgrade hook.
             module.LoadStateDict(tensors, strict: true);
         }

@@ -9,8 +9,6 @@ namespace LatentDiffusion.TextEncoder;
 /// </summary>
 internal static class TransformersTokenizerWriter
 {
-    private static readonly UTF8Encoding Utf8NoBom = new(false);
-
     public static void Write(string directory, IReadOnlyDictionary<string, int> vocabulary,
         IReadOnlyList<(string Left, string Right)> merges, ClipTokenizerConfig config)
     {
@@ -76,8 +74,6 @@ internal static class TransformersTokenizerWriter
     private static void WriteFile(string path, string text)
     {
         // Write then rename, so an interrupted save never leaves a half-written vocabulary behind.
-        var temporary = path + ".tmp";
-        File.WriteAllText(temporary, text, Utf8NoBom);
-        File.Move(temporary, path, overwrite: true);
+        Torch.AtomicFile.WriteAllText(path, text);
     }
 }

@@ -72,8 +72,9 @@ internal static class TokenizerFiles
         {
             using var file = File.OpenRead(path);
             using var gzip = new GZipStream(file, CompressionMode.Decompress);
-            using var reader = new StreamReader(gzip, new UTF8Encoding(false, throwOnInvalidBytes: true));
-            text = reader.ReadToEnd();
+            // Bounded after decompression too: a small gzip can expand without limit.
+            var bytes = Torch.BoundedFile.ReadAll(gzip, path, Torch.BoundedFile.TokenizerLimit, "decompressed BPE vocabulary");
+            text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes);
         }
         catch (Exception e) when (e is InvalidDataException or DecoderFallbackException)
         {
@@ -156,7 +157,7 @@ internal static class TokenizerFiles
     {
         try
         {
-            var bytes = File.ReadAllBytes(path);
+            var bytes = Torch.BoundedFile.ReadAllBytes(path, Torch.BoundedFile.TokenizerLimit, "tokenizer file");
             // A UTF-8 byte order mark is tolerated (Python's json.load would reject it; editors add it).
             return bytes.AsSpan().StartsWith("\uFEFF"u8) ? bytes[3..] : bytes;
         }

@@ -26,13 +26,7 @@ public static class ConfigJson
 
     public static T Load<T>(string path, IEnumerable<string>? ignored = null)
     {
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ConfigException($"{path}: cannot be read ({e.Message})", e);
-        }
-        return Parse<T>(text, path, ignored);
+        return Parse<T>(ReadText(path), path, ignored);
     }
 
     public static T Parse<T>(string json, string source, IEnumerable<string>? ignored = null)
@@ -68,13 +62,7 @@ public static class ConfigJson
     /// <summary>Class name recorded in a diffusers config (<c>_class_name</c>), or null.</summary>
     public static string? ClassName(string path)
     {
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (IOException e)
-        {
-            throw new ConfigException($"{path}: cannot be read as a JSON config ({e.Message})", e);
-        }
-        return ClassNameOf(text, path);
+        return ClassNameOf(ReadText(path), path);
     }
 
     /// <summary>Class name recorded in the JSON text of a diffusers config (<c>_class_name</c>), or null; <paramref name="source"/> names it in errors.</summary>
@@ -87,6 +75,16 @@ public static class ConfigJson
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             throw new ConfigException($"{source}: cannot be read as a JSON config ({e.Message})", e);
+        }
+    }
+
+    /// <summary>The text of a JSON config file, at most <see cref="BoundedFile.ConfigLimit"/> bytes; errors name the file.</summary>
+    public static string ReadText(string path)
+    {
+        try { return BoundedFile.ReadAllText(path, BoundedFile.ConfigLimit, "JSON config"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException($"{path}: cannot be read ({e.Message})", e);
         }
     }
 

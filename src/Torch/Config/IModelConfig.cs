@@ -23,13 +23,7 @@ public static class ModelConfig
     public static T Load<T>(string path) where T : IModelConfig<T>
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: not found (expected a {typeof(T).Name} config.json)", path);
-        string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ConfigException($"{path}: cannot be read ({e.Message})", e);
-        }
-        return Parse<T>(text, path);
+        return Parse<T>(ConfigJson.ReadText(path), path);
     }
 
     /// <summary>A config from JSON text; <paramref name="source"/> names it in errors (a path, or an embedded config's name).</summary>

@@ -48,6 +48,9 @@ internal static class SafeTensorsHeader
     internal static (List<TensorInfo> Tensors, Dictionary<string, string> Metadata) Parse(
         string path, ReadOnlySpan<byte> json, long dataLength)
     {
+        // System.Text.Json would fail later with a generic transcoding error; the reference rejects it up front.
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+            throw new SafeTensorsException(path, "header is not valid UTF-8 (not a safetensors file, or a corrupted one)");
         JsonDocument document;
         try
         {
@@ -75,7 +78,7 @@ internal static class SafeTensorsHeader
                 else
                     tensors.Add(ReadTensor(path, property.Name, property.Value, dataLength));
             }
-            CheckNoOverlap(path, tensors);
+            CheckCoverage(path, tensors, dataLength);
             return (tensors, metadata);
         }
     }
@@ -134,13 +137,28 @@ internal static class SafeTensorsHeader
         return new TensorInfo(name, dtype, shape, begin, end);
     }
 
-    private static void CheckNoOverlap(string path, List<TensorInfo> tensors)
+    /// <summary>
+    /// As the reference implementation validates (InvalidOffset, MetadataIncompleteBuffer): the tensors,
+    /// in offset order, cover the data section exactly, each beginning where the previous one ends, and
+    /// the last one ends at the end of the file. A header length that is off by a byte would otherwise
+    /// parse (JSON allows the padding spaces to move) and shift every tensor by a byte.
+    /// </summary>
+    private static void CheckCoverage(string path, List<TensorInfo> tensors, long dataLength)
     {
-        var ordered = tensors.Where(t => t.ByteLength > 0).OrderBy(t => t.Begin).ToList();
-        for (int i = 1; i < ordered.Count; i++)
+        long end = 0;
+        TensorInfo? previous = null;
+        foreach (var t in tensors.OrderBy(t => t.Begin).ThenBy(t => t.End))
         {
-            if (ordered[i].Begin < ordered[i - 1].End)
-                throw new SafeTensorsException(path, $"tensors '{ordered[i - 1].Name}' and '{ordered[i].Name}' overlap in the data section");
+            if (t.Begin > end)
+                throw new SafeTensorsException(path, previous is null
+                    ? $"tensor '{t.Name}' begins at data offset {t.Begin}, leaving the first {t.Begin} bytes of the data section unused"
+                    : $"a gap of {t.Begin - end} bytes lies between tensors '{previous.Name}' and '{t.Name}' in the data section");
+            if (t.Begin < end)
+                throw new SafeTensorsException(path, $"tensors '{previous!.Name}' and '{t.Name}' overlap in the data section");
+            end = t.End;
+            previous = t;
         }
+        if (end != dataLength)
+            throw new SafeTensorsException(path, $"the tensors cover {end} bytes but the data section holds {dataLength} (a wrong header length, or trailing bytes)");
     }
 }

@@ -53,6 +53,7 @@ public static class Pretrained
         var tensors = weights.LoadAll();
         try
         {
+            RequireFinite(file, tensors);
             module.LoadStateDict(tensors, strict);
         }
         catch (StateDictException e)
@@ -62,6 +63,23 @@ public static class Pretrained
         finally
         {
             foreach (var t in tensors.Values) t.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Refuses weights holding NaN or ±Inf, naming the tensor and <paramref name="file"/>: such a model would
+    /// otherwise load and produce black or noise images with no hint why. One pass over each floating tensor,
+    /// cheap next to reading it.
+    /// </summary>
+    public static void RequireFinite(string file, IEnumerable<KeyValuePair<string, Tensor>> tensors)
+    {
+        foreach (var (name, tensor) in tensors)
+        {
+            if (!tensor.DType.IsFloatingPoint() || tensor.NumEl == 0) continue;
+            using var scope = DisposeScope.Enter();
+            var bad = tensor.IsFinite().LogicalNot().Sum().ItemInt64();
+            if (bad > 0)
+                throw new InvalidDataException($"{file}: tensor '{name}' has {bad} non-finite value{(bad == 1 ? "" : "s")} (NaN or ±Inf)");
         }
     }
 }

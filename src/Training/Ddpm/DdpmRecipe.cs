@@ -69,7 +69,7 @@ public sealed record DdpmRecipe
         JsonObject config;
         try
         {
-            config = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new RecipeException($"{path}: not a JSON object");
+            config = JsonNode.Parse(Torch.BoundedFile.ReadAllText(path, Torch.BoundedFile.ConfigLimit, "JSON config")) as JsonObject ?? throw new RecipeException($"{path}: not a JSON object");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException)
         {

@@ -59,7 +59,7 @@ public sealed class Judge : IDisposable
     public JudgeReport? ReadReport()
     {
         var path = Path.Combine(Directory, AccuracyFile);
-        return File.Exists(path) ? JsonSerializer.Deserialize<JudgeReport>(File.ReadAllText(path), JudgeReport.JsonOptions) : null;
+        return File.Exists(path) ? JsonSerializer.Deserialize<JudgeReport>(Torch.BoundedFile.ReadAllText(path, Torch.BoundedFile.ConfigLimit, "judge report"), JudgeReport.JsonOptions) : null;
     }
 
     /// <summary>

@@ -23,7 +23,7 @@ public static class RecipeJson
     public static T Load<T>(string path)
     {
         string text;
-        try { text = File.ReadAllText(path); }
+        try { text = Torch.BoundedFile.ReadAllText(path, Torch.BoundedFile.ConfigLimit, "recipe"); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new RecipeException($"{path}: cannot be read ({e.Message})", e);

@@ -130,7 +130,7 @@ public sealed class VaeTask : IAdversarialTrainingTask, IDisposable
     {
         Directory.CreateDirectory(directory);
         var psnr = VaeEvaluation.TestPsnr(Vae, test, Evaluation.SampleTestImages, cancellationToken: cancellationToken);
-        File.AppendAllText(Path.Combine(directory, "psnr.jsonl"),
+        AtomicFile.AppendAllText(Path.Combine(directory, "psnr.jsonl"),
             string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{{\"step\":{step},\"psnr_db\":{psnr:F3},\"test_images\":{Math.Min(Evaluation.SampleTestImages, test.Count)}}}\n"));
         using var scope = DisposeScope.Enter();
         var n = Math.Min(SampleCount, test.Count);
