@@ -14,7 +14,7 @@ public class PngEncoderTests
     [InlineData(1, 1, 4)]
     [InlineData(7, 3, 4)]
     [InlineData(33, 17, 4)]
-    public void RoundTripsThroughStbBitExactly(int width, int height, int channels)
+    public void RoundTripsThroughSkiaBitExactly(int width, int height, int channels)
     {
         var image = new RgbImage(width, height, PngTestFiles.Pattern(width, height, channels), channels);
         var decoded = ImageDecoder.Decode(PngEncoder.Encode(image), "test.png", keepAlpha: channels == 4);
