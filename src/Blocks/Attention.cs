@@ -40,7 +40,8 @@ public sealed class Attention : Module
 
     /// <summary>
     /// Attention slicing: when set, attention is computed for this many (batch × head) rows at a time,
-    /// so the score matrix of only one slice is in memory at once. Null computes all at once.
+    /// so the score matrix of only one slice is in memory at once. Null computes all at once. Only the
+    /// <see cref="AttentionProcessor.ScaledDotProduct"/> processor slices (as diffusers' SlicedAttnProcessor replaces it).
     /// </summary>
     public int? SliceSize
     {

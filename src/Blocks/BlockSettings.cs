@@ -41,6 +41,10 @@ public sealed record ResnetSettings(long? TembChannels, double Eps = 1e-6, strin
         new(inChannels, outChannels, TembChannels, Groups, eps: Eps, dropout: Dropout, nonLinearity: ActFn,
             timeEmbeddingNorm: TimeScaleShift, outputScaleFactor: OutputScaleFactor, up: up, down: down, generator: generator);
 
+    /// <summary>A stage's resnets: the first maps <paramref name="inChannels"/> to <paramref name="outChannels"/>, the others keep them.</summary>
+    public ModuleList<ResnetBlock2D> CreateStack(int numLayers, long inChannels, long outChannels, Generator? generator = null) =>
+        new(Enumerable.Range(0, numLayers).Select(i => Create(i == 0 ? inChannels : outChannels, outChannels, generator: generator)));
+
     /// <summary>
     /// The self-attention of the pixel U-Net's and the VAE's blocks (the deprecated AttentionBlock,
     /// _from_deprecated_attn_block): one residual, group-normed attention with biases.

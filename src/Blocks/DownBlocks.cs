@@ -12,11 +12,9 @@ public sealed class DownBlock2D : Module, IDownBlock
     public DownBlock2D(int numLayers, long inChannels, long outChannels, ResnetSettings resnet, bool addDownsample = true,
         int downsamplePadding = 1, Generator? generator = null)
     {
-        resnets = RegisterModule("resnets", new ModuleList<ResnetBlock2D>(
-            Enumerable.Range(0, numLayers).Select(i => resnet.Create(i == 0 ? inChannels : outChannels, outChannels, generator: generator))));
+        resnets = RegisterModule("resnets", resnet.CreateStack(numLayers, inChannels, outChannels, generator));
         if (addDownsample)
-            downsampler = RegisterModule("downsamplers", new ModuleList<Downsample2D>(
-                [new Downsample2D(outChannels, useConv: true, outChannels, downsamplePadding, generator)]))[0];
+            downsampler = RegisterModule("downsamplers", Downsample2D.Stage(outChannels, downsamplePadding, generator))[0];
     }
 
     public Tensor[] Forward(Tensor hidden, Tensor temb, Tensor? encoderHiddenStates = null)
@@ -42,8 +40,7 @@ public sealed class AttnDownBlock2D : Module, IDownBlock
         int downsamplePadding = 1, string? downsampleType = "conv", Generator? generator = null)
     {
         var headDim = attentionHeadDim ?? (int)outChannels;
-        resnets = RegisterModule("resnets", new ModuleList<ResnetBlock2D>(
-            Enumerable.Range(0, numLayers).Select(i => resnet.Create(i == 0 ? inChannels : outChannels, outChannels, generator: generator))));
+        resnets = RegisterModule("resnets", resnet.CreateStack(numLayers, inChannels, outChannels, generator));
         attentions = RegisterModule("attentions", new ModuleList<Attention>(
             Enumerable.Range(0, numLayers).Select(_ => resnet.CreateSelfAttention(outChannels, headDim, resnet.Groups, generator))));
         downsampler = downsampleType switch
@@ -81,13 +78,11 @@ public sealed class CrossAttnDownBlock2D : Module, IDownBlock
     public CrossAttnDownBlock2D(int numLayers, long inChannels, long outChannels, ResnetSettings resnet, CrossAttentionSettings attention,
         bool addDownsample = true, int downsamplePadding = 1, Generator? generator = null)
     {
-        resnets = RegisterModule("resnets", new ModuleList<ResnetBlock2D>(
-            Enumerable.Range(0, numLayers).Select(i => resnet.Create(i == 0 ? inChannels : outChannels, outChannels, generator: generator))));
+        resnets = RegisterModule("resnets", resnet.CreateStack(numLayers, inChannels, outChannels, generator));
         attentions = RegisterModule("attentions", new ModuleList<Transformer2DModel>(
             Enumerable.Range(0, numLayers).Select(_ => attention.Create(outChannels, resnet.Groups, generator: generator))));
         if (addDownsample)
-            downsampler = RegisterModule("downsamplers", new ModuleList<Downsample2D>(
-                [new Downsample2D(outChannels, useConv: true, outChannels, downsamplePadding, generator)]))[0];
+            downsampler = RegisterModule("downsamplers", Downsample2D.Stage(outChannels, downsamplePadding, generator))[0];
     }
 
     public Tensor[] Forward(Tensor hidden, Tensor temb, Tensor? encoderHiddenStates = null)
@@ -116,11 +111,9 @@ public sealed class DownEncoderBlock2D : Module<Tensor, Tensor>
     public DownEncoderBlock2D(int numLayers, long inChannels, long outChannels, ResnetSettings resnet, bool addDownsample = true,
         int downsamplePadding = 1, Generator? generator = null)
     {
-        Resnets = RegisterModule("resnets", new ModuleList<ResnetBlock2D>(
-            Enumerable.Range(0, numLayers).Select(i => resnet.Create(i == 0 ? inChannels : outChannels, outChannels, generator: generator))));
+        Resnets = RegisterModule("resnets", resnet.CreateStack(numLayers, inChannels, outChannels, generator));
         if (addDownsample)
-            Downsamplers = RegisterModule("downsamplers", new ModuleList<Downsample2D>(
-                [new Downsample2D(outChannels, useConv: true, outChannels, downsamplePadding, generator)]));
+            Downsamplers = RegisterModule("downsamplers", Downsample2D.Stage(outChannels, downsamplePadding, generator));
     }
 
     public override Tensor Forward(Tensor input)

@@ -128,6 +128,10 @@ public sealed class Downsample2D : Module<Tensor, Tensor>
         else if ((outChannels ?? channels) != channels) throw new ArgumentException("average-pool downsampling keeps the channel count");
     }
 
+    /// <summary>A stage's <c>downsamplers</c>: one stride-2 conv keeping the channels.</summary>
+    public static ModuleList<Downsample2D> Stage(long channels, int padding, Generator? generator = null) =>
+        new([new Downsample2D(channels, useConv: true, channels, padding, generator)]);
+
     public override Tensor Forward(Tensor input)
     {
         if (input.Size(1) != Channels) throw new ArgumentException($"Downsample2D expects {Channels} channels, got {input.Size(1)}");

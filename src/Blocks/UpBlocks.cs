@@ -142,8 +142,7 @@ public sealed class UpDecoderBlock2D : Module<Tensor, Tensor>
     public UpDecoderBlock2D(int numLayers, long inChannels, long outChannels, ResnetSettings resnet, bool addUpsample = true,
         Generator? generator = null)
     {
-        Resnets = RegisterModule("resnets", new ModuleList<ResnetBlock2D>(
-            Enumerable.Range(0, numLayers).Select(i => resnet.Create(i == 0 ? inChannels : outChannels, outChannels, generator: generator))));
+        Resnets = RegisterModule("resnets", resnet.CreateStack(numLayers, inChannels, outChannels, generator));
         if (addUpsample)
             Upsamplers = RegisterModule("upsamplers", new ModuleList<Upsample2D>([new Upsample2D(outChannels, useConv: true, generator: generator)]));
     }

@@ -9,8 +9,8 @@ namespace LatentDiffusion.Blocks.Tests;
 /// <summary>get_down_block / get_up_block: the one factory of the U-Nets' and the VAE's stages.</summary>
 public class UNetBlocksTests
 {
-    private static readonly ResnetSettings Resnet = new(TembChannels: 16, Groups: 8);
-    private static readonly CrossAttentionSettings CrossAttention = new(NumAttentionHeads: 2, CrossAttentionDim: 24);
+    internal static readonly ResnetSettings Resnet = new(TembChannels: 16, Groups: 8);
+    internal static readonly CrossAttentionSettings CrossAttention = new(NumAttentionHeads: 2, CrossAttentionDim: 24);
 
     [Theory]
     [InlineData("DownBlock2D", typeof(DownBlock2D))]
@@ -125,17 +125,15 @@ public class UNetBlocksTests
 [Collection(LiveTensorCount.Name)]
 public class BlockSeedingTests
 {
-    private static readonly ResnetSettings Resnet = new(TembChannels: 16, Groups: 8);
-    private static readonly CrossAttentionSettings CrossAttention = new(NumAttentionHeads: 2, CrossAttentionDim: 24);
-
     /// <summary>A block seeded through its generator draws the same weights as one built after seeding the global generator.</summary>
     [Fact]
     public void AGeneratorSeedsABlockAsTheGlobalSeedDoes()
     {
         using var generator = new Generator(21);
-        using var seeded = new CrossAttnDownBlock2D(1, 16, 32, Resnet, CrossAttention, generator: generator);
+        var (resnet, crossAttention) = (UNetBlocksTests.Resnet, UNetBlocksTests.CrossAttention);
+        using var seeded = new CrossAttnDownBlock2D(1, 16, 32, resnet, crossAttention, generator: generator);
         TorchRuntime.ManualSeed(21);
-        using var global = new CrossAttnDownBlock2D(1, 16, 32, Resnet, CrossAttention);
+        using var global = new CrossAttnDownBlock2D(1, 16, 32, resnet, crossAttention);
         foreach (var (key, value) in seeded.StateDict())
             Assert.True(value.Equal(global.StateDict()[key]), key);
     }
