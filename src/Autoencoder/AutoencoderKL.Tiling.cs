@@ -1,3 +1,4 @@
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Torch;
 
 namespace LatentDiffusion.Autoencoder;

@@ -1,3 +1,4 @@
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
 using LatentDiffusion.Torch.NN;

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Torch.Config;
 
 namespace LatentDiffusion.Autoencoder;
@@ -65,8 +66,8 @@ public sealed record AutoencoderKLConfig : IModelConfig<AutoencoderKLConfig>
             Fail("up_block_types", $"must list one block per entry of block_out_channels ({BlockOutChannels.Length})");
         foreach (var t in UpBlockTypes!)
             if (t != UpBlockType) Fail("up_block_types", $"contains \"{t}\"; only {UpBlockType} is supported");
-        if (!Activation.IsSupported(ActFn))
-            Fail("act_fn", $"is \"{ActFn}\", which is not supported (use one of {string.Join(", ", Activation.Names)})");
+        if (!Activations.IsSupported(ActFn))
+            Fail("act_fn", $"is \"{ActFn}\", which is not supported (use one of {string.Join(", ", Activations.Names)})");
         if (LayersPerBlock < 1) Fail("layers_per_block", "must be at least 1");
         if (InChannels < 1) Fail("in_channels", "must be positive");
         if (OutChannels < 1) Fail("out_channels", "must be positive");

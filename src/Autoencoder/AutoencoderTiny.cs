@@ -1,4 +1,5 @@
 using System.Globalization;
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
 using LatentDiffusion.Torch.NN;

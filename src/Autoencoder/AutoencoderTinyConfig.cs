@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Torch.Config;
 
 namespace LatentDiffusion.Autoencoder;
@@ -73,8 +74,8 @@ public sealed record AutoencoderTinyConfig : IModelConfig<AutoencoderTinyConfig>
         if (DecoderBlockOutChannels.Distinct().Count() != 1) Fail("decoder_block_out_channels", "must be equal at every stage (as diffusers' DecoderTiny assumes)");
         if (NumEncoderBlocks!.Any(n => n < 0)) Fail("num_encoder_blocks", "must not be negative");
         if (NumDecoderBlocks!.Any(n => n < 0)) Fail("num_decoder_blocks", "must not be negative");
-        if (!Activation.IsSupported(ActFn))
-            Fail("act_fn", $"is \"{ActFn}\", which is not supported (use one of {string.Join(", ", Activation.Names)})");
+        if (!Activations.IsSupported(ActFn))
+            Fail("act_fn", $"is \"{ActFn}\", which is not supported (use one of {string.Join(", ", Activations.Names)})");
         if (UpsampleFn is not ("nearest" or "bilinear" or "bicubic"))
             Fail("upsample_fn", $"is \"{UpsampleFn}\"; only nearest, bilinear and bicubic are supported");
         if (UpsamplingScalingFactor < 1) Fail("upsampling_scaling_factor", "must be positive");

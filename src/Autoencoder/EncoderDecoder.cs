@@ -1,3 +1,4 @@
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.NN;
 
@@ -6,12 +7,30 @@ namespace LatentDiffusion.Autoencoder;
 /// <summary>
 /// diffusers' VAE <c>Encoder</c>: conv_in → down_blocks (each halves the size except the last) →
 /// mid_block (resnet, attention, resnet) → GroupNorm → SiLU → conv_out to 2 × latent channels
-/// (mean and log-variance, "double_z").
+/// (mean and log-variance, "double_z"). The blocks are the U-Net's, without a timestep embedding.
 /// </summary>
 public sealed class Encoder : Module<Tensor, Tensor>
 {
     /// <summary>GroupNorm epsilon of every VAE block (diffusers passes resnet_eps=1e-6).</summary>
     public const double Eps = 1e-6;
+
+    /// <summary>
+    /// The settings diffusers' Encoder and Decoder give every block: temb_channels None, resnet_eps 1e-6,
+    /// resnet_time_scale_shift "default", output scale 1.
+    /// </summary>
+    internal static ResnetSettings Resnet(AutoencoderKLConfig config) => new(null, Eps, config.ActFn, config.NormNumGroups);
+
+    /// <summary>
+    /// diffusers' Encoder/Decoder mid block: attention_head_dim = the channels (one head), the resnets' groups.
+    /// Its attention is computed as diffusers' AttnProcessor does (baddbmm), the numbers every VAE golden was made with.
+    /// </summary>
+    internal static UNetMidBlock2D CreateMidBlock(long channels, AutoencoderKLConfig config, Generator? generator)
+    {
+        var block = new UNetMidBlock2D(channels, Resnet(config), addAttention: config.MidBlockAddAttention, attentionHeadDim: (int)channels,
+            generator: generator);
+        block.SetAttentionProcessor(AttentionProcessor.Classic);
+        return block;
+    }
 
     public Conv2d ConvIn { get; }
     public ModuleList<DownEncoderBlock2D> DownBlocks { get; }
@@ -28,10 +47,12 @@ public sealed class Encoder : Module<Tensor, Tensor>
         DownBlocks = RegisterModule("down_blocks", new ModuleList<DownEncoderBlock2D>());
         for (int i = 0; i < channels.Length; i++)
         {
-            DownBlocks.Add(new DownEncoderBlock2D(channels[Math.Max(i - 1, 0)], channels[i], config.LayersPerBlock, groups, Eps, config.ActFn,
-                addDownsample: i < channels.Length - 1, downsamplePadding: 0, generator));
+            var field = $"down_block_types[{i}]";
+            var block = UNetBlocks.GetDownBlock(config.DownBlockTypes[i], field, config.LayersPerBlock, channels[Math.Max(i - 1, 0)], channels[i],
+                Resnet(config), addDownsample: i < channels.Length - 1, downsamplePadding: 0, generator: generator);
+            DownBlocks.Add(block as DownEncoderBlock2D ?? throw ConfigErrors.Unsupported(field, config.DownBlockTypes[i], "\"DownEncoderBlock2D\""));
         }
-        MidBlock = RegisterModule("mid_block", new UNetMidBlock2D(channels[^1], groups, Eps, config.ActFn, config.MidBlockAddAttention, generator));
+        MidBlock = RegisterModule("mid_block", CreateMidBlock(channels[^1], config, generator));
         ConvNormOut = RegisterModule("conv_norm_out", new GroupNorm(groups, channels[^1], Eps));
         ConvAct = RegisterModule("conv_act", new SiLU());
         ConvOut = RegisterModule("conv_out", new Conv2d(channels[^1], 2 * config.LatentChannels, 3, padding: 1, generator: generator));
@@ -43,7 +64,7 @@ public sealed class Encoder : Module<Tensor, Tensor>
         var hidden = ConvIn.Forward(sample);
         foreach (var block in DownBlocks) hidden = hidden.Then(block.Forward);
         return scope.Keep(hidden
-            .Then(MidBlock.Forward)
+            .Then(h => MidBlock.Forward(h, null))
             .Then(ConvNormOut.Forward)
             .Then(ConvAct.Forward)
             .Then(ConvOut.Forward));
@@ -71,11 +92,14 @@ public sealed class Decoder : Module<Tensor, Tensor>
         ConvIn = RegisterModule("conv_in", new Conv2d(config.LatentChannels, reversed[0], 3, padding: 1, generator: generator));
         // diffusers assigns the (empty) up_blocks list before mid_block, so it comes first in the state dict.
         UpBlocks = RegisterModule("up_blocks", new ModuleList<UpDecoderBlock2D>());
-        MidBlock = RegisterModule("mid_block", new UNetMidBlock2D(reversed[0], groups, eps, config.ActFn, config.MidBlockAddAttention, generator));
+        MidBlock = RegisterModule("mid_block", Encoder.CreateMidBlock(reversed[0], config, generator));
         for (int i = 0; i < reversed.Length; i++)
         {
-            UpBlocks.Add(new UpDecoderBlock2D(reversed[Math.Max(i - 1, 0)], reversed[i], config.LayersPerBlock + 1, groups, eps, config.ActFn,
-                addUpsample: i < reversed.Length - 1, generator));
+            // diffusers passes prev_output_channel=None: an UpDecoderBlock2D has no skip connections.
+            var field = $"up_block_types[{i}]";
+            var block = UNetBlocks.GetUpBlock(config.UpBlockTypes[i], field, config.LayersPerBlock + 1, reversed[Math.Max(i - 1, 0)], reversed[i],
+                prevOutputChannel: null, Encoder.Resnet(config), addUpsample: i < reversed.Length - 1, generator: generator);
+            UpBlocks.Add(block as UpDecoderBlock2D ?? throw ConfigErrors.Unsupported(field, config.UpBlockTypes[i], "\"UpDecoderBlock2D\""));
         }
         ConvNormOut = RegisterModule("conv_norm_out", new GroupNorm(groups, reversed[^1], eps));
         ConvAct = RegisterModule("conv_act", new SiLU());
@@ -85,7 +109,7 @@ public sealed class Decoder : Module<Tensor, Tensor>
     public override Tensor Forward(Tensor latents)
     {
         using var scope = DisposeScope.Enter();
-        var hidden = ConvIn.Forward(latents).Then(MidBlock.Forward);
+        var hidden = ConvIn.Forward(latents).Then(h => MidBlock.Forward(h, null));
         foreach (var block in UpBlocks) hidden = hidden.Then(block.Forward);
         return scope.Keep(hidden
             .Then(ConvNormOut.Forward)

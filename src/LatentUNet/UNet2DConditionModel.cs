@@ -1,3 +1,4 @@
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
 using LatentDiffusion.Torch.NN;
@@ -39,7 +40,8 @@ public sealed class UNet2DConditionModel : Module
     /// <summary>Number of upsampling stages: inputs whose size is not a multiple of 2^this get explicit upsample sizes.</summary>
     public int NumUpsamplers { get; }
 
-    public UNet2DConditionModel(UNet2DConditionModelConfig config)
+    /// <param name="generator">Draws the initial weights (libtorch's global generator when null).</param>
+    public UNet2DConditionModel(UNet2DConditionModelConfig config, Generator? generator = null)
     {
         config.Validate();
         Config = config;
@@ -47,7 +49,8 @@ public sealed class UNet2DConditionModel : Module
         int n = channels.Length;
         int groups = config.NormNumGroups!.Value;
 
-        convIn = RegisterModule("conv_in", new Conv2d(config.InChannels, channels[0], config.ConvInKernel, padding: (config.ConvInKernel - 1) / 2));
+        convIn = RegisterModule("conv_in", new Conv2d(config.InChannels, channels[0], config.ConvInKernel, padding: (config.ConvInKernel - 1) / 2,
+            generator: generator));
 
         // time
         long timeEmbedDim, timestepInputDim;
@@ -55,7 +58,7 @@ public sealed class UNet2DConditionModel : Module
         {
             timeEmbedDim = config.TimeEmbeddingDim ?? channels[0] * 2;
             if (timeEmbedDim % 2 != 0) throw ConfigErrors.Invalid("time_embedding_dim", $"must be even for fourier embeddings, is {timeEmbedDim}");
-            timeProj = new GaussianFourierProjection((int)(timeEmbedDim / 2), log: false, flipSinToCos: config.FlipSinToCos);
+            timeProj = new GaussianFourierProjection((int)(timeEmbedDim / 2), log: false, flipSinToCos: config.FlipSinToCos, generator: generator);
             timestepInputDim = timeEmbedDim;
         }
         else
@@ -66,13 +69,13 @@ public sealed class UNet2DConditionModel : Module
         }
         RegisterModule("time_proj", timeProj);
         timeEmbedding = RegisterModule("time_embedding", new TimestepEmbedding(timestepInputDim, timeEmbedDim, config.ActFn,
-            postActFn: config.TimestepPostAct, condProjDim: config.TimeCondProjDim));
+            postActFn: config.TimestepPostAct, condProjDim: config.TimeCondProjDim, generator: generator));
 
         if (config.EncoderHidDim is { } hid)
-            encoderHidProj = RegisterModule("encoder_hid_proj", new Linear(hid, config.CrossAttentionDim.Value));
+            encoderHidProj = RegisterModule("encoder_hid_proj", new Linear(hid, config.CrossAttentionDim.Value, generator: generator));
 
         classEmbedding = ClassEmbedding.Create(config.ClassEmbedType, config.NumClassEmbeds, config.ActFn,
-            config.ProjectionClassEmbeddingsInputDim, timeEmbedDim, timestepInputDim);
+            config.ProjectionClassEmbeddingsInputDim, timeEmbedDim, timestepInputDim, generator);
         if (classEmbedding is not null) RegisterModule("class_embedding", classEmbedding);
         if (config.TimeEmbeddingActFn is { } act) timeEmbedAct = RegisterModule("time_embed_act", Activations.Create(act, "time_embedding_act_fn"));
 
@@ -94,20 +97,16 @@ public sealed class UNet2DConditionModel : Module
             long input = output;
             output = channels[i];
             bool final = i == n - 1;
-            downBlocks.Add(UNetBlockTypes.Strip(config.DownBlockTypes[i]) switch
-            {
-                "CrossAttnDownBlock2D" => new CrossAttnDownBlock2D(layers[i], input, output, resnet, Attention(i), !final, config.DownsamplePadding),
-                "DownBlock2D" => new DownBlock2D(layers[i], input, output, resnet, !final, config.DownsamplePadding),
-                // here attention_head_dim is what its name says, the channels per head
-                _ => new AttnDownBlock2D(layers[i], input, output, resnet, heads[i], config.DownsamplePadding, final ? null : "conv"),
-            });
+            // for AttnDownBlock2D, attention_head_dim is what its name says, the channels per head
+            downBlocks.Add(UNetBlocks.GetDownBlock(config.DownBlockTypes[i], $"down_block_types[{i}]", layers[i], input, output, resnet,
+                addDownsample: !final, config.DownsamplePadding, Attention(i), attentionHeadDim: heads[i], generator: generator));
         }
 
         var midResnet = resnet with { OutputScaleFactor = config.MidBlockScaleFactor };
         midBlock = config.MidBlockType switch
         {
-            "UNetMidBlock2DCrossAttn" => new UNetMidBlock2DCrossAttn(channels[^1], midResnet, Attention(n - 1)),
-            "UNetMidBlock2D" => new UNetMidBlock2D(channels[^1], midResnet, numLayers: 0, addAttention: false),
+            "UNetMidBlock2DCrossAttn" => new UNetMidBlock2DCrossAttn(channels[^1], midResnet, Attention(n - 1), generator: generator),
+            "UNetMidBlock2D" => new UNetMidBlock2D(channels[^1], midResnet, numLayers: 0, addAttention: false, generator: generator),
             _ => null,
         };
         if (midBlock is not null) RegisterModule("mid_block", (Module)midBlock);
@@ -123,18 +122,15 @@ public sealed class UNet2DConditionModel : Module
             long input = reversed[Math.Min(i + 1, n - 1)];
             int r = n - 1 - i; // the settings of the mirrored down block
             if (!final) NumUpsamplers++;
-            upBlocks.Add(UNetBlockTypes.Strip(config.UpBlockTypes[i]) switch
-            {
-                "CrossAttnUpBlock2D" => new CrossAttnUpBlock2D(layers[r] + 1, input, previous, output, resnet, Attention(r), !final),
-                "UpBlock2D" => new UpBlock2D(layers[r] + 1, input, previous, output, resnet, !final),
-                // diffusers indexes attention_head_dim without reversing it here
-                _ => new AttnUpBlock2D(layers[r] + 1, input, previous, output, resnet, heads[i], final ? null : "conv"),
-            });
+            // diffusers indexes attention_head_dim without reversing it here
+            upBlocks.Add(UNetBlocks.GetUpBlock(config.UpBlockTypes[i], $"up_block_types[{i}]", layers[r] + 1, input, output, previous, resnet,
+                addUpsample: !final, Attention(r), attentionHeadDim: heads[i], generator: generator));
         }
 
         convNormOut = RegisterModule("conv_norm_out", new GroupNorm(groups, channels[0], config.NormEps));
         convAct = RegisterModule("conv_act", Activations.Create(config.ActFn));
-        convOut = RegisterModule("conv_out", new Conv2d(channels[0], config.OutChannels, config.ConvOutKernel, padding: (config.ConvOutKernel - 1) / 2));
+        convOut = RegisterModule("conv_out", new Conv2d(channels[0], config.OutChannels, config.ConvOutKernel, padding: (config.ConvOutKernel - 1) / 2,
+            generator: generator));
     }
 
     /// <summary>How a UNet2DConditionModel lives in a diffusers folder (config.json + diffusion_pytorch_model.safetensors).</summary>

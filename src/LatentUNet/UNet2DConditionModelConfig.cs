@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Torch.Config;
 
 namespace LatentDiffusion.LatentUNet;
@@ -105,12 +106,9 @@ public sealed record UNet2DConditionModelConfig : IModelConfig<UNet2DConditionMo
             throw ConfigErrors.Unsupported("resnet_time_scale_shift", ResnetTimeScaleShift, "\"default\" or \"scale_shift\"");
         if (MidBlockType is not (null or "UNetMidBlock2DCrossAttn" or "UNetMidBlock2D"))
             throw ConfigErrors.Unsupported("mid_block_type", MidBlockType, "\"UNetMidBlock2DCrossAttn\", \"UNetMidBlock2D\" or null");
-        foreach (var t in DownBlockTypes)
-            if (UNetBlockTypes.Strip(t) is not ("CrossAttnDownBlock2D" or "DownBlock2D" or "AttnDownBlock2D"))
-                throw ConfigErrors.Unsupported("down_block_types", t, "\"CrossAttnDownBlock2D\", \"DownBlock2D\" or \"AttnDownBlock2D\"");
-        foreach (var t in UpBlockTypes)
-            if (UNetBlockTypes.Strip(t) is not ("CrossAttnUpBlock2D" or "UpBlock2D" or "AttnUpBlock2D"))
-                throw ConfigErrors.Unsupported("up_block_types", t, "\"CrossAttnUpBlock2D\", \"UpBlock2D\" or \"AttnUpBlock2D\"");
+        // The block types whose forward pass takes the timestep embedding and text states (not the VAE's blocks).
+        UNetBlocks.Check(DownBlockTypes, "down_block_types", "CrossAttnDownBlock2D", "DownBlock2D", "AttnDownBlock2D");
+        UNetBlocks.Check(UpBlockTypes, "up_block_types", "CrossAttnUpBlock2D", "UpBlock2D", "AttnUpBlock2D");
         if (ConvInKernel % 2 == 0) throw ConfigErrors.Invalid("conv_in_kernel", "must be odd");
         if (ConvOutKernel % 2 == 0) throw ConfigErrors.Invalid("conv_out_kernel", "must be odd");
         Activations.Create(ActFn).Dispose();

@@ -1,3 +1,4 @@
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
 using LatentDiffusion.Torch.NN;
@@ -33,32 +34,33 @@ public sealed class UNet2DModel : Module
 
     public UNet2DModelConfig Config { get; }
 
-    public UNet2DModel(UNet2DModelConfig config)
+    /// <param name="generator">Draws the initial weights (libtorch's global generator when null).</param>
+    public UNet2DModel(UNet2DModelConfig config, Generator? generator = null)
     {
         config.Validate();
         Config = config;
         var channels = config.BlockOutChannels;
         long timeEmbedDim = channels[0] * 4;
 
-        convIn = RegisterModule("conv_in", new Conv2d(config.InChannels, channels[0], 3, padding: 1));
+        convIn = RegisterModule("conv_in", new Conv2d(config.InChannels, channels[0], 3, padding: 1, generator: generator));
 
         long timestepInputDim = channels[0];
         switch (config.TimeEmbeddingType)
         {
             case "fourier":
-                timeProj = new GaussianFourierProjection(channels[0], scale: 16);
+                timeProj = new GaussianFourierProjection(channels[0], scale: 16, generator: generator);
                 timestepInputDim = 2 * channels[0];
                 break;
             case "learned":
-                timeProj = new Embedding(config.NumTrainTimesteps!.Value, channels[0]);
+                timeProj = new Embedding(config.NumTrainTimesteps!.Value, channels[0], generator);
                 break;
             default:
                 timeProj = new Timesteps(channels[0], config.FlipSinToCos, config.FreqShift);
                 break;
         }
         RegisterModule("time_proj", timeProj);
-        timeEmbedding = RegisterModule("time_embedding", new TimestepEmbedding(timestepInputDim, timeEmbedDim));
-        classEmbedding = ClassEmbedding.Create(config.ClassEmbedType, config.NumClassEmbeds, "silu", null, timeEmbedDim, timestepInputDim);
+        timeEmbedding = RegisterModule("time_embedding", new TimestepEmbedding(timestepInputDim, timeEmbedDim, generator: generator));
+        classEmbedding = ClassEmbedding.Create(config.ClassEmbedType, config.NumClassEmbeds, "silu", null, timeEmbedDim, timestepInputDim, generator);
         if (classEmbedding is not null) RegisterModule("class_embedding", classEmbedding);
 
         var resnet = new ResnetSettings(timeEmbedDim, config.NormEps, config.ActFn, config.NormNumGroups, config.Dropout, config.ResnetTimeScaleShift);
@@ -72,16 +74,14 @@ public sealed class UNet2DModel : Module
             output = channels[i];
             bool final = i == n - 1;
             var headDim = config.AttentionHeadDim ?? (int)output;
-            downBlocks.Add(UNetBlockTypes.Strip(config.DownBlockTypes[i]) switch
-            {
-                "DownBlock2D" => new DownBlock2D(config.LayersPerBlock, input, output, resnet, !final, config.DownsamplePadding),
-                _ => new AttnDownBlock2D(config.LayersPerBlock, input, output, resnet, headDim, config.DownsamplePadding,
-                    final ? null : config.DownsampleType),
-            });
+            downBlocks.Add(UNetBlocks.GetDownBlock(config.DownBlockTypes[i], $"down_block_types[{i}]", config.LayersPerBlock, input, output,
+                resnet, addDownsample: !final, config.DownsamplePadding, attentionHeadDim: headDim, downsampleType: config.DownsampleType,
+                generator: generator));
         }
 
         midBlock = RegisterModule("mid_block", new UNetMidBlock2D(channels[^1], resnet with { OutputScaleFactor = config.MidBlockScaleFactor },
-            attnGroups: config.AttnNormNumGroups, addAttention: config.AddAttention, attentionHeadDim: config.AttentionHeadDim ?? channels[^1]));
+            attnGroups: config.AttnNormNumGroups, addAttention: config.AddAttention, attentionHeadDim: config.AttentionHeadDim ?? channels[^1],
+            generator: generator));
 
         upBlocks = RegisterModule("up_blocks", new ModuleList<Module>());
         var reversed = channels.Reverse().ToArray();
@@ -93,16 +93,13 @@ public sealed class UNet2DModel : Module
             long input = reversed[Math.Min(i + 1, n - 1)];
             bool final = i == n - 1;
             var headDim = config.AttentionHeadDim ?? (int)output;
-            upBlocks.Add(UNetBlockTypes.Strip(config.UpBlockTypes[i]) switch
-            {
-                "UpBlock2D" => new UpBlock2D(config.LayersPerBlock + 1, input, previous, output, resnet, !final),
-                _ => new AttnUpBlock2D(config.LayersPerBlock + 1, input, previous, output, resnet, headDim, final ? null : config.UpsampleType),
-            });
+            upBlocks.Add(UNetBlocks.GetUpBlock(config.UpBlockTypes[i], $"up_block_types[{i}]", config.LayersPerBlock + 1, input, output,
+                previous, resnet, addUpsample: !final, attentionHeadDim: headDim, upsampleType: config.UpsampleType, generator: generator));
         }
 
         convNormOut = RegisterModule("conv_norm_out", new GroupNorm(config.NormNumGroups, channels[0], config.NormEps));
         convAct = RegisterModule("conv_act", new SiLU());
-        convOut = RegisterModule("conv_out", new Conv2d(channels[0], config.OutChannels, 3, padding: 1));
+        convOut = RegisterModule("conv_out", new Conv2d(channels[0], config.OutChannels, 3, padding: 1, generator: generator));
     }
 
     /// <summary>How a UNet2DModel lives in a diffusers folder (config.json + diffusion_pytorch_model.safetensors).</summary>

@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Torch.Config;
 
 namespace LatentDiffusion.LatentUNet;
@@ -68,18 +69,8 @@ public sealed record UNet2DModelConfig : IModelConfig<UNet2DModelConfig>
             throw ConfigErrors.Unsupported("upsample_type", UpsampleType, "\"conv\" or \"resnet\"");
         if (ClassEmbedType is not (null or "timestep" or "identity"))
             throw ConfigErrors.Unsupported("class_embed_type", ClassEmbedType, "null, \"timestep\" or \"identity\"");
-        foreach (var t in DownBlockTypes)
-            if (UNetBlockTypes.Strip(t) is not ("DownBlock2D" or "AttnDownBlock2D"))
-                throw ConfigErrors.Unsupported("down_block_types", t, "\"DownBlock2D\" or \"AttnDownBlock2D\"");
-        foreach (var t in UpBlockTypes)
-            if (UNetBlockTypes.Strip(t) is not ("UpBlock2D" or "AttnUpBlock2D"))
-                throw ConfigErrors.Unsupported("up_block_types", t, "\"UpBlock2D\" or \"AttnUpBlock2D\"");
+        UNetBlocks.Check(DownBlockTypes, "down_block_types", "DownBlock2D", "AttnDownBlock2D");
+        UNetBlocks.Check(UpBlockTypes, "up_block_types", "UpBlock2D", "AttnUpBlock2D");
         Activations.Create(ActFn).Dispose();
     }
-}
-
-internal static class UNetBlockTypes
-{
-    /// <summary>diffusers accepts "UNetRes" before a block type name ("UNetResDownBlock2D").</summary>
-    public static string Strip(string type) => type.StartsWith("UNetRes", StringComparison.Ordinal) ? type[7..] : type;
 }

@@ -1,3 +1,4 @@
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.NN;

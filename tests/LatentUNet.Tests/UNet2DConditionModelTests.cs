@@ -1,3 +1,4 @@
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
@@ -226,7 +227,9 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
         { """{"num_attention_heads": 4}""", "num_attention_heads" },
         { """{"attention_type": "gated"}""", "attention_type" },
         { """{"mid_block_type": "UNetMidBlock2DSimpleCrossAttn"}""", "mid_block_type" },
-        { """{"down_block_types": ["SimpleCrossAttnDownBlock2D", "DownBlock2D"]}""", "down_block_types" },
+        { """{"down_block_types": ["SimpleCrossAttnDownBlock2D", "DownBlock2D"]}""", "down_block_types[0]" },
+        { """{"down_block_types": ["CrossAttnDownBlock2D", "DownEncoderBlock2D"]}""", "down_block_types[1]" },
+        { """{"up_block_types": ["UpBlock2D", "CrossAttnUpBlok2D"]}""", "up_block_types[1]" },
         { """{"encoder_hid_dim": 16, "encoder_hid_dim_type": "image_proj"}""", "encoder_hid_dim_type" },
         { """{"time_embedding_type": "learned"}""", "time_embedding_type" },
         { """{"attention_head_dim": [2, 2, 2]}""", "attention_head_dim" },

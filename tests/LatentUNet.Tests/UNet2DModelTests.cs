@@ -142,10 +142,11 @@ public class UNet2DModelTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData("""{"time_embedding_type": "sinusoid"}""", "time_embedding_type")]
-    [InlineData("""{"down_block_types": ["SkipDownBlock2D", "AttnDownBlock2D"]}""", "down_block_types")]
+    [InlineData("""{"down_block_types": ["SkipDownBlock2D", "AttnDownBlock2D"]}""", "down_block_types[0]")]
     [InlineData("""{"up_block_types": ["AttnUpBlock2D"]}""", "up_block_types")]
+    [InlineData("""{"up_block_types": ["AttnUpBlock2D", "UpDecoderBlock2D"]}""", "up_block_types[1]")]
     [InlineData("""{"resnet_time_scale_shift": "spatial"}""", "resnet_time_scale_shift")]
-    [InlineData("""{"act_fn": "mish"}""", "act_fn")]
+    [InlineData("""{"act_fn": "quick_gelu"}""", "act_fn")]
     [InlineData("""{"class_embed_type": "projection"}""", "class_embed_type")]
     public void UnsupportedValuesAreErrorsNamingTheField(string overrides, string field)
     {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LatentDiffusion.Blocks;
 using LatentDiffusion.Autoencoder;
 using LatentDiffusion.LatentUNet;
 using LatentDiffusion.Pipeline.Imaging;

@@ -23,8 +23,8 @@ public sealed class UNet2DDenoiser(UNet2DModel model) : PixelDenoiser
     public override void Save(string directory) => Model.Save(directory);
 
     /// <summary>
-    /// Builds a UNet2DModel from its config.json text. Its constructor draws the initial weights from
-    /// libtorch's global generator, so that generator is seeded from <paramref name="seed"/> first.
+    /// Builds a UNet2DModel from its config.json text, its initial weights drawn from a generator seeded with
+    /// <paramref name="seed"/>.
     /// </summary>
     public static UNet2DDenoiser Create(string configJson, string source, ulong seed)
     {
@@ -34,7 +34,7 @@ public sealed class UNet2DDenoiser(UNet2DModel model) : PixelDenoiser
             throw new ConfigException($"{source}: in_channels ({config.InChannels}) and out_channels ({config.OutChannels}) must be equal: the model predicts the noise of its input");
         if (config.SampleSize is null or { IsList: true })
             throw new ConfigException($"{source}: 'sample_size' must be one number (the training resolution)");
-        TorchRuntime.ManualSeed(seed);
-        return new UNet2DDenoiser(new UNet2DModel(config));
+        using var generator = new Generator(seed);
+        return new UNet2DDenoiser(new UNet2DModel(config, generator));
     }
 }

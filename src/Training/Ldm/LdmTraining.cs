@@ -63,8 +63,9 @@ public static class LdmTraining
         }
         using var generator = new Generator(SplitMix64.Mix(recipe.Training.Seed, 0x7E47));
         var textEncoder = new ClipTextModel(textConfig, generator);
-        TorchRuntime.ManualSeed(SplitMix64.Mix(recipe.Training.Seed, 0x0E7));
-        var unet = new UNet2DConditionModel(unetConfig);
+        // A generator of the U-Net's own: the same stream the global generator gave when seeded with this value.
+        using var unetGenerator = new Generator(SplitMix64.Mix(recipe.Training.Seed, 0x0E7));
+        var unet = new UNet2DConditionModel(unetConfig, unetGenerator);
         var name = Path.GetFileNameWithoutExtension(recipe.Source);
         return new LdmTask(new TextToImageModel(unet, textEncoder), vae, tokenizer, recipe.NoiseSchedulerConfig(),
             recipe.InferenceSchedulerConfig(), recipe.Sampling, recipe.Latents == "sample", name);

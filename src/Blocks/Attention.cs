@@ -1,7 +1,7 @@
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.NN;
 
-namespace LatentDiffusion.LatentUNet;
+namespace LatentDiffusion.Blocks;
 
 /// <summary>
 /// diffusers' Attention (the processor-free core of attention_processor.Attention): multi-head
@@ -12,8 +12,9 @@ namespace LatentDiffusion.LatentUNet;
 /// out = to_out.0( softmax(Q Kᵀ / √dim_head) V )              heads merged back
 /// out = (out + x) / rescale_output_factor                   with residual_connection
 /// </code>
-/// A 4-D input [N, C, H, W] (the U-Net's attention blocks) is attended over its H·W positions, after
-/// an optional GroupNorm, and returned in the same shape.
+/// A 4-D input [N, C, H, W] (the attention of the pixel U-Net's and the VAE's blocks) is attended over its H·W
+/// positions, after an optional GroupNorm, and returned in the same shape. <see cref="Processor"/> picks how the
+/// product is computed, as diffusers' attention processors do.
 /// </summary>
 public sealed class Attention : Module
 {
@@ -39,7 +40,8 @@ public sealed class Attention : Module
 
     /// <summary>
     /// Attention slicing: when set, attention is computed for this many (batch × head) rows at a time,
-    /// so the score matrix of only one slice is in memory at once. Null computes all at once.
+    /// so the score matrix of only one slice is in memory at once. Null computes all at once. Only the
+    /// <see cref="AttentionProcessor.ScaledDotProduct"/> processor slices (as diffusers' SlicedAttnProcessor replaces it).
     /// </summary>
     public int? SliceSize
     {
@@ -53,9 +55,13 @@ public sealed class Attention : Module
 
     private int? sliceSize;
 
+    /// <summary>How softmax(Q Kᵀ · scale) V is computed; <see cref="AttentionProcessor.ScaledDotProduct"/> unless set.</summary>
+    public AttentionProcessor Processor { get; set; } = AttentionProcessor.ScaledDotProduct;
+
     public Attention(long queryDim, long? crossAttentionDim = null, int heads = 8, int dimHead = 64, double dropout = 0,
         bool bias = false, bool upcastAttention = false, int? normNumGroups = null, double eps = 1e-5, bool outBias = true,
-        double rescaleOutputFactor = 1, bool residualConnection = false, long? outDim = null, bool fromDeprecatedAttnBlock = false)
+        double rescaleOutputFactor = 1, bool residualConnection = false, long? outDim = null, bool fromDeprecatedAttnBlock = false,
+        Generator? generator = null)
     {
         if (heads < 1 || dimHead < 1) throw new ArgumentException($"attention needs at least one head of at least one channel (heads {heads}, dim_head {dimHead})");
         Heads = heads;
@@ -69,10 +75,10 @@ public sealed class Attention : Module
         long inner = (long)heads * dimHead;
         long context = crossAttentionDim ?? queryDim;
         if (normNumGroups is { } g) groupNorm = RegisterModule("group_norm", new GroupNorm(g, queryDim, eps));
-        toQ = RegisterModule("to_q", new Linear(queryDim, inner, bias));
-        toK = RegisterModule("to_k", new Linear(context, inner, bias));
-        toV = RegisterModule("to_v", new Linear(context, inner, bias));
-        toOut = new Linear(inner, outDim ?? queryDim, outBias);
+        toQ = RegisterModule("to_q", new Linear(queryDim, inner, bias, generator));
+        toK = RegisterModule("to_k", new Linear(context, inner, bias, generator));
+        toV = RegisterModule("to_v", new Linear(context, inner, bias, generator));
+        toOut = new Linear(inner, outDim ?? queryDim, outBias, generator);
         outDropout = new Dropout(dropout);
         RegisterModule("to_out", new ModuleList(toOut, outDropout));
     }
@@ -108,7 +114,8 @@ public sealed class Attention : Module
         if (groupNorm is not null) x = groupNorm.Forward(x.Transpose(1, 2)).Transpose(1, 2);
 
         var context = encoderHiddenStates ?? x;
-        var attended = Attend(toQ.Forward(x), toK.Forward(context), toV.Forward(context));
+        var (query, key, value) = (toQ.Forward(x), toK.Forward(context), toV.Forward(context));
+        var attended = Processor == AttentionProcessor.Classic ? AttendClassic(query, key, value) : Attend(query, key, value);
         var output = outDropout.Forward(toOut.Forward(attended));
 
         if (shape.Length == 4) output = output.Transpose(-1, -2).Reshape(shape);
@@ -154,10 +161,59 @@ public sealed class Attention : Module
         o = o.Transpose(1, 2).Reshape(n, l, (long)Heads * DimHead);
         return upcast ? o.To(dtype) : o;
     }
+
+    /// <summary>
+    /// diffusers' AttnProcessor for Q [N, L, heads·d], K and V [N, S, heads·d] → [N, L, heads·d], all rows at once:
+    /// heads go to the batch (head_to_batch_dim), scores = baddbmm(empty, Q, Kᵀ, β = 0, α = scale) as
+    /// get_attention_scores computes them, softmax, bmm with V, heads back (batch_to_head_dim).
+    /// </summary>
+    private Tensor AttendClassic(Tensor query, Tensor key, Tensor value)
+    {
+        var (q, k, v) = (HeadsToBatch(query), HeadsToBatch(key), HeadsToBatch(value));
+        var unused = Tensors.Empty([q.Size(0), q.Size(1), k.Size(1)], q.DType, q.Device);
+        var probabilities = Functional.Softmax(unused.Baddbmm(q, k.Transpose(-1, -2), beta: 0, alpha: Scale), -1);
+        return BatchToHeads(probabilities.Bmm(v));
+    }
+
+    // [N, L, heads·d] → [N·heads, L, d]; one head keeps the tensor as it is.
+    private Tensor HeadsToBatch(Tensor x)
+    {
+        if (Heads == 1) return x;
+        var (n, l, dim) = (x.Size(0), x.Size(1), x.Size(2));
+        return x.Reshape(n, l, Heads, dim / Heads).Permute(0, 2, 1, 3).Reshape(n * Heads, l, dim / Heads);
+    }
+
+    // [N·heads, L, d] → [N, L, heads·d].
+    private Tensor BatchToHeads(Tensor x)
+    {
+        if (Heads == 1) return x;
+        var (nh, l, d) = (x.Size(0), x.Size(1), x.Size(2));
+        return x.Reshape(nh / Heads, Heads, l, d).Permute(0, 2, 1, 3).Reshape(nh / Heads, l, d * Heads);
+    }
+}
+
+/// <summary>diffusers' attention processors: the ways <see cref="Attention"/> computes softmax(Q Kᵀ · scale) V.</summary>
+public enum AttentionProcessor
+{
+    /// <summary>AttnProcessor2_0: the fused scaled_dot_product_attention (math path on old libtorch), sliced on request.</summary>
+    ScaledDotProduct,
+
+    /// <summary>
+    /// AttnProcessor: per (batch × head) row, scores = baddbmm(β = 0, α = scale) of Q and Kᵀ, softmax, bmm with V. The
+    /// VAE computes its attention this way; its rounding differs from the fused kernel's in the last bits.
+    /// </summary>
+    Classic,
 }
 
 public static class AttentionSlicing
 {
+    /// <summary>Sets <see cref="Attention.Processor"/> on every attention layer of <paramref name="model"/> (diffusers' set_attn_processor).</summary>
+    public static void SetAttentionProcessor(this Module model, AttentionProcessor processor)
+    {
+        foreach (var (_, module) in model.NamedModules())
+            if (module is Attention attention) attention.Processor = processor;
+    }
+
     /// <summary>
     /// Sets <see cref="Attention.SliceSize"/> on every attention layer of <paramref name="model"/>: attention is then
     /// computed <paramref name="sliceSize"/> (batch × head) rows at a time, trading speed for peak memory.

@@ -1,7 +1,7 @@
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.NN;
 
-namespace LatentDiffusion.LatentUNet;
+namespace LatentDiffusion.Blocks;
 
 /// <summary>
 /// diffusers' ResnetBlock2D, the U-Net's residual unit with timestep conditioning:
@@ -35,7 +35,7 @@ public sealed class ResnetBlock2D : Module
     public ResnetBlock2D(long inChannels, long? outChannels = null, long? tembChannels = 512, int groups = 32, int? groupsOut = null,
         double eps = 1e-6, double dropout = 0, string nonLinearity = "swish", string timeEmbeddingNorm = "default",
         double outputScaleFactor = 1, bool? useInShortcut = null, bool up = false, bool down = false,
-        bool convShortcutBias = true, long? conv2dOutChannels = null, bool skipTimeAct = false)
+        bool convShortcutBias = true, long? conv2dOutChannels = null, bool skipTimeAct = false, Generator? generator = null)
     {
         if (timeEmbeddingNorm is not ("default" or "scale_shift"))
             throw ConfigErrors.Unsupported("resnet_time_scale_shift", timeEmbeddingNorm, "\"default\" or \"scale_shift\"");
@@ -47,37 +47,42 @@ public sealed class ResnetBlock2D : Module
         SkipTimeAct = skipTimeAct;
 
         norm1 = RegisterModule("norm1", new GroupNorm(groups, inChannels, eps));
-        conv1 = RegisterModule("conv1", new Conv2d(inChannels, outC, 3, padding: 1));
+        conv1 = RegisterModule("conv1", new Conv2d(inChannels, outC, 3, padding: 1, generator: generator));
         if (tembChannels is { } t)
-            timeEmbProj = RegisterModule("time_emb_proj", new Linear(t, timeEmbeddingNorm == "scale_shift" ? 2 * outC : outC));
+            timeEmbProj = RegisterModule("time_emb_proj", new Linear(t, timeEmbeddingNorm == "scale_shift" ? 2 * outC : outC, generator: generator));
         norm2 = RegisterModule("norm2", new GroupNorm(groupsOut ?? groups, outC, eps));
         this.dropout = RegisterModule("dropout", new Dropout(dropout));
         var convOut = conv2dOutChannels ?? outC;
-        conv2 = RegisterModule("conv2", new Conv2d(outC, convOut, 3, padding: 1));
+        conv2 = RegisterModule("conv2", new Conv2d(outC, convOut, 3, padding: 1, generator: generator));
         nonlinearity = RegisterModule("nonlinearity", Activations.Create(nonLinearity));
         if (up) upsample = RegisterModule("upsample", new Upsample2D(inChannels, useConv: false));
         else if (down) downsample = RegisterModule("downsample", new Downsample2D(inChannels, useConv: false));
         if (useInShortcut ?? inChannels != convOut)
-            convShortcut = RegisterModule("conv_shortcut", new Conv2d(inChannels, convOut, 1, bias: convShortcutBias));
+            convShortcut = RegisterModule("conv_shortcut", new Conv2d(inChannels, convOut, 1, bias: convShortcutBias, generator: generator));
     }
 
-    /// <summary>x [N, C, H, W] and the timestep embedding temb [N, temb_channels] (null when the block has no time projection).</summary>
+    /// <summary>
+    /// x [N, C, H, W] and the timestep embedding temb [N, temb_channels]; temb is null where the block has no time
+    /// projection (temb_channels None: the VAE's blocks).
+    /// </summary>
     public Tensor Forward(Tensor input, Tensor? temb)
     {
         using var scope = DisposeScope.Enter();
-        var h = nonlinearity.Forward(norm1.Forward(input));
+        // Each intermediate is freed as soon as the next step has it (Then), so a large VAE decode holds a couple of
+        // activations at a time.
+        var h = norm1.Forward(input).Then(nonlinearity.Forward);
         var x = input;
         if (upsample is not null)
         {
             x = upsample.Forward(x);
-            h = upsample.Forward(h);
+            h = h.Then(upsample.Forward);
         }
         else if (downsample is not null)
         {
             x = downsample.Forward(x);
-            h = downsample.Forward(h);
+            h = h.Then(downsample.Forward);
         }
-        h = conv1.Forward(h);
+        h = h.Then(conv1.Forward);
 
         Tensor? t = null;
         if (timeEmbProj is not null && temb is not null)
@@ -87,15 +92,15 @@ public sealed class ResnetBlock2D : Module
         {
             if (t is null) throw new ArgumentException("a scale_shift resnet block needs the timestep embedding");
             var parts = t.Chunk(2, 1);
-            h = norm2.Forward(h) * (1 + parts[0]) + parts[1];
+            h = h.Then(norm2.Forward) * (1 + parts[0]) + parts[1];
         }
         else
         {
-            if (t is not null) h = h + t;
-            h = norm2.Forward(h);
+            if (t is not null) h = h.Then(v => v + t);
+            h = h.Then(norm2.Forward);
         }
 
-        h = conv2.Forward(dropout.Forward(nonlinearity.Forward(h)));
+        h = h.Then(nonlinearity.Forward).Then(dropout.Forward).Then(conv2.Forward);
         if (convShortcut is not null) x = convShortcut.Forward(x);
         var output = x + h;
         if (OutputScaleFactor != 1) output = output / OutputScaleFactor;
@@ -115,13 +120,17 @@ public sealed class Downsample2D : Module<Tensor, Tensor>
     public long Channels { get; }
     public int Padding { get; }
 
-    public Downsample2D(long channels, bool useConv = true, long? outChannels = null, int padding = 1)
+    public Downsample2D(long channels, bool useConv = true, long? outChannels = null, int padding = 1, Generator? generator = null)
     {
         Channels = channels;
         Padding = padding;
-        if (useConv) conv = RegisterModule("conv", new Conv2d(channels, outChannels ?? channels, 3, stride: 2, padding: padding));
+        if (useConv) conv = RegisterModule("conv", new Conv2d(channels, outChannels ?? channels, 3, stride: 2, padding: padding, generator: generator));
         else if ((outChannels ?? channels) != channels) throw new ArgumentException("average-pool downsampling keeps the channel count");
     }
+
+    /// <summary>A stage's <c>downsamplers</c>: one stride-2 conv keeping the channels.</summary>
+    public static ModuleList<Downsample2D> Stage(long channels, int padding, Generator? generator = null) =>
+        new([new Downsample2D(channels, useConv: true, channels, padding, generator)]);
 
     public override Tensor Forward(Tensor input)
     {
@@ -143,10 +152,10 @@ public sealed class Upsample2D : Module<Tensor, Tensor>
 
     public long Channels { get; }
 
-    public Upsample2D(long channels, bool useConv = true, long? outChannels = null)
+    public Upsample2D(long channels, bool useConv = true, long? outChannels = null, Generator? generator = null)
     {
         Channels = channels;
-        if (useConv) conv = RegisterModule("conv", new Conv2d(channels, outChannels ?? channels, 3, padding: 1));
+        if (useConv) conv = RegisterModule("conv", new Conv2d(channels, outChannels ?? channels, 3, padding: 1, generator: generator));
     }
 
     public override Tensor Forward(Tensor input) => Forward(input, null);

@@ -1,8 +1,9 @@
+using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
 using Xunit;
 
-namespace LatentDiffusion.LatentUNet.Tests;
+namespace LatentDiffusion.Blocks.Tests;
 
 public class BlockTests
 {
@@ -53,7 +54,7 @@ public class BlockTests
         foreach (var size in new[] { 1, 2, 4, 6, 100 })
         {
             attention.SliceSize = size;
-            Assert.True(Close.MaxAbsDiff(full, attention.Forward(x, c)) < 1e-6, $"slice size {size}");
+            Assert.True(TensorAssert.MaxAbsDifference(full, attention.Forward(x, c)) < 1e-6, $"slice size {size}");
         }
     }
 
@@ -78,7 +79,7 @@ public class BlockTests
             heads.Add(Functional.Softmax(qh.MatMul(kh.Transpose(1, 2)) / 2.0, -1).MatMul(vh));
         }
         var expected = attention.ToOut.Forward(Tensor.Cat(heads, 2));
-        Assert.True(Close.MaxAbsDiff(expected, attention.Forward(x)) < 1e-6);
+        Assert.True(TensorAssert.MaxAbsDifference(expected, attention.Forward(x)) < 1e-6);
     }
 
     [Fact]

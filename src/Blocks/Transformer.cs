@@ -1,14 +1,15 @@
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.NN;
 
-namespace LatentDiffusion.LatentUNet;
+namespace LatentDiffusion.Blocks;
 
 /// <summary>GEGLU (Shazeer 2020): one projection to twice the width, split into a value and a gate: h · gelu(gate).</summary>
 public sealed class GEGLU : Module<Tensor, Tensor>
 {
     private readonly Linear proj;
 
-    public GEGLU(long dimIn, long dimOut, bool bias = true) => proj = RegisterModule("proj", new Linear(dimIn, dimOut * 2, bias));
+    public GEGLU(long dimIn, long dimOut, bool bias = true, Generator? generator = null) =>
+        proj = RegisterModule("proj", new Linear(dimIn, dimOut * 2, bias, generator));
 
     public Linear Proj => proj;
 
@@ -26,11 +27,12 @@ public sealed class FeedForward : Module<Tensor, Tensor>
     private readonly Sequential net;
 
     public FeedForward(long dim, long? dimOut = null, int mult = 4, double dropout = 0, string activationFn = "geglu",
-        bool finalDropout = false, long? innerDim = null, bool bias = true)
+        bool finalDropout = false, long? innerDim = null, bool bias = true, Generator? generator = null)
     {
         if (activationFn != "geglu") throw ConfigErrors.Unsupported("activation_fn", activationFn, "\"geglu\"");
         var inner = innerDim ?? dim * mult;
-        net = RegisterModule("net", new Sequential(new GEGLU(dim, inner, bias), new Dropout(dropout), new Linear(inner, dimOut ?? dim, bias)));
+        net = RegisterModule("net", new Sequential(new GEGLU(dim, inner, bias, generator), new Dropout(dropout),
+            new Linear(inner, dimOut ?? dim, bias, generator)));
         if (finalDropout) net.Add(new Dropout(dropout));
     }
 
@@ -59,21 +61,21 @@ public sealed class BasicTransformerBlock : Module
     public BasicTransformerBlock(long dim, int numAttentionHeads, int attentionHeadDim, double dropout = 0,
         long? crossAttentionDim = null, string activationFn = "geglu", bool attentionBias = false, bool onlyCrossAttention = false,
         bool doubleSelfAttention = false, bool upcastAttention = false, bool normElementwiseAffine = true, double normEps = 1e-5,
-        bool finalDropout = false, long? ffInnerDim = null, bool ffBias = true, bool attentionOutBias = true)
+        bool finalDropout = false, long? ffInnerDim = null, bool ffBias = true, bool attentionOutBias = true, Generator? generator = null)
     {
         OnlyCrossAttention = onlyCrossAttention;
         norm1 = RegisterModule("norm1", new LayerNorm(dim, normEps, normElementwiseAffine));
         attn1 = RegisterModule("attn1", new Attention(dim, onlyCrossAttention ? crossAttentionDim : null, numAttentionHeads,
-            attentionHeadDim, dropout, attentionBias, upcastAttention, outBias: attentionOutBias));
+            attentionHeadDim, dropout, attentionBias, upcastAttention, outBias: attentionOutBias, generator: generator));
         if (crossAttentionDim is not null || doubleSelfAttention)
         {
             norm2 = RegisterModule("norm2", new LayerNorm(dim, normEps, normElementwiseAffine));
             attn2 = RegisterModule("attn2", new Attention(dim, doubleSelfAttention ? null : crossAttentionDim, numAttentionHeads,
-                attentionHeadDim, dropout, attentionBias, upcastAttention, outBias: attentionOutBias));
+                attentionHeadDim, dropout, attentionBias, upcastAttention, outBias: attentionOutBias, generator: generator));
         }
         norm3 = RegisterModule("norm3", new LayerNorm(dim, normEps, normElementwiseAffine));
         ff = RegisterModule("ff", new FeedForward(dim, dropout: dropout, activationFn: activationFn, finalDropout: finalDropout,
-            innerDim: ffInnerDim, bias: ffBias));
+            innerDim: ffInnerDim, bias: ffBias, generator: generator));
     }
 
     public Attention Attn1 => attn1;
@@ -107,20 +109,21 @@ public sealed class Transformer2DModel : Module
     public Transformer2DModel(int numAttentionHeads, int attentionHeadDim, long inChannels, long? outChannels = null,
         int numLayers = 1, double dropout = 0, int normNumGroups = 32, long? crossAttentionDim = null, bool attentionBias = false,
         string activationFn = "geglu", bool onlyCrossAttention = false, bool doubleSelfAttention = false,
-        bool upcastAttention = false, bool useLinearProjection = false, bool normElementwiseAffine = true, double normEps = 1e-5)
+        bool upcastAttention = false, bool useLinearProjection = false, bool normElementwiseAffine = true, double normEps = 1e-5,
+        Generator? generator = null)
     {
         UseLinearProjection = useLinearProjection;
         long inner = (long)numAttentionHeads * attentionHeadDim;
         long outC = outChannels ?? inChannels;
         norm = RegisterModule("norm", new GroupNorm(normNumGroups, inChannels, 1e-6));
         projIn = RegisterModule<Module<Tensor, Tensor>>("proj_in",
-            useLinearProjection ? new Linear(inChannels, inner) : new Conv2d(inChannels, inner, 1));
+            useLinearProjection ? new Linear(inChannels, inner, generator: generator) : new Conv2d(inChannels, inner, 1, generator: generator));
         transformerBlocks = RegisterModule("transformer_blocks", new ModuleList<BasicTransformerBlock>(
             Enumerable.Range(0, numLayers).Select(_ => new BasicTransformerBlock(inner, numAttentionHeads, attentionHeadDim, dropout,
                 crossAttentionDim, activationFn, attentionBias, onlyCrossAttention, doubleSelfAttention, upcastAttention,
-                normElementwiseAffine, normEps))));
+                normElementwiseAffine, normEps, generator: generator))));
         projOut = RegisterModule<Module<Tensor, Tensor>>("proj_out",
-            useLinearProjection ? new Linear(inner, outC) : new Conv2d(inner, outC, 1));
+            useLinearProjection ? new Linear(inner, outC, generator: generator) : new Conv2d(inner, outC, 1, generator: generator));
     }
 
     public IReadOnlyList<BasicTransformerBlock> TransformerBlocks => transformerBlocks;

@@ -1,7 +1,7 @@
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.NN;
 
-namespace LatentDiffusion.LatentUNet;
+namespace LatentDiffusion.Blocks;
 
 /// <summary>
 /// diffusers' Timesteps: the sinusoidal embedding of (possibly fractional) timesteps from "Denoising
@@ -63,12 +63,12 @@ public sealed class TimestepEmbedding : Module
     private readonly Module<Tensor, Tensor>? postAct;
 
     public TimestepEmbedding(long inChannels, long timeEmbedDim, string? actFn = "silu", long? outDim = null,
-        string? postActFn = null, long? condProjDim = null, bool sampleProjBias = true)
+        string? postActFn = null, long? condProjDim = null, bool sampleProjBias = true, Generator? generator = null)
     {
-        linear1 = RegisterModule("linear_1", new Linear(inChannels, timeEmbedDim, sampleProjBias));
-        if (condProjDim is { } c) condProj = RegisterModule("cond_proj", new Linear(c, inChannels, bias: false));
+        linear1 = RegisterModule("linear_1", new Linear(inChannels, timeEmbedDim, sampleProjBias, generator));
+        if (condProjDim is { } c) condProj = RegisterModule("cond_proj", new Linear(c, inChannels, bias: false, generator: generator));
         if (actFn is not null) act = RegisterModule("act", Activations.Create(actFn));
-        linear2 = RegisterModule("linear_2", new Linear(timeEmbedDim, outDim ?? timeEmbedDim, sampleProjBias));
+        linear2 = RegisterModule("linear_2", new Linear(timeEmbedDim, outDim ?? timeEmbedDim, sampleProjBias, generator));
         if (postActFn is not null) postAct = RegisterModule("post_act", Activations.Create(postActFn, "timestep_post_act"));
     }
 
@@ -102,10 +102,11 @@ public sealed class GaussianFourierProjection : Module<Tensor, Tensor>
     public bool Log { get; }
     public bool FlipSinToCos { get; }
 
-    public GaussianFourierProjection(int embeddingSize = 256, double scale = 1.0, bool log = true, bool flipSinToCos = false)
+    public GaussianFourierProjection(int embeddingSize = 256, double scale = 1.0, bool log = true, bool flipSinToCos = false,
+        Generator? generator = null)
     {
         var w = Tensors.Empty([embeddingSize]);
-        Init.Normal_(w, 0, scale);
+        Init.Normal_(w, 0, scale, generator);
         Weight = RegisterParameter("weight", w);
         Weight.RequiresGrad = false; // nn.Parameter(..., requires_grad=False): saved, never trained
         Log = log;
@@ -137,39 +138,5 @@ public static class TimestepInput
             throw new ArgumentException($"timestep must be a scalar or hold one value per sample ({batch}), got shape [{string.Join(", ", timestep.Shape)}]");
         if (t.Device != device) t = t.To(device);
         return scope.Keep(t.Size(0) == batch ? t.Alias() : t.Expand(batch));
-    }
-}
-
-/// <summary>diffusers' class conditioning: an embedding summed with (or concatenated to) the timestep embedding.</summary>
-internal static class ClassEmbedding
-{
-    /// <summary>_set_class_embedding: null type with num_class_embeds → a table; "timestep", "identity", "projection", "simple_projection".</summary>
-    public static Module? Create(string? type, int? numClassEmbeds, string actFn, int? projectionInputDim, long timeEmbedDim, long timestepInputDim) =>
-        type switch
-        {
-            null when numClassEmbeds is { } n => new Embedding(n, timeEmbedDim),
-            null => null,
-            "timestep" => new TimestepEmbedding(timestepInputDim, timeEmbedDim, actFn),
-            "identity" => new Identity(),
-            "projection" => new TimestepEmbedding(projectionInputDim
-                ?? throw ConfigErrors.Invalid("projection_class_embeddings_input_dim", "must be set for class_embed_type \"projection\""), timeEmbedDim),
-            "simple_projection" => new Linear(projectionInputDim
-                ?? throw ConfigErrors.Invalid("projection_class_embeddings_input_dim", "must be set for class_embed_type \"simple_projection\""), timeEmbedDim),
-            _ => throw ConfigErrors.Unsupported("class_embed_type", type, "null, \"timestep\", \"identity\", \"projection\" or \"simple_projection\""),
-        };
-
-    /// <summary>The class embedding of <paramref name="labels"/>; "timestep" labels go through the time projection first.</summary>
-    public static Tensor Embed(Module embedding, string? type, Tensor? labels, Module<Tensor, Tensor> timeProj, DType dtype)
-    {
-        if (labels is null) throw new ArgumentException("class labels are required: the model is class-conditional (num_class_embeds / class_embed_type)");
-        using var scope = DisposeScope.Enter();
-        var input = type == "timestep" ? timeProj.Forward(labels).To(dtype) : labels;
-        var emb = embedding switch
-        {
-            TimestepEmbedding t => t.Forward(input),
-            Module<Tensor, Tensor> m => m.Forward(input),
-            _ => throw new InvalidOperationException($"unexpected class embedding {embedding.GetType().Name}"),
-        };
-        return scope.Keep(emb.To(dtype));
     }
 }
