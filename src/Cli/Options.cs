@@ -43,7 +43,7 @@ internal static class Options
                 && double.TryParse(result.Tokens[0].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
                 && !range.Contains(value))
             {
-                result.AddError(range.Describe(option.Name, result.Tokens[0].Value));
+                result.AddError(range.Describe(result.IdentifierToken?.Value ?? option.Name, result.Tokens[0].Value)); // as typed: --cfg or --guidance
             }
         });
         return option;

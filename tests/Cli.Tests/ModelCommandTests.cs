@@ -225,6 +225,19 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void ResumingAFolderWithoutACheckpointFailsInsteadOfStartingOver()
+    {
+        var run = Path.Combine(temp, "toy-nothing-to-resume");
+        var r = CliRunner.Run("toy", "s-curve", "--config", Repo("tests", "fixtures", "cli", "toy-tiny.json"), "--out", run, "--resume");
+
+        Assert.Equal(ErrorReporter.Failure, r.ExitCode);
+        Assert.Contains($"{run} has no checkpoint to resume from", r.ErrLines[^1]);
+        Assert.DoesNotContain("trained", r.Out);
+        Assert.False(Directory.Exists(Path.Combine(run, "checkpoints")));
+        Assert.False(File.Exists(Path.Combine(run, "metrics.jsonl")));
+    }
+
+    [Fact]
     public void CancellingTrainingWritesACheckpointExitsWith130AndResumes()
     {
         // The token Program.cs cancels on Ctrl+C, cancelled here when the display reports the first checkpoint.
