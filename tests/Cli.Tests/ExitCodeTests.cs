@@ -19,16 +19,8 @@ public class ExitCodeTests
     [InlineData("generate x --eta nan", "--eta must be a finite number in [0, 1], got nan")] // out of range
     [InlineData("generate x --dtype f64", "--dtype must be f32, bf16 or f16, got 'f64'")]
     [InlineData("generate x --device tpu", "--device: unknown device 'tpu'")]
-    public void ParseErrorsExitWith2AndOneLine(string args, string expected)
-    {
-        var r = CliRunner.Run(args.Split(' '));
-
-        Assert.True(r.ExitCode == ErrorReporter.Usage, $"exit {r.ExitCode}: {r.Err}");
-        var line = Assert.Single(r.ErrLines);
-        Assert.StartsWith("error: ", line);
-        Assert.Contains(expected, line);
-        Assert.Equal("", r.Out);
-    }
+    public void ParseErrorsExitWith2AndOneLine(string args, string expected) =>
+        CliRunner.Run(args.Split(' ')).AssertUsageError(expected);
 
     [Fact]
     public void ARuntimeFailureExitsWith1()
@@ -48,10 +40,7 @@ public class ExitCodeTests
         foreach (var device in new[] { "cpu", null })
         {
             string[] args = [command, "x", "--dtype", "f16", .. extra, .. device is null ? Array.Empty<string>() : ["--device", device]];
-            var r = CliRunner.Run(args);
-
-            Assert.True(r.ExitCode == ErrorReporter.Usage, $"exit {r.ExitCode}: {r.Err}");
-            Assert.Contains("--dtype f16 needs a GPU (--device cuda); on the CPU use f32 or bf16", Assert.Single(r.ErrLines));
+            CliRunner.Run(args).AssertUsageError("--dtype f16 needs a GPU (--device cuda); on the CPU use f32 or bf16");
         }
     }
 
@@ -69,10 +58,8 @@ public class ExitCodeTests
         var device = TorchRuntime.CudaIsAvailable ? $"cuda:{TorchRuntime.CudaDeviceCount}" : "cuda";
         var r = CliRunner.Run(string.Format(System.Globalization.CultureInfo.InvariantCulture, args, device).Split(' '));
 
-        Assert.True(r.ExitCode == ErrorReporter.Usage, $"exit {r.ExitCode}: {r.Err}");
-        var line = Assert.Single(r.ErrLines);
-        Assert.Contains(TorchRuntime.CudaIsAvailable
+        r.AssertUsageError(TorchRuntime.CudaIsAvailable
             ? $"--device {device}: no such CUDA device (libtorch sees {TorchRuntime.CudaDeviceCount})"
-            : $"--device cuda: CUDA is not available (libtorch {TorchRuntime.LibTorchVersion} is a CPU build or sees no GPU; set LIBTORCH to a CUDA build)", line);
+            : $"--device cuda: CUDA is not available (libtorch {TorchRuntime.LibTorchVersion} is a CPU build or sees no GPU; set LIBTORCH to a CUDA build)");
     }
 }

@@ -46,16 +46,8 @@ public sealed class ModelCommandTests : IDisposable
     [InlineData(new[] { "eval", "ddpm", "--model", "m", "--samples", "1" }, "--samples must be at least 2")]
     [InlineData(new[] { "bench", "unet", "--dtype", "f16" }, "--dtype must be one of f32, bf16")]
     [InlineData(new[] { "bench", "text", "--config", "no-such-config.json" }, "no-such-config.json: file not found")]
-    public void BadArgumentsGiveOneLineAndTheUsageExitCode(string[] args, string mentioned)
-    {
-        var r = CliRunner.Run(args);
-
-        Assert.Equal(ErrorReporter.Usage, r.ExitCode);
-        var line = Assert.Single(r.ErrLines);
-        Assert.StartsWith("error: ", line);
-        Assert.Contains(mentioned, line);
-        Assert.Equal("", r.Out);
-    }
+    public void BadArgumentsGiveOneLineAndTheUsageExitCode(string[] args, string mentioned) =>
+        CliRunner.Run(args).AssertUsageError(mentioned);
 
     [Fact]
     public void EvalDdpmOnAMissingModelFolderFailsWithOneLine()

@@ -35,12 +35,8 @@ public class OptionRangeTests
             Assert.Matches(@"; range [\[(]-?[\d.]+, [\d.]+[\])]$", option.Description ?? "");
             foreach (var value in new[] { "nan", "NaN", "Infinity", "-Infinity", "1e400" })
             {
-                var r = CliRunner.Run([.. path, option.Name, value]);
-                Assert.True(r.ExitCode == ErrorReporter.Usage, $"{where} {value}: exit {r.ExitCode}, {r.Err}");
-                var line = Assert.Single(r.ErrLines);
-                Assert.Contains($"{option.Name} must be a finite number in ", line);
-                Assert.Contains($", got {value}", line);
-                Assert.Equal("", r.Out);
+                var line = CliRunner.Run([.. path, option.Name, value]).AssertUsageError($"{option.Name} must be a finite number in ");
+                Assert.True(line.Contains($", got {value}", StringComparison.Ordinal), $"{where} {value}: {line}");
             }
         }
     }
@@ -54,10 +50,8 @@ public class OptionRangeTests
     [InlineData("eval prompts --model m --guidance 101", "--guidance must be a finite number in [0, 100], got 101")]
     public void ValuesOutsideTheRangeAreParseErrorsNamingOptionRangeAndValue(string args, string expected)
     {
-        var r = CliRunner.Run(args.Split(' '));
-
-        Assert.Equal(ErrorReporter.Usage, r.ExitCode);
-        Assert.StartsWith($"error: {expected}; see 'ldm ", Assert.Single(r.ErrLines));
+        var line = CliRunner.Run(args.Split(' ')).AssertUsageError(expected);
+        Assert.StartsWith($"error: {expected}; see 'ldm ", line);
     }
 
     [Theory]
