@@ -70,7 +70,7 @@ public static class CliApp
     /// The command tree. Each command group lives in its own file under Commands/ and is added
     /// here with one line.
     /// </summary>
-    private static RootCommand BuildRootCommand(CliContext context, Option<bool> verbose)
+    internal static RootCommand BuildRootCommand(CliContext context, Option<bool> verbose)
     {
         var root = new RootCommand("LatentDiffusion.NET: Stable-Diffusion-class latent diffusion in C# on libtorch");
         root.Options.Add(verbose);

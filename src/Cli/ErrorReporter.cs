@@ -27,6 +27,11 @@ public static class ErrorReporter
             WriteLine(context, "cancelled");
             return Cancelled;
         }
+        if (e is UsageException)
+        {
+            WriteLine(context, e.Message);
+            return Usage;
+        }
         WriteLine(context, Describe(e));
         if (verbose) context.Err.WriteLine(exception.ToString());
         return Failure;

@@ -34,8 +34,8 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
 
     /// <summary>
     /// Trains <paramref name="task"/> on <paramref name="dataset"/> up to <see cref="TrainingOptions.MaxSteps"/>.
-    /// With <paramref name="resume"/>, continues from the newest checkpoint in the output folder (or
-    /// starts afresh when there is none); without it, an output folder that already holds checkpoints
+    /// With <paramref name="resume"/>, continues from the newest checkpoint in the output folder (a folder
+    /// without one is refused: starting over silently would cost a long run); without it, an output folder that already holds checkpoints
     /// is refused rather than overwritten. Cancellation writes a checkpoint of the current step and
     /// returns a result with <see cref="TrainingResult.Cancelled"/> set.
     /// </summary>
@@ -50,6 +50,8 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
         if (!resume && latest is { } existing)
             throw new InvalidOperationException(
                 $"{OutputDirectory} already holds a training run (checkpoint of step {existing.Step}): resume it, or choose an empty output folder");
+        if (resume && latest is null)
+            throw new InvalidOperationException($"{OutputDirectory} has no checkpoint to resume from (start a new run instead)");
 
         var device = Device.Parse(Options.Device);
         if (device.Type == DeviceType.Cuda && (!TorchRuntime.CudaIsAvailable || device.Index >= TorchRuntime.CudaDeviceCount))

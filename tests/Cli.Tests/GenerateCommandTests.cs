@@ -144,18 +144,39 @@ public sealed class GenerateCommandTests : IDisposable
     [Theory]
     [InlineData("--width", "60", "width must be a positive multiple of 8 (got 60)")]
     [InlineData("--steps", "0", "steps must be at least 1 (got 0)")]
-    [InlineData("--guidance", "-1", "guidance scale must be ≥ 0 (got -1)")]
     [InlineData("--sampler", "bogus", "unknown sampler 'bogus'")]
-    [InlineData("--dtype", "int8", "unknown dtype 'int8' (use f32, f16 or bf16)")]
-    [InlineData("--dtype", "i64", "--dtype must be f32, bf16 or f16")]
-    public void BadOptionsGiveOneClearLineAndNoFile(string option, string value, string expected)
+    [InlineData("--guidance", "-1", "--guidance must be a finite number in [0, 100], got -1", ErrorReporter.Usage)]
+    [InlineData("--dtype", "int8", "--dtype must be f32, bf16 or f16, got 'int8'", ErrorReporter.Usage)]
+    [InlineData("--dtype", "i64", "--dtype must be f32, bf16 or f16, got 'i64'", ErrorReporter.Usage)]
+    public void BadOptionsGiveOneClearLineAndNoFile(string option, string value, string expected, int exitCode = ErrorReporter.Failure)
     {
         var r = CliRunner.Run("generate", "x", "--model", model, option, value, "--out", Out("bad.png"));
-        Assert.Equal(1, r.ExitCode);
+        Assert.Equal(exitCode, r.ExitCode);
         var line = Assert.Single(r.ErrLines);
         Assert.Contains(expected, line);
         Assert.False(File.Exists(Out("bad.png")));
         Assert.Empty(Directory.GetFiles(work, "*.tmp", SearchOption.AllDirectories));
+    }
+
+    [Theory]
+    [InlineData("generate")]
+    [InlineData("img2img")]
+    public void ClipSkipOutsideTheTextEncodersLayersGetsOneMessageWhateverTheValue(string command)
+    {
+        RgbImage.Filled(64, 64, new Rgb(10, 20, 30)).SavePng(Out("init.png"));
+        var layers = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(model, "text_encoder", "config.json")))
+            .RootElement.GetProperty("num_hidden_layers").GetInt32();
+        string[] init = command == "img2img" ? ["--init", Out("init.png"), "--strength", "1"] : [];
+        foreach (var value in new[] { 0, -1, layers + 1, 1000 })
+        {
+            var r = CliRunner.Run([command, "x", "--model", model, .. init, "--steps", "1", "--clip-skip", value.ToString(System.Globalization.CultureInfo.InvariantCulture), "--out", Out("skip.png")]);
+
+            Assert.Equal(ErrorReporter.Usage, r.ExitCode);
+            Assert.Equal($"error: --clip-skip must be between 1 and {layers} (the text encoder's layer count), got {value}", Assert.Single(r.ErrLines));
+            Assert.False(File.Exists(Out("skip.png")));
+        }
+        var last = CliRunner.Run([command, "x", "--model", model, .. init, "--steps", "1", "--clip-skip", layers.ToString(System.Globalization.CultureInfo.InvariantCulture), "--out", Out("skip.png")]);
+        Assert.True(last.ExitCode == 0, last.Err);
     }
 
     [Fact]

@@ -46,16 +46,8 @@ public sealed class ModelCommandTests : IDisposable
     [InlineData(new[] { "eval", "ddpm", "--model", "m", "--samples", "1" }, "--samples must be at least 2")]
     [InlineData(new[] { "bench", "unet", "--dtype", "f16" }, "--dtype must be one of f32, bf16")]
     [InlineData(new[] { "bench", "text", "--config", "no-such-config.json" }, "no-such-config.json: file not found")]
-    public void BadArgumentsGiveOneLineAndTheUsageExitCode(string[] args, string mentioned)
-    {
-        var r = CliRunner.Run(args);
-
-        Assert.Equal(ErrorReporter.Usage, r.ExitCode);
-        var line = Assert.Single(r.ErrLines);
-        Assert.StartsWith("error: ", line);
-        Assert.Contains(mentioned, line);
-        Assert.Equal("", r.Out);
-    }
+    public void BadArgumentsGiveOneLineAndTheUsageExitCode(string[] args, string mentioned) =>
+        CliRunner.Run(args).AssertUsageError(mentioned);
 
     [Fact]
     public void EvalDdpmOnAMissingModelFolderFailsWithOneLine()
@@ -222,6 +214,19 @@ public sealed class ModelCommandTests : IDisposable
 
         var resumed = CliRunner.Run("toy", "s-curve", "--config", Repo("tests", "fixtures", "cli", "toy-tiny.json"), "--out", run, "--resume");
         Assert.True(resumed.ExitCode == 0, resumed.Err);
+    }
+
+    [Fact]
+    public void ResumingAFolderWithoutACheckpointFailsInsteadOfStartingOver()
+    {
+        var run = Path.Combine(temp, "toy-nothing-to-resume");
+        var r = CliRunner.Run("toy", "s-curve", "--config", Repo("tests", "fixtures", "cli", "toy-tiny.json"), "--out", run, "--resume");
+
+        Assert.Equal(ErrorReporter.Failure, r.ExitCode);
+        Assert.Contains($"{run} has no checkpoint to resume from", r.ErrLines[^1]);
+        Assert.DoesNotContain("trained", r.Out);
+        Assert.False(Directory.Exists(Path.Combine(run, "checkpoints")));
+        Assert.False(File.Exists(Path.Combine(run, "metrics.jsonl")));
     }
 
     [Fact]

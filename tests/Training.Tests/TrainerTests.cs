@@ -178,6 +178,23 @@ public class TrainerTests
     }
 
     [Fact]
+    public void ResumingAFolderWithoutACheckpointIsRefusedRatherThanStartingOver()
+    {
+        var dir = TestDirectory.Create();
+        try
+        {
+            var e = Assert.Throws<InvalidOperationException>(() => Train(Small, dir, resume: true));
+            Assert.Equal($"{dir} has no checkpoint to resume from (start a new run instead)", e.Message);
+            Assert.False(File.Exists(Path.Combine(dir, "metrics.jsonl")));
+            Assert.Empty(new CheckpointStore(Path.Combine(dir, "checkpoints")).List());
+        }
+        finally
+        {
+            TestDirectory.Delete(dir);
+        }
+    }
+
+    [Fact]
     public void ACudaRecipeOnAMachineWithoutCudaIsRefusedBeforeTraining()
     {
         if (TorchRuntime.CudaIsAvailable) return; // covered by the CUDA machines' own runs

@@ -74,13 +74,8 @@ internal static class BenchModelsCommand
         public DType DType(ParseResult parsed) =>
             parsed.GetValue(DTypeOption)!.Equals("bf16", StringComparison.OrdinalIgnoreCase) ? Torch.DType.BFloat16 : Torch.DType.Float32;
 
-        public Device Device(ParseResult parsed)
-        {
-            var device = Torch.Device.Parse(parsed.GetValue(DeviceOption)!);
-            if (device.Type == DeviceType.Cuda && (!TorchRuntime.CudaIsAvailable || device.Index >= TorchRuntime.CudaDeviceCount))
-                throw new ArgumentException($"--device {device}: no such CUDA device (cuda devices: {(TorchRuntime.CudaIsAvailable ? TorchRuntime.CudaDeviceCount : 0)})");
-            return device;
-        }
+        /// <summary>The device, which the command's <see cref="DeviceOptions.ChecksDevice"/> validator has already checked.</summary>
+        public Device Device(ParseResult parsed) => Torch.Device.Parse(parsed.GetValue(DeviceOption)!);
     }
 
     private static Command Create(CliContext context, string name, string defaultConfig, string description,
@@ -90,6 +85,7 @@ internal static class BenchModelsCommand
         var json = new Option<bool>("--json") { Description = "Print a JSON object instead of a table" };
         var common = new Common();
         var command = new Command(name, description) { config, common.DTypeOption, common.DeviceOption, common.Repeat, common.Threads, json };
+        command.ChecksDevice(common.DeviceOption); // its --dtype (f32 or bf16) runs everywhere
         var run = configure(command, config, common);
         command.SetAction((parsed, cancellationToken) =>
         {

@@ -69,8 +69,7 @@ internal static class EvalCommand
         var perPrompt = new Option<int>("--samples-per-prompt", "-n") { Description = "Images per prompt", DefaultValueFactory = _ => 4 }.AtLeast(1);
         var steps = new Option<int?>("--steps") { Description = "Denoising steps; default: the pipeline's (30)" };
         steps.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--steps must be at least 1"); });
-        var guidance = new Option<double?>("--guidance", "-g") { Description = "Classifier-free guidance scale; default: the pipeline's (7.5)" };
-        guidance.Validators.Add(r => { if (r.GetValueOrDefault<double?>() is < 0) r.AddError("--guidance must be ≥ 0"); });
+        var guidance = new Option<double?>("--guidance", "-g") { Description = "Classifier-free guidance scale; default: the pipeline's (7.5)" }.InRange(Ranges.Guidance);
         var seed = new Option<ulong>("--seed", "-s") { Description = "Seed; prompt i uses seed + i·n", DefaultValueFactory = _ => 0 };
         // the pipeline checks that the size is a multiple of the model's VAE factor (4 for the embedded model)
         var size = new Option<int?>("--size") { Description = "Image width and height (a multiple of the model's VAE factor; the judge needs 32); default: the model's" };

@@ -18,16 +18,16 @@ internal static class GenerateCommand
         public readonly Option<string> Negative = new("--negative") { Description = "What to avoid (negative prompt)", DefaultValueFactory = _ => "" };
         public readonly Option<string?> Model = new("--model", "-m") { Description = "A diffusers model folder or a single-file .safetensors checkpoint (default: the embedded model)" };
         public readonly Option<int?> Steps = new("--steps") { Description = "Denoising steps (default 30)" };
-        public readonly Option<double> Guidance = new("--guidance", "--cfg") { Description = "Classifier-free guidance scale (≤ 1 turns guidance off)", DefaultValueFactory = _ => 7.5 };
-        public readonly Option<double> GuidanceRescale = new("--guidance-rescale") { Description = "Rescale the guided prediction (0 = off, 0.7 for zero-SNR models)" };
+        public readonly Option<double> Guidance = new Option<double>("--guidance", "--cfg") { Description = "Classifier-free guidance scale (≤ 1 turns guidance off)", DefaultValueFactory = _ => 7.5 }.InRange(Ranges.Guidance);
+        public readonly Option<double> GuidanceRescale = new Option<double>("--guidance-rescale") { Description = "Rescale the guided prediction (0 = off, 0.7 for zero-SNR models)" }.InRange(Ranges.GuidanceRescale);
         public readonly Option<string?> Sampler = new("--sampler", "-s") { Description = $"{string.Join(", ", Samplers.Names)} (default: the model's scheduler)" };
         public readonly Option<long> Seed = new("--seed") { Description = "Random seed; -1 picks one (printed and stored in the PNG)", DefaultValueFactory = _ => -1 };
         public readonly Option<int?> Width = new("--width", "-W") { Description = "Width in pixels, a multiple of the VAE's scale factor, 8 for Stable Diffusion (default: the model's)" };
         public readonly Option<int?> Height = new("--height", "-H") { Description = "Height in pixels, a multiple of the VAE's scale factor, 8 for Stable Diffusion (default: the model's)" };
         public readonly Option<int> NumImages = new("--num-images", "-n") { Description = "Images to make; image i uses seed + i", DefaultValueFactory = _ => 1 };
-        public readonly Option<int> ClipSkip = new("--clip-skip") { Description = "AUTOMATIC1111's clip skip: 1 = last text-encoder layer, 2 = penultimate", DefaultValueFactory = _ => 1 };
-        public readonly Option<double> Eta = new("--eta") { Description = "η of the samplers whose step uses it (DDIM; 0 = deterministic); the others ignore it" };
-        public readonly Option<string> DType = new("--dtype") { Description = "Compute dtype: f32, bf16 or f16", DefaultValueFactory = _ => "f32" };
+        public readonly Option<int> ClipSkip = new("--clip-skip") { Description = "AUTOMATIC1111's clip skip: 1 = last text-encoder layer, 2 = penultimate; range 1 to the text encoder's layer count", DefaultValueFactory = _ => 1 };
+        public readonly Option<double> Eta = new Option<double>("--eta") { Description = "η of the samplers whose step uses it (DDIM; 0 = deterministic, 1 = DDPM-like); the others ignore it" }.InRange(Ranges.Eta);
+        public readonly Option<string> DType = new("--dtype") { Description = "Compute dtype: f32, bf16, or f16 (needs --device cuda)", DefaultValueFactory = _ => "f32" };
         public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         public readonly Option<string?> Latents = new("--latents") { Description = "Initial latents [n, C, h/f, w/f] (f: the VAE's scale factor) from a .safetensors file (tensor 'latents')" };
         public readonly Option<string?> SaveLatents = new("--save-latents") { Description = "Write the final latents (before VAE decoding) to a .safetensors file" };
@@ -51,6 +51,7 @@ internal static class GenerateCommand
         var common = new Common();
         var command = new Command("generate", "Text to image with a Stable Diffusion model (default: the embedded Fashion-colours model)");
         common.AddTo(command);
+        command.ChecksDevice(common.Device, common.DType);
         command.SetAction((parsed, cancellation) => Task.FromResult(Run(context, common, parsed, null, cancellation)));
         return command;
     }
@@ -59,9 +60,10 @@ internal static class GenerateCommand
     {
         var common = new Common();
         var init = new Option<string>("--init", "-i") { Description = "The reference image (PNG, JPEG, BMP, …)", Required = true };
-        var strength = new Option<double>("--strength") { Description = "How much to change it: (0, 1], 1 ignores the image", DefaultValueFactory = _ => 0.75 };
+        var strength = new Option<double>("--strength") { Description = "How much to change it: 1 ignores the image", DefaultValueFactory = _ => 0.75 }.InRange(Ranges.Strength);
         var command = new Command("img2img", "Image to image: a reference image noised to --strength, then denoised towards the prompt");
         common.AddTo(command);
+        command.ChecksDevice(common.Device, common.DType);
         command.Options.Add(init);
         command.Options.Add(strength);
         command.SetAction((parsed, cancellation) => Task.FromResult(Run(context, common, parsed, (parsed.GetValue(init)!, parsed.GetValue(strength)), cancellation)));
@@ -94,6 +96,9 @@ internal static class GenerateCommand
             VaeTiling = parsed.GetValue(o.VaeTiling),
         });
         var loadTime = clock.Elapsed;
+        var layers = pipe.TextEncoder.NumLayers; // the bound of --clip-skip is known only now
+        if (!ClipSkipRange.Contains(parsed.GetValue(o.ClipSkip), layers))
+            throw new UsageException($"{o.ClipSkip.Name} {ClipSkipRange.Describe(layers)}, got {parsed.GetValue(o.ClipSkip)}");
 
         using var latents = parsed.GetValue(o.Latents) is { } latentsPath ? LoadLatents(latentsPath) : null;
         var request = new GenerationRequest

@@ -60,11 +60,12 @@ public record GenerationRequest
     public virtual void Validate()
     {
         if (Steps < 1) throw new ArgumentOutOfRangeException(nameof(Steps), Steps, "steps must be at least 1");
-        if (GuidanceScale < 0) throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "guidance scale must be ≥ 0");
-        if (GuidanceRescale is < 0 or > 1) throw new ArgumentOutOfRangeException(nameof(GuidanceRescale), GuidanceRescale, "guidance rescale must be in [0, 1]");
+        // Written as !(in range) so that NaN, for which every comparison is false, is refused too.
+        if (!(GuidanceScale >= 0 && GuidanceScale <= 100)) throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "guidance scale must be in [0, 100]");
+        if (!(GuidanceRescale >= 0 && GuidanceRescale <= 1)) throw new ArgumentOutOfRangeException(nameof(GuidanceRescale), GuidanceRescale, "guidance rescale must be in [0, 1]");
         if (NumImages < 1) throw new ArgumentOutOfRangeException(nameof(NumImages), NumImages, "the number of images must be at least 1");
-        if (ClipSkip < 1) throw new ArgumentOutOfRangeException(nameof(ClipSkip), ClipSkip, "clip skip counts from 1 (the last layer)");
-        if (Eta < 0) throw new ArgumentOutOfRangeException(nameof(Eta), Eta, "eta must be ≥ 0");
+        if (ClipSkip < 1) throw new ArgumentOutOfRangeException(nameof(ClipSkip), ClipSkip, "clip skip must be between 1 and the text encoder's layer count");
+        if (!(Eta >= 0 && Eta <= 1)) throw new ArgumentOutOfRangeException(nameof(Eta), Eta, "eta must be in [0, 1]");
         if (PreviewEvery < 0) throw new ArgumentOutOfRangeException(nameof(PreviewEvery), PreviewEvery, "preview interval must be ≥ 0 (0 = no previews)");
         if (Width is <= 0) throw new ArgumentOutOfRangeException(nameof(Width), Width, "width must be positive");
         if (Height is <= 0) throw new ArgumentOutOfRangeException(nameof(Height), Height, "height must be positive");
@@ -98,7 +99,7 @@ public sealed record ImageToImageRequest : GenerationRequest
     public override void Validate()
     {
         base.Validate();
-        if (Strength is <= 0 or > 1) throw new ArgumentOutOfRangeException(nameof(Strength), Strength, "strength must be in (0, 1]");
+        if (!(Strength > 0 && Strength <= 1)) throw new ArgumentOutOfRangeException(nameof(Strength), Strength, "strength must be in (0, 1]");
     }
 }
 

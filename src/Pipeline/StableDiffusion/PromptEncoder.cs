@@ -13,6 +13,8 @@ internal sealed class PromptEncoder(ClipTokenizer tokenizer, ClipTextModel textE
 {
     public Tensor Encode(GenerationRequest r, int images, bool guided, PipelineOptions options)
     {
+        if (!ClipSkipRange.Contains(r.ClipSkip, textEncoder.NumLayers))
+            throw new ArgumentOutOfRangeException(nameof(r.ClipSkip), r.ClipSkip, "clip skip " + ClipSkipRange.Describe(textEncoder.NumLayers));
         using var scope = DisposeScope.Enter();
         var encodingOptions = new PromptEncodingOptions
         {

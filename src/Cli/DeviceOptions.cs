@@ -1,0 +1,62 @@
+using System.CommandLine;
+using LatentDiffusion.Torch;
+
+namespace LatentDiffusion.Cli;
+
+/// <summary>
+/// The one check of <c>--device</c> and <c>--dtype</c> for every command that takes them: at parse time (exit 2,
+/// one line) rather than as a libtorch error halfway through loading a model.
+/// </summary>
+internal static class DeviceOptions
+{
+    /// <summary>Refuses a device that is not there and a dtype that cannot run on the chosen device.</summary>
+    public static Command ChecksDevice(this Command command, Option<string> device, Option<string>? dtype = null)
+    {
+        command.Validators.Add(result =>
+        {
+            if (Check(device.Name, result.GetValue(device), dtype?.Name, dtype is null ? null : result.GetValue(dtype)) is { } error)
+                result.AddError(error);
+        });
+        return command;
+    }
+
+    /// <summary>The error for <paramref name="deviceText"/> and <paramref name="dtypeText"/>, or null when they can run here.</summary>
+    internal static string? Check(string deviceName, string? deviceText, string? dtypeName, string? dtypeText)
+    {
+        deviceText ??= "cpu"; // a command validator may see no value for an option left at its default
+        Device device;
+        try
+        {
+            device = Device.Parse(deviceText);
+        }
+        catch (ArgumentException e)
+        {
+            return $"{deviceName}: {e.Message}";
+        }
+        if (device.Type == DeviceType.Cuda)
+        {
+            // Only a CUDA device loads libtorch here; the CPU default costs nothing at parse time.
+            if (!TorchRuntime.CudaIsAvailable)
+                return $"{deviceName} {deviceText}: CUDA is not available (libtorch {TorchRuntime.LibTorchVersion} is a CPU build or sees no GPU; set LIBTORCH to a CUDA build)";
+            if (device.Index >= TorchRuntime.CudaDeviceCount)
+                return $"{deviceName} {deviceText}: no such CUDA device (libtorch sees {TorchRuntime.CudaDeviceCount})";
+        }
+        if (dtypeText is null || dtypeName is null) return null;
+        DType? dtype;
+        try
+        {
+            dtype = DTypeExtensions.Parse(dtypeText);
+        }
+        catch (ArgumentException)
+        {
+            dtype = null;
+        }
+        if (dtype is not (DType.Float32 or DType.BFloat16 or DType.Float16))
+            return $"{dtypeName} must be f32, bf16 or f16, got '{dtypeText}'";
+        // libtorch's CPU kernels have no float16 layer norm ("LayerNormKernelImpl not implemented for 'Half'"), and diffusers
+        // refuses fp16 on the CPU too; bfloat16 has CPU kernels and stays allowed.
+        if (dtype == DType.Float16 && device.Type == DeviceType.Cpu)
+            return $"{dtypeName} f16 needs a GPU ({deviceName} cuda); on the CPU use f32 or bf16";
+        return null;
+    }
+}
