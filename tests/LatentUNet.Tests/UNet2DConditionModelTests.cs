@@ -25,7 +25,7 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
         using var noGrad = Autograd.NoGrad();
         using var actual = model.Forward(golden[$"{@case}.input.sample"], golden[$"{@case}.input.timestep"],
             golden[$"{@case}.input.encoder_hidden_states"]);
-        var err = Close.Assert(actual, golden[$"{@case}.output.sample"], 2e-5, 1e-4, $"unet {@case}");
+        var err = TensorAssert.Close(actual, golden[$"{@case}.output.sample"], 2e-5, 1e-4, $"unet {@case}");
         output.WriteLine($"golden #5 unet {@case}: max |diff| {err:E3}");
     }
 
@@ -36,9 +36,9 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
         using var golden = new Golden("goldens/unet.safetensors");
         using var noGrad = Autograd.NoGrad();
         using var fromDouble = model.Forward(golden["float_t.input.sample"], 500.5, golden["float_t.input.encoder_hidden_states"]);
-        Close.Assert(fromDouble, golden["float_t.output.sample"], 2e-5, 1e-4);
+        TensorAssert.Close(fromDouble, golden["float_t.output.sample"], 2e-5, 1e-4);
         using var fromInt = model.Forward(golden["scalar_t.input.sample"], 981, golden["scalar_t.input.encoder_hidden_states"]);
-        Close.Assert(fromInt, golden["scalar_t.output.sample"], 2e-5, 1e-4);
+        TensorAssert.Close(fromInt, golden["scalar_t.output.sample"], 2e-5, 1e-4);
     }
 
     [Fact]
@@ -61,7 +61,7 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
         model.SetAttentionSlice(1);
         using var sliced = model.Forward(golden["batch_t.input.sample"], golden["batch_t.input.timestep"], golden["batch_t.input.encoder_hidden_states"]);
         model.SetAttentionSlice(null);
-        Close.Assert(sliced, golden["batch_t.output.sample"], 2e-5, 1e-4);
+        TensorAssert.Close(sliced, golden["batch_t.output.sample"], 2e-5, 1e-4);
     }
 
     [Fact]
@@ -91,7 +91,7 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
             using var golden = new Golden("goldens/unet.safetensors");
             using var noGrad = Autograd.NoGrad();
             using var y = reloaded.Forward(golden["batch_t.input.sample"], golden["batch_t.input.timestep"], golden["batch_t.input.encoder_hidden_states"]);
-            Close.Assert(y, golden["batch_t.output.sample"], 2e-5, 1e-4);
+            TensorAssert.Close(y, golden["batch_t.output.sample"], 2e-5, 1e-4);
         }
         finally
         {
@@ -217,7 +217,7 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
         using var noGrad = Autograd.NoGrad();
         var x = Tensors.Randn([2, 32, 3, 5], new Generator(1));
         var c = Tensors.Randn([2, 4, 24], new Generator(2));
-        Assert.True(Close.MaxAbsDiff(conv.Forward(x, c), linear.Forward(x, c)) < 1e-5);
+        Assert.True(TensorAssert.MaxAbsDifference(conv.Forward(x, c), linear.Forward(x, c)) < 1e-5);
     }
 
     public static TheoryData<string, string> Unsupported => new()

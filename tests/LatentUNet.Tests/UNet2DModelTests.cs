@@ -20,7 +20,7 @@ public class UNet2DModelTests(ITestOutputHelper output)
         using var golden = new Golden("goldens/unet2d_ddpm.safetensors");
         using var noGrad = Autograd.NoGrad();
         using var actual = model.Forward(golden["input.sample"], golden["input.timestep"]);
-        var err = Close.Assert(actual, golden["output.sample"], 3e-5, 1e-4, "unet2d_ddpm output.sample");
+        var err = TensorAssert.Close(actual, golden["output.sample"], 3e-5, 1e-4, "unet2d_ddpm output.sample");
         output.WriteLine($"golden #7 unet2d_ddpm: max |diff| {err:E3}");
     }
 
@@ -93,7 +93,7 @@ public class UNet2DModelTests(ITestOutputHelper output)
             using var golden = new Golden("goldens/unet2d_ddpm.safetensors");
             using var noGrad = Autograd.NoGrad();
             using var actual = model.Forward(golden["input.sample"], golden["input.timestep"]);
-            Close.Assert(actual, golden["output.sample"], 3e-5, 1e-4);
+            TensorAssert.Close(actual, golden["output.sample"], 3e-5, 1e-4);
         }
         finally
         {

@@ -37,12 +37,12 @@ public sealed class SchedulerBehaviourTests
         {
             double t = scheduler.Timesteps[i];
             var input = scheduler.ScaleModelInput(sample, t);
-            AssertClose(input, golden.Load($"debug.unet{i:D2}.input_sample"), 1e-4, 1e-4, $"unet{i:D2} input");
+            TensorAssert.Close(input, golden.Load($"debug.unet{i:D2}.input_sample"), 1e-4, 1e-4, $"unet{i:D2} input");
             sample = scheduler.Step(golden.Load($"debug.unet{i:D2}.output"), t, sample, noise).PrevSample;
         }
         Assert.Equal(9, noise.Drawn);
         var image = (sample / 2 + 0.5).Clamp(0, 1).Permute(0, 2, 3, 1);
-        AssertClose(image, golden.Load("output.image_np"), 1e-4, 1e-4, "output.image_np");
+        TensorAssert.Close(image, golden.Load("output.image_np"), 1e-4, 1e-4, "output.image_np");
     }
 
     [Theory]
@@ -111,10 +111,10 @@ public sealed class SchedulerBehaviourTests
         var noise = Tensors.Randn([1, 4, 4, 4], new Generator(2));
         using var t = Tensor.From([(float)euler.Timesteps[tStart]], 1);
         var noisy = euler.AddNoise(original, noise, t);
-        AssertClose(noisy, original + noise * (double)euler.Sigmas[tStart], 1e-6, 0, "noisy");
+        TensorAssert.Close(noisy, original + noise * (double)euler.Sigmas[tStart], 1e-6, 0, "noisy");
         var input = euler.ScaleModelInput(noisy, euler.Timesteps[tStart]);
         Assert.Equal(tStart, euler.StepIndex);
-        AssertClose(input, noisy / Math.Sqrt(euler.Sigmas[tStart] * (double)euler.Sigmas[tStart] + 1), 1e-6, 1e-6, "input");
+        TensorAssert.Close(input, noisy / Math.Sqrt(euler.Sigmas[tStart] * (double)euler.Sigmas[tStart] + 1), 1e-6, 1e-6, "input");
     }
 
     [Fact]

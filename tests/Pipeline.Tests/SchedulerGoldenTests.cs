@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Pipeline.Schedulers;
 using LatentDiffusion.Torch;
@@ -39,19 +40,19 @@ public sealed class SchedulerGoldenTests(ITestOutputHelper output)
         if (expectedTimesteps.DType == DType.Int64)
             Assert.Equal(expectedTimesteps.ToArray<long>(), scheduler.Timesteps.Select(t => (long)t).ToArray());
         else
-            AssertClose(scheduler.Timesteps, expectedTimesteps.ToArray<float>().Select(v => (double)v).ToArray(), 1e-3, 0, "timesteps");
+            TensorAssert.Close(scheduler.Timesteps, expectedTimesteps.ToArray<float>().Select(v => (double)v).ToArray(), 1e-3, 0, "timesteps");
         using (var tensor = scheduler.TimestepsTensor())
         {
             Assert.Equal(expectedTimesteps.DType, tensor.DType);
-            AssertClose(tensor, expectedTimesteps, expectedTimesteps.DType == DType.Int64 ? 0 : 1e-3, 0, "TimestepsTensor");
+            TensorAssert.Close(tensor, expectedTimesteps, expectedTimesteps.DType == DType.Int64 ? 0 : 1e-3, 0, "TimestepsTensor");
         }
 
         if (golden.Keys.Contains("sigmas"))
         {
             var sigmas = Assert.IsAssignableFrom<ISigmaSchedule>(scheduler).Sigmas;
-            AssertClose(sigmas.Select(v => (double)v).ToArray(), golden.Load("sigmas").ToArray<float>().Select(v => (double)v).ToArray(), 1e-5, 1e-5, "sigmas");
+            TensorAssert.Close(sigmas.Select(v => (double)v).ToArray(), golden.Load("sigmas").ToArray<float>().Select(v => (double)v).ToArray(), 1e-5, 1e-5, "sigmas");
         }
-        AssertClose([scheduler.InitNoiseSigma], [golden.Load("init_noise_sigma").Item()], 0, 1e-5, "init_noise_sigma");
+        TensorAssert.Close([scheduler.InitNoiseSigma], [golden.Load("init_noise_sigma").Item()], 0, 1e-5, "init_noise_sigma");
 
         var noiseTensors = golden.Keys.Where(k => k.StartsWith("noise.", StringComparison.Ordinal)).Order(StringComparer.Ordinal).Select(k => golden.Load(k)).ToList();
         var e = golden.Load("input.E");
@@ -59,25 +60,25 @@ public sealed class SchedulerGoldenTests(ITestOutputHelper output)
         var noise = new QueueNoise(noiseTensors);
 
         var sample = golden.Load("input.x_T") * scheduler.InitNoiseSigma;
-        double maxError = AssertClose(sample, golden.Load("initial_sample"), StepAtol, StepRtol, "initial_sample");
+        double maxError = TensorAssert.Close(sample, golden.Load("initial_sample"), StepAtol, StepRtol, "initial_sample");
         for (int i = 0; i < scheduler.Timesteps.Count; i++)
         {
             double t = scheduler.Timesteps[i];
             string step = $"step{i:D2}";
             var modelInput = scheduler.ScaleModelInput(sample, t);
-            maxError = Math.Max(maxError, AssertClose(modelInput, golden.Load($"{step}.model_input"), StepAtol, StepRtol, $"{step}.model_input"));
+            maxError = Math.Max(maxError, TensorAssert.Close(modelInput, golden.Load($"{step}.model_input"), StepAtol, StepRtol, $"{step}.model_input"));
             var modelOutput = 0.1 * modelInput + (1 + t / 1000) * e;
-            maxError = Math.Max(maxError, AssertClose(modelOutput, golden.Load($"{step}.model_output"), StepAtol, StepRtol, $"{step}.model_output"));
+            maxError = Math.Max(maxError, TensorAssert.Close(modelOutput, golden.Load($"{step}.model_output"), StepAtol, StepRtol, $"{step}.model_output"));
             var result = scheduler.Step(modelOutput, t, sample, noise);
-            maxError = Math.Max(maxError, AssertClose(result.PrevSample, golden.Load($"{step}.prev_sample"), StepAtol, StepRtol, $"{step}.prev_sample"));
+            maxError = Math.Max(maxError, TensorAssert.Close(result.PrevSample, golden.Load($"{step}.prev_sample"), StepAtol, StepRtol, $"{step}.prev_sample"));
             if (golden.Keys.Contains($"{step}.pred_original_sample"))
             {
                 Assert.NotNull(result.PredOriginalSample);
-                maxError = Math.Max(maxError, AssertClose(result.PredOriginalSample!, golden.Load($"{step}.pred_original_sample"), StepAtol, StepRtol, $"{step}.pred_original_sample"));
+                maxError = Math.Max(maxError, TensorAssert.Close(result.PredOriginalSample!, golden.Load($"{step}.pred_original_sample"), StepAtol, StepRtol, $"{step}.pred_original_sample"));
             }
             sample = result.PrevSample;
         }
-        maxError = Math.Max(maxError, AssertClose(sample, golden.Load("final_sample"), StepAtol, StepRtol, "final_sample"));
+        maxError = Math.Max(maxError, TensorAssert.Close(sample, golden.Load("final_sample"), StepAtol, StepRtol, "final_sample"));
         Assert.Equal(noiseDraws, noise.Drawn);
         Assert.Equal(0, noise.Remaining);
 
@@ -86,7 +87,7 @@ public sealed class SchedulerGoldenTests(ITestOutputHelper output)
         fresh.SetTimesteps(10);
         if (hasBeginIndex) fresh.SetBeginIndex(2 * fresh.Order);
         var noisy = fresh.AddNoise(golden.Load("add_noise.original"), golden.Load("add_noise.noise"), golden.Load("add_noise.timestep"));
-        double addNoiseError = AssertClose(noisy, golden.Load("add_noise.noisy"), StepAtol, StepRtol, "add_noise.noisy");
+        double addNoiseError = TensorAssert.Close(noisy, golden.Load("add_noise.noisy"), StepAtol, StepRtol, "add_noise.noisy");
         output.WriteLine($"{name}: max |error| over steps {maxError:E2}, add_noise {addNoiseError:E2}");
     }
 }

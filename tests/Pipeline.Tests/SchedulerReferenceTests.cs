@@ -65,13 +65,13 @@ public sealed class SchedulerReferenceTests
         scheduler.SetTimesteps(steps);
         var expectedTimesteps = c["timesteps"]!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
         if (scheduler.TimestepDType == DType.Int64) Assert.Equal(expectedTimesteps, scheduler.Timesteps);
-        else AssertClose(scheduler.Timesteps, expectedTimesteps, 1e-3, 0, "timesteps");
+        else TensorAssert.Close(scheduler.Timesteps, expectedTimesteps, 1e-3, 0, "timesteps");
         if (c["sigmas"] is JsonArray expectedSigmas)
         {
             var sigmas = Assert.IsAssignableFrom<ISigmaSchedule>(scheduler).Sigmas;
-            AssertClose(sigmas.Select(v => (double)v).ToArray(), expectedSigmas.Select(v => v!.GetValue<double>()).ToArray(), 1e-5, 1e-5, "sigmas");
+            TensorAssert.Close(sigmas.Select(v => (double)v).ToArray(), expectedSigmas.Select(v => v!.GetValue<double>()).ToArray(), 1e-5, 1e-5, "sigmas");
         }
-        AssertClose([scheduler.InitNoiseSigma], [c["init_noise_sigma"]!.GetValue<double>()], 0, 1e-5, "init_noise_sigma");
+        TensorAssert.Close([scheduler.InitNoiseSigma], [c["init_noise_sigma"]!.GetValue<double>()], 0, 1e-5, "init_noise_sigma");
 
         var noise = new QueueNoise(c["noise"]!.AsArray().Select(n => Values(n, shape)).ToList());
         var sample = xT * scheduler.InitNoiseSigma;
@@ -79,17 +79,17 @@ public sealed class SchedulerReferenceTests
         {
             double t = scheduler.Timesteps[i];
             var modelInput = scheduler.ScaleModelInput(sample, t);
-            AssertClose(modelInput, Values(c["model_input"]![i], shape), Atol, Rtol, $"{name} step {i} model_input");
+            TensorAssert.Close(modelInput, Values(c["model_input"]![i], shape), Atol, Rtol, $"{name} step {i} model_input");
             var modelOutput = 0.1 * modelInput + (1 + t / 1000) * e;
             if (scheduler.Config is DDPMSchedulerConfig { VarianceType: VarianceType.LearnedRange })
                 modelOutput = Tensor.Cat([modelOutput, (0.5 * e).Clamp(-1, 1)], 1); // plus the model's variance v ∈ [−1, 1]
             var result = scheduler.Step(modelOutput, t, sample, noise);
-            AssertClose(result.PrevSample, Values(c["prev_sample"]![i], shape), Atol, Rtol, $"{name} step {i} prev_sample");
+            TensorAssert.Close(result.PrevSample, Values(c["prev_sample"]![i], shape), Atol, Rtol, $"{name} step {i} prev_sample");
             if (c["pred_original_sample"]![i] is JsonArray x0)
-                AssertClose(result.PredOriginalSample!, Values(x0, shape), Atol, Rtol, $"{name} step {i} pred_original_sample");
+                TensorAssert.Close(result.PredOriginalSample!, Values(x0, shape), Atol, Rtol, $"{name} step {i} pred_original_sample");
             sample = result.PrevSample;
         }
-        AssertClose(sample, Values(c["final_sample"], shape), Atol, Rtol, $"{name} final_sample");
+        TensorAssert.Close(sample, Values(c["final_sample"], shape), Atol, Rtol, $"{name} final_sample");
         Assert.Equal(0, noise.Remaining);
 
         using var fresh = Create();
@@ -99,6 +99,6 @@ public sealed class SchedulerReferenceTests
             ? Tensor.From([(long)fresh.Timesteps[2]], 1)
             : Tensor.From([fresh.Timesteps[2]], 1);
         var noisy = fresh.AddNoise(Values(root["add_noise_original"], shape), Values(root["add_noise_noise"], shape), timestep);
-        AssertClose(noisy, Values(c["add_noise_noisy"], shape), Atol, Rtol, $"{name} add_noise");
+        TensorAssert.Close(noisy, Values(c["add_noise_noisy"], shape), Atol, Rtol, $"{name} add_noise");
     }
 }

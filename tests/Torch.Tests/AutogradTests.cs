@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using Xunit;
 
 namespace LatentDiffusion.Torch.Tests;
@@ -73,7 +74,7 @@ public class AutogradTests
         CompositeLoss(x, w).Backward();
         CompositeLoss(x, w).Backward();
         var expected = c.Output("x_grad");
-        TestUtil.AssertClose(x.Grad!, expected.Data.Select(v => 2 * v).ToArray(), expected.Shape);
+        TensorAssert.Close(x.Grad!, expected.Data.Select(v => 2 * v).ToArray(), expected.Shape);
     }
 
     [Fact]
@@ -87,7 +88,7 @@ public class AutogradTests
         loss.Backward(retainGraph: true);
         loss.Backward();
         var expected = c.Output("w_grad");
-        TestUtil.AssertClose(w.Grad!, expected.Data.Select(v => 2 * v).ToArray(), expected.Shape);
+        TensorAssert.Close(w.Grad!, expected.Data.Select(v => 2 * v).ToArray(), expected.Shape);
         // and without it the graph is gone: libtorch's error, reported as a TorchException
         var e = Assert.Throws<TorchException>(() => loss.Backward());
         TestUtil.AssertCleanMessage(e, "backward");
@@ -126,7 +127,7 @@ public class AutogradTests
         var z = x.Sum();
         // d(Σ g·x² + 2·Σ x)/dx = 2 g x + 2.
         var grads = Autograd.Grad([y, z], [x, unused], [TestUtil.F32([1, 0, -1]), Tensors.Full([], 2.0)], retainGraph: true, allowUnused: true);
-        TestUtil.AssertExact(grads[0]!, [4, 2, -4], [3]);
+        TensorAssert.Exact(grads[0]!, [4, 2, -4], [3]);
         Assert.Null(grads[1]);
         var e = Assert.Throws<TorchException>(() => Autograd.Grad([z], [unused], retainGraph: true));
         Assert.Contains("not have been used", e.Message);
@@ -134,7 +135,7 @@ public class AutogradTests
         var cube = (x * x * x).Sum();
         var first = Autograd.Grad([cube], [x], createGraph: true)[0]!;
         Assert.True(first.RequiresGrad);
-        TestUtil.AssertExact(Autograd.Grad(first.Sum(), x), [6, 12, 18], [3]);
+        TensorAssert.Exact(Autograd.Grad(first.Sum(), x), [6, 12, 18], [3]);
         Assert.Throws<ArgumentException>(() => Autograd.Grad([y], [x], [null, null]));
     }
 
@@ -144,11 +145,11 @@ public class AutogradTests
         using var scope = DisposeScope.Enter();
         var x = Tensors.Ones([3]).RequiresGrad_();
         (x * 2.0).Sum().Backward();
-        TestUtil.AssertExact(x.Grad!, [2, 2, 2], [3]);
+        TensorAssert.Exact(x.Grad!, [2, 2, 2], [3]);
         x.ZeroGrad();
         Assert.Null(x.Grad);
         (x * 5.0).Sum().Backward();
-        TestUtil.AssertExact(x.Grad!, [5, 5, 5], [3]);
+        TensorAssert.Exact(x.Grad!, [5, 5, 5], [3]);
     }
 
     [Fact]
@@ -157,7 +158,7 @@ public class AutogradTests
         using var scope = DisposeScope.Enter();
         var x = Tensors.Zeros([2]).RequiresGrad_();
         x.Grad = TestUtil.F32([0.5f, -1]);
-        TestUtil.AssertExact(x.Grad!, [0.5, -1], [2]);
+        TensorAssert.Exact(x.Grad!, [0.5, -1], [2]);
         x.Grad = null;
         Assert.Null(x.Grad);
     }
@@ -173,7 +174,7 @@ public class AutogradTests
         Assert.True(d.IsLeaf);
         var loss = (d * x).Sum(); // gradient flows only through x, with d as a constant
         loss.Backward();
-        TestUtil.AssertExact(x.Grad!, [2, 4, 6], [3]);
+        TensorAssert.Exact(x.Grad!, [2, 4, 6], [3]);
         var xd = x.Detach();
         xd.Zero_();
         Assert.Equal(0.0, x.Sum().Item()); // the detached tensor shares storage
@@ -214,7 +215,7 @@ public class AutogradTests
         }
         Assert.True(Autograd.IsGradEnabled);
         Assert.Null(y.Grad);
-        TestUtil.AssertExact(x.Grad!, [3, 3], [2]);
+        TensorAssert.Exact(x.Grad!, [3, 3], [2]);
         var e = Assert.Throws<TorchException>(() => y.Sum().Backward());
         TestUtil.AssertCleanMessage(e, "backward");
         Assert.Contains("does not require grad", e.Message);
@@ -231,7 +232,7 @@ public class AutogradTests
             Assert.False(Autograd.IsGradEnabled);
             y = x * 2.0;
             Assert.False(y.RequiresGrad);
-            TestUtil.AssertExact(y, [2, 2], [2]);
+            TensorAssert.Exact(y, [2, 2], [2]);
         }
         Assert.True(Autograd.IsGradEnabled);
         Assert.True((x * 2.0).RequiresGrad);

@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using Xunit;
 using Xunit.Sdk;
 
@@ -32,7 +33,7 @@ public class GradCheckTests
         var loss = (f(leaves) * weights).Sum();
         loss.Backward();
 
-        var data = inputs.Select(TestUtil.ToDoubles).ToArray();
+        var data = inputs.Select(TensorAssert.Values).ToArray();
         for (int i = 0; i < inputs.Length; i++)
         {
             var analytic = leaves[i].Grad ?? throw new XunitException($"input {i} received no gradient");
@@ -48,7 +49,7 @@ public class GradCheckTests
                 numeric[j] = (plus - minus) / (2 * Eps);
             }
             Assert.Contains(numeric, v => Math.Abs(v) > 1e-3); // the check is not vacuous
-            TestUtil.AssertClose(analytic, numeric, inputs[i].Shape, Atol, Rtol, $"gradient of input {i}");
+            TensorAssert.Close(analytic, numeric, inputs[i].Shape, Atol, Rtol, $"gradient of input {i}");
         }
     }
 

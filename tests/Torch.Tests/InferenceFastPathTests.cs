@@ -11,12 +11,6 @@ namespace LatentDiffusion.Torch.Tests;
 [Collection(LiveTensorCount.Name)]
 public class InferenceFastPathTests
 {
-    private static double MaxAbsDiff(Tensor a, Tensor b)
-    {
-        using var scope = DisposeScope.Enter();
-        return (a.To(DType.Float64) - b.To(DType.Float64)).Abs().Max().Item();
-    }
-
     /// <summary>
     /// The same oneDNN convolution, but the prepacked weight's layout is chosen without the input's size,
     /// so the kernel and its summation order may differ: float rounding, one bfloat16 step at most.
@@ -28,7 +22,7 @@ public class InferenceFastPathTests
         using var scope = DisposeScope.Enter();
         var scale = plain.To(DType.Float64).Abs().Max().Item();
         var tolerance = (plain.DType == DType.BFloat16 ? 8e-3 : 1e-6) * scale;
-        var diff = MaxAbsDiff(plain, fast);
+        var diff = TensorAssert.MaxAbsDifference(plain, fast);
         Assert.True(diff <= tolerance, $"max abs diff {diff} (tolerance {tolerance})");
     }
 
@@ -70,7 +64,7 @@ public class InferenceFastPathTests
         conv.Weight.Mul_(2); // an optimiser step or an EMA copy is an in-place update like this one
         var (plain, fast) = BothPaths(conv, x);
         AssertSameConvolution(plain, fast);
-        Assert.True(MaxAbsDiff(before, fast) > 1e-3);
+        Assert.True(TensorAssert.MaxAbsDifference(before, fast) > 1e-3);
 
         using var other = new Conv2d(32, 48, 3, padding: 1, generator: g);
         conv.LoadStateDict(other.StateDict());
@@ -93,7 +87,7 @@ public class InferenceFastPathTests
         var x = Tensors.Randn([1, 16, 4, 4], g);
         var first = conv.Forward(x);
         conv.Weight.Mul_(-1); // no version counter on an inference tensor: nothing may be cached
-        Assert.True(MaxAbsDiff(first.Neg() + conv.Bias!.Reshape(1, 8, 1, 1) * 2, conv.Forward(x)) < 1e-5);
+        Assert.True(TensorAssert.MaxAbsDifference(first.Neg() + conv.Bias!.Reshape(1, 8, 1, 1) * 2, conv.Forward(x)) < 1e-5);
     }
 
     [Fact]
@@ -142,6 +136,6 @@ public class InferenceFastPathTests
         Tensor blocked;
         using (Autograd.NoGrad()) blocked = Functional.ScaledDotProductAttention(q, k, v, scale: 0.2);
         Assert.Equal(reference.Shape, blocked.Shape);
-        Assert.True(MaxAbsDiff(reference, blocked) < 1e-5, $"max abs diff {MaxAbsDiff(reference, blocked)}");
+        Assert.True(TensorAssert.MaxAbsDifference(reference, blocked) < 1e-5, $"max abs diff {TensorAssert.MaxAbsDifference(reference, blocked)}");
     }
 }

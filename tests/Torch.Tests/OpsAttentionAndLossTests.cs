@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using Xunit;
 
 namespace LatentDiffusion.Torch.Tests;
@@ -40,7 +41,7 @@ public class OpsAttentionAndLossTests
         Tensor q = c.In("q"), k = c.In("k"), v = c.In("v");
         var byDefault = Functional.ScaledDotProductAttention(q, k, v);
         var explicitScale = Functional.ScaledDotProductAttention(q, k, v, scale: 1 / Math.Sqrt(4));
-        TestUtil.AssertClose(byDefault, TestUtil.ToDoubles(explicitScale), explicitScale.Shape, 1e-6, 1e-6);
+        TensorAssert.Close(byDefault, TensorAssert.Values(explicitScale), explicitScale.Shape, 1e-6, 1e-6);
     }
 
     [Fact]
@@ -52,7 +53,7 @@ public class OpsAttentionAndLossTests
         var mask = Tensors.Ones([4, 4], DType.Bool).Tril();
         var causal = Functional.ScaledDotProductAttention(q, k, v, isCausal: true);
         var masked = Functional.ScaledDotProductAttention(q, k, v, mask);
-        TestUtil.AssertClose(causal, TestUtil.ToDoubles(masked), masked.Shape, 1e-6, 1e-6);
+        TensorAssert.Close(causal, TensorAssert.Values(masked), masked.Shape, 1e-6, 1e-6);
     }
 
     public static TheoryData<string> LossOutputs => Reference.Outputs("losses");

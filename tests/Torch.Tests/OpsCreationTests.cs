@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using Xunit;
 
 namespace LatentDiffusion.Torch.Tests;
@@ -31,9 +32,9 @@ public class OpsCreationTests
             Assert.True(t.IsContiguous);
             Assert.False(t.RequiresGrad);
         }
-        TestUtil.AssertExact(zeros, new double[24], shape);
-        TestUtil.AssertExact(ones, Enumerable.Repeat(1.0, 24).ToArray(), shape);
-        TestUtil.AssertExact(full, Enumerable.Repeat(dtype == DType.Bool ? 1.0 : 3.0, 24).ToArray(), shape);
+        TensorAssert.Exact(zeros, new double[24], shape);
+        TensorAssert.Exact(ones, Enumerable.Repeat(1.0, 24).ToArray(), shape);
+        TensorAssert.Exact(full, Enumerable.Repeat(dtype == DType.Bool ? 1.0 : 3.0, 24).ToArray(), shape);
         Assert.Equal(24 * dtype.ElementSize(), empty.ToBytes().Length);
     }
 
@@ -115,9 +116,9 @@ public class OpsCreationTests
             Assert.Equal(DType.Float16, t.DType);
             Assert.Equal([2L, 5], t.Shape);
         }
-        TestUtil.AssertExact(zl, new double[10], [2, 5]);
-        TestUtil.AssertExact(ol, Enumerable.Repeat(1.0, 10).ToArray(), [2, 5]);
-        TestUtil.AssertExact(fl, Enumerable.Repeat(-2.0, 10).ToArray(), [2, 5]);
+        TensorAssert.Exact(zl, new double[10], [2, 5]);
+        TensorAssert.Exact(ol, Enumerable.Repeat(1.0, 10).ToArray(), [2, 5]);
+        TensorAssert.Exact(fl, Enumerable.Repeat(-2.0, 10).ToArray(), [2, 5]);
     }
 
     [Fact]
@@ -126,14 +127,14 @@ public class OpsCreationTests
         using var scope = DisposeScope.Enter();
         var t = Tensors.Zeros([2, 2]);
         Assert.Same(t, t.Fill_(4.5));
-        TestUtil.AssertExact(t, [4.5, 4.5, 4.5, 4.5], [2, 2]);
+        TensorAssert.Exact(t, [4.5, 4.5, 4.5, 4.5], [2, 2]);
         t.Zero_();
-        TestUtil.AssertExact(t, [0, 0, 0, 0], [2, 2]);
+        TensorAssert.Exact(t, [0, 0, 0, 0], [2, 2]);
         t.CopyFrom(TestUtil.F32([1, 2], 2)); // broadcasts like copy_
-        TestUtil.AssertExact(t, [1, 2, 1, 2], [2, 2]);
+        TensorAssert.Exact(t, [1, 2, 1, 2], [2, 2]);
         var clone = t.Clone();
         t.Fill_(0);
-        TestUtil.AssertExact(clone, [1, 2, 1, 2], [2, 2]);
+        TensorAssert.Exact(clone, [1, 2, 1, 2], [2, 2]);
         Assert.True(clone.Equal(TestUtil.F32([1, 2, 1, 2], 2, 2)));
         Assert.False(clone.Equal(TestUtil.F32([1, 2, 1, 3], 2, 2)));
     }

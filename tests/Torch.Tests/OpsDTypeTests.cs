@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using Xunit;
 
 namespace LatentDiffusion.Torch.Tests;
@@ -37,8 +38,8 @@ public class OpsDTypeTests
         var same = x.To(DType.Float32);
         var copy = x.To(DType.Float32, copy: true);
         x.Fill_(9);
-        TestUtil.AssertExact(same, [9, 9, 9], [3]);
-        TestUtil.AssertExact(copy, [1, 2, 3], [3]);
+        TensorAssert.Exact(same, [9, 9, 9], [3]);
+        TensorAssert.Exact(copy, [1, 2, 3], [3]);
         Assert.Equal(DType.Float32, x.Float().DType);
     }
 
@@ -105,7 +106,7 @@ public class OpsDTypeTests
         var t = Tensor.FromBytes(bytes, input.TorchDType, input.Shape);
         Assert.Equal(input.TorchDType, t.DType);
         Assert.Equal(bytes, t.ToBytes());
-        TestUtil.AssertExact(t, input.Data, input.Shape);
+        TensorAssert.Exact(t, input.Data, input.Shape);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using Xunit;
 
 namespace LatentDiffusion.Torch.Tests;
@@ -137,10 +138,10 @@ public class OpsFunctionalTests
         using var scope = DisposeScope.Enter();
         using var g = new Generator(1);
         var x = Tensors.Randn([4, 8], g);
-        var expected = TestUtil.ToDoubles(x);
-        TestUtil.AssertExact(Functional.Dropout(x, 0, training: true), expected, [4, 8]);
-        TestUtil.AssertExact(Functional.Dropout(x, 0.5, training: false), expected, [4, 8]);
-        TestUtil.AssertExact(Functional.Dropout(x, 1, training: false), expected, [4, 8]);
+        var expected = TensorAssert.Values(x);
+        TensorAssert.Exact(Functional.Dropout(x, 0, training: true), expected, [4, 8]);
+        TensorAssert.Exact(Functional.Dropout(x, 0.5, training: false), expected, [4, 8]);
+        TensorAssert.Exact(Functional.Dropout(x, 1, training: false), expected, [4, 8]);
     }
 
     [Fact]
@@ -148,7 +149,7 @@ public class OpsFunctionalTests
     {
         using var scope = DisposeScope.Enter();
         var x = Tensors.Ones([3, 5]);
-        TestUtil.AssertExact(Functional.Dropout(x, 1, training: true), new double[15], [3, 5]);
+        TensorAssert.Exact(Functional.Dropout(x, 1, training: true), new double[15], [3, 5]);
     }
 
     [Theory]
@@ -159,7 +160,7 @@ public class OpsFunctionalTests
     {
         using var scope = DisposeScope.Enter();
         const int n = 20000;
-        var y = TestUtil.ToDoubles(Functional.Dropout(Tensors.Ones([n]), p, training: true));
+        var y = TensorAssert.Values(Functional.Dropout(Tensors.Ones([n]), p, training: true));
         double scale = 1 / (1 - p);
         int kept = 0;
         foreach (var v in y)
@@ -278,6 +279,6 @@ public class OpsFunctionalTests
         var variance = TestUtil.F32([4, 0.25f]);
         var y = Functional.BatchNorm(x, mean, variance, TestUtil.F32([2, 1]), TestUtil.F32([0, 10]), eps: 0);
         // (x − mean) / sqrt(var) · w + b per channel
-        TestUtil.AssertClose(y, [0, 1, 12, 14, 4, 5, 20, 22], [2, 2, 2, 1]);
+        TensorAssert.Close(y, [0, 1, 12, 14, 4, 5, 20, 22], [2, 2, 2, 1]);
     }
 }

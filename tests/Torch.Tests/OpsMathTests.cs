@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using Xunit;
 
 namespace LatentDiffusion.Torch.Tests;
@@ -61,7 +62,7 @@ public class OpsMathTests
         c.AssertOut("div_scalar", a.Clone().Div_(2.5));
         var t = a.Clone();
         Assert.Same(t, t.Neg_());
-        TestUtil.AssertClose(t, TestUtil.ToDoubles(-a), a.Shape, 0, 0);
+        TensorAssert.Close(t, TensorAssert.Values(-a), a.Shape, 0, 0);
     }
 
     public static TheoryData<string> PowOutputs => Reference.Outputs("pow");
@@ -143,7 +144,7 @@ public class OpsMathTests
         var x = c.In("x");
         c.AssertExact("round", x.Round());
         c.AssertExact("floor", x.Floor());
-        TestUtil.AssertExact(TestUtil.F32([0.5f, 1.5f, 2.5f, -0.5f]).Round(), [0, 2, 2, -0], [4]);
+        TensorAssert.Exact(TestUtil.F32([0.5f, 1.5f, 2.5f, -0.5f]).Round(), [0, 2, 2, -0], [4]);
     }
 
     [Fact]
@@ -225,8 +226,8 @@ public class OpsMathTests
     {
         using var scope = DisposeScope.Enter();
         var x = TestUtil.F32([1, float.NaN, float.PositiveInfinity, -2]);
-        TestUtil.AssertExact(x.IsNan(), [0, 1, 0, 0], [4]);
-        TestUtil.AssertExact(x.IsFinite(), [1, 0, 0, 1], [4]);
+        TensorAssert.Exact(x.IsNan(), [0, 1, 0, 0], [4]);
+        TensorAssert.Exact(x.IsFinite(), [1, 0, 0, 1], [4]);
         Assert.Equal(DType.Bool, x.IsNan().DType);
     }
 }

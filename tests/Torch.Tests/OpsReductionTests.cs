@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using Xunit;
 
 namespace LatentDiffusion.Torch.Tests;
@@ -62,16 +63,16 @@ public class OpsReductionTests
         var x = c.In("x");
         var expected = c.Output("sum_all").Data[0];
         var s = x.Sum([0, 1, 2], keepDim: true);
-        TestUtil.AssertClose(s, [expected], [1, 1, 1], 2e-5, 2e-5);
-        TestUtil.AssertClose(x.Mean([0, 1, 2], keepDim: true), [c.Output("mean_all").Data[0]], [1, 1, 1]);
+        TensorAssert.Close(s, [expected], [1, 1, 1], 2e-5, 2e-5);
+        TensorAssert.Close(x.Mean([0, 1, 2], keepDim: true), [c.Output("mean_all").Data[0]], [1, 1, 1]);
         // an empty dimension list means every dimension, keepdim included
-        TestUtil.AssertClose(x.Sum([], keepDim: true), [expected], [1, 1, 1], 2e-5, 2e-5);
-        TestUtil.AssertClose(x.Amax([], keepDim: true), c.Output("max_all").Data, [1, 1, 1], 0, 0);
-        TestUtil.AssertClose(x.Amin([], keepDim: true), c.Output("min_all").Data, [1, 1, 1], 0, 0);
-        TestUtil.AssertClose(x.Var(keepDim: true), c.Output("var_all_c1").Data, [1, 1, 1], 2e-5, 2e-5);
-        TestUtil.AssertClose(x.Std(keepDim: true), c.Output("std_all_c1").Data, [1, 1, 1], 2e-5, 2e-5);
-        TestUtil.AssertClose(x.Norm(2, keepDim: true), c.Output("norm_p2_all").Data, [1, 1, 1], 2e-5, 2e-5);
-        TestUtil.AssertClose(x.Norm(1, keepDim: true), c.Output("norm_p1_all").Data, [1, 1, 1], 2e-5, 2e-5);
+        TensorAssert.Close(x.Sum([], keepDim: true), [expected], [1, 1, 1], 2e-5, 2e-5);
+        TensorAssert.Close(x.Amax([], keepDim: true), c.Output("max_all").Data, [1, 1, 1], 0, 0);
+        TensorAssert.Close(x.Amin([], keepDim: true), c.Output("min_all").Data, [1, 1, 1], 0, 0);
+        TensorAssert.Close(x.Var(keepDim: true), c.Output("var_all_c1").Data, [1, 1, 1], 2e-5, 2e-5);
+        TensorAssert.Close(x.Std(keepDim: true), c.Output("std_all_c1").Data, [1, 1, 1], 2e-5, 2e-5);
+        TensorAssert.Close(x.Norm(2, keepDim: true), c.Output("norm_p2_all").Data, [1, 1, 1], 2e-5, 2e-5);
+        TensorAssert.Close(x.Norm(1, keepDim: true), c.Output("norm_p1_all").Data, [1, 1, 1], 2e-5, 2e-5);
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using Xunit;
 
 namespace LatentDiffusion.Torch.Tests;
@@ -42,7 +43,7 @@ public class OpsShapeTests
         c = Reference.Case("transpose");
         c.AssertExact("out", c.In("x").Transpose(c.Long("dim0"), c.Long("dim1")));
         var m = TestUtil.F32([1, 2, 3, 4, 5, 6], 2, 3).T();
-        TestUtil.AssertExact(m, [1, 4, 2, 5, 3, 6], [3, 2]);
+        TensorAssert.Exact(m, [1, 4, 2, 5, 3, 6], [3, 2]);
     }
 
     [Theory]
@@ -135,7 +136,7 @@ public class OpsShapeTests
         }
         c = Reference.Case("select");
         // the indexer selects along the first dimension
-        TestUtil.AssertExact(c.In("x")[1], Enumerable.Range(12, 12).Select(i => (double)i).ToArray(), [3, 4]);
+        TensorAssert.Exact(c.In("x")[1], Enumerable.Range(12, 12).Select(i => (double)i).ToArray(), [3, 4]);
     }
 
     [Fact]
@@ -207,9 +208,9 @@ public class OpsShapeTests
         var c = x.Contiguous();
         Assert.True(c.IsContiguous);
         Assert.Equal([2L, 1], c.Strides);
-        TestUtil.AssertExact(c, [0, 3, 1, 4, 2, 5], [3, 2]);
+        TensorAssert.Exact(c, [0, 3, 1, 4, 2, 5], [3, 2]);
         // View needs compatible strides; Reshape copies when it must
-        TestUtil.AssertExact(x.Reshape(6), [0, 3, 1, 4, 2, 5], [6]);
+        TensorAssert.Exact(x.Reshape(6), [0, 3, 1, 4, 2, 5], [6]);
         Assert.Equal(6, x.Size(0) * x.Size(-1));
     }
 
@@ -218,6 +219,6 @@ public class OpsShapeTests
     {
         using var scope = DisposeScope.Enter();
         var x = TestUtil.F32([0, 1, 0, 2, 0, 3], 2, 3);
-        TestUtil.AssertExact(x.Nonzero(), [0, 1, 1, 0, 1, 2], [3, 2]);
+        TensorAssert.Exact(x.Nonzero(), [0, 1, 1, 0, 1, 2], [3, 2]);
     }
 }

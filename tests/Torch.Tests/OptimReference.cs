@@ -32,10 +32,4 @@ internal static class OptimReference
         return (w, b, x, y);
     }
 
-    public static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, double atol, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++)
-            Assert.True(Math.Abs(expected[i] - actual[i]) <= atol, $"{what}[{i}]: expected {expected[i]:R}, got {actual[i]:R} (atol {atol})");
-    }
 }

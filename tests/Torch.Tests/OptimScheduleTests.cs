@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch.NN;
 using LatentDiffusion.Torch.Optim;
 using Xunit;
@@ -80,8 +81,8 @@ public class OptimScheduleTests
             Assert.True(Math.Abs(decays[k] - decay) <= 1e-12, $"update {k + 1}: decay {decay} vs {decays[k]}");
             Assert.Equal(decay, ema.CurrentDecay);
             Assert.Equal(k + 1, ema.OptimizationStep);
-            OptimReference.AssertClose(OptimReference.Floats(shadows[k][0]), ema.ShadowParameters[0].ToArray<float>(), 1e-6, $"{name} update {k + 1} weight");
-            OptimReference.AssertClose(OptimReference.Floats(shadows[k][1]), ema.ShadowParameters[1].ToArray<float>(), 1e-6, $"{name} update {k + 1} bias");
+            TensorAssert.Close(ema.ShadowParameters[0].ToArray<float>(), OptimReference.Floats(shadows[k][0]), 1e-6, 0, $"{name} update {k + 1} weight");
+            TensorAssert.Close(ema.ShadowParameters[1].ToArray<float>(), OptimReference.Floats(shadows[k][1]), 1e-6, 0, $"{name} update {k + 1} bias");
         }
     }
 

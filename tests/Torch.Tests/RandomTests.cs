@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using Xunit;
 
 namespace LatentDiffusion.Torch.Tests;
@@ -152,13 +153,13 @@ public class RandomTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(3);
-        var u = TestUtil.ToDoubles(Tensors.Rand([1000], g));
+        var u = TensorAssert.Values(Tensors.Rand([1000], g));
         Assert.All(u, v => Assert.InRange(v, 0.0, 0.99999999));
         Assert.InRange(u.Average(), 0.45, 0.55);
         var r = Tensors.Randint(-3, 4, [1000], g).ToArray<long>();
         Assert.All(r, v => Assert.InRange(v, -3L, 3L));
         Assert.Equal(7, r.Distinct().Count());
-        var n = TestUtil.ToDoubles(Tensors.Randn([4000], g));
+        var n = TensorAssert.Values(Tensors.Randn([4000], g));
         Assert.InRange(n.Average(), -0.06, 0.06);
         var sd = Math.Sqrt(n.Select(v => v * v).Average());
         Assert.InRange(sd, 0.95, 1.05);

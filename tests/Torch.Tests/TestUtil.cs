@@ -1,8 +1,7 @@
+using LatentDiffusion.Tests.Common;
 using System.Buffers.Binary;
-using System.Globalization;
 using System.Text.Json;
 using Xunit;
-using Xunit.Sdk;
 
 namespace LatentDiffusion.Torch.Tests;
 
@@ -11,82 +10,6 @@ public static class TestUtil
 {
     /// <summary>The default tolerances for float32 results compared with PyTorch's.</summary>
     public const double Atol = 1e-5, Rtol = 1e-5;
-
-    public static void AssertClose(Tensor actual, float[] expected, long[] shape, double atol = Atol, double rtol = Rtol) =>
-        AssertClose(actual, Array.ConvertAll(expected, v => (double)v), shape, atol, rtol);
-
-    /// <summary>
-    /// Asserts the shape, then |actual − expected| ≤ atol + rtol·|expected| elementwise (NaN matches
-    /// NaN, infinities match exactly); the failure names the worst element and the count of bad ones.
-    /// </summary>
-    public static void AssertClose(Tensor actual, double[] expected, long[] shape, double atol = Atol, double rtol = Rtol, string? what = null)
-    {
-        var label = what is null ? "" : what + ": ";
-        AssertShape(actual, shape, what);
-        var values = ToDoubles(actual);
-        if (values.Length != expected.Length)
-            throw new XunitException($"{label}tensor has {values.Length} elements, expected {expected.Length}");
-        int bad = 0, worst = -1;
-        double worstExcess = double.NegativeInfinity, worstError = 0;
-        for (int i = 0; i < values.Length; i++)
-        {
-            double a = values[i], e = expected[i];
-            if (double.IsNaN(e) && double.IsNaN(a)) continue;
-            if (double.IsInfinity(e) || double.IsInfinity(a))
-            {
-                if (a == e) continue;
-                bad++;
-                if (worst < 0 || !double.IsInfinity(worstExcess)) { worst = i; worstExcess = double.PositiveInfinity; worstError = double.PositiveInfinity; }
-                continue;
-            }
-            double err = Math.Abs(a - e);
-            double excess = double.IsNaN(a) ? double.PositiveInfinity : err - (atol + rtol * Math.Abs(e));
-            if (excess > 0 || double.IsNaN(excess))
-            {
-                bad++;
-                if (excess > worstExcess || worst < 0) { worst = i; worstExcess = excess; worstError = double.IsNaN(a) ? double.NaN : err; }
-            }
-        }
-        if (bad == 0) return;
-        throw new XunitException(
-            $"{label}{bad} of {values.Length} elements out of tolerance (atol {atol:G3}, rtol {rtol:G3}); " +
-            $"max error {worstError:G6} at {Where(worst, shape)}: actual {Fmt(values[worst])}, expected {Fmt(expected[worst])}");
-    }
-
-    /// <summary>Asserts the shape and exact equality (integers, booleans, or bit-exact floats).</summary>
-    public static void AssertExact(Tensor actual, double[] expected, long[] shape, string? what = null)
-    {
-        var label = what is null ? "" : what + ": ";
-        AssertShape(actual, shape, what);
-        var values = ToDoubles(actual);
-        int bad = 0, first = -1;
-        for (int i = 0; i < values.Length; i++)
-        {
-            bool same = values[i].Equals(expected[i]) || (values[i] == 0 && expected[i] == 0);
-            if (!same) { bad++; if (first < 0) first = i; }
-        }
-        if (bad > 0)
-            throw new XunitException($"{label}{bad} of {values.Length} elements differ; first at {Where(first, shape)}: actual {Fmt(values[first])}, expected {Fmt(expected[first])}");
-    }
-
-    public static void AssertShape(Tensor actual, long[] shape, string? what = null)
-    {
-        var s = actual.Shape;
-        if (!s.SequenceEqual(shape))
-            throw new XunitException($"{(what is null ? "" : what + ": ")}shape [{string.Join(", ", s)}], expected [{string.Join(", ", shape)}]");
-    }
-
-    /// <summary>The elements as doubles (exact for every dtype but int64 beyond 2^53).</summary>
-    public static double[] ToDoubles(Tensor t)
-    {
-        using var scope = DisposeScope.Enter();
-        return t.DType switch
-        {
-            DType.Float64 => t.ToArray<double>(),
-            DType.Int64 => Array.ConvertAll(t.ToArray<long>(), v => (double)v),
-            _ => t.To(DType.Float64).ToArray<double>(),
-        };
-    }
 
     public static float[] ToFloats(Tensor t)
     {
@@ -111,22 +34,6 @@ public static class TestUtil
         Assert.DoesNotContain("frame #", e.Message);
         Assert.True(e.Message.Length > operation.Length + 10, $"message too short to be libtorch's: '{e.Message}'");
     }
-
-    private static string Where(int flat, long[] shape)
-    {
-        if (shape.Length == 0) return "[]";
-        var idx = new long[shape.Length];
-        long rest = flat;
-        for (int d = shape.Length - 1; d >= 0; d--)
-        {
-            if (shape[d] == 0) break;
-            idx[d] = rest % shape[d];
-            rest /= shape[d];
-        }
-        return $"[{string.Join(", ", idx)}] (flat {flat})";
-    }
-
-    private static string Fmt(double v) => v.ToString("R", CultureInfo.InvariantCulture);
 }
 
 /// <summary>One tensor of the reference file: shape, dtype name and flat values.</summary>
@@ -213,7 +120,7 @@ public sealed class RefCase
     {
         var expected = Output(name);
         Assert.True(expected.TorchDType == actual.DType, $"{Name}.{name}: dtype {actual.DType}, expected {expected.TorchDType}");
-        TestUtil.AssertClose(actual, expected.Data, expected.Shape, atol, rtol, $"{Name}.{name}");
+        TensorAssert.Close(actual, expected.Data, expected.Shape, atol, rtol, $"{Name}.{name}");
     }
 
     /// <summary>Compares with output <paramref name="name"/> exactly (dtype, shape and every bit of every value).</summary>
@@ -221,7 +128,7 @@ public sealed class RefCase
     {
         var expected = Output(name);
         Assert.True(expected.TorchDType == actual.DType, $"{Name}.{name}: dtype {actual.DType}, expected {expected.TorchDType}");
-        TestUtil.AssertExact(actual, expected.Data, expected.Shape, $"{Name}.{name}");
+        TensorAssert.Exact(actual, expected.Data, expected.Shape, $"{Name}.{name}");
         if (expected.Bits is not null) Assert.Equal(expected.BitsAsBytes(), actual.ToBytes());
     }
 

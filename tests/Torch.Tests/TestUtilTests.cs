@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using Xunit;
 using Xunit.Sdk;
 
@@ -29,8 +30,8 @@ public class TestUtilTests
     {
         using var scope = DisposeScope.Enter();
         var t = TestUtil.F32([1, 2, float.NaN, float.NegativeInfinity], 2, 2);
-        TestUtil.AssertClose(t, [1.000001, 2, double.NaN, double.NegativeInfinity], [2, 2], 1e-5, 0);
-        TestUtil.AssertClose(t, new[] { 1f, 2.00001f, float.NaN, float.NegativeInfinity }, [2, 2], 0, 1e-5);
+        TensorAssert.Close(t, [1.000001, 2, double.NaN, double.NegativeInfinity], [2, 2], 1e-5, 0);
+        TensorAssert.Close(t, new[] { 1f, 2.00001f, float.NaN, float.NegativeInfinity }, [2, 2], 0, 1e-5);
     }
 
     [Fact]
@@ -38,16 +39,16 @@ public class TestUtilTests
     {
         using var scope = DisposeScope.Enter();
         var t = TestUtil.F32([1, 2, 3, 4, 5, 6], 2, 3);
-        var e = Assert.Throws<XunitException>(() => TestUtil.AssertClose(t, [1, 2.1, 3, 4, 5, 7], [2, 3], 1e-5, 1e-5));
+        var e = Assert.Throws<XunitException>(() => TensorAssert.Close(t, [1, 2.1, 3, 4, 5, 7], [2, 3], 1e-5, 1e-5));
         Assert.Contains("2 of 6 elements", e.Message);
-        Assert.Contains("max error 1 ", e.Message);
+        Assert.Contains("max abs error 1;", e.Message);
         Assert.Contains("[1, 2] (flat 5)", e.Message);
         Assert.Contains("actual 6, expected 7", e.Message);
         // shape, NaN and infinities are checked too
-        Assert.Throws<XunitException>(() => TestUtil.AssertClose(t, [1, 2, 3, 4, 5, 6], [3, 2]));
-        Assert.Throws<XunitException>(() => TestUtil.AssertClose(t, [1, 2, 3, 4, 5, double.NaN], [2, 3]));
-        Assert.Throws<XunitException>(() => TestUtil.AssertClose(t, [1, 2, 3, 4, 5, double.PositiveInfinity], [2, 3]));
-        Assert.Throws<XunitException>(() => TestUtil.AssertClose(TestUtil.F32([float.NaN]), [0], [1], 1, 1));
+        Assert.Throws<XunitException>(() => TensorAssert.Close(t, [1, 2, 3, 4, 5, 6], [3, 2]));
+        Assert.Throws<XunitException>(() => TensorAssert.Close(t, [1, 2, 3, 4, 5, double.NaN], [2, 3]));
+        Assert.Throws<XunitException>(() => TensorAssert.Close(t, [1, 2, 3, 4, 5, double.PositiveInfinity], [2, 3]));
+        Assert.Throws<XunitException>(() => TensorAssert.Close(TestUtil.F32([float.NaN]), [0], [1], 1, 1));
     }
 
     [Fact]
@@ -55,8 +56,8 @@ public class TestUtilTests
     {
         using var scope = DisposeScope.Enter();
         var t = TestUtil.F32([0.1f, 0.2f]);
-        TestUtil.AssertExact(t, [0.1f, 0.2f], [2]);
-        var e = Assert.Throws<XunitException>(() => TestUtil.AssertExact(t, [0.1f, MathF.BitIncrement(0.2f)], [2]));
+        TensorAssert.Exact(t, [0.1f, 0.2f], [2]);
+        var e = Assert.Throws<XunitException>(() => TensorAssert.Exact(t, [0.1f, MathF.BitIncrement(0.2f)], [2]));
         Assert.Contains("1 of 2 elements differ", e.Message);
     }
 
