@@ -110,7 +110,10 @@ public sealed class AutoencoderTiny : Module<Tensor, Tensor>
             decoderState = decoderPath is null ? null : ShiftDecoderKeys(SafeTensorsFile.LoadFile(decoderPath));
             config ??= InferConfig(encoderState, decoderState);
             var (encoderFile, decoderFile) = (encoderPath, decoderPath);
-            return Build(config, model =>
+            if (encoderState is not null) Pretrained.RequireFinite(encoderFile!, encoderState);
+            if (decoderState is not null) Pretrained.RequireFinite(decoderFile!, decoderState);
+            var layout = config;
+            return Pretrained.Build(() => new AutoencoderTiny(layout), model =>
             {
                 if (encoderState is not null) LoadPart(model.Encoder.Layers, encoderState, encoderFile!);
                 if (decoderState is not null) LoadPart(model.Decoder.Layers, decoderState, decoderFile!);
@@ -125,25 +128,6 @@ public sealed class AutoencoderTiny : Module<Tensor, Tensor>
 
     /// <summary>Writes config.json and diffusion_pytorch_model[.variant].safetensors (diffusers' layout).</summary>
     public void Save(string directory, string? variant = null) => Format.Save(this, directory, variant);
-
-    private static AutoencoderTiny Build(AutoencoderTinyConfig config, Action<AutoencoderTiny> load, Device? device, DType? dtype,
-        bool skipInitialization)
-    {
-        AutoencoderTiny model;
-        using (skipInitialization ? Init.SkipInitialization() : null) model = new AutoencoderTiny(config);
-        try
-        {
-            load(model);
-            if (device is { } d) model.To(d, dtype);
-            else if (dtype is { } t) model.To(t);
-            return model.Eval();
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-    }
 
     private static void LoadPart(Module part, IReadOnlyDictionary<string, Tensor> state, string file)
     {

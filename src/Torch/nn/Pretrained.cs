@@ -42,6 +42,31 @@ public static class Pretrained
     }
 
     /// <summary>
+    /// Builds a model without drawing its random initialisation (unless <paramref name="skipInitialization"/>
+    /// is false: a converter that loads only part of it), loads its weights, moves it to
+    /// <paramref name="device"/> and <paramref name="dtype"/> and returns it in evaluation mode; nothing
+    /// stays allocated when any step fails. Every pretrained loader ends here.
+    /// </summary>
+    public static TModel Build<TModel>(Func<TModel> create, Action<TModel> load, Device? device, DType? dtype, bool skipInitialization = true)
+        where TModel : Module
+    {
+        TModel model;
+        using (skipInitialization ? Init.SkipInitialization() : null) model = create();
+        try
+        {
+            load(model);
+            if (device is { } d) model.To(d, dtype);
+            else if (dtype is { } t) model.To(t);
+            return model.Eval();
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Loads every tensor of <paramref name="file"/> into <paramref name="module"/>, after the modules'
     /// <see cref="Module.LoadStateDict"/> upgrade hooks renamed older keys. Strict: every missing,
     /// unexpected and mismatched name is listed in the error, which names the file. Values convert to
@@ -114,20 +139,7 @@ public sealed class PretrainedFormat<TModel, TConfig> where TModel : Module
         if (!Directory.Exists(directory)) throw new FileNotFoundException($"{directory}: model folder not found");
         var config = ReadConfig(Path.Combine(directory, Pretrained.ConfigName));
         var weights = Pretrained.FindWeights(directory, WeightsName, variant);
-        TModel model;
-        using (Init.SkipInitialization()) model = Create(config);
-        try
-        {
-            Pretrained.LoadWeights(model, weights);
-            if (device is { } d) model.To(d, dtype);
-            else if (dtype is { } t) model.To(t);
-            return model.Eval();
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
+        return Pretrained.Build(() => Create(config), model => Pretrained.LoadWeights(model, weights), device, dtype);
     }
 
     /// <summary>
