@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Torch;
 using Xunit;
 
 namespace LatentDiffusion.Pipeline.Tests;
@@ -8,6 +9,25 @@ namespace LatentDiffusion.Pipeline.Tests;
 // and never crashes the process.
 public class ImageDecoderRefusalTests
 {
+    [Fact]
+    public void AnImageLinkedToDevZeroIsRefusedAtTheSizeLimitNamingTheLink()
+    {
+        var folder = Directory.CreateTempSubdirectory("ld-image-zero-").FullName;
+        try
+        {
+            var link = Path.Combine(folder, "zero.png");
+            File.CreateSymbolicLink(link, "/dev/zero");
+            var decode = Assert.Throws<FileTooLargeException>(() => ImageDecoder.Load(link));
+            Assert.StartsWith($"{link}: image is larger than the", decode.Message);
+            var text = Assert.Throws<FileTooLargeException>(() => PngReader.ReadText(link));
+            Assert.StartsWith($"{link}: PNG image is larger than the", text.Message);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Fact]
     public void PngWithABadHeaderCrcIsRefused()
     {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using LatentDiffusion.Torch;
 
 namespace LatentDiffusion.Pipeline.Imaging;
 
@@ -69,8 +70,7 @@ public static class ImageDecoder
             if (Directory.Exists(path)) throw new ImageLoadException(path, "is a directory, not an image file");
             var file = new FileInfo(path);
             if (!file.Exists) throw new ImageLoadException(path, "file not found");
-            if (file.Length > int.MaxValue) throw new ImageLoadException(path, $"file is too large ({file.Length} bytes)");
-            return File.ReadAllBytes(path);
+            return BoundedFile.ReadAllBytes(path, BoundedFile.ImageLimit, "image");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {

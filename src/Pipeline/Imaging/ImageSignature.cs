@@ -37,7 +37,7 @@ internal static class ImageSignature
         _ => false,
     };
 
-    // Formats stb (our earlier decoder) or other tools read that we do not, so that their refusal says so.
+    // Formats other tools read that we do not, so that their refusal says so.
     private static string? Unsupported(ReadOnlySpan<byte> data)
     {
         if (data.StartsWith("II*\0"u8) || data.StartsWith("MM\0*"u8)) return "TIFF";

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
+using LatentDiffusion.Torch;
 
 namespace LatentDiffusion.Pipeline.Imaging;
 
@@ -46,7 +47,7 @@ public static class PngReader
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            bytes = BoundedFile.ReadAllBytes(path, BoundedFile.ImageLimit, "PNG image");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -25,6 +25,9 @@ public static class BoundedFile
     /// <summary>vocab.json, merges.txt, tokenizer.json and OpenAI's decompressed BPE file: real ones are a few megabytes.</summary>
     public const long TokenizerLimit = 64L << 20;
 
+    /// <summary>Images: a 64-megapixel BMP (the decoder's pixel limit) is 256 MiB; compressed formats are smaller.</summary>
+    public const long ImageLimit = 512L << 20;
+
     public static byte[] ReadAllBytes(string path, long limit, string kind)
     {
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);

@@ -5,7 +5,7 @@ namespace LatentDiffusion.Training.Data;
 
 /// <summary>
 /// Every image file under a folder (recursively, in ordinal path order so the item numbering is
-/// stable), decoded with stb on the loader thread, resized so the shorter side is
+/// stable), decoded (SkiaSharp) on the loader thread, resized so the shorter side is
 /// <see cref="ImageSize"/> and centre-cropped to a square (diffusers' Resize + CenterCrop), scaled
 /// to [−1, 1], optionally mirrored at random. Decoded images are kept in memory after their first
 /// use when the whole set fits in <see cref="CacheLimitBytes"/>. With captions (for text-to-image
