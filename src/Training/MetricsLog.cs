@@ -20,7 +20,8 @@ public sealed class MetricsLog : IDisposable
     {
         FilePath = path;
         if (resumeStep is { } step && File.Exists(path)) TruncateAfter(path, step);
-        else if (resumeStep is null && File.Exists(path)) File.Delete(path);
+        // A fresh run empties the log through the one writer (a link is written through, a device refused), never deletes it.
+        else if (resumeStep is null && File.Exists(path)) Torch.AtomicFile.WriteAllText(path, "");
         writer = new StreamWriter(Torch.AtomicFile.OpenAppend(path), new UTF8Encoding(false)) { AutoFlush = true };
     }
 
