@@ -94,7 +94,7 @@ public class DdpmPipelineTests(ITestOutputHelper output)
 }
 
 /// <summary>Generation frees every temporary (run alone: the count is process-wide).</summary>
-[Collection(nameof(LiveTensorCount))]
+[Collection(LiveTensorCount.Name)]
 public sealed class DdpmPipelineMemoryTests
 {
     [Fact]

@@ -1,3 +1,4 @@
+using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Torch;
 using Xunit;
@@ -93,7 +94,7 @@ public class ImageTensorTests
 }
 
 /// <summary>Counts live native tensors, a process-wide number: runs alone.</summary>
-[Collection(nameof(LiveTensorCount))]
+[Collection(LiveTensorCount.Name)]
 public sealed class ImageTensorMemoryTests
 {
     [Fact]
@@ -101,7 +102,7 @@ public sealed class ImageTensorMemoryTests
     {
         using var tensor = Tensor.From(new float[3 * 8 * 8], 1, 3, 8, 8);
         RgbImage.FromTensor(tensor);
-        long before = global::LatentDiffusion.Tests.Common.LiveTensorCount.Settled();
+        long before = LiveTensorCount.Settled();
         for (int i = 0; i < 5; i++) RgbImage.FromTensor(tensor);
         Assert.Equal(before, Tensor.LiveCount);
     }

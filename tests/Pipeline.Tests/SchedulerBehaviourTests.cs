@@ -193,11 +193,8 @@ public sealed class SchedulerBehaviourTests
     }
 }
 
-[CollectionDefinition(nameof(LiveTensorCount), DisableParallelization = true)]
-public sealed class LiveTensorCount;
-
 /// <summary>Long sampling loops keep the number of native tensors flat (run alone: the count is process-wide).</summary>
-[Collection(nameof(LiveTensorCount))]
+[Collection(LiveTensorCount.Name)]
 public sealed class SchedulerMemoryTests
 {
     [Theory]
