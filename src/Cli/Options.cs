@@ -11,6 +11,19 @@ internal static class Options
     /// (A value that is not a number at all is reported by the parser itself.)</summary>
     public static Option<int> AtLeast(this Option<int> option, int minimum)
     {
+        AddMinimum(option, minimum);
+        return option;
+    }
+
+    /// <summary>The same for an optional value (absent: no check).</summary>
+    public static Option<int?> AtLeast(this Option<int?> option, int minimum)
+    {
+        AddMinimum(option, minimum);
+        return option;
+    }
+
+    private static void AddMinimum(Option option, int minimum)
+    {
         option.Validators.Add(result =>
         {
             if (result.Tokens.Count == 1
@@ -20,7 +33,6 @@ internal static class Options
                 result.AddError($"{option.Name} must be at least {minimum}, got {value}");
             }
         });
-        return option;
     }
 
     /// <summary>

@@ -56,6 +56,8 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
         var device = Device.Parse(Options.Device);
         if (device.Type == DeviceType.Cuda && (!TorchRuntime.CudaIsAvailable || device.Index >= TorchRuntime.CudaDeviceCount))
             throw new RecipeException($"'training.device' is {device} but libtorch sees {TorchRuntime.CudaDeviceCount} CUDA device(s)");
+        // Before anything is allocated for the run: a batch that cannot fit would otherwise grow until the machine kills us.
+        TrainingMemory.EnsureFits(Options, task.Model, dataset, device);
         // Moved before the optimiser and EMA exist: their state is created beside the parameters.
         var model = task.Model.To(device).Train();
         var parameters = model.Parameters().Where(p => p.RequiresGrad).ToList();

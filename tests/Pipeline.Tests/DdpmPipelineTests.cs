@@ -109,3 +109,47 @@ public sealed class DdpmPipelineMemoryTests
         Assert.Equal(before, Tensor.LiveCount);
     }
 }
+
+/// <summary>The pixel DDPM pipeline's chunks, its memory refusal and its non-finite check.</summary>
+public sealed class DdpmPipelineChunkTests
+{
+    private static DdpmPipeline Load() => DdpmPipeline.FromPretrained(Path.Combine(SharedData.RepositoryRoot, "tests", "fixtures", "latentunet", "ddpm_tiny"));
+
+    [Fact]
+    public void SeededImagesInChunksEqualOneBatchAndProgressCoversEveryChunk()
+    {
+        using var pipeline = Load();
+        var progress = new List<DdpmProgress>();
+        using var chunked = pipeline.Generate(new DdpmOptions(BatchSize: 3, Steps: 3, ChunkSize: 2), seed: 9, new Recorder<DdpmProgress>(progress.Add));
+        using var whole = pipeline.Generate(new DdpmOptions(BatchSize: 3, Steps: 3, ChunkSize: 3), seed: 9);
+        using var third = pipeline.Generate(new DdpmOptions(BatchSize: 1, Steps: 3), seed: 11);
+        Assert.Equal([3L, 16, 16, 3], chunked.Shape);
+        TensorAssert.Close(whole, chunked, atol: 1e-4, rtol: 1e-4, "3 images in chunks of 2 vs one batch");
+        using var last = chunked.Narrow(0, 2, 1);
+        TensorAssert.Close(third, last, atol: 1e-4, rtol: 1e-4, "image 2 is seed + 2");
+        Assert.Equal(Enumerable.Range(1, 6), progress.Select(p => p.Step));
+        Assert.All(progress, p => Assert.Equal(6, p.TotalSteps));
+    }
+
+    [Fact]
+    public void AHugeRequestIsRefusedBeforeAllocating()
+    {
+        using var pipeline = Load();
+        var e = Assert.Throws<Memory.MemoryLimitException>(() => pipeline.Generate(new DdpmOptions(BatchSize: 100000, Steps: 1, Height: 65536, Width: 65536), seed: 0));
+        Assert.StartsWith("65536×65536, 100000 images", e.Message);
+        pipeline.MemoryLimit = 1_000_000;
+        Assert.Throws<Memory.MemoryLimitException>(() => pipeline.Generate(new DdpmOptions(BatchSize: 1000, Steps: 1, ChunkSize: 1000), seed: 0));
+    }
+
+    [Fact]
+    public void ImagesThatBecomeNonFiniteStopTheGenerationNamingTheStep()
+    {
+        using var pipeline = Load();
+        using var scope = DisposeScope.Enter();
+        var nan = Tensors.Full([1, 3, 16, 16], double.NaN, DType.Float32, Device.CPU);
+        var noise = new QueueNoise(Enumerable.Range(0, 10).Select(_ => nan));
+        var e = Assert.Throws<NonFiniteException>(() => pipeline.Generate(new DdpmOptions(Steps: 5), noise));
+        Assert.StartsWith("step 1 of 5 (timestep ", e.Message);
+        Assert.Contains("the images became NaN or infinite", e.Message);
+    }
+}

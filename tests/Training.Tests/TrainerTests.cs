@@ -212,6 +212,24 @@ public class TrainerTests
     }
 
     [Fact]
+    public void ARecipeWhoseBatchCannotFitIsRefusedBeforeTheFirstBatch()
+    {
+        var dir = TestDirectory.Create();
+        try
+        {
+            // 10⁹ points of [2] per batch: the loader would build 8 GB batches and the MLP's activations many times that.
+            var e = Assert.Throws<Pipeline.Memory.MemoryLimitException>(() => Train(Small with { Training = Small.Training with { BatchSize = 1_000_000_000 } }, dir));
+            Assert.StartsWith("'training.batch_size' 1000000000 of [2] samples with ", e.Message);
+            Assert.Contains(" available (lower 'training.batch_size')", e.Message);
+            Assert.False(Directory.Exists(Path.Combine(dir, "checkpoints")));
+        }
+        finally
+        {
+            TestDirectory.Delete(dir);
+        }
+    }
+
+    [Fact]
     public void ProgressReportsSpeedAndRemainingTime()
     {
         var dir = TestDirectory.Create();

@@ -25,6 +25,7 @@ internal static class GenerateCommand
         public readonly Option<int?> Width = new("--width", "-W") { Description = "Width in pixels, a multiple of the VAE's scale factor, 8 for Stable Diffusion (default: the model's)" };
         public readonly Option<int?> Height = new("--height", "-H") { Description = "Height in pixels, a multiple of the VAE's scale factor, 8 for Stable Diffusion (default: the model's)" };
         public readonly Option<int> NumImages = new("--num-images", "-n") { Description = "Images to make; image i uses seed + i", DefaultValueFactory = _ => 1 };
+        public readonly Option<int?> BatchSize = new Option<int?>("--batch-size") { Description = "Images denoised together; --num-images run in batches of this many (default: as many as fit in half the free memory, at most 8 on a CPU)" }.AtLeast(1);
         public readonly Option<int> ClipSkip = new("--clip-skip") { Description = "AUTOMATIC1111's clip skip: 1 = last text-encoder layer, 2 = penultimate; range 1 to the text encoder's layer count", DefaultValueFactory = _ => 1 };
         public readonly Option<double> Eta = new Option<double>("--eta") { Description = "η of the samplers whose step uses it (DDIM; 0 = deterministic, 1 = DDPM-like); the others ignore it" }.InRange(Ranges.Eta);
         public readonly Option<string> DType = new("--dtype") { Description = "Compute dtype: f32, bf16, or f16 (needs --device cuda)", DefaultValueFactory = _ => "f32" };
@@ -41,7 +42,7 @@ internal static class GenerateCommand
         public void AddTo(Command command)
         {
             command.Arguments.Add(Prompt);
-            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Seed, Width, Height, NumImages, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery })
+            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery })
                 command.Options.Add(option);
         }
     }
@@ -113,6 +114,7 @@ internal static class GenerateCommand
             Width = parsed.GetValue(o.Width),
             Height = parsed.GetValue(o.Height),
             NumImages = parsed.GetValue(o.NumImages),
+            BatchSize = parsed.GetValue(o.BatchSize),
             ClipSkip = parsed.GetValue(o.ClipSkip),
             Eta = parsed.GetValue(o.Eta),
             Latents = latents,

@@ -17,12 +17,13 @@ internal static class SampleCommand
         var scheduler = new Option<string>("--scheduler") { Description = "ddpm or ddim; default: the model's own scheduler" }.OneOf("ddpm", "ddim");
         var steps = new Option<int?>("--steps") { Description = "Denoising steps; default: 1000 (DDPM), 50 (DDIM)" };
         steps.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--steps must be at least 1"); });
-        var seed = new Option<ulong>("--seed", "-s") { Description = "Seed of the noise: the same seed gives the same images", DefaultValueFactory = _ => 0 };
+        var batchSize = new Option<int?>("--batch-size") { Description = "Images denoised together (default: as many as fit in half the free memory, at most 8 on a CPU)" }.AtLeast(1);
+        var seed = new Option<ulong>("--seed", "-s") { Description = "Seed of the noise: image i uses seed + i, so the same seed gives the same images", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out", "-o") { Description = "PNG grid to write (it carries the generation parameters)", DefaultValueFactory = _ => "grid.png" };
         var columns = new Option<int?>("--columns") { Description = "Images per row; default ⌈√num⌉" };
         columns.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--columns must be at least 1"); });
 
-        var command = new Command("sample", "Sample a grid of images from a pixel DDPM model") { model, num, scheduler, steps, seed, output, columns };
+        var command = new Command("sample", "Sample a grid of images from a pixel DDPM model") { model, num, batchSize, scheduler, steps, seed, output, columns };
         command.SetAction((parsed, cancellationToken) =>
         {
             var directory = parsed.GetValue(model)!;
@@ -31,7 +32,7 @@ internal static class SampleCommand
             var s = parsed.GetValue(seed);
             using var pipeline = Load(directory, parsed.GetValue(scheduler));
             var stepCount = parsed.GetValue(steps) ?? (pipeline.Scheduler is DDIMScheduler ? 50 : 1000);
-            var images = Sample(context, pipeline, n, stepCount, s, cancellationToken);
+            var images = Sample(context, pipeline, n, stepCount, s, cancellationToken, parsed.GetValue(batchSize));
             var grid = ImageGrid.Compose(images, parsed.GetValue(columns));
             var (sampler, scheduleType) = Samplers.ParameterNames(pipeline.Scheduler.Config);
             var parameters = new GenerationParameters
@@ -83,12 +84,14 @@ internal static class SampleCommand
         }
     }
 
-    /// <summary>Generates <paramref name="n"/> images in one batch from noise seeded with <paramref name="seed"/>.</summary>
-    public static RgbImage[] Sample(CliContext context, DdpmPipeline pipeline, int n, int steps, ulong seed, CancellationToken cancellationToken)
+    /// <summary>
+    /// Generates <paramref name="n"/> images, image i from noise seeded <paramref name="seed"/> + i, in batches of
+    /// <paramref name="batchSize"/> (null: the pipeline's memory-bounded choice); the batch size does not change the images.
+    /// </summary>
+    public static RgbImage[] Sample(CliContext context, DdpmPipeline pipeline, int n, int steps, ulong seed, CancellationToken cancellationToken, int? batchSize = null)
     {
-        using var noise = new GeneratorNoise(seed);
         using var pixels = ProgressDisplay.Run(context, "sample", display =>
-            pipeline.Generate(new DdpmOptions(BatchSize: n, Steps: steps), noise, display.Sink<DdpmProgress>(ProgressText.Of), cancellationToken));
+            pipeline.Generate(new DdpmOptions(BatchSize: n, Steps: steps, ChunkSize: batchSize), seed, display.Sink<DdpmProgress>(ProgressText.Of), cancellationToken));
         using var nchw = pixels.Permute(0, 3, 1, 2);
         return RgbImage.FromUnitTensor(nchw);
     }

@@ -8,6 +8,9 @@ public static class ImageOps
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        // The resampler's passes allocate width × image.Height, then width × height: both must be valid buffers.
+        _ = RgbImage.BufferLength(width, image.Height, image.Channels);
+        _ = RgbImage.BufferLength(width, height, image.Channels);
         bool premultiply = image.HasAlpha && filter != ResizeFilter.Nearest;
         var source = premultiply ? Resampler.Premultiply(image.Pixels) : image.Pixels;
         var pixels = Resampler.Resize(source, image.Width, image.Height, image.Channels, width, height, filter);
@@ -43,12 +46,15 @@ public static class ImageOps
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        var length = RgbImage.BufferLength(width, height, image.Channels);
         // Compare width/height with image.Width/image.Height without rounding.
         bool targetWider = (long)width * image.Height > (long)image.Width * height;
-        int scaledWidth = targetWider ? width : (int)Math.Max(1, (long)image.Width * height / image.Height);
-        int scaledHeight = targetWider ? (int)Math.Max(1, (long)image.Height * width / image.Width) : height;
+        long coverWidth = targetWider ? width : Math.Max(1, (long)image.Width * height / image.Height);
+        long coverHeight = targetWider ? Math.Max(1, (long)image.Height * width / image.Width) : height;
+        _ = RgbImage.BufferLength(coverWidth, coverHeight, image.Channels); // before the casts: a thin image can scale past int
+        int scaledWidth = (int)coverWidth, scaledHeight = (int)coverHeight;
         var scaled = image.Resize(scaledWidth, scaledHeight, filter);
-        var result = new RgbImage(width, height, new byte[width * height * image.Channels], image.Channels);
+        var result = new RgbImage(width, height, new byte[length], image.Channels);
         result.Paste(scaled, width / 2 - scaledWidth / 2, height / 2 - scaledHeight / 2);
         return result;
     }

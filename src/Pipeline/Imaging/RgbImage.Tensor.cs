@@ -56,7 +56,7 @@ public sealed partial class RgbImage
             values = Normalize(images, signed).To(Device.CPU, DType.Float32).Contiguous().ToArray<float>();
         }
 
-        int plane = h * w, channels = c == 4 ? 4 : 3;
+        int channels = c == 4 ? 4 : 3, plane = BufferLength(w, h, channels) / channels;
         var result = new RgbImage[n];
         for (int i = 0; i < n; i++)
         {

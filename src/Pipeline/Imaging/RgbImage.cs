@@ -32,12 +32,27 @@ public sealed partial class RgbImage
         Pixels = pixels;
     }
 
+    /// <summary>
+    /// The byte length of a <paramref name="width"/> × <paramref name="height"/> image with <paramref name="channels"/>
+    /// channels, computed in long: a size whose buffer would not fit in a .NET array is refused with a message naming
+    /// it, before any int arithmetic on the product can overflow.
+    /// </summary>
+    public static int BufferLength(long width, long height, int channels = 3)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        var bytes = (double)width * height * channels;
+        if (bytes > Array.MaxLength)
+            throw new ArgumentException($"a {width}×{height} image with {channels} channels needs {bytes:0} bytes, more than an image buffer holds ({Array.MaxLength} bytes)");
+        return (int)bytes;
+    }
+
     /// <summary>A new image filled with one colour (opaque when RGBA).</summary>
     public static RgbImage Filled(int width, int height, Rgb color, int channels = 3)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
-        var image = new RgbImage(width, height, new byte[checked(width * height * channels)], channels);
+        var image = new RgbImage(width, height, new byte[BufferLength(width, height, channels)], channels);
         for (int i = 0; i < image.Pixels.Length; i += channels)
         {
             image.Pixels[i] = color.R;
@@ -119,7 +134,7 @@ public sealed partial class RgbImage
     {
         if (x < 0 || y < 0 || width <= 0 || height <= 0 || x + width > Width || y + height > Height)
             throw new ArgumentOutOfRangeException(nameof(x), $"crop {width}x{height} at ({x}, {y}) does not fit inside the {Width}x{Height} image");
-        var result = new byte[width * height * Channels];
+        var result = new byte[BufferLength(width, height, Channels)];
         int rowBytes = width * Channels;
         for (int row = 0; row < height; row++)
             Array.Copy(Pixels, ((y + row) * Width + x) * Channels, result, row * rowBytes, rowBytes);

@@ -10,11 +10,33 @@ namespace LatentDiffusion.Pipeline.Noise;
 public sealed class BatchNoise : INoiseSource, IDisposable
 {
     private readonly IReadOnlyList<INoiseSource> sources;
+    private readonly bool ownsSources;
 
-    public BatchNoise(IReadOnlyList<INoiseSource> sources)
+    public BatchNoise(IReadOnlyList<INoiseSource> sources) : this(sources, ownsSources: true)
+    {
+    }
+
+    private BatchNoise(IReadOnlyList<INoiseSource> sources, bool ownsSources)
     {
         if (sources.Count == 0) throw new ArgumentException("a batch needs at least one noise source", nameof(sources));
         this.sources = sources;
+        this.ownsSources = ownsSources;
+    }
+
+    /// <summary>Number of images (one source each).</summary>
+    public int Count => sources.Count;
+
+    /// <summary>
+    /// The sources of images <paramref name="offset"/> … <paramref name="offset"/> + <paramref name="count"/> − 1, for a
+    /// chunk of a batch: each image keeps drawing from its own source, so chunked images equal unchunked ones.
+    /// The slice shares the sources (disposing it leaves them to this batch).
+    /// </summary>
+    public BatchNoise Slice(int offset, int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        if (offset + count > sources.Count) throw new ArgumentOutOfRangeException(nameof(count), count, $"images {offset}…{offset + count - 1} of a batch of {sources.Count}");
+        return new BatchNoise(sources.Skip(offset).Take(count).ToList(), ownsSources: false);
     }
 
     /// <summary>Image i draws from a CPU generator seeded <paramref name="seed"/> + i.</summary>
@@ -35,6 +57,7 @@ public sealed class BatchNoise : INoiseSource, IDisposable
 
     public void Dispose()
     {
+        if (!ownsSources) return;
         foreach (var s in sources) (s as IDisposable)?.Dispose();
     }
 }

@@ -35,6 +35,13 @@ public record GenerationRequest
     /// <summary>Images to make; image i uses seed + i.</summary>
     public int NumImages { get; init; } = 1;
 
+    /// <summary>
+    /// Images denoised together (AUTOMATIC1111's batch size; <see cref="NumImages"/> is then batch size × batch count):
+    /// the images run in chunks of this many, one chunk after another. Null: the largest chunk whose memory estimate
+    /// fits in half the available memory, at most 8 on a CPU (16 on CUDA). Chunking does not change the images.
+    /// </summary>
+    public int? BatchSize { get; init; }
+
     /// <summary>AUTOMATIC1111's "Clip skip": 1 uses the last text-encoder layer, 2 the penultimate, …</summary>
     public int ClipSkip { get; init; } = 1;
 
@@ -64,6 +71,7 @@ public record GenerationRequest
         if (!(GuidanceScale >= 0 && GuidanceScale <= 100)) throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "guidance scale must be in [0, 100]");
         if (!(GuidanceRescale >= 0 && GuidanceRescale <= 1)) throw new ArgumentOutOfRangeException(nameof(GuidanceRescale), GuidanceRescale, "guidance rescale must be in [0, 1]");
         if (NumImages < 1) throw new ArgumentOutOfRangeException(nameof(NumImages), NumImages, "the number of images must be at least 1");
+        if (BatchSize is < 1) throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, "batch size must be at least 1");
         if (ClipSkip < 1) throw new ArgumentOutOfRangeException(nameof(ClipSkip), ClipSkip, "clip skip must be between 1 and the text encoder's layer count");
         if (!(Eta >= 0 && Eta <= 1)) throw new ArgumentOutOfRangeException(nameof(Eta), Eta, "eta must be in [0, 1]");
         if (PreviewEvery < 0) throw new ArgumentOutOfRangeException(nameof(PreviewEvery), PreviewEvery, "preview interval must be ≥ 0 (0 = no previews)");

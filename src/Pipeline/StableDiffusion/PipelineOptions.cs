@@ -23,6 +23,12 @@ public sealed record PipelineOptions
     /// <summary>Decode a batch one image at a time.</summary>
     public bool VaeSlicing { get; init; }
 
+    /// <summary>
+    /// Bytes a request may plan for (<see cref="Memory.BatchPlan"/>); null: what the device has available when the request
+    /// starts (MemAvailable on Linux, the CUDA device's free memory).
+    /// </summary>
+    public long? MemoryLimit { get; init; }
+
     /// <summary>Single-file checkpoints: override the inferred family / prediction type.</summary>
     public CheckpointKind? CheckpointKind { get; init; }
 

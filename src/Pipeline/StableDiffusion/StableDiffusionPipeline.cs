@@ -3,6 +3,7 @@ using LatentDiffusion.Blocks;
 using LatentDiffusion.Autoencoder;
 using LatentDiffusion.LatentUNet;
 using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Pipeline.Memory;
 using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Pipeline.Schedulers;
 using LatentDiffusion.Pipeline.StableDiffusion.Preview;
@@ -105,17 +106,70 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     {
         var clock = Stopwatch.StartNew();
         var (width, height) = OutputSize(r, initImage);
-        var device = Options.Device;
         var n = r.NumImages;
-        using var ownedNoise = noise is null ? BatchNoise.FromSeed(r.Seed, n) : null;
-        var source = noise ?? ownedNoise!;
+        // Only per-image sources can be cut into chunks without changing the images; any other source is drawn
+        // chunk after chunk, so it is chunked only when memory demands it.
+        var plan = PlanBatches(r, width, height, chunkable: noise is null or BatchNoise);
+        var sized = initImage is null || (initImage.Width == width && initImage.Height == height) ? initImage : initImage.ToRgb().ResizeAndCrop(width, height);
 
         using var inference = Autograd.InferenceMode();
-        using var scheduler = CreateScheduler(r);
-        scheduler.SetTimesteps(r.Steps, device);
+        var chunks = plan.Chunks(n).ToList();
+        var latents = new List<Tensor>(chunks.Count);
+        var pixels = new List<Tensor>(chunks.Count);
+        var images = new List<RgbImage>(n);
+        var parameters = new List<GenerationParameters>(n);
+        try
+        {
+            foreach (var (offset, count) in chunks)
+            {
+                // Image i draws from seed + i whichever chunk it falls in.
+                using var chunkNoise = noise switch
+                {
+                    null => BatchNoise.FromSeed(r.Seed + (ulong)offset, count),
+                    BatchNoise batch => batch.Slice(offset, count),
+                    _ => null,
+                };
+                var chunk = new Chunk(offset, count, latents.Count, chunks.Count);
+                using var scheduler = CreateScheduler(r);
+                var final = Denoise(r, sized, strength, chunk, width, height, scheduler, chunkNoise ?? noise!, progress, clock, cancellation);
+                latents.Add(final);
+                using var decoded = Decode(final);
+                images.AddRange(RgbImage.FromUnitTensor(decoded));
+                using var nhwc = decoded.Permute(0, 2, 3, 1);
+                pixels.Add(nhwc.Contiguous());
+                for (int i = offset; i < offset + count; i++) parameters.Add(Parameters(r, scheduler, width, height, i, initImage is null ? null : strength));
+            }
+            return new GenerationResult(images, parameters, Concatenate(latents), Concatenate(pixels));
+        }
+        finally
+        {
+            foreach (var t in latents.Concat(pixels)) t.Dispose();
+        }
+    }
 
+    /// <summary>One chunk of a request: images <see cref="Offset"/> … + <see cref="Count"/>, chunk <see cref="Index"/> of <see cref="Total"/>.</summary>
+    private readonly record struct Chunk(int Offset, int Count, int Index, int Total);
+
+    /// <summary>The parts joined along the batch; a single part is moved out of the list rather than copied.</summary>
+    private static Tensor Concatenate(List<Tensor> parts)
+    {
+        if (parts.Count != 1) return Tensor.Cat(parts);
+        var only = parts[0];
+        parts.Clear();
+        return only;
+    }
+
+    /// <summary>
+    /// The denoising loop for one chunk: returns its final latents. Progress counts steps over all chunks (chunk k's step i
+    /// is step k × steps + i of chunks × steps); the latents are checked to be finite after every step.
+    /// </summary>
+    private Tensor Denoise(GenerationRequest r, RgbImage? initImage, double strength, Chunk chunk, int width, int height, IScheduler scheduler,
+        INoiseSource source, IProgress<GenerationProgress>? progress, Stopwatch clock, CancellationToken cancellation)
+    {
+        var device = Options.Device;
+        scheduler.SetTimesteps(r.Steps, device);
         var guided = r.GuidanceScale > 1;
-        using var embeddings = prompts.Encode(r, n, guided, Options);
+        using var embeddings = prompts.Encode(r, chunk.Count, guided, Options);
 
         // img2img starts part-way: diffusers' get_timesteps (init_timestep = ⌊steps × strength⌋).
         var initSteps = Math.Min((int)(r.Steps * strength), r.Steps);
@@ -126,9 +180,10 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         if (initImage is not null) scheduler.SetBeginIndex(start);
 
         var latents = initImage is null
-            ? InitialLatents(r, n, width, height, scheduler, source)
-            : NoisedImageLatents(initImage, n, width, height, scheduler, timesteps[0], source);
+            ? InitialLatents(r, chunk, width, height, scheduler, source)
+            : NoisedImageLatents(initImage, chunk.Count, scheduler, timesteps[0], source);
 
+        var total = timesteps.Count * chunk.Total;
         for (int i = 0; i < timesteps.Count; i++)
         {
             cancellation.ThrowIfCancellationRequested();
@@ -140,20 +195,49 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 var prediction = Unet.Forward(scaled, t, embeddings);
                 if (guided) prediction = Guidance.Apply(prediction, r.GuidanceScale, r.GuidanceRescale);
                 var output = scheduler.Step(prediction, t, latents, source);
-                var preview = WantsPreview(r, i, timesteps.Count, progress) ? Preview(output.PredOriginalSample ?? output.PrevSample) : null;
                 latents.Dispose();
                 latents = step.Keep(output.PrevSample);
-                progress?.Report(new GenerationProgress(i + 1, timesteps.Count, t, clock.Elapsed, preview));
+                try
+                {
+                    NonFiniteException.ThrowIfNotFinite(latents, i + 1, timesteps.Count, t);
+                }
+                catch
+                {
+                    latents.Dispose();
+                    throw;
+                }
+                var preview = WantsPreview(r, i, timesteps.Count, progress) ? Preview(output.PredOriginalSample ?? output.PrevSample) : null;
+                progress?.Report(new GenerationProgress(chunk.Index * timesteps.Count + i + 1, total, t, clock.Elapsed, preview));
             }
         }
+        return latents;
+    }
 
-        var pixels = Decode(latents);
-        var images = RgbImage.FromUnitTensor(pixels);
-        using var nhwc = pixels.Permute(0, 2, 3, 1);
-        var parameters = Enumerable.Range(0, n).Select(i => Parameters(r, scheduler, width, height, i, initImage is null ? null : strength)).ToList();
-        var result = new GenerationResult(images, parameters, latents, nhwc.Contiguous());
-        pixels.Dispose();
-        return result;
+    /// <summary>
+    /// The request's chunk size from the memory estimate (<see cref="MemoryEstimate"/>), or a <see cref="MemoryLimitException"/>
+    /// before anything is allocated. <paramref name="chunkable"/>: the noise can be split per image, so the default cap on
+    /// the chunk size applies.
+    /// </summary>
+    private BatchPlan PlanBatches(GenerationRequest r, int width, int height, bool chunkable)
+    {
+        var f = VaeScaleFactor;
+        var element = Options.DType.ElementSize();
+        var vaeElement = Vae.Config.ForceUpcast ? DType.Float32.ElementSize() : element;
+        var rowsPerImage = r.GuidanceScale > 1 ? 2 : 1;
+        var attention = new AttentionCost(TorchRuntime.HasFusedAttention, Options.AttentionSliceSize);
+        long latentHeight = height / f, latentWidth = width / f;
+        // The U-Net's activations are freed before the VAE runs: the chunk's peak is the larger of the two.
+        double ChunkBytes(long images) => Math.Max(
+            MemoryEstimate.LatentUNetStep(Unet.Config, latentHeight, latentWidth, rowsPerImage * images, element, attention),
+            MemoryEstimate.VaeDecode(Vae.Config, height, width, images, vaeElement, Options.VaeTiling, Options.VaeSlicing, attention.Fused));
+        var perImage = MemoryEstimate.ResultImage(height, width) + 4.0 * Unet.Config.InChannels * latentHeight * latentWidth;
+        var advice = new List<string>();
+        if (!attention.Fused && Options.AttentionSliceSize is null) advice.Add("--attention-slicing 1");
+        if (!Options.VaeTiling) advice.Add("--vae-tiling");
+        advice.Add("a smaller size");
+        var available = Options.MemoryLimit ?? AvailableMemory.Bytes(Options.Device);
+        var maxChunk = chunkable ? BatchPlan.DefaultMaxChunk(Options.Device) : r.NumImages;
+        return BatchPlan.Choose(r.NumImages, r.BatchSize, maxChunk, ChunkBytes, perImage, available, $"{width}×{height}", advice);
     }
 
     /// <summary>Decodes the progress previews (<see cref="GenerationRequest.PreviewEvery"/>); null means this pipeline's own VAE.</summary>
@@ -200,29 +284,29 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     }
 
     /// <summary>x_T: the given latents or noise of shape [n, C, h/f, w/f], f = <see cref="VaeScaleFactor"/> (diffusers' prepare_latents), times init_noise_sigma.</summary>
-    private Tensor InitialLatents(GenerationRequest r, int n, int width, int height, IScheduler scheduler, INoiseSource noise)
+    private Tensor InitialLatents(GenerationRequest r, Chunk chunk, int width, int height, IScheduler scheduler, INoiseSource noise)
     {
-        long[] shape = [n, Unet.Config.InChannels, height / VaeScaleFactor, width / VaeScaleFactor];
+        long[] shape = [r.NumImages, Unet.Config.InChannels, height / VaeScaleFactor, width / VaeScaleFactor];
         using var scope = DisposeScope.Enter();
         Tensor x;
         if (r.Latents is { } given)
         {
             if (!given.Shape.SequenceEqual(shape))
                 throw new ArgumentException($"the given latents are [{string.Join(", ", given.Shape)}] but this request needs [{string.Join(", ", shape)}]");
-            x = given.To(Options.Device, DType.Float32);
+            x = given.Narrow(0, chunk.Offset, chunk.Count).To(Options.Device, DType.Float32);
         }
         else
         {
+            shape[0] = chunk.Count;
             x = noise.Next(shape, DType.Float32, Options.Device);
         }
         return scope.Keep((x * scheduler.InitNoiseSigma).To(Options.DType));
     }
 
     /// <summary>img2img: z₀ = scaling × (μ + σε) of the VAE posterior, then noised to the first timestep with fresh noise.</summary>
-    private Tensor NoisedImageLatents(RgbImage image, int n, int width, int height, IScheduler scheduler, double timestep, INoiseSource noise)
+    private Tensor NoisedImageLatents(RgbImage sized, int n, IScheduler scheduler, double timestep, INoiseSource noise)
     {
         using var scope = DisposeScope.Enter();
-        var sized = image.Width == width && image.Height == height ? image : image.ToRgb().ResizeAndCrop(width, height);
         var pixels = sized.ToRgb().ToTensor().To(Options.Device, Vae.Config.ForceUpcast ? DType.Float32 : Options.DType);
         var batch = n == 1 ? pixels : pixels.Repeat(n, 1, 1, 1);
         using var posterior = Vae.Encode(batch);
