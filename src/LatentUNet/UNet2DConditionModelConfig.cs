@@ -124,6 +124,9 @@ public sealed record UNet2DConditionModelConfig : IModelConfig<UNet2DConditionMo
             throw ConfigErrors.Unsupported("cross_attention_dim", CrossAttentionDim, "a single value with encoder_hid_dim");
         check.Positive(AdditionTimeEmbedDim, "addition_time_embed_dim");
         check.Positive(NumClassEmbeds, "num_class_embeds");
+        check.OneOf(ClassEmbedType ?? "null", "class_embed_type", "null", "timestep", "identity", "projection", "simple_projection");
+        if (ClassEmbedType is "projection" or "simple_projection" && ProjectionClassEmbeddingsInputDim is null)
+            throw check.Fail("projection_class_embeddings_input_dim", $"must be set for class_embed_type \"{ClassEmbedType}\"");
         check.Positive(TimeEmbeddingDim, "time_embedding_dim");
         check.Positive(TimeCondProjDim, "time_cond_proj_dim");
         check.Positive(ProjectionClassEmbeddingsInputDim, "projection_class_embeddings_input_dim");
