@@ -95,8 +95,9 @@ public sealed record ClipTextConfig : IModelConfig<ClipTextConfig>
         check.PositiveFinite(LayerNormEps, "layer_norm_eps");
         check.InRange(AttentionDropout, "attention_dropout", 0, 1);
         check.InRange(Dropout, "dropout", 0, 1);
-        check.Finite(InitializerRange, "initializer_range");
-        check.Finite(InitializerFactor, "initializer_factor");
+        // Standard deviations of the initial weights.
+        check.NotNegativeFinite(InitializerRange, "initializer_range");
+        check.NotNegativeFinite(InitializerFactor, "initializer_factor");
         if (EosTokenId is null) throw check.Fail("eos_token_id", "is needed for the pooled output");
     }
 }

@@ -48,6 +48,9 @@ public readonly struct ConfigCheck(string source)
     public void PositiveFinite(double value, string field) =>
         That(value > 0 && double.IsFinite(value), field, $"must be a positive finite number (got {value})");
 
+    public void NotNegativeFinite(double value, string field) =>
+        That(value >= 0 && double.IsFinite(value), field, $"must be a finite number ≥ 0 (got {value})");
+
     /// <summary><paramref name="value"/> in the closed interval [<paramref name="min"/>, <paramref name="max"/>].</summary>
     public void InRange(double value, string field, double min, double max) =>
         That(value >= min && value <= max, field, $"must be in [{min}, {max}] (got {value})");
