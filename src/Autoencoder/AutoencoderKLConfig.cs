@@ -54,29 +54,38 @@ public sealed record AutoencoderKLConfig : IModelConfig<AutoencoderKLConfig>
     /// <summary>Throws a <see cref="ConfigException"/> naming the first field this implementation cannot build.</summary>
     public void Validate(string source = "AutoencoderKL config")
     {
-        void Fail(string field, string why) => throw new ConfigException($"{source}: '{field}' {why}");
+        var check = new ConfigCheck(source);
+        var channels = check.PositiveList(BlockOutChannels, "block_out_channels");
+        // The spatial factor 2^(levels − 1) must stay an int (and a sensible image size).
+        check.That(channels.Length <= 16, "block_out_channels", $"has {channels.Length} levels; at most 16 are supported");
+        var down = check.NameList(DownBlockTypes, "down_block_types", channels.Length, "block_out_channels");
+        for (int i = 0; i < down.Length; i++) check.OneOf(down[i], $"down_block_types[{i}]", DownBlockType);
+        var up = check.NameList(UpBlockTypes, "up_block_types", channels.Length, "block_out_channels");
+        for (int i = 0; i < up.Length; i++) check.OneOf(up[i], $"up_block_types[{i}]", UpBlockType);
+        check.That(Activations.IsSupported(ActFn), "act_fn",
+            $"is \"{ActFn}\", which is not supported (use one of {string.Join(", ", Activations.Names)})");
+        check.Positive(LayersPerBlock, "layers_per_block");
+        check.Positive(InChannels, "in_channels");
+        check.Positive(OutChannels, "out_channels");
+        check.Positive(LatentChannels, "latent_channels");
+        check.Positive(NormNumGroups, "norm_num_groups");
+        for (int i = 0; i < channels.Length; i++) check.Divisible(channels[i], $"block_out_channels[{i}]", NormNumGroups, "norm_num_groups");
+        check.Positive(SampleSize, "sample_size");
+        check.That(ScalingFactor != 0 && double.IsFinite(ScalingFactor), "scaling_factor", $"must be a finite non-zero number (got {ScalingFactor})");
+        if (ShiftFactor is { } shift) check.Finite(shift, "shift_factor");
+        Latents(check, LatentsMean, "latents_mean", finiteOnly: true);
+        Latents(check, LatentsStd, "latents_std", finiteOnly: false);
+    }
 
-        if (BlockOutChannels is not { Length: > 0 }) Fail("block_out_channels", "must list at least one level");
-        if (BlockOutChannels.Any(c => c <= 0)) Fail("block_out_channels", "must be positive");
-        if (DownBlockTypes is null || DownBlockTypes.Length != BlockOutChannels.Length)
-            Fail("down_block_types", $"must list one block per entry of block_out_channels ({BlockOutChannels.Length})");
-        foreach (var t in DownBlockTypes!)
-            if (t != DownBlockType) Fail("down_block_types", $"contains \"{t}\"; only {DownBlockType} is supported");
-        if (UpBlockTypes is null || UpBlockTypes.Length != BlockOutChannels.Length)
-            Fail("up_block_types", $"must list one block per entry of block_out_channels ({BlockOutChannels.Length})");
-        foreach (var t in UpBlockTypes!)
-            if (t != UpBlockType) Fail("up_block_types", $"contains \"{t}\"; only {UpBlockType} is supported");
-        if (!Activations.IsSupported(ActFn))
-            Fail("act_fn", $"is \"{ActFn}\", which is not supported (use one of {string.Join(", ", Activations.Names)})");
-        if (LayersPerBlock < 1) Fail("layers_per_block", "must be at least 1");
-        if (InChannels < 1) Fail("in_channels", "must be positive");
-        if (OutChannels < 1) Fail("out_channels", "must be positive");
-        if (LatentChannels < 1) Fail("latent_channels", "must be positive");
-        if (NormNumGroups < 1 || BlockOutChannels.Any(c => c % NormNumGroups != 0))
-            Fail("norm_num_groups", $"({NormNumGroups}) must divide every entry of block_out_channels");
-        if (SampleSize < 1) Fail("sample_size", "must be positive");
-        if (ScalingFactor == 0 || !double.IsFinite(ScalingFactor)) Fail("scaling_factor", "must be a finite non-zero number");
-        if (LatentsMean is not null && LatentsMean.Length != LatentChannels) Fail("latents_mean", $"must have latent_channels ({LatentChannels}) entries");
-        if (LatentsStd is not null && LatentsStd.Length != LatentChannels) Fail("latents_std", $"must have latent_channels ({LatentChannels}) entries");
+    // latents_mean/latents_std: one finite value per latent channel; a standard deviation must be positive.
+    private void Latents(ConfigCheck check, double[]? values, string field, bool finiteOnly)
+    {
+        if (values is null) return;
+        check.That(values.Length == LatentChannels, field, $"must have latent_channels ({LatentChannels}) entries (got {values.Length})");
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (finiteOnly) check.Finite(values[i], $"{field}[{i}]");
+            else check.PositiveFinite(values[i], $"{field}[{i}]");
+        }
     }
 }

@@ -61,27 +61,29 @@ public sealed record AutoencoderTinyConfig : IModelConfig<AutoencoderTinyConfig>
 
     public void Validate(string source = "AutoencoderTiny config")
     {
-        void Fail(string field, string why) => throw new ConfigException($"{source}: '{field}' {why}");
-
-        if (EncoderBlockOutChannels is not { Length: > 0 }) Fail("encoder_block_out_channels", "must list at least one stage");
-        if (NumEncoderBlocks is null || NumEncoderBlocks.Length != EncoderBlockOutChannels.Length)
-            Fail("num_encoder_blocks", "must have the same length as encoder_block_out_channels");
+        var check = new ConfigCheck(source);
+        var encoder = check.PositiveList(EncoderBlockOutChannels, "encoder_block_out_channels");
+        check.List(NumEncoderBlocks, "num_encoder_blocks", encoder.Length, "encoder_block_out_channels");
         // diffusers' EncoderTiny feeds stage i's stride-2 conv with block_out_channels[i] channels.
-        if (EncoderBlockOutChannels.Distinct().Count() != 1) Fail("encoder_block_out_channels", "must be equal at every stage (as diffusers' EncoderTiny assumes)");
-        if (DecoderBlockOutChannels is not { Length: > 0 }) Fail("decoder_block_out_channels", "must list at least one stage");
-        if (NumDecoderBlocks is null || NumDecoderBlocks.Length != DecoderBlockOutChannels.Length)
-            Fail("num_decoder_blocks", "must have the same length as decoder_block_out_channels");
-        if (DecoderBlockOutChannels.Distinct().Count() != 1) Fail("decoder_block_out_channels", "must be equal at every stage (as diffusers' DecoderTiny assumes)");
-        if (NumEncoderBlocks!.Any(n => n < 0)) Fail("num_encoder_blocks", "must not be negative");
-        if (NumDecoderBlocks!.Any(n => n < 0)) Fail("num_decoder_blocks", "must not be negative");
-        if (!Activations.IsSupported(ActFn))
-            Fail("act_fn", $"is \"{ActFn}\", which is not supported (use one of {string.Join(", ", Activations.Names)})");
-        if (UpsampleFn is not ("nearest" or "bilinear" or "bicubic"))
-            Fail("upsample_fn", $"is \"{UpsampleFn}\"; only nearest, bilinear and bicubic are supported");
-        if (UpsamplingScalingFactor < 1) Fail("upsampling_scaling_factor", "must be positive");
-        if (LatentChannels < 1) Fail("latent_channels", "must be positive");
-        if (InChannels < 1) Fail("in_channels", "must be positive");
-        if (OutChannels < 1) Fail("out_channels", "must be positive");
-        if (LatentMagnitude <= 0) Fail("latent_magnitude", "must be positive");
+        check.That(encoder.Distinct().Count() == 1, "encoder_block_out_channels", "must be equal at every stage (as diffusers' EncoderTiny assumes)");
+        var decoder = check.PositiveList(DecoderBlockOutChannels, "decoder_block_out_channels");
+        check.List(NumDecoderBlocks, "num_decoder_blocks", decoder.Length, "decoder_block_out_channels");
+        check.That(decoder.Distinct().Count() == 1, "decoder_block_out_channels", "must be equal at every stage (as diffusers' DecoderTiny assumes)");
+        for (int i = 0; i < NumEncoderBlocks.Length; i++) check.NotNegative(NumEncoderBlocks[i], $"num_encoder_blocks[{i}]");
+        for (int i = 0; i < NumDecoderBlocks.Length; i++) check.NotNegative(NumDecoderBlocks[i], $"num_decoder_blocks[{i}]");
+        // Informational (a copy of decoder_block_out_channels), but still channel counts.
+        if (BlockOutChannels is not null)
+            for (int i = 0; i < BlockOutChannels.Length; i++) check.Positive(BlockOutChannels[i], $"block_out_channels[{i}]");
+        check.That(Activations.IsSupported(ActFn), "act_fn",
+            $"is \"{ActFn}\", which is not supported (use one of {string.Join(", ", Activations.Names)})");
+        check.OneOf(UpsampleFn, "upsample_fn", "nearest", "bilinear", "bicubic");
+        check.Positive(UpsamplingScalingFactor, "upsampling_scaling_factor");
+        check.Positive(LatentChannels, "latent_channels");
+        check.Positive(InChannels, "in_channels");
+        check.Positive(OutChannels, "out_channels");
+        check.PositiveFinite(LatentMagnitude, "latent_magnitude");
+        check.Finite(LatentShift, "latent_shift");
+        check.That(ScalingFactor != 0 && double.IsFinite(ScalingFactor), "scaling_factor", $"must be a finite non-zero number (got {ScalingFactor})");
+        check.Finite(ShiftFactor, "shift_factor");
     }
 }

@@ -6,9 +6,9 @@ namespace LatentDiffusion.Blocks;
 public static class ConfigErrors
 {
     public static ConfigException Unsupported(string field, object? value, string supported) =>
-        new($"config field '{field}' = {Show(value)} is not supported (supported: {supported})");
+        new($"field '{field}' = {Show(value)} is not supported (supported: {supported})");
 
-    public static ConfigException Invalid(string field, string problem) => new($"config field '{field}': {problem}");
+    public static ConfigException Invalid(string field, string problem) => new($"field '{field}': {problem}");
 
     private static string Show(object? value) => value switch
     {

@@ -66,10 +66,18 @@ public sealed class OneOrManyJsonConverterFactory : JsonConverterFactory
     {
         public override OneOrMany<T> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
         {
-            if (reader.TokenType == JsonTokenType.StartArray)
-                return new OneOrMany<T>(JsonSerializer.Deserialize<T[]>(ref reader, options) ?? []);
-            var value = JsonSerializer.Deserialize<T>(ref reader, options);
-            return new OneOrMany<T>(value!);
+            try
+            {
+                if (reader.TokenType == JsonTokenType.StartArray)
+                    return new OneOrMany<T>(JsonSerializer.Deserialize<T[]>(ref reader, options) ?? []);
+                var value = JsonSerializer.Deserialize<T>(ref reader, options);
+                return new OneOrMany<T>(value!);
+            }
+            catch (JsonException e)
+            {
+                // The nested read reports the path "$"; an exception without a path gets the property's from the serializer.
+                throw new JsonException(e.Message, e);
+            }
         }
 
         public override void Write(Utf8JsonWriter writer, OneOrMany<T> value, JsonSerializerOptions options)

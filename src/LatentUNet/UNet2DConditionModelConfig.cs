@@ -67,41 +67,75 @@ public sealed record UNet2DConditionModelConfig : IModelConfig<UNet2DConditionMo
     /// <summary>Checks what diffusers checks, and that every option is one this implementation supports.</summary>
     static string? IModelConfig<UNet2DConditionModelConfig>.ConfigClassName => ClassName;
 
-    void IModelConfig<UNet2DConditionModelConfig>.Validate(string source) => Validate();
-
     /// <summary>Reads a config.json; unknown fields and unsupported values are errors naming the file and the field.</summary>
     public static UNet2DConditionModelConfig Load(string path) => ModelConfig.Load<UNet2DConditionModelConfig>(path);
 
-    public void Validate()
+    /// <summary>Throws a <see cref="ConfigException"/> naming <paramref name="source"/> and the first field this implementation cannot build.</summary>
+    public void Validate(string source = "UNet2DConditionModel config") => ConfigCheck.Run(source, Validate);
+
+    private void Validate(ConfigCheck check)
     {
-        int n = DownBlockTypes.Length;
-        if (UpBlockTypes.Length != n)
-            throw ConfigErrors.Invalid("up_block_types", $"has {UpBlockTypes.Length} entries but down_block_types has {n}");
-        if (BlockOutChannels.Length != n)
-            throw ConfigErrors.Invalid("block_out_channels", $"has {BlockOutChannels.Length} entries but down_block_types has {n}");
-        if (n == 0) throw ConfigErrors.Invalid("block_out_channels", "is empty");
+        int n = check.NameList(DownBlockTypes, "down_block_types").Length;
+        check.NameList(UpBlockTypes, "up_block_types", n, "down_block_types");
+        var channels = check.PositiveList(BlockOutChannels, "block_out_channels", n, "down_block_types");
         // diffusers itself refuses num_attention_heads (issue 2011): attention_head_dim carries the head count.
         if (NumAttentionHeads is not null)
             throw ConfigErrors.Unsupported("num_attention_heads", NumAttentionHeads, "null; diffusers reads the head count from attention_head_dim");
         OnlyCrossAttention.PerBlock(n, "only_cross_attention");
-        LayersPerBlock.PerBlock(n, "layers_per_block");
-        CrossAttentionDim.PerBlock(n, "cross_attention_dim");
-        TransformerLayersPerBlock.PerBlock(n, "transformer_layers_per_block");
-        AttentionHeadDim.PerBlock(n, "attention_head_dim");
+        check.PositivePerBlock(LayersPerBlock, n, "layers_per_block");
+        check.PositivePerBlock(CrossAttentionDim, n, "cross_attention_dim");
+        check.PositivePerBlock(TransformerLayersPerBlock, n, "transformer_layers_per_block");
+        var heads = check.PositivePerBlock(AttentionHeadDim, n, "attention_head_dim");
+        // A cross-attention block splits its channels into attention_head_dim heads, an AttnDownBlock2D into heads of that
+        // many channels: either way the value divides the block's channels. An up block reads attention_head_dim[i]
+        // unreversed (as diffusers does) while its channels are the mirrored block's.
+        for (int i = 0; i < n; i++)
+        {
+            check.Divisible(channels[i], $"block_out_channels[{i}]", heads[i], $"attention_head_dim[{i}]");
+            if (UNetBlocks.Strip(UpBlockTypes[i]) == "AttnUpBlock2D")
+                check.Divisible(channels[n - 1 - i], $"block_out_channels[{n - 1 - i}]", heads[i], $"attention_head_dim[{i}]");
+        }
+        if (SampleSize is not null) check.PositivePerBlock(SampleSize, SampleSize.List?.Count ?? 1, "sample_size");
+        check.Positive(InChannels, "in_channels");
+        check.Positive(OutChannels, "out_channels");
+        check.Finite(FreqShift, "freq_shift");
+        check.NotNegative(DownsamplePadding, "downsample_padding");
+        check.Finite(MidBlockScaleFactor, "mid_block_scale_factor");
+        check.InRange(Dropout, "dropout", 0, 1);
+        if (NormNumGroups is not { } groups) throw ConfigErrors.Unsupported("norm_num_groups", null, "a group count");
+        check.Positive(groups, "norm_num_groups");
+        for (int i = 0; i < n; i++) check.Divisible(channels[i], $"block_out_channels[{i}]", groups, "norm_num_groups");
+        check.PositiveFinite(NormEps, "norm_eps");
         if (ReverseTransformerLayersPerBlock is not null)
             throw ConfigErrors.Unsupported("reverse_transformer_layers_per_block", "a list", "null");
-        if (NormNumGroups is null) throw ConfigErrors.Unsupported("norm_num_groups", null, "a group count");
         if (DualCrossAttention) throw ConfigErrors.Unsupported("dual_cross_attention", true, "false");
         if (AdditionEmbedType is not null) throw ConfigErrors.Unsupported("addition_embed_type", AdditionEmbedType, "null");
         if (AttentionType != "default") throw ConfigErrors.Unsupported("attention_type", AttentionType, "\"default\"");
+        // Options diffusers has that this implementation does not apply: only their defaults build the same model.
+        if (CrossAttentionNorm is not null) throw ConfigErrors.Unsupported("cross_attention_norm", CrossAttentionNorm, "null");
+        if (ResnetSkipTimeAct) throw ConfigErrors.Unsupported("resnet_skip_time_act", true, "false");
+        if (ResnetOutScaleFactor != 1.0) throw ConfigErrors.Unsupported("resnet_out_scale_factor", ResnetOutScaleFactor, "1.0");
         if (EncoderHidDimType is not (null or "text_proj"))
             throw ConfigErrors.Unsupported("encoder_hid_dim_type", EncoderHidDimType, "null or \"text_proj\"");
         if (EncoderHidDimType is not null && EncoderHidDim is null)
             throw ConfigErrors.Invalid("encoder_hid_dim", $"must be set when encoder_hid_dim_type is \"{EncoderHidDimType}\"");
+        check.Positive(EncoderHidDim, "encoder_hid_dim");
         if (EncoderHidDim is not null && CrossAttentionDim.IsList)
             throw ConfigErrors.Unsupported("cross_attention_dim", CrossAttentionDim, "a single value with encoder_hid_dim");
+        check.Positive(AdditionTimeEmbedDim, "addition_time_embed_dim");
+        check.Positive(NumClassEmbeds, "num_class_embeds");
+        check.OneOf(ClassEmbedType ?? "null", "class_embed_type", "null", "timestep", "identity", "projection", "simple_projection");
+        if (ClassEmbedType is "projection" or "simple_projection" && ProjectionClassEmbeddingsInputDim is null)
+            throw check.Fail("projection_class_embeddings_input_dim", $"must be set for class_embed_type \"{ClassEmbedType}\"");
+        check.Positive(TimeEmbeddingDim, "time_embedding_dim");
+        check.Positive(TimeCondProjDim, "time_cond_proj_dim");
+        check.Positive(ProjectionClassEmbeddingsInputDim, "projection_class_embeddings_input_dim");
+        check.Positive(AdditionEmbedTypeNumHeads, "addition_embed_type_num_heads");
         if (TimeEmbeddingType is not ("positional" or "fourier"))
             throw ConfigErrors.Unsupported("time_embedding_type", TimeEmbeddingType, "\"positional\" or \"fourier\"");
+        // The sinusoidal embedding divides by (block_out_channels[0] / 2 − freq_shift).
+        if (TimeEmbeddingType == "positional")
+            check.That(channels[0] / 2 - FreqShift != 0, "freq_shift", $"({FreqShift}) must differ from block_out_channels[0] / 2");
         if (ResnetTimeScaleShift is not ("default" or "scale_shift"))
             throw ConfigErrors.Unsupported("resnet_time_scale_shift", ResnetTimeScaleShift, "\"default\" or \"scale_shift\"");
         if (MidBlockType is not (null or "UNetMidBlock2DCrossAttn" or "UNetMidBlock2D"))
@@ -109,8 +143,8 @@ public sealed record UNet2DConditionModelConfig : IModelConfig<UNet2DConditionMo
         // The block types whose forward pass takes the timestep embedding and text states (not the VAE's blocks).
         UNetBlocks.Check(DownBlockTypes, "down_block_types", "CrossAttnDownBlock2D", "DownBlock2D", "AttnDownBlock2D");
         UNetBlocks.Check(UpBlockTypes, "up_block_types", "CrossAttnUpBlock2D", "UpBlock2D", "AttnUpBlock2D");
-        if (ConvInKernel % 2 == 0) throw ConfigErrors.Invalid("conv_in_kernel", "must be odd");
-        if (ConvOutKernel % 2 == 0) throw ConfigErrors.Invalid("conv_out_kernel", "must be odd");
+        check.That(ConvInKernel > 0 && ConvInKernel % 2 == 1, "conv_in_kernel", $"must be a positive odd number (got {ConvInKernel})");
+        check.That(ConvOutKernel > 0 && ConvOutKernel % 2 == 1, "conv_out_kernel", $"must be a positive odd number (got {ConvOutKernel})");
         Activations.Create(ActFn).Dispose();
         if (TimeEmbeddingActFn is not null) Activations.Create(TimeEmbeddingActFn, "time_embedding_act_fn").Dispose();
         if (TimestepPostAct is not null) Activations.Create(TimestepPostAct, "timestep_post_act").Dispose();

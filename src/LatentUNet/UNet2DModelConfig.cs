@@ -45,22 +45,53 @@ public sealed record UNet2DModelConfig : IModelConfig<UNet2DModelConfig>
     /// <summary>Checks what diffusers checks, and that every option is one this implementation supports.</summary>
     static string? IModelConfig<UNet2DModelConfig>.ConfigClassName => ClassName;
 
-    void IModelConfig<UNet2DModelConfig>.Validate(string source) => Validate();
-
     /// <summary>Reads a config.json; unknown fields and unsupported values are errors naming the file and the field.</summary>
     public static UNet2DModelConfig Load(string path) => ModelConfig.Load<UNet2DModelConfig>(path);
 
-    public void Validate()
+    /// <summary>Largest <c>num_train_timesteps</c> of a learned time embedding (a table of that many rows).</summary>
+    public const int MaxTrainTimesteps = 100_000;
+
+    /// <summary>Throws a <see cref="ConfigException"/> naming <paramref name="source"/> and the first field this implementation cannot build.</summary>
+    public void Validate(string source = "UNet2DModel config") => ConfigCheck.Run(source, Validate);
+
+    private void Validate(ConfigCheck check)
     {
-        if (DownBlockTypes.Length != UpBlockTypes.Length)
-            throw ConfigErrors.Invalid("up_block_types", $"has {UpBlockTypes.Length} entries but down_block_types has {DownBlockTypes.Length}");
-        if (BlockOutChannels.Length != DownBlockTypes.Length)
-            throw ConfigErrors.Invalid("block_out_channels", $"has {BlockOutChannels.Length} entries but down_block_types has {DownBlockTypes.Length}");
-        if (BlockOutChannels.Length == 0) throw ConfigErrors.Invalid("block_out_channels", "is empty");
+        int n = check.NameList(DownBlockTypes, "down_block_types").Length;
+        check.NameList(UpBlockTypes, "up_block_types", n, "down_block_types");
+        var channels = check.PositiveList(BlockOutChannels, "block_out_channels", n, "down_block_types");
+        if (SampleSize is not null) check.PositivePerBlock(SampleSize, SampleSize.List?.Count ?? 1, "sample_size");
+        check.Positive(InChannels, "in_channels");
+        check.Positive(OutChannels, "out_channels");
+        check.Positive(LayersPerBlock, "layers_per_block");
+        check.Finite(FreqShift, "freq_shift");
+        check.Finite(MidBlockScaleFactor, "mid_block_scale_factor");
+        check.NotNegative(DownsamplePadding, "downsample_padding");
+        check.InRange(Dropout, "dropout", 0, 1);
+        check.Positive(NormNumGroups, "norm_num_groups");
+        for (int i = 0; i < n; i++) check.Divisible(channels[i], $"block_out_channels[{i}]", NormNumGroups, "norm_num_groups");
+        check.PositiveFinite(NormEps, "norm_eps");
+        // Attention splits a block's channels into heads of attention_head_dim channels (null: one head over all of them).
+        check.Positive(AttentionHeadDim, "attention_head_dim");
+        check.Positive(AttnNormNumGroups, "attn_norm_num_groups");
+        if (AttentionHeadDim is { } headDim)
+            for (int i = 0; i < n; i++)
+            {
+                bool attends = UNetBlocks.Strip(DownBlockTypes[i]) == "AttnDownBlock2D" || UNetBlocks.Strip(UpBlockTypes[n - 1 - i]) == "AttnUpBlock2D"
+                    || (AddAttention && i == n - 1);
+                if (attends) check.Divisible(channels[i], $"block_out_channels[{i}]", headDim, "attention_head_dim");
+            }
+        if (AddAttention && AttnNormNumGroups is { } attnGroups)
+            check.Divisible(channels[^1], $"block_out_channels[{n - 1}]", attnGroups, "attn_norm_num_groups");
+        check.Positive(NumClassEmbeds, "num_class_embeds");
+        check.Positive(NumTrainTimesteps, "num_train_timesteps");
+        check.That(NumTrainTimesteps is null or <= MaxTrainTimesteps, "num_train_timesteps", $"must be at most {MaxTrainTimesteps} (got {NumTrainTimesteps})");
         if (TimeEmbeddingType is not ("positional" or "fourier" or "learned"))
             throw ConfigErrors.Unsupported("time_embedding_type", TimeEmbeddingType, "\"positional\", \"fourier\" or \"learned\"");
         if (TimeEmbeddingType == "learned" && NumTrainTimesteps is null)
             throw ConfigErrors.Invalid("num_train_timesteps", "must be set for time_embedding_type \"learned\"");
+        // The sinusoidal embedding divides by (block_out_channels[0] / 2 − freq_shift).
+        if (TimeEmbeddingType == "positional")
+            check.That(channels[0] / 2 - FreqShift != 0, "freq_shift", $"({FreqShift}) must differ from block_out_channels[0] / 2");
         if (ResnetTimeScaleShift is not ("default" or "scale_shift"))
             throw ConfigErrors.Unsupported("resnet_time_scale_shift", ResnetTimeScaleShift, "\"default\" or \"scale_shift\"");
         if (DownsampleType is not ("conv" or "resnet"))

@@ -82,8 +82,8 @@ public class AutoencoderKLModelTests
     }
 
     [Theory]
-    [InlineData("""{"down_block_types": ["DownEncoderBlock2D", "AttnDownEncoderBlock2D"], "block_out_channels": [32, 64], "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"]}""", "down_block_types")]
-    [InlineData("""{"up_block_types": ["AttnUpDecoderBlock2D"]}""", "up_block_types")]
+    [InlineData("""{"down_block_types": ["DownEncoderBlock2D", "AttnDownEncoderBlock2D"], "block_out_channels": [32, 64], "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"]}""", "down_block_types[1]")]
+    [InlineData("""{"up_block_types": ["AttnUpDecoderBlock2D"]}""", "up_block_types[0]")]
     [InlineData("""{"act_fn": "tanh"}""", "act_fn")]
     [InlineData("""{"norm_num_groups": 5}""", "norm_num_groups")]
     [InlineData("""{"block_out_channels": [32, 64]}""", "down_block_types")]

@@ -196,6 +196,25 @@ public sealed class GenerateCommandTests : IDisposable
         Assert.Contains("'unet/' is missing", Assert.Single(broken.ErrLines));
     }
 
+    [Theory]
+    [InlineData("unet/config.json", "block_out_channels", "null")]
+    [InlineData("unet/config.json", "attention_head_dim", "0")]
+    [InlineData("scheduler/scheduler_config.json", "beta_start", "0.5")]
+    public void ABadConfigValueIsOneErrorLineNamingTheFileAndField(string file, string field, string value)
+    {
+        var path = Path.Combine(model, file);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        json[field] = System.Text.Json.Nodes.JsonNode.Parse(value);
+        File.WriteAllText(path, json.ToJsonString());
+        var r = CliRunner.Run("generate", "x", "--model", model, "--out", Out("bad.png"));
+        Assert.Equal(1, r.ExitCode);
+        var line = Assert.Single(r.ErrLines);
+        Assert.Contains(Path.GetFileName(file), line);
+        Assert.Contains($"field '{field}'", line);
+        Assert.DoesNotContain("internal error", line);
+        Assert.False(File.Exists(Out("bad.png")));
+    }
+
     [Fact]
     public void TokenizePrintsThePaddedIds()
     {

@@ -11,6 +11,7 @@ public class ConfigJsonTests
         [JsonPropertyName("block_out_channels")] public int[] BlockOutChannels { get; init; } = [64];
         [JsonPropertyName("norm_eps")] public double NormEps { get; init; } = 1e-5;
         [JsonPropertyName("act_fn")] public string ActFn { get; init; } = "silu";
+        [JsonPropertyName("shift_factor")] public double? ShiftFactor { get; init; } = 1;
     }
 
     [Fact]
@@ -35,6 +36,23 @@ public class ConfigJsonTests
     {
         var e = Assert.Throws<ConfigException>(() => ConfigJson.Parse<SampleConfig>("""{"norm_eps":"small"}""", "c.json"));
         Assert.Contains("'norm_eps'", e.Message);
+    }
+
+    [Theory]
+    [InlineData("block_out_channels")]
+    [InlineData("act_fn")]
+    public void NullForANonNullableFieldNamesIt(string field)
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigJson.Parse<SampleConfig>($$"""{"{{field}}": null}""", "unet/config.json"));
+        Assert.Contains("unet/config.json", e.Message);
+        Assert.Contains($"field '{field}' must not be null", e.Message);
+    }
+
+    [Fact]
+    public void NullForANullableFieldIsAllowed()
+    {
+        var c = ConfigJson.Parse<SampleConfig>("""{"shift_factor": null}""", "c.json");
+        Assert.Null(c.ShiftFactor);
     }
 
     [Fact]

@@ -87,8 +87,7 @@ public static class ModelBenchmark
     public static ModelBenchResult UNet(string configPath, int size, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default)
     {
         if (size < 8 || size % 8 != 0) throw new ArgumentException($"--size must be a positive multiple of 8, got {size}");
-        var config = ConfigJson.Load<UNet2DConditionModelConfig>(configPath);
-        config.Validate();
+        var config = UNet2DConditionModelConfig.Load(configPath);
         var crossDim = config.CrossAttentionDim.PerBlock(config.BlockOutChannels.Length, "cross_attention_dim")[0];
         long latent = size / 8;
         const long tokens = 77;

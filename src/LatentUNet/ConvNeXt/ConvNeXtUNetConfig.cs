@@ -47,26 +47,28 @@ public sealed record ConvNeXtUNetConfig : IModelConfig<ConvNeXtUNetConfig>
     [JsonIgnore] public int DownsamplingFactor => 1 << Math.Max(0, DimMults.Length - 1);
 
     /// <summary>Rejects configurations the architecture cannot build, naming the field.</summary>
-    public ConvNeXtUNetConfig Validate()
+    public ConvNeXtUNetConfig Validate(string source = "ConvNeXtUNet config")
     {
-        static ConfigException Bad(string field, string why) => new($"ConvNeXtUNet config: '{field}' {why}");
+        var check = new ConfigCheck(source);
         // The sinusoidal embedding divides by (dim/2 − 1), so it needs dim ≥ 4 and even.
-        if (Dim < 4 || Dim % 2 != 0) throw Bad("dim", $"must be an even number ≥ 4 (got {Dim})");
-        if (InitDim is < 1) throw Bad("init_dim", $"must be positive (got {InitDim})");
-        if (OutDim is < 1) throw Bad("out_dim", $"must be positive (got {OutDim})");
-        if (DimMults is null || DimMults.Length == 0) throw Bad("dim_mults", "must list at least one level");
-        if (DimMults.Any(m => m < 1)) throw Bad("dim_mults", $"must be positive ([{string.Join(", ", DimMults)}])");
-        if (Channels < 1) throw Bad("channels", $"must be positive (got {Channels})");
-        if (!(SinusoidalPosEmbTheta > 1)) throw Bad("sinusoidal_pos_emb_theta", $"must be > 1 (got {SinusoidalPosEmbTheta})");
-        if (ConvNeXtMult < 1) throw Bad("convnext_mult", $"must be positive (got {ConvNeXtMult})");
-        if (SampleSize < 1 || SampleSize % DownsamplingFactor != 0)
-            throw Bad("sample_size", $"must be a positive multiple of the total downsampling {DownsamplingFactor} (got {SampleSize})");
+        check.That(Dim >= 4 && Dim % 2 == 0, "dim", $"must be an even number ≥ 4 (got {Dim})");
+        check.Positive(InitDim, "init_dim");
+        check.Positive(OutDim, "out_dim");
+        var mults = check.PositiveList(DimMults, "dim_mults");
+        // Each level halves the resolution: 2^levels must stay an int.
+        check.That(mults.Length <= 16, "dim_mults", $"has {mults.Length} levels; at most 16 are supported");
+        check.Positive(Channels, "channels");
+        check.That(SinusoidalPosEmbTheta > 1 && double.IsFinite(SinusoidalPosEmbTheta), "sinusoidal_pos_emb_theta",
+            $"must be a finite number > 1 (got {SinusoidalPosEmbTheta})");
+        check.Positive(ConvNeXtMult, "convnext_mult");
+        check.That(SampleSize > 0 && SampleSize % DownsamplingFactor == 0, "sample_size",
+            $"must be a positive multiple of the total downsampling {DownsamplingFactor} (got {SampleSize})");
         return this;
     }
 
     static string? IModelConfig<ConvNeXtUNetConfig>.ConfigClassName => ClassName;
 
-    void IModelConfig<ConvNeXtUNetConfig>.Validate(string source) => Validate();
+    void IModelConfig<ConvNeXtUNetConfig>.Validate(string source) => Validate(source);
 
     public static ConvNeXtUNetConfig Load(string path) => ModelConfig.Load<ConvNeXtUNetConfig>(path);
 

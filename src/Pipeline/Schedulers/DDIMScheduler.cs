@@ -23,6 +23,8 @@ public sealed record DDIMSchedulerConfig : SchedulerConfig
     public override void Validate()
     {
         base.Validate();
+        RequirePositive(ClipSampleRange, "clip_sample_range");
+        ValidateThresholding(DynamicThresholdingRatio, SampleMaxValue);
         if (Thresholding) throw Unsupported("thresholding", true);
     }
 }

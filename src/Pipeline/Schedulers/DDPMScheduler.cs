@@ -24,6 +24,8 @@ public sealed record DDPMSchedulerConfig : SchedulerConfig
     public override void Validate()
     {
         base.Validate();
+        RequirePositive(ClipSampleRange, "clip_sample_range");
+        ValidateThresholding(DynamicThresholdingRatio, SampleMaxValue);
         if (Thresholding) throw Unsupported("thresholding", true);
         // "learned" needs the model's raw variance; diffusers' "fixed_large_log" yields √(log β) = NaN
         if (VarianceType is VarianceType.Learned or VarianceType.FixedLargeLog) throw Unsupported("variance_type", VarianceType);

@@ -38,6 +38,10 @@ public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
     public override void Validate()
     {
         base.Validate();
+        ValidateThresholding(DynamicThresholdingRatio, SampleMaxValue);
+        RequirePositive(FlowShift, "flow_shift");
+        if (TimeShiftType is not ("exponential" or "linear"))
+            throw Invalid("time_shift_type", $"unsupported value '{TimeShiftType}' (expected one of exponential, linear)");
         if (SolverOrder is < 1 or > 3) throw Invalid("solver_order", $"{SolverOrder} (must be 1, 2 or 3)");
         if (SolverOrder == 3 && AlgorithmType is DpmAlgorithmType.SdeDpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolver)
             throw Invalid("solver_order", $"3 is not available for algorithm_type '{EnumName(AlgorithmType)}' (the SDE solvers are first or second order)");

@@ -26,6 +26,10 @@ public sealed record EulerDiscreteSchedulerConfig : SchedulerConfig
     public override void Validate()
     {
         base.Validate();
+        if (SigmaMin is { } min) RequirePositive(min, "sigma_min");
+        if (SigmaMax is { } max) RequirePositive(max, "sigma_max");
+        if (SigmaMin is { } low && SigmaMax is { } high && !(low < high))
+            throw Invalid("sigma_min", $"{low} must be smaller than sigma_max ({high})");
         // diffusers' log_linear yields n + 2 sigmas for n steps; not reproduced
         if (InterpolationType != InterpolationType.Linear) throw Unsupported("interpolation_type", InterpolationType);
         if (UseExponentialSigmas) throw Unsupported("use_exponential_sigmas", true);

@@ -33,6 +33,9 @@ public sealed record LCMSchedulerConfig : SchedulerConfig
     public override void Validate()
     {
         base.Validate();
+        RequirePositive(ClipSampleRange, "clip_sample_range");
+        RequirePositive(TimestepScaling, "timestep_scaling");
+        ValidateThresholding(DynamicThresholdingRatio, SampleMaxValue);
         if (Thresholding) throw Unsupported("thresholding", true);
         if (OriginalInferenceSteps < 1 || OriginalInferenceSteps > NumTrainTimesteps)
             throw Invalid("original_inference_steps", $"{OriginalInferenceSteps} (must be in [1, num_train_timesteps])");

@@ -62,10 +62,26 @@ public abstract record SchedulerConfig
     /// <summary>The beta schedules this class implements (diffusers: only DDPM knows "sigmoid").</summary>
     protected virtual bool SupportsBetaSchedule(BetaSchedule schedule) => schedule != BetaSchedule.Sigmoid;
 
+    /// <summary>
+    /// The most training timesteps a config may declare: the schedule is computed as tensors of that length, so an
+    /// absurd value would allocate gigabytes before the first step (trained models use 1000).
+    /// </summary>
+    public const int MaxTrainTimesteps = 100_000;
+
+    // Options that diffusers sets to an infinity on purpose (DPM-Solver's "no clipping" default).
+    private static readonly HashSet<string> MayBeInfinite = ["lambda_min_clipped"];
+
     /// <summary>Throws a <see cref="SchedulerConfigException"/> naming the first unusable field.</summary>
     public virtual void Validate()
     {
+        // Every number is finite: a NaN ("NaN" is a JSON number literal here) would flow into every sigma unnoticed.
+        foreach (var (name, property) in PropertiesOf(GetType()))
+        {
+            if (property.GetValue(this) is double value && !double.IsFinite(value) && !(double.IsInfinity(value) && MayBeInfinite.Contains(name)))
+                throw Invalid(name, $"{value} (must be a finite number)");
+        }
         if (NumTrainTimesteps < 2) throw Invalid("num_train_timesteps", $"{NumTrainTimesteps} (must be at least 2)");
+        if (NumTrainTimesteps > MaxTrainTimesteps) throw Invalid("num_train_timesteps", $"{NumTrainTimesteps} (must be at most {MaxTrainTimesteps})");
         if (StepsOffset < 0) throw Invalid("steps_offset", $"{StepsOffset} (must not be negative)");
         if (TrainedBetas is { } betas)
         {
@@ -77,8 +93,25 @@ public abstract record SchedulerConfig
         {
             throw Invalid("beta_schedule", $"'{EnumName(BetaSchedule)}' is not implemented for {ClassName}");
         }
-        if (!(BetaStart > 0) || !(BetaEnd > 0) || BetaStart >= 1 || BetaEnd >= 1)
-            throw Invalid(BetaStart > 0 && BetaStart < 1 ? "beta_end" : "beta_start", "betas must lie in (0, 1)");
+        if (!(BetaStart > 0 && BetaStart < 1)) throw Invalid("beta_start", $"{BetaStart} (betas must lie in (0, 1))");
+        if (!(BetaEnd > 0 && BetaEnd < 1)) throw Invalid("beta_end", $"{BetaEnd} (betas must lie in (0, 1))");
+        // The noise grows from beta_start to beta_end; reversed, the schedule ends barely noised and sampling from pure
+        // noise yields a flat image. (squaredcos_cap_v2 and trained betas do not read them.)
+        if (TrainedBetas is null && BetaSchedule != BetaSchedule.SquaredCosCapV2 && !(BetaStart < BetaEnd))
+            throw Invalid("beta_start", $"{BetaStart} must be smaller than beta_end ({BetaEnd})");
+    }
+
+    /// <summary>Fails naming <paramref name="field"/> unless <paramref name="value"/> is positive (every number is already finite).</summary>
+    protected void RequirePositive(double value, string field)
+    {
+        if (!(value > 0)) throw Invalid(field, $"{value} (must be positive)");
+    }
+
+    /// <summary>diffusers' dynamic thresholding options, shared by DDPM, DDIM, DPM-Solver and LCM.</summary>
+    protected void ValidateThresholding(double ratio, double sampleMaxValue)
+    {
+        if (!(ratio > 0 && ratio <= 1)) throw Invalid("dynamic_thresholding_ratio", $"{ratio} (must be in (0, 1])");
+        RequirePositive(sampleMaxValue, "sample_max_value");
     }
 
     protected SchedulerConfigException Invalid(string field, string detail) => new(field, detail);

@@ -22,12 +22,17 @@ public sealed partial class StableDiffusionPipeline
         if (!PipelineClasses.Contains(index.ClassName))
             throw new InvalidDataException($"{path}: model_index.json describes a {index.ClassName}; supported: {string.Join(", ", PipelineClasses)}");
 
-        var tokenizer = ClipTokenizer.FromDirectory(index.Require(path, "tokenizer", "CLIPTokenizer", "CLIPTokenizerFast"));
+        var tokenizerPath = index.Require(path, "tokenizer", "CLIPTokenizer", "CLIPTokenizerFast");
+        var tokenizer = ClipTokenizer.FromDirectory(tokenizerPath);
         var scheduler = SchedulerConfig.Load(index.Require(path, "scheduler", [.. SchedulerConfig.SupportedClassNames]));
+        // Checked before any weights are read: a tokenizer whose ids the text encoder cannot embed fails at the first prompt.
+        var textEncoderPath = index.Require(path, "text_encoder", "CLIPTextModel");
+        var textEncoderConfig = Path.Combine(textEncoderPath, Pretrained.ConfigName);
+        TokenizerFit.Check(tokenizer, ClipTextConfig.Load(textEncoderConfig), tokenizerPath, textEncoderConfig);
         var disposables = new List<IDisposable>();
         try
         {
-            var textEncoder = Track(disposables, ClipTextModel.FromPretrained(index.Require(path, "text_encoder", "CLIPTextModel"), variant: options.Variant));
+            var textEncoder = Track(disposables, ClipTextModel.FromPretrained(textEncoderPath, variant: options.Variant));
             var unet = Track(disposables, UNet2DConditionModel.FromPretrained(index.Require(path, "unet", "UNet2DConditionModel"), variant: options.Variant));
             var vae = Track(disposables, AutoencoderKL.FromPretrained(index.Require(path, "vae", "AutoencoderKL"), variant: options.Variant));
             return new StableDiffusionPipeline(tokenizer, textEncoder, unet, vae, scheduler, ModelNameOf(path), options);
@@ -58,6 +63,7 @@ public sealed partial class StableDiffusionPipeline
         using var checkpoint = SingleFileCheckpoint.Open(path, options.CheckpointKind);
         var configs = options.ConfigSource is { } source ? FamilyConfigs.FromFolder(source) : FamilyConfigs.For(checkpoint.Kind);
         var tokenizer = LoadTokenizer(path, options.TokenizerPath ?? (options.ConfigSource is { } s ? Path.Combine(s, "tokenizer") : null));
+        TokenizerFit.Check(tokenizer, configs.TextEncoder, "the tokenizer", options.ConfigSource is { } c ? Path.Combine(c, "text_encoder") : "the text encoder's config");
         var disposables = new List<IDisposable>();
         try
         {

@@ -77,23 +77,27 @@ public sealed record ClipTextConfig : IModelConfig<ClipTextConfig>
 
     public void Validate(string source = "CLIPTextConfig")
     {
-        void Fail(string field, string why) => throw new ConfigException($"{source}: '{field}' {why}");
-
-        if (ModelTypeName is not null && ModelTypeName != ModelType)
-            Fail("model_type", $"is \"{ModelTypeName}\"; only {ModelType} (a CLIPTextModel's own config) is supported");
-        if (Architectures is not null && !Architectures.Contains(Architecture))
-            Fail("architectures", $"is [{string.Join(", ", Architectures)}]; only {Architecture} is supported (no projection head)");
-        if (VocabSize < 1) Fail("vocab_size", "must be positive");
-        if (HiddenSize < 1) Fail("hidden_size", "must be positive");
-        if (IntermediateSize < 1) Fail("intermediate_size", "must be positive");
-        if (NumHiddenLayers < 1) Fail("num_hidden_layers", "must be positive");
-        if (NumAttentionHeads < 1 || HiddenSize % NumAttentionHeads != 0)
-            Fail("num_attention_heads", $"({NumAttentionHeads}) must divide hidden_size ({HiddenSize})");
-        if (MaxPositionEmbeddings < 1) Fail("max_position_embeddings", "must be positive");
-        if (!ClipActivation.IsSupported(HiddenAct))
-            Fail("hidden_act", $"is \"{HiddenAct}\", which is not supported (use one of {string.Join(", ", ClipActivation.Names)})");
-        if (LayerNormEps <= 0) Fail("layer_norm_eps", "must be positive");
-        if (AttentionDropout is < 0 or > 1) Fail("attention_dropout", "must be in [0, 1]");
-        if (EosTokenId is null) Fail("eos_token_id", "is needed for the pooled output");
+        var check = new ConfigCheck(source);
+        if (ModelTypeName is not null) check.OneOf(ModelTypeName, "model_type", ModelType);
+        if (Architectures is not null)
+            check.That(Architectures.Contains(Architecture), "architectures",
+                $"is [{string.Join(", ", Architectures)}]; only {Architecture} is supported (no projection head)");
+        check.Positive(VocabSize, "vocab_size");
+        check.Positive(HiddenSize, "hidden_size");
+        check.Positive(IntermediateSize, "intermediate_size");
+        check.Positive(ProjectionDim, "projection_dim");
+        check.Positive(NumHiddenLayers, "num_hidden_layers");
+        check.Positive(NumAttentionHeads, "num_attention_heads");
+        check.Divisible(HiddenSize, "hidden_size", NumAttentionHeads, "num_attention_heads");
+        check.Positive(MaxPositionEmbeddings, "max_position_embeddings");
+        check.That(ClipActivation.IsSupported(HiddenAct), "hidden_act",
+            $"is \"{HiddenAct}\", which is not supported (use one of {string.Join(", ", ClipActivation.Names)})");
+        check.PositiveFinite(LayerNormEps, "layer_norm_eps");
+        check.InRange(AttentionDropout, "attention_dropout", 0, 1);
+        check.InRange(Dropout, "dropout", 0, 1);
+        // Standard deviations of the initial weights.
+        check.NotNegativeFinite(InitializerRange, "initializer_range");
+        check.NotNegativeFinite(InitializerFactor, "initializer_factor");
+        if (EosTokenId is null) throw check.Fail("eos_token_id", "is needed for the pooled output");
     }
 }

@@ -84,6 +84,12 @@ public sealed partial class ClipTokenizer
     public int UnkTokenId { get; }
     public int PadTokenId { get; }
 
+    /// <summary>The largest id the tokenizer can emit (vocabulary and added tokens); the text encoder's table must be larger.</summary>
+    public int MaxTokenId => idToToken.Keys.DefaultIfEmpty(-1).Max();
+
+    /// <summary>The smallest id the tokenizer can emit; a negative one indexes no embedding table.</summary>
+    public int MinTokenId => idToToken.Keys.DefaultIfEmpty(0).Min();
+
     /// <summary>Size of vocab.json (transformers' <c>vocab_size</c>).</summary>
     public int VocabularySize => vocabulary.Count;
 

@@ -22,6 +22,9 @@ public static class ConfigJson
         WriteIndented = true,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        // A JSON null for a property the record declares non-nullable (block_out_channels: null) is an error
+        // naming the field, not a null that a model constructor would dereference later.
+        RespectNullableAnnotations = true,
     };
 
     public static T Load<T>(string path, IEnumerable<string>? ignored = null)
@@ -55,6 +58,8 @@ public static class ConfigJson
         catch (JsonException e)
         {
             var field = e.Path is { Length: > 2 } p ? p.TrimStart('$', '.') : "?";
+            if (root.TryGetPropertyValue(field, out var value) && value is null)
+                throw new ConfigException($"{source}: field '{field}' must not be null", e);
             throw new ConfigException($"{source}: field '{field}' has a value of the wrong type ({FirstSentence(e.Message)})", e);
         }
     }

@@ -32,7 +32,7 @@ public abstract class PixelDenoiser : IDisposable
 
     private static ConvNeXtDenoiser CreateConvNeXt(string configJson, string source, ulong seed)
     {
-        var config = ConfigJson.Parse<ConvNeXtUNetConfig>(configJson, source).Validate();
+        var config = ConfigJson.Parse<ConvNeXtUNetConfig>(configJson, source).Validate(source);
         using var generator = new Generator(seed);
         return new ConvNeXtDenoiser(new ConvNeXtUNet(config, generator));
     }

@@ -29,7 +29,7 @@ public sealed class UNet2DDenoiser(UNet2DModel model) : PixelDenoiser
     public static UNet2DDenoiser Create(string configJson, string source, ulong seed)
     {
         var config = ConfigJson.Parse<UNet2DModelConfig>(configJson, source);
-        config.Validate();
+        config.Validate(source);
         if (config.InChannels != config.OutChannels)
             throw new ConfigException($"{source}: in_channels ({config.InChannels}) and out_channels ({config.OutChannels}) must be equal: the model predicts the noise of its input");
         if (config.SampleSize is null or { IsList: true })

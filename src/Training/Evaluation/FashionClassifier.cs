@@ -36,15 +36,16 @@ public sealed record FashionClassifierConfig : IModelConfig<FashionClassifierCon
 
     public void Validate(string source)
     {
-        if (InChannels < 1) throw new ConfigException($"{source}: in_channels must be positive, not {InChannels}");
-        if (BlockOutChannels is null || BlockOutChannels.Length == 0 || BlockOutChannels.Any(c => c < 1))
-            throw new ConfigException($"{source}: block_out_channels must list positive channel counts");
-        if (SampleSize < 1 || SampleSize % (1 << BlockOutChannels.Length) != 0)
-            throw new ConfigException($"{source}: sample_size {SampleSize} is not divisible by 2^{BlockOutChannels.Length} (one halving per block)");
-        if (FeatureDim < 1) throw new ConfigException($"{source}: feature_dim must be positive, not {FeatureDim}");
-        if (NumClasses < 2) throw new ConfigException($"{source}: num_classes must be at least 2, not {NumClasses}");
-        if (NumColours < 0) throw new ConfigException($"{source}: num_colours must not be negative, not {NumColours}");
-        if (!(Dropout >= 0 && Dropout < 1)) throw new ConfigException($"{source}: dropout must be in [0, 1), not {Dropout}");
+        var check = new ConfigCheck(source);
+        check.Positive(InChannels, "in_channels");
+        var channels = check.PositiveList(BlockOutChannels, "block_out_channels");
+        check.That(channels.Length <= 16, "block_out_channels", $"has {channels.Length} blocks; at most 16 are supported");
+        check.That(SampleSize > 0 && SampleSize % (1 << channels.Length) == 0, "sample_size",
+            $"({SampleSize}) must be a positive multiple of 2^{channels.Length} (one halving per block)");
+        check.Positive(FeatureDim, "feature_dim");
+        check.That(NumClasses >= 2, "num_classes", $"must be at least 2 (got {NumClasses})");
+        check.NotNegative(NumColours, "num_colours");
+        check.That(Dropout >= 0 && Dropout < 1, "dropout", $"must be in [0, 1) (got {Dropout})");
     }
 }
 

@@ -117,11 +117,11 @@ public sealed record LdmRecipe
         var config = ParseConfig<UNet2DConditionModelConfig>(Unet, "unet");
         try
         {
-            config.Validate();
+            config.Validate($"{Source}: unet");
         }
         catch (ConfigException e)
         {
-            throw new RecipeException($"{Source}: unet: {e.Message}", e);
+            throw new RecipeException(e.Message, e);
         }
         return config;
     }
