@@ -26,7 +26,7 @@ internal static class FuzzCommand
             var perFamily = (parsed.GetValue(cases) + families.Count - 1) / families.Count;
             var first = parsed.GetValue(single) ?? 0;
             if (parsed.GetValue(single) is not null) perFamily = 1;
-            var report = FuzzRunner.Run(families, perFamily, parsed.GetValue(seed), FuzzSources.Embedded(), first,
+            var report = FuzzRunner.Run(families, perFamily, parsed.GetValue(seed), FuzzSources.Embedded(), FuzzScope.All, first,
                 onCase: c => { if (c.Outcome == FuzzOutcome.Bug) context.Err.WriteLine($"bug: {Describe(c)}"); }, cancellation: cancellation);
             if (parsed.GetValue(json)) context.Out.WriteLine(Json.Serialize(ToJson(report)));
             else Print(context.Out, report);

@@ -23,7 +23,7 @@ public sealed record FuzzReport(IReadOnlyList<FuzzCaseResult> Cases, TimeSpan El
 public static class FuzzRunner
 {
     /// <summary>Runs cases <paramref name="first"/>… of each family, <paramref name="count"/> of them.</summary>
-    public static FuzzReport Run(IEnumerable<FuzzFamily> families, int count, ulong seed, FuzzSources sources,
+    public static FuzzReport Run(IEnumerable<FuzzFamily> families, int count, ulong seed, FuzzSources sources, FuzzScope scope,
         int first = 0, Action<FuzzCaseResult>? onCase = null, CancellationToken cancellation = default)
     {
         var clock = Stopwatch.StartNew();
@@ -33,7 +33,7 @@ public static class FuzzRunner
             for (var i = first; i < first + count; i++)
             {
                 cancellation.ThrowIfCancellationRequested();
-                var result = RunCase(family, seed, i, sources);
+                var result = RunCase(family, seed, i, sources, scope);
                 results.Add(result);
                 onCase?.Invoke(result);
             }
@@ -41,7 +41,7 @@ public static class FuzzRunner
         return new(results, clock.Elapsed);
     }
 
-    public static FuzzCaseResult RunCase(FuzzFamily family, ulong seed, int index, FuzzSources sources)
+    public static FuzzCaseResult RunCase(FuzzFamily family, ulong seed, int index, FuzzSources sources, FuzzScope scope)
     {
         var random = FuzzRandom.ForCase(family, seed, index);
         var work = Directory.CreateTempSubdirectory("ldm-fuzz-").FullName;
@@ -50,11 +50,11 @@ public static class FuzzRunner
             var (mutation, outcome, message) = family switch
             {
                 // A third of the safetensors cases mutate a model's weights; the rest a small file read directly.
-                FuzzFamily.SafeTensors when random.Next(3) == 0 => ModelFuzzTarget.Run(family, random, sources, work),
+                FuzzFamily.SafeTensors when random.Next(3) == 0 => ModelFuzzTarget.Run(family, random, sources, scope, work),
                 FuzzFamily.SafeTensors => FileFuzzTargets.SafeTensors(random, work),
                 FuzzFamily.Image => FileFuzzTargets.Image(random, work),
                 FuzzFamily.Options => OptionsFuzzTarget.Run(random, sources, work),
-                _ => ModelFuzzTarget.Run(family, random, sources, work),
+                _ => ModelFuzzTarget.Run(family, random, sources, scope, work),
             };
             return new(family, seed, index, mutation, outcome, message);
         }

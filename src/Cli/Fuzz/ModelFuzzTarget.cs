@@ -13,14 +13,14 @@ internal static class ModelFuzzTarget
     private static readonly string[] TokenizerFiles = ["tokenizer/vocab.json", "tokenizer/merges.txt", "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json"];
     private static readonly string[] WeightFiles = ["unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"];
 
-    public static (string Mutation, FuzzOutcome Outcome, string Message) Run(FuzzFamily family, FuzzRandom random, FuzzSources sources, string work)
+    public static (string Mutation, FuzzOutcome Outcome, string Message) Run(FuzzFamily family, FuzzRandom random, FuzzSources sources, FuzzScope scope, string work)
     {
         var model = random.Pick(sources.Models);
         var relative = family switch
         {
-            FuzzFamily.Config => random.Pick(ConfigFiles),
+            FuzzFamily.Config => scope.ComponentConfigs ? random.Pick(ConfigFiles) : "model_index.json",
             FuzzFamily.Scheduler => "scheduler/scheduler_config.json",
-            FuzzFamily.Tokenizer => random.Pick(TokenizerFiles),
+            FuzzFamily.Tokenizer => random.Pick(scope.TokenizerConfigs ? TokenizerFiles : TokenizerFiles[..2]),
             _ => random.Pick(WeightFiles),
         };
         var folder = Path.Combine(work, Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Path)));
@@ -33,12 +33,17 @@ internal static class ModelFuzzTarget
         File.WriteAllBytes(file, mutated.Data);
         var mutation = $"{relative}: {mutated.Description}";
 
-        var (outcome, message) = Generate(folder, model.Size, random.Next(1000), Path.GetFileName(file), mutated.Field);
+        // A component's config.json that no longer matches its weights is reported, rightly, by the weights file
+        // ("…/vae/diffusion_pytorch_model.safetensors: … shape mismatches: …"): that names the file to look at too.
+        var weights = relative.EndsWith("/config.json", StringComparison.Ordinal)
+            ? WeightFiles.Where(w => w.StartsWith(relative[..relative.IndexOf('/')], StringComparison.Ordinal)).Select(w => w.Replace("/", Path.DirectorySeparatorChar.ToString(), StringComparison.Ordinal)).FirstOrDefault()
+            : null;
+        var (outcome, message) = Generate(folder, model.Size, random.Next(1000), [Path.GetFileName(file), mutated.Field, weights]);
         if (outcome != FuzzOutcome.Bug && FuzzVerdict.Leftover(folder) is { } leftover) (outcome, message) = (FuzzOutcome.Bug, $"left {leftover}");
         return (mutation, outcome, message);
     }
 
-    private static (FuzzOutcome, string) Generate(string folder, int size, int seed, string fileName, string? field)
+    private static (FuzzOutcome, string) Generate(string folder, int size, int seed, string?[] names)
     {
         try
         {
@@ -50,7 +55,7 @@ internal static class ModelFuzzTarget
         }
         catch (Exception e)
         {
-            return FuzzVerdict.OfException(e, fileName, field);
+            return FuzzVerdict.OfException(e, names);
         }
     }
 

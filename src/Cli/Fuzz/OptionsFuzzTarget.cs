@@ -69,7 +69,8 @@ internal static class OptionsFuzzTarget
         var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (code == 0)
         {
-            var images = Directory.GetFiles(work, "*.png", SearchOption.AllDirectories).Where(p => !p.EndsWith("init.png", StringComparison.Ordinal)).ToList();
+            // `sample --out x` writes a PNG whatever the name says: every new file must be an image.
+            var images = Directory.GetFiles(work, "*", SearchOption.AllDirectories).Where(p => Path.GetFileName(p) != "init.png").ToList();
             if (images.Count == 0) return (FuzzOutcome.Bug, "exit 0 but no image written");
             foreach (var image in images)
             {
