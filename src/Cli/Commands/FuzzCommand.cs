@@ -11,7 +11,8 @@ internal static class FuzzCommand
     {
         var cases = new Option<int>("--cases") { Description = "Cases in all, shared evenly among the families", DefaultValueFactory = _ => 120 }.AtLeast(1);
         var seed = new Option<ulong>("--seed") { Description = "Seed: the same seed gives the same cases", DefaultValueFactory = _ => 1 };
-        var family = new Option<string>("--family") { Description = $"{string.Join(", ", FuzzFamilies.All.Select(FuzzFamilies.Name))} or all", DefaultValueFactory = _ => "all" };
+        var family = new Option<string>("--family") { Description = $"{string.Join(", ", FuzzFamilies.All.Select(FuzzFamilies.Name))} or all", DefaultValueFactory = _ => "all" }
+            .OneOf([.. FuzzFamilies.All.Select(FuzzFamilies.Name), "all"]);
         var single = new Option<int?>("--case") { Description = "Run only this case index (a bug's reproduction)" };
         single.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 0) r.AddError("--case must be ≥ 0"); });
         var json = new Option<bool>("--json") { Description = "Print the report as JSON" };

@@ -42,10 +42,12 @@ internal static class OptionsFuzzTarget
         };
         var option = random.Pick(command switch { 0 => GenerateOptions, 1 => ImageToImageOptions, _ => SampleOptions });
         var value = random.Pick(Values);
+        // A path is taken inside the case's folder, so that whatever a run writes is checked and then deleted.
+        if (PathOptions.Contains(option) && value.Length > 0) value = work + Path.DirectorySeparatorChar + value; // not Path.Combine, which refuses NUL itself
         if (option == "prompt") args[1] = value;
         else if (args.IndexOf(option) is var at and >= 0) args[at + 1] = value;
         else args.AddRange([option, value]);
-        var mutation = $"{args[0]} {option} '{value}'";
+        var mutation = $"{args[0]} {option} '{(value.StartsWith(work, StringComparison.Ordinal) ? value[(work.Length + 1)..] : value)}'";
 
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
