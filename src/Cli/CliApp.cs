@@ -88,6 +88,7 @@ public static class CliApp
         root.Subcommands.Add(ToyCommand.Create(context));
         root.Subcommands.Add(SampleCommand.Create(context));
         root.Subcommands.Add(EvalCommand.Create(context));
+        root.Subcommands.Add(FuzzCommand.Create(context));
         ShowHelpWhenBare(root);
         return root;
     }

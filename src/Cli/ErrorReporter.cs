@@ -65,7 +65,7 @@ public static class ErrorReporter
         };
     }
 
-    private static Exception Unwrap(Exception e)
+    internal static Exception Unwrap(Exception e)
     {
         while (true)
         {

@@ -48,6 +48,26 @@ public sealed class TokenizerFileErrorTests : IDisposable
         AssertNames(negative, 1, () => ClipTokenizer.FromFiles(negative, GoodMerges()));
     }
 
+    // Found by `ldm fuzz`: invalid UTF-8 inside a JSON string surfaced as an InvalidOperationException naming no file.
+    [Fact]
+    public void VocabularyWithInvalidUtf8NamesTheLine()
+    {
+        var vocabulary = Path.Combine(directory, "vocab.json");
+        File.WriteAllBytes(vocabulary, [.. "{\n  \"a\": 0,\n  \""u8, 0xFF, 0xC0, .. "b\": 1\n}\n"u8]);
+        var error = AssertNames(vocabulary, 3, () => ClipTokenizer.FromFiles(vocabulary, GoodMerges()));
+        Assert.Contains("UTF-8", error.Message);
+    }
+
+    [Fact]
+    public void TokenizerConfigWithInvalidUtf8NamesTheFile()
+    {
+        var config = Path.Combine(directory, "tokenizer_config.json");
+        File.WriteAllBytes(config, [.. "{\"\u0001"u8, 0xFF, 0xC0, 0x80, .. "bos_token\": \"x\"}"u8]);
+        var error = Assert.Throws<TokenizerFileException>(() => ClipTokenizerConfig.Load(directory));
+        Assert.Equal(config, error.FilePath);
+        Assert.Contains("UTF-8", error.Message);
+    }
+
     [Fact]
     public void VocabularyThatIsNotAnObjectIsRejected()
     {

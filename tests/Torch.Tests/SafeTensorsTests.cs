@@ -143,6 +143,9 @@ public sealed class SafeTensorsTests : IDisposable
         { "unknown-dtype", Build("{\"a\":{\"dtype\":\"F8_E9M9\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1), "unknown or unsupported dtype" },
         { "offsets-outside", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8), "past the end of the file" },
         { "offsets-reversed", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", 8), "not an increasing range" },
+        // Found by ldm fuzz: a data_offsets element that is not a number named no file.
+        { "offsets-array", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[[0],4]}}", 4), "data_offsets must be integers" },
+        { "offsets-string", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,\"x\"]}}", 4), "data_offsets must be integers" },
         { "overlap", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12), "overlap" },
         { "shape-length-mismatch", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8), "needs 12 bytes" },
         { "negative-shape", Build("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4), "non-negative" },

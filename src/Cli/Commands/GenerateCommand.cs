@@ -73,6 +73,10 @@ internal static class GenerateCommand
 
     private static int Run(CliContext context, Common o, ParseResult parsed, (string Path, double Strength)? init, CancellationToken cancellation)
     {
+        // The parameters travel in a PNG text chunk, which cannot hold NUL: refuse it now, not after generating (found by ldm fuzz).
+        foreach (var (name, text) in new[] { ("the prompt", parsed.GetValue(o.Prompt)!), (o.Negative.Name, parsed.GetValue(o.Negative)!) })
+            if (text.Contains('\0', StringComparison.Ordinal))
+                throw new UsageException($"{name} contains a NUL character, which the PNG's parameters text cannot hold");
         var seed = parsed.GetValue(o.Seed);
         if (seed < -1) throw new ArgumentOutOfRangeException("--seed", seed, "--seed must be ≥ 0, or -1 for a random seed");
         if (seed == -1) seed = Random.Shared.NextInt64(0, uint.MaxValue);

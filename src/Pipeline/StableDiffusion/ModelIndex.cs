@@ -27,11 +27,18 @@ public sealed record ModelIndex(string ClassName, IReadOnlyDictionary<string, (s
         {
             if (key.StartsWith('_') || value is not JsonArray { Count: 2 } pair) continue;
             if (pair[0] is null || pair[1] is null) continue;
-            components[key] = (pair[0]!.GetValue<string>(), pair[1]!.GetValue<string>());
+            components[key] = (Text(pair[0], path, key), Text(pair[1], path, key));
         }
-        var className = root["_class_name"]?.GetValue<string>() ?? throw new InvalidDataException($"{path}: missing _class_name");
+        var className = root["_class_name"] is { } name ? Text(name, path, "_class_name") : throw new InvalidDataException($"{path}: missing _class_name");
         return new ModelIndex(className, components);
     }
+
+    // A string entry; anything else (a number, an array, an object) is an error naming the file and the field,
+    // not System.Text.Json's InvalidOperationException that names neither.
+    private static string Text(JsonNode? node, string path, string field) =>
+        node is JsonValue value && value.TryGetValue<string>(out var text)
+            ? text
+            : throw new InvalidDataException($"{path}: '{field}' must be a string or a [library, class] pair of strings, got {node?.ToJsonString() ?? "null"}");
 
     /// <summary>The folder of component <paramref name="name"/>, checking that the index names the expected class.</summary>
     public string Require(string directory, string name, params string[] classNames)

@@ -1,6 +1,8 @@
+using System.Buffers;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace LatentDiffusion.TextEncoder;
 
@@ -15,7 +17,7 @@ internal static class TokenizerFiles
 
     public static JsonDocument ParseJson(string path)
     {
-        var bytes = ReadAllBytes(path);
+        var bytes = ReadUtf8Bytes(path);
         try
         {
             return JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = false });
@@ -29,7 +31,7 @@ internal static class TokenizerFiles
     /// <summary>vocab.json: one JSON object token → non-negative integer id (a repeated key keeps its last id).</summary>
     public static Dictionary<string, int> ReadVocabulary(string path)
     {
-        var bytes = ReadAllBytes(path);
+        var bytes = ReadUtf8Bytes(path);
         var vocabulary = new Dictionary<string, int>(StringComparer.Ordinal);
         var reader = new Utf8JsonReader(bytes, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Disallow });
         try
@@ -165,6 +167,18 @@ internal static class TokenizerFiles
         {
             throw new TokenizerFileException(path, null, "cannot read: " + e.Message, e);
         }
+    }
+
+    /// <summary>
+    /// The bytes of a JSON file, checked to be UTF-8 first: System.Text.Json reads invalid bytes inside a string
+    /// without complaint and fails only when the string is fetched, with an InvalidOperationException that names no file.
+    /// </summary>
+    private static byte[] ReadUtf8Bytes(string path)
+    {
+        var bytes = ReadAllBytes(path);
+        var status = Utf8.ToUtf16(bytes, new char[bytes.Length], out var valid, out _, replaceInvalidSequences: false);
+        if (status != OperationStatus.Done) throw Error(path, bytes, valid, $"not valid UTF-8 (byte {valid})");
+        return bytes;
     }
 
     private static string ReadAllText(string path)

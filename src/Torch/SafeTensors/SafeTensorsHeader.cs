@@ -121,7 +121,9 @@ internal static class SafeTensorsHeader
 
         if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
             throw new SafeTensorsException(path, $"tensor '{name}': data_offsets must be [begin, end]");
-        if (!offsets[0].TryGetInt64(out var begin) || !offsets[1].TryGetInt64(out var end))
+        // TryGetInt64 throws (InvalidOperationException, naming no file) for a non-number: check the kind first (found by ldm fuzz).
+        if (offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
+            || !offsets[0].TryGetInt64(out var begin) || !offsets[1].TryGetInt64(out var end))
             throw new SafeTensorsException(path, $"tensor '{name}': data_offsets must be integers");
         if (begin < 0 || end < begin)
             throw new SafeTensorsException(path, $"tensor '{name}': data_offsets [{begin}, {end}] are not an increasing range");
