@@ -22,6 +22,23 @@ internal static class Options
         return option;
     }
 
+    /// <summary>
+    /// A file or folder path: refuses an empty or blank value and characters no path may hold (NUL), naming the
+    /// option, before a command reads or writes anything (the framework's own message names neither).
+    /// </summary>
+    public static T IsPath<T>(this T option) where T : Option
+    {
+        option.Validators.Add(result =>
+        {
+            foreach (var token in result.Tokens)
+            {
+                if (string.IsNullOrWhiteSpace(token.Value)) result.AddError($"{option.Name} needs a path, got '{token.Value}'");
+                else if (token.Value.Contains('\0')) result.AddError($"{option.Name}: the path contains a NUL character");
+            }
+        });
+        return option;
+    }
+
     private static void AddMinimum(Option option, int minimum)
     {
         option.Validators.Add(result =>

@@ -100,7 +100,8 @@ public sealed record UNet2DConditionModelConfig : IModelConfig<UNet2DConditionMo
         check.Positive(OutChannels, "out_channels");
         check.Finite(FreqShift, "freq_shift");
         check.NotNegative(DownsamplePadding, "downsample_padding");
-        check.Finite(MidBlockScaleFactor, "mid_block_scale_factor");
+        // The mid block divides by it ((x + h) / s): models use 1 or √2; near 0 it overflows float32 to ∞.
+        check.InRange(MidBlockScaleFactor, "mid_block_scale_factor", 1e-3, 1e3);
         check.InRange(Dropout, "dropout", 0, 1);
         if (NormNumGroups is not { } groups) throw ConfigErrors.Unsupported("norm_num_groups", null, "a group count");
         check.Positive(groups, "norm_num_groups");

@@ -64,7 +64,8 @@ public sealed record UNet2DModelConfig : IModelConfig<UNet2DModelConfig>
         check.Positive(OutChannels, "out_channels");
         check.Positive(LayersPerBlock, "layers_per_block");
         check.Finite(FreqShift, "freq_shift");
-        check.Finite(MidBlockScaleFactor, "mid_block_scale_factor");
+        // The mid block divides by it ((x + h) / s): models use 1 or √2; near 0 it overflows float32 to ∞.
+        check.InRange(MidBlockScaleFactor, "mid_block_scale_factor", 1e-3, 1e3);
         check.NotNegative(DownsamplePadding, "downsample_padding");
         check.InRange(Dropout, "dropout", 0, 1);
         check.Positive(NormNumGroups, "norm_num_groups");

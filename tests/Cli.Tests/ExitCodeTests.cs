@@ -22,6 +22,14 @@ public class ExitCodeTests
     public void ParseErrorsExitWith2AndOneLine(string args, string expected) =>
         CliRunner.Run(args.Split(' ')).AssertUsageError(expected);
 
+    [Theory]
+    [InlineData(new[] { "generate", "x", "--attention-slicing", "0" }, "--attention-slicing must be at least 1, got 0")]
+    [InlineData(new[] { "img2img", "x", "--init", "" }, "--init needs a path, got ''")]
+    [InlineData(new[] { "sample", "--model", "m", "--out", " " }, "--out needs a path, got ' '")]
+    [InlineData(new[] { "generate", "x", "--out", "a\0b.png" }, "--out: the path contains a NUL character")]
+    public void AnUnusablePathOrSliceSizeIsAUsageErrorNamingTheOption(string[] args, string expected) =>
+        CliRunner.Run(args).AssertUsageError(expected);
+
     [Fact]
     public void ARuntimeFailureExitsWith1()
     {

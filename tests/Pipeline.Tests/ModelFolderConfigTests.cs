@@ -51,4 +51,13 @@ public sealed class ModelFolderConfigTests : IDisposable
         var e = Assert.Throws<ConfigException>(() => StableDiffusionPipeline.FromPretrained(model).Dispose());
         Assert.Contains(Path.Combine("unet", "config.json") + $": field '{field}", e.Message);
     }
+
+    [Fact]
+    public void AMidBlockScaleFactorNearZeroIsRefusedBeforeItMakesInfinities()
+    {
+        // Found by `ldm fuzz --family config --seed 2026 --case 98`: the mid block divides by it.
+        Edit("unet/config.json", "mid_block_scale_factor", 1e-320);
+        var e = Assert.Throws<ConfigException>(() => StableDiffusionPipeline.FromPretrained(model).Dispose());
+        Assert.Contains(Path.Combine("unet", "config.json") + ": field 'mid_block_scale_factor' must be in [0.001, 1000]", e.Message);
+    }
 }

@@ -32,4 +32,15 @@ public class ConfigFuzzTests
             TokenizerFit.Check(tokenizer, fits with { MaxPositionEmbeddings = tokenizer.ModelMaxLength - 1 }, "tokenizer", Source));
         Assert.Contains("field 'max_position_embeddings'", positions.Message);
     }
+
+    [Fact]
+    public void ASpecialTokenThatVocabJsonLacksIsNamedWithTheFilesThatDefineIt()
+    {
+        var loaded = ClipTokenizer.FromDirectory(SharedData.Fixture(TokenizerGoldenTests.TinyDirectory));
+        // transformers gives a special token missing from vocab.json the next free id, one past the table.
+        var tokenizer = new ClipTokenizer(loaded.Vocabulary, loaded.Merges, loaded.Config with { BosToken = new ClipAddedToken("NaN") });
+        var config = new ClipTextConfig { VocabSize = loaded.MaxTokenId + 1, MaxPositionEmbeddings = tokenizer.ModelMaxLength };
+        var e = Assert.Throws<ConfigException>(() => TokenizerFit.Check(tokenizer, config, "tokenizer", Source));
+        Assert.Contains("('NaN', a special or added token of tokenizer_config.json / special_tokens_map.json that vocab.json lacks)", e.Message);
+    }
 }

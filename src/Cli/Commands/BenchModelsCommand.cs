@@ -81,7 +81,7 @@ internal static class BenchModelsCommand
     private static Command Create(CliContext context, string name, string defaultConfig, string description,
         Func<Command, Option<string>, Common, Func<ParseResult, CancellationToken, ModelBenchResult>> configure)
     {
-        var config = new Option<string>("--config", "-c") { Description = "Model config (diffusers / transformers config.json)", DefaultValueFactory = _ => defaultConfig }.ExistingFile();
+        var config = new Option<string>("--config", "-c") { Description = "Model config (diffusers / transformers config.json)", DefaultValueFactory = _ => defaultConfig }.ExistingFile().IsPath();
         var json = new Option<bool>("--json") { Description = "Print a JSON object instead of a table" };
         var common = new Common();
         var command = new Command(name, description) { config, common.DTypeOption, common.DeviceOption, common.Repeat, common.Threads, json };

@@ -23,7 +23,7 @@ internal static class EvalCommand
 
     private static Command CreateDdpm(CliContext context)
     {
-        var model = new Option<string>("--model", "-m") { Description = "DDPMPipeline folder of a Fashion-MNIST model", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "DDPMPipeline folder of a Fashion-MNIST model", Required = true }.IsPath();
         var samples = new Option<int>("--samples", "-n") { Description = "Images to draw and judge", DefaultValueFactory = _ => 1000 }.AtLeast(2);
         var seed = new Option<ulong>("--seed", "-s") { Description = "Seed of the noise", DefaultValueFactory = _ => 0 };
         var scheduler = new Option<string>("--scheduler") { Description = "ddpm or ddim; default: the model's own scheduler" }.OneOf("ddpm", "ddim");
@@ -65,7 +65,7 @@ internal static class EvalCommand
 
     private static Command CreatePrompts(CliContext context)
     {
-        var model = new Option<string>("--model", "-m") { Description = "Stable Diffusion folder trained on Fashion colours", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "Stable Diffusion folder trained on Fashion colours", Required = true }.IsPath();
         var perPrompt = new Option<int>("--samples-per-prompt", "-n") { Description = "Images per prompt", DefaultValueFactory = _ => 4 }.AtLeast(1);
         var steps = new Option<int?>("--steps") { Description = "Denoising steps; default: the pipeline's (30)" };
         steps.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--steps must be at least 1"); });

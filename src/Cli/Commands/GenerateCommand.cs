@@ -16,7 +16,7 @@ internal static class GenerateCommand
     {
         public readonly Argument<string> Prompt = new("prompt") { Description = "What to draw" };
         public readonly Option<string> Negative = new("--negative") { Description = "What to avoid (negative prompt)", DefaultValueFactory = _ => "" };
-        public readonly Option<string?> Model = new("--model", "-m") { Description = "A diffusers model folder or a single-file .safetensors checkpoint (default: the embedded model)" };
+        public readonly Option<string?> Model = new Option<string?>("--model", "-m") { Description = "A diffusers model folder or a single-file .safetensors checkpoint (default: the embedded model)" }.IsPath();
         public readonly Option<int?> Steps = new("--steps") { Description = "Denoising steps (default 30)" };
         public readonly Option<double> Guidance = new Option<double>("--guidance", "--cfg") { Description = "Classifier-free guidance scale (≤ 1 turns guidance off)", DefaultValueFactory = _ => 7.5 }.InRange(Ranges.Guidance);
         public readonly Option<double> GuidanceRescale = new Option<double>("--guidance-rescale") { Description = "Rescale the guided prediction (0 = off, 0.7 for zero-SNR models)" }.InRange(Ranges.GuidanceRescale);
@@ -30,13 +30,13 @@ internal static class GenerateCommand
         public readonly Option<double> Eta = new Option<double>("--eta") { Description = "η of the samplers whose step uses it (DDIM; 0 = deterministic, 1 = DDPM-like); the others ignore it" }.InRange(Ranges.Eta);
         public readonly Option<string> DType = new("--dtype") { Description = "Compute dtype: f32, bf16, or f16 (needs --device cuda)", DefaultValueFactory = _ => "f32" };
         public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
-        public readonly Option<string?> Latents = new("--latents") { Description = "Initial latents [n, C, h/f, w/f] (f: the VAE's scale factor) from a .safetensors file (tensor 'latents')" };
-        public readonly Option<string?> SaveLatents = new("--save-latents") { Description = "Write the final latents (before VAE decoding) to a .safetensors file" };
-        public readonly Option<string?> Out = new("--out", "-o") { Description = "Output PNG (default outputs/<time>-<seed>.png); several images add -0, -1, … and a -grid" };
-        public readonly Option<string?> Tokenizer = new("--tokenizer") { Description = "Single-file checkpoints: a CLIP tokenizer folder or bpe_simple_vocab_16e6.txt.gz" };
-        public readonly Option<int?> AttentionSlice = new("--attention-slicing") { Description = "Compute attention in slices of this many rows (less memory)" };
+        public readonly Option<string?> Latents = new Option<string?>("--latents") { Description = "Initial latents [n, C, h/f, w/f] (f: the VAE's scale factor) from a .safetensors file (tensor 'latents')" }.IsPath();
+        public readonly Option<string?> SaveLatents = new Option<string?>("--save-latents") { Description = "Write the final latents (before VAE decoding) to a .safetensors file" }.IsPath();
+        public readonly Option<string?> Out = new Option<string?>("--out", "-o") { Description = "Output PNG (default outputs/<time>-<seed>.png); several images add -0, -1, … and a -grid" }.IsPath();
+        public readonly Option<string?> Tokenizer = new Option<string?>("--tokenizer") { Description = "Single-file checkpoints: a CLIP tokenizer folder or bpe_simple_vocab_16e6.txt.gz" }.IsPath();
+        public readonly Option<int?> AttentionSlice = new Option<int?>("--attention-slicing") { Description = "Compute attention in slices of this many rows (less memory); at least 1" }.AtLeast(1);
         public readonly Option<bool> VaeTiling = new("--vae-tiling") { Description = "Decode large images tile by tile" };
-        public readonly Option<string?> Preview = new("--preview") { Description = "Keep this PNG updated with a preview of the first image while denoising" };
+        public readonly Option<string?> Preview = new Option<string?>("--preview") { Description = "Keep this PNG updated with a preview of the first image while denoising" }.IsPath();
         public readonly Option<int> PreviewEvery = new Option<int>("--preview-every") { Description = "Steps between previews (with --preview)", DefaultValueFactory = _ => 5 }.AtLeast(1);
 
         public void AddTo(Command command)
@@ -60,7 +60,7 @@ internal static class GenerateCommand
     public static Command CreateImageToImage(CliContext context)
     {
         var common = new Common();
-        var init = new Option<string>("--init", "-i") { Description = "The reference image (PNG, JPEG, BMP, …)", Required = true };
+        var init = new Option<string>("--init", "-i") { Description = "The reference image (PNG, JPEG, BMP, …)", Required = true }.IsPath();
         var strength = new Option<double>("--strength") { Description = "How much to change it: 1 ignores the image", DefaultValueFactory = _ => 0.75 }.InRange(Ranges.Strength);
         var command = new Command("img2img", "Image to image: a reference image noised to --strength, then denoised towards the prompt");
         common.AddTo(command);

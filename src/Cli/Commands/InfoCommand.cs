@@ -15,7 +15,7 @@ internal static class InfoCommand
     public static Command Create(CliContext context)
     {
         var json = new Option<bool>("--json") { Description = "Print a JSON object instead of a table" };
-        var image = new Option<string?>("--image") { Description = "Print the generation parameters stored in a PNG instead" };
+        var image = new Option<string?>("--image") { Description = "Print the generation parameters stored in a PNG instead" }.IsPath();
         var command = new Command("info", "Show libtorch, devices, threads, BLAS and the .NET runtime (or a PNG's generation parameters)") { json, image };
         command.SetAction(parsed =>
         {

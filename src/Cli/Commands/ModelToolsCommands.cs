@@ -17,8 +17,8 @@ internal static class ModelToolsCommands
         var output = new Argument<string>("outdir") { Description = "The diffusers folder to write" };
         var family = new Option<string?>("--family") { Description = "Override the inferred family: sd1 or sd2" };
         var prediction = new Option<string?>("--prediction-type") { Description = "Override the inferred prediction type: epsilon or v_prediction" };
-        var tokenizer = new Option<string?>("--tokenizer") { Description = "A CLIP tokenizer folder or bpe_simple_vocab_16e6.txt.gz (single files carry none)" };
-        var config = new Option<string?>("--config") { Description = "A diffusers folder whose component configs describe the checkpoint (instead of the family's)" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "A CLIP tokenizer folder or bpe_simple_vocab_16e6.txt.gz (single files carry none)" }.IsPath();
+        var config = new Option<string?>("--config") { Description = "A diffusers folder whose component configs describe the checkpoint (instead of the family's)" }.IsPath();
         var command = new Command("convert", "Convert a single-file checkpoint to a diffusers folder") { file, output, family, prediction, tokenizer, config };
         command.SetAction(parsed =>
         {
@@ -62,7 +62,7 @@ internal static class ModelToolsCommands
 
     public static Command CreateTokenize(CliContext context)
     {
-        var model = new Option<string>("--model", "-m") { Description = "A model folder (its tokenizer/), a tokenizer folder, or bpe_simple_vocab_16e6.txt.gz", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "A model folder (its tokenizer/), a tokenizer folder, or bpe_simple_vocab_16e6.txt.gz", Required = true }.IsPath();
         var prompt = new Argument<string>("prompt") { Description = "Text to tokenize" };
         var tokens = new Option<bool>("--tokens") { Description = "Also print the BPE tokens" };
         var command = new Command("tokenize", "Print the CLIP token ids of a prompt (77, padded)") { prompt, model, tokens };
@@ -84,9 +84,9 @@ internal static class ModelToolsCommands
 
     public static Command CreateVae(CliContext context)
     {
-        var model = new Option<string>("--model", "-m") { Description = "A model folder (its vae/) or a vae folder", Required = true };
-        var image = new Option<string>("--image", "-i") { Description = "The image to encode", Required = true };
-        var output = new Option<string>("--out", "-o") { Description = "Where to write the decoded PNG", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "A model folder (its vae/) or a vae folder", Required = true }.IsPath();
+        var image = new Option<string>("--image", "-i") { Description = "The image to encode", Required = true }.IsPath();
+        var output = new Option<string>("--out", "-o") { Description = "Where to write the decoded PNG", Required = true }.IsPath();
         var roundtrip = new Command("roundtrip", "Encode an image to the latent mean, decode it, write it and print the PSNR") { model, image, output };
         roundtrip.SetAction(parsed =>
         {

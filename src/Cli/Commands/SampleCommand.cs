@@ -12,14 +12,14 @@ internal static class SampleCommand
 {
     public static Command Create(CliContext context)
     {
-        var model = new Option<string>("--model", "-m") { Description = "DDPMPipeline folder (model_index.json, unet/, scheduler/)", Required = true };
+        var model = new Option<string>("--model", "-m") { Description = "DDPMPipeline folder (model_index.json, unet/, scheduler/)", Required = true }.IsPath();
         var num = new Option<int>("--num", "-n") { Description = "Number of images", DefaultValueFactory = _ => 16 }.AtLeast(1);
         var scheduler = new Option<string>("--scheduler") { Description = "ddpm or ddim; default: the model's own scheduler" }.OneOf("ddpm", "ddim");
         var steps = new Option<int?>("--steps") { Description = "Denoising steps; default: 1000 (DDPM), 50 (DDIM)" };
         steps.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--steps must be at least 1"); });
         var batchSize = new Option<int?>("--batch-size") { Description = "Images denoised together (default: as many as fit in half the free memory, at most 8 on a CPU)" }.AtLeast(1);
         var seed = new Option<ulong>("--seed", "-s") { Description = "Seed of the noise: image i uses seed + i, so the same seed gives the same images", DefaultValueFactory = _ => 0 };
-        var output = new Option<string>("--out", "-o") { Description = "PNG grid to write (it carries the generation parameters)", DefaultValueFactory = _ => "grid.png" };
+        var output = new Option<string>("--out", "-o") { Description = "PNG grid to write (it carries the generation parameters)", DefaultValueFactory = _ => "grid.png" }.IsPath();
         var columns = new Option<int?>("--columns") { Description = "Images per row; default ⌈√num⌉" };
         columns.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1) r.AddError("--columns must be at least 1"); });
 

@@ -10,8 +10,8 @@ internal static class ToyCommand
     public static Command Create(CliContext context)
     {
         var toy = new Command("toy", "Toy diffusion problems that train in minutes on a CPU");
-        var config = new Option<string>("--config", "-c") { Description = "Toy recipe (JSON, e.g. configs/train/toy-s-curve.json); default: the built-in recipe" }.ExistingFile();
-        var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoints, metrics, pictures", Required = true };
+        var config = new Option<string>("--config", "-c") { Description = "Toy recipe (JSON, e.g. configs/train/toy-s-curve.json); default: the built-in recipe" }.ExistingFile().IsPath();
+        var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoints, metrics, pictures", Required = true }.IsPath();
         var resume = new Option<bool>("--resume") { Description = "Continue from the run folder's last checkpoint" };
         var sCurve = new Command("s-curve", "Train a small MLP to generate points on an S curve; writes pictures of the data, the samples and the reverse process")
         {

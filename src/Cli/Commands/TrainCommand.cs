@@ -26,8 +26,8 @@ internal static class TrainCommand
     /// <summary><c>ldm train NAME --config FILE --out DIR [--resume]</c>.</summary>
     private static Command CreateRecipe(CliContext context, string name, string description, RecipeRun run)
     {
-        var config = new Option<string>("--config", "-c") { Description = "Training recipe (JSON)", Required = true }.ExistingFile();
-        var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoints, metrics, samples, the trained model", Required = true };
+        var config = new Option<string>("--config", "-c") { Description = "Training recipe (JSON)", Required = true }.ExistingFile().IsPath();
+        var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoints, metrics, samples, the trained model", Required = true }.IsPath();
         var resume = new Option<bool>("--resume") { Description = "Continue from the run folder's last checkpoint" };
         var command = new Command(name, description) { config, output, resume };
         command.SetAction((parsed, cancellationToken) => Task.FromResult(
@@ -71,7 +71,7 @@ internal static class TrainCommand
         {
             Description = "Folder that receives fashion-classifier/ and fashion-colours-judge/",
             DefaultValueFactory = _ => Path.Combine("models", "judges"),
-        };
+        }.IsPath();
         var which = new Argument<string>("which")
         {
             Description = "all, classifier (Fashion-MNIST) or judge (Fashion colours)",

@@ -10,13 +10,16 @@ namespace LatentDiffusion.Cli.Fuzz;
 internal static class OptionsFuzzTarget
 {
     /// <summary>Hostile values: not numbers, not finite, negative, zero, out of range, empty, unicode, unknown names.
-    /// Huge values that are valid (a width of 100000, a million steps) are left out: they are requests the machine
-    /// cannot serve in a test's time, which the memory estimate (not yet merged) is to refuse.</summary>
+    /// Huge counts that are valid (a million steps or images) are left out: they are requests the machine serves,
+    /// slowly. Huge sizes are in <see cref="Sizes"/>: the memory estimate refuses them before allocating.</summary>
     public static IReadOnlyList<string> Values { get; } =
     [
         "nan", "NaN", "inf", "-inf", "Infinity", "-1", "0", "1", "3", "0.5", "1e308", "-1e308", "2147483648", "-2147483649",
         "99999999999999999999", "", " ", "\u00e9\u6f22\U0001F642", "\0", "euler_x", "ddim", "1.5", "0x10", " 3", "--steps", "cuda:99", "f64", "x.png",
     ];
+
+    /// <summary>Sizes no machine here can serve: refused, in one line, before anything is allocated.</summary>
+    public static IReadOnlyList<string> Sizes { get; } = ["65536", "100000", "2147483640"];
 
     private static readonly string[] GenerateOptions =
         ["prompt", "--steps", "--guidance", "--guidance-rescale", "--sampler", "--seed", "--width", "--height", "--num-images", "--clip-skip",
@@ -41,7 +44,7 @@ internal static class OptionsFuzzTarget
             _ => ["sample", "--model", sources.DdpmModel!, "--num", "1", "--steps", "2", "--seed", "0", "--out", output],
         };
         var option = random.Pick(command switch { 0 => GenerateOptions, 1 => ImageToImageOptions, _ => SampleOptions });
-        var value = random.Pick(Values);
+        var value = option is "--width" or "--height" && random.Next(3) == 0 ? random.Pick(Sizes) : random.Pick(Values);
         // A path is taken inside the case's folder, so that whatever a run writes is checked and then deleted.
         if (PathOptions.Contains(option) && value.Length > 0) value = work + Path.DirectorySeparatorChar + value; // not Path.Combine, which refuses NUL itself
         if (option == "prompt") args[1] = value;
@@ -60,13 +63,15 @@ internal static class OptionsFuzzTarget
         {
             return (mutation, FuzzOutcome.Bug, $"escaped the CLI: {e.GetType().Name}: {e.Message}");
         }
-        var (outcome, message) = Judge(code, stdout.ToString(), stderr.ToString(), work, option, PathOptions.Contains(option) ? value : null);
+        // A path is named by itself; so is a size the memory estimate refuses ("32×100000, 1 image: needs about …").
+        var subject = PathOptions.Contains(option) || Sizes.Contains(value) ? value : null;
+        var (outcome, message) = Judge(code, stdout.ToString(), stderr.ToString(), work, option, subject);
         if (outcome != FuzzOutcome.Bug && FuzzVerdict.Leftover(work) is { } leftover) (outcome, message) = (FuzzOutcome.Bug, $"left {leftover}");
         return (mutation, outcome, message);
     }
 
     /// <summary>Judges one run of <c>ldm</c> (in-process or a child process) from its exit code and output.</summary>
-    public static (FuzzOutcome, string) Judge(int code, string stdout, string stderr, string work, string option, string? path)
+    public static (FuzzOutcome, string) Judge(int code, string stdout, string stderr, string work, string option, string? subject)
     {
         var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (code == 0)
@@ -92,7 +97,7 @@ internal static class OptionsFuzzTarget
             return (FuzzOutcome.Bug, $"exit {code} with {errors.Count} error lines: {string.Join(" | ", lines)}");
         if (errors[0].Contains("internal error", StringComparison.Ordinal)) return (FuzzOutcome.Bug, errors[0]);
         // The prompt is free text: any clear error will do.
-        return option == "prompt" ? (FuzzOutcome.Refused, errors[0]) : FuzzVerdict.OfMessage(errors[0], [.. Names(option), path]);
+        return option == "prompt" ? (FuzzOutcome.Refused, errors[0]) : FuzzVerdict.OfMessage(errors[0], [.. Names(option), subject]);
     }
 
     /// <summary>The ways a message may name an option: "--guidance-rescale", "guidance rescale", "guidance_rescale", "GuidanceRescale".</summary>

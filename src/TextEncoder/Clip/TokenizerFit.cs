@@ -16,8 +16,15 @@ public static class TokenizerFit
         if (min < 0)
             throw new ConfigException($"{tokenizerSource}: token '{tokenizer.IdToToken(min)}' has the negative id {min}");
         if (max >= config.VocabSize)
+        {
+            var token = tokenizer.IdToToken(max);
+            // A special token that vocab.json lacks gets the next free id (transformers' _add_tokens): say where it came from.
+            var origin = token is not null && !tokenizer.Vocabulary.ContainsKey(token)
+                ? $", a special or added token of {ClipTokenizerConfig.ConfigFileName} / {ClipTokenizerConfig.SpecialTokensFileName} that vocab.json lacks"
+                : "";
             throw new ConfigException($"{configSource}: field 'vocab_size' ({config.VocabSize}) is too small for the tokenizer in {tokenizerSource}, " +
-                $"whose ids reach {max} ('{tokenizer.IdToToken(max)}'); the text encoder needs vocab_size > {max}");
+                $"whose ids reach {max} ('{token}'{origin}); the text encoder needs vocab_size > {max}");
+        }
         if (tokenizer.ModelMaxLength > config.MaxPositionEmbeddings)
             throw new ConfigException($"{configSource}: field 'max_position_embeddings' ({config.MaxPositionEmbeddings}) is smaller than " +
                 $"the model_max_length ({tokenizer.ModelMaxLength}) of the tokenizer in {tokenizerSource}");
