@@ -16,13 +16,6 @@ public sealed class ModelCommandTests : IDisposable
 
     private static string Repo(params string[] parts) => Path.Combine([SharedData.RepositoryRoot, .. parts]);
 
-    // Tensors an earlier test left to the finalizer must not be counted here.
-    private static long SettledLiveCount()
-    {
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        return Tensor.LiveCount;
-    }
 
     private static string TinyDdpm => Repo("tests", "fixtures", "latentunet", "ddpm_tiny");
 
@@ -82,12 +75,12 @@ public sealed class ModelCommandTests : IDisposable
             return path;
         }
 
-        var live = SettledLiveCount();
+        var live = LiveTensorCount.Settled();
         var first = Sample("a.png", "7");
         var again = Sample("b.png", "7");
         var other = Sample("c.png", "8");
         var ddim = Sample("d.png", "7", "--scheduler", "ddim");
-        Assert.Equal(live, Tensor.LiveCount);
+        Assert.Equal(live, LiveTensorCount.Settled());
 
         Assert.Equal(File.ReadAllBytes(first), File.ReadAllBytes(again));
         Assert.NotEqual(File.ReadAllBytes(first), File.ReadAllBytes(other));
@@ -151,11 +144,11 @@ public sealed class ModelCommandTests : IDisposable
     [Fact]
     public void BenchTextJsonGivesTheExpectedKeys()
     {
-        var live = SettledLiveCount();
+        var live = LiveTensorCount.Settled();
         var r = CliRunner.Run("bench", "text", "--config", Repo("tests", "fixtures", "cli", "tiny-text-encoder.json"), "--repeat", "1", "--dtype", "bf16", "--json");
 
         Assert.True(r.ExitCode == 0, r.Err);
-        Assert.Equal(live, Tensor.LiveCount);
+        Assert.Equal(live, LiveTensorCount.Settled());
         using var doc = JsonDocument.Parse(r.Out);
         var root = doc.RootElement;
         foreach (var key in new[] { "seconds", "gflop", "gflops", "peak_rss_mb", "f32_seconds", "output_max_abs" })
@@ -172,13 +165,13 @@ public sealed class ModelCommandTests : IDisposable
     [Fact]
     public void BenchVaeTilingDecodesAnImageLargerThanOneTile()
     {
-        var live = SettledLiveCount();
+        var live = LiveTensorCount.Settled();
         // The tiny VAE's tiles are 64×64 px (8×8 latents); 12×12 latents → 96×96 px needs four blended tiles.
         var r = CliRunner.Run("bench", "vae", "--config", Repo("tests", "fixtures", "autoencoder", "sd_tiny_vae", "config.json"),
             "--latent-size", "12", "--batch", "2", "--tiling", "--slicing", "--repeat", "1", "--json");
 
         Assert.True(r.ExitCode == 0, r.Err);
-        Assert.Equal(live, Tensor.LiveCount);
+        Assert.Equal(live, LiveTensorCount.Settled());
         using var doc = JsonDocument.Parse(r.Out);
         var root = doc.RootElement;
         Assert.Equal("latents [2, 4, 12, 12] → 96×96 image, tiled (64×64 px tiles), sliced", root.GetProperty("input").GetString());

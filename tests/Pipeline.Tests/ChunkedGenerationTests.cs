@@ -71,7 +71,7 @@ public sealed class ChunkedGenerationTests(TinyStableDiffusion tiny) : IClassFix
 }
 
 /// <summary>Chunks keep the live-tensor count flat (run alone: the count is process-wide).</summary>
-[Collection(nameof(LiveTensorCount))]
+[Collection(LiveTensorCount.Name)]
 public sealed class ChunkedGenerationMemoryTests
 {
     [Fact]
@@ -83,9 +83,9 @@ public sealed class ChunkedGenerationMemoryTests
             using var pipe = StableDiffusionPipeline.FromPretrained(dir);
             var request = new GenerationRequest { Prompt = "x", Steps = 2, Sampler = "euler_a", NumImages = 2, BatchSize = 1 };
             using (pipe.TextToImage(request)) { }
-            var before = LatentDiffusion.Tests.Common.LiveTensorCount.Settled();
+            var before = LiveTensorCount.Settled();
             using (pipe.TextToImage(request with { NumImages = 5 })) { }
-            Assert.Equal(before, LatentDiffusion.Tests.Common.LiveTensorCount.Settled());
+            Assert.Equal(before, LiveTensorCount.Settled());
         }
         finally
         {

@@ -52,8 +52,9 @@ public static class OpsBenchmark
             OmpWaitPolicy: TorchRuntime.OmpWaitPolicy,
             Repeat: repeat,
             Implementation: "LatentDiffusion.NET");
+        // The count is process-wide: the finalizer may free other code's tensors meanwhile (a drop), never add any.
         var leaked = Tensor.LiveCount - liveBefore;
-        if (leaked != 0) throw new InvalidOperationException($"the benchmark leaked {leaked} native tensors");
+        if (leaked > 0) throw new InvalidOperationException($"the benchmark leaked {leaked} native tensors");
         return result;
     }
 
