@@ -69,9 +69,9 @@ public sealed class GenerateCommandTests : IDisposable
         Assert.Equal(Samplers.Names, listed);
 
         // every listed name is accepted; an unknown one fails before the model loads, naming the list
-        var bad = CliRunner.Run("generate", "x", "--model", Out("no-such-model"), "--sampler", "heun", "--out", Out("heun.png"));
+        var bad = CliRunner.Run("generate", "x", "--model", Out("no-such-model"), "--sampler", "dpm_adaptive", "--out", Out("dpm_adaptive.png"));
         Assert.Equal(1, bad.ExitCode);
-        Assert.Contains($"unknown sampler 'heun' (known: {string.Join(", ", Samplers.Names)})", Assert.Single(bad.ErrLines));
+        Assert.Contains($"unknown sampler 'dpm_adaptive' (known: {string.Join(", ", Samplers.Names)})", Assert.Single(bad.ErrLines));
     }
 
     [Fact]

@@ -89,7 +89,10 @@ public sealed class SamplerRegistryTests
     [InlineData("Sampler: DDIM, Schedule type: Uniform", "ddim")]                         // A1111 ignores a timestep sampler's schedule
     [InlineData("Sampler: PLMS", "pndm")]
     [InlineData("Sampler: DPM++ 2M, Schedule type: Exponential", null)]
-    [InlineData("Sampler: Heun", null)]
+    [InlineData("Sampler: DPM adaptive", null)]                                           // no diffusers scheduler
+    [InlineData("Sampler: Heun", "heun")]
+    [InlineData("Sampler: DPM2 a Karras", "dpm2_a_karras")]
+    [InlineData("Sampler: DPM2, Schedule type: Automatic", "dpm2")]
     public void ParametersTextOfEitherFormParsesToItsSampler(string samplerFields, string? expected)
     {
         var p = GenerationParameters.Parse($"a cat\nSteps: 20, {samplerFields}, CFG scale: 7, Seed: 1, Size: 512x512");
@@ -99,8 +102,8 @@ public sealed class SamplerRegistryTests
     [Fact]
     public void UnknownNamesListTheRegistry()
     {
-        var e = Assert.Throws<ArgumentException>(() => Samplers.Get("heun"));
+        var e = Assert.Throws<ArgumentException>(() => Samplers.Get("dpm_adaptive"));
         Assert.Contains($"(known: {string.Join(", ", Samplers.Names)})", e.Message);
-        Assert.Throws<SchedulerConfigException>(() => Samplers.Class("HeunDiscreteScheduler"));
+        Assert.Throws<SchedulerConfigException>(() => Samplers.Class("CMStochasticIterativeScheduler"));
     }
 }

@@ -16,8 +16,11 @@ public sealed class SchedulerConfigTests
 
     public static TheoryData<string> GoldenCases() => new() { "ddpm", "ddim", "pndm", "euler", "euler_ancestral", "dpmpp_2m" };
 
+    public static TheoryData<string> SecondOrderGoldenCases() => new() { "heun", "kdpm2", "kdpm2_ancestral" };
+
     [Theory]
     [MemberData(nameof(GoldenCases))]
+    [MemberData(nameof(SecondOrderGoldenCases))]
     public void MissingKeysTakeTheClassDefaultsDiffusersUsed(string name)
     {
         // resolved_config.json lists every value diffusers used for the raw file, defaults included
@@ -49,6 +52,9 @@ public sealed class SchedulerConfigTests
     [InlineData("EulerAncestralDiscreteScheduler", TimestepSpacing.Linspace)]
     [InlineData("DPMSolverMultistepScheduler", TimestepSpacing.Linspace)]
     [InlineData("LMSDiscreteScheduler", TimestepSpacing.Linspace)]
+    [InlineData("HeunDiscreteScheduler", TimestepSpacing.Linspace)]
+    [InlineData("KDPM2DiscreteScheduler", TimestepSpacing.Linspace)]
+    [InlineData("KDPM2AncestralDiscreteScheduler", TimestepSpacing.Linspace)]
     public void Sd15ConfigLoadsIntoEveryClassWithThatClassesSpacingDefault(string className, TimestepSpacing spacing)
     {
         // SD1.5's file has no timestep_spacing, and keys (skip_prk_steps, clip_sample, …) of other classes
@@ -121,7 +127,9 @@ public sealed class SchedulerConfigTests
     [InlineData("""{"_class_name": "EulerDiscreteScheduler", "use_karras_sigmas": "yes"}""", "use_karras_sigmas")]
     [InlineData("""{"_class_name": "EulerAncestralDiscreteScheduler", "prediction_type": "sample"}""", "prediction_type")]
     [InlineData("""{"_class_name": "LCMScheduler", "original_inference_steps": 5000}""", "original_inference_steps")]
-    [InlineData("""{"_class_name": "HeunDiscreteScheduler"}""", "_class_name")]
+    [InlineData("""{"_class_name": "KDPM2DiscreteScheduler", "prediction_type": "sample"}""", "prediction_type")]
+    [InlineData("""{"_class_name": "HeunDiscreteScheduler", "clip_sample_range": 0}""", "clip_sample_range")]
+    [InlineData("""{"_class_name": "CMStochasticIterativeScheduler"}""", "_class_name")]
     [InlineData("""{"beta_start": 0.1}""", "_class_name")]
     public void UnknownFieldsAndUnsupportedValuesAreErrorsNamingTheField(string json, string field)
     {

@@ -19,6 +19,9 @@ public sealed class SchedulerFactoryTests
     [InlineData("lms", typeof(LMSDiscreteScheduler), "LMS")]
     [InlineData("lms_karras", typeof(LMSDiscreteScheduler), "LMS Karras")]
     [InlineData("lcm", typeof(LCMScheduler), "LCM")]
+    [InlineData("heun", typeof(HeunDiscreteScheduler), "Heun")]
+    [InlineData("dpm2_karras", typeof(KDPM2DiscreteScheduler), "DPM2 Karras")]
+    [InlineData("dpm2_a", typeof(KDPM2AncestralDiscreteScheduler), "DPM2 a")]
     public void NamesMapToSchedulersConfiguredFromTheModelsConfig(string name, Type type, string display)
     {
         var sd15 = SchedulerConfig.Load(ConfigPath("pndm"));
@@ -63,8 +66,8 @@ public sealed class SchedulerFactoryTests
     [Fact]
     public void UnknownSamplerIsAnErrorListingTheKnownOnes()
     {
-        var e = Assert.Throws<ArgumentException>(() => SchedulerFactory.Create("heun"));
-        Assert.Contains("heun", e.Message);
+        var e = Assert.Throws<ArgumentException>(() => SchedulerFactory.Create("dpm_adaptive"));
+        Assert.Contains("dpm_adaptive", e.Message);
         Assert.Contains("dpmpp_2m_karras", e.Message);
     }
 

@@ -24,7 +24,10 @@ public interface IScheduler : IDisposable
 {
     SchedulerConfig Config { get; }
 
-    /// <summary>Model evaluations per timestep (diffusers' <c>order</c>); 1 for every scheduler here.</summary>
+    /// <summary>
+    /// Model evaluations per inference step (diffusers' <c>order</c>): 2 for the second-order samplers (Heun, KDPM2), whose
+    /// <see cref="Timesteps"/> list each step twice and whose <see cref="Step"/> alternates its two halves; 1 otherwise.
+    /// </summary>
     int Order { get; }
 
     /// <summary>Number of inference steps of the current schedule (0 before <see cref="SetTimesteps"/>).</summary>

@@ -35,9 +35,13 @@ public static class Samplers
     private static readonly SchedulerClass DpmSolver = SchedulerClass.Of<DPMSolverMultistepSchedulerConfig>(c => new DPMSolverMultistepScheduler(c));
     private static readonly SchedulerClass Lms = SchedulerClass.Of<LMSDiscreteSchedulerConfig>(c => new LMSDiscreteScheduler(c));
     private static readonly SchedulerClass Lcm = SchedulerClass.Of<LCMSchedulerConfig>(c => new LCMScheduler(c));
+    private static readonly SchedulerClass Heun = SchedulerClass.Of<HeunDiscreteSchedulerConfig>(c => new HeunDiscreteScheduler(c));
+    private static readonly SchedulerClass Kdpm2 = SchedulerClass.Of<KDPM2DiscreteSchedulerConfig>(c => new KDPM2DiscreteScheduler(c));
+    private static readonly SchedulerClass Kdpm2Ancestral = SchedulerClass.Of<KDPM2AncestralDiscreteSchedulerConfig>(c => new KDPM2AncestralDiscreteScheduler(c));
 
     /// <summary>The diffusers scheduler classes this library implements.</summary>
-    public static IReadOnlyList<SchedulerClass> Classes { get; } = [Ddpm, Ddim, Pndm, Euler, EulerAncestral, DpmSolver, Lms, Lcm];
+    public static IReadOnlyList<SchedulerClass> Classes { get; } = [Ddpm, Ddim, Pndm, Euler, EulerAncestral, DpmSolver, Lms, Lcm,
+        Heun, Kdpm2, Kdpm2Ancestral];
 
     /// <summary>The samplers, in the order the help lists them (A1111's names → diffusers class + options, as diffusers' docs map them).</summary>
     public static IReadOnlyList<SamplerInfo> All { get; } =
@@ -55,6 +59,13 @@ public static class Samplers
         Entry("lms_karras", "LMS", Karras, Lms, ("use_karras_sigmas", true)) with { Aliases = ["k_lms_ka"] },
         Entry("euler_karras", "Euler", Karras, Euler, ("use_karras_sigmas", true)),
         Entry("lcm", "LCM", Automatic, Lcm),
+        // second order: two model calls per step (diffusers' order = 2)
+        Entry("heun", "Heun", Uniform, Heun, ("use_karras_sigmas", false)) with { Aliases = ["k_heun"] },
+        Entry("heun_karras", "Heun", Karras, Heun, ("use_karras_sigmas", true)),
+        Entry("dpm2", "DPM2", Uniform, Kdpm2, ("use_karras_sigmas", false)) with { Aliases = ["k_dpm_2"] },
+        Entry("dpm2_karras", "DPM2", Karras, Kdpm2, ("use_karras_sigmas", true)) with { Aliases = ["k_dpm_2_ka"] },
+        Entry("dpm2_a", "DPM2 a", Uniform, Kdpm2Ancestral, ("use_karras_sigmas", false)) with { Aliases = ["dpm2_ancestral", "k_dpm_2_a"] },
+        Entry("dpm2_a_karras", "DPM2 a", Karras, Kdpm2Ancestral, ("use_karras_sigmas", true)) with { Aliases = ["k_dpm_2_a_ka"] },
     ];
 
     /// <summary>The command-line names, e.g. "euler_a".</summary>
