@@ -170,8 +170,10 @@ public sealed class DdpmPipeline : IDisposable
                 image.Dispose();
                 image = next;
             }
-            NonFiniteException.ThrowIfNotFinite(image, i + 1, timesteps.Count, t, "images");
-            progress?.Report(new DdpmProgress(i + 1, timesteps.Count, t));
+            // progress counts inference steps: a second-order scheduler calls the model twice per step
+            int totalSteps = StepProgress.Steps(timesteps.Count, Scheduler.Order), done = StepProgress.Steps(i + 1, Scheduler.Order);
+            NonFiniteException.ThrowIfNotFinite(image, done, totalSteps, t, "images");
+            if (StepProgress.CompletesStep(i, timesteps.Count, Scheduler.Order)) progress?.Report(new DdpmProgress(done, totalSteps, t));
         }
 
         var result = (image / 2 + 0.5).Clamp(0, 1).Permute(0, 2, 3, 1).To(Device.CPU, DType.Float32).Contiguous();

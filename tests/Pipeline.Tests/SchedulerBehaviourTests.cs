@@ -71,6 +71,8 @@ public sealed class SchedulerBehaviourTests
     [InlineData("dpmpp_2m")]
     [InlineData("lms")]
     [InlineData("euler_a")]
+    [InlineData("heun")]   // stopped after an odd number of calls: the predictor's state is pending
+    [InlineData("dpm2_a")]
     public void SetTimestepsResetsTheMultistepHistory(string name)
     {
         using var scope = DisposeScope.Enter();

@@ -183,7 +183,9 @@ public sealed partial class StableDiffusionPipeline : IDisposable
             ? InitialLatents(r, chunk, width, height, scheduler, source)
             : NoisedImageLatents(initImage, chunk.Count, scheduler, timesteps[0], source);
 
-        var total = timesteps.Count * chunk.Total;
+        // progress counts inference steps: a second-order scheduler calls the model twice per step
+        var steps = StepProgress.Steps(timesteps.Count, scheduler.Order);
+        var total = steps * chunk.Total;
         for (int i = 0; i < timesteps.Count; i++)
         {
             cancellation.ThrowIfCancellationRequested();
@@ -199,15 +201,17 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 latents = step.Keep(output.PrevSample);
                 try
                 {
-                    NonFiniteException.ThrowIfNotFinite(latents, i + 1, timesteps.Count, t);
+                    NonFiniteException.ThrowIfNotFinite(latents, StepProgress.Steps(i + 1, scheduler.Order), steps, t);
                 }
                 catch
                 {
                     latents.Dispose();
                     throw;
                 }
-                var preview = WantsPreview(r, i, timesteps.Count, progress) ? Preview(output.PredOriginalSample ?? output.PrevSample) : null;
-                progress?.Report(new GenerationProgress(chunk.Index * timesteps.Count + i + 1, total, t, clock.Elapsed, preview));
+                if (!StepProgress.CompletesStep(i, timesteps.Count, scheduler.Order)) continue;
+                var done = StepProgress.Steps(i + 1, scheduler.Order);
+                var preview = WantsPreview(r, done - 1, steps, progress) ? Preview(output.PredOriginalSample ?? output.PrevSample) : null;
+                progress?.Report(new GenerationProgress(chunk.Index * steps + done, total, t, clock.Elapsed, preview));
             }
         }
         return latents;
