@@ -53,6 +53,30 @@ public sealed class SecondOrderSchedulerTests
     }
 
     [Theory]
+    [MemberData(nameof(SecondOrderSamplers))]
+    public void OneOrTwoStepsEndAtTheDenoisedEstimate(string name)
+    {
+        using var scope = DisposeScope.Enter();
+        var e = Tensors.Randn([1, 4, 4, 4], new Generator(1));
+        foreach (var n in new[] { 1, 2 })
+        {
+            using var scheduler = SchedulerFactory.Create(name, Sd15);
+            scheduler.SetTimesteps(n);
+            Assert.Equal(2 * n - 1, scheduler.Timesteps.Count);
+            var sample = Tensors.Randn([1, 4, 4, 4], new Generator(2)) * scheduler.InitNoiseSigma;
+            using var noise = new GeneratorNoise(3);
+            SchedulerStepOutput? last = null;
+            foreach (var t in scheduler.Timesteps)
+            {
+                last = scheduler.Step(Model(scheduler.ScaleModelInput(sample, t), t, e), t, sample, noise);
+                sample = last.PrevSample;
+            }
+            // the last call is an Euler step down to σ = 0, which lands on its own x̂₀
+            TensorAssert.Close(sample, last!.PredOriginalSample!, 1e-5, 1e-5, $"{name}, {n} steps");
+        }
+    }
+
+    [Theory]
     [InlineData("heun_karras", "heun")]
     [InlineData("dpm2_karras", "dpm2")]
     [InlineData("dpm2_a_karras", "dpm2_a")]

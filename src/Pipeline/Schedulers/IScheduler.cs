@@ -83,7 +83,10 @@ public interface IScheduler : IDisposable
 /// <summary>A scheduler that walks a σ schedule (Euler, Euler ancestral, LMS, DPM-Solver).</summary>
 public interface ISigmaSchedule
 {
-    /// <summary>σ of every inference timestep, followed by the final σ (0, or σ_min where configured).</summary>
+    /// <summary>
+    /// σ of every inference timestep, followed by the final σ (0, or σ_min where configured): diffusers' <c>sigmas</c>, so
+    /// for the second-order schedulers laid out as theirs, one entry per model call (Heun) or per call plus two (KDPM2).
+    /// </summary>
     IReadOnlyList<float> Sigmas { get; }
 }
 
