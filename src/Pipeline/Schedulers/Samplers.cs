@@ -35,9 +35,12 @@ public static class Samplers
     private static readonly SchedulerClass DpmSolver = SchedulerClass.Of<DPMSolverMultistepSchedulerConfig>(c => new DPMSolverMultistepScheduler(c));
     private static readonly SchedulerClass Lms = SchedulerClass.Of<LMSDiscreteSchedulerConfig>(c => new LMSDiscreteScheduler(c));
     private static readonly SchedulerClass Lcm = SchedulerClass.Of<LCMSchedulerConfig>(c => new LCMScheduler(c));
+    private static readonly SchedulerClass UniPc = SchedulerClass.Of<UniPCMultistepSchedulerConfig>(c => new UniPCMultistepScheduler(c));
+    private static readonly SchedulerClass Deis = SchedulerClass.Of<DEISMultistepSchedulerConfig>(c => new DEISMultistepScheduler(c));
+    private static readonly SchedulerClass Tcd = SchedulerClass.Of<TCDSchedulerConfig>(c => new TCDScheduler(c));
 
     /// <summary>The diffusers scheduler classes this library implements.</summary>
-    public static IReadOnlyList<SchedulerClass> Classes { get; } = [Ddpm, Ddim, Pndm, Euler, EulerAncestral, DpmSolver, Lms, Lcm];
+    public static IReadOnlyList<SchedulerClass> Classes { get; } = [Ddpm, Ddim, Pndm, Euler, EulerAncestral, DpmSolver, Lms, Lcm, UniPc, Deis, Tcd];
 
     /// <summary>The samplers, in the order the help lists them (A1111's names → diffusers class + options, as diffusers' docs map them).</summary>
     public static IReadOnlyList<SamplerInfo> All { get; } =
@@ -55,6 +58,10 @@ public static class Samplers
         Entry("lms_karras", "LMS", Karras, Lms, ("use_karras_sigmas", true)) with { Aliases = ["k_lms_ka"] },
         Entry("euler_karras", "Euler", Karras, Euler, ("use_karras_sigmas", true)),
         Entry("lcm", "LCM", Automatic, Lcm),
+        Entry("unipc", "UniPC", Uniform, UniPc, ("use_karras_sigmas", false)),
+        Entry("unipc_karras", "UniPC", Karras, UniPc, ("use_karras_sigmas", true)),
+        Entry("deis", "DEIS", Uniform, Deis, ("use_karras_sigmas", false)),
+        Entry("tcd", "TCD", Automatic, Tcd),
     ];
 
     /// <summary>The command-line names, e.g. "euler_a".</summary>
