@@ -154,6 +154,8 @@ public sealed class UniPcDeisTcdBehaviourTests
     [InlineData("""{"_class_name": "UniPCMultistepScheduler", "solver_p": {"_class_name": "DDIMScheduler"}}""", "solver_p")]
     [InlineData("""{"_class_name": "UniPCMultistepScheduler", "solver_order": 0}""", "solver_order")]
     [InlineData("""{"_class_name": "UniPCMultistepScheduler", "thresholding": true}""", "thresholding")]
+    [InlineData("""{"_class_name": "UniPCMultistepScheduler", "predict_x0": false}""", "final_sigmas_type")]
+    [InlineData("""{"_class_name": "UniPCMultistepScheduler", "lower_order_final": false}""", "final_sigmas_type")]
     [InlineData("""{"_class_name": "DEISMultistepScheduler", "solver_order": 4}""", "solver_order")]
     [InlineData("""{"_class_name": "TCDScheduler", "original_inference_steps": 0}""", "original_inference_steps")]
     public void UnusableOptionsAreRefusedNamingTheField(string json, string field)

@@ -43,6 +43,12 @@ public sealed record UniPCMultistepSchedulerConfig : SchedulerConfig
         if (Thresholding) throw Unsupported("thresholding", true);
         if (SolverP is not null) throw Invalid("solver_p", "another scheduler as UniPC's predictor is not supported by this library (must be null)");
         if (DisableCorrector is null) throw Invalid("disable_corrector", "null (must be a list of step indices)");
+        // The last step ends at σ = 0, where λ = ∞: ε-space UniPC (e^∞ − 1)·0 and a multistep last step (differences
+        // over r = 0) give NaN or ∞ in diffusers as they would here, so those combinations need a final σ_min.
+        if (FinalSigmasType == FinalSigmasType.Zero && !PredictX0)
+            throw Invalid("final_sigmas_type", "'zero' is not supported with predict_x0 false (the last step would be NaN); use 'sigma_min'");
+        if (FinalSigmasType == FinalSigmasType.Zero && !LowerOrderFinal && SolverOrder > 1)
+            throw Invalid("final_sigmas_type", "'zero' needs lower_order_final when solver_order > 1 (a multistep last step would be infinite); use 'sigma_min'");
     }
 
     // value equality of the list (a record compares arrays by reference)
