@@ -172,4 +172,24 @@ public sealed class UniPcDeisTcdBehaviourTests
         Assert.Equal(config, again);
         Assert.Equal([0, 2], ((UniPCMultistepSchedulerConfig)again).DisableCorrector);
     }
+
+    [Theory]
+    [InlineData("UniPC", "Automatic", "unipc")] // A1111 counts UniPC among its timestep samplers
+    [InlineData("UniPC", "Uniform", "unipc")]
+    [InlineData("UniPC", "Karras", "unipc_karras")]
+    [InlineData("UniPC", null, "unipc")]
+    [InlineData("DEIS", null, "deis")]
+    [InlineData("TCD", "Automatic", "tcd")]
+    [InlineData("TCD", "Karras", "tcd")]
+    public void PngParametersReadBackAsTheSampler(string sampler, string? scheduleType, string expected) =>
+        Assert.Equal(expected, Samplers.FromParameters(sampler, scheduleType)?.Name);
+
+    [Fact]
+    public void ModelConfigsConvertToTheNewSamplers()
+    {
+        Assert.Equal(("UniPC", "Karras"), Samplers.ParameterNames(SchedulerFactory.ConfigFor("unipc_karras", Sd15)));
+        Assert.Equal(("DEIS", "Uniform"), Samplers.ParameterNames(SchedulerFactory.ConfigFor("deis", Sd15)));
+        var tcd = (TCDSchedulerConfig)SchedulerFactory.ConfigFor("tcd", Sd15);
+        Assert.Equal((0.00085, 0.012, 1), (tcd.BetaStart, tcd.BetaEnd, tcd.StepsOffset)); // SD1.5's explicit keys carry over
+    }
 }

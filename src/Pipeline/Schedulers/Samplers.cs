@@ -17,8 +17,8 @@ namespace LatentDiffusion.Pipeline.Schedulers;
 /// PNG parameters follow AUTOMATIC1111 ≥ 1.9: <c>Sampler: DPM++ 2M, Schedule type: Karras</c>. We always
 /// write an explicit schedule type, because A1111's "Automatic" depends on the sampler (DPM++ 2M's automatic
 /// schedule is Karras): "Karras" for the Karras-sigma samplers, "Uniform" (the model's own discrete sigmas,
-/// k-diffusion's default) for the other σ samplers, and "Automatic" for the timestep samplers (DDIM, PLMS,
-/// DDPM, LCM), whose schedule A1111 does not let one choose. Older files, which fold the schedule into the
+/// k-diffusion's default) for the other σ samplers (UniPC and DEIS too), and "Automatic" for the timestep samplers
+/// (DDIM, PLMS, DDPM, LCM, TCD), whose schedule A1111 does not let one choose. Older files, which fold the schedule into the
 /// name (<c>Sampler: DPM++ 2M Karras</c>), are read as well (<see cref="FromParameters"/>).
 /// </para>
 /// </summary>
