@@ -175,8 +175,8 @@ public sealed class SchedulerBehaviourTests
         IScheduler[] schedulers = [SchedulerFactory.Create(name, Sd15), SchedulerFactory.Create(name, Sd15)];
         try
         {
-            // diffusers passes eta only to a step() that takes it: DDIM's
-            Assert.Equal(name == "ddim", schedulers[0].UsesEta);
+            // diffusers passes eta only to a step() that takes it: DDIM's, and TCD's (its γ)
+            Assert.Equal(name is "ddim" or "tcd", schedulers[0].UsesEta);
             Assert.Throws<ArgumentOutOfRangeException>(() => schedulers[0].Eta = -0.1);
             schedulers[1].Eta = 1.0;
             var steps = schedulers.Select(s =>

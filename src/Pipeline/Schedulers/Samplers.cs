@@ -17,8 +17,8 @@ namespace LatentDiffusion.Pipeline.Schedulers;
 /// PNG parameters follow AUTOMATIC1111 ≥ 1.9: <c>Sampler: DPM++ 2M, Schedule type: Karras</c>. We always
 /// write an explicit schedule type, because A1111's "Automatic" depends on the sampler (DPM++ 2M's automatic
 /// schedule is Karras): "Karras" for the Karras-sigma samplers, "Uniform" (the model's own discrete sigmas,
-/// k-diffusion's default) for the other σ samplers, and "Automatic" for the timestep samplers (DDIM, PLMS,
-/// DDPM, LCM), whose schedule A1111 does not let one choose. Older files, which fold the schedule into the
+/// k-diffusion's default) for the other σ samplers (UniPC and DEIS too), and "Automatic" for the timestep samplers
+/// (DDIM, PLMS, DDPM, LCM, TCD), whose schedule A1111 does not let one choose. Older files, which fold the schedule into the
 /// name (<c>Sampler: DPM++ 2M Karras</c>), are read as well (<see cref="FromParameters"/>).
 /// </para>
 /// </summary>
@@ -38,10 +38,13 @@ public static class Samplers
     private static readonly SchedulerClass Heun = SchedulerClass.Of<HeunDiscreteSchedulerConfig>(c => new HeunDiscreteScheduler(c));
     private static readonly SchedulerClass Kdpm2 = SchedulerClass.Of<KDPM2DiscreteSchedulerConfig>(c => new KDPM2DiscreteScheduler(c));
     private static readonly SchedulerClass Kdpm2Ancestral = SchedulerClass.Of<KDPM2AncestralDiscreteSchedulerConfig>(c => new KDPM2AncestralDiscreteScheduler(c));
+    private static readonly SchedulerClass UniPc = SchedulerClass.Of<UniPCMultistepSchedulerConfig>(c => new UniPCMultistepScheduler(c));
+    private static readonly SchedulerClass Deis = SchedulerClass.Of<DEISMultistepSchedulerConfig>(c => new DEISMultistepScheduler(c));
+    private static readonly SchedulerClass Tcd = SchedulerClass.Of<TCDSchedulerConfig>(c => new TCDScheduler(c));
 
     /// <summary>The diffusers scheduler classes this library implements.</summary>
     public static IReadOnlyList<SchedulerClass> Classes { get; } = [Ddpm, Ddim, Pndm, Euler, EulerAncestral, DpmSolver, Lms, Lcm,
-        Heun, Kdpm2, Kdpm2Ancestral];
+        Heun, Kdpm2, Kdpm2Ancestral, UniPc, Deis, Tcd];
 
     /// <summary>The samplers, in the order the help lists them (A1111's names → diffusers class + options, as diffusers' docs map them).</summary>
     public static IReadOnlyList<SamplerInfo> All { get; } =
@@ -66,6 +69,10 @@ public static class Samplers
         Entry("dpm2_karras", "DPM2", Karras, Kdpm2, ("use_karras_sigmas", true)) with { Aliases = ["k_dpm_2_ka"] },
         Entry("dpm2_a", "DPM2 a", Uniform, Kdpm2Ancestral, ("use_karras_sigmas", false)) with { Aliases = ["dpm2_ancestral", "k_dpm_2_a"] },
         Entry("dpm2_a_karras", "DPM2 a", Karras, Kdpm2Ancestral, ("use_karras_sigmas", true)) with { Aliases = ["k_dpm_2_a_ka"] },
+        Entry("unipc", "UniPC", Uniform, UniPc, ("use_karras_sigmas", false)),
+        Entry("unipc_karras", "UniPC", Karras, UniPc, ("use_karras_sigmas", true)),
+        Entry("deis", "DEIS", Uniform, Deis, ("use_karras_sigmas", false)),
+        Entry("tcd", "TCD", Automatic, Tcd),
     ];
 
     /// <summary>The command-line names, e.g. "euler_a".</summary>

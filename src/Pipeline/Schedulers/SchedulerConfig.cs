@@ -134,15 +134,26 @@ public abstract record SchedulerConfig
     /// <summary>The class defaults of scheduler <paramref name="className"/>.</summary>
     public static SchedulerConfig Default(string className) => Samplers.Class(className).DefaultConfig();
 
-    // Values that diffusers itself rewrites on load (DEIS/UniPC configs loaded into DPM-Solver,
-    // Euler's synonym for sample prediction).
-    private static readonly Dictionary<(string Key, string Value), string> ValueAliases = new()
+    // Values that diffusers itself rewrites on load (register_to_config in each class's __init__): DEIS/UniPC
+    // configs loaded into DPM-Solver, DPM-Solver/UniPC configs into DEIS, DPM-Solver/DEIS configs into UniPC,
+    // Euler's synonym for sample prediction. Keyed by the option's enum type, so each class rewrites only the
+    // values it does not accept itself (UniPC keeps "bh1", DPM-Solver turns it into "midpoint").
+    private static readonly Dictionary<(Type Enum, string Value), string> ValueAliases = new()
     {
-        [("algorithm_type", "deis")] = "dpmsolver++",
-        [("solver_type", "logrho")] = "midpoint",
-        [("solver_type", "bh1")] = "midpoint",
-        [("solver_type", "bh2")] = "midpoint",
-        [("prediction_type", "original_sample")] = "sample",
+        [(typeof(DpmAlgorithmType), "deis")] = "dpmsolver++",
+        [(typeof(DpmSolverType), "logrho")] = "midpoint",
+        [(typeof(DpmSolverType), "bh1")] = "midpoint",
+        [(typeof(DpmSolverType), "bh2")] = "midpoint",
+        [(typeof(UniPcSolverType), "midpoint")] = "bh2",
+        [(typeof(UniPcSolverType), "heun")] = "bh2",
+        [(typeof(UniPcSolverType), "logrho")] = "bh2",
+        [(typeof(DeisAlgorithmType), "dpmsolver")] = "deis",
+        [(typeof(DeisAlgorithmType), "dpmsolver++")] = "deis",
+        [(typeof(DeisSolverType), "midpoint")] = "logrho",
+        [(typeof(DeisSolverType), "heun")] = "logrho",
+        [(typeof(DeisSolverType), "bh1")] = "logrho",
+        [(typeof(DeisSolverType), "bh2")] = "logrho",
+        [(typeof(PredictionType), "original_sample")] = "sample",
     };
 
     internal static readonly JsonSerializerOptions JsonOptions = new()
@@ -297,7 +308,7 @@ public abstract record SchedulerConfig
         }
         if (value is not JsonValue jv || !jv.TryGetValue<string>(out var text))
             throw new SchedulerConfigException(key, $"expected a string, one of {string.Join(", ", EnumNames(enumType))}");
-        if (ValueAliases.TryGetValue((key, text), out var alias)) text = alias;
+        if (ValueAliases.TryGetValue((enumType, text), out var alias)) text = alias;
         if (!EnumNames(enumType).Contains(text, StringComparer.Ordinal))
             throw new SchedulerConfigException(key, $"unsupported value '{text}' (expected one of {string.Join(", ", EnumNames(enumType))})");
         return JsonValue.Create(text);

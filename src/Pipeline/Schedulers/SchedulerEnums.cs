@@ -76,3 +76,22 @@ public enum TimestepType
     [JsonStringEnumMemberName("discrete")] Discrete,
     [JsonStringEnumMemberName("continuous")] Continuous,
 }
+
+/// <summary>UniPC's B(h) (<c>solver_type</c>): bh1 = h, bh2 = e^h − 1.</summary>
+public enum UniPcSolverType
+{
+    [JsonStringEnumMemberName("bh1")] Bh1,
+    [JsonStringEnumMemberName("bh2")] Bh2,
+}
+
+/// <summary>DEIS variant (<c>algorithm_type</c>): diffusers implements only "deis".</summary>
+public enum DeisAlgorithmType
+{
+    [JsonStringEnumMemberName("deis")] Deis,
+}
+
+/// <summary>DEIS's polynomial extrapolation (<c>solver_type</c>): diffusers implements only "logrho".</summary>
+public enum DeisSolverType
+{
+    [JsonStringEnumMemberName("logrho")] LogRho,
+}

@@ -45,7 +45,7 @@ public record GenerationRequest
     /// <summary>AUTOMATIC1111's "Clip skip": 1 uses the last text-encoder layer, 2 the penultimate, …</summary>
     public int ClipSkip { get; init; } = 1;
 
-    /// <summary>η of the samplers whose step uses it (DDIM; 0 = deterministic); ignored by the others (<see cref="Schedulers.IScheduler.UsesEta"/>).</summary>
+    /// <summary>η of the samplers whose step uses it (DDIM; TCD's γ; 0 = deterministic); ignored by the others (<see cref="Schedulers.IScheduler.UsesEta"/>).</summary>
     public double Eta { get; init; }
 
     /// <summary>Initial latents [n, C, h/f, w/f] (f the VAE scale factor) instead of drawing them (they are scaled by the scheduler's init_noise_sigma).</summary>
