@@ -40,7 +40,7 @@ public sealed class SchedulerConfigFuzzTests
                     }
                 }
         }
-        Assert.InRange(count, 300, 1000);
+        Assert.InRange(count, 300, 4000); // grows with the registry's scheduler classes
         Assert.True(failures.Count == 0, $"{failures.Count} of {count} mutants failed badly:\n" + string.Join("\n", failures));
     }
 
