@@ -27,6 +27,7 @@ public sealed class SchedulerGoldenTests(ITestOutputHelper output)
     [InlineData("euler", 10, true)]        // 10 draws, unused (s_churn = 0), not saved: zeros injected
     [InlineData("euler_ancestral", 10, true)]
     [InlineData("dpmpp_2m", 0, true)]
+    [InlineData("dpmpp_2m_sde", 10, true)] // v2's scheduler_dpmpp_sde: DPMSolverMultistep sde-dpmsolver++ order 2, one draw per step
     public void MatchesDiffusersGolden(string name, int noiseDraws, bool hasBeginIndex)
     {
         using var scope = DisposeScope.Enter();

@@ -55,6 +55,11 @@ public static class Samplers
         Entry("lms_karras", "LMS", Karras, Lms, ("use_karras_sigmas", true)) with { Aliases = ["k_lms_ka"] },
         Entry("euler_karras", "Euler", Karras, Euler, ("use_karras_sigmas", true)),
         Entry("lcm", "LCM", Automatic, Lcm),
+        // "DPM++ 2M SDE" as diffusers maps it: one Gaussian draw per step (A1111's k-diffusion draws from a Brownian tree)
+        Entry("dpmpp_2m_sde", "DPM++ 2M SDE", Uniform, DpmSolver, ("algorithm_type", "sde-dpmsolver++"), ("solver_order", 2), ("use_karras_sigmas", false))
+            with { Aliases = ["k_dpmpp_2m_sde"] },
+        Entry("dpmpp_2m_sde_karras", "DPM++ 2M SDE", Karras, DpmSolver, ("algorithm_type", "sde-dpmsolver++"), ("solver_order", 2), ("use_karras_sigmas", true))
+            with { Aliases = ["k_dpmpp_2m_sde_ka"] }, // A1111's automatic schedule for it is Exponential, which we lack
     ];
 
     /// <summary>The command-line names, e.g. "euler_a".</summary>
