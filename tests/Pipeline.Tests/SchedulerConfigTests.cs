@@ -14,7 +14,7 @@ public sealed class SchedulerConfigTests
     private static string Sd15As(string className) =>
         Sd15Json.Replace("\"PNDMScheduler\"", $"\"{className}\"", StringComparison.Ordinal);
 
-    public static TheoryData<string> GoldenCases() => new() { "ddpm", "ddim", "pndm", "euler", "euler_ancestral", "dpmpp_2m" };
+    public static TheoryData<string> GoldenCases() => new() { "ddpm", "ddim", "pndm", "euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2m_sde" };
 
     [Theory]
     [MemberData(nameof(GoldenCases))]

@@ -28,6 +28,7 @@ public sealed class SchedulerGoldenTests(ITestOutputHelper output)
     [InlineData("euler_ancestral", 10, true)]
     [InlineData("dpmpp_2m", 0, true)]
     [InlineData("dpmpp_2m_sde", 10, true)] // v2's scheduler_dpmpp_sde: DPMSolverMultistep sde-dpmsolver++ order 2, one draw per step
+    [InlineData("dpmsolver_singlestep", 0, true)]
     public void MatchesDiffusersGolden(string name, int noiseDraws, bool hasBeginIndex)
     {
         using var scope = DisposeScope.Enter();

@@ -159,13 +159,13 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
     }
 
     /// <summary>α_t = 1/√(σ² + 1), σ_t = σ α_t (VP quantities of a VE sigma).</summary>
-    private static (double Alpha, double Sigma) AlphaSigma(double sigma)
+    internal static (double Alpha, double Sigma) AlphaSigma(double sigma)
     {
         double alpha = 1 / Math.Sqrt(sigma * sigma + 1);
         return (alpha, sigma * alpha);
     }
 
-    private static double Lambda(double sigma)
+    internal static double Lambda(double sigma)
     {
         var (a, s) = AlphaSigma(sigma);
         return Math.Log(a) - Math.Log(s);

@@ -35,9 +35,10 @@ public static class Samplers
     private static readonly SchedulerClass DpmSolver = SchedulerClass.Of<DPMSolverMultistepSchedulerConfig>(c => new DPMSolverMultistepScheduler(c));
     private static readonly SchedulerClass Lms = SchedulerClass.Of<LMSDiscreteSchedulerConfig>(c => new LMSDiscreteScheduler(c));
     private static readonly SchedulerClass Lcm = SchedulerClass.Of<LCMSchedulerConfig>(c => new LCMScheduler(c));
+    private static readonly SchedulerClass DpmSolverSinglestep = SchedulerClass.Of<DPMSolverSinglestepSchedulerConfig>(c => new DPMSolverSinglestepScheduler(c));
 
     /// <summary>The diffusers scheduler classes this library implements.</summary>
-    public static IReadOnlyList<SchedulerClass> Classes { get; } = [Ddpm, Ddim, Pndm, Euler, EulerAncestral, DpmSolver, Lms, Lcm];
+    public static IReadOnlyList<SchedulerClass> Classes { get; } = [Ddpm, Ddim, Pndm, Euler, EulerAncestral, DpmSolver, Lms, Lcm, DpmSolverSinglestep];
 
     /// <summary>The samplers, in the order the help lists them (A1111's names → diffusers class + options, as diffusers' docs map them).</summary>
     public static IReadOnlyList<SamplerInfo> All { get; } =
