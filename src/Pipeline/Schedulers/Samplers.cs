@@ -36,9 +36,10 @@ public static class Samplers
     private static readonly SchedulerClass Lms = SchedulerClass.Of<LMSDiscreteSchedulerConfig>(c => new LMSDiscreteScheduler(c));
     private static readonly SchedulerClass Lcm = SchedulerClass.Of<LCMSchedulerConfig>(c => new LCMScheduler(c));
     private static readonly SchedulerClass DpmSolverSinglestep = SchedulerClass.Of<DPMSolverSinglestepSchedulerConfig>(c => new DPMSolverSinglestepScheduler(c));
+    private static readonly SchedulerClass DpmSolverSde = SchedulerClass.Of<DPMSolverSDESchedulerConfig>(c => new DPMSolverSDEScheduler(c));
 
     /// <summary>The diffusers scheduler classes this library implements.</summary>
-    public static IReadOnlyList<SchedulerClass> Classes { get; } = [Ddpm, Ddim, Pndm, Euler, EulerAncestral, DpmSolver, Lms, Lcm, DpmSolverSinglestep];
+    public static IReadOnlyList<SchedulerClass> Classes { get; } = [Ddpm, Ddim, Pndm, Euler, EulerAncestral, DpmSolver, Lms, Lcm, DpmSolverSinglestep, DpmSolverSde];
 
     /// <summary>The samplers, in the order the help lists them (A1111's names → diffusers class + options, as diffusers' docs map them).</summary>
     public static IReadOnlyList<SamplerInfo> All { get; } =
@@ -61,6 +62,10 @@ public static class Samplers
             with { Aliases = ["k_dpmpp_2m_sde"] },
         Entry("dpmpp_2m_sde_karras", "DPM++ 2M SDE", Karras, DpmSolver, ("algorithm_type", "sde-dpmsolver++"), ("solver_order", 2), ("use_karras_sigmas", true))
             with { Aliases = ["k_dpmpp_2m_sde_ka"] }, // A1111's automatic schedule for it is Exponential, which we lack
+        // "DPM++ SDE": noise from our Brownian tree, reproducible run to run, not torchsde's numbers
+        Entry("dpmpp_sde", "DPM++ SDE", Uniform, DpmSolverSde, ("use_karras_sigmas", false)) with { Aliases = ["k_dpmpp_sde"] },
+        Entry("dpmpp_sde_karras", "DPM++ SDE", Karras, DpmSolverSde, ("use_karras_sigmas", true))
+            with { Aliases = ["k_dpmpp_sde_ka"], IsAutomaticInA1111 = true },
     ];
 
     /// <summary>The command-line names, e.g. "euler_a".</summary>
