@@ -1,5 +1,6 @@
 using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Pipeline.Schedulers;
+using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch;
 using Xunit;
 
@@ -155,6 +156,54 @@ public sealed class DPMSolverSDESchedulerTests
         var x0Mid = mid - sigmaMid * eps1;
         var expected = down / sigma * x - (down / sigma - 1) * x0Mid;
         Assert.True((next - expected).Abs().Max().Item() < 1e-4);
+    }
+
+    // make_dpmsolver_sde_reference.py: diffusers 0.30.3's schedule and step transcribed in float64, with a fixed
+    // pseudo-noise per noise-sampler call in place of torchsde's tree; float32 sigmas here: atol 1e-4, rtol 1e-4
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void MatchesTheTranscribedReferenceWithInjectedNoise(int index)
+    {
+        using var scope = DisposeScope.Enter();
+        var all = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(SharedData.Fixture("pipeline/reference/dpmsolver_sde_reference.json")))!.AsArray();
+        var c = all[index]!;
+        double[] Doubles(System.Text.Json.Nodes.JsonNode? node) => node!.AsArray().Select(v => v!.GetValue<double>()).ToArray();
+        using var scheduler = Create($$""", "use_karras_sigmas": {{(c["karras"]!.GetValue<bool>() ? "true" : "false")}} """);
+        scheduler.SetTimesteps(c["steps"]!.GetValue<int>());
+        TensorAssert.Close(scheduler.Timesteps, Doubles(c["timesteps"]), 2e-3, 0, "timesteps");
+        TensorAssert.Close(scheduler.Sigmas.Select(v => (double)v).ToArray(), Doubles(c["sigmas"]), 0, 1e-4, "sigmas"); // float32 ᾱ cumprod here vs float64 there: 1.3e-5 at σ_min
+
+        var calls = c["noise_calls"]!.AsArray();
+        var injected = new RecordedNoise(calls.Count);
+        scheduler.NoiseSampler = injected;
+        long[] shape = [1, 2, 2, 2];
+        var e = Tensor.From(Doubles(c["E"]).Select(v => (float)v).ToArray(), shape);
+        var x = Tensor.From(Doubles(c["x_T"]).Select(v => (float)v).ToArray(), shape) * scheduler.InitNoiseSigma;
+        var samples = c["samples"]!.AsArray();
+        for (int i = 0; i < scheduler.Timesteps.Count; i++)
+        {
+            double t = scheduler.Timesteps[i];
+            x = scheduler.Step(0.1 * scheduler.ScaleModelInput(x, t) + (1 + t / 1000) * e, t, x).PrevSample;
+            TensorAssert.Close(x, Doubles(samples[i]), shape, 1e-4, 1e-4, $"step {i}");
+        }
+        Assert.Equal(calls.Count, injected.Calls.Count);
+        for (int k = 0; k < calls.Count; k++)
+            TensorAssert.Close([injected.Calls[k].Sigma, injected.Calls[k].SigmaNext], Doubles(calls[k]), 0, 1e-4, $"noise call {k}");
+    }
+
+    /// <summary>The reference's pseudo-noise: call k gets sin(2.1 k + 0.9 j + 0.3) · 1.2 for element j.</summary>
+    private sealed class RecordedNoise(int expectedCalls) : ISigmaNoiseSampler
+    {
+        public List<(double Sigma, double SigmaNext)> Calls { get; } = [];
+
+        public Tensor Next(double sigma, double sigmaNext)
+        {
+            int k = Calls.Count;
+            Assert.True(k < expectedCalls, "more noise calls than the reference made");
+            Calls.Add((sigma, sigmaNext));
+            return Tensor.From(Enumerable.Range(0, 8).Select(j => (float)(Math.Sin(2.1 * k + 0.9 * j + 0.3) * 1.2)).ToArray(), 1, 2, 2, 2);
+        }
     }
 
     private sealed class ZeroNoise : ISigmaNoiseSampler
