@@ -11,6 +11,7 @@ public sealed class DpmSolverSdePipelineTests(TinyStableDiffusion tiny) : IClass
     [Theory]
     [InlineData("dpmpp_2m_sde", "DPM++ 2M SDE", "Uniform")]
     [InlineData("dpmpp_2m_sde_karras", "DPM++ 2M SDE", "Karras")]
+    [InlineData("dpmpp_3m_sde", "DPM++ 3M SDE", "Uniform")]
     [InlineData("dpmpp_sde", "DPM++ SDE", "Uniform")]
     [InlineData("dpmpp_sde_karras", "DPM++ SDE", "Karras")]
     public void ASeedReproducesTheImageAndThePngNamesTheSampler(string sampler, string display, string schedule)

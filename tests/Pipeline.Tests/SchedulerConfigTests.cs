@@ -116,7 +116,7 @@ public sealed class SchedulerConfigTests
     [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "solver_order": 4}""", "solver_order")]
     [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "dpmsolver"}""", "final_sigmas_type")]
     [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "use_exponential_sigmas": true}""", "use_exponential_sigmas")]
-    [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver++", "solver_order": 3}""", "solver_order")]
+    [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver", "final_sigmas_type": "sigma_min", "solver_order": 3}""", "solver_order")]
     [InlineData("""{"_class_name": "EulerDiscreteScheduler", "timestep_spacing": null}""", "timestep_spacing")]
     [InlineData("""{"_class_name": "EulerDiscreteScheduler", "use_karras_sigmas": "yes"}""", "use_karras_sigmas")]
     [InlineData("""{"_class_name": "EulerAncestralDiscreteScheduler", "prediction_type": "sample"}""", "prediction_type")]

@@ -62,6 +62,10 @@ public static class Samplers
             with { Aliases = ["k_dpmpp_2m_sde"] },
         Entry("dpmpp_2m_sde_karras", "DPM++ 2M SDE", Karras, DpmSolver, ("algorithm_type", "sde-dpmsolver++"), ("solver_order", 2), ("use_karras_sigmas", true))
             with { Aliases = ["k_dpmpp_2m_sde_ka"] }, // A1111's automatic schedule for it is Exponential, which we lack
+        Entry("dpmpp_3m_sde", "DPM++ 3M SDE", Uniform, DpmSolver, ("algorithm_type", "sde-dpmsolver++"), ("solver_order", 3), ("use_karras_sigmas", false))
+            with { Aliases = ["k_dpmpp_3m_sde"] },
+        Entry("dpmpp_3m_sde_karras", "DPM++ 3M SDE", Karras, DpmSolver, ("algorithm_type", "sde-dpmsolver++"), ("solver_order", 3), ("use_karras_sigmas", true))
+            with { Aliases = ["k_dpmpp_3m_sde_ka"] },
         // "DPM++ SDE": noise from our Brownian tree, reproducible run to run, not torchsde's numbers
         Entry("dpmpp_sde", "DPM++ SDE", Uniform, DpmSolverSde, ("use_karras_sigmas", false)) with { Aliases = ["k_dpmpp_sde"] },
         Entry("dpmpp_sde_karras", "DPM++ SDE", Karras, DpmSolverSde, ("use_karras_sigmas", true))
