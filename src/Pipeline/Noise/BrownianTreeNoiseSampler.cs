@@ -156,7 +156,7 @@ public sealed class BrownianTree
     private static double[] Normal(ulong nodeSeed, long n, double scale)
     {
         using var scope = DisposeScope.Enter();
-        using var generator = new Generator(nodeSeed >> 1); // libtorch seeds are taken as 63-bit by some builds
+        using var generator = new Generator(nodeSeed);
         var values = (Tensors.Randn([n], generator, DType.Float64) * scale).ToArray<double>();
         return values;
     }

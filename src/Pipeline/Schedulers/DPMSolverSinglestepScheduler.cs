@@ -49,7 +49,8 @@ public sealed record DPMSolverSinglestepSchedulerConfig : SchedulerConfig
 /// DPM-Solver / DPM-Solver++ singlestep (Lu et al. 2022): each interval [s, t] of the schedule is split into
 /// <c>solver_order</c> sub-steps, which start from the sample at s and use the model outputs taken inside the
 /// interval (the order list 1, 2, (3), 1, 2, … says where each sub-step is), instead of the previous intervals'
-/// outputs as the multistep solver does. One step() per timestep, as diffusers.
+/// outputs as the multistep solver does. One step() per timestep, as diffusers. As in 0.30.3, a final σ of 0 does
+/// not force the last order to 1 (diffusers 0.32 does: it changes order 3 with 3k + 2 steps).
 /// </summary>
 public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
 {

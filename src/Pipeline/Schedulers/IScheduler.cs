@@ -24,7 +24,7 @@ public interface IScheduler : IDisposable
 {
     SchedulerConfig Config { get; }
 
-    /// <summary>Model evaluations per timestep (diffusers' <c>order</c>); 1 for every scheduler here.</summary>
+    /// <summary>Model evaluations per σ interval (diffusers' <c>order</c>): 1, or 2 for the two-call schedulers (DPMSolverSDEScheduler).</summary>
     int Order { get; }
 
     /// <summary>Number of inference steps of the current schedule (0 before <see cref="SetTimesteps"/>).</summary>
