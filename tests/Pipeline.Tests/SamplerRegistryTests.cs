@@ -59,7 +59,14 @@ public sealed class SamplerRegistryTests
     [InlineData("DPMSolverMultistepScheduler", """ "use_karras_sigmas": true """, "dpmpp_2m_karras")]
     [InlineData("DPMSolverMultistepScheduler", """ "use_karras_sigmas": false """, "dpmpp_2m")]
     [InlineData("DPMSolverMultistepScheduler", """ "solver_order": 3 """, null)]
-    [InlineData("DPMSolverMultistepScheduler", """ "algorithm_type": "sde-dpmsolver++" """, null)]
+    [InlineData("DPMSolverMultistepScheduler", """ "algorithm_type": "sde-dpmsolver++" """, "dpmpp_2m_sde")]
+    [InlineData("DPMSolverMultistepScheduler", """ "algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": true """, "dpmpp_2m_sde_karras")]
+    [InlineData("DPMSolverMultistepScheduler", """ "algorithm_type": "sde-dpmsolver", "final_sigmas_type": "sigma_min" """, null)]
+    [InlineData("DPMSolverMultistepScheduler", """ "algorithm_type": "sde-dpmsolver++", "solver_order": 3 """, "dpmpp_3m_sde")]
+    [InlineData("DPMSolverMultistepScheduler", """ "algorithm_type": "sde-dpmsolver++", "solver_order": 3, "use_karras_sigmas": true """, "dpmpp_3m_sde_karras")]
+    [InlineData("DPMSolverSDEScheduler", """ "use_karras_sigmas": true """, "dpmpp_sde_karras")]
+    [InlineData("DPMSolverSDEScheduler", """ "noise_sampler_seed": 3 """, "dpmpp_sde")]
+    [InlineData("DPMSolverSinglestepScheduler", """ "solver_order": 2 """, null)]
     [InlineData("EulerDiscreteScheduler", """ "use_karras_sigmas": true """, "euler_karras")]
     [InlineData("EulerDiscreteScheduler", """ "timestep_spacing": "leading" """, "euler")]
     [InlineData("LMSDiscreteScheduler", """ "use_karras_sigmas": true """, "lms_karras")]
@@ -88,6 +95,12 @@ public sealed class SamplerRegistryTests
     [InlineData("Sampler: LMS Karras", "lms_karras")]
     [InlineData("Sampler: DDIM, Schedule type: Uniform", "ddim")]                         // A1111 ignores a timestep sampler's schedule
     [InlineData("Sampler: PLMS", "pndm")]
+    [InlineData("Sampler: DPM++ 2M SDE Karras", "dpmpp_2m_sde_karras")]
+    [InlineData("Sampler: DPM++ 2M SDE, Schedule type: Karras", "dpmpp_2m_sde_karras")]
+    [InlineData("Sampler: DPM++ 2M SDE", "dpmpp_2m_sde")]
+    [InlineData("Sampler: DPM++ 3M SDE Karras", "dpmpp_3m_sde_karras")]
+    [InlineData("Sampler: DPM++ SDE, Schedule type: Automatic", "dpmpp_sde_karras")]             // ≥ 1.9: DPM++ SDE's default is Karras
+    [InlineData("Sampler: DPM++ SDE Karras", "dpmpp_sde_karras")]
     [InlineData("Sampler: DPM++ 2M, Schedule type: Exponential", null)]
     [InlineData("Sampler: DPM adaptive", null)]                                           // no diffusers scheduler
     [InlineData("Sampler: Heun", "heun")]

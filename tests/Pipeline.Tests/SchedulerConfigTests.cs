@@ -14,7 +14,7 @@ public sealed class SchedulerConfigTests
     private static string Sd15As(string className) =>
         Sd15Json.Replace("\"PNDMScheduler\"", $"\"{className}\"", StringComparison.Ordinal);
 
-    public static TheoryData<string> GoldenCases() => new() { "ddpm", "ddim", "pndm", "euler", "euler_ancestral", "dpmpp_2m" };
+    public static TheoryData<string> GoldenCases() => new() { "ddpm", "ddim", "pndm", "euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2m_sde" };
 
     public static TheoryData<string> SecondOrderGoldenCases() => new() { "heun", "kdpm2", "kdpm2_ancestral" };
 
@@ -122,7 +122,7 @@ public sealed class SchedulerConfigTests
     [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "solver_order": 4}""", "solver_order")]
     [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "dpmsolver"}""", "final_sigmas_type")]
     [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "use_exponential_sigmas": true}""", "use_exponential_sigmas")]
-    [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver++", "solver_order": 3}""", "solver_order")]
+    [InlineData("""{"_class_name": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver", "final_sigmas_type": "sigma_min", "solver_order": 3}""", "solver_order")]
     [InlineData("""{"_class_name": "EulerDiscreteScheduler", "timestep_spacing": null}""", "timestep_spacing")]
     [InlineData("""{"_class_name": "EulerDiscreteScheduler", "use_karras_sigmas": "yes"}""", "use_karras_sigmas")]
     [InlineData("""{"_class_name": "EulerAncestralDiscreteScheduler", "prediction_type": "sample"}""", "prediction_type")]

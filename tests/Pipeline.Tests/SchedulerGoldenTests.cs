@@ -27,6 +27,8 @@ public sealed class SchedulerGoldenTests(ITestOutputHelper output)
     [InlineData("euler", 10, true)]        // 10 draws, unused (s_churn = 0), not saved: zeros injected
     [InlineData("euler_ancestral", 10, true)]
     [InlineData("dpmpp_2m", 0, true)]
+    [InlineData("dpmpp_2m_sde", 10, true)] // v2's scheduler_dpmpp_sde: DPMSolverMultistep sde-dpmsolver++ order 2, one draw per step
+    [InlineData("dpmsolver_singlestep", 0, true)]
     public void MatchesDiffusersGolden(string name, int noiseDraws, bool hasBeginIndex) => Check(name, noiseDraws, hasBeginIndex, StepAtol);
 
     // Check #12 of the v2 README, the second-order schedulers: one step() per timesteps entry (19 for 10 steps), the

@@ -43,8 +43,9 @@ public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
         if (TimeShiftType is not ("exponential" or "linear"))
             throw Invalid("time_shift_type", $"unsupported value '{TimeShiftType}' (expected one of exponential, linear)");
         if (SolverOrder is < 1 or > 3) throw Invalid("solver_order", $"{SolverOrder} (must be 1, 2 or 3)");
-        if (SolverOrder == 3 && AlgorithmType is DpmAlgorithmType.SdeDpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolver)
-            throw Invalid("solver_order", $"3 is not available for algorithm_type '{EnumName(AlgorithmType)}' (the SDE solvers are first or second order)");
+        // sde-dpmsolver++ of order 3 is diffusers ≥ 0.32's (0.30.3 fails there); sde-dpmsolver has no third order anywhere
+        if (SolverOrder == 3 && AlgorithmType == DpmAlgorithmType.SdeDpmSolver)
+            throw Invalid("solver_order", $"3 is not available for algorithm_type '{EnumName(AlgorithmType)}' (the SDE DPM-Solver is first or second order)");
         if (Thresholding) throw Unsupported("thresholding", true);
         if (UseExponentialSigmas) throw Unsupported("use_exponential_sigmas", true);
         if (UseBetaSigmas) throw Unsupported("use_beta_sigmas", true);
@@ -61,7 +62,8 @@ public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
 /// <summary>
 /// DPM-Solver / DPM-Solver++ multistep (Lu et al. 2022): exponential-integrator steps in
 /// λ = log(α/σ), reusing the previous data predictions for 2nd/3rd order. "DPM++ 2M" is
-/// algorithm dpmsolver++ with solver_order 2; the SDE variants draw noise every step.
+/// algorithm dpmsolver++ with solver_order 2; the SDE variants ("DPM++ 2M SDE", "DPM++ 3M SDE" = sde-dpmsolver++
+/// of order 2 and 3) draw one float32 noise tensor from the noise source every step, as diffusers' randn_tensor.
 /// </summary>
 public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
 {
@@ -159,13 +161,13 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
     }
 
     /// <summary>α_t = 1/√(σ² + 1), σ_t = σ α_t (VP quantities of a VE sigma).</summary>
-    private static (double Alpha, double Sigma) AlphaSigma(double sigma)
+    internal static (double Alpha, double Sigma) AlphaSigma(double sigma)
     {
         double alpha = 1 / Math.Sqrt(sigma * sigma + 1);
         return (alpha, sigma * alpha);
     }
 
-    private static double Lambda(double sigma)
+    internal static double Lambda(double sigma)
     {
         var (a, s) = AlphaSigma(sigma);
         return Math.Log(a) - Math.Log(s);
@@ -195,7 +197,7 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         else if (Config.SolverOrder == 2 || lowerOrderNums < 2 || lowerOrderSecond)
             prev = SecondOrderUpdate(x, i, z);
         else
-            prev = ThirdOrderUpdate(x, i);
+            prev = ThirdOrderUpdate(x, i, z);
         if (lowerOrderNums < Config.SolverOrder) lowerOrderNums++;
 
         prev = prev.To(modelOutput.DType);
@@ -293,8 +295,11 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         }
     }
 
-    /// <summary>Multistep third order (ODE variants only), from the last three outputs.</summary>
-    private Tensor ThirdOrderUpdate(Tensor x, int i)
+    /// <summary>
+    /// Multistep third order from the last three outputs. The sde-dpmsolver++ form ("DPM++ 3M SDE") is diffusers
+    /// 0.32's (#9104); 0.30.3 has only the ODE forms.
+    /// </summary>
+    private Tensor ThirdOrderUpdate(Tensor x, int i, Tensor? z)
     {
         var (alphaT, sigmaT) = AlphaSigma(sigmas[i + 1]);
         var (alphaS0, sigmaS0) = AlphaSigma(sigmas[i]);
@@ -309,6 +314,13 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         var d11 = 1.0 / r1 * (m1 - m2);
         var d1 = d10 + r0 / (r0 + r1) * (d10 - d11);
         var d2 = 1.0 / (r0 + r1) * (d10 - d11);
+        if (Config.AlgorithmType == DpmAlgorithmType.SdeDpmSolverPlusPlus)
+        {
+            return sigmaT / sigmaS0 * Math.Exp(-h) * x + alphaT * (1.0 - Math.Exp(-2.0 * h)) * m0
+                + alphaT * ((1.0 - Math.Exp(-2.0 * h)) / (-2.0 * h) + 1.0) * d1
+                + alphaT * ((1.0 - Math.Exp(-2.0 * h) - 2.0 * h) / (2.0 * h * (2.0 * h)) - 0.5) * d2
+                + sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * z!;
+        }
         if (IsPlusPlus)
         {
             return sigmaT / sigmaS0 * x - alphaT * (Math.Exp(-h) - 1.0) * m0

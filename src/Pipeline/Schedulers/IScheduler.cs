@@ -25,8 +25,9 @@ public interface IScheduler : IDisposable
     SchedulerConfig Config { get; }
 
     /// <summary>
-    /// Model evaluations per inference step (diffusers' <c>order</c>): 2 for the second-order samplers (Heun, KDPM2), whose
-    /// <see cref="Timesteps"/> list each step twice and whose <see cref="Step"/> alternates its two halves; 1 otherwise.
+    /// Model evaluations per inference step (diffusers' <c>order</c>): 2 for the two-call samplers (Heun, KDPM2,
+    /// DPMSolverSDE), whose <see cref="Timesteps"/> list each step twice and whose <see cref="Step"/> alternates its two
+    /// halves; 1 otherwise.
     /// </summary>
     int Order { get; }
 

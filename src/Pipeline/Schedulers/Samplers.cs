@@ -41,10 +41,12 @@ public static class Samplers
     private static readonly SchedulerClass UniPc = SchedulerClass.Of<UniPCMultistepSchedulerConfig>(c => new UniPCMultistepScheduler(c));
     private static readonly SchedulerClass Deis = SchedulerClass.Of<DEISMultistepSchedulerConfig>(c => new DEISMultistepScheduler(c));
     private static readonly SchedulerClass Tcd = SchedulerClass.Of<TCDSchedulerConfig>(c => new TCDScheduler(c));
+    private static readonly SchedulerClass DpmSolverSinglestep = SchedulerClass.Of<DPMSolverSinglestepSchedulerConfig>(c => new DPMSolverSinglestepScheduler(c));
+    private static readonly SchedulerClass DpmSolverSde = SchedulerClass.Of<DPMSolverSDESchedulerConfig>(c => new DPMSolverSDEScheduler(c));
 
     /// <summary>The diffusers scheduler classes this library implements.</summary>
     public static IReadOnlyList<SchedulerClass> Classes { get; } = [Ddpm, Ddim, Pndm, Euler, EulerAncestral, DpmSolver, Lms, Lcm,
-        Heun, Kdpm2, Kdpm2Ancestral, UniPc, Deis, Tcd];
+        Heun, Kdpm2, Kdpm2Ancestral, UniPc, Deis, Tcd, DpmSolverSinglestep, DpmSolverSde];
 
     /// <summary>The samplers, in the order the help lists them (A1111's names → diffusers class + options, as diffusers' docs map them).</summary>
     public static IReadOnlyList<SamplerInfo> All { get; } =
@@ -73,6 +75,19 @@ public static class Samplers
         Entry("unipc_karras", "UniPC", Karras, UniPc, ("use_karras_sigmas", true)),
         Entry("deis", "DEIS", Uniform, Deis, ("use_karras_sigmas", false)),
         Entry("tcd", "TCD", Automatic, Tcd),
+        // "DPM++ 2M SDE" as diffusers maps it: one Gaussian draw per step (A1111's k-diffusion draws from a Brownian tree)
+        Entry("dpmpp_2m_sde", "DPM++ 2M SDE", Uniform, DpmSolver, ("algorithm_type", "sde-dpmsolver++"), ("solver_order", 2), ("use_karras_sigmas", false))
+            with { Aliases = ["k_dpmpp_2m_sde"] },
+        Entry("dpmpp_2m_sde_karras", "DPM++ 2M SDE", Karras, DpmSolver, ("algorithm_type", "sde-dpmsolver++"), ("solver_order", 2), ("use_karras_sigmas", true))
+            with { Aliases = ["k_dpmpp_2m_sde_ka"] }, // A1111's automatic schedule for it is Exponential, which we lack
+        Entry("dpmpp_3m_sde", "DPM++ 3M SDE", Uniform, DpmSolver, ("algorithm_type", "sde-dpmsolver++"), ("solver_order", 3), ("use_karras_sigmas", false))
+            with { Aliases = ["k_dpmpp_3m_sde"] },
+        Entry("dpmpp_3m_sde_karras", "DPM++ 3M SDE", Karras, DpmSolver, ("algorithm_type", "sde-dpmsolver++"), ("solver_order", 3), ("use_karras_sigmas", true))
+            with { Aliases = ["k_dpmpp_3m_sde_ka"] },
+        // "DPM++ SDE": noise from our Brownian tree, reproducible run to run, not torchsde's numbers
+        Entry("dpmpp_sde", "DPM++ SDE", Uniform, DpmSolverSde, ("use_karras_sigmas", false)) with { Aliases = ["k_dpmpp_sde"] },
+        Entry("dpmpp_sde_karras", "DPM++ SDE", Karras, DpmSolverSde, ("use_karras_sigmas", true))
+            with { Aliases = ["k_dpmpp_sde_ka"], IsAutomaticInA1111 = true },
     ];
 
     /// <summary>The command-line names, e.g. "euler_a".</summary>
