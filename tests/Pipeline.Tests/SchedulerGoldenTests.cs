@@ -27,6 +27,7 @@ public sealed class SchedulerGoldenTests(ITestOutputHelper output)
     [InlineData("euler", 10, true)]        // 10 draws, unused (s_churn = 0), not saved: zeros injected
     [InlineData("euler_ancestral", 10, true)]
     [InlineData("dpmpp_2m", 0, true)]
+    [InlineData("euler_exponential", 10, true)] // diffusers 0.31's use_exponential_sigmas (golden v2, check 12)
     public void MatchesDiffusersGolden(string name, int noiseDraws, bool hasBeginIndex)
     {
         using var scope = DisposeScope.Enter();

@@ -46,11 +46,11 @@ public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
         if (SolverOrder == 3 && AlgorithmType is DpmAlgorithmType.SdeDpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolver)
             throw Invalid("solver_order", $"3 is not available for algorithm_type '{EnumName(AlgorithmType)}' (the SDE solvers are first or second order)");
         if (Thresholding) throw Unsupported("thresholding", true);
-        if (UseExponentialSigmas) throw Unsupported("use_exponential_sigmas", true);
-        if (UseBetaSigmas) throw Unsupported("use_beta_sigmas", true);
+        RequireOneSigmaSpacing(UseKarrasSigmas, UseExponentialSigmas, UseBetaSigmas);
         if (UseFlowSigmas) throw Unsupported("use_flow_sigmas", true);
         if (UseDynamicShifting) throw Unsupported("use_dynamic_shifting", true);
-        if (UseKarrasSigmas && UseLuLambdas) throw Invalid("use_lu_lambdas", "cannot be combined with use_karras_sigmas");
+        if ((UseKarrasSigmas || UseExponentialSigmas || UseBetaSigmas) && UseLuLambdas)
+            throw Invalid("use_lu_lambdas", "cannot be combined with use_karras_sigmas, use_exponential_sigmas or use_beta_sigmas");
         if (VarianceType is not (null or Schedulers.VarianceType.Learned or Schedulers.VarianceType.LearnedRange))
             throw Invalid("variance_type", $"'{EnumName(VarianceType.Value)}' (DPM-Solver accepts null, learned or learned_range)");
         if (AlgorithmType is DpmAlgorithmType.DpmSolver or DpmAlgorithmType.SdeDpmSolver && FinalSigmasType == FinalSigmasType.Zero)
@@ -113,9 +113,10 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         };
 
         double[] s;
-        if (Config.UseKarrasSigmas)
+        // Karras, or (diffusers ≥ 0.31) exponential or beta spacing over the training σ range
+        if (ScheduleMath.ConvertedSigmas(Config.UseKarrasSigmas, Config.UseExponentialSigmas, Config.UseBetaSigmas, trainingSigmas[0], trainingSigmas[^1], steps) is { } converted)
         {
-            s = ScheduleMath.KarrasSigmas(trainingSigmas[0], trainingSigmas[^1], steps);
+            s = converted;
             timesteps = s.Select(v => ScheduleMath.Round(ScheduleMath.SigmaToT(v, logTrainingSigmas))).ToArray();
         }
         else if (Config.UseLuLambdas)

@@ -116,6 +116,14 @@ public abstract record SchedulerConfig
 
     protected SchedulerConfigException Invalid(string field, string detail) => new(field, detail);
 
+    /// <summary>diffusers (≥ 0.31) refuses more than one of use_karras_sigmas, use_exponential_sigmas and use_beta_sigmas.</summary>
+    protected void RequireOneSigmaSpacing(bool karras, bool exponential, bool beta)
+    {
+        if ((karras ? 1 : 0) + (exponential ? 1 : 0) + (beta ? 1 : 0) > 1)
+            throw Invalid(beta ? "use_beta_sigmas" : "use_exponential_sigmas",
+                "only one of use_karras_sigmas, use_exponential_sigmas and use_beta_sigmas can be true");
+    }
+
     protected SchedulerConfigException Unsupported(string field, object value) =>
         new(field, $"{FormatValue(value)} is not supported by {ClassName} in this library");
 

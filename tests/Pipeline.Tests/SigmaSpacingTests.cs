@@ -1,0 +1,49 @@
+using LatentDiffusion.Pipeline.Schedulers;
+using Xunit;
+
+namespace LatentDiffusion.Pipeline.Tests;
+
+/// <summary>
+/// The exponential and beta σ spacings (diffusers ≥ 0.31's use_exponential_sigmas / use_beta_sigmas) in every
+/// class that has them; the exponential one is also checked against diffusers' numbers in SchedulerGoldenTests.
+/// </summary>
+public sealed class SigmaSpacingTests
+{
+    private static SchedulerConfig Sd15(string className, string option) => SchedulerConfig.Parse(
+        $$"""{"_class_name": "{{className}}", "beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "{{option}}": true}""");
+
+    private static double[] Sigmas(SchedulerConfig config, int steps)
+    {
+        using var scheduler = SchedulerFactory.Create(config);
+        scheduler.SetTimesteps(steps);
+        return ((ISigmaSchedule)scheduler).Sigmas.Select(s => (double)s).ToArray();
+    }
+
+    [Theory]
+    [InlineData("EulerDiscreteScheduler")]
+    [InlineData("LMSDiscreteScheduler")]
+    [InlineData("DPMSolverMultistepScheduler")]
+    public void ExponentialSigmasAreEvenlySpacedInLogSigma(string className)
+    {
+        var sigmas = Sigmas(Sd15(className, "use_exponential_sigmas"), 7)[..7];
+        var ratios = sigmas.Zip(sigmas.Skip(1), (a, b) => Math.Log(a / b)).ToArray();
+        Assert.All(ratios, r => Assert.Equal(ratios[0], r, 4));
+        Assert.Equal(14.6146, sigmas[0], 3);   // SD's σ_max
+        Assert.Equal(0.0292, sigmas[^1], 3);   // SD's σ_min
+    }
+
+    [Theory]
+    [InlineData("EulerDiscreteScheduler")]
+    [InlineData("LMSDiscreteScheduler")]
+    [InlineData("DPMSolverMultistepScheduler")]
+    public void BetaSigmasAreSymmetricBetweenTheEnds(string className)
+    {
+        // Beta(0.6, 0.6) is symmetric: σ_i + σ_{n−1−i} = σ_min + σ_max, and steps crowd towards both ends.
+        var sigmas = Sigmas(Sd15(className, "use_beta_sigmas"), 9)[..9];
+        double sum = sigmas[0] + sigmas[^1];
+        for (int i = 0; i < sigmas.Length; i++) Assert.Equal(sum, sigmas[i] + sigmas[^(i + 1)], 4);
+        Assert.Equal(sum / 2, sigmas[4], 4);
+        Assert.True(sigmas[0] - sigmas[1] < sigmas[3] - sigmas[4], "beta spacing takes small steps near σ_max");
+        Assert.All(sigmas.Zip(sigmas.Skip(1)), p => Assert.True(p.First > p.Second));
+    }
+}
