@@ -88,7 +88,9 @@ public sealed class SamplerRegistryTests
     [InlineData("Sampler: LMS Karras", "lms_karras")]
     [InlineData("Sampler: DDIM, Schedule type: Uniform", "ddim")]                         // A1111 ignores a timestep sampler's schedule
     [InlineData("Sampler: PLMS", "pndm")]
-    [InlineData("Sampler: DPM++ 2M, Schedule type: Exponential", null)]
+    [InlineData("Sampler: DPM++ 2M, Schedule type: Exponential", "dpmpp_2m_exponential")] // a schedule no entry declares
+    [InlineData("Sampler: Euler, Schedule type: SGM Uniform", "euler_sgm_uniform")]
+    [InlineData("Sampler: Euler a, Schedule type: Karras", null)]                         // Euler a has no Karras sigmas
     [InlineData("Sampler: Heun", null)]
     public void ParametersTextOfEitherFormParsesToItsSampler(string samplerFields, string? expected)
     {

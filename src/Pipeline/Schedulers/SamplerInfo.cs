@@ -33,6 +33,12 @@ public sealed record SamplerInfo
     /// </summary>
     public bool IsAutomaticInA1111 { get; init; }
 
+    /// <summary>
+    /// The command-line names of the schedule types (<see cref="ScheduleTypes"/>) this sampler supports; null (the default)
+    /// derives them from its class (<see cref="Samplers.SchedulesOf"/>).
+    /// </summary>
+    public IReadOnlyList<string>? Schedules { get; init; }
+
     /// <summary>diffusers' class name, e.g. "DPMSolverMultistepScheduler".</summary>
     public string ClassName => Class.Name;
 
