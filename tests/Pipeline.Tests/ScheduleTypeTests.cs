@@ -11,7 +11,7 @@ public sealed class ScheduleTypeTests
     private static SchedulerConfig Sd15 => SchedulerConfig.Load(ConfigPath("pndm"));
 
     // The values AUTOMATIC1111 ≥ 1.9 writes after "Schedule type: " (of the ones this library has).
-    private static readonly string[] A1111ScheduleTypes = ["Automatic", "Uniform", "Karras", "Exponential", "Beta", "SGM Uniform"];
+    private static readonly string[] A1111ScheduleTypes = ["Automatic", "Uniform", "Karras", "Exponential", "Beta", "SGM Uniform", "Simple"];
 
     [Theory]
     [InlineData("DPM++ 2M", "karras", "dpmpp_2m_karras")]      // A1111's two fields ≡ the combined name
@@ -26,6 +26,8 @@ public sealed class ScheduleTypeTests
     [InlineData("DPM++ 2M", "beta", "dpmpp_2m_beta")]
     [InlineData("lms", "sgm uniform", "lms_sgm_uniform")]
     [InlineData("Euler a", "SGM Uniform", "euler_a_sgm_uniform")]
+    [InlineData("euler_a", "simple", "euler_a_simple")]
+    [InlineData("DPM++ 2M Karras", "Simple", "dpmpp_2m_simple")]
     [InlineData("ddim", "automatic", "ddim")]
     public void ASamplerAndAScheduleResolveToOneSampler(string sampler, string schedule, string expected)
     {
@@ -55,6 +57,7 @@ public sealed class ScheduleTypeTests
     [InlineData("ddim", "karras")]
     [InlineData("pndm", "exponential")]
     [InlineData("lcm", "sgm_uniform")]
+    [InlineData("ddim", "simple")]
     public void AnUnsupportedCombinationIsRefusedNamingWhatTheSamplerSupports(string sampler, string schedule)
     {
         var e = Assert.Throws<ArgumentException>(() => Samplers.Get(sampler, schedule));

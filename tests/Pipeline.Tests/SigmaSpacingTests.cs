@@ -46,4 +46,32 @@ public sealed class SigmaSpacingTests
         Assert.True(sigmas[0] - sigmas[1] < sigmas[3] - sigmas[4], "beta spacing takes small steps near σ_max");
         Assert.All(sigmas.Zip(sigmas.Skip(1)), p => Assert.True(p.First > p.Second));
     }
+
+    [Theory]
+    [InlineData("EulerDiscreteScheduler")]
+    [InlineData("EulerAncestralDiscreteScheduler")]
+    [InlineData("LMSDiscreteScheduler")]
+    [InlineData("DPMSolverMultistepScheduler")]
+    public void SimpleSpacingTakesEveryNthTrainingSigmaFromTheLast(string className)
+    {
+        // A1111's simple_scheduler: sigmas[-(1 + int(i · 1000/30))] → t = 999, 966, 933, 899 (3 · 33.33… is 100.00000000000001 in
+        // float64, as in Python; trailing spacing rounds instead: 932)
+        var config = SchedulerConfig.Parse($$"""{"_class_name": "{{className}}", "beta_schedule": "scaled_linear", "timestep_spacing": "simple"}""");
+        using var scheduler = SchedulerFactory.Create(config);
+        scheduler.SetTimesteps(30);
+        Assert.Equal([999, 966, 933, 899], scheduler.Timesteps.Take(4).Select(t => Math.Round(t, 3)));
+        Assert.Equal(30, scheduler.Timesteps.Count);
+        Assert.Equal(33, scheduler.Timesteps[^1], 3);
+        if (scheduler is SigmaScheduler) Assert.Equal(((ISigmaSchedule)scheduler).Sigmas[0], scheduler.InitNoiseSigma, 5); // as for trailing
+    }
+
+    [Theory]
+    [InlineData("DDIMScheduler")]
+    [InlineData("PNDMScheduler")]
+    [InlineData("DDPMScheduler")]
+    public void SimpleSpacingIsRefusedByTheClassesThatDoNotImplementIt(string className)
+    {
+        var e = Assert.Throws<SchedulerConfigException>(() => SchedulerConfig.Parse($$"""{"_class_name": "{{className}}", "timestep_spacing": "simple"}"""));
+        Assert.Equal("timestep_spacing", e.Field);
+    }
 }

@@ -11,6 +11,8 @@ public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
 
     [JsonIgnore] public override string ClassName => "DPMSolverMultistepScheduler";
 
+    protected internal override bool SupportsSimpleSpacing => true;
+
     [JsonPropertyName("solver_order")] public int SolverOrder { get; init; } = 2;
     [JsonPropertyName("thresholding")] public bool Thresholding { get; init; }
     [JsonPropertyName("dynamic_thresholding_ratio")] public double DynamicThresholdingRatio { get; init; } = 0.995;
@@ -108,6 +110,7 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         {
             // linspace(0, last − 1, n + 1), rounded, descending, without the final 0
             TimestepSpacing.Linspace => ScheduleMath.Linspace(0, lastTimestep - 1, steps + 1).Select(ScheduleMath.Round).Reverse().Take(steps).ToArray(),
+            TimestepSpacing.Simple => ScheduleMath.SpacedTimesteps(TimestepSpacing.Simple, trainSteps, steps, 0),
             TimestepSpacing.Leading => Enumerable.Range(0, steps + 1).Select(i => (double)(i * (lastTimestep / (steps + 1)))).Reverse().Take(steps).Select(t => t + Config.StepsOffset).ToArray(),
             _ => ScheduleMath.Arange(lastTimestep, 0, -(trainSteps / (double)steps)).Select(t => ScheduleMath.Round(t) - 1).ToArray(),
         };

@@ -11,6 +11,8 @@ public sealed record EulerDiscreteSchedulerConfig : SchedulerConfig
 
     [JsonIgnore] public override string ClassName => "EulerDiscreteScheduler";
 
+    protected internal override bool SupportsSimpleSpacing => true;
+
     [JsonPropertyName("interpolation_type")] public InterpolationType InterpolationType { get; init; } = InterpolationType.Linear;
     [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
     [JsonPropertyName("use_exponential_sigmas")] public bool UseExponentialSigmas { get; init; }

@@ -11,6 +11,8 @@ public sealed record LMSDiscreteSchedulerConfig : SchedulerConfig
 
     [JsonIgnore] public override string ClassName => "LMSDiscreteScheduler";
 
+    protected internal override bool SupportsSimpleSpacing => true;
+
     [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
     [JsonPropertyName("use_exponential_sigmas")] public bool UseExponentialSigmas { get; init; }
     [JsonPropertyName("use_beta_sigmas")] public bool UseBetaSigmas { get; init; }

@@ -196,6 +196,9 @@ internal static class ScheduleMath
                 double ratio = trainSteps / (double)steps;
                 return Arange(trainSteps, 0, -ratio).Select(t => Round(t) - 1).ToArray();
             }
+            case TimestepSpacing.Simple:
+                // A1111's simple_scheduler: sigmas[-(1 + int(i · T/n))] of the T training sigmas
+                return Enumerable.Range(0, steps).Select(i => (double)(trainSteps - 1 - (int)(i * ((double)trainSteps / steps)))).ToArray();
             default:
                 throw new SchedulerConfigException("timestep_spacing", $"unsupported value '{spacing}'");
         }

@@ -13,9 +13,11 @@ namespace LatentDiffusion.Pipeline.Schedulers;
 /// <item>Exponential: <c>use_exponential_sigmas</c> (diffusers ≥ 0.31), σ evenly spaced in log σ.</item>
 /// <item>Beta: <c>use_beta_sigmas</c> (diffusers ≥ 0.31), Beta(0.6, 0.6) quantiles between σ_min and σ_max.</item>
 /// <item>SGM Uniform: <c>timestep_spacing "trailing"</c>, the spacing SDXL-Turbo/SGM sample with.</item>
+/// <item>Simple: AUTOMATIC1111's (k-diffusion/ComfyUI's simple_scheduler) every (T/n)-th model sigma counted from the
+/// last, t_i = T − 1 − ⌊i·T/n⌋. diffusers has no such option, so it is the library's own <c>timestep_spacing "simple"</c>
+/// (<see cref="TimestepSpacing.Simple"/>), accepted by the σ samplers and DPM++; for step counts that divide T it
+/// equals SGM Uniform.</item>
 /// </list>
-/// A1111's "Simple" (every (1000/n)-th model sigma, ComfyUI's simple_scheduler) has no diffusers option and is
-/// not offered: for step counts that divide the 1000 training steps it equals SGM Uniform.
 /// </summary>
 public static class ScheduleTypes
 {
@@ -33,8 +35,10 @@ public static class ScheduleTypes
 
     public static ScheduleType SgmUniform { get; } = Of("sgm_uniform", "SGM Uniform", SpacingKey, "trailing", "trailing timestep spacing");
 
+    public static ScheduleType Simple { get; } = Of("simple", "Simple", SpacingKey, "simple", "every (T/n)-th model sigma");
+
     /// <summary>Every schedule type, in the order help lists them.</summary>
-    public static IReadOnlyList<ScheduleType> All { get; } = [Automatic, Uniform, Karras, Exponential, Beta, SgmUniform];
+    public static IReadOnlyList<ScheduleType> All { get; } = [Automatic, Uniform, Karras, Exponential, Beta, SgmUniform, Simple];
 
     /// <summary>The command-line names.</summary>
     public static IReadOnlyList<string> Names { get; } = All.Select(s => s.Name).ToArray();
@@ -67,7 +71,12 @@ public static class ScheduleTypes
         if (On(KarrasKey)) return Karras;
         if (On(ExponentialKey)) return Exponential;
         if (On(BetaKey)) return Beta;
-        return config.TimestepSpacing == TimestepSpacing.Trailing ? SgmUniform : null;
+        return config.TimestepSpacing switch
+        {
+            TimestepSpacing.Trailing => SgmUniform,
+            TimestepSpacing.Simple => Simple,
+            _ => null,
+        };
     }
 
     internal static string Key(string name) =>
