@@ -21,6 +21,10 @@ namespace LatentDiffusion.Pipeline.Schedulers;
 /// DDPM, LCM), whose schedule A1111 does not let one choose. Older files, which fold the schedule into the
 /// name (<c>Sampler: DPM++ 2M Karras</c>), are read as well (<see cref="FromParameters"/>).
 /// </para>
+/// <para>
+/// Schedule types (<see cref="ScheduleTypes"/>) are a second dimension (Samplers.Schedules.cs): a sampler combined with
+/// any schedule its class supports is the declared entry of that schedule or the sampler with the schedule's options.
+/// </para>
 /// </summary>
 public static partial class Samplers
 {
@@ -97,7 +101,9 @@ public static partial class Samplers
     public static SamplerInfo? Of(SchedulerConfig config)
     {
         var sampler = BySpecificity.FirstOrDefault(s => s.Describes(config));
+        // (an entry that sets the schedule's option itself, e.g. a trailing-spacing entry, is already what it declares)
         return sampler is not null && ScheduleTypes.Of(config) is { } schedule && schedule.DisplayName != sampler.ScheduleType
+            && !schedule.Overrides.Keys.Any(sampler.Overrides.ContainsKey)
             && SchedulesOf(sampler).Contains(schedule) ? WithSchedule(sampler, schedule) : sampler;
     }
 
