@@ -48,6 +48,17 @@ public sealed class SigmaSpacingTests
     }
 
     [Theory]
+    [InlineData(5, 1, 0.8243196213473034)]   // ppf(0.75; 0.6, 0.6), by Simpson's rule on the Beta density and bisection
+    [InlineData(5, 3, 0.17568037865269653)]  // ppf(0.25)
+    [InlineData(9, 1, 0.94284363637758589)]  // ppf(0.875) = 1 − ppf(0.125)
+    public void BetaSigmasAreTheBetaQuantilesScipyGives(int steps, int index, double ppf)
+    {
+        var sigmas = Sigmas(Sd15("EulerDiscreteScheduler", "use_beta_sigmas"), steps);
+        double min = sigmas[steps - 1], max = sigmas[0];
+        Assert.Equal(min + ppf * (max - min), sigmas[index], 1e-4 * max);
+    }
+
+    [Theory]
     [InlineData("EulerDiscreteScheduler")]
     [InlineData("EulerAncestralDiscreteScheduler")]
     [InlineData("LMSDiscreteScheduler")]
