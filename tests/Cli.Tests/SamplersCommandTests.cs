@@ -54,6 +54,12 @@ public sealed class SamplersCommandTests : IDisposable
         Assert.Equal(("DPM++ 2M", "Exponential"), (parameters.Sampler, parameters.ScheduleType));
         Assert.Equal("dpmpp_2m_exponential", Samplers.FromParameters(parameters)?.Name);
 
+        // without --sampler the schedule applies to the model's own sampler (the tiny model's is PLMS: Automatic only)
+        var own = CliRunner.Run("generate", "x", "--model", model, "--steps", "2", "--seed", "1", "--schedule", "karras", "--out", Out("p.png"));
+        Assert.Equal(2, own.ExitCode);
+        Assert.Contains("--schedule: sampler 'pndm' does not support schedule type 'karras' (it supports: automatic)", own.Err, StringComparison.Ordinal);
+        Assert.False(File.Exists(Out("p.png")));
+
         // an A1111 display name with the schedule folded in
         var karras = CliRunner.Run("generate", "x", "--model", model, "--steps", "2", "--seed", "1", "--sampler", "Euler Karras", "--out", Out("k.png"));
         Assert.True(karras.ExitCode == 0, karras.Err);

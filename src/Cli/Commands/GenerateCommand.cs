@@ -146,7 +146,15 @@ internal static class GenerateCommand
         };
         if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--preview must name a .png file, not {previewPath}");
-        pipe.Validate(request); // sizes must be multiples of this model's VAE factor
+        try
+        {
+            pipe.Validate(request); // sizes must be multiples of this model's VAE factor
+        }
+        catch (ArgumentException e) when (e.ParamName is "schedule" or nameof(GenerationRequest.Schedule))
+        {
+            // --schedule without --sampler applies to the model's own sampler, known only now
+            throw new UsageException($"{o.Schedule.Name}: {ErrorReporter.Describe(e)}");
+        }
 
         clock.Restart();
         var preview = parsed.GetValue(o.Preview);
