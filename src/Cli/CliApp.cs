@@ -87,6 +87,8 @@ public static class CliApp
         root.Subcommands.Add(TrainCommand.Create(context));
         root.Subcommands.Add(ToyCommand.Create(context));
         root.Subcommands.Add(SampleCommand.Create(context));
+        root.Subcommands.Add(SamplersCommand.Create(context));
+        root.Subcommands.Add(SamplerGridCommand.Create(context));
         root.Subcommands.Add(EvalCommand.Create(context));
         root.Subcommands.Add(FuzzCommand.Create(context));
         ShowHelpWhenBare(root);

@@ -101,11 +101,13 @@ public sealed class SamplerRegistryTests
     [InlineData("Sampler: DPM++ 3M SDE Karras", "dpmpp_3m_sde_karras")]
     [InlineData("Sampler: DPM++ SDE, Schedule type: Automatic", "dpmpp_sde_karras")]             // ≥ 1.9: DPM++ SDE's default is Karras
     [InlineData("Sampler: DPM++ SDE Karras", "dpmpp_sde_karras")]
-    [InlineData("Sampler: DPM++ 2M, Schedule type: Exponential", null)]
     [InlineData("Sampler: DPM adaptive", null)]                                           // no diffusers scheduler
     [InlineData("Sampler: Heun", "heun")]
     [InlineData("Sampler: DPM2 a Karras", "dpm2_a_karras")]
     [InlineData("Sampler: DPM2, Schedule type: Automatic", "dpm2")]
+    [InlineData("Sampler: DPM++ 2M, Schedule type: Exponential", "dpmpp_2m_exponential")] // a schedule no entry declares
+    [InlineData("Sampler: Euler, Schedule type: SGM Uniform", "euler_sgm_uniform")]
+    [InlineData("Sampler: Euler a, Schedule type: Karras", null)]                         // Euler a has no Karras sigmas
     public void ParametersTextOfEitherFormParsesToItsSampler(string samplerFields, string? expected)
     {
         var p = GenerationParameters.Parse($"a cat\nSteps: 20, {samplerFields}, CFG scale: 7, Seed: 1, Size: 512x512");

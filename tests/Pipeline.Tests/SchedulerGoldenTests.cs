@@ -29,6 +29,7 @@ public sealed class SchedulerGoldenTests(ITestOutputHelper output)
     [InlineData("dpmpp_2m", 0, true)]
     [InlineData("dpmpp_2m_sde", 10, true)] // v2's scheduler_dpmpp_sde: DPMSolverMultistep sde-dpmsolver++ order 2, one draw per step
     [InlineData("dpmsolver_singlestep", 0, true)]
+    [InlineData("euler_exponential", 10, true)] // diffusers 0.31's use_exponential_sigmas (golden v2, check 12)
     public void MatchesDiffusersGolden(string name, int noiseDraws, bool hasBeginIndex) => Check(name, noiseDraws, hasBeginIndex, StepAtol);
 
     // Check #12 of the v2 README, the second-order schedulers: one step() per timesteps entry (19 for 10 steps), the

@@ -21,6 +21,7 @@ internal static class GenerateCommand
         public readonly Option<double> Guidance = new Option<double>("--guidance", "--cfg") { Description = "Classifier-free guidance scale (≤ 1 turns guidance off)", DefaultValueFactory = _ => 7.5 }.InRange(Ranges.Guidance);
         public readonly Option<double> GuidanceRescale = new Option<double>("--guidance-rescale") { Description = "Rescale the guided prediction (0 = off, 0.7 for zero-SNR models)" }.InRange(Ranges.GuidanceRescale);
         public readonly Option<string?> Sampler = new("--sampler", "-s") { Description = $"{string.Join(", ", Samplers.Names)} (default: the model's scheduler)" };
+        public readonly Option<string?> Schedule = new("--schedule") { Description = $"Schedule type: {string.Join(", ", ScheduleTypes.Names)} (default: the sampler's own; `ldm samplers` lists which each supports)" };
         public readonly Option<long> Seed = new("--seed") { Description = "Random seed; -1 picks one (printed and stored in the PNG)", DefaultValueFactory = _ => -1 };
         public readonly Option<int?> Width = new("--width", "-W") { Description = "Width in pixels, a multiple of the VAE's scale factor, 8 for Stable Diffusion (default: the model's)" };
         public readonly Option<int?> Height = new("--height", "-H") { Description = "Height in pixels, a multiple of the VAE's scale factor, 8 for Stable Diffusion (default: the model's)" };
@@ -42,8 +43,26 @@ internal static class GenerateCommand
         public void AddTo(Command command)
         {
             command.Arguments.Add(Prompt);
-            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery })
+            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Schedule, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery })
                 command.Options.Add(option);
+            command.Validators.Add(ValidateSchedule);
+        }
+
+        // An unknown schedule type, or one the named sampler does not support, is a usage error naming --schedule
+        // (an unknown sampler is reported by Run, before the model loads).
+        private void ValidateSchedule(System.CommandLine.Parsing.CommandResult result)
+        {
+            if (result.GetValue(Schedule) is not { } name) return;
+            if (!ScheduleTypes.TryGet(name, out var schedule))
+            {
+                result.AddError($"{Schedule.Name}: unknown schedule type '{name}' (known: {string.Join(", ", ScheduleTypes.Names)})");
+                return;
+            }
+            if (result.GetValue(Sampler) is { } samplerName && Samplers.TryGet(samplerName, out var sampler) && !Samplers.SchedulesOf(sampler).Contains(schedule))
+            {
+                result.AddError($"{Schedule.Name}: sampler '{sampler.Name}' does not support schedule type '{schedule.Name}' "
+                    + $"(it supports: {string.Join(", ", Samplers.SchedulesOf(sampler).Select(t => t.Name))})");
+            }
         }
     }
 
@@ -114,6 +133,7 @@ internal static class GenerateCommand
             GuidanceScale = parsed.GetValue(o.Guidance),
             GuidanceRescale = parsed.GetValue(o.GuidanceRescale),
             Sampler = parsed.GetValue(o.Sampler),
+            Schedule = parsed.GetValue(o.Schedule),
             Seed = (ulong)seed,
             Width = parsed.GetValue(o.Width),
             Height = parsed.GetValue(o.Height),
@@ -126,7 +146,15 @@ internal static class GenerateCommand
         };
         if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--preview must name a .png file, not {previewPath}");
-        pipe.Validate(request); // sizes must be multiples of this model's VAE factor
+        try
+        {
+            pipe.Validate(request); // sizes must be multiples of this model's VAE factor
+        }
+        catch (ArgumentException e) when (e.ParamName is "schedule" or nameof(GenerationRequest.Schedule))
+        {
+            // --schedule without --sampler applies to the model's own sampler, known only now
+            throw new UsageException($"{o.Schedule.Name}: {ErrorReporter.Describe(e)}");
+        }
 
         clock.Restart();
         var preview = parsed.GetValue(o.Preview);

@@ -15,14 +15,14 @@ internal static class OptionsFuzzTarget
     public static IReadOnlyList<string> Values { get; } =
     [
         "nan", "NaN", "inf", "-inf", "Infinity", "-1", "0", "1", "3", "0.5", "1e308", "-1e308", "2147483648", "-2147483649",
-        "99999999999999999999", "", " ", "\u00e9\u6f22\U0001F642", "\0", "euler_x", "ddim", "1.5", "0x10", " 3", "--steps", "cuda:99", "f64", "x.png",
+        "99999999999999999999", "", " ", "\u00e9\u6f22\U0001F642", "\0", "euler_x", "ddim", "karras", "1.5", "0x10", " 3", "--steps", "cuda:99", "f64", "x.png",
     ];
 
     /// <summary>Sizes no machine here can serve: refused, in one line, before anything is allocated.</summary>
     public static IReadOnlyList<string> Sizes { get; } = ["65536", "100000", "2147483640"];
 
     private static readonly string[] GenerateOptions =
-        ["prompt", "--steps", "--guidance", "--guidance-rescale", "--sampler", "--seed", "--width", "--height", "--num-images", "--clip-skip",
+        ["prompt", "--steps", "--guidance", "--guidance-rescale", "--sampler", "--schedule", "--seed", "--width", "--height", "--num-images", "--clip-skip",
          "--eta", "--dtype", "--device", "--attention-slicing", "--negative", "--out", "--latents", "--preview", "--preview-every"];
 
     private static readonly string[] ImageToImageOptions = [.. GenerateOptions, "--strength", "--init"];

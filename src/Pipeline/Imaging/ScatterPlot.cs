@@ -191,29 +191,3 @@ public static class ScatterPlot
         }
     }
 }
-
-/// <summary>A 3 × 5 pixel font for tick labels: digits, minus and the decimal point.</summary>
-internal static class TinyFont
-{
-    public const int GlyphWidth = 3;
-    public const int Height = 5;
-
-    private static readonly byte[][] Digits =
-    [
-        [7, 5, 5, 5, 7], [2, 6, 2, 2, 7], [7, 1, 7, 4, 7], [7, 1, 7, 1, 7], [5, 5, 7, 1, 1],
-        [7, 4, 7, 1, 7], [7, 4, 7, 5, 7], [7, 1, 1, 1, 1], [7, 5, 7, 5, 7], [7, 5, 7, 1, 7],
-    ];
-    private static readonly byte[] Minus = [0, 0, 7, 0, 0];
-    private static readonly byte[] Point = [0, 0, 0, 0, 2];
-    private static readonly byte[] Blank = [0, 0, 0, 0, 0];
-
-    public static byte[] Glyph(char c) => c switch
-    {
-        >= '0' and <= '9' => Digits[c - '0'],
-        '-' => Minus,
-        '.' => Point,
-        _ => Blank,
-    };
-
-    public static int Width(string text, int scale) => text.Length == 0 ? 0 : (text.Length * (GlyphWidth + 1) - 1) * scale;
-}

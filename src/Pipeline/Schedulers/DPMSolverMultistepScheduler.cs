@@ -11,6 +11,8 @@ public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
 
     [JsonIgnore] public override string ClassName => "DPMSolverMultistepScheduler";
 
+    protected internal override bool SupportsSimpleSpacing => true;
+
     [JsonPropertyName("solver_order")] public int SolverOrder { get; init; } = 2;
     [JsonPropertyName("thresholding")] public bool Thresholding { get; init; }
     [JsonPropertyName("dynamic_thresholding_ratio")] public double DynamicThresholdingRatio { get; init; } = 0.995;
@@ -47,11 +49,11 @@ public sealed record DPMSolverMultistepSchedulerConfig : SchedulerConfig
         if (SolverOrder == 3 && AlgorithmType == DpmAlgorithmType.SdeDpmSolver)
             throw Invalid("solver_order", $"3 is not available for algorithm_type '{EnumName(AlgorithmType)}' (the SDE DPM-Solver is first or second order)");
         if (Thresholding) throw Unsupported("thresholding", true);
-        if (UseExponentialSigmas) throw Unsupported("use_exponential_sigmas", true);
-        if (UseBetaSigmas) throw Unsupported("use_beta_sigmas", true);
+        RequireOneSigmaSpacing(UseKarrasSigmas, UseExponentialSigmas, UseBetaSigmas);
         if (UseFlowSigmas) throw Unsupported("use_flow_sigmas", true);
         if (UseDynamicShifting) throw Unsupported("use_dynamic_shifting", true);
-        if (UseKarrasSigmas && UseLuLambdas) throw Invalid("use_lu_lambdas", "cannot be combined with use_karras_sigmas");
+        if ((UseKarrasSigmas || UseExponentialSigmas || UseBetaSigmas) && UseLuLambdas)
+            throw Invalid("use_lu_lambdas", "cannot be combined with use_karras_sigmas, use_exponential_sigmas or use_beta_sigmas");
         if (VarianceType is not (null or Schedulers.VarianceType.Learned or Schedulers.VarianceType.LearnedRange))
             throw Invalid("variance_type", $"'{EnumName(VarianceType.Value)}' (DPM-Solver accepts null, learned or learned_range)");
         if (AlgorithmType is DpmAlgorithmType.DpmSolver or DpmAlgorithmType.SdeDpmSolver && FinalSigmasType == FinalSigmasType.Zero)
@@ -110,14 +112,16 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         {
             // linspace(0, last − 1, n + 1), rounded, descending, without the final 0
             TimestepSpacing.Linspace => ScheduleMath.Linspace(0, lastTimestep - 1, steps + 1).Select(ScheduleMath.Round).Reverse().Take(steps).ToArray(),
+            TimestepSpacing.Simple => ScheduleMath.SpacedTimesteps(TimestepSpacing.Simple, trainSteps, steps, 0),
             TimestepSpacing.Leading => Enumerable.Range(0, steps + 1).Select(i => (double)(i * (lastTimestep / (steps + 1)))).Reverse().Take(steps).Select(t => t + Config.StepsOffset).ToArray(),
             _ => ScheduleMath.Arange(lastTimestep, 0, -(trainSteps / (double)steps)).Select(t => ScheduleMath.Round(t) - 1).ToArray(),
         };
 
         double[] s;
-        if (Config.UseKarrasSigmas)
+        // Karras, or (diffusers ≥ 0.31) exponential or beta spacing over the training σ range
+        if (ScheduleMath.ConvertedSigmas(Config.UseKarrasSigmas, Config.UseExponentialSigmas, Config.UseBetaSigmas, trainingSigmas[0], trainingSigmas[^1], steps) is { } converted)
         {
-            s = ScheduleMath.KarrasSigmas(trainingSigmas[0], trainingSigmas[^1], steps);
+            s = converted;
             timesteps = s.Select(v => ScheduleMath.Round(ScheduleMath.SigmaToT(v, logTrainingSigmas))).ToArray();
         }
         else if (Config.UseLuLambdas)

@@ -11,6 +11,8 @@ public sealed record EulerAncestralDiscreteSchedulerConfig : SchedulerConfig
 
     [JsonIgnore] public override string ClassName => "EulerAncestralDiscreteScheduler";
 
+    protected internal override bool SupportsSimpleSpacing => true;
+
     [JsonPropertyName("rescale_betas_zero_snr")] public bool RescaleBetasZeroSnr { get; init; }
 
     internal override bool RescalesBetasToZeroSnr => RescaleBetasZeroSnr;

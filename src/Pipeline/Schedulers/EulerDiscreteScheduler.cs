@@ -11,6 +11,8 @@ public sealed record EulerDiscreteSchedulerConfig : SchedulerConfig
 
     [JsonIgnore] public override string ClassName => "EulerDiscreteScheduler";
 
+    protected internal override bool SupportsSimpleSpacing => true;
+
     [JsonPropertyName("interpolation_type")] public InterpolationType InterpolationType { get; init; } = InterpolationType.Linear;
     [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
     [JsonPropertyName("use_exponential_sigmas")] public bool UseExponentialSigmas { get; init; }
@@ -32,8 +34,7 @@ public sealed record EulerDiscreteSchedulerConfig : SchedulerConfig
             throw Invalid("sigma_min", $"{low} must be smaller than sigma_max ({high})");
         // diffusers' log_linear yields n + 2 sigmas for n steps; not reproduced
         if (InterpolationType != InterpolationType.Linear) throw Unsupported("interpolation_type", InterpolationType);
-        if (UseExponentialSigmas) throw Unsupported("use_exponential_sigmas", true);
-        if (UseBetaSigmas) throw Unsupported("use_beta_sigmas", true);
+        RequireOneSigmaSpacing(UseKarrasSigmas, UseExponentialSigmas, UseBetaSigmas);
     }
 }
 
@@ -65,9 +66,11 @@ public sealed class EulerDiscreteScheduler : SigmaScheduler
     {
         var timesteps = FloatTimesteps(steps);
         var sigmas = InterpolatedSigmas(timesteps);
-        if (Config.UseKarrasSigmas)
+        // Karras, or (diffusers ≥ 0.31) exponential or beta spacing between the same σ_min and σ_max
+        if (ScheduleMath.ConvertedSigmas(Config.UseKarrasSigmas, Config.UseExponentialSigmas, Config.UseBetaSigmas,
+                Config.SigmaMin ?? sigmas[^1], Config.SigmaMax ?? sigmas[0], steps) is { } converted)
         {
-            sigmas = ScheduleMath.KarrasSigmas(Config.SigmaMin ?? sigmas[^1], Config.SigmaMax ?? sigmas[0], steps);
+            sigmas = converted;
             timesteps = sigmas.Select(s => (double)(float)ScheduleMath.SigmaToT(s, LogTrainingSigmas)).ToArray();
         }
         float last = Config.FinalSigmasType == FinalSigmasType.SigmaMin ? TrainingSigmas[0] : 0f;

@@ -11,6 +11,8 @@ public sealed record LMSDiscreteSchedulerConfig : SchedulerConfig
 
     [JsonIgnore] public override string ClassName => "LMSDiscreteScheduler";
 
+    protected internal override bool SupportsSimpleSpacing => true;
+
     [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
     [JsonPropertyName("use_exponential_sigmas")] public bool UseExponentialSigmas { get; init; }
     [JsonPropertyName("use_beta_sigmas")] public bool UseBetaSigmas { get; init; }
@@ -18,8 +20,7 @@ public sealed record LMSDiscreteSchedulerConfig : SchedulerConfig
     public override void Validate()
     {
         base.Validate();
-        if (UseExponentialSigmas) throw Unsupported("use_exponential_sigmas", true);
-        if (UseBetaSigmas) throw Unsupported("use_beta_sigmas", true);
+        RequireOneSigmaSpacing(UseKarrasSigmas, UseExponentialSigmas, UseBetaSigmas);
     }
 }
 
@@ -40,16 +41,16 @@ public sealed class LMSDiscreteScheduler : SigmaScheduler
     /// <summary>The multistep order (diffusers' step(order=4)).</summary>
     public int LmsOrder { get; set; } = 4;
 
-    /// <summary>Karras timesteps come from NumPy as float64 in diffusers.</summary>
-    public override DType TimestepDType => Config.UseKarrasSigmas ? DType.Float64 : DType.Float32;
+    /// <summary>Karras (exponential, beta) timesteps come from NumPy as float64 in diffusers.</summary>
+    public override DType TimestepDType => Config.UseKarrasSigmas || Config.UseExponentialSigmas || Config.UseBetaSigmas ? DType.Float64 : DType.Float32;
 
     protected override double[] ComputeTimesteps(int steps)
     {
         var timesteps = FloatTimesteps(steps);
         var sigmas = InterpolatedSigmas(timesteps);
-        if (Config.UseKarrasSigmas)
+        if (ScheduleMath.ConvertedSigmas(Config.UseKarrasSigmas, Config.UseExponentialSigmas, Config.UseBetaSigmas, sigmas[^1], sigmas[0], steps) is { } converted)
         {
-            sigmas = ScheduleMath.KarrasSigmas(sigmas[^1], sigmas[0], steps);
+            sigmas = converted;
             timesteps = sigmas.Select(s => ScheduleMath.SigmaToT(s, LogTrainingSigmas)).ToArray();
         }
         SetSigmas(sigmas.Select(s => (float)s).Append(0f).ToArray());

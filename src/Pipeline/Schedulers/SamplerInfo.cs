@@ -33,6 +33,12 @@ public sealed record SamplerInfo
     /// </summary>
     public bool IsAutomaticInA1111 { get; init; }
 
+    /// <summary>
+    /// The command-line names of the schedule types (<see cref="ScheduleTypes"/>) this sampler supports; null (the default)
+    /// derives them from its class (<see cref="Samplers.SchedulesOf"/>).
+    /// </summary>
+    public IReadOnlyList<string>? Schedules { get; init; }
+
     /// <summary>diffusers' class name, e.g. "DPMSolverMultistepScheduler".</summary>
     public string ClassName => Class.Name;
 
@@ -43,13 +49,16 @@ public sealed record SamplerInfo
     public string LegacyDisplayName => ScheduleType == Samplers.Karras ? $"{DisplayName} {ScheduleType}" : DisplayName;
 
     /// <summary>Whether <paramref name="config"/> is of this sampler's class and has every override's value.</summary>
-    public bool Describes(SchedulerConfig config)
+    public bool Describes(SchedulerConfig config) => Describes(config, []);
+
+    /// <summary>Whether the config is this sampler's but for the <paramref name="ignored"/> options (a schedule's).</summary>
+    public bool Describes(SchedulerConfig config, IReadOnlyCollection<string> ignored)
     {
         ArgumentNullException.ThrowIfNull(config);
         if (config.ClassName != ClassName) return false;
         if (Overrides.Count == 0) return true;
         var json = config.ToJson();
-        return Overrides.All(o => JsonNode.DeepEquals(json[o.Key], o.Value));
+        return Overrides.Where(o => !ignored.Contains(o.Key)).All(o => JsonNode.DeepEquals(json[o.Key], o.Value));
     }
 
     /// <summary>The config of this sampler on top of <paramref name="baseConfig"/> (diffusers' from_config; null = the class defaults).</summary>

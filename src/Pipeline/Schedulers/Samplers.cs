@@ -21,8 +21,12 @@ namespace LatentDiffusion.Pipeline.Schedulers;
 /// (DDIM, PLMS, DDPM, LCM, TCD), whose schedule A1111 does not let one choose. Older files, which fold the schedule into the
 /// name (<c>Sampler: DPM++ 2M Karras</c>), are read as well (<see cref="FromParameters"/>).
 /// </para>
+/// <para>
+/// Schedule types (<see cref="ScheduleTypes"/>) are a second dimension (Samplers.Schedules.cs): a sampler combined with
+/// any schedule its class supports is the declared entry of that schedule or the sampler with the schedule's options.
+/// </para>
 /// </summary>
-public static class Samplers
+public static partial class Samplers
 {
     /// <summary>A1111's schedule type labels used here.</summary>
     public const string Automatic = "Automatic", Uniform = "Uniform", Karras = "Karras";
@@ -117,14 +121,30 @@ public static class Samplers
     public static bool TryGet(string name, [NotNullWhen(true)] out SamplerInfo? sampler)
     {
         ArgumentNullException.ThrowIfNull(name);
-        return ByKey.TryGetValue(Key(name), out sampler);
+        if (ByKey.TryGetValue(Key(name), out sampler)) return true;
+        sampler = WithScheduleSuffix(Key(name));
+        return sampler is not null;
     }
 
     /// <summary>
     /// The sampler a scheduler config is: the entry whose class matches and whose overrides all match the
     /// config, most specific first; null when none does (e.g. DPM-Solver of order 3).
     /// </summary>
-    public static SamplerInfo? Of(SchedulerConfig config) => BySpecificity.FirstOrDefault(s => s.Describes(config));
+    /// The schedule options (<see cref="ScheduleTypes.Of"/>) pick the schedule type: Euler with use_exponential_sigmas is euler_exponential.
+    public static SamplerInfo? Of(SchedulerConfig config)
+    {
+        var sampler = BySpecificity.FirstOrDefault(s => s.Describes(config));
+        // A schedule no entry declares (DEIS with Karras sigmas): the entry that matches but for the schedule's options.
+        if (sampler is null && ScheduleTypes.Of(config) is { } undeclared)
+        {
+            return BySpecificity.FirstOrDefault(s => s.Describes(config, ScheduleTypes.ControlledKeys) && SchedulesOf(s).Contains(undeclared))
+                is { } family ? WithSchedule(family, undeclared) : null;
+        }
+        // (an entry that sets the schedule's option itself, e.g. a trailing-spacing entry, is already what it declares)
+        return sampler is not null && ScheduleTypes.Of(config) is { } schedule && schedule.DisplayName != sampler.ScheduleType
+            && !schedule.Overrides.Keys.Any(sampler.Overrides.ContainsKey)
+            && SchedulesOf(sampler).Contains(schedule) ? WithSchedule(sampler, schedule) : sampler;
+    }
 
     /// <summary>
     /// The sampler of a PNG's <c>Sampler</c> and <c>Schedule type</c> fields, as AUTOMATIC1111 reads them:
@@ -142,6 +162,9 @@ public static class Samplers
             return TryGet(sampler, out var named) ? named : null;
         }
         return candidates.FirstOrDefault(s => Key(s.ScheduleType) == Key(scheduleType))
+            // a schedule no entry declares: the sampler with that schedule ("Euler", "Exponential")
+            ?? (ScheduleTypes.TryGet(scheduleType, out var schedule) && schedule != ScheduleTypes.Automatic
+                && candidates.FirstOrDefault(s => SchedulesOf(s).Contains(schedule)) is { } family ? WithSchedule(family, schedule) : null)
             ?? (Key(scheduleType) == Key(Automatic)
                 ? candidates.FirstOrDefault(s => s.IsAutomaticInA1111) ?? candidates.FirstOrDefault(s => s.ScheduleType == Uniform)
                 : null)

@@ -82,6 +82,100 @@ internal static class ScheduleMath
         return ramp.Select(r => Math.Pow(maxInvRho + r * (minInvRho - maxInvRho), rho)).ToArray();
     }
 
+    /// <summary>
+    /// diffusers' _convert_to_exponential (≥ 0.31, use_exponential_sigmas): σ evenly spaced in log σ,
+    /// exp(linspace(ln σ_max, ln σ_min, n)), descending.
+    /// </summary>
+    public static double[] ExponentialSigmas(double sigmaMin, double sigmaMax, int n) =>
+        Linspace(Math.Log(sigmaMax), Math.Log(sigmaMin), n).Select(Math.Exp).ToArray();
+
+    /// <summary>
+    /// diffusers' _convert_to_beta (≥ 0.31, use_beta_sigmas; Lee et al. 2024, "Beta sampling is all you need"):
+    /// σ_i = σ_min + ppf(1 − i/(n−1); α, β)·(σ_max − σ_min) with α = β = 0.6, which spends more steps at
+    /// both ends of the schedule. diffusers calls scipy.stats.beta.ppf; <see cref="BetaPpf"/> inverts the
+    /// same regularised incomplete beta function.
+    /// </summary>
+    public static double[] BetaSigmas(double sigmaMin, double sigmaMax, int n, double alpha = 0.6, double beta = 0.6) =>
+        Linspace(0, 1, n).Select(r => sigmaMin + BetaPpf(1 - r, alpha, beta) * (sigmaMax - sigmaMin)).ToArray();
+
+    /// <summary>The quantile function of Beta(a, b): the x with I_x(a, b) = p, by bisection to double precision.</summary>
+    public static double BetaPpf(double p, double a, double b)
+    {
+        if (p <= 0) return 0;
+        if (p >= 1) return 1;
+        double lo = 0, hi = 1;
+        for (int i = 0; i < 200 && hi - lo > 1e-17; i++)
+        {
+            double mid = 0.5 * (lo + hi);
+            if (RegularizedIncompleteBeta(mid, a, b) < p) lo = mid; else hi = mid;
+        }
+        return 0.5 * (lo + hi);
+    }
+
+    /// <summary>I_x(a, b) by Lentz's continued fraction (Numerical Recipes' betai), using the symmetry for x past the mean.</summary>
+    public static double RegularizedIncompleteBeta(double x, double a, double b)
+    {
+        if (x <= 0) return 0;
+        if (x >= 1) return 1;
+        double front = Math.Exp(LogGamma(a + b) - LogGamma(a) - LogGamma(b) + a * Math.Log(x) + b * Math.Log(1 - x));
+        return x < (a + 1) / (a + b + 2)
+            ? front * BetaContinuedFraction(x, a, b) / a
+            : 1 - front * BetaContinuedFraction(1 - x, b, a) / b;
+    }
+
+    private static double BetaContinuedFraction(double x, double a, double b)
+    {
+        const double Tiny = 1e-300;
+        double qab = a + b, qap = a + 1, qam = a - 1;
+        double c = 1, d = 1 - qab * x / qap;
+        if (Math.Abs(d) < Tiny) d = Tiny;
+        d = 1 / d;
+        double h = d;
+        for (int m = 1; m <= 300; m++)
+        {
+            int m2 = 2 * m;
+            double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+            d = 1 + aa * d; if (Math.Abs(d) < Tiny) d = Tiny;
+            c = 1 + aa / c; if (Math.Abs(c) < Tiny) c = Tiny;
+            d = 1 / d; h *= d * c;
+            aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+            d = 1 + aa * d; if (Math.Abs(d) < Tiny) d = Tiny;
+            c = 1 + aa / c; if (Math.Abs(c) < Tiny) c = Tiny;
+            d = 1 / d;
+            double del = d * c;
+            h *= del;
+            if (Math.Abs(del - 1) < 1e-16) break;
+        }
+        return h;
+    }
+
+    // Lanczos approximation (g = 7, 9 terms): ln Γ(x) to ~1e-15 relative for x > 0.
+    private static readonly double[] LanczosCoefficients =
+    [
+        0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+        12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+    ];
+
+    private static double LogGamma(double x)
+    {
+        if (x < 0.5) return Math.Log(Math.PI / Math.Abs(Math.Sin(Math.PI * x))) - LogGamma(1 - x);
+        x -= 1;
+        double sum = LanczosCoefficients[0];
+        for (int i = 1; i < LanczosCoefficients.Length; i++) sum += LanczosCoefficients[i] / (x + i);
+        double t = x + 7.5;
+        return 0.5 * Math.Log(2 * Math.PI) + (x + 0.5) * Math.Log(t) - t + Math.Log(sum);
+    }
+
+    /// <summary>
+    /// The σ of a schedule type that replaces the model's spaced sigmas (Karras, exponential or beta), descending;
+    /// null for the model's own. <paramref name="sigmaMin"/>/<paramref name="sigmaMax"/> bound it as diffusers does.
+    /// </summary>
+    public static double[]? ConvertedSigmas(bool karras, bool exponential, bool beta, double sigmaMin, double sigmaMax, int n) =>
+        karras ? KarrasSigmas(sigmaMin, sigmaMax, n)
+        : exponential ? ExponentialSigmas(sigmaMin, sigmaMax, n)
+        : beta ? BetaSigmas(sigmaMin, sigmaMax, n)
+        : null;
+
     /// <summary>The leading/linspace/trailing spacings shared by DDPM, DDIM and the sigma schedulers (descending).</summary>
     public static double[] SpacedTimesteps(TimestepSpacing spacing, int trainSteps, int steps, int stepsOffset)
     {
@@ -102,6 +196,9 @@ internal static class ScheduleMath
                 double ratio = trainSteps / (double)steps;
                 return Arange(trainSteps, 0, -ratio).Select(t => Round(t) - 1).ToArray();
             }
+            case TimestepSpacing.Simple:
+                // A1111's simple_scheduler: sigmas[-(1 + int(i · T/n))] of the T training sigmas
+                return Enumerable.Range(0, steps).Select(i => (double)(trainSteps - 1 - (int)(i * ((double)trainSteps / steps)))).ToArray();
             default:
                 throw new SchedulerConfigException("timestep_spacing", $"unsupported value '{spacing}'");
         }

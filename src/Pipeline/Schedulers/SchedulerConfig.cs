@@ -59,6 +59,9 @@ public abstract record SchedulerConfig
     /// <summary>Whether the betas are rescaled to zero terminal SNR (<c>rescale_betas_zero_snr</c>, where the class has it).</summary>
     internal virtual bool RescalesBetasToZeroSnr => false;
 
+    /// <summary>Whether the class implements the library's own "simple" timestep spacing (A1111's Simple schedule).</summary>
+    protected internal virtual bool SupportsSimpleSpacing => false;
+
     /// <summary>The beta schedules this class implements (diffusers: only DDPM knows "sigmoid").</summary>
     protected virtual bool SupportsBetaSchedule(BetaSchedule schedule) => schedule != BetaSchedule.Sigmoid;
 
@@ -83,6 +86,7 @@ public abstract record SchedulerConfig
         if (NumTrainTimesteps < 2) throw Invalid("num_train_timesteps", $"{NumTrainTimesteps} (must be at least 2)");
         if (NumTrainTimesteps > MaxTrainTimesteps) throw Invalid("num_train_timesteps", $"{NumTrainTimesteps} (must be at most {MaxTrainTimesteps})");
         if (StepsOffset < 0) throw Invalid("steps_offset", $"{StepsOffset} (must not be negative)");
+        if (TimestepSpacing == TimestepSpacing.Simple && !SupportsSimpleSpacing) throw Unsupported("timestep_spacing", TimestepSpacing);
         if (TrainedBetas is { } betas)
         {
             if (betas.Length != NumTrainTimesteps)
@@ -115,6 +119,14 @@ public abstract record SchedulerConfig
     }
 
     protected SchedulerConfigException Invalid(string field, string detail) => new(field, detail);
+
+    /// <summary>diffusers (≥ 0.31) refuses more than one of use_karras_sigmas, use_exponential_sigmas and use_beta_sigmas.</summary>
+    protected void RequireOneSigmaSpacing(bool karras, bool exponential, bool beta)
+    {
+        if ((karras ? 1 : 0) + (exponential ? 1 : 0) + (beta ? 1 : 0) > 1)
+            throw Invalid(beta ? "use_beta_sigmas" : "use_exponential_sigmas",
+                "only one of use_karras_sigmas, use_exponential_sigmas and use_beta_sigmas can be true");
+    }
 
     protected SchedulerConfigException Unsupported(string field, object value) =>
         new(field, $"{FormatValue(value)} is not supported by {ClassName} in this library");

@@ -27,6 +27,13 @@ public enum TimestepSpacing
     [JsonStringEnumMemberName("linspace")] Linspace,
     [JsonStringEnumMemberName("leading")] Leading,
     [JsonStringEnumMemberName("trailing")] Trailing,
+
+    /// <summary>
+    /// Not a diffusers value: AUTOMATIC1111's "Simple" schedule (k-diffusion/ComfyUI's simple_scheduler), every (T/n)-th
+    /// training timestep from the last, t_i = T − 1 − ⌊i·T/n⌋. Only the classes that declare it accept it
+    /// (<see cref="SchedulerConfig.SupportsSimpleSpacing"/>); a config using it does not load in diffusers.
+    /// </summary>
+    [JsonStringEnumMemberName("simple")] Simple,
 }
 
 /// <summary>DDPM's posterior variance (<c>variance_type</c>).</summary>

@@ -38,7 +38,7 @@ public abstract class SigmaScheduler : Scheduler, ISigmaSchedule
         get
         {
             double max = sigmas.Max();
-            return Config.TimestepSpacing is TimestepSpacing.Linspace or TimestepSpacing.Trailing ? max : Math.Sqrt(max * max + 1);
+            return Config.TimestepSpacing is TimestepSpacing.Linspace or TimestepSpacing.Trailing or TimestepSpacing.Simple ? max : Math.Sqrt(max * max + 1);
         }
     }
 

@@ -23,6 +23,12 @@ public record GenerationRequest
     /// <summary>A sampler name ("euler_a", "dpmpp_2m_karras", …); null keeps the model's own scheduler.</summary>
     public string? Sampler { get; init; }
 
+    /// <summary>
+    /// A schedule type ("karras", "exponential", "SGM Uniform", …; <see cref="Schedulers.ScheduleTypes"/>) for the sampler,
+    /// or for the model's own scheduler when <see cref="Sampler"/> is null; null keeps the sampler's own schedule.
+    /// </summary>
+    public string? Schedule { get; init; }
+
     public ulong Seed { get; init; }
 
     /// <summary>

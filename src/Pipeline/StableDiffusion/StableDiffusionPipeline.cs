@@ -98,7 +98,17 @@ public sealed partial class StableDiffusionPipeline : IDisposable
             throw new ArgumentOutOfRangeException(nameof(request.Width), w, $"width must be a positive multiple of {f}");
         if (request.Height is int h && h % f != 0)
             throw new ArgumentOutOfRangeException(nameof(request.Height), h, $"height must be a positive multiple of {f}");
-        if (request.Sampler is { } sampler) _ = Samplers.Get(sampler);
+        if (request.Sampler is not null || request.Schedule is not null) _ = RequestedSampler(request);
+    }
+
+    /// <summary>The request's sampler with its schedule type (the model's own sampler when only a schedule is given); null for neither.</summary>
+    private SamplerInfo? RequestedSampler(GenerationRequest r)
+    {
+        if (r.Sampler is { } name) return Samplers.Get(name, r.Schedule);
+        if (r.Schedule is null) return null;
+        var own = Samplers.Of(SchedulerConfig)
+            ?? throw new ArgumentException($"the model's scheduler ({SchedulerConfig.ClassName}) is no sampler of the registry: name a sampler with the schedule type", nameof(r.Schedule));
+        return Samplers.WithSchedule(own, ScheduleTypes.Get(r.Schedule));
     }
 
     private GenerationResult Generate(GenerationRequest r, RgbImage? initImage, double strength, IProgress<GenerationProgress>? progress,
@@ -282,7 +292,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     /// <summary>The request's sampler on the model's scheduler config, or the model's scheduler; η goes to every scheduler (one that does not use it ignores it).</summary>
     private IScheduler CreateScheduler(GenerationRequest r)
     {
-        var scheduler = r.Sampler is null ? SchedulerFactory.Create(SchedulerConfig) : Samplers.Get(r.Sampler).Create(SchedulerConfig);
+        var scheduler = RequestedSampler(r) is { } sampler ? sampler.Create(SchedulerConfig) : SchedulerFactory.Create(SchedulerConfig);
         scheduler.Eta = r.Eta;
         return scheduler;
     }
