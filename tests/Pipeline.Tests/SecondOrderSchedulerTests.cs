@@ -19,7 +19,7 @@ public sealed class SecondOrderSchedulerTests
 
     private static Tensor Model(Tensor input, double t, Tensor e) => 0.1 * input + (1 + t / 1000) * e;
 
-    public static TheoryData<string> SecondOrderSamplers() => new() { "heun", "heun_karras", "dpm2", "dpm2_karras", "dpm2_a", "dpm2_a_karras" };
+    public static TheoryData<string> SecondOrderSamplers() => new() { "heun", "heun_karras", "dpm2", "dpm2_karras", "dpm2_a", "dpm2_a_karras", "dpmpp_2s_a", "dpmpp_2s_a_karras" };
 
     [Theory]
     [MemberData(nameof(SecondOrderSamplers))]

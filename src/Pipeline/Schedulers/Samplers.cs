@@ -47,10 +47,11 @@ public static partial class Samplers
     private static readonly SchedulerClass Tcd = SchedulerClass.Of<TCDSchedulerConfig>(c => new TCDScheduler(c));
     private static readonly SchedulerClass DpmSolverSinglestep = SchedulerClass.Of<DPMSolverSinglestepSchedulerConfig>(c => new DPMSolverSinglestepScheduler(c));
     private static readonly SchedulerClass DpmSolverSde = SchedulerClass.Of<DPMSolverSDESchedulerConfig>(c => new DPMSolverSDEScheduler(c));
+    private static readonly SchedulerClass DpmSolver2SAncestral = SchedulerClass.Of<DPMSolver2SAncestralSchedulerConfig>(c => new DPMSolver2SAncestralScheduler(c));
 
     /// <summary>The diffusers scheduler classes this library implements.</summary>
     public static IReadOnlyList<SchedulerClass> Classes { get; } = [Ddpm, Ddim, Pndm, Euler, EulerAncestral, DpmSolver, Lms, Lcm,
-        Heun, Kdpm2, Kdpm2Ancestral, UniPc, Deis, Tcd, DpmSolverSinglestep, DpmSolverSde];
+        Heun, Kdpm2, Kdpm2Ancestral, UniPc, Deis, Tcd, DpmSolverSinglestep, DpmSolverSde, DpmSolver2SAncestral];
 
     /// <summary>The samplers, in the order the help lists them (A1111's names → diffusers class + options, as diffusers' docs map them).</summary>
     public static IReadOnlyList<SamplerInfo> All { get; } =
@@ -92,6 +93,9 @@ public static partial class Samplers
         Entry("dpmpp_sde", "DPM++ SDE", Uniform, DpmSolverSde, ("use_karras_sigmas", false)) with { Aliases = ["k_dpmpp_sde"] },
         Entry("dpmpp_sde_karras", "DPM++ SDE", Karras, DpmSolverSde, ("use_karras_sigmas", true))
             with { Aliases = ["k_dpmpp_sde_ka"], IsAutomaticInA1111 = true },
+        // "DPM++ 2S a": our own class after k-diffusion's sample_dpmpp_2s_ancestral (diffusers has none); A1111 1.9 defaults it to Karras
+        Entry("dpmpp_2s_a", "DPM++ 2S a", Uniform, DpmSolver2SAncestral, ("use_karras_sigmas", false)) with { Aliases = ["k_dpmpp_2s_a"] },
+        Entry("dpmpp_2s_a_karras", "DPM++ 2S a", Karras, DpmSolver2SAncestral, ("use_karras_sigmas", true)) with { IsAutomaticInA1111 = true },
     ];
 
     /// <summary>The command-line names, e.g. "euler_a".</summary>
