@@ -67,6 +67,8 @@ public sealed class SamplerRegistryTests
     [InlineData("DPMSolverSDEScheduler", """ "use_karras_sigmas": true """, "dpmpp_sde_karras")]
     [InlineData("DPMSolverSDEScheduler", """ "noise_sampler_seed": 3 """, "dpmpp_sde")]
     [InlineData("DPMSolverSinglestepScheduler", """ "solver_order": 2 """, null)]
+    [InlineData("DPMSolver2SAncestralScheduler", """ "use_karras_sigmas": true """, "dpmpp_2s_a_karras")]
+    [InlineData("DPMSolver2SAncestralScheduler", """ "steps_offset": 1 """, "dpmpp_2s_a")]
     [InlineData("EulerDiscreteScheduler", """ "use_karras_sigmas": true """, "euler_karras")]
     [InlineData("EulerDiscreteScheduler", """ "timestep_spacing": "leading" """, "euler")]
     [InlineData("LMSDiscreteScheduler", """ "use_karras_sigmas": true """, "lms_karras")]
@@ -101,6 +103,10 @@ public sealed class SamplerRegistryTests
     [InlineData("Sampler: DPM++ 3M SDE Karras", "dpmpp_3m_sde_karras")]
     [InlineData("Sampler: DPM++ SDE, Schedule type: Automatic", "dpmpp_sde_karras")]             // ≥ 1.9: DPM++ SDE's default is Karras
     [InlineData("Sampler: DPM++ SDE Karras", "dpmpp_sde_karras")]
+    [InlineData("Sampler: DPM++ 2S a, Schedule type: Automatic", "dpmpp_2s_a_karras")]          // ≥ 1.9: DPM++ 2S a's default is Karras
+    [InlineData("Sampler: DPM++ 2S a Karras", "dpmpp_2s_a_karras")]
+    [InlineData("Sampler: DPM++ 2S a", "dpmpp_2s_a")]
+    [InlineData("Sampler: DPM++ 2S a, Schedule type: Uniform", "dpmpp_2s_a")]
     [InlineData("Sampler: DPM adaptive", null)]                                           // no diffusers scheduler
     [InlineData("Sampler: Heun", "heun")]
     [InlineData("Sampler: DPM2 a Karras", "dpm2_a_karras")]

@@ -55,6 +55,7 @@ public sealed class SchedulerConfigTests
     [InlineData("HeunDiscreteScheduler", TimestepSpacing.Linspace)]
     [InlineData("KDPM2DiscreteScheduler", TimestepSpacing.Linspace)]
     [InlineData("KDPM2AncestralDiscreteScheduler", TimestepSpacing.Linspace)]
+    [InlineData("DPMSolver2SAncestralScheduler", TimestepSpacing.Linspace)]
     public void Sd15ConfigLoadsIntoEveryClassWithThatClassesSpacingDefault(string className, TimestepSpacing spacing)
     {
         // SD1.5's file has no timestep_spacing, and keys (skip_prk_steps, clip_sample, …) of other classes

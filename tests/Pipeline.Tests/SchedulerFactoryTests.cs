@@ -22,6 +22,7 @@ public sealed class SchedulerFactoryTests
     [InlineData("heun", typeof(HeunDiscreteScheduler), "Heun")]
     [InlineData("dpm2_karras", typeof(KDPM2DiscreteScheduler), "DPM2 Karras")]
     [InlineData("dpm2_a", typeof(KDPM2AncestralDiscreteScheduler), "DPM2 a")]
+    [InlineData("dpmpp_2s_a_karras", typeof(DPMSolver2SAncestralScheduler), "DPM++ 2S a Karras")]
     public void NamesMapToSchedulersConfiguredFromTheModelsConfig(string name, Type type, string display)
     {
         var sd15 = SchedulerConfig.Load(ConfigPath("pndm"));
@@ -39,6 +40,7 @@ public sealed class SchedulerFactoryTests
         {
             case EulerDiscreteSchedulerConfig c: Assert.Equal(karras, c.UseKarrasSigmas); break;
             case LMSDiscreteSchedulerConfig c: Assert.Equal(karras, c.UseKarrasSigmas); break;
+            case DPMSolver2SAncestralSchedulerConfig c: Assert.Equal(karras, c.UseKarrasSigmas); break;
             case DPMSolverMultistepSchedulerConfig c:
                 Assert.Equal(karras, c.UseKarrasSigmas);
                 Assert.Equal(DpmAlgorithmType.DpmSolverPlusPlus, c.AlgorithmType);

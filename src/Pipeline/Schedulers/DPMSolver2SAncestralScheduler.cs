@@ -43,8 +43,9 @@ public sealed record DPMSolver2SAncestralSchedulerConfig : SchedulerConfig
 /// </summary>
 public sealed class DPMSolver2SAncestralScheduler : SigmaScheduler
 {
-    // per interval i (σ_i → σ_{i+1}): get_ancestral_step's σ_down and σ_up, and the midpoint σ(s) = exp(−(t + h/2))
-    private double[] sigmasDown = [], sigmasUp = [], sigmasMid = [];
+    // k-diffusion's sigmas σ_0 … σ_n = 0, and per interval i (σ_i → σ_{i+1}): get_ancestral_step's σ_down and σ_up, and the
+    // midpoint σ(s) = exp(−(t + h/2))
+    private double[] stepSigmas = [], sigmasDown = [], sigmasUp = [], sigmasMid = [];
     private Tensor? intervalStart; // x at σ_i, kept between the two calls of an interval
 
     public DPMSolver2SAncestralScheduler(DPMSolver2SAncestralSchedulerConfig? config = null)
@@ -74,6 +75,7 @@ public sealed class DPMSolver2SAncestralScheduler : SigmaScheduler
             timesteps = sigmas.Select(s => ScheduleMath.SigmaToT(s, LogTrainingSigmas)).ToArray();
         }
         var schedule = sigmas.Select(s => (float)s).Append(0f).ToArray();
+        stepSigmas = schedule.Select(s => (double)s).ToArray();
 
         sigmasDown = new double[steps];
         sigmasUp = new double[steps];
@@ -132,7 +134,7 @@ public sealed class DPMSolver2SAncestralScheduler : SigmaScheduler
         bool firstCall = StateInFirstOrder;
         // the first call reads entry i, the second entry i − 1 (the interval's start)
         int interval = Interval(firstCall ? i : i - 1);
-        double sigma = Sigmas[firstCall ? i : i - 1], sigmaNext = Sigmas[Math.Min(Sigmas.Count - 1, 2 * interval + 1)];
+        double sigma = stepSigmas[interval], sigmaNext = stepSigmas[interval + 1];
         double sigmaDown = sigmasDown[interval], sigmaUp = sigmasUp[interval], sigmaMid = sigmasMid[interval];
 
         // denoised = model(x, σ) in the first call, denoised_2 = model(x_2, σ(s)) in the second
