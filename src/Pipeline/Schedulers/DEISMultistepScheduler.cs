@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Torch;
+using static LatentDiffusion.Pipeline.Schedulers.VpSigma;
 
 namespace LatentDiffusion.Pipeline.Schedulers;
 

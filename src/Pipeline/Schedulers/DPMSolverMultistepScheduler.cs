@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Torch;
+using static LatentDiffusion.Pipeline.Schedulers.VpSigma;
 
 namespace LatentDiffusion.Pipeline.Schedulers;
 
@@ -91,7 +92,7 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
 
     public IReadOnlyList<float> Sigmas => sigmas;
 
-    private bool IsPlusPlus => Config.AlgorithmType is DpmAlgorithmType.DpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolverPlusPlus;
+    private bool IsPlusPlus => DpmSolverUpdates.IsDataPrediction(Config.AlgorithmType);
 
     private bool IsSde => Config.AlgorithmType is DpmAlgorithmType.SdeDpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolver;
 
@@ -164,19 +165,6 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         return first >= 0 ? first : t.Count - 1;
     }
 
-    /// <summary>α_t = 1/√(σ² + 1), σ_t = σ α_t (VP quantities of a VE sigma).</summary>
-    internal static (double Alpha, double Sigma) AlphaSigma(double sigma)
-    {
-        double alpha = 1 / Math.Sqrt(sigma * sigma + 1);
-        return (alpha, sigma * alpha);
-    }
-
-    internal static double Lambda(double sigma)
-    {
-        var (a, s) = AlphaSigma(sigma);
-        return Math.Log(a) - Math.Log(s);
-    }
-
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
     {
         RequireTimesteps();
@@ -187,7 +175,7 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         bool lowerOrderSecond = i == n - 2 && Config.LowerOrderFinal && n < 15;
 
         using var scope = DisposeScope.Enter();
-        var converted = ConvertModelOutput(modelOutput, sample, sigmas[i]);
+        var converted = DpmSolverUpdates.ConvertModelOutput(modelOutput, sample, sigmas[i], Config.AlgorithmType, Config.PredictionType, Config.VarianceType is not null);
         modelOutputs[0]?.Dispose();
         for (int k = 0; k < modelOutputs.Length - 1; k++) modelOutputs[k] = modelOutputs[k + 1];
         modelOutputs[^1] = converted.DetachFromDisposeScope();
@@ -197,7 +185,7 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
 
         Tensor prev;
         if (Config.SolverOrder == 1 || lowerOrderNums < 1 || lowerOrderFinal)
-            prev = FirstOrderUpdate(converted, x, i, z);
+            prev = DpmSolverUpdates.FirstOrderUpdate(Config.AlgorithmType, sigmas[i], sigmas[i + 1], converted, x, z);
         else if (Config.SolverOrder == 2 || lowerOrderNums < 2 || lowerOrderSecond)
             prev = SecondOrderUpdate(x, i, z);
         else
@@ -209,47 +197,6 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         // the data prediction x̂₀ (dpmsolver++); the ε-form variants have none
         var predOriginal = IsPlusPlus ? converted.Alias() : null;
         return new SchedulerStepOutput(scope.Keep(prev), predOriginal is null ? null : scope.Keep(predOriginal));
-    }
-
-    /// <summary>The quantity the solver integrates: x̂₀ for DPM-Solver++, ε̂ for DPM-Solver.</summary>
-    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, double sigma)
-    {
-        if (Config.VarianceType is not null && Config.PredictionType == PredictionType.Epsilon)
-            modelOutput = modelOutput.Slice(1, 0, 3); // learned variance: the first 3 channels are ε
-        var (alpha, sigmaT) = AlphaSigma(sigma);
-        if (IsPlusPlus)
-        {
-            return Config.PredictionType switch
-            {
-                PredictionType.Epsilon => (sample - sigmaT * modelOutput) / alpha,
-                PredictionType.Sample => modelOutput.Alias(),
-                _ => alpha * sample - sigmaT * modelOutput,
-            };
-        }
-        return Config.PredictionType switch
-        {
-            PredictionType.Epsilon => modelOutput.Alias(),
-            PredictionType.Sample => (sample - alpha * modelOutput) / sigmaT,
-            _ => alpha * modelOutput + sigmaT * sample,
-        };
-    }
-
-    /// <summary>DPM-Solver-1 (= DDIM): h = λ_t − λ_s.</summary>
-    private Tensor FirstOrderUpdate(Tensor m0, Tensor x, int i, Tensor? z)
-    {
-        var (alphaT, sigmaT) = AlphaSigma(sigmas[i + 1]);
-        var (alphaS, sigmaS) = AlphaSigma(sigmas[i]);
-        double h = Lambda(sigmas[i + 1]) - Lambda(sigmas[i]);
-        return Config.AlgorithmType switch
-        {
-            // x_t = (σ_t/σ_s) x − α_t (e^{−h} − 1) x̂₀
-            DpmAlgorithmType.DpmSolverPlusPlus => sigmaT / sigmaS * x - alphaT * (Math.Exp(-h) - 1.0) * m0,
-            // x_t = (α_t/α_s) x − σ_t (e^{h} − 1) ε̂
-            DpmAlgorithmType.DpmSolver => alphaT / alphaS * x - sigmaT * (Math.Exp(h) - 1.0) * m0,
-            DpmAlgorithmType.SdeDpmSolverPlusPlus =>
-                sigmaT / sigmaS * Math.Exp(-h) * x + alphaT * (1 - Math.Exp(-2.0 * h)) * m0 + sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * z!,
-            _ => alphaT / alphaS * x - 2.0 * (sigmaT * (Math.Exp(h) - 1.0)) * m0 + sigmaT * Math.Sqrt(Math.Exp(2 * h) - 1.0) * z!,
-        };
     }
 
     /// <summary>Multistep second order: D0 = m0, D1 = (m0 − m1)/r0 with r0 = h_{prev}/h.</summary>

@@ -1,7 +1,7 @@
 using System.Text.Json.Serialization;
 using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Torch;
-using static LatentDiffusion.Pipeline.Schedulers.DPMSolverMultistepScheduler;
+using static LatentDiffusion.Pipeline.Schedulers.VpSigma;
 
 namespace LatentDiffusion.Pipeline.Schedulers;
 
@@ -81,7 +81,7 @@ public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
     /// <summary>The solver order of each step (diffusers' order_list).</summary>
     public IReadOnlyList<int> OrderList => orderList;
 
-    private bool IsPlusPlus => Config.AlgorithmType is DpmAlgorithmType.DpmSolverPlusPlus or DpmAlgorithmType.SdeDpmSolverPlusPlus;
+    private bool IsPlusPlus => DpmSolverUpdates.IsDataPrediction(Config.AlgorithmType);
 
     protected override double[] ComputeTimesteps(int steps)
     {
@@ -162,7 +162,7 @@ public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
         RequireTimesteps();
         int i = EnsureStepIndex(timestep);
         using var scope = DisposeScope.Enter();
-        var converted = ConvertModelOutput(modelOutput, sample, sigmas[i]);
+        var converted = DpmSolverUpdates.ConvertModelOutput(modelOutput, sample, sigmas[i], Config.AlgorithmType, Config.PredictionType, Config.VarianceType is not null);
         modelOutputs[0]?.Dispose();
         for (int k = 0; k < modelOutputs.Length - 1; k++) modelOutputs[k] = modelOutputs[k + 1];
         modelOutputs[^1] = converted.DetachFromDisposeScope();
@@ -182,50 +182,13 @@ public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
         var x = intervalSample!;
         var prev = order switch
         {
-            1 => FirstOrderUpdate(modelOutputs[^1]!, x, i, z),
+            1 => DpmSolverUpdates.FirstOrderUpdate(Config.AlgorithmType, sigmas[i], sigmas[i + 1], modelOutputs[^1]!, x, z),
             2 => SecondOrderUpdate(x, i, z),
             _ => ThirdOrderUpdate(x, i),
         };
         StepIndex = i + 1;
         var predOriginal = IsPlusPlus ? converted.Alias() : null;
         return new SchedulerStepOutput(scope.Keep(prev), predOriginal is null ? null : scope.Keep(predOriginal));
-    }
-
-    /// <summary>The quantity the solver integrates: x̂₀ for DPM-Solver++, ε̂ for DPM-Solver.</summary>
-    private Tensor ConvertModelOutput(Tensor modelOutput, Tensor sample, double sigma)
-    {
-        if (Config.VarianceType is not null && Config.PredictionType == PredictionType.Epsilon)
-            modelOutput = modelOutput.Slice(1, 0, 3); // learned variance: the first 3 channels are ε
-        var (alpha, sigmaT) = AlphaSigma(sigma);
-        if (IsPlusPlus)
-        {
-            return Config.PredictionType switch
-            {
-                PredictionType.Epsilon => (sample - sigmaT * modelOutput) / alpha,
-                PredictionType.Sample => modelOutput.Alias(),
-                _ => alpha * sample - sigmaT * modelOutput,
-            };
-        }
-        return Config.PredictionType switch
-        {
-            PredictionType.Epsilon => modelOutput.Alias(),
-            PredictionType.Sample => (sample - alpha * modelOutput) / sigmaT,
-            _ => alpha * modelOutput + sigmaT * sample,
-        };
-    }
-
-    /// <summary>DPM-Solver-1 (= DDIM) from σ_i to σ_{i+1}.</summary>
-    private Tensor FirstOrderUpdate(Tensor m0, Tensor x, int i, Tensor? z)
-    {
-        var (alphaT, sigmaT) = AlphaSigma(sigmas[i + 1]);
-        var (alphaS, sigmaS) = AlphaSigma(sigmas[i]);
-        double h = Lambda(sigmas[i + 1]) - Lambda(sigmas[i]);
-        return Config.AlgorithmType switch
-        {
-            DpmAlgorithmType.DpmSolverPlusPlus => sigmaT / sigmaS * x - alphaT * (Math.Exp(-h) - 1.0) * m0,
-            DpmAlgorithmType.DpmSolver => alphaT / alphaS * x - sigmaT * (Math.Exp(h) - 1.0) * m0,
-            _ => sigmaT / sigmaS * Math.Exp(-h) * x + alphaT * (1 - Math.Exp(-2.0 * h)) * m0 + sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * z!,
-        };
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using LatentDiffusion.Torch;
+using static LatentDiffusion.Pipeline.Schedulers.VpSigma;
 
 namespace LatentDiffusion.Pipeline.Schedulers;
 
@@ -77,20 +78,6 @@ public abstract class VpMultistepScheduler : Scheduler, ISigmaSchedule
             first = i;
         }
         return first >= 0 ? first : t.Count - 1;
-    }
-
-    /// <summary>α_t = 1/√(σ² + 1), σ_t = σ α_t (the VP quantities of a VE σ; diffusers' _sigma_to_alpha_sigma_t).</summary>
-    protected static (double Alpha, double Sigma) AlphaSigma(double sigma)
-    {
-        double alpha = 1 / Math.Sqrt(sigma * sigma + 1);
-        return (alpha, sigma * alpha);
-    }
-
-    /// <summary>λ = log α_t − log σ_t (+∞ at σ = 0, as torch.log(0) gives in diffusers).</summary>
-    protected static double Lambda(double sigma)
-    {
-        var (alpha, s) = AlphaSigma(sigma);
-        return Math.Log(alpha) - Math.Log(s);
     }
 
     /// <summary>x = α_t x₀ + σ_t ε with σ at the begin index (img2img), the step index (inpainting) or each timestep.</summary>
