@@ -4,43 +4,10 @@ using LatentDiffusion.Torch;
 
 namespace LatentDiffusion.Pipeline.Schedulers;
 
-/// <summary>diffusers' TCDScheduler config and defaults (Stable Diffusion's betas, as LCM's).</summary>
-public sealed record TCDSchedulerConfig : SchedulerConfig
+/// <summary>diffusers' TCDScheduler config and defaults (LCM's fields; clip_sample and timestep_scaling are declared but not read by its step).</summary>
+public sealed record TCDSchedulerConfig : ConsistencySchedulerConfig
 {
-    public TCDSchedulerConfig()
-    {
-        BetaStart = 0.00085;
-        BetaEnd = 0.012;
-        BetaSchedule = BetaSchedule.ScaledLinear;
-    }
-
     [JsonIgnore] public override string ClassName => "TCDScheduler";
-
-    /// <summary>Length of the distillation schedule the model was trained on (the skipping-step grid).</summary>
-    [JsonPropertyName("original_inference_steps")] public int OriginalInferenceSteps { get; init; } = 50;
-    /// <summary>Declared by diffusers' TCDScheduler but not read by its step (kept for the config round trip).</summary>
-    [JsonPropertyName("clip_sample")] public bool ClipSample { get; init; }
-    [JsonPropertyName("clip_sample_range")] public double ClipSampleRange { get; init; } = 1.0;
-    [JsonPropertyName("set_alpha_to_one")] public bool SetAlphaToOne { get; init; } = true;
-    [JsonPropertyName("thresholding")] public bool Thresholding { get; init; }
-    [JsonPropertyName("dynamic_thresholding_ratio")] public double DynamicThresholdingRatio { get; init; } = 0.995;
-    [JsonPropertyName("sample_max_value")] public double SampleMaxValue { get; init; } = 1.0;
-    /// <summary>Scale of t in the consistency boundary conditions (declared by diffusers' TCD, unused by its step).</summary>
-    [JsonPropertyName("timestep_scaling")] public double TimestepScaling { get; init; } = 10.0;
-    [JsonPropertyName("rescale_betas_zero_snr")] public bool RescaleBetasZeroSnr { get; init; }
-
-    internal override bool RescalesBetasToZeroSnr => RescaleBetasZeroSnr;
-
-    public override void Validate()
-    {
-        base.Validate();
-        RequirePositive(ClipSampleRange, "clip_sample_range");
-        RequirePositive(TimestepScaling, "timestep_scaling");
-        ValidateThresholding(DynamicThresholdingRatio, SampleMaxValue);
-        if (Thresholding) throw Unsupported("thresholding", true);
-        if (OriginalInferenceSteps < 1 || OriginalInferenceSteps > NumTrainTimesteps)
-            throw Invalid("original_inference_steps", $"{OriginalInferenceSteps} (must be in [1, num_train_timesteps])");
-    }
 }
 
 /// <summary>
@@ -69,26 +36,7 @@ public sealed class TCDScheduler : Scheduler
     /// <summary>Overrides original_inference_steps for the next <see cref="Scheduler.SetTimesteps"/>.</summary>
     public int? OriginalInferenceSteps { get; set; }
 
-    protected override double[] ComputeTimesteps(int steps)
-    {
-        int originalSteps = OriginalInferenceSteps ?? Config.OriginalInferenceSteps;
-        int trainSteps = Config.NumTrainTimesteps;
-        if (originalSteps > trainSteps)
-            throw new ArgumentOutOfRangeException(nameof(OriginalInferenceSteps), originalSteps, $"cannot exceed num_train_timesteps ({trainSteps})");
-        if (steps > trainSteps)
-            throw new ArgumentOutOfRangeException(nameof(steps), steps, $"cannot exceed num_train_timesteps ({trainSteps})");
-        // the distillation grid (the paper's skipping step k): k, 2k, …, (original × strength)·k, minus one
-        int k = trainSteps / originalSteps;
-        var origin = Enumerable.Range(1, (int)(originalSteps * Strength)).Select(i => (long)i * k - 1).ToArray();
-        if (origin.Length / steps < 1)
-            throw new ArgumentOutOfRangeException(nameof(steps), steps, $"original_inference_steps × strength ({originalSteps} × {Strength}) is smaller than the number of steps");
-        if (steps > originalSteps)
-            throw new ArgumentOutOfRangeException(nameof(steps), steps, $"cannot exceed original_inference_steps ({originalSteps})");
-        // n evenly spaced picks (floored indices) from the descending grid
-        Array.Reverse(origin);
-        return ScheduleMath.Linspace(0, origin.Length, steps, endpoint: false)
-            .Select(v => (double)origin[(long)Math.Floor(v)]).ToArray();
-    }
+    protected override double[] ComputeTimesteps(int steps) => Config.DistillationTimesteps(steps, OriginalInferenceSteps, Strength);
 
     /// <summary>PredOriginalSample is x̂₀; the last step's PrevSample is diffusers' pred_noised_sample.</summary>
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
