@@ -151,20 +151,6 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         lowerOrderNums = 0;
     }
 
-    /// <summary>diffusers falls back to the last index for a timestep not in the schedule.</summary>
-    protected override int IndexForTimestep(double timestep)
-    {
-        var t = Timesteps;
-        int first = -1;
-        for (int i = 0; i < t.Count; i++)
-        {
-            if (t[i] != timestep) continue;
-            if (first >= 0) return i;
-            first = i;
-        }
-        return first >= 0 ? first : t.Count - 1;
-    }
-
     public override SchedulerStepOutput Step(Tensor modelOutput, double timestep, Tensor sample, INoiseSource? noise = null)
     {
         RequireTimesteps();
@@ -283,16 +269,8 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
             - sigmaT * ((Math.Exp(h) - 1.0 - h) / (h * h) - 0.5) * d2;
     }
 
-    /// <summary>x = α_t x₀ + σ_t ε with (α_t, σ_t) from σ at the begin index or at each timestep.</summary>
-    public override Tensor AddNoise(Tensor original, Tensor noise, Tensor timesteps)
-    {
-        using var scope = DisposeScope.Enter();
-        var sigma = HostValues(timesteps)
-            .Select(t => sigmas[BeginIndex is null ? IndexForTimestep(t) : StepIndex ?? BeginIndex.Value])
-            .ToArray();
-        // α_t and σ_t computed in the sample's dtype from σ, as diffusers does
-        var s = PerItem(sigma, original);
-        var alpha = 1.0 / (s.Square() + 1.0).Sqrt();
-        return scope.Keep(alpha * original + s * alpha * noise);
-    }
+    /// <summary>diffusers' DPM-Solver copy of index_for_timestep falls back to the last index.</summary>
+    protected override int IndexWhenAbsent(double timestep) => Timesteps.Count - 1;
+
+    public override Tensor AddNoise(Tensor original, Tensor noise, Tensor timesteps) => AddNoiseVp(original, noise, timesteps, sigmas);
 }

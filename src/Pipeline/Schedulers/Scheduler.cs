@@ -141,8 +141,26 @@ public abstract class Scheduler : IScheduler
             if (first >= 0) return i;
             first = i;
         }
-        return first >= 0 ? first
-            : throw new ArgumentException($"timestep {timestep} is not in the schedule of {Config.ClassName}; pass one of Timesteps", nameof(timestep));
+        return first >= 0 ? first : IndexWhenAbsent(timestep);
+    }
+
+    /// <summary>A timestep not in the schedule: refused, except by the DPM-Solver family, which takes the last index as diffusers' copy does.</summary>
+    protected virtual int IndexWhenAbsent(double timestep) =>
+        throw new ArgumentException($"timestep {timestep} is not in the schedule of {Config.ClassName}; pass one of Timesteps", nameof(timestep));
+
+    /// <summary>
+    /// The DPM-Solver family's add_noise: x = α_t x₀ + σ_t ε with the VP (α_t, σ_t) of σ at the begin index (img2img),
+    /// the step index (inpainting) or each timestep, computed in the sample's dtype from σ as diffusers does.
+    /// </summary>
+    protected Tensor AddNoiseVp(Tensor original, Tensor noise, Tensor timesteps, float[] sigmas)
+    {
+        using var scope = DisposeScope.Enter();
+        var sigma = HostValues(timesteps)
+            .Select(t => sigmas[BeginIndex is null ? IndexForTimestep(t) : StepIndex ?? BeginIndex.Value])
+            .ToArray();
+        var s = PerItem(sigma, original);
+        var alpha = 1.0 / (s.Square() + 1.0).Sqrt();
+        return scope.Keep(alpha * original + s * alpha * noise);
     }
 
     /// <summary>Sets <see cref="StepIndex"/> on the first call of a sampling loop.</summary>

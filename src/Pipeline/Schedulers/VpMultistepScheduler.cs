@@ -66,30 +66,8 @@ public abstract class VpMultistepScheduler : Scheduler, ISigmaSchedule
         return timesteps;
     }
 
-    /// <summary>diffusers' index_for_timestep (DPM-Solver's copy): the last index for a timestep not in the schedule.</summary>
-    protected override int IndexForTimestep(double timestep)
-    {
-        var t = Timesteps;
-        int first = -1;
-        for (int i = 0; i < t.Count; i++)
-        {
-            if (t[i] != timestep) continue;
-            if (first >= 0) return i;
-            first = i;
-        }
-        return first >= 0 ? first : t.Count - 1;
-    }
+    /// <summary>diffusers' DPM-Solver copy of index_for_timestep falls back to the last index.</summary>
+    protected override int IndexWhenAbsent(double timestep) => Timesteps.Count - 1;
 
-    /// <summary>x = α_t x₀ + σ_t ε with σ at the begin index (img2img), the step index (inpainting) or each timestep.</summary>
-    public override Tensor AddNoise(Tensor original, Tensor noise, Tensor timesteps)
-    {
-        using var scope = DisposeScope.Enter();
-        var sigma = HostValues(timesteps)
-            .Select(t => sigmas[BeginIndex is null ? IndexForTimestep(t) : StepIndex ?? BeginIndex.Value])
-            .ToArray();
-        // α_t and σ_t computed in the sample's dtype from σ, as diffusers does
-        var s = PerItem(sigma, original);
-        var alpha = 1.0 / (s.Square() + 1.0).Sqrt();
-        return scope.Keep(alpha * original + s * alpha * noise);
-    }
+    public override Tensor AddNoise(Tensor original, Tensor noise, Tensor timesteps) => AddNoiseVp(original, noise, timesteps, sigmas);
 }
