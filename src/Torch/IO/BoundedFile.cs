@@ -31,6 +31,8 @@ public static class BoundedFile
     public static byte[] ReadAllBytes(string path, long limit, string kind)
     {
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
+        // A regular file that says it is too long is refused before reading; a device (length 0) is counted as it is read.
+        if (file.CanSeek && file.Length > limit) throw new FileTooLargeException(path, kind, limit);
         return ReadAll(file, path, limit, kind);
     }
 
