@@ -86,4 +86,13 @@ public sealed class SamplersCommandTests : IDisposable
         Assert.Equal(2, bad.ExitCode);
         Assert.Contains("--samplers: unknown sampler 'nope'", bad.Err, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("nan")]
+    [InlineData("1,x")]
+    [InlineData("100000")]
+    public void GridStepCountsOutsideOneToAThousandAreAUsageError(string steps) =>
+        CliRunner.Run("sampler-grid", "--prompt", "x", "--steps", steps)
+            .AssertUsageError($"--steps must be comma-separated step counts from 1 to 1000, got '{steps}'");
 }

@@ -29,7 +29,7 @@ internal static class SamplerGridCommand
         command.Validators.Add(result =>
         {
             if (result.GetValue(steps) is { } text && ParseSteps(text) is null)
-                result.AddError($"{steps.Name} must be comma-separated step counts of at least 1, got '{text}'");
+                result.AddError($"{steps.Name} must be comma-separated step counts from 1 to {MaxSteps}, got '{text}'");
             if (result.GetValue(seed) < 0) result.AddError($"{seed.Name} must be at least 0, got {result.GetValue(seed)}");
             if (result.GetValue(samplers) is { } names)
                 foreach (var name in Split(names).Where(n => !Samplers.TryGet(n, out _)))
@@ -75,10 +75,13 @@ internal static class SamplerGridCommand
 
     private static IEnumerable<string> Split(string list) => list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
 
+    // A grid cell per sampler and count: more steps than a schedule of 1000 training timesteps has is no comparison.
+    private const int MaxSteps = 1000;
+
     private static IReadOnlyList<int>? ParseSteps(string text)
     {
         var parts = Split(text).ToList();
-        var counts = parts.Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= 1000 ? n : 0).ToList();
+        var counts = parts.Select(p => int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= MaxSteps ? n : 0).ToList();
         return parts.Count == 0 || counts.Contains(0) ? null : counts;
     }
 }
