@@ -1,3 +1,4 @@
+using LatentDiffusion.Pipeline.Engines;
 using LatentDiffusion.TextEncoder;
 using LatentDiffusion.Torch;
 
@@ -9,7 +10,7 @@ namespace LatentDiffusion.Pipeline.StableDiffusion;
 /// norm, as diffusers does), apply emphasis weights, and join the rows along the sequence.
 /// With guidance the result is [uncond × n; cond × n] (diffusers' order).
 /// </summary>
-internal sealed class PromptEncoder(ClipTokenizer tokenizer, ClipTextModel textEncoder)
+internal sealed class PromptEncoder(ClipTokenizer tokenizer, ITextEncoder textEncoder)
 {
     public Tensor Encode(GenerationRequest r, int images, bool guided, PipelineOptions options)
     {
@@ -51,8 +52,8 @@ internal sealed class PromptEncoder(ClipTokenizer tokenizer, ClipTextModel textE
         using var ids = Tensor.From(row.InputIdsInt64(), 1, row.InputIds.Length);
         using var onDevice = ids.To(options.Device);
         // Unweighted rows skip the mean-restoring rescale, whose ratio is not exactly 1 in float.
-        if (row.Weights.All(w => w == 1f)) return textEncoder.EncodePrompt(onDevice, clipSkip - 1);
+        if (row.Weights.All(w => w == 1f)) return textEncoder.EncodePrompt(onDevice, null, clipSkip - 1);
         using var weights = Tensor.From(row.Weights, 1, row.Weights.Length);
-        return textEncoder.EncodeWeighted(onDevice, weights, clipSkip - 1);
+        return textEncoder.EncodePrompt(onDevice, weights, clipSkip - 1);
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using LatentDiffusion.Blocks;
 using LatentDiffusion.Autoencoder;
 using LatentDiffusion.LatentUNet;
+using LatentDiffusion.Pipeline.Engines;
 using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Pipeline.Memory;
 using LatentDiffusion.Pipeline.Noise;
@@ -21,9 +22,17 @@ namespace LatentDiffusion.Pipeline.StableDiffusion;
 public sealed partial class StableDiffusionPipeline : IDisposable
 {
     public ClipTokenizer Tokenizer { get; }
-    public ClipTextModel TextEncoder { get; }
-    public UNet2DConditionModel Unet { get; }
-    public AutoencoderKL Vae { get; }
+
+    /// <summary>The networks, engine-neutral: the denoising loop runs them through these interfaces only.</summary>
+    public PipelineModels Models { get; }
+
+    /// <summary>The libtorch text encoder (adapters, saving and training need the module itself).</summary>
+    public ClipTextModel TextEncoder => Models.TextEncoder is TorchTextEncoder t ? t.Module : throw NotTorch("text encoder");
+    /// <summary>The libtorch U-Net.</summary>
+    public UNet2DConditionModel Unet => Models.Denoiser is TorchDenoiser d ? d.Module : throw NotTorch("U-Net");
+    /// <summary>The libtorch VAE.</summary>
+    public AutoencoderKL Vae => Models.Autoencoder is TorchAutoencoder a ? a.Module : throw NotTorch("VAE");
+
     /// <summary>The default scheduler (a request's Sampler overrides it); diffusers' pipe.scheduler.</summary>
     public SchedulerConfig SchedulerConfig { get; set; }
 
@@ -34,42 +43,50 @@ public sealed partial class StableDiffusionPipeline : IDisposable
 
     private readonly PromptEncoder prompts;
 
+    /// <summary>A pipeline over libtorch modules, moved to the options' device and dtype.</summary>
     public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae,
         SchedulerConfig schedulerConfig, string modelName, PipelineOptions? options = null)
+        : this(tokenizer, TorchModels(textEncoder, unet, vae, options ??= new PipelineOptions()), schedulerConfig, modelName, options)
+    {
+    }
+
+    /// <summary>A pipeline over any engine's models (already on their device).</summary>
+    public StableDiffusionPipeline(ClipTokenizer tokenizer, PipelineModels models, SchedulerConfig schedulerConfig, string modelName, PipelineOptions? options = null)
     {
         Tokenizer = tokenizer;
-        TextEncoder = textEncoder;
-        Unet = unet;
-        Vae = vae;
+        Models = models;
         SchedulerConfig = schedulerConfig;
         ModelName = modelName;
         Options = options ?? new PipelineOptions();
-        prompts = new PromptEncoder(tokenizer, textEncoder);
-        Configure();
+        prompts = new PromptEncoder(tokenizer, models.TextEncoder);
     }
 
-    private void Configure()
+    private static PipelineModels TorchModels(ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae, PipelineOptions o)
     {
-        var o = Options;
-        Unet.Eval();
-        TextEncoder.Eval();
-        Vae.Eval();
+        unet.Eval();
+        textEncoder.Eval();
+        vae.Eval();
+        var vaeDType = vae.Config.ForceUpcast ? DType.Float32 : o.DType;
         if (o.Device != Device.CPU || o.DType != DType.Float32)
         {
-            Unet.To(o.Device, o.DType);
-            TextEncoder.To(o.Device, o.DType);
-            Vae.To(o.Device, Vae.Config.ForceUpcast ? DType.Float32 : o.DType);
+            unet.To(o.Device, o.DType);
+            textEncoder.To(o.Device, o.DType);
+            vae.To(o.Device, vaeDType);
         }
-        Vae.UseTiling = o.VaeTiling;
-        Vae.UseSlicing = o.VaeSlicing;
-        if (o.AttentionSliceSize is int slice) Unet.SetAttentionSlice(slice);
+        vae.UseTiling = o.VaeTiling;
+        vae.UseSlicing = o.VaeSlicing;
+        if (o.AttentionSliceSize is int slice) unet.SetAttentionSlice(slice);
+        return new PipelineModels(new TorchTextEncoder(textEncoder), new TorchDenoiser(unet), new TorchAutoencoder(vae, vaeDType));
     }
+
+    private InvalidOperationException NotTorch(string part) =>
+        new($"{ModelName}: this pipeline's {part} does not run on libtorch ({Models.Denoiser.GetType().Name}); this operation needs the libtorch model");
 
     /// <summary>
     /// The VAE's spatial down-sampling factor (diffusers' vae_scale_factor: 8 for Stable Diffusion, 4 for the
     /// embedded model): image sizes are multiples of it and latents are the image size divided by it.
     /// </summary>
-    public int VaeScaleFactor => Vae.Config.DownscaleFactor;
+    public int VaeScaleFactor => Models.Autoencoder.DownscaleFactor;
 
     public GenerationResult TextToImage(GenerationRequest request, IProgress<GenerationProgress>? progress = null,
         CancellationToken cancellation = default, INoiseSource? noise = null)
@@ -204,7 +221,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
             {
                 var input = guided ? Tensor.Cat([latents, latents]) : latents;
                 var scaled = scheduler.ScaleModelInput(input, t);
-                var prediction = Unet.Forward(scaled, t, embeddings);
+                var prediction = Models.Denoiser.Forward(scaled, t, new DenoiserConditioning(embeddings));
                 if (guided) prediction = Guidance.Apply(prediction, r.GuidanceScale, r.GuidanceRescale);
                 var output = scheduler.Step(prediction, t, latents, source);
                 latents.Dispose();
@@ -236,15 +253,14 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     {
         var f = VaeScaleFactor;
         var element = Options.DType.ElementSize();
-        var vaeElement = Vae.Config.ForceUpcast ? DType.Float32.ElementSize() : element;
         var rowsPerImage = r.GuidanceScale > 1 ? 2 : 1;
         var attention = new AttentionCost(TorchRuntime.HasFusedAttention, Options.AttentionSliceSize);
         long latentHeight = height / f, latentWidth = width / f;
         // The U-Net's activations are freed before the VAE runs: the chunk's peak is the larger of the two.
         double ChunkBytes(long images) => Math.Max(
-            MemoryEstimate.LatentUNetStep(Unet.Config, latentHeight, latentWidth, rowsPerImage * images, element, attention),
-            MemoryEstimate.VaeDecode(Vae.Config, height, width, images, vaeElement, Options.VaeTiling, Options.VaeSlicing, attention.Fused));
-        var perImage = MemoryEstimate.ResultImage(height, width) + 4.0 * Unet.Config.InChannels * latentHeight * latentWidth;
+            Models.Denoiser.EstimateStepBytes(latentHeight, latentWidth, rowsPerImage * images, element, attention),
+            Models.Autoencoder.EstimateDecodeBytes(height, width, images, attention.Fused));
+        var perImage = MemoryEstimate.ResultImage(height, width) + 4.0 * Models.Denoiser.InChannels * latentHeight * latentWidth;
         var advice = new List<string>();
         if (!attention.Fused && Options.AttentionSliceSize is null) advice.Add("--attention-slicing 1");
         if (!Options.VaeTiling) advice.Add("--vae-tiling");
@@ -270,8 +286,8 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     public Tensor Decode(Tensor latents)
     {
         using var scope = DisposeScope.Enter();
-        var unscaled = Vae.UnscaleLatents(latents.To(Vae.Config.ForceUpcast ? DType.Float32 : Options.DType));
-        var decoded = Vae.Decode(unscaled).To(DType.Float32);
+        var vae = Models.Autoencoder;
+        var decoded = vae.Decode(vae.UnscaleLatents(latents.To(vae.DType))).To(DType.Float32);
         return scope.Keep((decoded / 2 + 0.5).Clamp(0, 1));
     }
 
@@ -285,7 +301,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
             if (w == 0 || h == 0) throw new ArgumentException($"the init image is {initImage.Width}x{initImage.Height}; it must be at least {f}x{f}");
             return (w, h);
         }
-        var sample = Unet.Config.SampleSize?.PerBlock(2, "sample_size") ?? [64, 64];
+        var sample = Models.Denoiser.SampleSize ?? [64, 64];
         return (r.Width ?? sample[1] * VaeScaleFactor, r.Height ?? sample[0] * VaeScaleFactor);
     }
 
@@ -300,7 +316,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     /// <summary>x_T: the given latents or noise of shape [n, C, h/f, w/f], f = <see cref="VaeScaleFactor"/> (diffusers' prepare_latents), times init_noise_sigma.</summary>
     private Tensor InitialLatents(GenerationRequest r, Chunk chunk, int width, int height, IScheduler scheduler, INoiseSource noise)
     {
-        long[] shape = [r.NumImages, Unet.Config.InChannels, height / VaeScaleFactor, width / VaeScaleFactor];
+        long[] shape = [r.NumImages, Models.Denoiser.LatentChannels, height / VaeScaleFactor, width / VaeScaleFactor];
         using var scope = DisposeScope.Enter();
         Tensor x;
         if (r.Latents is { } given)
@@ -321,11 +337,12 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     private Tensor NoisedImageLatents(RgbImage sized, int n, IScheduler scheduler, double timestep, INoiseSource noise)
     {
         using var scope = DisposeScope.Enter();
-        var pixels = sized.ToRgb().ToTensor().To(Options.Device, Vae.Config.ForceUpcast ? DType.Float32 : Options.DType);
+        var vae = Models.Autoencoder;
+        var pixels = sized.ToRgb().ToTensor().To(Options.Device, vae.DType);
         var batch = n == 1 ? pixels : pixels.Repeat(n, 1, 1, 1);
-        using var posterior = Vae.Encode(batch);
+        using var posterior = vae.Encode(batch);
         var sample = posterior.Sample(noise.Next(posterior.Mean.Shape, posterior.Mean.DType, Options.Device));
-        var init = Vae.ScaleLatents(sample).To(DType.Float32);
+        var init = vae.ScaleLatents(sample).To(DType.Float32);
         var eps = noise.Next(init.Shape, DType.Float32, Options.Device);
         var t = Tensors.Full([n], timestep, scheduler.TimestepDType, Options.Device);
         return scope.Keep(scheduler.AddNoise(init, eps, t).To(Options.DType));
@@ -353,10 +370,5 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         };
     }
 
-    public void Dispose()
-    {
-        Unet.Dispose();
-        TextEncoder.Dispose();
-        Vae.Dispose();
-    }
+    public void Dispose() => Models.Dispose();
 }
