@@ -23,10 +23,8 @@ namespace LatentDiffusion.LatentUNet;
 public sealed class UNet2DConditionModel : Module
 {
     private readonly Conv2d convIn;
-    private readonly Module<Tensor, Tensor> timeProj;
-    private readonly TimestepEmbedding timeEmbedding;
+    private readonly UNetParts parts;
     private readonly Linear? encoderHidProj;
-    private readonly Module? classEmbedding;
     private readonly Module<Tensor, Tensor>? timeEmbedAct;
     private readonly ModuleList<Module> downBlocks;
     private readonly IMidBlock? midBlock;
@@ -52,68 +50,22 @@ public sealed class UNet2DConditionModel : Module
         convIn = RegisterModule("conv_in", new Conv2d(config.InChannels, channels[0], config.ConvInKernel, padding: (config.ConvInKernel - 1) / 2,
             generator: generator));
 
-        // time
-        long timeEmbedDim, timestepInputDim;
-        if (config.TimeEmbeddingType == "fourier")
-        {
-            timeEmbedDim = config.TimeEmbeddingDim ?? channels[0] * 2;
-            if (timeEmbedDim % 2 != 0) throw ConfigErrors.Invalid("time_embedding_dim", $"must be even for fourier embeddings, is {timeEmbedDim}");
-            timeProj = new GaussianFourierProjection((int)(timeEmbedDim / 2), log: false, flipSinToCos: config.FlipSinToCos, generator: generator);
-            timestepInputDim = timeEmbedDim;
-        }
-        else
-        {
-            timeEmbedDim = config.TimeEmbeddingDim ?? channels[0] * 4;
-            timeProj = new Timesteps(channels[0], config.FlipSinToCos, config.FreqShift);
-            timestepInputDim = channels[0];
-        }
-        RegisterModule("time_proj", timeProj);
-        timeEmbedding = RegisterModule("time_embedding", new TimestepEmbedding(timestepInputDim, timeEmbedDim, config.ActFn,
-            postActFn: config.TimestepPostAct, condProjDim: config.TimeCondProjDim, generator: generator));
+        // time (and class) embedding, down and mid blocks: the parts a ControlNet shares
+        parts = UNetParts.CreateTime(this, config, generator);
 
         if (config.EncoderHidDim is { } hid)
             encoderHidProj = RegisterModule("encoder_hid_proj", new Linear(hid, config.CrossAttentionDim.Value, generator: generator));
-
-        classEmbedding = ClassEmbedding.Create(config.ClassEmbedType, config.NumClassEmbeds, config.ActFn,
-            config.ProjectionClassEmbeddingsInputDim, timeEmbedDim, timestepInputDim, generator);
-        if (classEmbedding is not null) RegisterModule("class_embedding", classEmbedding);
         if (config.TimeEmbeddingActFn is { } act) timeEmbedAct = RegisterModule("time_embed_act", Activations.Create(act, "time_embedding_act_fn"));
 
-        // per-block settings; attention_head_dim is the head count of the cross-attention blocks
-        var onlyCross = config.OnlyCrossAttention.PerBlock(n, "only_cross_attention");
         var heads = config.AttentionHeadDim.PerBlock(n, "attention_head_dim");
-        var crossDims = config.CrossAttentionDim.PerBlock(n, "cross_attention_dim");
         var layers = config.LayersPerBlock.PerBlock(n, "layers_per_block");
-        var transformerLayers = config.TransformerLayersPerBlock.PerBlock(n, "transformer_layers_per_block");
-        long blocksTimeEmbedDim = config.ClassEmbeddingsConcat ? timeEmbedDim * 2 : timeEmbedDim;
-        var resnet = new ResnetSettings(blocksTimeEmbedDim, config.NormEps, config.ActFn, groups, config.Dropout, config.ResnetTimeScaleShift);
-        CrossAttentionSettings Attention(int i) =>
-            new(heads[i], crossDims[i], transformerLayers[i], config.UseLinearProjection, onlyCross[i], config.UpcastAttention);
-
-        downBlocks = RegisterModule("down_blocks", new ModuleList<Module>());
-        long output = channels[0];
-        for (int i = 0; i < n; i++)
-        {
-            long input = output;
-            output = channels[i];
-            bool final = i == n - 1;
-            // for AttnDownBlock2D, attention_head_dim is what its name says, the channels per head
-            downBlocks.Add(UNetBlocks.GetDownBlock(config.DownBlockTypes[i], $"down_block_types[{i}]", layers[i], input, output, resnet,
-                addDownsample: !final, config.DownsamplePadding, Attention(i), attentionHeadDim: heads[i], generator: generator));
-        }
-
-        var midResnet = resnet with { OutputScaleFactor = config.MidBlockScaleFactor };
-        midBlock = config.MidBlockType switch
-        {
-            "UNetMidBlock2DCrossAttn" => new UNetMidBlock2DCrossAttn(channels[^1], midResnet, Attention(n - 1), generator: generator),
-            "UNetMidBlock2D" => new UNetMidBlock2D(channels[^1], midResnet, numLayers: 0, addAttention: false, generator: generator),
-            _ => null,
-        };
-        if (midBlock is not null) RegisterModule("mid_block", (Module)midBlock);
+        var resnet = parts.Resnet;
+        downBlocks = parts.CreateDownBlocks(this, generator);
+        midBlock = parts.CreateMidBlock(this, generator);
 
         upBlocks = RegisterModule("up_blocks", new ModuleList<Module>());
         var reversed = channels.Reverse().ToArray();
-        output = reversed[0];
+        long output = reversed[0];
         for (int i = 0; i < n; i++)
         {
             bool final = i == n - 1;
@@ -124,7 +76,7 @@ public sealed class UNet2DConditionModel : Module
             if (!final) NumUpsamplers++;
             // diffusers indexes attention_head_dim without reversing it here
             upBlocks.Add(UNetBlocks.GetUpBlock(config.UpBlockTypes[i], $"up_block_types[{i}]", layers[r] + 1, input, output, previous, resnet,
-                addUpsample: !final, Attention(r), attentionHeadDim: heads[i], generator: generator));
+                addUpsample: !final, parts.Attention(r), attentionHeadDim: heads[i], generator: generator));
         }
 
         convNormOut = RegisterModule("conv_norm_out", new GroupNorm(groups, channels[0], config.NormEps));
@@ -149,23 +101,25 @@ public sealed class UNet2DConditionModel : Module
     public void Save(string directory, string? variant = null) => Format.Save(this, directory, variant);
 
     /// <summary>The noise predicted at a (possibly fractional) <paramref name="timestep"/> shared by the batch.</summary>
-    public Tensor Forward(Tensor sample, double timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null)
+    public Tensor Forward(Tensor sample, double timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null,
+        UNetResiduals? additionalResiduals = null)
     {
         // diffusers turns a Python float into a float64 tensor; the embedding computes in float32 either way.
         using var t = Tensors.Scalar(timestep, DType.Float64, sample.Device);
-        return Forward(sample, t, encoderHiddenStates, timestepCond, classLabels);
+        return Forward(sample, t, encoderHiddenStates, timestepCond, classLabels, additionalResiduals);
     }
 
     /// <summary>
     /// The noise predicted for latents <paramref name="sample"/> [N, C, H, W] at <paramref name="timestep"/>
     /// (0-dim, [1] or [N]; integer or fractional) given text states <paramref name="encoderHiddenStates"/>
     /// [N, S, cross_attention_dim]. <paramref name="timestepCond"/> [N, time_cond_proj_dim] feeds LCM's
-    /// guidance embedding; <paramref name="classLabels"/> class-conditional models.
+    /// guidance embedding; <paramref name="classLabels"/> class-conditional models; <paramref name="additionalResiduals"/>
+    /// a ControlNet's outputs, added to the skip connections and the mid block's output.
     /// </summary>
-    public Tensor Forward(Tensor sample, Tensor timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null)
+    public Tensor Forward(Tensor sample, Tensor timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null,
+        UNetResiduals? additionalResiduals = null)
     {
         using var scope = DisposeScope.Enter();
-        var dtype = sample.DType;
 
         // Inputs whose size is not a multiple of the total upsampling factor need explicit upsample sizes.
         long factor = 1L << NumUpsamplers;
@@ -174,32 +128,21 @@ public sealed class UNet2DConditionModel : Module
         if (Config.CenterInputSample) sample = 2 * sample - 1.0;
 
         // 1. time (and class) embedding
-        var timesteps = TimestepInput.PerSample(timestep, sample.Size(0), sample.Device);
-        var emb = timeEmbedding.Forward(timeProj.Forward(timesteps).To(dtype), timestepCond);
-        if (classEmbedding is not null)
-        {
-            var classEmb = ClassEmbedding.Embed(classEmbedding, Config.ClassEmbedType, classLabels, timeProj, dtype);
-            emb = Config.ClassEmbeddingsConcat ? Tensor.Cat([emb, classEmb], -1) : emb + classEmb;
-        }
-        else if (classLabels is not null)
-        {
-            throw new ArgumentException("class labels were given but the model has no class embedding");
-        }
+        var emb = parts.Embed(sample, timestep, timestepCond, classLabels);
         if (timeEmbedAct is not null) emb = timeEmbedAct.Forward(emb);
         var context = encoderHidProj is not null ? encoderHidProj.Forward(encoderHiddenStates) : encoderHiddenStates;
 
         // 2. down: every state is kept for the skip connections
         var h = convIn.Forward(sample);
-        var skips = new List<Tensor> { h };
-        foreach (IDownBlock block in downBlocks)
-        {
-            var states = block.Forward(h, emb, context);
-            skips.AddRange(states);
-            h = states[^1];
-        }
+        var skips = UNetParts.Down(downBlocks, h, emb, context);
+        h = skips[^1];
+        // ControlNet: its residuals are added to the skip connections (not to the mid block's input, which is the last
+        // down state as it was), as diffusers' down_block_additional_residuals
+        if (additionalResiduals is not null) skips = additionalResiduals.AddToSkips(skips);
 
         // 3. mid
         if (midBlock is not null) h = midBlock.Forward(h, emb, context);
+        if (additionalResiduals is not null) h = h + additionalResiduals.Mid; // mid_block_additional_residual
 
         // 4. up: each block consumes its skips, which are freed at once
         for (int i = 0; i < upBlocks.Count; i++)

@@ -1,0 +1,26 @@
+using LatentDiffusion.Torch;
+
+namespace LatentDiffusion.LatentUNet;
+
+/// <summary>
+/// What a ControlNet adds to a U-Net (diffusers' down_block_additional_residuals and mid_block_additional_residual):
+/// one tensor per skip connection, in the order the down pass produces them (conv_in's output first), and one for the
+/// mid block's output. The caller owns the tensors.
+/// </summary>
+public sealed record UNetResiduals(IReadOnlyList<Tensor> Down, Tensor Mid)
+{
+    /// <summary>The skips with the residuals added; a residual list that does not fit the U-Net's skips is refused in one line.</summary>
+    internal List<Tensor> AddToSkips(List<Tensor> skips)
+    {
+        if (Down.Count != skips.Count)
+            throw new ArgumentException($"the ControlNet gives {Down.Count} down-block residuals but the U-Net has {skips.Count} skip connections: their block layouts differ");
+        var sum = new List<Tensor>(skips.Count);
+        for (int i = 0; i < skips.Count; i++)
+        {
+            if (!Down[i].Shape.SequenceEqual(skips[i].Shape))
+                throw new ArgumentException($"the ControlNet's down-block residual {i} is [{string.Join(", ", Down[i].Shape)}] but the U-Net's skip connection is [{string.Join(", ", skips[i].Shape)}]: their block layouts differ");
+            sum.Add(skips[i] + Down[i]);
+        }
+        return sum;
+    }
+}
