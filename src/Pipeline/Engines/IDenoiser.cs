@@ -1,3 +1,4 @@
+using LatentDiffusion.LatentUNet;
 using LatentDiffusion.Pipeline.Memory;
 using LatentDiffusion.Torch;
 
@@ -28,6 +29,17 @@ public interface IDenoiser : IDisposable
 
 /// <summary>
 /// What conditions one denoiser call (diffusers' unet(…) keyword arguments): the text embeddings for cross-attention,
-/// batched like the sample ([uncond; cond] under classifier-free guidance).
+/// batched like the sample ([uncond; cond] under classifier-free guidance); a ControlNet's residuals, added to the skip
+/// connections (one per down-block state, conv_in's first) and to the mid block's output (both or neither).
 /// </summary>
-public sealed record DenoiserConditioning(Tensor EncoderHiddenStates);
+public sealed record DenoiserConditioning(Tensor EncoderHiddenStates, IReadOnlyList<Tensor>? DownBlockAdditionalResiduals = null,
+    Tensor? MidBlockAdditionalResidual = null)
+{
+    /// <summary>The ControlNet residuals as the U-Net takes them; null when there are none, one line when only half is given.</summary>
+    public UNetResiduals? AdditionalResiduals => (DownBlockAdditionalResiduals, MidBlockAdditionalResidual) switch
+    {
+        (null, null) => null,
+        ({ } down, { } mid) => new UNetResiduals(down, mid),
+        _ => throw new ArgumentException("ControlNet residuals need both the down-block residuals and the mid-block residual"),
+    };
+}

@@ -15,7 +15,7 @@ public sealed class TorchDenoiser(UNet2DConditionModel unet) : IDenoiser
     public int[]? SampleSize => Module.Config.SampleSize?.PerBlock(2, "sample_size");
 
     public Tensor Forward(Tensor sample, double timestep, DenoiserConditioning conditioning) =>
-        Module.Forward(sample, timestep, conditioning.EncoderHiddenStates);
+        Module.Forward(sample, timestep, conditioning.EncoderHiddenStates, additionalResiduals: conditioning.AdditionalResiduals);
 
     public double EstimateStepBytes(long latentHeight, long latentWidth, long rows, int elementSize, AttentionCost attention) =>
         MemoryEstimate.LatentUNetStep(Module.Config, latentHeight, latentWidth, rows, elementSize, attention);

@@ -5,7 +5,7 @@ using LatentDiffusion.Torch;
 namespace LatentDiffusion.Pipeline.StableDiffusion;
 
 /// <summary>What to generate. Defaults are diffusers' where it has one.</summary>
-public record GenerationRequest
+public partial record GenerationRequest
 {
     public required string Prompt { get; init; }
 
@@ -83,6 +83,7 @@ public record GenerationRequest
         if (PreviewEvery < 0) throw new ArgumentOutOfRangeException(nameof(PreviewEvery), PreviewEvery, "preview interval must be ≥ 0 (0 = no previews)");
         if (Width is <= 0) throw new ArgumentOutOfRangeException(nameof(Width), Width, "width must be positive");
         if (Height is <= 0) throw new ArgumentOutOfRangeException(nameof(Height), Height, "height must be positive");
+        ValidateControlNets();
     }
 }
 

@@ -116,6 +116,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         if (request.Height is int h && h % f != 0)
             throw new ArgumentOutOfRangeException(nameof(request.Height), h, $"height must be a positive multiple of {f}");
         if (request.Sampler is not null || request.Schedule is not null) _ = RequestedSampler(request);
+        ValidateControlNets(request);
     }
 
     /// <summary>The request's sampler with its schedule type (the model's own sampler when only a schedule is given); null for neither.</summary>
@@ -205,6 +206,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         if (timesteps.Count == 0)
             throw new ArgumentOutOfRangeException(nameof(strength), strength, $"strength {strength} with {r.Steps} steps leaves no denoising step; raise strength or steps");
         if (initImage is not null) scheduler.SetBeginIndex(start);
+        using var control = PrepareControlNets(r, chunk.Count, width, height, guided, timesteps.Count);
 
         var latents = initImage is null
             ? InitialLatents(r, chunk, width, height, scheduler, source)
@@ -221,7 +223,8 @@ public sealed partial class StableDiffusionPipeline : IDisposable
             {
                 var input = guided ? Tensor.Cat([latents, latents]) : latents;
                 var scaled = scheduler.ScaleModelInput(input, t);
-                var prediction = Models.Denoiser.Forward(scaled, t, new DenoiserConditioning(embeddings));
+                var conditioning = control?.Condition(i, scaled, t, embeddings) ?? new DenoiserConditioning(embeddings);
+                var prediction = Models.Denoiser.Forward(scaled, t, conditioning);
                 if (guided) prediction = Guidance.Apply(prediction, r.GuidanceScale, r.GuidanceRescale);
                 var output = scheduler.Step(prediction, t, latents, source);
                 latents.Dispose();
@@ -367,6 +370,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
             Strength = strength,
             ClipSkip = r.ClipSkip > 1 ? r.ClipSkip : null,
             Eta = scheduler.UsesEta && r.Eta > 0 ? r.Eta : null,
+            Extra = [.. ControlNetParameters(r)],
         };
     }
 

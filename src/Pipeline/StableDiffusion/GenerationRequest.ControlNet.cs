@@ -1,0 +1,56 @@
+using LatentDiffusion.Pipeline.Engines;
+using LatentDiffusion.Pipeline.Imaging;
+
+namespace LatentDiffusion.Pipeline.StableDiffusion;
+
+// ControlNet: any request (text-to-image, image-to-image) may be steered by ControlNets (diffusers'
+// StableDiffusionControlNetPipeline; several at once = its MultiControlNetModel).
+public partial record GenerationRequest
+{
+    /// <summary>The ControlNets that steer the composition, each with its control image; their residuals are summed.</summary>
+    public IReadOnlyList<ControlNetUnit> ControlNets { get; init; } = [];
+
+    /// <summary>
+    /// diffusers' guess_mode: the ControlNets see only the conditional half of the guidance batch (the unconditional half
+    /// gets no residuals) and scale their residuals from 0.1 to 1 on a log ramp, so that they steer without a prompt.
+    /// </summary>
+    public bool GuessMode { get; init; }
+
+    private void ValidateControlNets()
+    {
+        for (int i = 0; i < ControlNets.Count; i++) ControlNets[i].Validate(i);
+    }
+}
+
+/// <summary>
+/// One ControlNet with its control image (already preprocessed: an edge map, a depth map, a pose skeleton), diffusers'
+/// controlnet_conditioning_scale and control_guidance_start/end. The image is resized to the output size.
+/// </summary>
+public sealed record ControlNetUnit(IControlNet Model, RgbImage Image)
+{
+    /// <summary>controlnet_conditioning_scale: multiplies every residual (A1111's "Weight").</summary>
+    public double Scale { get; init; } = 1.0;
+
+    /// <summary>control_guidance_start: the fraction of the steps after which the ControlNet starts steering.</summary>
+    public double GuidanceStart { get; init; }
+
+    /// <summary>control_guidance_end: the fraction of the steps after which it stops.</summary>
+    public double GuidanceEnd { get; init; } = 1.0;
+
+    /// <summary>The preprocessor that made <see cref="Image"/>, as A1111 names it ("canny"; "none" for a ready-made image), for the PNG parameters.</summary>
+    public string Module { get; init; } = "none";
+
+    /// <summary>The preprocessor's settings as A1111 records them ("Threshold A", "Threshold B"), for the PNG parameters.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> ModuleSettings { get; init; } = [];
+
+    internal void Validate(int index)
+    {
+        ArgumentNullException.ThrowIfNull(Model);
+        ArgumentNullException.ThrowIfNull(Image);
+        var name = $"ControlNet {index} ({Model.Name})";
+        if (!(Scale >= 0 && Scale <= 10)) throw new ArgumentOutOfRangeException(nameof(Scale), Scale, $"{name}: conditioning scale must be in [0, 10]");
+        if (!(GuidanceStart >= 0 && GuidanceStart < GuidanceEnd && GuidanceEnd <= 1))
+            throw new ArgumentOutOfRangeException(nameof(GuidanceStart), (GuidanceStart, GuidanceEnd),
+                $"{name}: control guidance start ({GuidanceStart}) must be below its end ({GuidanceEnd}), both in [0, 1]");
+    }
+}
