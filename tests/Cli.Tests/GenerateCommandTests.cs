@@ -301,3 +301,71 @@ public sealed class TrainRecipeCommandTests
         Assert.False(Directory.Exists(never));
     }
 }
+
+/// <summary><c>ldm generate … --controlnet DIR|FILE --control canny:PHOTO[:SCALE]</c> on the tiny model and ControlNet.</summary>
+public sealed class ControlNetCommandTests : IDisposable
+{
+    private readonly string work = Directory.CreateTempSubdirectory("ld-cli-cn-").FullName;
+    private readonly string model;
+    private static readonly string ControlNet = Path.Combine(SharedData.RepositoryRoot, "tests/fixtures/latentunet/controlnet_tiny");
+    private static readonly string Photo = Path.Combine(SharedData.RepositoryRoot, "tests/fixtures/pipeline/canny/coffee.png");
+
+    public ControlNetCommandTests() => model = TinyStableDiffusionFolder.Assemble(Path.Combine(work, "tiny"));
+
+    public void Dispose() => Directory.Delete(work, recursive: true);
+
+    private string Out(string name) => Path.Combine(work, name);
+
+    private CliRunner.Result Generate(string output, params string[] more) =>
+        CliRunner.Run(["generate", "a cup", "--model", model, "--steps", "2", "--seed", "3", "--out", Out(output), .. more]);
+
+    [Fact]
+    public void CannyAndReadyMadeControlImagesSteerTheImageAndAreRecordedAsA1111Does()
+    {
+        var plain = Generate("plain.png");
+        Assert.True(plain.ExitCode == 0, plain.Err);
+        var canny = Generate("canny.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}:0.8", "--canny-low", "50", "--canny-high", "120");
+        Assert.True(canny.ExitCode == 0, canny.Err);
+        Assert.NotEqual(RgbImage.Load(Out("plain.png")).Pixels, RgbImage.Load(Out("canny.png")).Pixels);
+        var parameters = GenerationParameters.FromPng(Out("canny.png"))!;
+        Assert.Equal("Module: canny, Model: controlnet_tiny, Weight: 0.8, Resize Mode: Just Resize, Threshold A: 50, Threshold B: 120, Guidance Start: 0, Guidance End: 1, Pixel Perfect: False, Control Mode: Balanced",
+            parameters.Extra.Single(f => f.Key == "ControlNet 0").Value);
+
+        // the same edges given ready-made (found at the output size, as the pipeline does) give the same image
+        var edges = Pipeline.Preprocessors.CannyDetector.Detect(RgbImage.Load(Photo).Resize(64, 64), 50, 120);
+        edges.SavePng(Out("edges.png"));
+        var ready = Generate("ready.png", "--controlnet", ControlNet, "--control", $"image:{Out("edges.png")}:0.8");
+        Assert.True(ready.ExitCode == 0, ready.Err);
+        Assert.Equal(RgbImage.Load(Out("canny.png")).Pixels, RgbImage.Load(Out("ready.png")).Pixels);
+
+        // two ControlNets with per-unit windows, guess mode
+        var two = Generate("two.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}", "--controlnet", ControlNet, "--control", $"image:{Out("edges.png")}:0.5",
+            "--control-start", "0", "--control-start", "0.5", "--control-end", "1", "--guess-mode");
+        Assert.True(two.ExitCode == 0, two.Err);
+        var both = GenerationParameters.FromPng(Out("two.png"))!.Extra;
+        Assert.Contains("Guidance Start: 0.5", both.Single(f => f.Key == "ControlNet 1").Value);
+        Assert.Contains("Control Mode: ControlNet is more important", both.Single(f => f.Key == "ControlNet 0").Value);
+    }
+
+    [Fact]
+    public void BadControlNetOptionsAreOneLine()
+    {
+        Generate("x.png", "--controlnet", ControlNet).AssertUsageError("--controlnet is given 1 time(s) and --control 0");
+        Generate("x.png", "--controlnet", ControlNet, "--control", $"depth:{Photo}").AssertUsageError("expected canny:PHOTO[:SCALE] or image:MAP[:SCALE]");
+        Generate("x.png", "--guess-mode").AssertUsageError("need a --controlnet");
+        Generate("x.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}:12").AssertUsageError("the scale must be in [0, 10]");
+        var missing = Generate("x.png", "--controlnet", ControlNet, "--control", $"canny:{Out("none.png")}");
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Single(missing.ErrLines);
+        // a ControlNet for another base model
+        var other = Path.Combine(work, "other");
+        Directory.CreateDirectory(other);
+        File.WriteAllText(Path.Combine(other, "config.json"), File.ReadAllText(Path.Combine(ControlNet, "config.json")).Replace("\"cross_attention_dim\": 32", "\"cross_attention_dim\": 16"));
+        var config = LatentUNet.ControlNetModelConfig.Load(Path.Combine(other, "config.json"));
+        using (var net = new LatentUNet.ControlNetModel(config)) net.Save(other);
+        var mismatch = Generate("x.png", "--controlnet", other, "--control", $"canny:{Photo}");
+        Assert.Equal(1, mismatch.ExitCode);
+        Assert.Contains("other: its cross_attention_dim is 16 but the model's is 32: it was made for another base model", Assert.Single(mismatch.ErrLines));
+        Assert.False(File.Exists(Out("x.png")));
+    }
+}

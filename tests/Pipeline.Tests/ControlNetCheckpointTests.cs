@@ -86,6 +86,18 @@ public sealed class ControlNetCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void ThePipelineLoadsASingleFileControlNetForItsUNet()
+    {
+        using var reference = ControlNetModel.FromPretrained(ControlNetPipelineTests.ControlNetDir);
+        var path = WriteOriginalLayout(reference, "control_model.");
+        using var pipe = StableDiffusion.StableDiffusionPipeline.FromPretrained(TinyStableDiffusionFolder.Assemble(Path.Combine(directory, "sd")));
+        using var loaded = pipe.LoadControlNet(path);
+        var torch = Assert.IsType<Engines.TorchControlNet>(loaded);
+        Assert.Equal("control_tiny14", torch.Name);
+        foreach (var (name, tensor) in reference.StateDict()) Assert.True(tensor.Equal(torch.Module.StateDict()[name]), name);
+    }
+
+    [Fact]
     public void AFileOfAnotherLayoutIsRefusedInOneLine()
     {
         using var reference = ControlNetModel.FromPretrained(ControlNetPipelineTests.ControlNetDir);

@@ -136,6 +136,25 @@ public sealed class ControlNetPipelineTests(TinyStableDiffusion tiny, ITestOutpu
     }
 
     [Fact]
+    public void ACannyPreprocessorRunsOnThePhotoResizedToTheOutput()
+    {
+        using var golden = Golden();
+        using var pipe = tiny.Load();
+        using var controlNet = new RecordingControlNet(pipe.LoadControlNet(ControlNetDir));
+        var photo = RgbImage.Load(SharedData.Fixture("pipeline/canny/coffee.png"));
+        var canny = new Preprocessors.CannyPreprocessor(50, 120);
+        using var result = pipe.TextToImage(Request(golden, new ControlNetUnit(controlNet, photo) { Preprocessor = canny }), noise: new QueueNoise([]));
+        var edges = Preprocessors.CannyDetector.Detect(photo.Resize(64, 64), 50, 120);
+        var seen = controlNet.Images[0];
+        Assert.Equal([2L, 3, 64, 64], seen.Shape);
+        // [uncond; cond] copies of the edge map as 0/1 floats in CHW order
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < 64 * 64; i++)
+                Assert.Equal(edges.Pixels[3 * i + c] / 255f, seen.Values[c * 64 * 64 + i]);
+        Assert.Contains("Module: canny, Model: controlnet_tiny, Weight: 1, Resize Mode: Just Resize, Threshold A: 50, Threshold B: 120,", result.Parameters[0].Extra[0].Value);
+    }
+
+    [Fact]
     public void AControlNetForAnotherModelIsRefusedInOneLine()
     {
         using var golden = Golden();

@@ -39,12 +39,14 @@ internal static class GenerateCommand
         public readonly Option<bool> VaeTiling = new("--vae-tiling") { Description = "Decode large images tile by tile" };
         public readonly Option<string?> Preview = new Option<string?>("--preview") { Description = "Keep this PNG updated with a preview of the first image while denoising" }.IsPath();
         public readonly Option<int> PreviewEvery = new Option<int>("--preview-every") { Description = "Steps between previews (with --preview)", DefaultValueFactory = _ => 5 }.AtLeast(1);
+        public readonly ControlNetOptions ControlNet = new();
 
         public void AddTo(Command command)
         {
             command.Arguments.Add(Prompt);
             foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Schedule, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery })
                 command.Options.Add(option);
+            foreach (var option in ControlNet.All) command.Options.Add(option);
             command.Validators.Add(ValidateSchedule);
         }
 
@@ -104,6 +106,7 @@ internal static class GenerateCommand
             throw new ArgumentException($"--dtype must be f32, bf16 or f16, not {parsed.GetValue(o.DType)}");
         var device = Torch.Device.Parse(parsed.GetValue(o.Device)!);
         var initImage = init is { } i ? RgbImage.Load(i.Path) : null; // an unreadable image fails before the model loads
+        var controls = o.ControlNet.Read(parsed); // so does an unreadable control image
         var outPath = parsed.GetValue(o.Out) ?? Path.Combine("outputs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{seed}.png");
         if (!outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--out must name a .png file, not {outPath}");
@@ -125,6 +128,9 @@ internal static class GenerateCommand
             throw new UsageException($"{o.ClipSkip.Name} {ClipSkipRange.Describe(layers)}, got {parsed.GetValue(o.ClipSkip)}");
 
         using var latents = parsed.GetValue(o.Latents) is { } latentsPath ? LoadLatents(latentsPath) : null;
+        var controlNets = new List<Pipeline.Engines.IControlNet>();
+        using var disposeControlNets = new DisposeAll(controlNets);
+        var controlUnits = o.ControlNet.Units(parsed, pipe, controls, controlNets);
         var request = new GenerationRequest
         {
             Prompt = parsed.GetValue(o.Prompt)!,
@@ -143,6 +149,8 @@ internal static class GenerateCommand
             Eta = parsed.GetValue(o.Eta),
             Latents = latents,
             PreviewEvery = parsed.GetValue(o.Preview) is null ? 0 : parsed.GetValue(o.PreviewEvery),
+            ControlNets = controlUnits,
+            GuessMode = parsed.GetValue(o.ControlNet.GuessMode),
         };
         if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--preview must name a .png file, not {previewPath}");
@@ -175,6 +183,11 @@ internal static class GenerateCommand
         }
         context.Err.WriteLine($"seed {seed}; loaded in {loadTime.TotalSeconds:F1} s, generated in {generateTime.TotalSeconds:F1} s");
         return 0;
+    }
+
+    private sealed class DisposeAll(List<Pipeline.Engines.IControlNet> items) : IDisposable
+    {
+        public void Dispose() => items.ForEach(i => i.Dispose());
     }
 
     private static Tensor LoadLatents(string path)

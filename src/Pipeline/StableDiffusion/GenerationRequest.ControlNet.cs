@@ -23,8 +23,9 @@ public partial record GenerationRequest
 }
 
 /// <summary>
-/// One ControlNet with its control image (already preprocessed: an edge map, a depth map, a pose skeleton), diffusers'
-/// controlnet_conditioning_scale and control_guidance_start/end. The image is resized to the output size.
+/// One ControlNet with its control image (an edge map, a depth map, a pose skeleton; or a photo and the
+/// <see cref="Preprocessor"/> that makes one), diffusers' controlnet_conditioning_scale and control_guidance_start/end. The
+/// image is resized to the output size.
 /// </summary>
 public sealed record ControlNetUnit(IControlNet Model, RgbImage Image)
 {
@@ -37,11 +38,11 @@ public sealed record ControlNetUnit(IControlNet Model, RgbImage Image)
     /// <summary>control_guidance_end: the fraction of the steps after which it stops.</summary>
     public double GuidanceEnd { get; init; } = 1.0;
 
-    /// <summary>The preprocessor that made <see cref="Image"/>, as A1111 names it ("canny"; "none" for a ready-made image), for the PNG parameters.</summary>
-    public string Module { get; init; } = "none";
-
-    /// <summary>The preprocessor's settings as A1111 records them ("Threshold A", "Threshold B"), for the PNG parameters.</summary>
-    public IReadOnlyList<KeyValuePair<string, string>> ModuleSettings { get; init; } = [];
+    /// <summary>
+    /// Turns <see cref="Image"/> (a photo), after it is resized to the output size, into the control image (e.g.
+    /// <see cref="Preprocessors.CannyPreprocessor"/>); null: <see cref="Image"/> is the control image itself.
+    /// </summary>
+    public Preprocessors.IControlPreprocessor? Preprocessor { get; init; }
 
     internal void Validate(int index)
     {

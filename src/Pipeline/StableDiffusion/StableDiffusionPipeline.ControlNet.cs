@@ -72,7 +72,7 @@ internal sealed class ControlNetStep : IDisposable
         guessMode = r.GuessMode || units.Any(u => u.Model.GlobalPoolConditions);
         try
         {
-            foreach (var unit in units) images.Add(ControlImage(unit.Image, count, width, height, guided && !guessMode, device, dtype));
+            foreach (var unit in units) images.Add(ControlImage(unit, count, width, height, guided && !guessMode, device, dtype));
         }
         catch
         {
@@ -81,12 +81,16 @@ internal sealed class ControlNetStep : IDisposable
         }
     }
 
-    /// <summary>diffusers' prepare_image: RGB, resized to the output (Lanczos, no crop), /255 without [−1, 1] normalisation.</summary>
-    private static Tensor ControlImage(RgbImage image, int count, int width, int height, bool duplicate, Device device, DType dtype)
+    /// <summary>
+    /// diffusers' prepare_image: RGB, resized to the output (Lanczos, no crop), /255 without [−1, 1] normalisation. A
+    /// preprocessor runs on the resized photo, so that its map has the output's resolution (A1111 runs it near it too).
+    /// </summary>
+    private static Tensor ControlImage(ControlNetUnit unit, int count, int width, int height, bool duplicate, Device device, DType dtype)
     {
         using var scope = DisposeScope.Enter();
-        var rgb = image.ToRgb();
+        var rgb = unit.Image.ToRgb();
         if (rgb.Width != width || rgb.Height != height) rgb = rgb.Resize(width, height);
+        if (unit.Preprocessor is { } preprocessor) rgb = preprocessor.Apply(rgb);
         var t = rgb.ToUnitTensor().To(device, dtype);
         if (count > 1) t = t.Repeat(count, 1, 1, 1);
         if (duplicate) t = Tensor.Cat([t, t]);
@@ -143,12 +147,12 @@ internal sealed class ControlNetStep : IDisposable
         static string F(double v) => v.ToString(CultureInfo.InvariantCulture);
         var fields = new List<string>
         {
-            $"Module: {unit.Module}",
+            $"Module: {unit.Preprocessor?.Module ?? "none"}",
             $"Model: {unit.Model.Name}",
             $"Weight: {F(unit.Scale)}",
             "Resize Mode: Just Resize",
         };
-        fields.AddRange(unit.ModuleSettings.Select(s => $"{s.Key}: {s.Value}"));
+        if (unit.Preprocessor is { } preprocessor) fields.AddRange(preprocessor.Settings.Select(s => $"{s.Key}: {s.Value}"));
         fields.Add($"Guidance Start: {F(unit.GuidanceStart)}");
         fields.Add($"Guidance End: {F(unit.GuidanceEnd)}");
         fields.Add("Pixel Perfect: False");

@@ -1,0 +1,113 @@
+using System.CommandLine;
+using System.Globalization;
+using LatentDiffusion.Pipeline.Engines;
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Pipeline.Preprocessors;
+using LatentDiffusion.Pipeline.StableDiffusion;
+
+namespace LatentDiffusion.Cli.Generation;
+
+/// <summary>
+/// The ControlNet options of <c>ldm generate</c> and <c>ldm img2img</c>: <c>--controlnet DIR|FILE --control KIND:IMAGE[:SCALE]</c>,
+/// the pair repeated for several ControlNets (the first --control goes with the first --controlnet, …), with
+/// --control-start/--control-end (one value for all, or one per ControlNet) and --guess-mode.
+/// </summary>
+internal sealed class ControlNetOptions
+{
+    public readonly Option<string[]> ControlNet = new Option<string[]>("--controlnet")
+    {
+        Description = "A ControlNet: a diffusers folder or a single-file .safetensors (control_v11p_sd15_*); repeat for several",
+    }.IsPath();
+    public readonly Option<string[]> Control = new("--control")
+    {
+        Description = "Its control image: canny:PHOTO[:SCALE] (edges found here) or image:MAP[:SCALE] (a ready map: edges, depth, pose); one per --controlnet",
+    };
+    public readonly Option<double[]> Start = new("--control-start") { Description = "Fraction of the steps after which the ControlNet starts (default 0; once for all, or repeated once per ControlNet)" };
+    public readonly Option<double[]> End = new("--control-end") { Description = "Fraction of the steps after which it stops (default 1; once for all, or repeated once per ControlNet)" };
+    public readonly Option<bool> GuessMode = new("--guess-mode") { Description = "The ControlNets steer without the prompt's help (diffusers' guess_mode; A1111's \"ControlNet is more important\")" };
+    public readonly Option<double> CannyLow = new("--canny-low") { Description = "canny: lower threshold (A1111's Threshold A)", DefaultValueFactory = _ => CannyDetector.DefaultLow };
+    public readonly Option<double> CannyHigh = new("--canny-high") { Description = "canny: upper threshold (A1111's Threshold B)", DefaultValueFactory = _ => CannyDetector.DefaultHigh };
+
+    public IEnumerable<Option> All => [ControlNet, Control, Start, End, GuessMode, CannyLow, CannyHigh];
+
+    /// <summary>One --control value, its image read (an unreadable image fails before any model loads).</summary>
+    private sealed record Spec(string Kind, RgbImage Image, double Scale);
+
+    /// <summary>Reads the control images and checks the option counts; call before loading the model.</summary>
+    public IReadOnlyList<(string Path, RgbImage Image, double Scale, IControlPreprocessor? Preprocessor)> Read(ParseResult parsed)
+    {
+        var paths = parsed.GetValue(ControlNet) ?? [];
+        var controls = parsed.GetValue(Control) ?? [];
+        if (paths.Length != controls.Length)
+            throw new UsageException($"{ControlNet.Name} is given {paths.Length} time(s) and {Control.Name} {controls.Length}: give one {Control.Name} per {ControlNet.Name}");
+        if (paths.Length == 0 && (parsed.GetValue(GuessMode) || parsed.GetResult(Start) is not null || parsed.GetResult(End) is not null))
+            throw new UsageException($"{GuessMode.Name}, {Start.Name} and {End.Name} need a {ControlNet.Name}");
+        var low = parsed.GetValue(CannyLow);
+        var high = parsed.GetValue(CannyHigh);
+        if (!(low >= 0 && high >= 0 && double.IsFinite(low) && double.IsFinite(high) && low <= 1000 && high <= 1000))
+            throw new UsageException($"{CannyLow.Name} and {CannyHigh.Name} must be in [0, 1000]");
+        return controls.Select((c, i) =>
+        {
+            var spec = Parse(c);
+            return (paths[i], spec.Image, spec.Scale,
+                spec.Kind == "canny" ? new CannyPreprocessor(low, high) : (IControlPreprocessor?)null);
+        }).ToList();
+    }
+
+    /// <summary>KIND:PATH[:SCALE]; the scale is the text after the last ':' when it is a number (a path may hold ':').</summary>
+    private Spec Parse(string value)
+    {
+        var colon = value.IndexOf(':');
+        var kind = colon < 0 ? "" : value[..colon];
+        if (kind is not ("canny" or "image"))
+            throw new UsageException($"{Control.Name} '{value}': expected canny:PHOTO[:SCALE] or image:MAP[:SCALE] (depth, pose and other maps are made by tools of their own and given as image:)");
+        var rest = value[(colon + 1)..];
+        double scale = 1.0;
+        var last = rest.LastIndexOf(':');
+        if (last >= 0 && double.TryParse(rest[(last + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var s))
+        {
+            if (!(s >= 0 && s <= 10)) throw new UsageException($"{Control.Name} '{value}': the scale must be in [0, 10]");
+            scale = s;
+            rest = rest[..last];
+        }
+        if (rest.Length == 0) throw new UsageException($"{Control.Name} '{value}': no image path");
+        return new Spec(kind, RgbImage.Load(rest), scale);
+    }
+
+    /// <summary>The request's ControlNet units, the ControlNets loaded for <paramref name="pipe"/> (added to <paramref name="loaded"/> for disposal).</summary>
+    public IReadOnlyList<ControlNetUnit> Units(ParseResult parsed, StableDiffusionPipeline pipe,
+        IReadOnlyList<(string Path, RgbImage Image, double Scale, IControlPreprocessor? Preprocessor)> read, List<IControlNet> loaded)
+    {
+        var starts = PerUnit(parsed, Start, read.Count, 0.0);
+        var ends = PerUnit(parsed, End, read.Count, 1.0);
+        var units = new List<ControlNetUnit>();
+        var byPath = new Dictionary<string, IControlNet>();
+        for (int i = 0; i < read.Count; i++)
+        {
+            var full = Path.GetFullPath(read[i].Path);
+            if (!byPath.TryGetValue(full, out var model))
+            {
+                model = pipe.LoadControlNet(read[i].Path);
+                loaded.Add(model);
+                byPath[full] = model;
+            }
+            units.Add(new ControlNetUnit(model, read[i].Image)
+            {
+                Scale = read[i].Scale,
+                GuidanceStart = starts[i],
+                GuidanceEnd = ends[i],
+                Preprocessor = read[i].Preprocessor,
+            });
+        }
+        return units;
+    }
+
+    private static double[] PerUnit(ParseResult parsed, Option<double[]> option, int count, double fallback)
+    {
+        var values = parsed.GetValue(option) ?? [];
+        if (values.Length == 0) return Enumerable.Repeat(fallback, count).ToArray();
+        if (values.Length == 1) return Enumerable.Repeat(values[0], count).ToArray();
+        if (values.Length == count) return values;
+        throw new UsageException($"{option.Name} is given {values.Length} times for {count} ControlNets: give one value for all, or one per ControlNet");
+    }
+}
