@@ -5,10 +5,16 @@ namespace LatentDiffusion.LatentUNet;
 /// <summary>
 /// What a ControlNet adds to a U-Net (diffusers' down_block_additional_residuals and mid_block_additional_residual):
 /// one tensor per skip connection, in the order the down pass produces them (conv_in's output first), and one for the
-/// mid block's output. The caller owns the tensors.
+/// mid block's output. The caller owns the tensors; disposing disposes them all.
 /// </summary>
-public sealed record UNetResiduals(IReadOnlyList<Tensor> Down, Tensor Mid)
+public sealed record UNetResiduals(IReadOnlyList<Tensor> Down, Tensor Mid) : IDisposable
 {
+    public void Dispose()
+    {
+        foreach (var t in Down) t.Dispose();
+        Mid.Dispose();
+    }
+
     /// <summary>The skips with the residuals added; a residual list that does not fit the U-Net's skips is refused in one line.</summary>
     internal List<Tensor> AddToSkips(List<Tensor> skips)
     {

@@ -21,22 +21,14 @@ public class ControlNetModelTests(ITestOutputHelper output)
         using var model = ControlNetModel.FromPretrained(TinyDir);
         using var golden = new Golden("goldens/controlnet_forward.safetensors");
         using var noGrad = Autograd.NoGrad();
-        var residuals = model.Forward(golden["input.sample"], golden["input.timestep"], golden["input.encoder_hidden_states"],
+        using var residuals = model.Forward(golden["input.sample"], golden["input.timestep"], golden["input.encoder_hidden_states"],
             golden["input.controlnet_cond"], scale);
-        try
-        {
-            Assert.Equal(6, residuals.Down.Count);
-            double worst = 0;
-            for (int i = 0; i < 6; i++)
-                worst = Math.Max(worst, TensorAssert.Close(residuals.Down[i], golden[$"{@case}.output.down_block_res_samples.{i}"], 2e-5, 1e-4, $"down residual {i}"));
-            worst = Math.Max(worst, TensorAssert.Close(residuals.Mid, golden[$"{@case}.output.mid_block_res_sample"], 2e-5, 1e-4, "mid residual"));
-            output.WriteLine($"golden v2 #7 controlnet {@case}: max |diff| {worst:E3} (atol 2e-5, rtol 1e-4)");
-        }
-        finally
-        {
-            foreach (var t in residuals.Down) t.Dispose();
-            residuals.Mid.Dispose();
-        }
+        Assert.Equal(6, residuals.Down.Count);
+        double worst = 0;
+        for (int i = 0; i < 6; i++)
+            worst = Math.Max(worst, TensorAssert.Close(residuals.Down[i], golden[$"{@case}.output.down_block_res_samples.{i}"], 2e-5, 1e-4, $"down residual {i}"));
+        worst = Math.Max(worst, TensorAssert.Close(residuals.Mid, golden[$"{@case}.output.mid_block_res_sample"], 2e-5, 1e-4, "mid residual"));
+        output.WriteLine($"golden v2 #7 controlnet {@case}: max |diff| {worst:E3} (atol 2e-5, rtol 1e-4)");
     }
 
     [Fact]
@@ -45,24 +37,16 @@ public class ControlNetModelTests(ITestOutputHelper output)
         using var model = ControlNetModel.FromPretrained(TinyDir);
         using var golden = new Golden("goldens/controlnet_forward.safetensors");
         using var noGrad = Autograd.NoGrad();
-        var guessed = model.Forward(golden["input.sample"], golden["input.timestep"], golden["input.encoder_hidden_states"],
+        using var guessed = model.Forward(golden["input.sample"], golden["input.timestep"], golden["input.encoder_hidden_states"],
             golden["input.controlnet_cond"], 0.5, guessMode: true);
-        try
+        // torch.logspace(-1, 0, 7) × 0.5 against the unscaled residuals (= scale_1)
+        for (int i = 0; i < 6; i++)
         {
-            // torch.logspace(-1, 0, 7) × 0.5 against the unscaled residuals (= scale_1)
-            for (int i = 0; i < 6; i++)
-            {
-                using var expected = golden[$"scale_1.output.down_block_res_samples.{i}"] * (Math.Pow(10, -1 + i / 6.0) * 0.5);
-                TensorAssert.Close(guessed.Down[i], expected, 2e-5, 1e-4, $"guess-mode residual {i}");
-            }
-            using var mid = golden["scale_1.output.mid_block_res_sample"] * 0.5;
-            TensorAssert.Close(guessed.Mid, mid, 2e-5, 1e-4, "guess-mode mid residual");
+            using var expected = golden[$"scale_1.output.down_block_res_samples.{i}"] * (Math.Pow(10, -1 + i / 6.0) * 0.5);
+            TensorAssert.Close(guessed.Down[i], expected, 2e-5, 1e-4, $"guess-mode residual {i}");
         }
-        finally
-        {
-            foreach (var t in guessed.Down) t.Dispose();
-            guessed.Mid.Dispose();
-        }
+        using var mid = golden["scale_1.output.mid_block_res_sample"] * 0.5;
+        TensorAssert.Close(guessed.Mid, mid, 2e-5, 1e-4, "guess-mode mid residual");
     }
 
     [Fact]
@@ -98,20 +82,12 @@ public class ControlNetModelTests(ITestOutputHelper output)
         using var sample = Tensors.Randn([1, 4, 8, 8], new Generator(2));
         using var text = Tensors.Randn([1, 77, 32], new Generator(3));
         using var image = Tensors.Rand([1, 3, 64, 64], new Generator(4));
-        var residuals = controlnet.Forward(sample, 500, text, image);
-        try
-        {
-            // zero convolutions: a fresh ControlNet leaves the U-Net unchanged
-            foreach (var r in residuals.Down.Append(residuals.Mid)) Assert.Equal(0, r.Abs().Max().Item());
-            using var plain = unet.Forward(sample, 500, text);
-            using var steered = unet.Forward(sample, 500, text, additionalResiduals: residuals);
-            Assert.True(plain.Equal(steered));
-        }
-        finally
-        {
-            foreach (var t in residuals.Down) t.Dispose();
-            residuals.Mid.Dispose();
-        }
+        using var residuals = controlnet.Forward(sample, 500, text, image);
+        // zero convolutions: a fresh ControlNet leaves the U-Net unchanged
+        foreach (var r in residuals.Down.Append(residuals.Mid)) Assert.Equal(0, r.Abs().Max().Item());
+        using var plain = unet.Forward(sample, 500, text);
+        using var steered = unet.Forward(sample, 500, text, additionalResiduals: residuals);
+        Assert.True(plain.Equal(steered));
     }
 
     [Fact]
@@ -125,21 +101,13 @@ public class ControlNetModelTests(ITestOutputHelper output)
         using var noGrad = Autograd.NoGrad();
         var sample = golden["input.sample"];
         var text = golden["input.encoder_hidden_states"];
-        var residuals = controlnet.Forward(sample, golden["input.timestep"], text, golden["input.controlnet_cond"]);
-        try
-        {
-            using var plain = unet.Forward(sample, golden["input.timestep"], text);
-            using var steered = unet.Forward(sample, golden["input.timestep"], text, additionalResiduals: residuals);
-            Assert.True(TensorAssert.MaxAbsDifference(plain, steered) > 1e-3);
-            var tooFew = residuals with { Down = residuals.Down.Take(5).ToList() };
-            var e = Assert.Throws<ArgumentException>(() => unet.Forward(sample, golden["input.timestep"], text, additionalResiduals: tooFew));
-            Assert.Contains("5 down-block residuals but the U-Net has 6 skip connections", e.Message);
-        }
-        finally
-        {
-            foreach (var t in residuals.Down) t.Dispose();
-            residuals.Mid.Dispose();
-        }
+        using var residuals = controlnet.Forward(sample, golden["input.timestep"], text, golden["input.controlnet_cond"]);
+        using var plain = unet.Forward(sample, golden["input.timestep"], text);
+        using var steered = unet.Forward(sample, golden["input.timestep"], text, additionalResiduals: residuals);
+        Assert.True(TensorAssert.MaxAbsDifference(plain, steered) > 1e-3);
+        var tooFew = residuals with { Down = residuals.Down.Take(5).ToList() };
+        var e = Assert.Throws<ArgumentException>(() => unet.Forward(sample, golden["input.timestep"], text, additionalResiduals: tooFew));
+        Assert.Contains("5 down-block residuals but the U-Net has 6 skip connections", e.Message);
     }
 
     private static string Json(ControlNetModelConfig config) => System.Text.Json.JsonSerializer.Serialize(config, ConfigJson.Options);
