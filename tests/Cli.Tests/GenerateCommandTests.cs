@@ -353,6 +353,9 @@ public sealed class ControlNetCommandTests : IDisposable
         Generate("x.png", "--controlnet", ControlNet).AssertUsageError("--controlnet is given 1 time(s) and --control 0");
         Generate("x.png", "--controlnet", ControlNet, "--control", $"depth:{Photo}").AssertUsageError("expected canny:PHOTO[:SCALE] or image:MAP[:SCALE]");
         Generate("x.png", "--guess-mode").AssertUsageError("need a --controlnet");
+        Generate("x.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}", "--control-end", "1.5").AssertUsageError("--control-end must be a fraction of the steps in [0, 1], got 1.5");
+        Generate("x.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}", "--control-start", "0", "--control-start", "0.1")
+            .AssertUsageError("--control-start is given 2 times for 1 ControlNets");
         Generate("x.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}:12").AssertUsageError("the scale must be in [0, 10]");
         var missing = Generate("x.png", "--controlnet", ControlNet, "--control", $"canny:{Out("none.png")}");
         Assert.Equal(1, missing.ExitCode);

@@ -25,8 +25,10 @@ internal sealed class ControlNetOptions
     public readonly Option<double[]> Start = new("--control-start") { Description = "Fraction of the steps after which the ControlNet starts (default 0; once for all, or repeated once per ControlNet)" };
     public readonly Option<double[]> End = new("--control-end") { Description = "Fraction of the steps after which it stops (default 1; once for all, or repeated once per ControlNet)" };
     public readonly Option<bool> GuessMode = new("--guess-mode") { Description = "The ControlNets steer without the prompt's help (diffusers' guess_mode; A1111's \"ControlNet is more important\")" };
-    public readonly Option<double> CannyLow = new("--canny-low") { Description = "canny: lower threshold (A1111's Threshold A)", DefaultValueFactory = _ => CannyDetector.DefaultLow };
-    public readonly Option<double> CannyHigh = new("--canny-high") { Description = "canny: upper threshold (A1111's Threshold B)", DefaultValueFactory = _ => CannyDetector.DefaultHigh };
+    // thresholds on |dx| + |dy| of 8-bit Sobel derivatives, at most 8 · 255 = 2040
+    private static readonly NumberRange Threshold = NumberRange.Closed(0, 2040);
+    public readonly Option<double> CannyLow = new Option<double>("--canny-low") { Description = "canny: lower threshold (A1111's Threshold A)", DefaultValueFactory = _ => CannyDetector.DefaultLow }.InRange(Threshold);
+    public readonly Option<double> CannyHigh = new Option<double>("--canny-high") { Description = "canny: upper threshold (A1111's Threshold B)", DefaultValueFactory = _ => CannyDetector.DefaultHigh }.InRange(Threshold);
 
     public IEnumerable<Option> All => [ControlNet, Control, Start, End, GuessMode, CannyLow, CannyHigh];
 
@@ -42,10 +44,10 @@ internal sealed class ControlNetOptions
             throw new UsageException($"{ControlNet.Name} is given {paths.Length} time(s) and {Control.Name} {controls.Length}: give one {Control.Name} per {ControlNet.Name}");
         if (paths.Length == 0 && (parsed.GetValue(GuessMode) || parsed.GetResult(Start) is not null || parsed.GetResult(End) is not null))
             throw new UsageException($"{GuessMode.Name}, {Start.Name} and {End.Name} need a {ControlNet.Name}");
+        _ = PerUnit(parsed, Start, paths.Length, 0.0); // counts and ranges are checked before the model loads
+        _ = PerUnit(parsed, End, paths.Length, 1.0);
         var low = parsed.GetValue(CannyLow);
         var high = parsed.GetValue(CannyHigh);
-        if (!(low >= 0 && high >= 0 && double.IsFinite(low) && double.IsFinite(high) && low <= 1000 && high <= 1000))
-            throw new UsageException($"{CannyLow.Name} and {CannyHigh.Name} must be in [0, 1000]");
         return controls.Select((c, i) =>
         {
             var spec = Parse(c);
@@ -105,6 +107,8 @@ internal sealed class ControlNetOptions
     private static double[] PerUnit(ParseResult parsed, Option<double[]> option, int count, double fallback)
     {
         var values = parsed.GetValue(option) ?? [];
+        foreach (var v in values)
+            if (!(v >= 0 && v <= 1)) throw new UsageException($"{option.Name} must be a fraction of the steps in [0, 1], got {v.ToString(CultureInfo.InvariantCulture)}");
         if (values.Length == 0) return Enumerable.Repeat(fallback, count).ToArray();
         if (values.Length == 1) return Enumerable.Repeat(values[0], count).ToArray();
         if (values.Length == count) return values;
