@@ -136,6 +136,8 @@ public sealed record ControlNetModelConfig : IModelConfig<ControlNetModelConfig>
     private void Validate(ConfigCheck check)
     {
         check.NameList(DownBlockTypes, "down_block_types");
+        // SDXL ControlNets ("text_time") embed the pooled text and time ids: not supported here
+        if (AdditionEmbedType is not null) throw ConfigErrors.Unsupported("addition_embed_type", AdditionEmbedType, "null");
         AsUNetConfig().Validate(source: check.Source);
         check.Positive(ConditioningChannels, "conditioning_channels");
         check.PositiveList(ConditioningEmbeddingOutChannels, "conditioning_embedding_out_channels");

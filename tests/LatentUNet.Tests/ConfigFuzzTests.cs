@@ -19,6 +19,14 @@ public class ConfigFuzzTests
     }
 
     [Fact]
+    public void ControlNetModelConfigMutantsFailNamingTheFieldOrBuild()
+    {
+        var json = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "fixtures/latentunet/controlnet_tiny/config.json"));
+        var count = ConfigFuzz.Run(json, "controlnet/config.json", ModelConfig.Parse<ControlNetModelConfig>, c => new ControlNetModel(c).Dispose());
+        Assert.InRange(count, 150, 600);
+    }
+
+    [Fact]
     public void UNet2DModelConfigMutantsFailNamingTheFieldOrBuild()
     {
         var json = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "fixtures/latentunet/ddpm_tiny/unet/config.json"));

@@ -155,6 +155,20 @@ public sealed class ControlNetPipelineTests(TinyStableDiffusion tiny, ITestOutpu
     }
 
     [Fact]
+    public void TheMemoryGuardCountsTheControlNets()
+    {
+        using var golden = Golden();
+        using var pipe = tiny.Load();
+        using var controlNet = pipe.LoadControlNet(ControlNetDir);
+        var attention = new Memory.AttentionCost(false, null);
+        var own = controlNet.EstimateStepBytes(8, 8, 2, 4, attention);
+        Assert.InRange(own, 1e3, pipe.Models.Denoiser.EstimateStepBytes(8, 8, 2, 4, attention) * 1.01);
+        using var huge = new RecordingControlNet(controlNet, dispose: false, estimate: 1e15);
+        var e = Assert.Throws<Memory.MemoryLimitException>(() => pipe.TextToImage(Request(golden, new ControlNetUnit(huge, ControlImage(golden)))));
+        Assert.StartsWith("64×64, 1 image: needs about ", e.Message);
+    }
+
+    [Fact]
     public void AControlNetForAnotherModelIsRefusedInOneLine()
     {
         using var golden = Golden();
@@ -170,7 +184,7 @@ public sealed class ControlNetPipelineTests(TinyStableDiffusion tiny, ITestOutpu
 }
 
 /// <summary>Passes every call to a ControlNet and keeps copies (as arrays: the loop's scope frees its tensors) of what it saw and returned.</summary>
-internal sealed class RecordingControlNet(IControlNet inner, bool dispose = true) : IControlNet
+internal sealed class RecordingControlNet(IControlNet inner, bool dispose = true, double? estimate = null) : IControlNet
 {
     public sealed record Copy(float[] Values, long[] Shape)
     {
@@ -184,6 +198,8 @@ internal sealed class RecordingControlNet(IControlNet inner, bool dispose = true
     public string Name => inner.Name;
     public bool GlobalPoolConditions => inner.GlobalPoolConditions;
     public void CheckFits(IDenoiser denoiser) => inner.CheckFits(denoiser);
+    public double EstimateStepBytes(long latentHeight, long latentWidth, long rows, int elementSize, Memory.AttentionCost attention) =>
+        estimate ?? inner.EstimateStepBytes(latentHeight, latentWidth, rows, elementSize, attention);
 
     public UNetResiduals Forward(Tensor sample, double timestep, Tensor encoderHiddenStates, Tensor controlImage, double conditioningScale, bool guessMode)
     {

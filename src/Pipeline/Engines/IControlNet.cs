@@ -1,4 +1,5 @@
 using LatentDiffusion.LatentUNet;
+using LatentDiffusion.Pipeline.Memory;
 using LatentDiffusion.Torch;
 
 namespace LatentDiffusion.Pipeline.Engines;
@@ -18,6 +19,9 @@ public interface IControlNet : IDisposable
     /// <summary>The residuals, each multiplied by <paramref name="conditioningScale"/> (guess mode: by a log ramp up to it).</summary>
     UNetResiduals Forward(Tensor sample, double timestep, Tensor encoderHiddenStates, Tensor controlImage, double conditioningScale, bool guessMode);
 
+    /// <summary>Peak bytes of one forward on <paramref name="rows"/> samples of the given latent size (a guard, not a profile).</summary>
+    double EstimateStepBytes(long latentHeight, long latentWidth, long rows, int elementSize, AttentionCost attention);
+
     /// <summary>Refuses, in one line, a ControlNet that cannot steer <paramref name="denoiser"/> (another base model's).</summary>
     void CheckFits(IDenoiser denoiser);
 }
@@ -31,6 +35,10 @@ public sealed class TorchControlNet(ControlNetModel model, string name) : IContr
 
     public UNetResiduals Forward(Tensor sample, double timestep, Tensor encoderHiddenStates, Tensor controlImage, double conditioningScale, bool guessMode) =>
         Module.Forward(sample, timestep, encoderHiddenStates, controlImage, conditioningScale, guessMode);
+
+    // the estimate of the U-Net whose encoder it copies: an upper bound (it has no decoder half)
+    public double EstimateStepBytes(long latentHeight, long latentWidth, long rows, int elementSize, AttentionCost attention) =>
+        MemoryEstimate.LatentUNetStep(Module.Config.AsUNetConfig(), latentHeight, latentWidth, rows, elementSize, attention);
 
     public void CheckFits(IDenoiser denoiser)
     {

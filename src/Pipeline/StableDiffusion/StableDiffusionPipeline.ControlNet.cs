@@ -3,6 +3,7 @@ using LatentDiffusion.LatentUNet;
 using LatentDiffusion.Pipeline.Checkpoints;
 using LatentDiffusion.Pipeline.Engines;
 using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Pipeline.Memory;
 using LatentDiffusion.Torch;
 
 namespace LatentDiffusion.Pipeline.StableDiffusion;
@@ -43,6 +44,13 @@ public sealed partial class StableDiffusionPipeline
     /// <summary>The ControlNet conditioning of one chunk's loop; null when the request has no ControlNet.</summary>
     private ControlNetStep? PrepareControlNets(GenerationRequest r, int count, int width, int height, bool guided, int timesteps) =>
         r.ControlNets.Count == 0 ? null : new ControlNetStep(r, count, width, height, guided, timesteps, Options.Device, Options.DType);
+
+    /// <summary>
+    /// What the ControlNets add to a step's peak: the largest one's forward (they run one after another) held beside the
+    /// U-Net's, an upper bound since their residuals are smaller than their activations.
+    /// </summary>
+    private static double ControlNetStepBytes(GenerationRequest r, long latentHeight, long latentWidth, long rows, int element, AttentionCost attention) =>
+        r.ControlNets.Select(u => u.Model.EstimateStepBytes(latentHeight, latentWidth, rows, element, attention)).DefaultIfEmpty(0).Max();
 
     /// <summary>"ControlNet N" fields as AUTOMATIC1111's ControlNet extension writes them.</summary>
     private static IEnumerable<KeyValuePair<string, string>> ControlNetParameters(GenerationRequest r) =>

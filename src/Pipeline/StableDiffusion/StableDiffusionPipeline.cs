@@ -261,7 +261,8 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         long latentHeight = height / f, latentWidth = width / f;
         // The U-Net's activations are freed before the VAE runs: the chunk's peak is the larger of the two.
         double ChunkBytes(long images) => Math.Max(
-            Models.Denoiser.EstimateStepBytes(latentHeight, latentWidth, rowsPerImage * images, element, attention),
+            Models.Denoiser.EstimateStepBytes(latentHeight, latentWidth, rowsPerImage * images, element, attention)
+                + ControlNetStepBytes(r, latentHeight, latentWidth, rowsPerImage * images, element, attention),
             Models.Autoencoder.EstimateDecodeBytes(height, width, images, attention.Fused));
         var perImage = MemoryEstimate.ResultImage(height, width) + 4.0 * Models.Denoiser.InChannels * latentHeight * latentWidth;
         var advice = new List<string>();
