@@ -155,6 +155,18 @@ public sealed class ControlNetPipelineTests(TinyStableDiffusion tiny, ITestOutpu
     }
 
     [Fact]
+    public void ABFloat16PipelineRunsItsControlNetInBFloat16()
+    {
+        using var golden = Golden();
+        using var pipe = StableDiffusionPipeline.FromPretrained(tiny.Directory, new PipelineOptions { DType = DType.BFloat16 });
+        using var controlNet = pipe.LoadControlNet(ControlNetDir);
+        Assert.Equal(DType.BFloat16, ((TorchControlNet)controlNet).Module.StateDict().Values.First().DType);
+        using var result = pipe.TextToImage(Request(golden, new ControlNetUnit(controlNet, ControlImage(golden))), noise: new QueueNoise([]));
+        // bf16 keeps 8 bits of mantissa: the same image as float32 to a few hundredths
+        TensorAssert.Close(result.Pixels, golden.Load("output.image_np"), 0.05, 0.05, "bf16 image");
+    }
+
+    [Fact]
     public void TheMemoryGuardCountsTheControlNets()
     {
         using var golden = Golden();
