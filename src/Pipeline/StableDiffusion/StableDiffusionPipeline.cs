@@ -2,6 +2,7 @@ using System.Diagnostics;
 using LatentDiffusion.Blocks;
 using LatentDiffusion.Autoencoder;
 using LatentDiffusion.LatentUNet;
+using LatentDiffusion.Pipeline.Adapters;
 using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Pipeline.Memory;
 using LatentDiffusion.Pipeline.Noise;
@@ -32,6 +33,9 @@ public sealed partial class StableDiffusionPipeline : IDisposable
 
     public PipelineOptions Options { get; }
 
+    /// <summary>The LoRAs merged into the U-Net and text encoder; a generation merges its request's set (<see cref="GenerationRequest.Loras"/>).</summary>
+    public LoraAdapters Loras { get; }
+
     private readonly PromptEncoder prompts;
 
     public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae,
@@ -46,6 +50,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         Options = options ?? new PipelineOptions();
         prompts = new PromptEncoder(tokenizer, textEncoder);
         Configure();
+        Loras = new LoraAdapters(new Dictionary<string, Module> { ["unet"] = unet, ["text_encoder"] = textEncoder });
     }
 
     private void Configure()
@@ -115,6 +120,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         CancellationToken cancellation, INoiseSource? noise)
     {
         var clock = Stopwatch.StartNew();
+        var adapters = PrepareAdapters(r);
         var (width, height) = OutputSize(r, initImage);
         var n = r.NumImages;
         // Only per-image sources can be cut into chunks without changing the images; any other source is drawn
@@ -141,15 +147,19 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 };
                 var chunk = new Chunk(offset, count, latents.Count, chunks.Count);
                 using var scheduler = CreateScheduler(r);
-                var final = Denoise(r, sized, strength, chunk, width, height, scheduler, chunkNoise ?? noise!, progress, clock, cancellation);
+                var final = Denoise(adapters.Encoded, sized, strength, chunk, width, height, scheduler, chunkNoise ?? noise!, progress, clock, cancellation);
                 latents.Add(final);
                 using var decoded = Decode(final);
                 images.AddRange(RgbImage.FromUnitTensor(decoded));
                 using var nhwc = decoded.Permute(0, 2, 3, 1);
                 pixels.Add(nhwc.Contiguous());
-                for (int i = offset; i < offset + count; i++) parameters.Add(Parameters(r, scheduler, width, height, i, initImage is null ? null : strength));
+                for (int i = offset; i < offset + count; i++) parameters.Add(Parameters(r, scheduler, width, height, i, initImage is null ? null : strength) with
+                {
+                    Prompt = adapters.RecordedPrompt,
+                    Extra = adapters.Parameters,
+                });
             }
-            return new GenerationResult(images, parameters, Concatenate(latents), Concatenate(pixels));
+            return new GenerationResult(images, parameters, Concatenate(latents), Concatenate(pixels)) { Warnings = adapters.Warnings };
         }
         finally
         {
@@ -355,6 +365,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
 
     public void Dispose()
     {
+        Loras.Dispose();
         Unet.Dispose();
         TextEncoder.Dispose();
         Vae.Dispose();
