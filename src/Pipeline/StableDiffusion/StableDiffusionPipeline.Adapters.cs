@@ -2,7 +2,8 @@ using LatentDiffusion.Pipeline.Adapters;
 
 namespace LatentDiffusion.Pipeline.StableDiffusion;
 
-// A request's adapters: its LoRAs (GenerationRequest.Loras and the prompt's <lora:…> tags) merged for its run.
+// A request's adapters: its LoRAs (GenerationRequest.Loras and the prompt's <lora:…> tags) merged for its run, its prompts
+// rewritten for the loaded textual-inversion embeddings.
 public sealed partial class StableDiffusionPipeline
 {
     // Whether the merged set was made for a request (then a request without LoRAs restores the model) or by a caller of Loras.Apply.
@@ -20,6 +21,7 @@ public sealed partial class StableDiffusionPipeline
     {
         var (prompt, tags) = LoraPromptTags.Extract(r.Prompt);
         var warnings = new List<string>();
+        var encoded = r with { Prompt = Embeddings.Rewrite(prompt, warnings), NegativePrompt = Embeddings.Rewrite(r.NegativePrompt, warnings) };
         var selections = new List<(string Alias, LoraSelection Selection)>();
         foreach (var wanted in r.Loras)
         {
@@ -41,7 +43,7 @@ public sealed partial class StableDiffusionPipeline
         {
             if (lorasFromRequest) Loras.Restore();
             lorasFromRequest = false;
-            return new AdapterRun(r with { Prompt = prompt }, r.Prompt, [], warnings);
+            return new AdapterRun(encoded, r.Prompt, [], warnings);
         }
         warnings.AddRange(Loras.Apply([.. selections.Select(s => s.Selection)], r.StrictLoras));
         lorasFromRequest = true;
@@ -49,6 +51,6 @@ public sealed partial class StableDiffusionPipeline
         // A1111 records LoRAs as prompt tags plus "Lora hashes: alias: hash, …"; a LoRA given outside the prompt gets its tag appended.
         var recorded = string.Concat(r.Loras.Zip(selections).Select(p => " " + LoraPromptTags.Format(p.Second.Alias, p.First.Scale, p.First.TextEncoderScale)));
         var hashes = string.Join(", ", selections.Select(s => $"{s.Alias.Replace(":", "").Replace(",", "")}: {s.Selection.File.ShortHash}"));
-        return new AdapterRun(r with { Prompt = prompt }, r.Prompt + recorded, [new("Lora hashes", hashes)], warnings);
+        return new AdapterRun(encoded, r.Prompt + recorded, [new("Lora hashes", hashes)], warnings);
     }
 }

@@ -21,7 +21,8 @@ namespace LatentDiffusion.Pipeline.StableDiffusion;
 /// </summary>
 public sealed partial class StableDiffusionPipeline : IDisposable
 {
-    public ClipTokenizer Tokenizer { get; }
+    /// <summary>The tokenizer; replaced (never changed) when an embedding adds tokens.</summary>
+    public ClipTokenizer Tokenizer { get; private set; }
     public ClipTextModel TextEncoder { get; }
     public UNet2DConditionModel Unet { get; }
     public AutoencoderKL Vae { get; }
@@ -36,7 +37,10 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     /// <summary>The LoRAs merged into the U-Net and text encoder; a generation merges its request's set (<see cref="GenerationRequest.Loras"/>).</summary>
     public LoraAdapters Loras { get; }
 
-    private readonly PromptEncoder prompts;
+    /// <summary>The textual-inversion embeddings added to the tokenizer and text encoder.</summary>
+    public TextualInversions Embeddings { get; }
+
+    private PromptEncoder prompts;
 
     public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae,
         SchedulerConfig schedulerConfig, string modelName, PipelineOptions? options = null)
@@ -50,6 +54,11 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         Options = options ?? new PipelineOptions();
         prompts = new PromptEncoder(tokenizer, textEncoder);
         Configure();
+        Embeddings = new TextualInversions(() => Tokenizer, grown =>
+        {
+            Tokenizer = grown;
+            prompts = new PromptEncoder(grown, TextEncoder);
+        }, textEncoder);
         Loras = new LoraAdapters(new Dictionary<string, Module> { ["unet"] = unet, ["text_encoder"] = textEncoder });
     }
 
