@@ -39,11 +39,12 @@ internal static class GenerateCommand
         public readonly Option<bool> VaeTiling = new("--vae-tiling") { Description = "Decode large images tile by tile" };
         public readonly Option<string?> Preview = new Option<string?>("--preview") { Description = "Keep this PNG updated with a preview of the first image while denoising" }.IsPath();
         public readonly Option<int> PreviewEvery = new Option<int>("--preview-every") { Description = "Steps between previews (with --preview)", DefaultValueFactory = _ => 5 }.AtLeast(1);
+        public readonly AdapterOptions Adapters = new();
 
         public void AddTo(Command command)
         {
             command.Arguments.Add(Prompt);
-            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Schedule, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery })
+            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Schedule, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery }.Concat(Adapters.All))
                 command.Options.Add(option);
             command.Validators.Add(ValidateSchedule);
         }
@@ -109,6 +110,7 @@ internal static class GenerateCommand
             throw new ArgumentException($"--out must name a .png file, not {outPath}");
 
         if (parsed.GetValue(o.Sampler) is { } samplerName) _ = Samplers.Get(samplerName); // an unknown name fails before the model loads
+        var adapters = o.Adapters.Parse(parsed); // a missing LoRA or embedding file fails before the model loads
         var modelPath = DefaultModel.Resolve(parsed.GetValue(o.Model));
         var clock = Stopwatch.StartNew();
         using var pipe = StableDiffusionPipeline.FromPretrained(modelPath, new PipelineOptions
@@ -125,7 +127,7 @@ internal static class GenerateCommand
             throw new UsageException($"{o.ClipSkip.Name} {ClipSkipRange.Describe(layers)}, got {parsed.GetValue(o.ClipSkip)}");
 
         using var latents = parsed.GetValue(o.Latents) is { } latentsPath ? LoadLatents(latentsPath) : null;
-        var request = new GenerationRequest
+        var request = adapters.Apply(pipe, new GenerationRequest
         {
             Prompt = parsed.GetValue(o.Prompt)!,
             NegativePrompt = parsed.GetValue(o.Negative)!,
@@ -143,7 +145,7 @@ internal static class GenerateCommand
             Eta = parsed.GetValue(o.Eta),
             Latents = latents,
             PreviewEvery = parsed.GetValue(o.Preview) is null ? 0 : parsed.GetValue(o.PreviewEvery),
-        };
+        }, context);
         if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--preview must name a .png file, not {previewPath}");
         try
@@ -166,6 +168,7 @@ internal static class GenerateCommand
                 : pipe.TextToImage(request, progress, cancellation);
         }, clearWhenDone: true);
         var generateTime = clock.Elapsed;
+        foreach (var warning in result.Warnings) context.Warn(warning);
 
         foreach (var path in WriteImages(result, outPath)) context.Out.WriteLine(Path.GetFullPath(path));
         if (parsed.GetValue(o.SaveLatents) is { } saveLatents)
