@@ -124,6 +124,12 @@ public sealed class LoraFile : IDisposable
             throw new InvalidDataException($"{path}: {m.Name}: {upKey} {Format(up)} must be a 1×1 convolution");
     }
 
+    /// <summary>
+    /// The kohya / AUTOMATIC1111 name of a layer: the component's prefix (lora_unet_, lora_te_) and the module path with '.' → '_',
+    /// as kohya's trainer writes it and as <see cref="LoraAdapters"/> resolves it.
+    /// </summary>
+    public static string KohyaName(string component, string modulePath) => LoraKeys.KohyaPrefixOf(component) + modulePath.Replace('.', '_');
+
     internal static string Format(long[] shape) => "[" + string.Join(", ", shape) + "]";
 
     private static string ShortHashOf(string path, IReadOnlyDictionary<string, string> metadata)

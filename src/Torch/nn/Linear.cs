@@ -20,7 +20,18 @@ public sealed class Linear : Module<Tensor, Tensor>
         Bias = RegisterParameter("bias", b);
     }
 
-    public override Tensor Forward(Tensor input) => Functional.Linear(input, Weight, Bias);
+    /// <summary>
+    /// A term added to the output, y = x Wᵀ + b + Adapter(x), for an adapter that trains beside a frozen layer
+    /// (a LoRA's scale · up(down(x)), as PEFT's LoraLayer adds it); null: none.
+    /// </summary>
+    public Func<Tensor, Tensor>? Adapter { get; set; }
+
+    public override Tensor Forward(Tensor input)
+    {
+        if (Adapter is not { } adapter) return Functional.Linear(input, Weight, Bias);
+        using var scope = DisposeScope.Enter();
+        return scope.Keep(Functional.Linear(input, Weight, Bias) + adapter(input));
+    }
 }
 
 /// <summary>torch.nn.Embedding: rows of weight [num_embeddings, embedding_dim], initialised N(0, 1).</summary>
