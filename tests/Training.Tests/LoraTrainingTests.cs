@@ -109,3 +109,30 @@ public sealed class LoraTrainingTests : IDisposable
         }
     }
 }
+
+/// <summary>The committed LoRA recipe parses, validates and builds its adapters on the embedded model.</summary>
+public sealed class LoraRecipeTests
+{
+    [Fact]
+    public void TheCommittedRecipeBuildsAdaptersOnTheEmbeddedModel()
+    {
+        var recipe = LoraRecipe.Load(Path.Combine(SharedData.RepositoryRoot, "configs", "train", "lora-fashion-colours.json")).Validate();
+        using var task = LoraTraining.CreateTask(recipe);
+        var keys = task.Network.StateDict().Keys.ToList();
+        Assert.Contains(keys, k => k.StartsWith("lora_unet_", StringComparison.Ordinal) && k.EndsWith("attn2_to_k.lora_down.weight", StringComparison.Ordinal));
+        Assert.Contains(keys, k => k.StartsWith("lora_te_text_model_encoder_layers_0_self_attn_q_proj.", StringComparison.Ordinal));
+        Assert.All(task.Network.Parameters(), p => Assert.True(p.RequiresGrad));
+        Assert.All(task.Base.Parameters(), p => Assert.False(p.RequiresGrad));
+    }
+
+    [Fact]
+    public void AMissingFieldOrBadValueIsOneLineNamingIt()
+    {
+        var e = Assert.Throws<Recipes.RecipeException>(() => LoraRecipe.Parse("""{ "data": { "folder": "x" } }""", "r.json").Validate());
+        Assert.Equal("r.json: 'model' is required (a Stable Diffusion folder or .safetensors file)", e.Message);
+        e = Assert.Throws<Recipes.RecipeException>(() => LoraRecipe.Parse("""{ "model": "m", "data": { "folder": "x" }, "network": { "rank": 0 } }""", "r.json").Validate());
+        Assert.Equal("r.json: 'network.rank' must be at least 1 (got 0)", e.Message);
+        e = Assert.Throws<Recipes.RecipeException>(() => LoraRecipe.Parse("""{ "model": "m", "netwrk": {} }""", "r.json"));
+        Assert.Equal("r.json: unknown field 'netwrk'", e.Message);
+    }
+}
