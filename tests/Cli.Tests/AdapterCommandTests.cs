@@ -72,3 +72,38 @@ public sealed class AdapterCommandTests : IDisposable
         Assert.Contains("NAME must be one word", Assert.Single(wrong.ErrLines));
     }
 }
+
+/// <summary><c>ldm train lora</c>: a recipe on the tiny model trains, writes the kohya file, and <c>generate --lora</c> loads it.</summary>
+public sealed class TrainLoraCommandTests : IDisposable
+{
+    private readonly string work = Directory.CreateTempSubdirectory("ld-cli-train-lora-").FullName;
+
+    public void Dispose() => Directory.Delete(work, recursive: true);
+
+    [Fact]
+    public void TrainsOneStepAndTheFileGeneratesAndAMissingFolderIsOneLine()
+    {
+        var model = TinyStableDiffusionFolder.Assemble(Path.Combine(work, "tiny"));
+        var subject = Directory.CreateDirectory(Path.Combine(work, "data", "3_thing")).FullName;
+        RgbImage.Filled(64, 64, new Rgb(250, 0, 250)).SavePng(Path.Combine(subject, "x.png"));
+        File.WriteAllText(Path.Combine(subject, "x.txt"), "a magenta thing");
+        var recipe = Path.Combine(work, "tiny-lora.json");
+        File.WriteAllText(recipe, """
+            { "model": "tiny", "data": { "folder": "data", "resolution": 64 }, "network": { "rank": 2 },
+              "sampling": { "steps": 1, "prompts": ["a magenta thing"] },
+              "training": { "max_steps": 1, "batch_size": 1, "ema": null, "checkpoint_every": 0, "sample_every": 0, "warmup_steps": 0 } }
+            """);
+        var run = CliRunner.Run("train", "lora", "--config", recipe, "--out", Path.Combine(work, "run"));
+        Assert.True(run.ExitCode == 0, run.Err);
+        var lora = Path.Combine(work, "run", "model", "tiny-lora.safetensors");
+        Assert.True(File.Exists(lora));
+        var generated = CliRunner.Run("generate", "a magenta thing", "--model", model, "--steps", "1", "--lora", lora, "--out", Path.Combine(work, "g.png"));
+        Assert.True(generated.ExitCode == 0, generated.Err);
+        Assert.Contains("<lora:tiny-lora:1>", GenerationParameters.FromPng(Path.Combine(work, "g.png"))!.Prompt);
+
+        Directory.Delete(Path.Combine(work, "data"), recursive: true);
+        var missing = CliRunner.Run("train", "lora", "--config", recipe, "--out", Path.Combine(work, "run2"));
+        Assert.NotEqual(0, missing.ExitCode);
+        Assert.Contains("image folder not found", Assert.Single(missing.ErrLines));
+    }
+}

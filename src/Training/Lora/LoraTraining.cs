@@ -19,11 +19,7 @@ public static class LoraTraining
         recipe.Validate();
         var dataset = new KohyaFolderDataset(recipe.DataFolder, recipe.Data.Resolution, recipe.Data.RandomFlip);
         using var task = CreateTask(recipe);
-        var trainer = new Trainer(recipe.Training, outputDirectory);
-        Directory.CreateDirectory(trainer.OutputDirectory);
-        var copy = Path.Combine(trainer.OutputDirectory, "recipe.json");
-        if (!resume || !File.Exists(copy)) AtomicFile.WriteAllText(copy, RecipeJson.Serialize(recipe) + "\n");
-        return trainer.Run(task, dataset, resume, progress, cancellationToken);
+        return new Trainer(recipe.Training, outputDirectory).RunRecipe(RecipeJson.Serialize(recipe), task, dataset, resume, progress, cancellationToken);
     }
 
     /// <summary>The frozen base model on the training device and fresh adapters (seeded by training.seed).</summary>
