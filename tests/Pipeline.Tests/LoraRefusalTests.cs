@@ -131,3 +131,52 @@ public sealed class LoraRefusalTests(TinyStableDiffusion tiny) : IClassFixture<T
         Assert.Equal("prompt tag <lora:style:strong>: 'strong' is not a multiplier (a number such as 0.8)", e.Message);
     }
 }
+
+/// <summary>Merging, restoring and generating with LoRAs keep the live-tensor count flat (run alone: the count is process-wide).</summary>
+[Collection(LiveTensorCount.Name)]
+public sealed class LoraMemoryTests
+{
+    [Fact]
+    public void RequestsWithChangingLorasFreeEveryTemporaryAndOriginal()
+    {
+        var dir = TinyStableDiffusionFolder.Assemble(Directory.CreateTempSubdirectory("ld-lora-leak-").FullName);
+        try
+        {
+            using var pipe = StableDiffusionPipeline.FromPretrained(dir);
+            var plain = new GenerationRequest { Prompt = "x", Steps = 1, Width = 64, Height = 64 };
+            var with = plain with { Loras = [new LoraRequest(LoraTests.Kohya, 0.5)] };
+            // Both files read once first: the adapters keep what they read (27 modules × down and up each).
+            using (pipe.TextToImage(with)) { }
+            pipe.Loras.Load(LoraTests.Peft);
+            using (pipe.TextToImage(plain)) { }
+            var before = LiveTensorCount.Settled();
+            using (pipe.TextToImage(with)) { }
+            using (pipe.TextToImage(with with { Loras = [new LoraRequest(LoraTests.Peft, 0.7), new LoraRequest(LoraTests.Kohya, 0.2)] })) { }
+            using (pipe.TextToImage(plain)) { }
+            Assert.Equal(before, LiveTensorCount.Settled());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ANameInTheLoraDirectoryMayHoldDotsAndAPickleOfThatNameIsRefusedNotMissing()
+    {
+        var folder = Directory.CreateTempSubdirectory("ld-lora-dir-").FullName;
+        try
+        {
+            File.Copy(LoraTests.Kohya, Path.Combine(folder, "style.v2.safetensors"));
+            File.WriteAllBytes(Path.Combine(folder, "old.pt"), [0x80, 0x02]);
+            using var adapters = new LoraAdapters(new Dictionary<string, Torch.NN.Module>()) { Directory = folder };
+            Assert.Equal("style.v2", adapters.Load("style.v2").Name);
+            Assert.Contains("pickle format (.pt)", Assert.Throws<NotSupportedException>(() => adapters.Load("old")).Message);
+            Assert.Contains("LoRA 'none' not found in", Assert.Throws<FileNotFoundException>(() => adapters.Load("none")).Message);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+}

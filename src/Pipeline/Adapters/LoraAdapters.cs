@@ -45,17 +45,29 @@ public sealed class LoraAdapters : IDisposable
         var info = new FileInfo(path);
         if (loaded.TryGetValue(path, out var cached) && cached.Written == info.LastWriteTimeUtc && cached.Length == info.Length) return cached.File;
         var file = LoraFile.Load(path);
-        if (cached.File is { } stale && !active.Any(a => ReferenceEquals(a.File, stale))) stale.Dispose();
+        // A file changed on disk is read again; the old copy may still be merged, so it is freed with the adapters.
+        if (cached.File is { } stale) replaced.Add(stale);
         loaded[path] = (info.LastWriteTimeUtc, info.Length, file);
         return file;
     }
 
+    private readonly List<LoraFile> replaced = [];
+
+    // A path, or a name (AUTOMATIC1111's: the file name without extension, dots allowed) in Directory and its sub-folders; a
+    // pickle file of that name is returned too, so that loading it says why it is refused rather than "not found".
     private string Locate(string pathOrName)
     {
-        if (File.Exists(pathOrName) || Path.IsPathRooted(pathOrName) || Path.HasExtension(pathOrName)) return pathOrName;
-        if (Directory is null) throw new FileNotFoundException($"LoRA '{pathOrName}' not found: no such file, and no LoRA directory is set to look it up in");
-        var found = System.IO.Directory.EnumerateFiles(Directory, pathOrName + ".safetensors", SearchOption.AllDirectories).Order(StringComparer.Ordinal).FirstOrDefault();
-        return found ?? throw new FileNotFoundException($"LoRA '{pathOrName}' not found in {Directory} (looked for {pathOrName}.safetensors)");
+        if (File.Exists(pathOrName) || Path.IsPathRooted(pathOrName) || pathOrName.Contains(Path.DirectorySeparatorChar) || pathOrName.Contains('/'))
+            return pathOrName;
+        if (Directory is null)
+            return Path.HasExtension(pathOrName) ? pathOrName : throw new FileNotFoundException($"LoRA '{pathOrName}' not found: no such file, and no LoRA directory is set to look it up in");
+        var found = System.IO.Directory.EnumerateFiles(Directory, "*", SearchOption.AllDirectories)
+            .Where(f => Path.GetFileNameWithoutExtension(f) == pathOrName && Path.GetExtension(f).ToLowerInvariant() is ".safetensors" or ".pt" or ".ckpt" or ".bin")
+            .OrderBy(f => Path.GetExtension(f).Equals(".safetensors", StringComparison.OrdinalIgnoreCase) ? 0 : 1)
+            .ThenBy(f => f, StringComparer.Ordinal)
+            .FirstOrDefault();
+        return found ?? (Path.HasExtension(pathOrName) && File.Exists(Path.Combine(Directory, pathOrName)) ? Path.Combine(Directory, pathOrName)
+            : throw new FileNotFoundException($"LoRA '{pathOrName}' not found in {Directory} (looked for {pathOrName}.safetensors)"));
     }
 
     /// <summary>
@@ -170,6 +182,8 @@ public sealed class LoraAdapters : IDisposable
     {
         Restore();
         foreach (var (_, _, file) in loaded.Values) file.Dispose();
+        foreach (var file in replaced) file.Dispose();
         loaded.Clear();
+        replaced.Clear();
     }
 }
