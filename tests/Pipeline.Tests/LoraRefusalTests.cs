@@ -47,6 +47,24 @@ public sealed class LoraRefusalTests(TinyStableDiffusion tiny) : IClassFixture<T
     }
 
     [Fact]
+    public void A2DLoraOnAOneByOneConvolutionMergesAsIts4DForm()
+    {
+        // SD 2.x's proj_in is a Linear where SD 1.x has a 1×1 convolution: A1111 and diffusers apply either LoRA shape to either.
+        const string P = "lora_unet_down_blocks_0_attentions_0_proj_in";
+        var flat = Variant("flat.safetensors", t =>
+        {
+            t[P + ".lora_down.weight"] = t[P + ".lora_down.weight"].Reshape(2, 32);
+            t[P + ".lora_up.weight"] = t[P + ".lora_up.weight"].Reshape(32, 2);
+        });
+        using var pipe = tiny.Load();
+        var weight = pipe.Unet.StateDict()["down_blocks.0.attentions.0.proj_in.weight"];
+        pipe.Loras.Apply([new LoraSelection(pipe.Loras.Load(LoraTests.Kohya))]);
+        using var expected = weight.Clone();
+        pipe.Loras.Apply([new LoraSelection(pipe.Loras.Load(flat))]);
+        Assert.True(weight.Equal(expected));
+    }
+
+    [Fact]
     public void ARankThatDoesNotMatchBetweenUpAndDownIsRefused()
     {
         var path = Variant("rank.safetensors", t => t[Q + ".lora_up.weight"] = Tensors.Ones([32, 3]));
