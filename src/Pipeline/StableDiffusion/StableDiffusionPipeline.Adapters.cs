@@ -1,4 +1,5 @@
 using LatentDiffusion.Pipeline.Adapters;
+using LatentDiffusion.Torch.NN;
 
 namespace LatentDiffusion.Pipeline.StableDiffusion;
 
@@ -6,6 +7,19 @@ namespace LatentDiffusion.Pipeline.StableDiffusion;
 // rewritten for the loaded textual-inversion embeddings.
 public sealed partial class StableDiffusionPipeline
 {
+    private LoraAdapters? loras;
+    private TextualInversions? embeddings;
+
+    /// <summary>The LoRAs merged into the U-Net and text encoder; a generation merges its request's set (<see cref="GenerationRequest.Loras"/>).</summary>
+    public LoraAdapters Loras => loras ??= new LoraAdapters(new Dictionary<string, Module> { ["unet"] = Unet, ["text_encoder"] = TextEncoder });
+
+    /// <summary>The textual-inversion embeddings added to the tokenizer (which is then replaced) and the text encoder.</summary>
+    public TextualInversions Embeddings => embeddings ??= new TextualInversions(() => Tokenizer, grown =>
+    {
+        Tokenizer = grown;
+        prompts = new PromptEncoder(grown, TextEncoder);
+    }, TextEncoder);
+
     // Whether the merged set was made for a request (then a request without LoRAs restores the model) or by a caller of Loras.Apply.
     private bool lorasFromRequest;
 

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using LatentDiffusion.Blocks;
 using LatentDiffusion.Autoencoder;
 using LatentDiffusion.LatentUNet;
-using LatentDiffusion.Pipeline.Adapters;
 using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Pipeline.Memory;
 using LatentDiffusion.Pipeline.Noise;
@@ -34,12 +33,6 @@ public sealed partial class StableDiffusionPipeline : IDisposable
 
     public PipelineOptions Options { get; }
 
-    /// <summary>The LoRAs merged into the U-Net and text encoder; a generation merges its request's set (<see cref="GenerationRequest.Loras"/>).</summary>
-    public LoraAdapters Loras { get; }
-
-    /// <summary>The textual-inversion embeddings added to the tokenizer and text encoder.</summary>
-    public TextualInversions Embeddings { get; }
-
     private PromptEncoder prompts;
 
     public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae,
@@ -54,12 +47,6 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         Options = options ?? new PipelineOptions();
         prompts = new PromptEncoder(tokenizer, textEncoder);
         Configure();
-        Embeddings = new TextualInversions(() => Tokenizer, grown =>
-        {
-            Tokenizer = grown;
-            prompts = new PromptEncoder(grown, TextEncoder);
-        }, textEncoder);
-        Loras = new LoraAdapters(new Dictionary<string, Module> { ["unet"] = unet, ["text_encoder"] = textEncoder });
     }
 
     private void Configure()
@@ -374,7 +361,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
 
     public void Dispose()
     {
-        Loras.Dispose();
+        loras?.Dispose();
         Unet.Dispose();
         TextEncoder.Dispose();
         Vae.Dispose();
