@@ -55,4 +55,7 @@ internal sealed class PromptEncoder(ClipTokenizer tokenizer, ClipTextModel textE
         using var weights = Tensor.From(row.Weights, 1, row.Weights.Length);
         return textEncoder.EncodeWeighted(onDevice, weights, clipSkip - 1);
     }
+
+    /// <summary>The same encoder with another tokenizer (one that knows added tokens, e.g. textual-inversion embeddings).</summary>
+    public PromptEncoder WithTokenizer(ClipTokenizer grown) => new(grown, textEncoder);
 }

@@ -17,7 +17,7 @@ public sealed partial class StableDiffusionPipeline
     public TextualInversions Embeddings => embeddings ??= new TextualInversions(() => Tokenizer, grown =>
     {
         Tokenizer = grown;
-        prompts = new PromptEncoder(grown, TextEncoder);
+        prompts = prompts.WithTokenizer(grown);
     }, TextEncoder);
 
     // Whether the merged set was made for a request (then a request without LoRAs restores the model) or by a caller of Loras.Apply.
