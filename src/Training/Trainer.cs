@@ -33,6 +33,19 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
     public string MetricsPath => Path.Combine(OutputDirectory, "metrics.jsonl");
 
     /// <summary>
+    /// <see cref="Run"/> for a recipe: first keeps a copy of it, <paramref name="recipeJson"/>, as recipe.json in the output
+    /// folder (a resumed run keeps the copy it has).
+    /// </summary>
+    public TrainingResult RunRecipe(string recipeJson, ITrainingTask task, IDataset dataset, bool resume = false,
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        Directory.CreateDirectory(OutputDirectory);
+        var copy = Path.Combine(OutputDirectory, "recipe.json");
+        if (!resume || !File.Exists(copy)) AtomicFile.WriteAllText(copy, recipeJson + "\n");
+        return Run(task, dataset, resume, progress, cancellationToken);
+    }
+
+    /// <summary>
     /// Trains <paramref name="task"/> on <paramref name="dataset"/> up to <see cref="TrainingOptions.MaxSteps"/>.
     /// With <paramref name="resume"/>, continues from the newest checkpoint in the output folder (a folder
     /// without one is refused: starting over silently would cost a long run); without it, an output folder that already holds checkpoints

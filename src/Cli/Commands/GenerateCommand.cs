@@ -40,11 +40,12 @@ internal static class GenerateCommand
         public readonly Option<string?> Preview = new Option<string?>("--preview") { Description = "Keep this PNG updated with a preview of the first image while denoising" }.IsPath();
         public readonly Option<int> PreviewEvery = new Option<int>("--preview-every") { Description = "Steps between previews (with --preview)", DefaultValueFactory = _ => 5 }.AtLeast(1);
         public readonly ControlNetOptions ControlNet = new();
+        public readonly AdapterOptions Adapters = new();
 
         public void AddTo(Command command)
         {
             command.Arguments.Add(Prompt);
-            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Schedule, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery })
+            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Schedule, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery }.Concat(Adapters.All))
                 command.Options.Add(option);
             foreach (var option in ControlNet.All) command.Options.Add(option);
             command.Validators.Add(ValidateSchedule);
@@ -112,6 +113,7 @@ internal static class GenerateCommand
             throw new ArgumentException($"--out must name a .png file, not {outPath}");
 
         if (parsed.GetValue(o.Sampler) is { } samplerName) _ = Samplers.Get(samplerName); // an unknown name fails before the model loads
+        var adapters = o.Adapters.Parse(parsed); // a missing LoRA or embedding file fails before the model loads
         var modelPath = DefaultModel.Resolve(parsed.GetValue(o.Model));
         var clock = Stopwatch.StartNew();
         using var pipe = StableDiffusionPipeline.FromPretrained(modelPath, new PipelineOptions
@@ -131,7 +133,7 @@ internal static class GenerateCommand
         var controlNets = new List<Pipeline.Engines.IControlNet>();
         using var disposeControlNets = new DisposeAll(controlNets);
         var controlUnits = o.ControlNet.Units(parsed, pipe, controls, controlNets);
-        var request = new GenerationRequest
+        var request = adapters.Apply(pipe, new GenerationRequest
         {
             Prompt = parsed.GetValue(o.Prompt)!,
             NegativePrompt = parsed.GetValue(o.Negative)!,
@@ -151,7 +153,7 @@ internal static class GenerateCommand
             PreviewEvery = parsed.GetValue(o.Preview) is null ? 0 : parsed.GetValue(o.PreviewEvery),
             ControlNets = controlUnits,
             GuessMode = parsed.GetValue(o.ControlNet.GuessMode),
-        };
+        }, context);
         if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--preview must name a .png file, not {previewPath}");
         try
@@ -174,6 +176,7 @@ internal static class GenerateCommand
                 : pipe.TextToImage(request, progress, cancellation);
         }, clearWhenDone: true);
         var generateTime = clock.Elapsed;
+        foreach (var warning in result.Warnings) context.Warn(warning);
 
         foreach (var path in WriteImages(result, outPath)) context.Out.WriteLine(Path.GetFullPath(path));
         if (parsed.GetValue(o.SaveLatents) is { } saveLatents)

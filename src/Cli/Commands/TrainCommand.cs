@@ -3,6 +3,7 @@ using System.Globalization;
 using LatentDiffusion.Training.Ddpm;
 using LatentDiffusion.Training.Evaluation;
 using LatentDiffusion.Training.Ldm;
+using LatentDiffusion.Training.Lora;
 using LatentDiffusion.Training.Vae;
 
 namespace LatentDiffusion.Cli.Commands;
@@ -16,6 +17,7 @@ internal static class TrainCommand
         train.Subcommands.Add(CreateRecipe(context, "ddpm", "Train a pixel DDPM (e.g. configs/train/ddpm-fashion-unet2d.json)", TrainDdpm));
         train.Subcommands.Add(CreateRecipe(context, "vae", "Train an AutoencoderKL (e.g. configs/train/vae-fashion-colours.json); reports test PSNR", TrainVae));
         train.Subcommands.Add(CreateRecipe(context, "ldm", "Train a text-to-image model: tokenizer, text encoder and U-Net on VAE latents (e.g. configs/train/ldm-fashion-colours.json)", TrainLdm));
+        train.Subcommands.Add(CreateRecipe(context, "lora", "Fine-tune LoRA adapters of a Stable Diffusion model on a kohya-style captioned folder; writes model/NAME.safetensors for --lora", TrainLora));
         train.Subcommands.Add(CreateJudges(context));
         return train;
     }
@@ -63,6 +65,14 @@ internal static class TrainCommand
         var recipe = LdmRecipe.Load(recipePath);
         return TrainingRun.Run(context, Title("ldm", recipePath), outputDirectory, cancellationToken,
             (progress, token) => LdmTraining.Run(recipe, outputDirectory, resume, progress, token), result => result);
+    }
+
+    /// <summary>Trains LoRA adapters on the frozen model and writes the kohya-format file.</summary>
+    private static int TrainLora(CliContext context, string recipePath, string outputDirectory, bool resume, CancellationToken cancellationToken)
+    {
+        var recipe = LoraRecipe.Load(recipePath);
+        return TrainingRun.Run(context, Title("lora", recipePath), outputDirectory, cancellationToken,
+            (progress, token) => LoraTraining.Run(recipe, outputDirectory, resume, progress, token), result => result);
     }
 
     private static Command CreateJudges(CliContext context)

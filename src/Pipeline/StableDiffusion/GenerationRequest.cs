@@ -69,6 +69,15 @@ public partial record GenerationRequest
     /// </summary>
     public int PreviewEvery { get; init; }
 
+    /// <summary>
+    /// LoRAs merged into the model for this request, besides the prompt's AUTOMATIC1111 tags <c>&lt;lora:NAME:0.8&gt;</c>
+    /// (names looked up in the pipeline's <see cref="Adapters.LoraAdapters.Directory"/>).
+    /// </summary>
+    public IReadOnlyList<Adapters.LoraRequest> Loras { get; init; } = [];
+
+    /// <summary>Refuse a LoRA with keys that map to no layer of the model instead of warning and ignoring them.</summary>
+    public bool StrictLoras { get; init; }
+
     /// <summary>Throws for settings no model can run; the pipeline adds what depends on the model (size multiples, sampler name).</summary>
     public virtual void Validate()
     {
@@ -128,6 +137,9 @@ public sealed record GenerationProgress(int Step, int TotalSteps, double Timeste
 /// </summary>
 public sealed record GenerationResult(IReadOnlyList<RgbImage> Images, IReadOnlyList<GenerationParameters> Parameters, Tensor Latents, Tensor Pixels) : IDisposable
 {
+    /// <summary>What the run ignored and the caller should know (LoRA keys that map to nothing, unknown prompt tags or embeddings).</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
     public void Dispose()
     {
         Latents.Dispose();

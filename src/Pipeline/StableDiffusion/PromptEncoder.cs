@@ -56,4 +56,7 @@ internal sealed class PromptEncoder(ClipTokenizer tokenizer, ITextEncoder textEn
         using var weights = Tensor.From(row.Weights, 1, row.Weights.Length);
         return textEncoder.EncodePrompt(onDevice, weights, clipSkip - 1);
     }
+
+    /// <summary>The same encoder with another tokenizer (one that knows added tokens, e.g. textual-inversion embeddings).</summary>
+    public PromptEncoder WithTokenizer(ClipTokenizer grown) => new(grown, textEncoder);
 }

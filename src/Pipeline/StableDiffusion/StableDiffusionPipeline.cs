@@ -21,7 +21,8 @@ namespace LatentDiffusion.Pipeline.StableDiffusion;
 /// </summary>
 public sealed partial class StableDiffusionPipeline : IDisposable
 {
-    public ClipTokenizer Tokenizer { get; }
+    /// <summary>The tokenizer; replaced (never changed) when an embedding adds tokens.</summary>
+    public ClipTokenizer Tokenizer { get; private set; }
 
     /// <summary>The networks, engine-neutral: the denoising loop runs them through these interfaces only.</summary>
     public PipelineModels Models { get; }
@@ -41,7 +42,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
 
     public PipelineOptions Options { get; }
 
-    private readonly PromptEncoder prompts;
+    private PromptEncoder prompts;
 
     /// <summary>A pipeline over libtorch modules, moved to the options' device and dtype.</summary>
     public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae,
@@ -133,6 +134,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         CancellationToken cancellation, INoiseSource? noise)
     {
         var clock = Stopwatch.StartNew();
+        var adapters = PrepareAdapters(r);
         var (width, height) = OutputSize(r, initImage);
         var n = r.NumImages;
         // Only per-image sources can be cut into chunks without changing the images; any other source is drawn
@@ -159,15 +161,19 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 };
                 var chunk = new Chunk(offset, count, latents.Count, chunks.Count);
                 using var scheduler = CreateScheduler(r);
-                var final = Denoise(r, sized, strength, chunk, width, height, scheduler, chunkNoise ?? noise!, progress, clock, cancellation);
+                var final = Denoise(adapters.Encoded, sized, strength, chunk, width, height, scheduler, chunkNoise ?? noise!, progress, clock, cancellation);
                 latents.Add(final);
                 using var decoded = Decode(final);
                 images.AddRange(RgbImage.FromUnitTensor(decoded));
                 using var nhwc = decoded.Permute(0, 2, 3, 1);
                 pixels.Add(nhwc.Contiguous());
-                for (int i = offset; i < offset + count; i++) parameters.Add(Parameters(r, scheduler, width, height, i, initImage is null ? null : strength));
+                for (int i = offset; i < offset + count; i++)
+                {
+                    var own = Parameters(r, scheduler, width, height, i, initImage is null ? null : strength);
+                    parameters.Add(own with { Prompt = adapters.RecordedPrompt, Extra = [.. own.Extra, .. adapters.Parameters] });
+                }
             }
-            return new GenerationResult(images, parameters, Concatenate(latents), Concatenate(pixels));
+            return new GenerationResult(images, parameters, Concatenate(latents), Concatenate(pixels)) { Warnings = adapters.Warnings };
         }
         finally
         {
@@ -375,5 +381,9 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         };
     }
 
-    public void Dispose() => Models.Dispose();
+    public void Dispose()
+    {
+        loras?.Dispose();
+        Models.Dispose();
+    }
 }

@@ -33,7 +33,8 @@ public sealed class ClipTextModel : Module
 {
     private const string LegacyPositionIdsKey = "text_model.embeddings.position_ids";
 
-    public ClipTextConfig Config { get; }
+    /// <summary>The architecture; <see cref="AddTokenEmbeddings"/> raises its vocab_size as transformers' resize_token_embeddings does.</summary>
+    public ClipTextConfig Config { get; private set; }
     public ClipTextTransformer TextModel { get; }
 
     public ClipTextModel(ClipTextConfig config, Generator? generator = null)
@@ -44,6 +45,19 @@ public sealed class ClipTextModel : Module
     }
 
     public int NumLayers => TextModel.Encoder.Layers.Count;
+
+    /// <summary>
+    /// Appends <paramref name="rows"/> [k, hidden_size] to the token embedding (new tokens, e.g. textual inversion's) and
+    /// returns the id of the first: the tokenizer must give the new tokens the ids first … first + k − 1.
+    /// </summary>
+    public int AddTokenEmbeddings(Tensor rows)
+    {
+        var table = TextModel.Embeddings.TokenEmbedding;
+        var first = (int)table.NumEmbeddings;
+        table.AppendRows(rows);
+        Config = Config with { VocabSize = (int)table.NumEmbeddings };
+        return first;
+    }
 
     /// <summary>
     /// Runs the model on <paramref name="inputIds"/> [B, L] (int64). With <paramref name="outputHiddenStates"/>

@@ -29,6 +29,8 @@ public sealed partial class ClipTokenizer
     private readonly int noSplitCount;
     private readonly int startOfTextCode, endOfTextCode;
     private readonly HashSet<int> specialIds;
+    // Added tokens that are not CLIP's specials: cut out of the text in OpenAI's cleaning mode too.
+    private readonly HashSet<string> plainAddedTokens;
 
     /// <summary>Builds a tokenizer from an in-memory vocabulary and merge list (rank = index).</summary>
     public ClipTokenizer(IReadOnlyDictionary<string, int> vocabulary, IEnumerable<(string Left, string Right)> merges,
@@ -66,6 +68,8 @@ public sealed partial class ClipTokenizer
         UnkTokenId = IdOfFixed(Config.UnkToken.Content);
         PadTokenId = string.IsNullOrEmpty(Config.PadToken?.Content) ? EosTokenId : IdOfFixed(Config.PadToken.Content);
         specialIds = [BosTokenId, EosTokenId, UnkTokenId, PadTokenId];
+        string?[] specialContents = [.. specials.Select(t => t?.Content), PreTokenizer.StartOfText, PreTokenizer.EndOfText];
+        plainAddedTokens = [.. Config.AddedTokens.Select(t => t.Content).Where(c => !string.IsNullOrEmpty(c) && !specialContents.Contains(c))];
         startOfTextCode = FixedCode(PreTokenizer.StartOfText);
         endOfTextCode = FixedCode(PreTokenizer.EndOfText);
 
@@ -187,17 +191,11 @@ public sealed partial class ClipTokenizer
     {
         ArgumentNullException.ThrowIfNull(text);
         var codes = new List<int>(text.Length / 3 + 4);
-        if (Options.Cleaning == ClipTextCleaning.Transformers)
+        // OpenAI's tokenizer cuts out no special token typed in the text, but added tokens (textual inversion's) are cut out in both modes.
+        foreach (var (piece, fixedIndex) in SplitOnAddedTokens(text, specials: Options.Cleaning == ClipTextCleaning.Transformers))
         {
-            foreach (var (piece, fixedIndex) in SplitOnAddedTokens(text))
-            {
-                if (fixedIndex >= 0) codes.Add(-fixedIndex - 1);
-                else AppendBpe(piece, codes);
-            }
-        }
-        else
-        {
-            AppendBpe(text, codes);
+            if (fixedIndex >= 0) codes.Add(-fixedIndex - 1);
+            else AppendBpe(piece, codes);
         }
         return codes;
     }
@@ -219,8 +217,9 @@ public sealed partial class ClipTokenizer
     /// token is cut out (so a typed <c>&lt;|endoftext|&gt;</c> stays whole even after "!!", and an SD2
     /// pad token "!" always becomes id 0 — diffusers issue 4153); lstrip/rstrip eat neighbouring spaces.
     /// </summary>
-    private List<(string Piece, int FixedIndex)> SplitOnAddedTokens(string text)
+    private List<(string Piece, int FixedIndex)> SplitOnAddedTokens(string text, bool specials)
     {
+        if (!specials && plainAddedTokens.Count == 0) return [(text, -1)];
         var pieces = new List<(string Piece, int FixedIndex)>();
         var textStart = 0;
         var pos = 0;
@@ -230,6 +229,7 @@ public sealed partial class ClipTokenizer
             for (var k = 0; k < noSplitCount; k++)
             {
                 var content = fixedTokens[k].Content;
+                if (!specials && !plainAddedTokens.Contains(content)) continue;
                 if ((best < 0 || content.Length > fixedTokens[best].Content.Length) && text.AsSpan(pos).StartsWith(content, StringComparison.Ordinal)) best = k;
             }
             if (best < 0)

@@ -20,13 +20,24 @@ public sealed class Linear : Module<Tensor, Tensor>
         Bias = RegisterParameter("bias", b);
     }
 
-    public override Tensor Forward(Tensor input) => Functional.Linear(input, Weight, Bias);
+    /// <summary>
+    /// A term added to the output, y = x Wᵀ + b + Adapter(x), for an adapter that trains beside a frozen layer
+    /// (a LoRA's scale · up(down(x)), as PEFT's LoraLayer adds it); null: none.
+    /// </summary>
+    public Func<Tensor, Tensor>? Adapter { get; set; }
+
+    public override Tensor Forward(Tensor input)
+    {
+        if (Adapter is not { } adapter) return Functional.Linear(input, Weight, Bias);
+        using var scope = DisposeScope.Enter();
+        return scope.Keep(Functional.Linear(input, Weight, Bias) + adapter(input));
+    }
 }
 
 /// <summary>torch.nn.Embedding: rows of weight [num_embeddings, embedding_dim], initialised N(0, 1).</summary>
 public sealed class Embedding : Module<Tensor, Tensor>
 {
-    public long NumEmbeddings { get; }
+    public long NumEmbeddings { get; private set; }
     public long EmbeddingDim { get; }
     public Tensor Weight { get; }
 
@@ -41,4 +52,24 @@ public sealed class Embedding : Module<Tensor, Tensor>
 
     /// <summary>Looks up integer <paramref name="input"/> indices (any shape) → [..., embedding_dim].</summary>
     public override Tensor Forward(Tensor input) => Functional.Embedding(input, Weight);
+
+    /// <summary>
+    /// Grows the table by <paramref name="rows"/> [k, embedding_dim] at the end (the step of transformers'
+    /// resize_token_embeddings that new tokens need); <see cref="Weight"/> stays the same object.
+    /// </summary>
+    public void AppendRows(Tensor rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        if (rows.Dim != 2 || rows.Size(1) != EmbeddingDim)
+            throw new ArgumentException($"rows of [{string.Join(", ", rows.Shape)}] cannot extend an embedding of dimension {EmbeddingDim}", nameof(rows));
+        var requiresGrad = Weight.RequiresGrad;
+        using (Autograd.NoGrad())
+        {
+            using var added = rows.To(Weight.Device, Weight.DType);
+            Weight.ReplaceWith(Tensor.Cat([Weight, added]).DetachFromDisposeScope());
+        }
+        if (requiresGrad) Weight.RequiresGrad = true;
+        NumEmbeddings = Weight.Size(0);
+        OnTensorsReplaced();
+    }
 }

@@ -1,0 +1,138 @@
+using System.Text.RegularExpressions;
+using LatentDiffusion.TextEncoder;
+using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.NN;
+
+namespace LatentDiffusion.Pipeline.Adapters;
+
+/// <summary>A loaded textual-inversion embedding: its name in prompts and the tokens its vectors became (name, name_1, …).</summary>
+public sealed record TextualInversionEmbedding(string Name, IReadOnlyList<string> Tokens, string FilePath);
+
+/// <summary>
+/// Textual-inversion embeddings (Gal et al. 2022) as diffusers' load_textual_inversion adds them: an embedding of n vectors
+/// becomes the added tokens name, name_1, …, name_{n−1} of the tokenizer and n new rows of the text encoder's token
+/// embedding, and every occurrence of name in a prompt is rewritten to "name name_1 …" before tokenising
+/// (diffusers' maybe_convert_prompt). Files: AUTOMATIC1111's (<c>emb_params</c> or <c>string_to_param.*</c>, the name is the
+/// file's) and diffusers' learned_embeds (one tensor named after its token), safetensors only.
+/// </summary>
+public sealed partial class TextualInversions
+{
+    private readonly Func<ClipTokenizer> tokenizer;
+    private readonly Action<ClipTokenizer> replaceTokenizer;
+    private readonly ClipTextModel textEncoder;
+    private readonly List<TextualInversionEmbedding> loaded = [];
+    private readonly Dictionary<string, string> skipped = new(StringComparer.Ordinal);
+
+    internal TextualInversions(Func<ClipTokenizer> tokenizer, Action<ClipTokenizer> replaceTokenizer, ClipTextModel textEncoder)
+    {
+        this.tokenizer = tokenizer;
+        this.replaceTokenizer = replaceTokenizer;
+        this.textEncoder = textEncoder;
+    }
+
+    public IReadOnlyList<TextualInversionEmbedding> Loaded => loaded;
+
+    /// <summary>
+    /// Adds the embedding in <paramref name="path"/> under <paramref name="name"/> (null: diffusers' token stored in the file,
+    /// else the file name). Everything is checked before the tokenizer or the text encoder changes.
+    /// </summary>
+    public TextualInversionEmbedding Load(string path, string? name = null)
+    {
+        using var scope = DisposeScope.Enter();
+        var (stored, vectors) = Read(path);
+        name ??= stored ?? Path.GetFileNameWithoutExtension(path);
+        var hidden = textEncoder.Config.HiddenSize;
+        if (vectors.Size(1) != hidden)
+            throw new InvalidDataException($"{path}: the embedding's vectors have {vectors.Size(1)} values but this text encoder's have {hidden}: it was made for another model");
+        Pretrained.RequireFinite(path, [KeyValuePair.Create(name, vectors)]);
+        var tokens = Enumerable.Range(0, (int)vectors.Size(0)).Select(i => i == 0 ? name : $"{name}_{i}").ToList();
+        ClipTokenizer grown;
+        try
+        {
+            grown = tokenizer().WithAddedTokens(tokens);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"{path}: cannot add embedding '{name}': {e.Message.Split(" (Parameter")[0]}", e);
+        }
+        var first = textEncoder.AddTokenEmbeddings(vectors);
+        if (grown.TokenToId(name) != first)
+            throw new InvalidOperationException($"the tokenizer's next id ({grown.TokenToId(name)}) and the text encoder's next row ({first}) disagree");
+        replaceTokenizer(grown);
+        var embedding = new TextualInversionEmbedding(name, tokens, path);
+        loaded.Add(embedding);
+        skipped.Remove(name);
+        return embedding;
+    }
+
+    /// <summary>
+    /// Loads every *.safetensors under <paramref name="directory"/> (recursively, in name order) under its file name; a file that
+    /// cannot be loaded (another model's, a pickle, a name taken) is skipped with a warning, as AUTOMATIC1111 does.
+    /// </summary>
+    public IReadOnlyList<string> LoadDirectory(string directory)
+    {
+        if (!Directory.Exists(directory)) throw new DirectoryNotFoundException($"{directory}: embeddings directory not found");
+        var warnings = new List<string>();
+        foreach (var file in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            var extension = Path.GetExtension(file).ToLowerInvariant();
+            if (extension is not (".safetensors" or ".pt" or ".bin")) continue;
+            try
+            {
+                Load(file, Path.GetFileNameWithoutExtension(file));
+            }
+            catch (Exception e) when (e is InvalidDataException or NotSupportedException or Torch.SafeTensors.SafeTensorsException)
+            {
+                skipped[Path.GetFileNameWithoutExtension(file)] = e.Message;
+                warnings.Add($"embedding skipped: {e.Message}");
+            }
+        }
+        return warnings;
+    }
+
+    // ComfyUI's explicit form "embedding:NAME" names an embedding; a word naming a skipped file is one too.
+    [GeneratedRegex(@"\bembedding:([\w.\-]+)", RegexOptions.CultureInvariant)]
+    private static partial Regex ExplicitName();
+
+    /// <summary>
+    /// The prompt as the tokenizer must see it: each multi-vector name expanded to its tokens (a plain string replace, as
+    /// diffusers), <c>embedding:NAME</c> to NAME. Names of no loaded embedding give warnings, not errors (AUTOMATIC1111).
+    /// </summary>
+    public string Rewrite(string prompt, List<string> warnings)
+    {
+        prompt = ExplicitName().Replace(prompt, m =>
+        {
+            var name = m.Groups[1].Value;
+            if (loaded.Any(e => e.Name == name)) return name;
+            warnings.Add(skipped.TryGetValue(name, out var why) ? $"embedding '{name}' in the prompt is not loaded: {why}" : $"embedding '{name}' in the prompt is not loaded; the text is used as it is");
+            return m.Value;
+        });
+        foreach (var (name, why) in skipped)
+            if (Regex.IsMatch(prompt, $@"(?<![\w]){Regex.Escape(name)}(?![\w])")) warnings.Add($"embedding '{name}' in the prompt is not loaded: {why}");
+        if (loaded.Count == 0) return prompt;
+        var present = tokenizer().Tokenize(prompt).ToHashSet(StringComparer.Ordinal);
+        foreach (var e in loaded)
+            if (e.Tokens.Count > 1 && present.Contains(e.Name)) prompt = prompt.Replace(e.Name, string.Join(' ', e.Tokens), StringComparison.Ordinal);
+        return prompt;
+    }
+
+    /// <summary>The token name stored in the file (diffusers' learned_embeds; null for AUTOMATIC1111's) and the vectors [n, dim] in float32.</summary>
+    private static (string? Name, Tensor Vectors) Read(string path)
+    {
+        using var file = AdapterFile.Open(path, "embedding");
+        var keys = file.Keys;
+        string key;
+        string? name = null;
+        if (keys.FirstOrDefault(k => k.StartsWith("string_to_param.", StringComparison.Ordinal)) is { } a1111) key = a1111;
+        else if (keys.Contains("emb_params")) key = "emb_params";
+        else if (keys.Contains("clip_l") || keys.Contains("clip_g"))
+            throw new InvalidDataException($"{path}: an SDXL embedding (clip_l / clip_g vectors) does not fit this Stable Diffusion 1.x/2.x text encoder");
+        else if (keys.Count == 1) (key, name) = (keys[0], keys[0]);
+        else throw new InvalidDataException($"{path}: not a textual-inversion embedding: expected emb_params, string_to_param.* or one tensor named after its token, found {keys.Count} tensors");
+        var vectors = file.Load(key, DType.Float32);
+        if (vectors.Dim == 1) vectors = vectors.Unsqueeze(0);
+        if (vectors.Dim != 2 || vectors.Size(0) == 0)
+            throw new InvalidDataException($"{path}: tensor '{key}' is [{string.Join(", ", vectors.Shape)}]; an embedding is [vectors, dimension]");
+        return (name, vectors);
+    }
+}

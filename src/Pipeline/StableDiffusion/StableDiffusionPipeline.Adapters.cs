@@ -1,0 +1,70 @@
+using LatentDiffusion.Pipeline.Adapters;
+using LatentDiffusion.Torch.NN;
+
+namespace LatentDiffusion.Pipeline.StableDiffusion;
+
+// A request's adapters: its LoRAs (GenerationRequest.Loras and the prompt's <lora:…> tags) merged for its run, its prompts
+// rewritten for the loaded textual-inversion embeddings.
+public sealed partial class StableDiffusionPipeline
+{
+    private LoraAdapters? loras;
+    private TextualInversions? embeddings;
+
+    /// <summary>The LoRAs merged into the U-Net and text encoder; a generation merges its request's set (<see cref="GenerationRequest.Loras"/>).</summary>
+    public LoraAdapters Loras => loras ??= new LoraAdapters(new Dictionary<string, Module> { ["unet"] = Unet, ["text_encoder"] = TextEncoder });
+
+    /// <summary>The textual-inversion embeddings added to the tokenizer (which is then replaced) and the text encoder.</summary>
+    public TextualInversions Embeddings => embeddings ??= new TextualInversions(() => Tokenizer, grown =>
+    {
+        Tokenizer = grown;
+        prompts = prompts.WithTokenizer(grown);
+    }, TextEncoder);
+
+    // Whether the merged set was made for a request (then a request without LoRAs restores the model) or by a caller of Loras.Apply.
+    private bool lorasFromRequest;
+
+    /// <summary>What a request's adapters change: the request the encoder sees (tags removed), the PNG parameters' prompt and fields, warnings.</summary>
+    private sealed record AdapterRun(GenerationRequest Encoded, string RecordedPrompt, IReadOnlyList<KeyValuePair<string, string>> Parameters, IReadOnlyList<string> Warnings);
+
+    /// <summary>
+    /// Merges the request's LoRAs (a missing --lora file is an error; a tag naming no file in <see cref="LoraAdapters.Directory"/> a
+    /// warning, as AUTOMATIC1111's "Networks not found"). The merged set stays after the run, so the next request with the same
+    /// LoRAs merges nothing; a request without any puts the model's own weights back.
+    /// </summary>
+    private AdapterRun PrepareAdapters(GenerationRequest r)
+    {
+        var (prompt, tags) = LoraPromptTags.Extract(r.Prompt);
+        var warnings = new List<string>();
+        var encoded = r with { Prompt = Embeddings.Rewrite(prompt, warnings), NegativePrompt = Embeddings.Rewrite(r.NegativePrompt, warnings) };
+        var selections = new List<(string Alias, LoraSelection Selection)>();
+        foreach (var wanted in r.Loras)
+        {
+            var file = Loras.Load(wanted.PathOrName);
+            selections.Add((file.Name, new LoraSelection(file, wanted.Scale, wanted.TextEncoderScale)));
+        }
+        foreach (var tag in tags)
+        {
+            try
+            {
+                selections.Add((tag.PathOrName, new LoraSelection(Loras.Load(tag.PathOrName), tag.Scale, tag.TextEncoderScale)));
+            }
+            catch (FileNotFoundException e)
+            {
+                warnings.Add(e.Message);
+            }
+        }
+        if (selections.Count == 0)
+        {
+            if (lorasFromRequest) Loras.Restore();
+            lorasFromRequest = false;
+            return new AdapterRun(encoded, r.Prompt, [], warnings);
+        }
+        warnings.AddRange(Loras.Apply([.. selections.Select(s => s.Selection)], r.StrictLoras));
+        lorasFromRequest = true;
+
+        // A1111 records LoRAs as prompt tags plus "Lora hashes: alias: hash, …"; a LoRA given outside the prompt gets its tag appended.
+        var recorded = string.Concat(r.Loras.Zip(selections).Select(p => " " + LoraPromptTags.Format(p.Second.Alias, p.First.Scale, p.First.TextEncoderScale)));
+        var hashes = string.Join(", ", selections.Select(s => $"{s.Alias.Replace(":", "").Replace(",", "")}: {s.Selection.File.ShortHash}"));
+        return new AdapterRun(encoded, r.Prompt + recorded, [new("Lora hashes", hashes)], warnings);
+    }
+}

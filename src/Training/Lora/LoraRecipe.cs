@@ -1,0 +1,96 @@
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using LatentDiffusion.Pipeline.Schedulers;
+using LatentDiffusion.Training.Ldm;
+using LatentDiffusion.Training.Recipes;
+
+namespace LatentDiffusion.Training.Lora;
+
+/// <summary>The "network" section: the adapters' size and where they go.</summary>
+public sealed record LoraNetworkOptions
+{
+    /// <summary>The rank r of every adapter (kohya's network_dim).</summary>
+    [JsonPropertyName("rank")] public int Rank { get; init; } = 4;
+
+    /// <summary>kohya's network_alpha: the update is scaled by alpha / rank (null: alpha = rank, scale 1).</summary>
+    [JsonPropertyName("alpha")] public double? Alpha { get; init; }
+
+    /// <summary>Also adapt the text encoder's attention projections (lora_te_ keys).</summary>
+    [JsonPropertyName("train_text_encoder")] public bool TrainTextEncoder { get; init; }
+}
+
+/// <summary>The "data" section: a kohya-convention captioned folder (<see cref="Data.KohyaFolderDataset"/>).</summary>
+public sealed record LoraDataOptions
+{
+    /// <summary>The image folder, relative to the recipe (images + same-name .txt; repeats via a <c>10_subject</c> sub-folder).</summary>
+    [JsonPropertyName("folder")] public string? Folder { get; init; }
+
+    /// <summary>Training size in pixels: images are resized and centre-cropped to this square.</summary>
+    [JsonPropertyName("resolution")] public int Resolution { get; init; } = 512;
+
+    [JsonPropertyName("random_flip")] public bool RandomFlip { get; init; }
+}
+
+/// <summary>
+/// A LoRA fine-tuning recipe (configs/train/lora-*.json): the frozen base model (any loadable Stable Diffusion folder or
+/// single file), the adapters, the captioned folder, the noise schedule (default: the model's own betas, as diffusers'
+/// train_text_to_image_lora.py loads DDPMScheduler from the model), sample prompts and the shared training options.
+/// </summary>
+public sealed record LoraRecipe
+{
+    [JsonPropertyName("model")] public string? Model { get; init; }
+    [JsonPropertyName("network")] public LoraNetworkOptions Network { get; init; } = new();
+    [JsonPropertyName("data")] public LoraDataOptions Data { get; init; } = new();
+
+    /// <summary>"sample" (z ~ q(z|x)) or "mean".</summary>
+    [JsonPropertyName("latents")] public string Latents { get; init; } = "sample";
+
+    /// <summary>DDPMScheduler keys overriding the model's scheduler config (null: the model's betas).</summary>
+    [JsonPropertyName("noise_scheduler")] public JsonObject? NoiseScheduler { get; init; }
+
+    [JsonPropertyName("sampling")] public LdmSamplingOptions Sampling { get; init; } = new();
+    [JsonPropertyName("training")] public TrainingOptions Training { get; init; } = new();
+
+    [JsonIgnore] public string? BaseDirectory { get; init; }
+    [JsonIgnore] public string Source { get; init; } = "recipe";
+
+    public static LoraRecipe Load(string path) => RecipeJson.Load<LoraRecipe>(path) with
+    {
+        BaseDirectory = Path.GetDirectoryName(Path.GetFullPath(path)),
+        Source = path,
+    };
+
+    public static LoraRecipe Parse(string json, string source = "recipe", string? baseDirectory = null) =>
+        RecipeJson.Parse<LoraRecipe>(json, source) with { BaseDirectory = baseDirectory, Source = source };
+
+    private string Resolve(string path) => Path.GetFullPath(path, BaseDirectory ?? Environment.CurrentDirectory);
+
+    public string ModelPath => Resolve(Model ?? throw new RecipeException($"{Source}: 'model' is required (a Stable Diffusion folder or .safetensors file)"));
+    public string DataFolder => Resolve(Data.Folder ?? throw new RecipeException($"{Source}: 'data.folder' is required (a captioned image folder)"));
+
+    /// <summary>The training noise schedule: the model's scheduler betas with the recipe's overrides, as a DDPMScheduler.</summary>
+    public DDPMSchedulerConfig NoiseSchedulerConfig(SchedulerConfig model)
+    {
+        var own = model.ToJson();
+        var json = new JsonObject();
+        foreach (var key in new[] { "num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas" })
+            if (own[key] is { } value) json[key] = value.DeepClone();
+        json["clip_sample"] = false;
+        foreach (var (key, value) in NoiseScheduler ?? []) json[key] = value?.DeepClone();
+        return NoiseSchedulerSection.Parse(json, Source);
+    }
+
+    public LoraRecipe Validate()
+    {
+        Training.Validate(Source);
+        _ = ModelPath;
+        _ = DataFolder;
+        if (Network.Rank < 1) throw new RecipeException($"{Source}: 'network.rank' must be at least 1 (got {Network.Rank})");
+        if (Network.Alpha is { } a && !(a > 0 && double.IsFinite(a))) throw new RecipeException($"{Source}: 'network.alpha' must be a positive number (got {a})");
+        if (Data.Resolution < 8 || Data.Resolution % 8 != 0) throw new RecipeException($"{Source}: 'data.resolution' must be a positive multiple of 8 (got {Data.Resolution})");
+        if (Latents is not ("sample" or "mean")) throw new RecipeException($"{Source}: 'latents' must be \"sample\" or \"mean\" (got \"{Latents}\")");
+        if (Sampling.Steps < 1) throw new RecipeException($"{Source}: 'sampling.steps' must be positive (got {Sampling.Steps})");
+        if (Sampling.Prompts is not { Length: > 0 }) throw new RecipeException($"{Source}: 'sampling.prompts' must list at least one prompt");
+        return this;
+    }
+}
