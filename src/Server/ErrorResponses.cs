@@ -64,11 +64,18 @@ internal static class ErrorResponses
         BadHttpRequestException b => (b.StatusCode, "BadRequest", b.Message),
         JsonException j => (422, "JSONDecodeError", $"the body is not valid JSON for this endpoint: {j.Message}"),
         MemoryLimitException m => (422, "MemoryLimit", m.Message),
-        ArgumentException a => (422, "ValidationError", a.Message),
+        ArgumentException a => (422, "ValidationError", Describe(a)),
         ImageLoadException i => (422, "ValidationError", i.Message),
         NonFiniteException n => (500, "NonFinite", n.Message),
         _ => (500, e.GetType().Name, $"internal error: {e.Message}"),
     };
+
+    // The pipeline's checks say what is wrong; .NET's " (Parameter 'x')" and "Actual value was" lines become "(got value)".
+    private static string Describe(ArgumentException e)
+    {
+        var message = e.Message.Split('\n')[0].Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal);
+        return e is ArgumentOutOfRangeException { ActualValue: { } value } ? $"{message} (got {value})" : message;
+    }
 
     private static string OneLine(string text)
     {

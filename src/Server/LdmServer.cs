@@ -87,6 +87,7 @@ public sealed class LdmServer : IAsyncDisposable
                 var check = new ApiKeyCheck(key);
                 app.Use((context, next) => check.Handle(context, () => next(context)));
             }
+            app.Use((context, next) => BodyLimit.Handle(context, () => next(context), options.MaxBodyBytes));
             app.UseRouting();
             new Endpoints(queue, new ServerSettings()).Map(app);
             await app.StartAsync(cancellation).ConfigureAwait(false);

@@ -159,7 +159,7 @@ internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
         await JsonSerializer.DeserializeAsync<T>(context.Request.Body, ApiJson.Options, context.RequestAborted).ConfigureAwait(false)
             ?? throw ApiException.Invalid("the body must be a JSON object, not null");
 
-    private static IResult Json(JsonNode? node) => Results.Content(node?.ToJsonString() ?? "null", "application/json");
+    private static IResult Json(JsonNode? node) => Results.Content(node?.ToJsonString(ApiJson.Options) ?? "null", "application/json");
 
     private static IResult Resource(string name, string contentType)
     {

@@ -85,5 +85,7 @@ public static class ApiJson
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
         NumberHandling = JsonNumberHandling.Strict,
         MaxDepth = 32,
+        // "DPM++ 2M" and quotes as they are, not \u002B escapes: the API answers JSON, never HTML.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 }

@@ -172,7 +172,7 @@ public static class RequestMapping
             ["version"] = $"LatentDiffusion.NET {typeof(RequestMapping).Assembly.GetName().Version?.ToString(3)}",
             ["sd_model_checkpoint"] = modelTitle,
         };
-        return new GenerationResponse(images, JsonSerializer.SerializeToElement(p, p.GetType(), ApiJson.Options), info.ToJsonString());
+        return new GenerationResponse(images, JsonSerializer.SerializeToElement(p, p.GetType(), ApiJson.Options), info.ToJsonString(ApiJson.Options));
     }
 
     private static JsonArray Repeat(string text, int count) => new(Enumerable.Repeat(text, count).Select(t => (JsonNode?)t).ToArray());

@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using Xunit;
+
+namespace LatentDiffusion.Server.Tests;
+
+/// <summary>Bad requests get a 4xx with AUTOMATIC1111's {"error", "detail"} body and one line, never a 500 or a stack trace.</summary>
+public sealed class ErrorTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private TestServer S => fixture.Server;
+
+    [Theory]
+    [InlineData("{bad", "not valid JSON")]
+    [InlineData("", "not valid JSON")]
+    [InlineData("[1, 2]", "not valid JSON")]
+    [InlineData("null", "JSON object")]
+    [InlineData("{\"steps\": \"many\"}", "$.steps")]
+    [InlineData("{\"steps\": 1e9}", "$.steps")]
+    [InlineData("{\"prompt\": null}", "prompt")]
+    [InlineData("{\"steps\": 0}", "steps must be in 1..1000")]
+    [InlineData("{\"cfg_scale\": -3}", "cfg_scale")]
+    [InlineData("{\"seed\": -5}", "seed")]
+    [InlineData("{\"width\": 100000, \"height\": 64}", "width must be in 1..16384")]
+    [InlineData("{\"width\": 33, \"height\": 32, \"steps\": 1}", "multiple of 4")]
+    [InlineData("{\"batch_size\": 64, \"n_iter\": 64}", "batch_size × n_iter")]
+    [InlineData("{\"enable_hr\": true}", "enable_hr")]
+    [InlineData("{\"restore_faces\": true}", "restore_faces")]
+    [InlineData("{\"scheduler\": \"sideways\"}", "sideways")]
+    [InlineData("{\"prompt\": \"a\\u0000b\"}", "NUL")]
+    [InlineData("{\"override_settings\": {\"sd_model_checkpoint\": \"../../etc/passwd\"}}", "not a path")]
+    [InlineData("{\"override_settings\": {\"sd_model_checkpoint\": \"other\"}}", "unknown model 'other'")]
+    [InlineData("{\"override_settings\": {\"CLIP_stop_at_last_layers\": 99}}", "CLIP_stop_at_last_layers")]
+    public async Task A_bad_txt2img_request_is_a_422_naming_the_problem(string body, string mentioned) =>
+        Assert.Contains(mentioned, await TestServer.Error(await S.PostRaw("sdapi/v1/txt2img", body), HttpStatusCode.UnprocessableEntity));
+
+    [Fact]
+    public async Task An_absurd_size_that_passes_the_bounds_is_refused_by_the_memory_estimate_before_allocating()
+    {
+        var detail = await TestServer.Error(await S.PostJson("sdapi/v1/txt2img", new { width = 16384, height = 16384, batch_size = 64, steps = 1 }), HttpStatusCode.UnprocessableEntity);
+        Assert.Contains("16384", detail);
+    }
+
+    [Theory]
+    [InlineData("../fashion-colours")]
+    [InlineData("..")]
+    [InlineData("/etc/passwd")]
+    [InlineData("models\\x")]
+    public async Task A_model_name_with_a_path_in_it_is_refused(string name)
+    {
+        var detail = await TestServer.Error(await S.PostJson("sdapi/v1/options", new Dictionary<string, string> { ["sd_model_checkpoint"] = name }), HttpStatusCode.UnprocessableEntity);
+        Assert.Contains("not a path", detail);
+        Assert.Equal("fashion-colours", (await S.GetJson("sdapi/v1/options"))["sd_model_checkpoint"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_50_MB_body_is_a_413_and_the_server_goes_on()
+    {
+        var big = "{\"prompt\": \"" + new string('a', 50 << 20) + "\"}";
+        var response = await S.PostRaw("sdapi/v1/txt2img", big);
+        Assert.Contains("larger than", await TestServer.Error(response, HttpStatusCode.RequestEntityTooLarge));
+        await TestServer.Ok(await S.Client.GetAsync("sdapi/v1/progress"));
+    }
+
+    [Fact]
+    public async Task Unknown_routes_and_wrong_methods_answer_JSON_too()
+    {
+        Assert.Contains("/sdapi/v1/nothing", await TestServer.Error(await S.Client.GetAsync("sdapi/v1/nothing"), HttpStatusCode.NotFound));
+        await TestServer.Error(await S.Client.GetAsync("sdapi/v1/txt2img"), HttpStatusCode.MethodNotAllowed);
+    }
+}
+
+/// <summary>With --api-key every request needs the key, as a bearer token or as the basic-auth password.</summary>
+public sealed class ApiKeyTests
+{
+    [Fact]
+    public async Task Without_or_with_a_wrong_key_a_request_is_a_401_with_the_right_key_it_runs()
+    {
+        await using var s = await TestServer.StartAsync(apiKey: "s3cret");
+        using var anonymous = new HttpClient { BaseAddress = s.Server.Url };
+        var none = await anonymous.GetAsync("sdapi/v1/samplers");
+        Assert.Contains("Bearer", await TestServer.Error(none, HttpStatusCode.Unauthorized));
+        Assert.Contains("Basic", none.Headers.WwwAuthenticate.ToString());
+        await TestServer.Error(await anonymous.GetAsync("/"), HttpStatusCode.Unauthorized); // the page too
+
+        anonymous.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "wrong");
+        Assert.Equal("wrong API key", await TestServer.Error(await anonymous.PostAsync("sdapi/v1/txt2img", new StringContent("{}")), HttpStatusCode.Unauthorized));
+
+        await TestServer.Ok(await s.Client.GetAsync("sdapi/v1/samplers")); // Bearer s3cret
+        anonymous.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("anyone:s3cret")));
+        await TestServer.Ok(await anonymous.PostAsync("sdapi/v1/txt2img", new StringContent("{\"steps\": 2}")));
+    }
+}
