@@ -6,7 +6,7 @@ using Xunit;
 
 namespace LatentDiffusion.Server.Tests;
 
-/// <summary>Runs only where Debian's chromium and chromium-driver are installed (.ci/install-packages installs them).</summary>
+/// <summary>Runs only where Debian's chromium and chromium-driver are installed (.ci/install-packages --tests, which .ci/run calls, installs them).</summary>
 public sealed class ChromiumFactAttribute : FactAttribute
 {
     public const string Browser = "/usr/bin/chromium", Driver = "/usr/bin/chromedriver";
@@ -14,7 +14,7 @@ public sealed class ChromiumFactAttribute : FactAttribute
     public ChromiumFactAttribute()
     {
         if (!File.Exists(Browser) || !File.Exists(Driver))
-            Skip = $"headless Chromium is absent ({Browser}, {Driver}): apt-get install chromium chromium-driver, or run .ci/install-packages";
+            Skip = $"headless Chromium is absent ({Browser}, {Driver}): apt-get install chromium chromium-driver, or run .ci/install-packages --tests";
     }
 }
 
