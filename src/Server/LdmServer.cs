@@ -32,6 +32,9 @@ public sealed class LdmServer : IAsyncDisposable
         Warnings = warnings;
     }
 
+    /// <summary>The logger category of the server's own messages (the framework's have theirs).</summary>
+    public const string LogCategory = "ldm serve";
+
     /// <summary>Where the server listens (with the port it got when 0 was asked).</summary>
     public Uri Url { get; }
 
@@ -80,7 +83,7 @@ public sealed class LdmServer : IAsyncDisposable
                 k.Limits.MaxConcurrentConnections = 1000;
             });
             var app = builder.Build();
-            var logger = app.Services.GetService<ILoggerFactory>()?.CreateLogger("ldm serve") ?? NullLogger.Instance;
+            var logger = app.Services.GetService<ILoggerFactory>()?.CreateLogger(LogCategory) ?? NullLogger.Instance;
             app.Use((context, next) => ErrorResponses.Handle(context, () => next(context), logger));
             if (options.ApiKey is { } key)
             {

@@ -64,10 +64,14 @@ internal static class ServeCommand
         return command;
     }
 
-    /// <summary>The server's errors (a fault answered with 500) as one line each on standard error.</summary>
+    /// <summary>
+    /// The server's own errors (a fault answered with 500) as one line each on standard error; the hosting
+    /// framework's log is left out (a failure to start reaches the user as the exception ErrorReporter prints).
+    /// </summary>
     private sealed class ErrorLog(CliContext context) : ILoggerProvider, ILogger
     {
-        public ILogger CreateLogger(string categoryName) => this;
+        public ILogger CreateLogger(string categoryName) =>
+            categoryName == LdmServer.LogCategory ? this : Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
         public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Error;
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Pipeline.Schedulers;
+using LatentDiffusion.Pipeline.StableDiffusion;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -11,14 +12,18 @@ namespace LatentDiffusion.Server.Api;
 /// <summary>The AUTOMATIC1111-compatible endpoints (/sdapi/v1/…), the web page and the OpenAPI document.</summary>
 internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
 {
-    private (RgbImage? Image, string? Base64) lastPreview;
+    private volatile EncodedPreview? lastPreview;
+
+    private sealed record EncodedPreview(RgbImage Image, string Base64);
 
     public void Map(IEndpointRouteBuilder app)
     {
         app.MapGet("/", () => Resource("index.html", "text/html; charset=utf-8"));
         app.MapGet("/openapi.json", () => Resource("openapi.json", "application/json"));
-        app.MapPost("/sdapi/v1/txt2img", (Func<HttpContext, Task<IResult>>)TextToImage);
-        app.MapPost("/sdapi/v1/img2img", (Func<HttpContext, Task<IResult>>)ImageToImage);
+        app.MapPost("/sdapi/v1/txt2img", context =>
+            Generate<TextToImagePayload>(context, "txt2img", p => RequestMapping.ToRequest(p, settings)));
+        app.MapPost("/sdapi/v1/img2img", context =>
+            Generate<ImageToImagePayload>(context, "img2img", p => RequestMapping.ToImageToImage(p, RequestMapping.ToRequest(p, settings))));
         app.MapGet("/sdapi/v1/progress", Progress);
         app.MapPost("/sdapi/v1/interrupt", () =>
         {
@@ -35,30 +40,20 @@ internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
         app.MapPost("/sdapi/v1/png-info", (Func<HttpContext, Task<IResult>>)PngInfo);
     }
 
-    private async Task<IResult> TextToImage(HttpContext context)
+    // txt2img and img2img: the payload checked and mapped before the job waits for its turn, the answer made on the job's thread.
+    private async Task Generate<T>(HttpContext context, string name, Func<T, GenerationRequest> toRequest) where T : GenerationPayload
     {
-        var payload = await ReadJson<TextToImagePayload>(context).ConfigureAwait(false);
-        var request = RequestMapping.ToRequest(payload, settings);
+        var payload = await ReadJson<T>(context).ConfigureAwait(false);
+        var request = toRequest(payload);
         var started = DateTime.Now;
-        var response = await queue.RunAsync("txt2img", ModelOverride(payload), (pipe, progress, cancellation) =>
+        var response = await queue.RunAsync(name, ModelOverride(payload), (pipe, progress, cancellation) =>
         {
-            using var result = pipe.TextToImage(request, progress, cancellation);
+            using var result = request is ImageToImageRequest image
+                ? pipe.ImageToImage(image, progress, cancellation)
+                : pipe.TextToImage(request, progress, cancellation);
             return RequestMapping.ToResponse(payload, result, queue.Model.Title, started);
         }, context.RequestAborted).ConfigureAwait(false);
-        return Results.Json(response, ApiJson.Options);
-    }
-
-    private async Task<IResult> ImageToImage(HttpContext context)
-    {
-        var payload = await ReadJson<ImageToImagePayload>(context).ConfigureAwait(false);
-        var request = RequestMapping.ToImageToImage(payload, RequestMapping.ToRequest(payload, settings));
-        var started = DateTime.Now;
-        var response = await queue.RunAsync("img2img", ModelOverride(payload), (pipe, progress, cancellation) =>
-        {
-            using var result = pipe.ImageToImage(request, progress, cancellation);
-            return RequestMapping.ToResponse(payload, result, queue.Model.Title, started);
-        }, context.RequestAborted).ConfigureAwait(false);
-        return Results.Json(response, ApiJson.Options);
+        await context.Response.WriteAsJsonAsync(response, ApiJson.Options, context.RequestAborted).ConfigureAwait(false);
     }
 
     // override_settings.sd_model_checkpoint runs the request on that model (which stays loaded).
@@ -99,11 +94,10 @@ internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
     private string? PreviewBase64(RgbImage? preview)
     {
         if (preview is null) return null;
-        var cached = lastPreview;
-        if (ReferenceEquals(cached.Image, preview)) return cached.Base64;
-        var encoded = Convert.ToBase64String(preview.EncodePng());
-        lastPreview = (preview, encoded);
-        return encoded;
+        if (lastPreview is { } cached && ReferenceEquals(cached.Image, preview)) return cached.Base64;
+        var encoded = new EncodedPreview(preview, Convert.ToBase64String(preview.EncodePng()));
+        lastPreview = encoded;
+        return encoded.Base64;
     }
 
     private static IResult Samplers() => Json(new JsonArray(Pipeline.Schedulers.Samplers.All
