@@ -1,4 +1,3 @@
-using System.Net;
 using LatentDiffusion.Server.Api;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -61,12 +60,7 @@ public sealed class LdmServer : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var warnings = new List<string>();
-        if (!IPAddress.IsLoopback(options.Address))
-        {
-            warnings.Add($"listening on {options.Address}, not only this machine: anyone who can reach it can use the model"
-                + (options.ApiKey is null ? " (no --api-key set)" : ""));
-        }
+        var warnings = options.Warnings();
         var queue = new JobQueue(options, new ModelCatalog(options.ModelPath));
         try
         {

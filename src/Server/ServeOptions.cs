@@ -27,6 +27,10 @@ public sealed record ServeOptions
     /// <summary>Device, dtype and memory options of every pipeline the server loads.</summary>
     public PipelineOptions Pipeline { get; init; } = new();
 
+    /// <summary>What the user should be told before the server starts: a non-loopback address exposes the model.</summary>
+    public IReadOnlyList<string> Warnings() => IPAddress.IsLoopback(Address) ? [] :
+        [$"listening on {Address}, not only this machine: anyone who can reach it can use the model" + (ApiKey is null ? " (no --api-key set)" : "")];
+
     /// <summary>Throws for settings no server can run with.</summary>
     public void Validate()
     {
