@@ -157,6 +157,8 @@ public sealed class JobQueue : IDisposable
     public void Dispose()
     {
         shutdown.Cancel();
+        // A cancelled job stops at its next step; the model is freed only after it, never under it.
+        if (!gate.Wait(TimeSpan.FromMinutes(10))) return;
         pipeline.Dispose();
         gate.Dispose();
         shutdown.Dispose();

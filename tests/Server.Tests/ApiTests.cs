@@ -85,6 +85,10 @@ public sealed class ApiTests(ServerFixture fixture) : IClassFixture<ServerFixtur
         Assert.Equal(0.5, JsonNode.Parse(response["info"]!.GetValue<string>())!["denoising_strength"]!.GetValue<double>());
         Assert.Equal((32, 32), (Image(response).Width, Image(response).Height));
 
+        // resize_mode 0 ("Just resize") stretches the init image to the requested size
+        var resized = await TestServer.Ok(await S.PostJson("sdapi/v1/img2img", new { prompt = "a wide shoe", init_images = new[] { init }, steps = 4, seed = 3, width = 64, height = 48 }));
+        Assert.Equal((64, 48), (Image(resized).Width, Image(resized).Height));
+
         var masked = await S.PostJson("sdapi/v1/img2img", new { prompt = "x", init_images = new[] { init }, mask = init, steps = 2 });
         Assert.Contains("inpainting", await TestServer.Error(masked, System.Net.HttpStatusCode.UnprocessableEntity));
         var noInit = await S.PostJson("sdapi/v1/img2img", new { prompt = "x", steps = 2 });
@@ -128,6 +132,25 @@ public sealed class ApiTests(ServerFixture fixture) : IClassFixture<ServerFixtur
         Assert.Equal(1, options["CLIP_stop_at_last_layers"]!.GetValue<int>());
         var unknown = await S.PostJson("sdapi/v1/options", new { samples_format = "jpg" });
         Assert.Contains("samples_format", await TestServer.Error(unknown, System.Net.HttpStatusCode.UnprocessableEntity));
+    }
+
+    [Fact]
+    public async Task Options_set_clip_skip_for_the_next_requests_and_override_settings_for_one()
+    {
+        try
+        {
+            await TestServer.Ok(await S.PostJson("sdapi/v1/options", new Dictionary<string, int> { ["CLIP_stop_at_last_layers"] = 2 }));
+            Assert.Equal(2, (await S.GetJson("sdapi/v1/options"))["CLIP_stop_at_last_layers"]!.GetValue<int>());
+            var response = await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", new { prompt = "a skirt", steps = 2, seed = 1 }));
+            Assert.Equal(2, GenerationParameters.Parse(Parameters(response)).ClipSkip);
+        }
+        finally
+        {
+            await TestServer.Ok(await S.PostJson("sdapi/v1/options", new Dictionary<string, int> { ["CLIP_stop_at_last_layers"] = 1 }));
+        }
+        var once = await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", new { prompt = "a skirt", steps = 2, seed = 1, override_settings = new Dictionary<string, int> { ["CLIP_stop_at_last_layers"] = 2 } }));
+        Assert.Equal(2, GenerationParameters.Parse(Parameters(once)).ClipSkip);
+        Assert.Equal(1, (await S.GetJson("sdapi/v1/options"))["CLIP_stop_at_last_layers"]!.GetValue<int>());
     }
 
     [Fact]
