@@ -154,6 +154,22 @@ public sealed class ApiTests(ServerFixture fixture) : IClassFixture<ServerFixtur
     }
 
     [Fact]
+    public async Task The_gallery_keeps_the_newest_images_with_their_parameters()
+    {
+        var response = await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", new { prompt = "for the gallery", steps = 2, seed = 77 }));
+        var newest = (await S.GetJson("ldm/v1/gallery")).AsArray().Last()!;
+        Assert.Equal(response["images"]![0]!.GetValue<string>(), newest["image"]!.GetValue<string>());
+        Assert.Equal(Parameters(response), newest["parameters"]!.GetValue<string>());
+        Assert.Equal(77, newest["seed"]!.GetValue<long>());
+
+        var gallery = new Api.Gallery();
+        for (int i = 0; i < Api.Gallery.Capacity + 8; i++) gallery.Add([$"png{i}"], [$"text{i}"], [i]);
+        var kept = gallery.ToJson();
+        Assert.Equal(Api.Gallery.Capacity, kept.Count);
+        Assert.Equal("png8", kept[0]!["image"]!.GetValue<string>()); // the oldest went first
+    }
+
+    [Fact]
     public async Task Progress_is_idle_between_jobs()
     {
         var progress = await S.GetJson("sdapi/v1/progress");

@@ -61,6 +61,11 @@ public sealed class BrowserTests
         wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 5);
         Assert.Contains("Denoising strength: 0.5", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
 
+        // the gallery is the server's: a reloaded page shows the same images
+        driver.Navigate().Refresh();
+        wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 5);
+        Assert.Contains("Denoising strength: 0.5", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
+
         // PNG info of an image file given to the page
         var href = driver.FindElement(By.CssSelector("#gallery .item a.download")).GetDomProperty("href")!;
         var file = Path.Combine(Path.GetTempPath(), $"ldm-serve-{Guid.NewGuid():N}.png");

@@ -13,6 +13,7 @@ namespace LatentDiffusion.Server.Api;
 internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
 {
     private volatile EncodedPreview? lastPreview;
+    private readonly Gallery gallery = new();
 
     private sealed record EncodedPreview(RgbImage Image, string Base64);
 
@@ -38,6 +39,8 @@ internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
         app.MapGet("/sdapi/v1/options", () => Json(settings.ToJson(queue.Model.Title)));
         app.MapPost("/sdapi/v1/options", (Func<HttpContext, Task<IResult>>)SetOptions);
         app.MapPost("/sdapi/v1/png-info", (Func<HttpContext, Task<IResult>>)PngInfo);
+        // Not AUTOMATIC1111's: the page's gallery of the images made since the server started.
+        app.MapGet("/ldm/v1/gallery", () => Json(gallery.ToJson()));
     }
 
     // txt2img and img2img: the payload checked and mapped before the job waits for its turn, the answer made on the job's thread.
@@ -51,7 +54,9 @@ internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
             using var result = request is ImageToImageRequest image
                 ? pipe.ImageToImage(image, progress, cancellation)
                 : pipe.TextToImage(request, progress, cancellation);
-            return RequestMapping.ToResponse(payload, result, queue.Model.Title, started);
+            var answer = RequestMapping.ToResponse(payload, result, queue.Model.Title, started);
+            gallery.Add(answer.Images, [.. result.Parameters.Select(p => p.Format())], [.. result.Parameters.Select(p => p.Seed)]);
+            return answer;
         }, context.RequestAborted).ConfigureAwait(false);
         await context.Response.WriteAsJsonAsync(response, ApiJson.Options, context.RequestAborted).ConfigureAwait(false);
     }
