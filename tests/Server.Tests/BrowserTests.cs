@@ -61,11 +61,6 @@ public sealed class BrowserTests
         wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 5);
         Assert.Contains("Denoising strength: 0.5", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
 
-        // the gallery is the server's: a reloaded page shows the same images
-        driver.Navigate().Refresh();
-        wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 5);
-        Assert.Contains("Denoising strength: 0.5", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
-
         // PNG info of an image file given to the page
         var href = driver.FindElement(By.CssSelector("#gallery .item a.download")).GetDomProperty("href")!;
         var file = Path.Combine(Path.GetTempPath(), $"ldm-serve-{Guid.NewGuid():N}.png");
@@ -84,6 +79,11 @@ public sealed class BrowserTests
         var screenshot = Path.Combine(SharedData.RepositoryRoot, "docs", "serve.png");
         ((ITakesScreenshot)driver).GetScreenshot().SaveAsFile(screenshot + ".tmp");
         File.Move(screenshot + ".tmp", screenshot, overwrite: true);
+
+        // the gallery is the server's: a reloaded page shows the same images
+        driver.Navigate().Refresh();
+        wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 5);
+        Assert.Contains("Denoising strength: 0.5", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
     }
 
     private static void Fill(IWebDriver driver, string id, string value)
