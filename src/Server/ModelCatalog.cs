@@ -45,7 +45,9 @@ public sealed class ModelCatalog
         // Checked before the lookup so that the message says why: a path is never a model name.
         if (name.Contains("..", StringComparison.Ordinal) || name.IndexOfAny(['/', '\\', '\0']) >= 0)
             throw ApiException.Invalid($"model name '{Printable(name)}' must be a name from /sdapi/v1/sd-models, not a path");
-        return Entries.FirstOrDefault(e => e.Title == name || e.ModelName == name)
+        // AUTOMATIC1111's titles carry a short hash, "model.safetensors [6ce0161689]"; ours have none, so a client's hash is ignored.
+        var bare = name.EndsWith(']') && name.LastIndexOf(" [", StringComparison.Ordinal) is > 0 and var at ? name[..at] : name;
+        return Entries.FirstOrDefault(e => e.Title == bare || e.ModelName == bare)
             ?? throw ApiException.Invalid($"unknown model '{Printable(name)}' (known: {string.Join(", ", Entries.Select(e => e.Title))})");
     }
 
