@@ -28,7 +28,7 @@ internal static class ErrorResponses
         catch (Exception e)
         {
             var (status, kind, detail) = Classify(e);
-            if (status >= 500) logger.LogError(e, "{Method} {Path} failed", context.Request.Method, context.Request.Path);
+            if (status >= 500 && e is not ApiException) logger.LogError(e, "{Method} {Path} failed", context.Request.Method, context.Request.Path);
             if (context.Response.HasStarted) return;
             context.Response.Clear();
             if (e is ApiException { RetryAfterSeconds: { } retry }) context.Response.Headers.RetryAfter = retry.ToString(System.Globalization.CultureInfo.InvariantCulture);
