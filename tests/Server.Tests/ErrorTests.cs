@@ -66,4 +66,17 @@ public sealed class ErrorTests(ServerFixture fixture) : IClassFixture<ServerFixt
         Assert.Contains("/sdapi/v1/nothing", await TestServer.Error(await S.Client.GetAsync("sdapi/v1/nothing"), HttpStatusCode.NotFound));
         await TestServer.Error(await S.Client.GetAsync("sdapi/v1/txt2img"), HttpStatusCode.MethodNotAllowed);
     }
+
+    [Fact]
+    public async Task A_fault_of_the_server_is_a_500_with_one_line_and_no_stack_trace()
+    {
+        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        context.Response.Body = new MemoryStream();
+        await ErrorResponses.Handle(context, () => throw new InvalidOperationException("the model broke\nsecond line"), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        Assert.Equal(500, context.Response.StatusCode);
+        context.Response.Body.Position = 0;
+        var body = System.Text.Json.Nodes.JsonNode.Parse(context.Response.Body)!;
+        Assert.Equal("InvalidOperationException", body["error"]!.GetValue<string>());
+        Assert.Equal("internal error: the model broke second line", body["detail"]!.GetValue<string>());
+    }
 }
