@@ -23,6 +23,6 @@ public sealed class ApiKeyTests
 
         await TestServer.Ok(await s.Client.GetAsync("sdapi/v1/samplers")); // Bearer s3cret
         anonymous.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("anyone:s3cret")));
-        await TestServer.Ok(await anonymous.PostAsync("sdapi/v1/txt2img", new StringContent("{\"steps\": 2}")));
+        await TestServer.Ok(await anonymous.PostAsync("sdapi/v1/txt2img", new StringContent("{\"steps\": 2}", Encoding.UTF8, "application/json")));
     }
 }

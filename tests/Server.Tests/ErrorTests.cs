@@ -61,6 +61,15 @@ public sealed class ErrorTests(ServerFixture fixture) : IClassFixture<ServerFixt
     }
 
     [Fact]
+    public async Task A_body_that_is_not_declared_JSON_is_a_415_so_another_site_cannot_post_here_unasked()
+    {
+        var form = await S.Client.PostAsync("sdapi/v1/txt2img", new StringContent("{\"steps\": 2}", System.Text.Encoding.UTF8, "text/plain"));
+        Assert.Contains("application/json", await TestServer.Error(form, HttpStatusCode.UnsupportedMediaType));
+        var options = await S.Client.PostAsync("sdapi/v1/options", new FormUrlEncodedContent([new("sd_model_checkpoint", "x")]));
+        await TestServer.Error(options, HttpStatusCode.UnsupportedMediaType);
+    }
+
+    [Fact]
     public async Task Unknown_routes_and_wrong_methods_answer_JSON_too()
     {
         Assert.Contains("/sdapi/v1/nothing", await TestServer.Error(await S.Client.GetAsync("sdapi/v1/nothing"), HttpStatusCode.NotFound));

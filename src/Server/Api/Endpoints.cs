@@ -154,9 +154,15 @@ internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
         return Json(RequestMapping.PngInfo(RequestMapping.DecodeBase64(payload.Image, "image")));
     }
 
-    private static async Task<T> ReadJson<T>(HttpContext context) where T : class =>
-        await JsonSerializer.DeserializeAsync<T>(context.Request.Body, ApiJson.Options, context.RequestAborted).ConfigureAwait(false)
+    // A JSON content type is required, as FastAPI (AUTOMATIC1111) requires it: another site's page can make a browser
+    // send a text/plain POST here without asking, but not an application/json one.
+    private static async Task<T> ReadJson<T>(HttpContext context) where T : class
+    {
+        if (!context.Request.HasJsonContentType())
+            throw new ApiException(StatusCodes.Status415UnsupportedMediaType, "UnsupportedMediaType", "send the body as JSON with 'Content-Type: application/json'");
+        return await JsonSerializer.DeserializeAsync<T>(context.Request.Body, ApiJson.Options, context.RequestAborted).ConfigureAwait(false)
             ?? throw ApiException.Invalid("the body must be a JSON object, not null");
+    }
 
     private static IResult Json(JsonNode? node) => Results.Content(node?.ToJsonString(ApiJson.Options) ?? "null", "application/json");
 
