@@ -33,6 +33,13 @@ public sealed class ErrorTests(ServerFixture fixture) : IClassFixture<ServerFixt
         Assert.Contains(mentioned, await TestServer.Error(await S.PostRaw("sdapi/v1/txt2img", body), HttpStatusCode.UnprocessableEntity));
 
     [Fact]
+    public async Task A_prompt_of_megabytes_is_refused_before_the_text_encoder_sees_it()
+    {
+        var detail = await TestServer.Error(await S.PostJson("sdapi/v1/txt2img", new { prompt = new string('x', 5 << 20), steps = 1 }), HttpStatusCode.UnprocessableEntity);
+        Assert.Contains("at most 20000", detail);
+    }
+
+    [Fact]
     public async Task An_absurd_size_that_passes_the_bounds_is_refused_by_the_memory_estimate_before_allocating()
     {
         var detail = await TestServer.Error(await S.PostJson("sdapi/v1/txt2img", new { width = 16384, height = 16384, batch_size = 64, steps = 1 }), HttpStatusCode.UnprocessableEntity);

@@ -12,6 +12,12 @@ public static class RequestMapping
     /// <summary>Bounds that keep one request from occupying the server for hours (the pipeline refuses what does not fit in memory).</summary>
     public const int MaxSteps = 1000, MaxSide = 16384, MaxImages = 64;
 
+    /// <summary>
+    /// The longest prompt: long prompts are encoded 75 tokens at a time, so a body-sized prompt would make tens of
+    /// thousands of text-encoder passes; 20,000 characters is far past any prompt a model can follow.
+    /// </summary>
+    public const int MaxPromptChars = 20_000;
+
     /// <summary>The generation request for a payload; the seed -1 becomes a random one.</summary>
     /// <exception cref="ApiException">422 naming the field, for a value out of range or a feature this server lacks.</exception>
     public static GenerationRequest ToRequest(GenerationPayload p, ServerSettings settings)
@@ -20,6 +26,7 @@ public static class RequestMapping
         {
             if (text is null) throw ApiException.Invalid($"{field} must be a string, not null");
             if (text.Contains('\0', StringComparison.Ordinal)) throw ApiException.Invalid($"{field} contains a NUL character, which the PNG's parameters text cannot hold");
+            if (text.Length > MaxPromptChars) throw ApiException.Invalid($"{field} is {text.Length} characters long; at most {MaxPromptChars} are accepted");
         }
         RefuseMissingFeatures(p);
         if (p.Seed < -1) throw ApiException.Invalid($"seed must be ≥ 0, or -1 for a random seed, got {p.Seed}");
