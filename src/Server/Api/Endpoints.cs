@@ -21,8 +21,11 @@ internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
     {
         app.MapGet("/", () => Resource("index.html", "text/html; charset=utf-8"));
         app.MapGet("/openapi.json", () => Resource("openapi.json", "application/json"));
-        app.MapPost("/sdapi/v1/txt2img", context =>
-            Generate<TextToImagePayload>(context, "txt2img", p => RequestMapping.ToRequest(p, settings)));
+        app.MapPost("/sdapi/v1/txt2img", context => Generate<TextToImagePayload>(context, "txt2img", p =>
+        {
+            var request = RequestMapping.ToRequest(p, settings);
+            return () => request;
+        }));
         app.MapPost("/sdapi/v1/img2img", context =>
             Generate<ImageToImagePayload>(context, "img2img", p => RequestMapping.ToImageToImage(p, RequestMapping.ToRequest(p, settings))));
         app.MapGet("/sdapi/v1/progress", Progress);
@@ -43,14 +46,17 @@ internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
         app.MapGet("/ldm/v1/gallery", () => Json(gallery.ToJson()));
     }
 
-    // txt2img and img2img: the payload checked and mapped before the job waits for its turn, the answer made on the job's thread.
-    private async Task Generate<T>(HttpContext context, string name, Func<T, GenerationRequest> toRequest) where T : GenerationPayload
+    // txt2img and img2img: the payload is checked before the job waits for its turn (a bad request is refused at once);
+    // what `prepare` returns builds the request when the turn comes (img2img decodes its image only then), and the
+    // answer is made on the job's thread.
+    private async Task Generate<T>(HttpContext context, string name, Func<T, Func<GenerationRequest>> prepare) where T : GenerationPayload
     {
         var payload = await ReadJson<T>(context).ConfigureAwait(false);
-        var request = toRequest(payload);
+        var build = prepare(payload);
         var started = DateTime.Now;
         var response = await queue.RunAsync(name, ModelOverride(payload), (pipe, progress, cancellation) =>
         {
+            var request = build();
             using var result = request is ImageToImageRequest image
                 ? pipe.ImageToImage(image, progress, cancellation)
                 : pipe.TextToImage(request, progress, cancellation);

@@ -90,26 +90,34 @@ public static class RequestMapping
         }
     }
 
-    /// <summary>The image-to-image request: init_images[0] decoded and resized as resize_mode says.</summary>
-    public static ImageToImageRequest ToImageToImage(ImageToImagePayload p, GenerationRequest request)
+    /// <summary>
+    /// Checks img2img's fields and init_images[0] from its header (nothing is decoded: requests waiting in the queue
+    /// hold compressed bytes, not pixels); the returned function, run when the job's turn comes, decodes and resizes it.
+    /// </summary>
+    public static Func<ImageToImageRequest> ToImageToImage(ImageToImagePayload p, GenerationRequest request)
     {
         if (p.InitImages is not { Count: > 0 } images) throw ApiException.Invalid("init_images: one base64 image is required");
         if (images.Count > 1) throw ApiException.Unsupported("init_images", "more than one init image");
         if (!(p.DenoisingStrength > 0 && p.DenoisingStrength <= 1)) throw ApiException.Invalid($"denoising_strength must be in (0, 1], got {p.DenoisingStrength}");
-        var init = DecodeImage(images[0], "init_images[0]");
-        // resize_mode 0 ("Just resize") stretches to the requested size; 1 ("Crop and resize") is the pipeline's own resize-and-crop.
-        if (p.ResizeMode == 0 && request.Width is int w && request.Height is int h && (init.Width != w || init.Height != h)) init = init.ToRgb().Resize(w, h);
-        return new ImageToImageRequest(request, init) { Strength = p.DenoisingStrength };
+        const string field = "init_images[0]";
+        var bytes = DecodeBase64(images[0] ?? "", field);
+        var info = Image(() => ImageDecoder.ReadInfo(bytes, field));
+        if (info.PixelCount > ImageDecoder.DefaultMaxPixels)
+            throw ApiException.Invalid($"{field} is {info.Width}x{info.Height}, over the limit of {ImageDecoder.DefaultMaxPixels} pixels");
+        return () =>
+        {
+            var init = Image(() => ImageDecoder.Decode(bytes, field));
+            // resize_mode 0 ("Just resize") stretches to the requested size; 1 ("Crop and resize") is the pipeline's own resize-and-crop.
+            if (p.ResizeMode == 0 && request.Width is int w && request.Height is int h && (init.Width != w || init.Height != h)) init = init.ToRgb().Resize(w, h);
+            return new ImageToImageRequest(request, init) { Strength = p.DenoisingStrength };
+        };
     }
 
-    /// <summary>A base64 image as clients send it (optionally a data: URI); the pixel limit is checked from the header.</summary>
-    public static RgbImage DecodeImage(string? encoded, string field)
+    private static T Image<T>(Func<T> read)
     {
-        if (string.IsNullOrEmpty(encoded)) throw ApiException.Invalid($"{field}: an image (base64) is required");
-        var bytes = DecodeBase64(encoded, field);
         try
         {
-            return ImageDecoder.Decode(bytes, field);
+            return read();
         }
         catch (ImageLoadException e)
         {
