@@ -91,6 +91,7 @@ public static class CliApp
         root.Subcommands.Add(SamplerGridCommand.Create(context));
         root.Subcommands.Add(EvalCommand.Create(context));
         root.Subcommands.Add(FuzzCommand.Create(context));
+        root.Subcommands.Add(ServeCommand.Create(context));
         ShowHelpWhenBare(root);
         return root;
     }

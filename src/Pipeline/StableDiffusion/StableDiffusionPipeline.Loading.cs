@@ -11,7 +11,8 @@ namespace LatentDiffusion.Pipeline.StableDiffusion;
 // Loading: diffusers pipeline folders and single-file checkpoints in the original layout.
 public sealed partial class StableDiffusionPipeline
 {
-    private static readonly string[] PipelineClasses = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"];
+    /// <summary>The model_index.json <c>_class_name</c>s this pipeline loads.</summary>
+    public static IReadOnlyList<string> PipelineClasses { get; } = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"];
 
     /// <summary>Loads a diffusers folder (model_index.json) or a single-file .safetensors checkpoint.</summary>
     public static StableDiffusionPipeline FromPretrained(string path, PipelineOptions? options = null)

@@ -1,0 +1,121 @@
+using LatentDiffusion.Tests.Common;
+using OpenQA.Selenium;
+using OpenQA.Selenium.Chrome;
+using OpenQA.Selenium.Support.UI;
+using Xunit;
+
+namespace LatentDiffusion.Server.Tests;
+
+/// <summary>Runs only where Debian's chromium and chromium-driver are installed (.ci/install-packages --tests, which .ci/run calls, installs them).</summary>
+public sealed class ChromiumFactAttribute : FactAttribute
+{
+    public const string Browser = "/usr/bin/chromium", Driver = "/usr/bin/chromedriver";
+
+    public ChromiumFactAttribute()
+    {
+        if (!File.Exists(Browser) || !File.Exists(Driver))
+            Skip = $"headless Chromium is absent ({Browser}, {Driver}): apt-get install chromium chromium-driver, or run .ci/install-packages --tests";
+    }
+}
+
+/// <summary>The web page in headless Chromium: type a prompt, generate with the embedded model, watch progress, read the parameters.</summary>
+public sealed class BrowserTests
+{
+    [ChromiumFact]
+    public async Task The_page_generates_with_the_embedded_model_shows_progress_and_the_image_with_its_parameters()
+    {
+        await using var s = await TestServer.StartAsync();
+        using var driver = StartChromium();
+        var wait = new WebDriverWait(driver, TimeSpan.FromSeconds(30));
+        driver.Navigate().GoToUrl(s.Server.Url);
+        wait.Until(d => d.FindElements(By.CssSelector("#sampler option")).Count > 0 && d.FindElement(By.Id("status")).Text == "ready");
+        Assert.Equal("fashion-colours", driver.FindElement(By.Id("model")).GetDomProperty("value"));
+
+        driver.FindElement(By.Id("prompt")).SendKeys("a red shirt");
+        // the model's own size (32×32, width and height left empty); enough steps to be seen running
+        Fill(driver, "steps", "150");
+        Fill(driver, "seed", "1234");
+        Fill(driver, "batch", "4");
+        Choose(driver, "sampler", "DPM++ 2M");
+        Choose(driver, "scheduler", "Karras");
+        driver.FindElement(By.Id("generate")).Click();
+
+        // live progress: a step seen while running, then the images in the gallery with their parameters
+        wait.Until(d => int.Parse(d.FindElement(By.TagName("body")).GetDomAttribute("data-max-step") ?? "0") > 0);
+        wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 4);
+        var parameters = driver.FindElements(By.CssSelector("#gallery .item .params")).Select(p => p.Text).ToList();
+        Assert.Contains("a red shirt\nSteps: 150, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1235, Size: 32x32, Model: fashion-colours", parameters);
+        Assert.StartsWith("data:image/png;base64,", driver.FindElement(By.Id("preview")).GetDomProperty("src"));
+        Assert.StartsWith("done in", driver.FindElement(By.Id("status")).Text);
+
+        // re-use the seed; send an image to img2img and generate from it
+        Fill(driver, "seed", "-1");
+        driver.FindElement(By.Id("reuse-seed")).Click();
+        Assert.Equal("1234", driver.FindElement(By.Id("seed")).GetDomProperty("value"));
+        driver.FindElements(By.CssSelector("#gallery .item .to-img2img"))[0].Click();
+        Assert.True(driver.FindElement(By.Id("img2img-fields")).Displayed);
+        Fill(driver, "batch", "1");
+        Fill(driver, "steps", "30");
+        Fill(driver, "denoise", "0.5");
+        driver.FindElement(By.Id("generate")).Click();
+        wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 5);
+        Assert.Contains("Denoising strength: 0.5", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
+
+        // PNG info of an image file given to the page
+        var href = driver.FindElement(By.CssSelector("#gallery .item a.download")).GetDomProperty("href")!;
+        var file = Path.Combine(Path.GetTempPath(), $"ldm-serve-{Guid.NewGuid():N}.png");
+        await File.WriteAllBytesAsync(file, Convert.FromBase64String(href[(href.IndexOf(',') + 1)..]));
+        try
+        {
+            driver.FindElement(By.Id("png-file")).SendKeys(file);
+            wait.Until(d => d.FindElement(By.Id("png-info")).Text.Contains("Denoising strength: 0.5"));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+
+        ((IJavaScriptExecutor)driver).ExecuteScript("window.scrollTo(0, 0)");
+        var screenshot = ScreenshotPath();
+        ((ITakesScreenshot)driver).GetScreenshot().SaveAsFile(screenshot + ".tmp");
+        File.Move(screenshot + ".tmp", screenshot, overwrite: true);
+        Assert.True(new FileInfo(screenshot).Length > 10_000);
+
+        // the gallery is the server's: a reloaded page shows the same images
+        driver.Navigate().Refresh();
+        wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 5);
+        Assert.Contains("Denoising strength: 0.5", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
+    }
+
+    /// <summary>
+    /// README's docs/serve.png when it is missing or LDM_UPDATE_SCREENSHOT=1; otherwise beside the test assembly, so that
+    /// a test run does not change the repository (the page shows timings, so no two screenshots are the same).
+    /// </summary>
+    private static string ScreenshotPath()
+    {
+        var readme = Path.Combine(SharedData.RepositoryRoot, "docs", "serve.png");
+        return !File.Exists(readme) || Environment.GetEnvironmentVariable("LDM_UPDATE_SCREENSHOT") == "1"
+            ? readme
+            : Path.Combine(AppContext.BaseDirectory, "serve.png");
+    }
+
+    private static void Fill(IWebDriver driver, string id, string value)
+    {
+        var input = driver.FindElement(By.Id(id));
+        input.Clear();
+        input.SendKeys(value);
+    }
+
+    private static void Choose(IWebDriver driver, string id, string option) =>
+        driver.FindElements(By.CssSelector($"#{id} option")).Single(o => o.Text == option).Click();
+
+    private static ChromeDriver StartChromium()
+    {
+        var options = new ChromeOptions { BinaryLocation = ChromiumFactAttribute.Browser };
+        options.AddArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1000");
+        var service = ChromeDriverService.CreateDefaultService(Path.GetDirectoryName(ChromiumFactAttribute.Driver)!, Path.GetFileName(ChromiumFactAttribute.Driver));
+        service.HideCommandPromptWindow = true;
+        service.SuppressInitialDiagnosticInformation = true;
+        return new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
+    }
+}
