@@ -11,7 +11,7 @@ namespace LatentDiffusion.Pipeline.StableDiffusion;
 // Loading: diffusers pipeline folders and single-file checkpoints in the original layout.
 public sealed partial class StableDiffusionPipeline
 {
-    private static readonly string[] PipelineClasses = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"];
+    private static readonly string[] PipelineClasses = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"];
 
     /// <summary>Loads a diffusers folder (model_index.json) or a single-file .safetensors checkpoint.</summary>
     public static StableDiffusionPipeline FromPretrained(string path, PipelineOptions? options = null)
