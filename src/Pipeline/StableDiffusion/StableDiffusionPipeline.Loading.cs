@@ -68,7 +68,8 @@ public sealed partial class StableDiffusionPipeline
         try
         {
             using var skip = Init.SkipInitialization();
-            var unet = Track(disposables, new UNet2DConditionModel(configs.Unet));
+            // in_channels from the weights (9 for SD1.5/SD2 inpainting checkpoints), as diffusers' single-file loader does
+            var unet = Track(disposables, new UNet2DConditionModel(configs.Unet with { InChannels = checkpoint.UNetInChannels }));
             var vae = Track(disposables, new AutoencoderKL(configs.Vae));
             var textEncoder = Track(disposables, new ClipTextModel(configs.TextEncoder));
             LoadComponent(checkpoint, "unet", unet, null);

@@ -1,0 +1,196 @@
+using LatentDiffusion.Pipeline.Checkpoints;
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Pipeline.Noise;
+using LatentDiffusion.Pipeline.StableDiffusion;
+using LatentDiffusion.Tests.Common;
+using LatentDiffusion.Torch;
+using Xunit;
+
+namespace LatentDiffusion.Pipeline.Tests;
+
+/// <summary>Inpainting beyond the goldens: loading 9-channel models, A1111's options, and bad input.</summary>
+[Collection(nameof(StableDiffusionCollection))]
+public sealed class InpaintingTests(TinyStableDiffusion tiny) : IClassFixture<TinyStableDiffusion>
+{
+    private static readonly RgbImage Photo = Gradient(64, 64);
+
+    private static RgbImage Gradient(int width, int height)
+    {
+        var image = RgbImage.Filled(width, height, Rgb.Black);
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++) image.SetPixel(x, y, new Rgb((byte)(4 * x), (byte)(4 * y), (byte)(255 - 2 * x)));
+        return image;
+    }
+
+    /// <summary>Black with a white rectangle [x, x + w) × [y, y + h).</summary>
+    internal static RgbImage Rectangle(int width, int height, int x, int y, int w, int h)
+    {
+        var mask = RgbImage.Filled(width, height, Rgb.Black);
+        for (int j = y; j < y + h; j++)
+            for (int i = x; i < x + w; i++) mask.SetPixel(i, j, Rgb.White);
+        return mask;
+    }
+
+    private static InpaintRequest Request(RgbImage? mask = null) => new()
+    {
+        Prompt = "a horse", Steps = 2, Seed = 5, InitImage = Photo, MaskImage = mask ?? Rectangle(64, 64, 16, 20, 24, 16), Strength = 0.75,
+    };
+
+    [Fact]
+    public void ANineChannelModelRefusesTextToImageAndImageToImageInOneLine()
+    {
+        var folder = InpaintingGoldenTests.InpaintingFolder(tiny);
+        using var pipe = StableDiffusionPipeline.FromPretrained(folder);
+        var e = Assert.Throws<InvalidOperationException>(() => pipe.TextToImage(new GenerationRequest { Prompt = "x", Steps = 1 }));
+        Assert.Contains("inpainting model (9 input channels): it needs an init image and a mask", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.Throws<InvalidOperationException>(() => pipe.ImageToImage(new ImageToImageRequest { Prompt = "x", Steps = 1, InitImage = Photo }));
+        using var result = pipe.Inpaint(Request());
+        Assert.Equal((64, 64), (result.Images[0].Width, result.Images[0].Height));
+    }
+
+    [Fact]
+    public void ASingleFileInpaintingCheckpointGetsNineInputChannelsFromItsFirstConvolution()
+    {
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(3);
+        // the tiny model's layout with conv_in widened to 4 + 1 + 4 channels, as SD1.5-inpainting's is
+        var path = SingleFilePipelineTests.WriteTinySingleFile(tiny, (name, t) =>
+            name == LdmKeyMapping.UNetPrefix + "input_blocks.0.0.weight" ? Tensor.Cat([t, Tensors.Randn([t.Shape[0], 5, 3, 3], g) * 0.05], 1) : t);
+        using var pipe = StableDiffusionPipeline.FromSingleFile(path, new PipelineOptions
+        {
+            ConfigSource = tiny.Directory,
+            CheckpointKind = new CheckpointKind(ModelFamily.StableDiffusion1, "epsilon"),
+        });
+        Assert.Equal(9, pipe.Models.Denoiser.InChannels);
+        Assert.Throws<InvalidOperationException>(() => pipe.TextToImage(new GenerationRequest { Prompt = "x", Steps = 1 }));
+        using var result = pipe.Inpaint(Request());
+        Assert.Single(result.Images);
+    }
+
+    [Theory]
+    [InlineData(1024, 9, ModelFamily.StableDiffusion2, "epsilon")] // stable-diffusion-2-inpainting (diffusers' inpainting_v2)
+    [InlineData(1024, 4, ModelFamily.StableDiffusion2, "v_prediction")]
+    [InlineData(768, 9, ModelFamily.StableDiffusion1, "epsilon")]
+    public void CheckpointKindAndInputChannelsAreInferredFromTheShapes(long contextWidth, long inChannels, ModelFamily family, string prediction)
+    {
+        var shapes = new Dictionary<string, long[]>
+        {
+            [LdmKeyMapping.UNetPrefix + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"] = [320, contextWidth],
+            [LdmKeyMapping.UNetPrefix + "input_blocks.0.0.weight"] = [320, inChannels, 3, 3],
+        };
+        Assert.Equal(new CheckpointKind(family, prediction), CheckpointKind.Infer(shapes, "x.safetensors"));
+        Assert.Equal((int)inChannels, CheckpointKind.UNetInChannels(shapes));
+    }
+
+    [Fact]
+    public void AnAllBlackMaskIsRefusedInOneLine()
+    {
+        using var pipe = tiny.Load();
+        var e = Assert.Throws<ArgumentException>(() => pipe.Inpaint(Request(RgbImage.Filled(64, 64, new Rgb(100, 100, 100)))));
+        Assert.StartsWith("the mask is all black: nothing to inpaint", e.Message);
+        Assert.Equal("MaskImage", e.ParamName);
+    }
+
+    [Fact]
+    public void AMaskOfAnotherSizeIsResizedToTheImage()
+    {
+        using var pipe = tiny.Load();
+        using var same = pipe.Inpaint(Request(Rectangle(64, 64, 16, 16, 32, 32)));
+        using var half = pipe.Inpaint(Request(Rectangle(32, 32, 8, 8, 16, 16)));
+        // a sharp-edged rectangle scaled ×2 with Lanczos binarises to the same mask: the same image
+        Assert.True(same.Latents.Equal(half.Latents));
+    }
+
+    [Fact]
+    public void TheKnownRegionStaysTheImageAndMaskBlurPastesTheOriginalBackThroughTheBlurredMask()
+    {
+        using var pipe = tiny.Load();
+        var mask = Rectangle(64, 64, 16, 16, 32, 32);
+        using var sharp = pipe.Inpaint(Request(mask));
+        using var blurred = pipe.Inpaint(Request(mask) with { MaskBlur = 4 });
+        // far from the mask the blurred paste-back is the original itself; inside it the generated pixels
+        Assert.Equal(Photo.GetPixel(2, 2), blurred.Images[0].GetPixel(2, 2));
+        Assert.Equal(blurred.Images[0].GetPixel(32, 32), RgbImage.FromUnitTensor(blurred.Pixels.Permute(0, 3, 1, 2))[0].GetPixel(32, 32));
+        // without blur the result is diffusers' output as it is
+        Assert.Equal(sharp.Images[0].Pixels, RgbImage.FromUnitTensor(sharp.Pixels.Permute(0, 3, 1, 2))[0].Pixels);
+        Assert.Contains(new KeyValuePair<string, string>("Mask blur", "4"), blurred.Parameters[0].Extra);
+    }
+
+    [Fact]
+    public void OnlyMaskedWorksOnTheCropAtFullSizeAndLeavesTheRestOfTheImageUntouched()
+    {
+        using var pipe = tiny.Load();
+        var large = Gradient(128, 96);
+        var request = Request(Rectangle(128, 96, 90, 60, 12, 10)) with { InitImage = large, OnlyMasked = true, Padding = 8, Width = 64, Height = 64 };
+        using var result = pipe.Inpaint(request);
+        var image = result.Images[0];
+        Assert.Equal((128, 96), (image.Width, image.Height));
+        // crop: (82, 52)–(110, 78) padded, widened to the 1:1 output → x 82..110, y 51..79
+        Assert.Equal(InpaintMask.CropRegion(InpaintMask.ToGray(request.MaskImage), 64, 64, 8), (82, 51, 110, 79));
+        for (int y = 0; y < 96; y++)
+            for (int x = 0; x < 128; x++)
+                if (x < 90 || x >= 102 || y < 60 || y >= 70) Assert.Equal(large.GetPixel(x, y), image.GetPixel(x, y));
+        Assert.Equal([1L, 4, 8, 8], result.Latents.Shape); // the crop was generated at 64×64
+        var extra = result.Parameters[0].Extra;
+        Assert.Contains(new KeyValuePair<string, string>("Inpaint area", "Only masked"), extra);
+        Assert.Contains(new KeyValuePair<string, string>("Masked area padding", "8"), extra);
+        Assert.Contains("Inpaint area: Only masked, Masked area padding: 8", result.Parameters[0].Format());
+    }
+
+    [Theory]
+    [InlineData(MaskedContent.Original, 3, null)]
+    [InlineData(MaskedContent.LatentNothing, 3, "latent nothing")]
+    [InlineData(MaskedContent.LatentNoise, 4, "latent noise")]
+    public void MaskedContentChangesTheStartAndLatentNoiseDrawsLast(MaskedContent content, int draws, string? recorded)
+    {
+        using var pipe = tiny.Load();
+        var counter = new GeneratorNoise(9);
+        using var original = pipe.Inpaint(Request(), noise: new GeneratorNoise(9));
+        using var result = pipe.Inpaint(Request() with { MaskedContent = content }, noise: counter);
+        Assert.Equal(draws, counter.Drawn);
+        Assert.Equal(content == MaskedContent.Original, original.Latents.Equal(result.Latents));
+        var field = result.Parameters[0].Extra.Where(f => f.Key == "Masked content").Select(f => f.Value).SingleOrDefault();
+        Assert.Equal(recorded, field);
+    }
+
+    [Fact]
+    public void TheSameSeedGivesTheSameImage()
+    {
+        using var pipe = tiny.Load();
+        using var a = pipe.Inpaint(Request());
+        using var b = pipe.Inpaint(Request());
+        using var c = pipe.Inpaint(Request() with { Seed = 6 });
+        Assert.True(a.Latents.Equal(b.Latents));
+        Assert.False(a.Latents.Equal(c.Latents));
+    }
+
+    [Theory]
+    [InlineData(0.0, 0, 0, "Strength")]
+    [InlineData(0.5, -1, 0, "MaskBlur")]
+    [InlineData(0.5, 0, -1, "Padding")]
+    public void OutOfRangeSettingsAreRefusedByName(double strength, int blur, int padding, string field)
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => (Request() with { Strength = strength, MaskBlur = blur, Padding = padding }).Validate());
+        Assert.Equal(field, e.ParamName);
+    }
+}
+
+[Collection(LiveTensorCount.Name)]
+public sealed class InpaintingLeakTests(TinyStableDiffusion tiny) : IClassFixture<TinyStableDiffusion>
+{
+    [Fact]
+    public void InpaintingLeavesNoTensorBehind()
+    {
+        using var pipe = tiny.Load();
+        var request = new InpaintRequest
+        {
+            Prompt = "x", Steps = 3, InitImage = RgbImage.Filled(64, 64, new Rgb(9, 9, 9)), MaskImage = InpaintingTests.Rectangle(64, 64, 8, 8, 16, 16),
+            Strength = 0.75, MaskedContent = MaskedContent.LatentNoise,
+        };
+        pipe.Inpaint(request).Dispose(); // warm-up: lazily created buffers
+        var before = LiveTensorCount.Settled();
+        pipe.Inpaint(request).Dispose();
+        Assert.Equal(before, LiveTensorCount.Settled());
+    }
+}
