@@ -1,0 +1,58 @@
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Tests.Common;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace LatentDiffusion.Pipeline.Tests;
+
+public sealed class InpaintMaskTests(ITestOutputHelper output)
+{
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void MaskBlurMatchesOpenCvsGaussianBlurAsA1111AppliesIt(int sigma)
+    {
+        var input = InpaintMask.ToGray(RgbImage.Load(SharedData.Fixture("pipeline/images/mask_blur_input.png")));
+        var expected = RgbImage.Load(SharedData.Fixture($"pipeline/images/mask_blur_sigma{sigma}.png")).ToLuma();
+        var actual = InpaintMask.Blur(input, sigma).ToLuma();
+        var differences = actual.Zip(expected, (a, e) => Math.Abs(a - e)).ToList();
+        output.WriteLine($"σ {sigma}: max |Δ| {differences.Max()} level(s), {differences.Count(d => d > 0)} of {differences.Count} pixels differ");
+        // OpenCV blurs 8-bit images in fixed point; this is double precision rounded once per pass
+        Assert.True(differences.Max() <= 1, $"max difference {differences.Max()}");
+        Assert.Same(input, InpaintMask.Blur(input, 0));
+    }
+
+    [Fact]
+    public void CropRegionPadsTheBoundingBoxAndWidensItToTheOutputsAspectRatio()
+    {
+        var mask = InpaintMask.ToGray(InpaintingTests.Rectangle(64, 64, 20, 30, 10, 4));
+        // box x 20..30, y 30..34; padded by 4: x 16..34, y 26..38 (18 × 12); to 1:1 the height grows by 6: y 23..41
+        Assert.Equal((16, 23, 34, 41), InpaintMask.CropRegion(mask, 64, 64, 4));
+        // wide output (2:1): the width grows from 18 to 24, shifted back inside the image at the left edge
+        var left = InpaintMask.ToGray(InpaintingTests.Rectangle(64, 64, 0, 30, 10, 4));
+        Assert.Equal((0, 26, 24, 38), InpaintMask.CropRegion(left, 128, 64, 4));
+        Assert.Throws<ArgumentException>(() => InpaintMask.CropRegion(InpaintMask.ToGray(RgbImage.Filled(8, 8, Rgb.Black)), 8, 8, 0));
+    }
+
+    [Fact]
+    public void OverlayKeepsTheOriginalWhereTheMaskIsBlackAndMixesByTheGrayLevel()
+    {
+        var original = RgbImage.Filled(4, 1, new Rgb(200, 100, 0));
+        var generated = RgbImage.Filled(4, 1, new Rgb(0, 100, 200));
+        var mask = RgbImage.FromGray(4, 1, [0, 255, 128, 51]);
+        var result = InpaintMask.Overlay(original, mask, generated);
+        Assert.Equal(new Rgb(200, 100, 0), result.GetPixel(0, 0));
+        Assert.Equal(new Rgb(0, 100, 200), result.GetPixel(1, 0));
+        Assert.Equal(new Rgb(100, 100, 100), result.GetPixel(2, 0));
+        Assert.Equal(new Rgb(160, 100, 40), result.GetPixel(3, 0));
+    }
+
+    [Fact]
+    public void GrayscaleIsPilsConvertLAndEmptyMeansNothingReachesOneHalf()
+    {
+        var colour = RgbImage.Filled(1, 1, new Rgb(255, 0, 0));
+        Assert.Equal(76, InpaintMask.ToGray(colour).GetPixel(0, 0).R); // 255 · 0.299
+        Assert.True(InpaintMask.IsEmpty(RgbImage.FromGray(2, 1, [0, 127])));
+        Assert.False(InpaintMask.IsEmpty(RgbImage.FromGray(2, 1, [0, 128])));
+    }
+}
