@@ -55,4 +55,20 @@ public sealed class InpaintMaskTests(ITestOutputHelper output)
         Assert.True(InpaintMask.IsEmpty(RgbImage.FromGray(2, 1, [0, 127])));
         Assert.False(InpaintMask.IsEmpty(RgbImage.FromGray(2, 1, [0, 128])));
     }
+
+    [Fact]
+    public void OutpaintCanvasStretchesTheEdgesMasksTheNewAreaWithASeamAndRoundsToMultiplesOfEight()
+    {
+        var image = RgbImage.Filled(8, 8, new Rgb(10, 20, 30));
+        image.SetPixel(0, 3, new Rgb(200, 0, 0));
+        var (canvas, mask) = OutpaintCanvas.Extend(image, new CanvasExtension(Left: 4), maskBlur: 1);
+        Assert.Equal((16, 8), (canvas.Width, canvas.Height)); // 12 wide rounded up by extending the left further
+        Assert.Equal(new Rgb(200, 0, 0), canvas.GetPixel(0, 3)); // the edge pixel stretched outwards
+        Assert.Equal(new Rgb(200, 0, 0), canvas.GetPixel(8, 3));
+        Assert.Equal(new Rgb(10, 20, 30), canvas.GetPixel(0, 0));
+        // white over the 8 new columns and a seam of 2 × blur into the image; black over the rest
+        Assert.Equal(Enumerable.Repeat((byte)255, 10).Concat(Enumerable.Repeat((byte)0, 6)), Enumerable.Range(0, 16).Select(x => mask.GetPixel(x, 5).R));
+        Assert.Throws<ArgumentException>(() => OutpaintCanvas.Extend(image, new CanvasExtension(), 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => OutpaintCanvas.Extend(image, new CanvasExtension(Top: -1, Bottom: 8), 0));
+    }
 }

@@ -10,6 +10,21 @@ public static class InpaintMask
     /// <summary>The mask as grayscale (PIL's convert("L"), alpha dropped), stored as an RGB image of equal channels.</summary>
     public static RgbImage ToGray(RgbImage mask) => RgbImage.FromGray(mask.Width, mask.Height, mask.ToLuma());
 
+    /// <summary>
+    /// The mask as the pipeline uses it: grayscale, resized (Lanczos, as diffusers' mask processor) to
+    /// <paramref name="width"/> × <paramref name="height"/> when its size differs, blurred by <paramref name="blur"/>;
+    /// an all-black result (nothing to repaint) is refused in one line.
+    /// </summary>
+    public static RgbImage Prepare(RgbImage mask, int width, int height, int blur)
+    {
+        var gray = ToGray(mask);
+        if (gray.Width != width || gray.Height != height) gray = gray.Resize(width, height);
+        gray = Blur(gray, blur);
+        if (IsEmpty(gray))
+            throw new ArgumentException("the mask is all black: nothing to inpaint (white marks the area to repaint)", "MaskImage");
+        return gray;
+    }
+
     /// <summary>True when no pixel would be repainted: every gray value is below 0.5 · 255 (diffusers binarises at 0.5).</summary>
     public static bool IsEmpty(RgbImage grayMask)
     {

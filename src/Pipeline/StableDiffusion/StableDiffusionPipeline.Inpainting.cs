@@ -23,12 +23,8 @@ public sealed partial class StableDiffusionPipeline
     {
         Validate(request);
         var init = request.InitImage.ToRgb();
-        var mask = InpaintMask.ToGray(request.MaskImage);
         // diffusers' mask processor resizes the grayscale mask (Lanczos) to the image before binarising it
-        if (mask.Width != init.Width || mask.Height != init.Height) mask = mask.Resize(init.Width, init.Height);
-        mask = InpaintMask.Blur(mask, request.MaskBlur);
-        if (InpaintMask.IsEmpty(mask))
-            throw new ArgumentException("the mask is all black: nothing to inpaint (white marks the area to repaint)", nameof(request.MaskImage));
+        var mask = InpaintMask.Prepare(request.MaskImage, init.Width, init.Height, request.MaskBlur);
         var (width, height) = OutputSize(request, init);
 
         if (request.OnlyMasked)
