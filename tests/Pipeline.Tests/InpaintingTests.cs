@@ -47,6 +47,9 @@ public sealed class InpaintingTests(TinyStableDiffusion tiny) : IClassFixture<Ti
         Assert.Throws<InvalidOperationException>(() => pipe.ImageToImage(new ImageToImageRequest { Prompt = "x", Steps = 1, InitImage = Photo }));
         using var result = pipe.Inpaint(Request());
         Assert.Equal((64, 64), (result.Images[0].Width, result.Images[0].Height));
+        // without guidance the U-Net gets one row of latents, mask and masked-image latents
+        using var unguided = pipe.Inpaint(Request() with { GuidanceScale = 1 });
+        Assert.False(unguided.Latents.Equal(result.Latents));
     }
 
     [Fact]
@@ -163,6 +166,11 @@ public sealed class InpaintingTests(TinyStableDiffusion tiny) : IClassFixture<Ti
         using var c = pipe.Inpaint(Request() with { Seed = 6 });
         Assert.True(a.Latents.Equal(b.Latents));
         Assert.False(a.Latents.Equal(c.Latents));
+        // image i of a batch draws from seed + i, so it is the single run with that seed (up to batched GEMM rounding)
+        using var batch = pipe.Inpaint(Request() with { NumImages = 2 });
+        using var second = batch.Latents.Narrow(0, 1, 1);
+        TensorAssert.Close(second, c.Latents, 1e-3, 1e-3, "image 1 of the batch vs seed + 1");
+        Assert.Equal(6, batch.Parameters[1].Seed);
     }
 
     [Theory]
