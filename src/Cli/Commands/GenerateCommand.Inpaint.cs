@@ -29,7 +29,7 @@ internal static partial class GenerateCommand
             {
                 if (result.GetValue(Fill) is { } fill && !FillNames.ContainsKey(fill))
                     result.AddError($"{Fill.Name}: unknown masked content '{fill}' (known: {string.Join(", ", FillNames.Keys)})");
-                if (result.GetValue(MaskBlur) > 256) result.AddError($"{MaskBlur.Name} must be between 0 and 256 pixels");
+                if (result.GetValue(MaskBlur) > InpaintRequest.MaxMaskBlur) result.AddError($"{MaskBlur.Name} must be between 0 and {InpaintRequest.MaxMaskBlur} pixels");
             });
         }
 

@@ -57,6 +57,9 @@ public sealed record InpaintRequest : GenerationRequest
     /// </summary>
     public int MaskBlur { get; init; }
 
+    /// <summary>The largest <see cref="MaskBlur"/>: AUTOMATIC1111's slider stops at 64 (a 321-tap kernel).</summary>
+    public const int MaxMaskBlur = 64;
+
     /// <summary>
     /// AUTOMATIC1111's "Inpaint area: Only masked" (diffusers' padding_mask_crop): only the mask's bounding box plus
     /// <see cref="Padding"/>, widened to the output's aspect ratio, is generated at the full output size and pasted back.
@@ -74,7 +77,7 @@ public sealed record InpaintRequest : GenerationRequest
     {
         base.Validate();
         if (!(Strength > 0 && Strength <= 1)) throw new ArgumentOutOfRangeException(nameof(Strength), Strength, "strength must be in (0, 1]");
-        if (MaskBlur is < 0 or > 256) throw new ArgumentOutOfRangeException(nameof(MaskBlur), MaskBlur, "mask blur must be between 0 and 256 pixels");
+        if (MaskBlur is < 0 or > MaxMaskBlur) throw new ArgumentOutOfRangeException(nameof(MaskBlur), MaskBlur, $"mask blur must be between 0 and {MaxMaskBlur} pixels");
         if (Padding is < 0 or > 4096) throw new ArgumentOutOfRangeException(nameof(Padding), Padding, "masked area padding must be between 0 and 4096 pixels");
         if (!Enum.IsDefined(MaskedContent)) throw new ArgumentOutOfRangeException(nameof(MaskedContent), MaskedContent, "unknown masked content");
         ArgumentNullException.ThrowIfNull(InitImage);

@@ -26,6 +26,7 @@ public sealed partial class StableDiffusionPipeline
         // diffusers' mask processor resizes the grayscale mask (Lanczos) to the image before binarising it
         var mask = InpaintMask.Prepare(request.MaskImage, init.Width, init.Height, request.MaskBlur);
         var (width, height) = OutputSize(request, init);
+        _ = PlanBatches(request, width, height, chunkable: noise is null or BatchNoise); // an impossible size is refused before the images are resized to it
 
         if (request.OnlyMasked)
         {
