@@ -16,7 +16,8 @@ namespace LatentDiffusion.Pipeline.Tests;
 /// 0.75, every noise draw injected in diffusers' order.
 /// </summary>
 [Collection(nameof(StableDiffusionCollection))]
-public sealed class InpaintingGoldenTests(TinyStableDiffusion tiny, ITestOutputHelper output) : IClassFixture<TinyStableDiffusion>
+public sealed class InpaintingGoldenTests(TinyStableDiffusion tiny, TinyInpainting inpainting, ITestOutputHelper output)
+    : IClassFixture<TinyStableDiffusion>, IClassFixture<TinyInpainting>
 {
     [Theory]
     [InlineData("9ch", "s100", 1.0, 5e-4)]
@@ -27,7 +28,7 @@ public sealed class InpaintingGoldenTests(TinyStableDiffusion tiny, ITestOutputH
     {
         using var scope = DisposeScope.Enter();
         using var golden = SafeTensorsFile.Open(SharedData.Fixture($"pipeline/goldens/sd_inpaint_{unet}_{strengthName}.safetensors"));
-        using var pipe = unet == "9ch" ? StableDiffusionPipeline.FromPretrained(InpaintingFolder(tiny)) : tiny.Load();
+        using var pipe = unet == "9ch" ? inpainting.Load() : tiny.Load();
         Assert.Equal(unet == "9ch" ? 9 : 4, pipe.Models.Denoiser.InChannels);
 
         var noise = golden.Keys.Where(k => k.StartsWith("noise.", StringComparison.Ordinal)).Order().Select(k => golden.Load(k)).ToList();
@@ -56,25 +57,6 @@ public sealed class InpaintingGoldenTests(TinyStableDiffusion tiny, ITestOutputH
         Assert.Contains(new KeyValuePair<string, string>("Mask blur", "0"), result.Parameters[0].Extra);
     }
 
-    /// <summary>The tiny model with the 9-channel U-Net and DDIM, as a StableDiffusionInpaintPipeline folder.</summary>
-    internal static string InpaintingFolder(TinyStableDiffusion tiny)
-    {
-        var target = tiny.CopyTo(Directory.CreateTempSubdirectory("ld-sd-inpaint-").FullName);
-        foreach (var part in new[] { "unet", "scheduler" })
-        {
-            Directory.Delete(Path.Combine(target, part), recursive: true);
-            Directory.CreateDirectory(Path.Combine(target, part));
-            foreach (var file in Directory.GetFiles(SharedData.Fixture("pipeline/sd_inpaint_tiny/" + part)))
-                File.Copy(file, Path.Combine(target, part, Path.GetFileName(file)));
-        }
-        var index = Path.Combine(target, "model_index.json");
-        var json = JsonNode.Parse(File.ReadAllText(index))!;
-        json["_class_name"] = "StableDiffusionInpaintPipeline";
-        json["scheduler"] = new JsonArray("diffusers", "DDIMScheduler");
-        File.WriteAllText(index, json.ToJsonString());
-        return target;
-    }
-
     /// <summary>An HWC (or HW) uint8 tensor as an image; one channel becomes gray RGB.</summary>
     internal static RgbImage Image(Tensor hwc, int channels)
     {
@@ -82,4 +64,31 @@ public sealed class InpaintingGoldenTests(TinyStableDiffusion tiny, ITestOutputH
         int h = (int)hwc.Shape[0], w = (int)hwc.Shape[1];
         return channels == 1 ? RgbImage.FromGray(w, h, bytes) : new RgbImage(w, h, bytes);
     }
+}
+
+/// <summary>The tiny model with the 9-channel U-Net (sd_inpaint_tiny) and DDIM, as a StableDiffusionInpaintPipeline folder.</summary>
+public sealed class TinyInpainting : IDisposable
+{
+    public string Directory { get; }
+
+    public TinyInpainting()
+    {
+        Directory = TinyStableDiffusionFolder.Assemble(System.IO.Directory.CreateTempSubdirectory("ld-sd-inpaint-").FullName);
+        foreach (var part in new[] { "unet", "scheduler" })
+        {
+            System.IO.Directory.Delete(Path.Combine(Directory, part), recursive: true);
+            System.IO.Directory.CreateDirectory(Path.Combine(Directory, part));
+            foreach (var file in System.IO.Directory.GetFiles(SharedData.Fixture("pipeline/sd_inpaint_tiny/" + part)))
+                File.Copy(file, Path.Combine(Directory, part, Path.GetFileName(file)));
+        }
+        var index = Path.Combine(Directory, "model_index.json");
+        var json = JsonNode.Parse(File.ReadAllText(index))!;
+        json["_class_name"] = "StableDiffusionInpaintPipeline";
+        json["scheduler"] = new JsonArray("diffusers", "DDIMScheduler");
+        File.WriteAllText(index, json.ToJsonString());
+    }
+
+    public StableDiffusionPipeline Load() => StableDiffusionPipeline.FromPretrained(Directory);
+
+    public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
 }

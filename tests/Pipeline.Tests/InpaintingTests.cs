@@ -10,7 +10,7 @@ namespace LatentDiffusion.Pipeline.Tests;
 
 /// <summary>Inpainting beyond the goldens: loading 9-channel models, A1111's options, and bad input.</summary>
 [Collection(nameof(StableDiffusionCollection))]
-public sealed class InpaintingTests(TinyStableDiffusion tiny) : IClassFixture<TinyStableDiffusion>
+public sealed class InpaintingTests(TinyStableDiffusion tiny, TinyInpainting inpainting) : IClassFixture<TinyStableDiffusion>, IClassFixture<TinyInpainting>
 {
     private static readonly RgbImage Photo = Gradient(64, 64);
 
@@ -39,8 +39,7 @@ public sealed class InpaintingTests(TinyStableDiffusion tiny) : IClassFixture<Ti
     [Fact]
     public void ANineChannelModelRefusesTextToImageAndImageToImageInOneLine()
     {
-        var folder = InpaintingGoldenTests.InpaintingFolder(tiny);
-        using var pipe = StableDiffusionPipeline.FromPretrained(folder);
+        using var pipe = inpainting.Load();
         var e = Assert.Throws<InvalidOperationException>(() => pipe.TextToImage(new GenerationRequest { Prompt = "x", Steps = 1 }));
         Assert.Contains("inpainting model (9 input channels): it needs an init image and a mask", e.Message);
         Assert.DoesNotContain('\n', e.Message);
@@ -60,6 +59,18 @@ public sealed class InpaintingTests(TinyStableDiffusion tiny) : IClassFixture<Ti
         // the tiny model's layout with conv_in widened to 4 + 1 + 4 channels, as SD1.5-inpainting's is
         var path = SingleFilePipelineTests.WriteTinySingleFile(tiny, (name, t) =>
             name == LdmKeyMapping.UNetPrefix + "input_blocks.0.0.weight" ? Tensor.Cat([t, Tensors.Randn([t.Shape[0], 5, 3, 3], g) * 0.05], 1) : t);
+        try
+        {
+            LoadConvertAndReload(path);
+        }
+        finally
+        {
+            Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
+        }
+    }
+
+    private void LoadConvertAndReload(string path)
+    {
         using var pipe = StableDiffusionPipeline.FromSingleFile(path, new PipelineOptions
         {
             ConfigSource = tiny.Directory,
@@ -69,6 +80,15 @@ public sealed class InpaintingTests(TinyStableDiffusion tiny) : IClassFixture<Ti
         Assert.Throws<InvalidOperationException>(() => pipe.TextToImage(new GenerationRequest { Prompt = "x", Steps = 1 }));
         using var result = pipe.Inpaint(Request());
         Assert.Single(result.Images);
+
+        // converted to a folder it is a StableDiffusionInpaintPipeline that reloads as the same model
+        var folder = Path.Combine(Path.GetDirectoryName(path)!, "converted");
+        pipe.Save(folder);
+        Assert.Equal("StableDiffusionInpaintPipeline", ModelIndex.Load(folder).ClassName);
+        using var reloaded = StableDiffusionPipeline.FromPretrained(folder);
+        Assert.True(reloaded.IsInpaintingModel);
+        using var again = reloaded.Inpaint(Request());
+        Assert.True(again.Latents.Equal(result.Latents));
     }
 
     [Theory]

@@ -46,6 +46,9 @@ public sealed partial class StableDiffusionPipeline
         return request.MaskBlur == 0 ? full : full with { Images = [.. full.Images.Select(g => InpaintMask.Overlay(sized, sizedMask, g))] };
     }
 
+    /// <summary>True for an inpainting U-Net (more input channels than latent channels: it takes the mask and the masked image).</summary>
+    public bool IsInpaintingModel => Models.Denoiser.InChannels != Models.Denoiser.LatentChannels;
+
     private static RgbImage Fit(RgbImage image, int width, int height) =>
         image.Width == width && image.Height == height ? image : image.ResizeAndCrop(width, height);
 
