@@ -35,8 +35,8 @@ public static class InpaintMask
 
     /// <summary>
     /// AUTOMATIC1111's mask blur: cv2.GaussianBlur with σ = <paramref name="sigma"/> and 2·⌊2.5σ + 0.5⌋ + 1 taps, first
-    /// along x (rounded to 8 bits), then along y; OpenCV's default border (reflect 101). Computed in double precision,
-    /// so a value can differ from OpenCV's fixed-point result by one level.
+    /// along x, then along y (two calls, each rounded to 8 bits), with OpenCV's default border (reflect 101) and its
+    /// bit-exact 8-bit arithmetic: weights in 1/256 (<see cref="FixedPointKernel"/>), sums rounded half up.
     /// </summary>
     public static RgbImage Blur(RgbImage grayMask, int sigma)
     {
@@ -45,26 +45,43 @@ public static class InpaintMask
         int w = grayMask.Width, h = grayMask.Height;
         var gray = new byte[w * h];
         for (int i = 0; i < gray.Length; i++) gray[i] = grayMask.Pixels[i * grayMask.Channels];
-        var kernel = GaussianKernel(2 * (int)(2.5 * sigma + 0.5) + 1, sigma);
+        var kernel = FixedPointKernel(2 * (int)(2.5 * sigma + 0.5) + 1, sigma);
         var horizontal = Convolve(gray, w, h, kernel, alongX: true);
         return RgbImage.FromGray(w, h, Convolve(horizontal, w, h, kernel, alongX: false));
     }
 
-    // OpenCV's getGaussianKernel for σ > 0: exp(−x² / 2σ²) over x = i − (k − 1)/2, normalised to sum 1.
-    private static double[] GaussianKernel(int size, double sigma)
+    /// <summary>
+    /// OpenCV's 8-bit Gaussian kernel (getGaussianKernelBitExact, then getGaussianKernelFixedPoint_ED): exp(−x²/2σ²)
+    /// normalised to sum 1, scaled to 1/256 units from the outer taps inwards with the rounding error carried to the
+    /// next tap, and the centre tap taking what is left of 256.
+    /// </summary>
+    internal static int[] FixedPointKernel(int size, double sigma)
     {
-        var kernel = new double[size];
-        double sum = 0;
-        for (int i = 0; i < size; i++)
+        int half = size / 2;
+        var values = new double[half];
+        double sum = 1; // the centre, exp(0)
+        for (int i = 0, x = 1 - size; i < half; i++, x += 2)
         {
-            double x = i - (size - 1) / 2.0;
-            sum += kernel[i] = Math.Exp(-x * x / (2 * sigma * sigma));
+            // x runs over 2·(i − (size − 1)/2), so x²·(−1/8σ²) = −(i − c)²/2σ²
+            values[i] = Math.Exp(x * x * (-0.125 / (sigma * sigma)));
+            sum += 2 * values[i];
         }
-        for (int i = 0; i < size; i++) kernel[i] /= sum;
+        var kernel = new int[size];
+        double error = 0;
+        int total = 0;
+        for (int i = 0; i < half; i++)
+        {
+            double adjusted = values[i] / sum * 256 + error;
+            int v = (int)Math.Round(adjusted, MidpointRounding.ToEven); // cvRound
+            error = adjusted - v;
+            kernel[i] = kernel[size - 1 - i] = v;
+            total += 2 * v;
+        }
+        kernel[half] = 256 - total;
         return kernel;
     }
 
-    private static byte[] Convolve(byte[] source, int w, int h, double[] kernel, bool alongX)
+    private static byte[] Convolve(byte[] source, int w, int h, int[] kernel, bool alongX)
     {
         var result = new byte[source.Length];
         int radius = kernel.Length / 2, length = alongX ? w : h;
@@ -72,14 +89,13 @@ public static class InpaintMask
         {
             for (int x = 0; x < w; x++)
             {
-                int at = alongX ? x : y;
-                double sum = 0;
+                int at = alongX ? x : y, sum = 0;
                 for (int k = 0; k < kernel.Length; k++)
                 {
                     int j = Reflect101(at + k - radius, length);
                     sum += kernel[k] * source[alongX ? y * w + j : j * w + x];
                 }
-                result[y * w + x] = (byte)Math.Clamp(Math.Round(sum, MidpointRounding.AwayFromZero), 0, 255);
+                result[y * w + x] = (byte)Math.Min(255, (sum + 128) >> 8);
             }
         }
         return result;
