@@ -78,7 +78,7 @@ public sealed class InpaintCommandTests : IDisposable
         Assert.Equal(1, unreadable.ExitCode);
         Assert.Contains("broken.png", Assert.Single(unreadable.ErrLines));
 
-        CliRunner.Run("inpaint", "x", "--init", Photo(), "--mask", Mask(), "--fill", "fill").AssertUsageError("unknown masked content 'fill'");
+        CliRunner.Run("inpaint", "x", "--init", Photo(), "--mask", Mask(), "--fill", "blur").AssertUsageError("unknown masked content 'blur'");
         CliRunner.Run("outpaint", "x", "--init", Photo(), "--extend", "up=5").AssertUsageError("'up=5' is not SIDE=PIXELS");
         CliRunner.Run("outpaint", "x", "--init", Photo(), "--extend", "left=0").AssertUsageError("give at least one side");
         Assert.False(File.Exists(Out("x.png")) || File.Exists(Out("y.png")));

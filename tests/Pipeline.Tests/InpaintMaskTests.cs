@@ -73,4 +73,16 @@ public sealed class InpaintMaskTests(ITestOutputHelper output)
         Assert.Throws<ArgumentException>(() => OutpaintCanvas.Extend(image, new CanvasExtension(), 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => OutpaintCanvas.Extend(image, new CanvasExtension(Top: -1, Bottom: 8), 0));
     }
+
+    [Fact]
+    public void MaskedContentFillMatchesA1111sFillWithPillow()
+    {
+        var image = RgbImage.Load(SharedData.Fixture("pipeline/images/masked_fill_image.png"));
+        var mask = InpaintMask.ToGray(RgbImage.Load(SharedData.Fixture("pipeline/images/masked_fill_mask.png")));
+        var expected = RgbImage.Load(SharedData.Fixture("pipeline/images/masked_fill_expected.png"));
+        var actual = MaskedFill.Fill(image, mask);
+        var differences = actual.Pixels.Zip(expected.Pixels, (a, e) => Math.Abs(a - e)).ToList();
+        output.WriteLine($"fill: max |Δ| {differences.Max()} level(s), {differences.Count(d => d > 0)} of {differences.Count} values differ");
+        Assert.Equal(expected.Pixels, actual.Pixels);
+    }
 }

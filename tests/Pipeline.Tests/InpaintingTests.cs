@@ -165,6 +165,7 @@ public sealed class InpaintingTests(TinyStableDiffusion tiny, TinyInpainting inp
     [InlineData(MaskedContent.Original, 3, null)]
     [InlineData(MaskedContent.LatentNothing, 3, "latent nothing")]
     [InlineData(MaskedContent.LatentNoise, 4, "latent noise")]
+    [InlineData(MaskedContent.Fill, 3, "fill")]
     public void MaskedContentChangesTheStartAndLatentNoiseDrawsLast(MaskedContent content, int draws, string? recorded)
     {
         using var pipe = tiny.Load();

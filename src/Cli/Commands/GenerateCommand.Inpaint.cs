@@ -12,6 +12,7 @@ internal static partial class GenerateCommand
         ["original"] = MaskedContent.Original,
         ["latent-noise"] = MaskedContent.LatentNoise,
         ["latent-nothing"] = MaskedContent.LatentNothing,
+        ["fill"] = MaskedContent.Fill,
     };
 
     /// <summary>The options inpaint and outpaint share.</summary>
@@ -20,7 +21,7 @@ internal static partial class GenerateCommand
         public readonly Option<string> Init = new Option<string>("--init", "-i") { Description = "The image (PNG, JPEG, BMP, …)", Required = true }.IsPath();
         public readonly Option<double> Strength = new Option<double>("--strength") { Description = "How much to change the masked area: 1 starts it from pure noise", DefaultValueFactory = _ => defaultStrength }.InRange(Ranges.Strength);
         public readonly Option<int> MaskBlur = new Option<int>("--mask-blur") { Description = "Blur the mask by this many pixels (Gaussian σ, as AUTOMATIC1111) and paste the original back through it; 0 = off", DefaultValueFactory = _ => 4 }.AtLeast(0);
-        public readonly Option<string> Fill = new("--fill") { Description = "What the masked area starts from (A1111's masked content; matters at strength < 1): original, latent-noise, latent-nothing", DefaultValueFactory = _ => "original" };
+        public readonly Option<string> Fill = new("--fill") { Description = "What the masked area starts from (A1111's masked content): original, fill, latent-noise, latent-nothing (the latent ones matter at strength < 1)", DefaultValueFactory = _ => "original" };
 
         public void AddTo(Command command)
         {

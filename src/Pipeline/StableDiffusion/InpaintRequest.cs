@@ -4,8 +4,9 @@ using LatentDiffusion.Pipeline.Imaging;
 namespace LatentDiffusion.Pipeline.StableDiffusion;
 
 /// <summary>
-/// What fills the masked area before denoising starts (AUTOMATIC1111's "Masked content"). It changes only the
-/// start latents at strength &lt; 1 (at strength 1 the start is pure noise, as in diffusers).
+/// What fills the masked area before denoising starts (AUTOMATIC1111's "Masked content"). The latent fills change only
+/// the start latents at strength &lt; 1 (at strength 1 the start is pure noise, as in diffusers); "fill" changes the image
+/// the image latents are encoded from.
 /// </summary>
 public enum MaskedContent
 {
@@ -15,6 +16,8 @@ public enum MaskedContent
     LatentNoise,
     /// <summary>The image latents under the mask are zero (A1111's "latent nothing").</summary>
     LatentNothing,
+    /// <summary>The masked pixels are replaced by the blurred colours around them before encoding (A1111's "fill", <see cref="Imaging.MaskedFill"/>).</summary>
+    Fill,
 }
 
 /// <summary>

@@ -99,7 +99,14 @@ public sealed partial class StableDiffusionPipeline
         var latentMask = Functional.Interpolate(condition, (latentShape[2], latentShape[3])).Repeat(n, 1, 1, 1).To(Options.Device, dtype);
 
         var strengthMax = strength >= 1;
-        var imageLatents = ordinary || !strengthMax ? ImageLatents(pixels, source) : null;
+        // A1111's "fill" encodes the image with its masked area filled from the colours around it
+        var encoded = pixels;
+        if (r is InpaintRequest { MaskedContent: MaskedContent.Fill } && (ordinary || !strengthMax))
+        {
+            var filled = MaskedFill.Fill(image, grayMask).ToTensor();
+            encoded = n == 1 ? filled : filled.Repeat(n, 1, 1, 1);
+        }
+        var imageLatents = ordinary || !strengthMax ? ImageLatents(encoded, source) : null;
         var noise = InitialNoise(r, chunk, image.Width, image.Height, source);
         var masked = pixels * condition.Lt(0.5);
         Tensor? maskedLatents = null;
@@ -109,7 +116,7 @@ public sealed partial class StableDiffusionPipeline
         // A1111's masked content changes the image latents under the mask, for the start only (the re-blend keeps the
         // unmasked region, which the fill does not touch).
         var startImage = imageLatents;
-        if (imageLatents is not null && r is InpaintRequest { MaskedContent: not MaskedContent.Original } inpaint)
+        if (imageLatents is not null && r is InpaintRequest { MaskedContent: MaskedContent.LatentNoise or MaskedContent.LatentNothing } inpaint)
         {
             var keep = 1 - latentMask.To(DType.Float32);
             startImage = inpaint.MaskedContent == MaskedContent.LatentNoise
@@ -187,6 +194,6 @@ public sealed partial class StableDiffusionPipeline
             yield return new("Masked area padding", r.Padding.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
         if (r.MaskedContent != MaskedContent.Original)
-            yield return new("Masked content", r.MaskedContent == MaskedContent.LatentNoise ? "latent noise" : "latent nothing");
+            yield return new("Masked content", r.MaskedContent switch { MaskedContent.LatentNoise => "latent noise", MaskedContent.LatentNothing => "latent nothing", _ => "fill" });
     }
 }
