@@ -49,6 +49,14 @@ public sealed class InpaintingTests(TinyStableDiffusion tiny, TinyInpainting inp
         // without guidance the U-Net gets one row of latents, mask and masked-image latents
         using var unguided = pipe.Inpaint(Request() with { GuidanceScale = 1 });
         Assert.False(unguided.Latents.Equal(result.Latents));
+
+        // given latents are the noise (diffusers: the start is latents · init_noise_sigma) and the image is not encoded:
+        // the masked image's VAE sample is the only draw
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(1);
+        var queue = new QueueNoise(Tensors.Randn([1, 4, 8, 8], g));
+        using var given = pipe.Inpaint(Request() with { Latents = Tensors.Randn([1, 4, 8, 8], g) }, noise: queue);
+        Assert.Equal(0, queue.Remaining);
     }
 
     [Fact]

@@ -99,14 +99,16 @@ public sealed partial class StableDiffusionPipeline
         var latentMask = Functional.Interpolate(condition, (latentShape[2], latentShape[3])).Repeat(n, 1, 1, 1).To(Options.Device, dtype);
 
         var strengthMax = strength >= 1;
+        // diffusers encodes the image for the 4-channel re-blend, or to start from it (not from given latents)
+        var encodesImage = ordinary || (!strengthMax && r.Latents is null);
         // A1111's "fill" encodes the image with its masked area filled from the colours around it
         var encoded = pixels;
-        if (r is InpaintRequest { MaskedContent: MaskedContent.Fill } && (ordinary || !strengthMax))
+        if (r is InpaintRequest { MaskedContent: MaskedContent.Fill } && encodesImage)
         {
             var filled = MaskedFill.Fill(image, grayMask).ToTensor();
             encoded = n == 1 ? filled : filled.Repeat(n, 1, 1, 1);
         }
-        var imageLatents = ordinary || !strengthMax ? ImageLatents(encoded, source) : null;
+        var imageLatents = encodesImage ? ImageLatents(encoded, source) : null;
         var noise = InitialNoise(r, chunk, image.Width, image.Height, source);
         var masked = pixels * condition.Lt(0.5);
         Tensor? maskedLatents = null;
