@@ -4,9 +4,10 @@ using LatentDiffusion.Pipeline.Imaging;
 namespace LatentDiffusion.Pipeline.StableDiffusion;
 
 /// <summary>
-/// What fills the masked area before denoising starts (AUTOMATIC1111's "Masked content"). The latent fills change only
-/// the start latents at strength &lt; 1 (at strength 1 the start is pure noise, as in diffusers); "fill" changes the image
-/// the image latents are encoded from.
+/// What fills the masked area before denoising starts (AUTOMATIC1111's "Masked content"). As in A1111, every choice but
+/// <see cref="Original"/> encodes the image with its masked pixels filled (<see cref="Imaging.MaskedFill"/>); the latent
+/// ones then replace the start latents under the (binarised, nearest) latent mask, which matters at strength &lt; 1 (at
+/// strength 1 the start is pure noise, as in diffusers).
 /// </summary>
 public enum MaskedContent
 {

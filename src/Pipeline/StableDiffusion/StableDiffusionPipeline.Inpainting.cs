@@ -101,9 +101,10 @@ public sealed partial class StableDiffusionPipeline
         var strengthMax = strength >= 1;
         // diffusers encodes the image for the 4-channel re-blend, or to start from it (not from given latents)
         var encodesImage = ordinary || (!strengthMax && r.Latents is null);
-        // A1111's "fill" encodes the image with its masked area filled from the colours around it
+        // every masked content but "original" encodes the image with its masked area filled from the colours around it
+        // (A1111 fills the pixels for "latent noise" and "latent nothing" too, before replacing the latents under the mask)
         var encoded = pixels;
-        if (r is InpaintRequest { MaskedContent: MaskedContent.Fill } && encodesImage)
+        if (r is InpaintRequest { MaskedContent: not MaskedContent.Original } && encodesImage)
         {
             var filled = MaskedFill.Fill(image, grayMask).ToTensor();
             encoded = n == 1 ? filled : filled.Repeat(n, 1, 1, 1);
