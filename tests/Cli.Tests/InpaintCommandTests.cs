@@ -1,4 +1,5 @@
 using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Tests.Common;
 
 namespace LatentDiffusion.Cli.Tests;
 
@@ -97,5 +98,21 @@ public sealed class InpaintCommandTests : IDisposable
         var parameters = GenerationParameters.FromPng(Out("wide.png"))!;
         Assert.Equal(1.0, parameters.Strength);
         Assert.Contains("Mask blur: 4", parameters.Format());
+    }
+
+    [Fact]
+    public void ANineChannelModelInpaintsAndRefusesGenerateInOneLine()
+    {
+        var model = TinyStableDiffusionFolder.AssembleInpainting(Out("inpainting"));
+        var photo = Image("in64.png", 64, 64, (x, y) => new Rgb((byte)(4 * x), (byte)(4 * y), 90));
+        var mask = Image("mask64.png", 64, 64, (x, y) => x is >= 16 and < 48 && y is >= 16 and < 48 ? Rgb.White : Rgb.Black);
+        var generate = CliRunner.Run("generate", "x", "--model", model, "--steps", "1", "--out", Out("g.png"));
+        Assert.Equal(1, generate.ExitCode);
+        Assert.Contains("is an inpainting model (9 input channels): it needs an init image and a mask", Assert.Single(generate.ErrLines));
+        Assert.False(File.Exists(Out("g.png")));
+
+        var r = CliRunner.Run("inpaint", "x", "--model", model, "--init", photo, "--mask", mask, "--steps", "2", "--seed", "1", "--out", Out("i.png"));
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("Steps: 2, Sampler: DDIM", GenerationParameters.FromPng(Out("i.png"))!.Format());
     }
 }

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Pipeline.StableDiffusion;
@@ -71,22 +70,8 @@ public sealed class TinyInpainting : IDisposable
 {
     public string Directory { get; }
 
-    public TinyInpainting()
-    {
-        Directory = TinyStableDiffusionFolder.Assemble(System.IO.Directory.CreateTempSubdirectory("ld-sd-inpaint-").FullName);
-        foreach (var part in new[] { "unet", "scheduler" })
-        {
-            System.IO.Directory.Delete(Path.Combine(Directory, part), recursive: true);
-            System.IO.Directory.CreateDirectory(Path.Combine(Directory, part));
-            foreach (var file in System.IO.Directory.GetFiles(SharedData.Fixture("pipeline/sd_inpaint_tiny/" + part)))
-                File.Copy(file, Path.Combine(Directory, part, Path.GetFileName(file)));
-        }
-        var index = Path.Combine(Directory, "model_index.json");
-        var json = JsonNode.Parse(File.ReadAllText(index))!;
-        json["_class_name"] = "StableDiffusionInpaintPipeline";
-        json["scheduler"] = new JsonArray("diffusers", "DDIMScheduler");
-        File.WriteAllText(index, json.ToJsonString());
-    }
+    public TinyInpainting() =>
+        Directory = TinyStableDiffusionFolder.AssembleInpainting(System.IO.Directory.CreateTempSubdirectory("ld-sd-inpaint-").FullName);
 
     public StableDiffusionPipeline Load() => StableDiffusionPipeline.FromPretrained(Directory);
 
