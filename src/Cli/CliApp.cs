@@ -80,6 +80,8 @@ public static class CliApp
         root.Subcommands.Add(InfoCommand.Create(context));
         root.Subcommands.Add(GenerateCommand.CreateGenerate(context));
         root.Subcommands.Add(GenerateCommand.CreateImageToImage(context));
+        root.Subcommands.Add(GenerateCommand.CreateInpaint(context));
+        root.Subcommands.Add(GenerateCommand.CreateOutpaint(context));
         root.Subcommands.Add(ModelToolsCommands.CreateConvert(context));
         root.Subcommands.Add(ModelToolsCommands.CreateTokenize(context));
         root.Subcommands.Add(ModelToolsCommands.CreateVae(context));

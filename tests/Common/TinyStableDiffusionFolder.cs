@@ -18,6 +18,26 @@ public static class TinyStableDiffusionFolder
         return target;
     }
 
+    /// <summary>
+    /// The same model with the 9-channel inpainting U-Net of ../shared/golden/v2/sd_inpaint_tiny and its DDIM scheduler,
+    /// as a StableDiffusionInpaintPipeline folder.
+    /// </summary>
+    public static string AssembleInpainting(string target)
+    {
+        Assemble(target);
+        foreach (var part in new[] { "unet", "scheduler" })
+        {
+            Directory.Delete(Path.Combine(target, part), recursive: true);
+            Copy(Path.Combine(SharedData.RepositoryRoot, "tests", "fixtures", "pipeline", "sd_inpaint_tiny", part), Path.Combine(target, part));
+        }
+        var index = Path.Combine(target, "model_index.json");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(index))!;
+        json["_class_name"] = "StableDiffusionInpaintPipeline";
+        json["scheduler"] = new System.Text.Json.Nodes.JsonArray("diffusers", "DDIMScheduler");
+        File.WriteAllText(index, json.ToJsonString());
+        return target;
+    }
+
     private static void Copy(string from, string to)
     {
         Directory.CreateDirectory(to);

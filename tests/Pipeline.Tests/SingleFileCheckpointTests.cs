@@ -133,10 +133,9 @@ public sealed class SingleFilePipelineTests : IClassFixture<TinyStableDiffusion>
 
     public SingleFilePipelineTests(TinyStableDiffusion tiny) => this.tiny = tiny;
 
-    [Fact]
-    public void OriginalLayoutCheckpointGeneratesTheGoldenImage()
+    /// <summary>The tiny model written as one original-layout .safetensors file; <paramref name="adjust"/> may replace a tensor (by original name).</summary>
+    internal static string WriteTinySingleFile(TinyStableDiffusion tiny, Func<string, Tensor, Tensor>? adjust = null)
     {
-        using var scope = DisposeScope.Enter();
         var layout = JsonDocument.Parse(File.ReadAllText(SharedData.Fixture("pipeline/checkpoints/ldm_layout.json"))).RootElement;
         var original = new Dictionary<string, Tensor>();
         foreach (var pair in layout.GetProperty("pairs").EnumerateArray())
@@ -150,8 +149,17 @@ public sealed class SingleFilePipelineTests : IClassFixture<TinyStableDiffusion>
             // The VAE's attention projections are 1×1 convolutions in the original layout.
             original[pair.GetProperty("original").GetString()!] = pair.GetProperty("transform").GetString() == "SqueezeConv1x1" ? tensor.Reshape([.. tensor.Shape, 1, 1]) : tensor;
         }
+        if (adjust is not null) foreach (var key in original.Keys.ToList()) original[key] = adjust(key, original[key]);
         var path = Path.Combine(Directory.CreateTempSubdirectory("ld-single-").FullName, "tiny.safetensors");
         SafeTensorsFile.Save(path, original);
+        return path;
+    }
+
+    [Fact]
+    public void OriginalLayoutCheckpointGeneratesTheGoldenImage()
+    {
+        using var scope = DisposeScope.Enter();
+        var path = WriteTinySingleFile(tiny);
 
         using var pipe = StableDiffusion.StableDiffusionPipeline.FromSingleFile(path, new StableDiffusion.PipelineOptions
         {

@@ -10,7 +10,7 @@ using LatentDiffusion.Torch.SafeTensors;
 namespace LatentDiffusion.Cli.Commands;
 
 /// <summary><c>ldm generate PROMPT</c> and <c>ldm img2img PROMPT --init IMAGE</c>: Stable Diffusion from the command line.</summary>
-internal static class GenerateCommand
+internal static partial class GenerateCommand
 {
     private sealed class Common
     {
@@ -75,7 +75,7 @@ internal static class GenerateCommand
         var command = new Command("generate", "Text to image with a Stable Diffusion model (default: the embedded Fashion-colours model)");
         common.AddTo(command);
         command.ChecksDevice(common.Device, common.DType);
-        command.SetAction((parsed, cancellation) => Task.FromResult(Run(context, common, parsed, null, cancellation)));
+        command.SetAction((parsed, cancellation) => Task.FromResult(Run(context, common, parsed, "generating", null, cancellation)));
         return command;
     }
 
@@ -89,11 +89,19 @@ internal static class GenerateCommand
         command.ChecksDevice(common.Device, common.DType);
         command.Options.Add(init);
         command.Options.Add(strength);
-        command.SetAction((parsed, cancellation) => Task.FromResult(Run(context, common, parsed, (parsed.GetValue(init)!, parsed.GetValue(strength)), cancellation)));
+        command.SetAction((parsed, cancellation) =>
+        {
+            var image = RgbImage.Load(parsed.GetValue(init)!); // an unreadable image fails before the model loads
+            return Task.FromResult(Run(context, common, parsed, "img2img", r => new ImageToImageRequest(r, image) { Strength = parsed.GetValue(strength) }, cancellation));
+        });
         return command;
     }
 
-    private static int Run(CliContext context, Common o, ParseResult parsed, (string Path, double Strength)? init, CancellationToken cancellation)
+    /// <summary>
+    /// Loads the model and runs the request that <paramref name="mode"/> makes of the common options (text to image when
+    /// null): an <see cref="ImageToImageRequest"/> or an <see cref="InpaintRequest"/>, whose images the command read first.
+    /// </summary>
+    private static int Run(CliContext context, Common o, ParseResult parsed, string activity, Func<GenerationRequest, GenerationRequest>? mode, CancellationToken cancellation)
     {
         // The parameters travel in a PNG text chunk, which cannot hold NUL: refuse it now, not after generating (found by ldm fuzz).
         foreach (var (name, text) in new[] { ("the prompt", parsed.GetValue(o.Prompt)!), (o.Negative.Name, parsed.GetValue(o.Negative)!) })
@@ -106,8 +114,7 @@ internal static class GenerateCommand
         if (dtype is not (Torch.DType.Float32 or Torch.DType.BFloat16 or Torch.DType.Float16))
             throw new ArgumentException($"--dtype must be f32, bf16 or f16, not {parsed.GetValue(o.DType)}");
         var device = Torch.Device.Parse(parsed.GetValue(o.Device)!);
-        var initImage = init is { } i ? RgbImage.Load(i.Path) : null; // an unreadable image fails before the model loads
-        var controls = o.ControlNet.Read(parsed); // so does an unreadable control image
+        var controls = o.ControlNet.Read(parsed); // an unreadable control image fails before the model loads
         var outPath = parsed.GetValue(o.Out) ?? Path.Combine("outputs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{seed}.png");
         if (!outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--out must name a .png file, not {outPath}");
@@ -133,7 +140,7 @@ internal static class GenerateCommand
         var controlNets = new List<Pipeline.Engines.IControlNet>();
         using var disposeControlNets = new DisposeAll(controlNets);
         var controlUnits = o.ControlNet.Units(parsed, pipe, controls, controlNets);
-        var request = adapters.Apply(pipe, new GenerationRequest
+        var common = new GenerationRequest
         {
             Prompt = parsed.GetValue(o.Prompt)!,
             NegativePrompt = parsed.GetValue(o.Negative)!,
@@ -153,7 +160,8 @@ internal static class GenerateCommand
             PreviewEvery = parsed.GetValue(o.Preview) is null ? 0 : parsed.GetValue(o.PreviewEvery),
             ControlNets = controlUnits,
             GuessMode = parsed.GetValue(o.ControlNet.GuessMode),
-        }, context);
+        };
+        var request = adapters.Apply(pipe, mode is null ? common : mode(common), context);
         if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--preview must name a .png file, not {previewPath}");
         try
@@ -168,12 +176,15 @@ internal static class GenerateCommand
 
         clock.Restart();
         var preview = parsed.GetValue(o.Preview);
-        using var result = ProgressDisplay.Run(context, init is null ? "generating" : "img2img", display =>
+        using var result = ProgressDisplay.Run(context, activity, display =>
         {
             var progress = PreviewWriter.Around(display.Sink<GenerationProgress>(ProgressText.Of), preview);
-            return init is { } ii
-                ? pipe.ImageToImage(new ImageToImageRequest(request, initImage!) { Strength = ii.Strength }, progress, cancellation)
-                : pipe.TextToImage(request, progress, cancellation);
+            return request switch
+            {
+                InpaintRequest inpaint => pipe.Inpaint(inpaint, progress, cancellation),
+                ImageToImageRequest img2img => pipe.ImageToImage(img2img, progress, cancellation),
+                _ => pipe.TextToImage(request, progress, cancellation),
+            };
         }, clearWhenDone: true);
         var generateTime = clock.Elapsed;
         foreach (var warning in result.Warnings) context.Warn(warning);

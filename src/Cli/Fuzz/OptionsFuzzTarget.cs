@@ -3,7 +3,7 @@ using LatentDiffusion.Pipeline.Imaging;
 namespace LatentDiffusion.Cli.Fuzz;
 
 /// <summary>
-/// One option of <c>ldm generate</c>, <c>img2img</c> or <c>sample</c> given a hostile value, run in-process through
+/// One option of <c>ldm generate</c>, <c>img2img</c>, <c>inpaint</c>, <c>outpaint</c> or <c>sample</c> given a hostile value, run in-process through
 /// <see cref="CliApp.Run"/>. Correct: exit 0 and PNGs that decode. Refused: exit 1 or 2 with exactly one "error: …"
 /// line that names the option. Anything else (an escaped exception, an internal error, several lines) is a bug.
 /// </summary>
@@ -27,23 +27,34 @@ internal static class OptionsFuzzTarget
 
     private static readonly string[] ImageToImageOptions = [.. GenerateOptions, "--strength", "--init"];
 
+    private static readonly string[] InpaintOptions = [.. ImageToImageOptions, "--mask", "--mask-blur", "--fill", "--padding"];
+
+    private static readonly string[] OutpaintOptions = [.. ImageToImageOptions, "--extend", "--mask-blur", "--fill"];
+
     private static readonly string[] SampleOptions = ["--num", "--scheduler", "--steps", "--seed", "--out", "--columns"];
 
     // Options whose value is a path: an error that names the path names the option's subject.
-    private static readonly string[] PathOptions = ["--out", "--latents", "--init", "--preview"];
+    private static readonly string[] PathOptions = ["--out", "--latents", "--init", "--preview", "--mask"];
+
+    // The images a case writes for its command to read (not outputs).
+    private static readonly string[] Inputs = ["init.png", "mask.png"];
 
     public static (string Mutation, FuzzOutcome Outcome, string Message) Run(FuzzRandom random, FuzzSources sources, string work)
     {
         var model = random.Pick(sources.Models);
         var output = Path.Combine(work, "out.png");
-        var command = random.Next(sources.DdpmModel is null ? 2 : 3);
+        var command = random.Next(sources.DdpmModel is null ? 4 : 5);
         List<string> args = command switch
         {
             0 => ["generate", "a red dress", "--model", model.Path, "--steps", "2", "--seed", "3", "--out", output],
             1 => ["img2img", "a red dress", "--model", model.Path, "--steps", "2", "--seed", "3", "--out", output, "--init", InitImage(work, model.Size)],
+            2 => ["inpaint", "a red dress", "--model", model.Path, "--steps", "2", "--seed", "3", "--out", output, "--init", InitImage(work, model.Size),
+                  "--mask", MaskImage(work, model.Size)],
+            3 => ["outpaint", "a red dress", "--model", model.Path, "--steps", "2", "--seed", "3", "--out", output, "--init", InitImage(work, model.Size),
+                  "--extend", "left=8"],
             _ => ["sample", "--model", sources.DdpmModel!, "--num", "1", "--steps", "2", "--seed", "0", "--out", output],
         };
-        var option = random.Pick(command switch { 0 => GenerateOptions, 1 => ImageToImageOptions, _ => SampleOptions });
+        var option = random.Pick(command switch { 0 => GenerateOptions, 1 => ImageToImageOptions, 2 => InpaintOptions, 3 => OutpaintOptions, _ => SampleOptions });
         var value = option is "--width" or "--height" && random.Next(3) == 0 ? random.Pick(Sizes) : random.Pick(Values);
         // A path is taken inside the case's folder, so that whatever a run writes is checked and then deleted.
         if (PathOptions.Contains(option) && value.Length > 0) value = work + Path.DirectorySeparatorChar + value; // not Path.Combine, which refuses NUL itself
@@ -77,7 +88,7 @@ internal static class OptionsFuzzTarget
         if (code == 0)
         {
             // `sample --out x` writes a PNG whatever the name says: every new file must be an image.
-            var images = Directory.GetFiles(work, "*", SearchOption.AllDirectories).Where(p => Path.GetFileName(p) != "init.png").ToList();
+            var images = Directory.GetFiles(work, "*", SearchOption.AllDirectories).Where(p => !Inputs.Contains(Path.GetFileName(p))).ToList();
             if (images.Count == 0) return (FuzzOutcome.Bug, "exit 0 but no image written");
             foreach (var image in images)
             {
@@ -109,6 +120,17 @@ internal static class OptionsFuzzTarget
         yield return bare.Replace('-', '_');
         yield return string.Concat(bare.Split('-').Select(w => char.ToUpperInvariant(w[0]) + w[1..]));
         if (option == "--num-images" || option == "--num") yield return "number of images";
+    }
+
+    /// <summary>White (repaint) over the middle half, black elsewhere.</summary>
+    private static string MaskImage(string work, int size)
+    {
+        var path = Path.Combine(work, "mask.png");
+        var mask = RgbImage.Filled(size, size, Rgb.Black);
+        for (int y = size / 4; y < 3 * size / 4; y++)
+            for (int x = size / 4; x < 3 * size / 4; x++) mask.SetPixel(x, y, Rgb.White);
+        PngEncoder.Save(path, mask);
+        return path;
     }
 
     private static string InitImage(string work, int size)

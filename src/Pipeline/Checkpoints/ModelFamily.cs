@@ -24,8 +24,17 @@ public sealed record CheckpointKind(ModelFamily Family, string PredictionType)
         return shapes[probe][^1] switch
         {
             768 => new CheckpointKind(ModelFamily.StableDiffusion1, "epsilon"),
+            // diffusers' "inpainting_v2" (stable-diffusion-2-inpainting) is an epsilon model
+            1024 when UNetInChannels(shapes) == 9 => new CheckpointKind(ModelFamily.StableDiffusion2, "epsilon"),
             1024 => new CheckpointKind(ModelFamily.StableDiffusion2, "v_prediction"),
             var width => throw new InvalidDataException($"{path}: unknown model family (cross-attention width {width}; Stable Diffusion 1.x has 768, 2.x has 1024)"),
         };
     }
+
+    /// <summary>
+    /// The U-Net's input channels, from its first convolution (model.diffusion_model.input_blocks.0.0.weight, as diffusers
+    /// detects inpainting checkpoints): 4 for ordinary Stable Diffusion, 9 for SD1.5/SD2 inpainting; 4 when absent.
+    /// </summary>
+    public static int UNetInChannels(IReadOnlyDictionary<string, long[]> shapes) =>
+        shapes.TryGetValue(LdmKeyMapping.UNetPrefix + "input_blocks.0.0.weight", out var shape) && shape.Length == 4 ? checked((int)shape[1]) : 4;
 }

@@ -16,10 +16,14 @@ public sealed class SingleFileCheckpoint : IDisposable
     public string FilePath => file.FilePath;
     public CheckpointKind Kind { get; }
 
-    private SingleFileCheckpoint(SafeTensorsFile file, CheckpointKind kind, LdmKeyMapping mapping)
+    /// <summary>The U-Net's input channels read from its first convolution (<see cref="CheckpointKind.UNetInChannels"/>).</summary>
+    public int UNetInChannels { get; }
+
+    private SingleFileCheckpoint(SafeTensorsFile file, CheckpointKind kind, LdmKeyMapping mapping, int unetInChannels)
     {
         this.file = file;
         Kind = kind;
+        UNetInChannels = unetInChannels;
         foreach (var key in file.Keys)
         {
             MappedKey? mapped;
@@ -44,7 +48,7 @@ public sealed class SingleFileCheckpoint : IDisposable
         {
             var shapes = file.Keys.ToDictionary(k => k, k => file.Info(k).Shape);
             var kind = overrideKind ?? CheckpointKind.Infer(shapes, path);
-            return new SingleFileCheckpoint(file, kind, LdmKeyMapping.Infer(file.Keys));
+            return new SingleFileCheckpoint(file, kind, LdmKeyMapping.Infer(file.Keys), CheckpointKind.UNetInChannels(shapes));
         }
         catch
         {

@@ -12,7 +12,7 @@ namespace LatentDiffusion.Pipeline.StableDiffusion;
 public sealed partial class StableDiffusionPipeline
 {
     /// <summary>The model_index.json <c>_class_name</c>s this pipeline loads.</summary>
-    public static IReadOnlyList<string> PipelineClasses { get; } = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline"];
+    public static IReadOnlyList<string> PipelineClasses { get; } = ["StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"];
 
     /// <summary>Loads a diffusers folder (model_index.json) or a single-file .safetensors checkpoint.</summary>
     public static StableDiffusionPipeline FromPretrained(string path, PipelineOptions? options = null)
@@ -69,7 +69,8 @@ public sealed partial class StableDiffusionPipeline
         try
         {
             using var skip = Init.SkipInitialization();
-            var unet = Track(disposables, new UNet2DConditionModel(configs.Unet));
+            // in_channels from the weights (9 for SD1.5/SD2 inpainting checkpoints), as diffusers' single-file loader does
+            var unet = Track(disposables, new UNet2DConditionModel(configs.Unet with { InChannels = checkpoint.UNetInChannels }));
             var vae = Track(disposables, new AutoencoderKL(configs.Vae));
             var textEncoder = Track(disposables, new ClipTextModel(configs.TextEncoder));
             LoadComponent(checkpoint, "unet", unet, null);

@@ -31,7 +31,7 @@ public sealed partial class StableDiffusionPipeline
             BpeVocabulary.From(Tokenizer).Save(Path.Combine(staging, "tokenizer"));
             Directory.CreateDirectory(Path.Combine(staging, "scheduler"));
             AtomicFile.WriteAllText(Path.Combine(staging, "scheduler", "scheduler_config.json"), SchedulerConfig.ToJsonString() + "\n");
-            ModelIndex.Save(staging, "StableDiffusionPipeline",
+            ModelIndex.Save(staging, IsInpaintingModel ? "StableDiffusionInpaintPipeline" : "StableDiffusionPipeline",
             [
                 ("scheduler", "diffusers", SchedulerConfig.ClassName),
                 ("text_encoder", "transformers", "CLIPTextModel"),

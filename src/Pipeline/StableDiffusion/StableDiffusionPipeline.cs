@@ -111,6 +111,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     {
         ArgumentNullException.ThrowIfNull(request);
         request.Validate();
+        CheckInpaintingInput(request);
         var f = VaeScaleFactor;
         if (request.Width is int w && w % f != 0)
             throw new ArgumentOutOfRangeException(nameof(request.Width), w, $"width must be a positive multiple of {f}");
@@ -131,7 +132,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     }
 
     private GenerationResult Generate(GenerationRequest r, RgbImage? initImage, double strength, IProgress<GenerationProgress>? progress,
-        CancellationToken cancellation, INoiseSource? noise)
+        CancellationToken cancellation, INoiseSource? noise, RgbImage? inpaintMask = null)
     {
         var clock = Stopwatch.StartNew();
         var adapters = PrepareAdapters(r);
@@ -161,7 +162,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 };
                 var chunk = new Chunk(offset, count, latents.Count, chunks.Count);
                 using var scheduler = CreateScheduler(r);
-                var final = Denoise(adapters.Encoded, sized, strength, chunk, width, height, scheduler, chunkNoise ?? noise!, progress, clock, cancellation);
+                var final = Denoise(adapters.Encoded, sized, strength, chunk, width, height, scheduler, chunkNoise ?? noise!, progress, clock, cancellation, inpaintMask);
                 latents.Add(final);
                 using var decoded = Decode(final);
                 images.AddRange(RgbImage.FromUnitTensor(decoded));
@@ -198,7 +199,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     /// is step k × steps + i of chunks × steps); the latents are checked to be finite after every step.
     /// </summary>
     private Tensor Denoise(GenerationRequest r, RgbImage? initImage, double strength, Chunk chunk, int width, int height, IScheduler scheduler,
-        INoiseSource source, IProgress<GenerationProgress>? progress, Stopwatch clock, CancellationToken cancellation)
+        INoiseSource source, IProgress<GenerationProgress>? progress, Stopwatch clock, CancellationToken cancellation, RgbImage? inpaintMask = null)
     {
         var device = Options.Device;
         scheduler.SetTimesteps(r.Steps, device);
@@ -214,9 +215,11 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         if (initImage is not null) scheduler.SetBeginIndex(start);
         using var control = PrepareControlNets(r, chunk.Count, width, height, guided, timesteps.Count);
 
-        var latents = initImage is null
+        // inpainting: the start latents, and what the steps below add for a 9-channel or a 4-channel U-Net
+        using var inpainting = inpaintMask is null ? null : PrepareInpainting(r, initImage!, inpaintMask, strength, chunk, guided, scheduler, timesteps[0], source);
+        var latents = inpainting?.Start() ?? (initImage is null
             ? InitialLatents(r, chunk, width, height, scheduler, source)
-            : NoisedImageLatents(initImage, chunk.Count, scheduler, timesteps[0], source);
+            : NoisedImageLatents(initImage, chunk.Count, scheduler, timesteps[0], source));
 
         // progress counts inference steps: a second-order scheduler calls the model twice per step
         var steps = StepProgress.Steps(timesteps.Count, scheduler.Order);
@@ -229,12 +232,15 @@ public sealed partial class StableDiffusionPipeline : IDisposable
             {
                 var input = guided ? Tensor.Cat([latents, latents]) : latents;
                 var scaled = scheduler.ScaleModelInput(input, t);
+                // the ControlNet sees the 4-channel latents, not an inpainting U-Net's 9-channel input (diffusers' control_model_input)
                 var conditioning = control?.Condition(i, scaled, t, embeddings) ?? new DenoiserConditioning(embeddings);
+                if (inpainting is not null) scaled = inpainting.ModelInput(scaled);
                 var prediction = Models.Denoiser.Forward(scaled, t, conditioning);
                 if (guided) prediction = Guidance.Apply(prediction, r.GuidanceScale, r.GuidanceRescale);
                 var output = scheduler.Step(prediction, t, latents, source);
+                var next = inpainting?.AfterStep(output.PrevSample, scheduler, timesteps, i) ?? output.PrevSample;
                 latents.Dispose();
-                latents = step.Keep(output.PrevSample);
+                latents = step.Keep(next);
                 try
                 {
                     NonFiniteException.ThrowIfNotFinite(latents, StepProgress.Steps(i + 1, scheduler.Order), steps, t);
@@ -326,33 +332,31 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     /// <summary>x_T: the given latents or noise of shape [n, C, h/f, w/f], f = <see cref="VaeScaleFactor"/> (diffusers' prepare_latents), times init_noise_sigma.</summary>
     private Tensor InitialLatents(GenerationRequest r, Chunk chunk, int width, int height, IScheduler scheduler, INoiseSource noise)
     {
-        long[] shape = [r.NumImages, Models.Denoiser.LatentChannels, height / VaeScaleFactor, width / VaeScaleFactor];
         using var scope = DisposeScope.Enter();
-        Tensor x;
+        return scope.Keep((InitialNoise(r, chunk, width, height, noise) * scheduler.InitNoiseSigma).To(Options.DType));
+    }
+
+    /// <summary>This chunk's rows of the request's latents, or a draw of [chunk, C, h/f, w/f], in float32 and not yet scaled.</summary>
+    private Tensor InitialNoise(GenerationRequest r, Chunk chunk, int width, int height, INoiseSource noise)
+    {
+        long[] shape = [r.NumImages, Models.Denoiser.LatentChannels, height / VaeScaleFactor, width / VaeScaleFactor];
         if (r.Latents is { } given)
         {
             if (!given.Shape.SequenceEqual(shape))
                 throw new ArgumentException($"the given latents are [{string.Join(", ", given.Shape)}] but this request needs [{string.Join(", ", shape)}]");
-            x = given.Narrow(0, chunk.Offset, chunk.Count).To(Options.Device, DType.Float32);
+            using var scope = DisposeScope.Enter();
+            return scope.Keep(given.Narrow(0, chunk.Offset, chunk.Count).To(Options.Device, DType.Float32));
         }
-        else
-        {
-            shape[0] = chunk.Count;
-            x = noise.Next(shape, DType.Float32, Options.Device);
-        }
-        return scope.Keep((x * scheduler.InitNoiseSigma).To(Options.DType));
+        shape[0] = chunk.Count;
+        return noise.Next(shape, DType.Float32, Options.Device);
     }
 
     /// <summary>img2img: z₀ = scaling × (μ + σε) of the VAE posterior, then noised to the first timestep with fresh noise.</summary>
     private Tensor NoisedImageLatents(RgbImage sized, int n, IScheduler scheduler, double timestep, INoiseSource noise)
     {
         using var scope = DisposeScope.Enter();
-        var vae = Models.Autoencoder;
-        var pixels = sized.ToRgb().ToTensor().To(Options.Device, vae.DType);
-        var batch = n == 1 ? pixels : pixels.Repeat(n, 1, 1, 1);
-        using var posterior = vae.Encode(batch);
-        var sample = posterior.Sample(noise.Next(posterior.Mean.Shape, posterior.Mean.DType, Options.Device));
-        var init = vae.ScaleLatents(sample).To(DType.Float32);
+        var pixels = sized.ToRgb().ToTensor();
+        var init = ImageLatents(n == 1 ? pixels : pixels.Repeat(n, 1, 1, 1), noise);
         var eps = noise.Next(init.Shape, DType.Float32, Options.Device);
         var t = Tensors.Full([n], timestep, scheduler.TimestepDType, Options.Device);
         return scope.Keep(scheduler.AddNoise(init, eps, t).To(Options.DType));
@@ -377,7 +381,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
             Strength = strength,
             ClipSkip = r.ClipSkip > 1 ? r.ClipSkip : null,
             Eta = scheduler.UsesEta && r.Eta > 0 ? r.Eta : null,
-            Extra = [.. ControlNetParameters(r)],
+            Extra = [.. (r is InpaintRequest inpaint ? InpaintParameters(inpaint) : []), .. ControlNetParameters(r)],
         };
     }
 

@@ -121,20 +121,8 @@ public sealed class ImageFolderDataset : IDataset
         {
             throw new DatasetException($"{files[index]}: {e.Message}");
         }
-        var pixels = Channels == 3 ? image.ToRgb().Pixels : Luma(image.ToRgb());
+        var pixels = Channels == 3 ? image.ToRgb().Pixels : image.ToLuma();
         if (cache is not null) cache[index] = pixels;
         return pixels;
-    }
-
-    private static byte[] Luma(RgbImage rgb)
-    {
-        var result = new byte[rgb.Width * rgb.Height];
-        for (int i = 0; i < result.Length; i++)
-        {
-            var p = rgb.Pixels.AsSpan(3 * i, 3);
-            // PIL's convert("L"): L = R·299/1000 + G·587/1000 + B·114/1000
-            result[i] = (byte)((p[0] * 299 + p[1] * 587 + p[2] * 114 + 500) / 1000);
-        }
-        return result;
     }
 }
