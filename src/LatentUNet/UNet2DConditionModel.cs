@@ -27,6 +27,7 @@ public sealed class UNet2DConditionModel : Module
     private readonly TimestepEmbedding timeEmbedding;
     private readonly Linear? encoderHidProj;
     private readonly Module? classEmbedding;
+    private readonly TextTimeEmbedding? addEmbedding;
     private readonly Module<Tensor, Tensor>? timeEmbedAct;
     private readonly ModuleList<Module> downBlocks;
     private readonly IMidBlock? midBlock;
@@ -77,6 +78,7 @@ public sealed class UNet2DConditionModel : Module
         classEmbedding = ClassEmbedding.Create(config.ClassEmbedType, config.NumClassEmbeds, config.ActFn,
             config.ProjectionClassEmbeddingsInputDim, timeEmbedDim, timestepInputDim, generator);
         if (classEmbedding is not null) RegisterModule("class_embedding", classEmbedding);
+        if (config.AdditionEmbedType == "text_time") addEmbedding = new TextTimeEmbedding(this, config, timeEmbedDim, generator);
         if (config.TimeEmbeddingActFn is { } act) timeEmbedAct = RegisterModule("time_embed_act", Activations.Create(act, "time_embedding_act_fn"));
 
         // per-block settings; attention_head_dim is the head count of the cross-attention blocks
@@ -149,20 +151,29 @@ public sealed class UNet2DConditionModel : Module
     public void Save(string directory, string? variant = null) => Format.Save(this, directory, variant);
 
     /// <summary>The noise predicted at a (possibly fractional) <paramref name="timestep"/> shared by the batch.</summary>
-    public Tensor Forward(Tensor sample, double timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null)
+    public Tensor Forward(Tensor sample, double timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null,
+        AddedConditions? added = null)
     {
         // diffusers turns a Python float into a float64 tensor; the embedding computes in float32 either way.
         using var t = Tensors.Scalar(timestep, DType.Float64, sample.Device);
-        return Forward(sample, t, encoderHiddenStates, timestepCond, classLabels);
+        return Forward(sample, t, encoderHiddenStates, timestepCond, classLabels, added);
     }
+
+    /// <summary>True for addition_embed_type "text_time" (SDXL): a forward needs <see cref="AddedConditions"/>.</summary>
+    public bool TakesAddedConditions => addEmbedding is not null;
+
+    /// <summary>"text_time" models: the width of add_embedding's input (pooled text dim + time ids × addition_time_embed_dim).</summary>
+    public int? AddedEmbeddingInputDim => addEmbedding?.InputDim;
 
     /// <summary>
     /// The noise predicted for latents <paramref name="sample"/> [N, C, H, W] at <paramref name="timestep"/>
     /// (0-dim, [1] or [N]; integer or fractional) given text states <paramref name="encoderHiddenStates"/>
     /// [N, S, cross_attention_dim]. <paramref name="timestepCond"/> [N, time_cond_proj_dim] feeds LCM's
-    /// guidance embedding; <paramref name="classLabels"/> class-conditional models.
+    /// guidance embedding; <paramref name="classLabels"/> class-conditional models; <paramref name="added"/> (diffusers'
+    /// added_cond_kwargs) the pooled text embeddings and time ids of addition_embed_type "text_time" (SDXL).
     /// </summary>
-    public Tensor Forward(Tensor sample, Tensor timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null)
+    public Tensor Forward(Tensor sample, Tensor timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null,
+        AddedConditions? added = null)
     {
         using var scope = DisposeScope.Enter();
         var dtype = sample.DType;
@@ -185,6 +196,9 @@ public sealed class UNet2DConditionModel : Module
         {
             throw new ArgumentException("class labels were given but the model has no class embedding");
         }
+        if (addEmbedding is not null) emb = emb + addEmbedding.Forward(added, sample.Size(0), emb.DType);
+        else if (added is not null)
+            throw new ArgumentException("added conditions (pooled text embeddings, time ids) were given but the U-Net has no addition_embed_type \"text_time\"");
         if (timeEmbedAct is not null) emb = timeEmbedAct.Forward(emb);
         var context = encoderHidProj is not null ? encoderHidProj.Forward(encoderHiddenStates) : encoderHiddenStates;
 
