@@ -30,4 +30,6 @@ public interface IDenoiser : IDisposable
 /// What conditions one denoiser call (diffusers' unet(…) keyword arguments): the text embeddings for cross-attention,
 /// batched like the sample ([uncond; cond] under classifier-free guidance).
 /// </summary>
-public sealed record DenoiserConditioning(Tensor EncoderHiddenStates);
+/// <param name="TextEmbeds">SDXL (added_cond_kwargs["text_embeds"]): the pooled text embeddings [N, d], batched like the sample.</param>
+/// <param name="TimeIds">SDXL (added_cond_kwargs["time_ids"]): the size / crop (/ aesthetic score) conditioning [N, k].</param>
+public sealed record DenoiserConditioning(Tensor EncoderHiddenStates, Tensor? TextEmbeds = null, Tensor? TimeIds = null);

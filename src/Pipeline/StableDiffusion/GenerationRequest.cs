@@ -69,6 +69,9 @@ public record GenerationRequest
     /// </summary>
     public int PreviewEvery { get; init; }
 
+    /// <summary>SDXL's options (second prompts, micro-conditioning, refiner hand-off); null = diffusers' defaults.</summary>
+    public XlOptions? Xl { get; init; }
+
     /// <summary>Throws for settings no model can run; the pipeline adds what depends on the model (size multiples, sampler name).</summary>
     public virtual void Validate()
     {
@@ -83,6 +86,7 @@ public record GenerationRequest
         if (PreviewEvery < 0) throw new ArgumentOutOfRangeException(nameof(PreviewEvery), PreviewEvery, "preview interval must be ≥ 0 (0 = no previews)");
         if (Width is <= 0) throw new ArgumentOutOfRangeException(nameof(Width), Width, "width must be positive");
         if (Height is <= 0) throw new ArgumentOutOfRangeException(nameof(Height), Height, "height must be positive");
+        Xl?.Validate();
     }
 }
 

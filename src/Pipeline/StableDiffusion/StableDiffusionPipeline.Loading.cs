@@ -19,8 +19,9 @@ public sealed partial class StableDiffusionPipeline
         options ??= new PipelineOptions();
         if (File.Exists(path)) return FromSingleFile(path, options);
         var index = ModelIndex.Load(path);
+        if (XlPipelineClasses.Contains(index.ClassName)) return FromXlFolder(path, index, options);
         if (!PipelineClasses.Contains(index.ClassName))
-            throw new InvalidDataException($"{path}: model_index.json describes a {index.ClassName}; supported: {string.Join(", ", PipelineClasses)}");
+            throw new InvalidDataException($"{path}: model_index.json describes a {index.ClassName}; supported: {string.Join(", ", PipelineClasses.Concat(XlPipelineClasses))}");
 
         var tokenizerPath = index.Require(path, "tokenizer", "CLIPTokenizer", "CLIPTokenizerFast");
         var tokenizer = ClipTokenizer.FromDirectory(tokenizerPath);

@@ -41,7 +41,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
 
     public PipelineOptions Options { get; }
 
-    private readonly PromptEncoder prompts;
+    private readonly IPromptConditioner prompts;
 
     /// <summary>A pipeline over libtorch modules, moved to the options' device and dtype.</summary>
     public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae,
@@ -52,31 +52,47 @@ public sealed partial class StableDiffusionPipeline : IDisposable
 
     /// <summary>A pipeline over any engine's models (already on their device).</summary>
     public StableDiffusionPipeline(ClipTokenizer tokenizer, PipelineModels models, SchedulerConfig schedulerConfig, string modelName, PipelineOptions? options = null)
+        : this(tokenizer, null, models, null, schedulerConfig, modelName, options)
+    {
+    }
+
+    /// <summary>
+    /// A pipeline over any engine's models; with <paramref name="xl"/> an SDXL pipeline, which conditions through both text
+    /// encoders (a refiner: only Models.TextEncoder, with <paramref name="tokenizer2"/> null).
+    /// </summary>
+    public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTokenizer? tokenizer2, PipelineModels models, XlSettings? xl,
+        SchedulerConfig schedulerConfig, string modelName, PipelineOptions? options)
     {
         Tokenizer = tokenizer;
+        Tokenizer2 = tokenizer2;
         Models = models;
+        Xl = xl;
         SchedulerConfig = schedulerConfig;
         ModelName = modelName;
         Options = options ?? new PipelineOptions();
-        prompts = new PromptEncoder(tokenizer, models.TextEncoder);
+        prompts = xl is null ? new PromptEncoder(tokenizer, models.TextEncoder) : XlConditioner(tokenizer, tokenizer2, models, xl);
     }
 
-    private static PipelineModels TorchModels(ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae, PipelineOptions o)
+    private static PipelineModels TorchModels(ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae, PipelineOptions o,
+        ClipTextModel? textEncoder2 = null)
     {
         unet.Eval();
         textEncoder.Eval();
+        textEncoder2?.Eval();
         vae.Eval();
         var vaeDType = vae.Config.ForceUpcast ? DType.Float32 : o.DType;
         if (o.Device != Device.CPU || o.DType != DType.Float32)
         {
             unet.To(o.Device, o.DType);
             textEncoder.To(o.Device, o.DType);
+            textEncoder2?.To(o.Device, o.DType);
             vae.To(o.Device, vaeDType);
         }
         vae.UseTiling = o.VaeTiling;
         vae.UseSlicing = o.VaeSlicing;
         if (o.AttentionSliceSize is int slice) unet.SetAttentionSlice(slice);
-        return new PipelineModels(new TorchTextEncoder(textEncoder), new TorchDenoiser(unet), new TorchAutoencoder(vae, vaeDType));
+        return new PipelineModels(new TorchTextEncoder(textEncoder), new TorchDenoiser(unet), new TorchAutoencoder(vae, vaeDType),
+            textEncoder2 is null ? null : new TorchTextEncoder(textEncoder2));
     }
 
     private InvalidOperationException NotTorch(string part) =>
@@ -116,6 +132,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         if (request.Height is int h && h % f != 0)
             throw new ArgumentOutOfRangeException(nameof(request.Height), h, $"height must be a positive multiple of {f}");
         if (request.Sampler is not null || request.Schedule is not null) _ = RequestedSampler(request);
+        ValidateXl(request);
     }
 
     /// <summary>The request's sampler with its schedule type (the model's own sampler when only a schedule is given); null for neither.</summary>
@@ -196,15 +213,17 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         var device = Options.Device;
         scheduler.SetTimesteps(r.Steps, device);
         var guided = r.GuidanceScale > 1;
-        using var embeddings = prompts.Encode(r, chunk.Count, guided, Options);
+        using var conditioning = prompts.Encode(r, chunk.Count, guided, width, height, Options);
 
         // img2img starts part-way: diffusers' get_timesteps (init_timestep = ⌊steps × strength⌋).
         var initSteps = Math.Min((int)(r.Steps * strength), r.Steps);
         var start = Math.Max(r.Steps - initSteps, 0) * scheduler.Order;
         var timesteps = scheduler.Timesteps.Skip(start).ToList();
+        // SDXL's base → refiner hand-off cuts the schedule at denoising_end / starts it at denoising_start.
+        (start, timesteps) = DenoisingWindow(r, scheduler, start, timesteps);
         if (timesteps.Count == 0)
             throw new ArgumentOutOfRangeException(nameof(strength), strength, $"strength {strength} with {r.Steps} steps leaves no denoising step; raise strength or steps");
-        if (initImage is not null) scheduler.SetBeginIndex(start);
+        if (initImage is not null || r.Xl?.DenoisingStart is not null) scheduler.SetBeginIndex(start);
 
         var latents = initImage is null
             ? InitialLatents(r, chunk, width, height, scheduler, source)
@@ -221,7 +240,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
             {
                 var input = guided ? Tensor.Cat([latents, latents]) : latents;
                 var scaled = scheduler.ScaleModelInput(input, t);
-                var prediction = Models.Denoiser.Forward(scaled, t, new DenoiserConditioning(embeddings));
+                var prediction = Models.Denoiser.Forward(scaled, t, conditioning.ForDenoiser());
                 if (guided) prediction = Guidance.Apply(prediction, r.GuidanceScale, r.GuidanceRescale);
                 var output = scheduler.Step(prediction, t, latents, source);
                 latents.Dispose();
@@ -330,7 +349,8 @@ public sealed partial class StableDiffusionPipeline : IDisposable
             shape[0] = chunk.Count;
             x = noise.Next(shape, DType.Float32, Options.Device);
         }
-        return scope.Keep((x * scheduler.InitNoiseSigma).To(Options.DType));
+        // Latents handed over part-way through the schedule (denoising_start) are already noised to it.
+        return scope.Keep((r.Xl?.DenoisingStart is null ? x * scheduler.InitNoiseSigma : x).To(Options.DType));
     }
 
     /// <summary>img2img: z₀ = scaling × (μ + σε) of the VAE posterior, then noised to the first timestep with fresh noise.</summary>
