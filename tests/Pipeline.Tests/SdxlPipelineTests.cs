@@ -50,6 +50,24 @@ public sealed class SdxlPipelineTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void EmphasisLongPromptsAndSecondPromptsReachBothEncoders()
+    {
+        using var pipe = StableDiffusionPipeline.FromPretrained(TinyXl);
+        var request = new GenerationRequest { Prompt = "a horse", Steps = 2, GuidanceScale = 5, Width = 64, Height = 64, Seed = 1 };
+        using var plain = pipe.TextToImage(request);
+        using var weighted = pipe.TextToImage(request with { Prompt = "a (horse:1.4)" });
+        using var second = pipe.TextToImage(request with { Xl = new XlOptions { Prompt2 = "a castle" } });
+        using var sameSecond = pipe.TextToImage(request with { Xl = new XlOptions { Prompt2 = "a horse" } });
+        // 100 words: two 77-token rows per encoder, joined along the sequence.
+        using var longPrompt = pipe.TextToImage(request with { Prompt = string.Join(", ", Enumerable.Repeat("a horse", 50)) });
+        Assert.True(TensorAssert.MaxAbsDifference(plain.Latents, weighted.Latents) > 1e-5, "emphasis must change the conditioning");
+        Assert.True(TensorAssert.MaxAbsDifference(plain.Latents, second.Latents) > 1e-5, "prompt_2 must reach text_encoder_2");
+        Assert.Equal(0, TensorAssert.MaxAbsDifference(plain.Latents, sameSecond.Latents));
+        Assert.DoesNotContain(TensorAssert.Values(longPrompt.Latents), v => !double.IsFinite(v));
+        Assert.True(TensorAssert.MaxAbsDifference(plain.Latents, longPrompt.Latents) > 1e-5);
+    }
+
+    [Fact]
     public void ImageToImageMatchesDiffusers()
     {
         using var scope = DisposeScope.Enter();

@@ -61,7 +61,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     /// encoders (a refiner: only Models.TextEncoder, with <paramref name="tokenizer2"/> null).
     /// </summary>
     public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTokenizer? tokenizer2, PipelineModels models, XlSettings? xl,
-        SchedulerConfig schedulerConfig, string modelName, PipelineOptions? options)
+        SchedulerConfig schedulerConfig, string modelName, PipelineOptions? options = null)
     {
         Tokenizer = tokenizer;
         Tokenizer2 = tokenizer2;
