@@ -10,7 +10,7 @@ using LatentDiffusion.Torch.SafeTensors;
 namespace LatentDiffusion.Cli.Commands;
 
 /// <summary><c>ldm generate PROMPT</c> and <c>ldm img2img PROMPT --init IMAGE</c>: Stable Diffusion from the command line.</summary>
-internal static class GenerateCommand
+internal static partial class GenerateCommand
 {
     private sealed class Common
     {
@@ -39,12 +39,14 @@ internal static class GenerateCommand
         public readonly Option<bool> VaeTiling = new("--vae-tiling") { Description = "Decode large images tile by tile" };
         public readonly Option<string?> Preview = new Option<string?>("--preview") { Description = "Keep this PNG updated with a preview of the first image while denoising" }.IsPath();
         public readonly Option<int> PreviewEvery = new Option<int>("--preview-every") { Description = "Steps between previews (with --preview)", DefaultValueFactory = _ => 5 }.AtLeast(1);
+        public readonly XlArguments Xl = new();
 
         public void AddTo(Command command)
         {
             command.Arguments.Add(Prompt);
             foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Schedule, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery })
                 command.Options.Add(option);
+            Xl.AddTo(command);
             command.Validators.Add(ValidateSchedule);
         }
 
@@ -119,6 +121,7 @@ internal static class GenerateCommand
             AttentionSliceSize = parsed.GetValue(o.AttentionSlice),
             VaeTiling = parsed.GetValue(o.VaeTiling),
         });
+        using var refiner = o.Xl.LoadRefiner(parsed, pipe);
         var loadTime = clock.Elapsed;
         var layers = pipe.TextEncoder.NumLayers; // the bound of --clip-skip is known only now
         if (!ClipSkipRange.Contains(parsed.GetValue(o.ClipSkip), layers))
@@ -143,6 +146,7 @@ internal static class GenerateCommand
             Eta = parsed.GetValue(o.Eta),
             Latents = latents,
             PreviewEvery = parsed.GetValue(o.Preview) is null ? 0 : parsed.GetValue(o.PreviewEvery),
+            Xl = o.Xl.Options(parsed, refiner is not null),
         };
         if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"--preview must name a .png file, not {previewPath}");
@@ -158,13 +162,15 @@ internal static class GenerateCommand
 
         clock.Restart();
         var preview = parsed.GetValue(o.Preview);
-        using var result = ProgressDisplay.Run(context, init is null ? "generating" : "img2img", display =>
+        var generated = ProgressDisplay.Run(context, init is null ? "generating" : "img2img", display =>
         {
             var progress = PreviewWriter.Around(display.Sink<GenerationProgress>(ProgressText.Of), preview);
             return init is { } ii
                 ? pipe.ImageToImage(new ImageToImageRequest(request, initImage!) { Strength = ii.Strength }, progress, cancellation)
                 : pipe.TextToImage(request, progress, cancellation);
         }, clearWhenDone: true);
+        // --refiner: the base stopped at the switch; the refiner continues its latents (undecoded) to the end.
+        using var result = refiner is null ? generated : XlArguments.Refine(context, refiner, request, generated, preview, cancellation);
         var generateTime = clock.Elapsed;
 
         foreach (var path in WriteImages(result, outPath)) context.Out.WriteLine(Path.GetFullPath(path));
