@@ -59,10 +59,15 @@ public sealed record ModelIndex(string ClassName, IReadOnlyDictionary<string, (s
         return folder;
     }
 
-    public static void Save(string directory, string className, IEnumerable<(string Name, string Library, string ClassName)> components)
+    /// <param name="absent">Components written as [null, null] (an SDXL refiner's text_encoder and tokenizer).</param>
+    /// <param name="flags">Boolean pipeline settings (SDXL's force_zeros_for_empty_prompt, requires_aesthetics_score).</param>
+    public static void Save(string directory, string className, IEnumerable<(string Name, string Library, string ClassName)> components,
+        IEnumerable<string>? absent = null, IEnumerable<(string Name, bool Value)>? flags = null)
     {
         var root = new JsonObject { ["_class_name"] = className, ["_diffusers_version"] = "0.30.3" };
+        foreach (var (name, value) in flags ?? []) root[name] = value;
         foreach (var (name, library, cls) in components) root[name] = new JsonArray(library, cls);
+        foreach (var name in absent ?? []) root[name] = new JsonArray(null, null);
         Torch.AtomicFile.WriteAllText(Path.Combine(directory, "model_index.json"), root.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n");
     }
 }

@@ -1,5 +1,6 @@
 using LatentDiffusion.Autoencoder;
 using LatentDiffusion.LatentUNet;
+using LatentDiffusion.Pipeline.Checkpoints;
 using LatentDiffusion.Pipeline.Schedulers;
 using LatentDiffusion.TextEncoder;
 using LatentDiffusion.Torch.NN;
@@ -81,5 +82,55 @@ public sealed partial class StableDiffusionPipeline
                 $"projection_dim {encoder2.ProjectionDim} + {ids} × addition_time_embed_dim {unet.AdditionTimeEmbedDim} = {expected}, but the U-Net's " +
                 $"projection_class_embeddings_input_dim is {unet.ProjectionClassEmbeddingsInputDim}" +
                 (xl.RequiresAestheticsScore ? "" : " (a refiner? set requires_aesthetics_score in model_index.json)"));
+    }
+
+    /// <summary>
+    /// A single-file SDXL checkpoint in Stability's layout (conditioner.embedders.*, model.diffusion_model.*,
+    /// first_stage_model.*) with the family's configs (or <see cref="PipelineOptions.ConfigSource"/>'s). Single files carry no
+    /// tokenizer: both SDXL tokenizers are CLIP's BPE, the second padding with "!" as stabilityai's tokenizer_2 does.
+    /// </summary>
+    private static StableDiffusionPipeline FromXlSingleFile(string path, SingleFileCheckpoint checkpoint, FamilyConfigs configs, PipelineOptions options)
+    {
+        if (configs.Xl is not { } xl || configs.TextEncoder2 is not { } encoder2Config)
+            throw new InvalidDataException($"{path}: an SDXL checkpoint needs SDXL configs; {options.ConfigSource} is not an SDXL folder");
+        CheckXlFit(path, configs.Unet, configs.TextEncoder, encoder2Config, xl);
+        var (tokenizer1, tokenizer2) = XlTokenizers(path, options);
+        if (configs.TextEncoder is { } c1) TokenizerFit.Check(tokenizer1, c1, "the tokenizer", "the text encoder's config");
+        TokenizerFit.Check(tokenizer2, encoder2Config, "the second tokenizer", "the second text encoder's config");
+        var disposables = new List<IDisposable>();
+        try
+        {
+            using var skip = Init.SkipInitialization();
+            var unet = Track(disposables, new UNet2DConditionModel(configs.Unet));
+            var vae = Track(disposables, new AutoencoderKL(configs.Vae));
+            var encoder2 = Track(disposables, new ClipTextModelWithProjection(encoder2Config));
+            var encoder1 = configs.TextEncoder is { } config1 ? Track(disposables, new ClipTextModel(config1)) : null;
+            LoadComponent(checkpoint, "unet", unet, null);
+            LoadComponent(checkpoint, "vae", vae, null);
+            LoadComponent(checkpoint, "text_encoder_2", encoder2, encoder2Config.NumHiddenLayers);
+            if (encoder1 is not null) LoadComponent(checkpoint, "text_encoder", encoder1, configs.TextEncoder!.NumHiddenLayers);
+            return encoder1 is null
+                ? new StableDiffusionPipeline(tokenizer2, encoder2, null, null, unet, vae, xl, configs.Scheduler, ModelNameOf(path), options)
+                : new StableDiffusionPipeline(tokenizer1, encoder1, tokenizer2, encoder2, unet, vae, xl, configs.Scheduler, ModelNameOf(path), options);
+        }
+        catch
+        {
+            foreach (var d in disposables) d.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The config folder's tokenizer/ and tokenizer_2/ when it has them; else the CLIP tokenizer found for single files, twice.</summary>
+    private static (ClipTokenizer First, ClipTokenizer Second) XlTokenizers(string path, PipelineOptions options)
+    {
+        if (options.ConfigSource is { } source && Directory.Exists(Path.Combine(source, "tokenizer_2")))
+        {
+            var second = ClipTokenizer.FromDirectory(Path.Combine(source, "tokenizer_2"));
+            var firstPath = Path.Combine(source, "tokenizer");
+            return (Directory.Exists(firstPath) ? ClipTokenizer.FromDirectory(firstPath) : second, second);
+        }
+        var first = LoadTokenizer(path, options.TokenizerPath ?? (options.ConfigSource is { } s ? Path.Combine(s, "tokenizer") : null));
+        var padded = new ClipTokenizer(first.Vocabulary, first.Merges, first.Config with { PadToken = new ClipAddedToken("!") }, first.Options);
+        return (first, padded);
     }
 }
