@@ -97,9 +97,17 @@ public static class ModelBenchmark
             using (Init.SkipInitialization()) model = new UNet2DConditionModel(config);
             var latents = Tensors.Randn([batch, config.InChannels, latent, latent], generator);
             var text = Tensors.Randn([batch, tokens, crossDim], generator);
-            return new BenchTarget(model, [latents, text], (m, x) => ((UNet2DConditionModel)m).Forward(x[0], 500, x[1]),
+            if (!model.TakesAddedConditions)
+                return new BenchTarget(model, [latents, text], (m, x) => ((UNet2DConditionModel)m).Forward(x[0], 500, x[1]),
+                    FlopCounter.UNet2DCondition(config, batch, latent, latent, tokens),
+                    $"latents [{batch}, {config.InChannels}, {latent}, {latent}] ({size}×{size} px), text [{batch}, {tokens}, {crossDim}], t = 500");
+            // SDXL ("text_time"): the pooled text embedding and the six size/crop ids of a size × size image (the added embedding's FLOPs are negligible).
+            var pooled = Tensors.Randn([batch, config.ProjectionClassEmbeddingsInputDim!.Value - 6 * config.AdditionTimeEmbedDim!.Value], generator);
+            using var ids = Tensor.From(Enumerable.Range(0, batch).SelectMany(_ => new float[] { size, size, 0, 0, size, size }).ToArray(), batch, 6);
+            return new BenchTarget(model, [latents, text, pooled, ids.Clone()],
+                (m, x) => ((UNet2DConditionModel)m).Forward(x[0], 500, x[1], added: new AddedConditions(x[2], x[3])),
                 FlopCounter.UNet2DCondition(config, batch, latent, latent, tokens),
-                $"latents [{batch}, {config.InChannels}, {latent}, {latent}] ({size}×{size} px), text [{batch}, {tokens}, {crossDim}], t = 500");
+                $"latents [{batch}, {config.InChannels}, {latent}, {latent}] ({size}×{size} px), text [{batch}, {tokens}, {crossDim}], pooled [{batch}, {pooled.Size(1)}], time ids [{batch}, 6], t = 500");
         });
     }
 
