@@ -3,6 +3,7 @@ using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Pipeline.StableDiffusion;
 using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.NN;
 using LatentDiffusion.Torch.SafeTensors;
 using Xunit;
 using Xunit.Abstractions;
@@ -22,6 +23,18 @@ public sealed class SdxlPipelineTests(ITestOutputHelper output)
     // EulerDiscreteScheduler.step draws a tensor it never uses (s_churn 0): the goldens do not save those draws.
     private static IEnumerable<Tensor> Unused(int count) => Enumerable.Range(0, count).Select(_ => Tensors.Zeros([1, 4, 8, 8]));
 
+    /// <summary>The call of goldens/sdxl_txt2img (manifest entry "call").</summary>
+    private static GenerationRequest GoldenTextToImage(SafeTensorsFile golden) => new()
+    {
+        Prompt = "a photograph of an astronaut riding a horse",
+        NegativePrompt = "blurry, low quality",
+        Steps = 4,
+        GuidanceScale = 5.0,
+        Width = 64,
+        Height = 64,
+        Latents = golden.Load("input.latents"),
+    };
+
     [Fact]
     public void TextToImageMatchesDiffusers()
     {
@@ -30,16 +43,7 @@ public sealed class SdxlPipelineTests(ITestOutputHelper output)
         using var pipe = StableDiffusionPipeline.FromPretrained(TinyXl);
         Assert.NotNull(pipe.Xl);
         Assert.False(pipe.IsRefiner);
-        var request = new GenerationRequest
-        {
-            Prompt = "a photograph of an astronaut riding a horse",
-            NegativePrompt = "blurry, low quality",
-            Steps = 4,
-            GuidanceScale = 5.0,
-            Width = 64,
-            Height = 64,
-            Latents = golden.Load("input.latents"),
-        };
+        var request = GoldenTextToImage(golden);
         Assert.Equal(golden.Load("input.prompt_ids").ToArray<long>(), pipe.Tokenizer.Encode(request.Prompt).InputIdsInt64());
         Assert.Equal(golden.Load("input.prompt_ids_2").ToArray<long>(), pipe.Tokenizer2!.Encode(request.Prompt).InputIdsInt64());
 
@@ -90,5 +94,54 @@ public sealed class SdxlPipelineTests(ITestOutputHelper output)
         var latents = TensorAssert.Close(result.Latents, golden.Load("output.latents"), 1e-4, 1e-4, "latents");
         var image = TensorAssert.Close(result.Pixels, golden.Load("output.image_np"), 1e-4, 1e-4, "image");
         output.WriteLine($"img2img: latents max abs error {latents:G3} (atol 1e-4), image {image:G3} (atol 1e-4)");
+    }
+
+    [Fact]
+    public void Fp16VariantFolderLoadsAndGivesTheSameImage()
+    {
+        // The tiny weights are exactly representable in float16 (golden README), so the variant must give the same latents.
+        using var folder = new TinyXlFolder();
+        using (var scope = DisposeScope.Enter())
+        {
+            void Half(Module module, Action<string> save, string relative, string weights)
+            {
+                module.To(Device.CPU, DType.Float16);
+                save(System.IO.Path.Combine(folder.Path, relative));
+                File.Delete(System.IO.Path.Combine(folder.Path, relative, weights));
+                module.Dispose();
+            }
+            var unet = LatentUNet.UNet2DConditionModel.FromPretrained(System.IO.Path.Combine(folder.Path, "unet"));
+            Half(unet, d => unet.Save(d, "fp16"), "unet", "diffusion_pytorch_model.safetensors");
+            var vae = Autoencoder.AutoencoderKL.FromPretrained(System.IO.Path.Combine(folder.Path, "vae"));
+            Half(vae, d => vae.Save(d, "fp16"), "vae", "diffusion_pytorch_model.safetensors");
+            var te = TextEncoder.ClipTextModel.FromPretrained(System.IO.Path.Combine(folder.Path, "text_encoder"));
+            Half(te, d => te.Save(d, "fp16"), "text_encoder", "model.safetensors");
+            var te2 = TextEncoder.ClipTextModelWithProjection.FromPretrained(System.IO.Path.Combine(folder.Path, "text_encoder_2"));
+            Half(te2, d => te2.Save(d, "fp16"), "text_encoder_2", "model.safetensors");
+        }
+        Assert.True(File.Exists(System.IO.Path.Combine(folder.Path, "text_encoder_2", "model.fp16.safetensors")));
+        using var golden = Golden("sdxl_txt2img");
+        using var pipe = StableDiffusionPipeline.FromPretrained(folder.Path, new PipelineOptions { Variant = "fp16" });
+        var request = GoldenTextToImage(golden);
+        using var result = pipe.TextToImage(request, noise: new QueueNoise(Unused(4)));
+        using var expected = golden.Load("output.latents");
+        var error = TensorAssert.Close(result.Latents, expected, 2e-4, 1e-4, "fp16-variant latents");
+        output.WriteLine($"fp16 variant: latents max abs error {error:G3} (atol 2e-4)");
+    }
+
+    [Fact]
+    public void GenerationAndHandOffKeepTheLiveTensorCountFlat()
+    {
+        using var pipe = StableDiffusionPipeline.FromPretrained(TinyXl);
+        var request = new GenerationRequest { Prompt = "a (horse:1.2)", NegativePrompt = "blurry", Steps = 4, GuidanceScale = 5, Width = 64, Height = 64 };
+        void Run()
+        {
+            using var first = pipe.TextToImage(request with { Xl = new XlOptions { DenoisingEnd = 0.6 } });
+            pipe.Refine(request, first.Latents, 0.6).Dispose();
+        }
+        Run();
+        var before = LiveTensorCount.Settled();
+        Run();
+        Assert.Equal(before, LiveTensorCount.Settled());
     }
 }
