@@ -113,9 +113,9 @@ internal sealed class XlPromptEncoder(IReadOnlyList<(ClipTokenizer Tokenizer, IT
 
     private static Tensor Ids(double[] ids, int images, PipelineOptions options)
     {
-        using var row = Tensor.From(Array.ConvertAll(ids, v => (float)v), 1, ids.Length);
-        using var repeated = PromptRows.Repeat(row, images);
-        return repeated.To(options.Device, options.DType);
+        using var scope = DisposeScope.Enter();
+        var row = Tensor.From(Array.ConvertAll(ids, v => (float)v), 1, ids.Length);
+        return scope.Keep(PromptRows.Repeat(row, images).To(options.Device, options.DType));
     }
 }
 
