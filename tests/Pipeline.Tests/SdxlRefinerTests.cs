@@ -123,6 +123,9 @@ public sealed class SdxlRefinerTests
         var e = Assert.Throws<ArgumentException>(() => xl.TextToImage(new GenerationRequest { Prompt = "x", Xl = new XlOptions { DenoisingStart = 0.5 } }));
         Assert.Contains("denoising start continues given latents", e.Message);
         Assert.Throws<ArgumentOutOfRangeException>(() => xl.TextToImage(new GenerationRequest { Prompt = "x", Xl = new XlOptions { DenoisingEnd = 1.5 } }));
+        // 4 steps run [751, 501, 251, 1]: an end of 0.2 keeps only t ≥ 800, none of them.
+        var empty = Assert.Throws<ArgumentOutOfRangeException>(() => xl.TextToImage(new GenerationRequest { Prompt = "x", Steps = 4, Xl = new XlOptions { DenoisingEnd = 0.2 } }));
+        Assert.Contains("leaves no denoising step", empty.Message);
 
         var sd = System.IO.Directory.CreateTempSubdirectory("ldm-sd-tiny-").FullName;
         try

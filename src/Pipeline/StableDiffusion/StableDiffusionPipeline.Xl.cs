@@ -99,6 +99,9 @@ public sealed partial class StableDiffusionPipeline
             var cutoff = (int)Math.Round(trained - end * trained, MidpointRounding.ToEven);
             timesteps = timesteps.TakeWhile(t => t >= cutoff).ToList();
         }
+        if (timesteps.Count == 0)
+            throw new ArgumentOutOfRangeException(nameof(r.Xl), $"the denoising window (start {x.DenoisingStart ?? 0}, end {x.DenoisingEnd ?? 1}) " +
+                $"with {r.Steps} steps leaves no denoising step; move the switch or raise the steps");
         return (start, timesteps);
     }
 }
