@@ -140,6 +140,25 @@ public sealed class SdxlRefinerTests
         }
     }
 
+    [Fact]
+    public void ForceUpcastKeepsTheVaeInFloat32UnderBf16UnlessTheVaeSaysOtherwise()
+    {
+        var options = new PipelineOptions { DType = DType.BFloat16 };
+        var request = new GenerationRequest { Prompt = "a horse", Steps = 2, GuidanceScale = 5, Width = 64, Height = 64, Seed = 1 };
+        using (var upcast = StableDiffusionPipeline.FromPretrained(SdxlPipelineTests.TinyXl, options))
+        {
+            Assert.Equal(DType.Float32, upcast.Models.Autoencoder.DType);
+            Assert.Equal(DType.Float32, upcast.Vae.Parameters().First().DType);
+            Assert.Equal(DType.BFloat16, upcast.Unet.Parameters().First().DType);
+            using var result = upcast.TextToImage(request);
+            Assert.DoesNotContain(TensorAssert.Values(result.Pixels), v => !double.IsFinite(v));
+        }
+        using var dir = new TinyXlFolder();
+        dir.EditJson("vae/config.json", vae => vae["force_upcast"] = false);
+        using var plain = StableDiffusionPipeline.FromPretrained(dir.Path, options);
+        Assert.Equal(DType.BFloat16, plain.Models.Autoencoder.DType);
+    }
+
     private sealed class RecordingDenoiser(IDenoiser inner) : IDenoiser
     {
         public List<double> Calls { get; } = [];
