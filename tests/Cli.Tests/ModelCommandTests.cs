@@ -178,6 +178,12 @@ public sealed class ModelCommandTests : IDisposable
         Assert.InRange(root.GetProperty("parity_max_abs_diff").GetDouble(), 0, 0.1 * root.GetProperty("output_max_abs").GetDouble());
     }
 
+    [Theory]
+    [InlineData("VmHWM:\t    2184 kB", 2184L * 1024)]
+    [InlineData("VmHWM:\t12345678 kB", 12345678L * 1024)] // ≥ 10^7 KiB: no space after the tab (found by the SDXL U-Net bench)
+    [InlineData("VmRSS:\t    2184 kB", null)]
+    public void PeakRssReadsTheKernelsVmHwmLineAtAnySize(string line, long? bytes) => Assert.Equal(bytes, ModelBenchmark.VmHwmBytes(line));
+
     [Fact]
     public void BenchVaeTilingDecodesAnImageLargerThanOneTile()
     {
