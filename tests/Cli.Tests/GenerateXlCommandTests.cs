@@ -46,4 +46,18 @@ public sealed class GenerateXlCommandTests : IDisposable
         Assert.Equal(2, badSize.ExitCode);
         Assert.Contains("--original-size must be WIDTHxHEIGHT", Assert.Single(badSize.ErrLines));
     }
+
+    [Fact]
+    public void ConvertWritesAnSdxlFolderFromAStabilitySingleFile()
+    {
+        var file = Out("tiny_xl.safetensors");
+        StabilityCheckpoint.Write(TinyXlFolder.Source, file, refiner: false);
+        var r = CliRunner.Run("convert", file, Out("converted"), "--family", "sdxl", "--config", TinyXlFolder.Source);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Contains("StableDiffusionXLPipeline", File.ReadAllText(Out("converted/model_index.json")));
+        Assert.True(File.Exists(Out("converted/text_encoder_2/model.safetensors")));
+        Assert.True(File.Exists(Out("converted/tokenizer_2/vocab.json")));
+        var generated = CliRunner.Run("generate", "x", "--model", Out("converted"), "--steps", "2", "--width", "64", "--height", "64", "--out", Out("c.png"));
+        Assert.True(generated.ExitCode == 0, generated.Err);
+    }
 }
