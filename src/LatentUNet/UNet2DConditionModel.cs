@@ -25,6 +25,7 @@ public sealed class UNet2DConditionModel : Module
     private readonly Conv2d convIn;
     private readonly UNetParts parts;
     private readonly Linear? encoderHidProj;
+    private readonly TextTimeEmbedding? addEmbedding;
     private readonly Module<Tensor, Tensor>? timeEmbedAct;
     private readonly ModuleList<Module> downBlocks;
     private readonly IMidBlock? midBlock;
@@ -55,6 +56,7 @@ public sealed class UNet2DConditionModel : Module
 
         if (config.EncoderHidDim is { } hid)
             encoderHidProj = RegisterModule("encoder_hid_proj", new Linear(hid, config.CrossAttentionDim.Value, generator: generator));
+        if (config.AdditionEmbedType == "text_time") addEmbedding = new TextTimeEmbedding(this, config, parts.TimeEmbedDim, generator);
         if (config.TimeEmbeddingActFn is { } act) timeEmbedAct = RegisterModule("time_embed_act", Activations.Create(act, "time_embedding_act_fn"));
 
         var heads = config.AttentionHeadDim.PerBlock(n, "attention_head_dim");
@@ -102,22 +104,29 @@ public sealed class UNet2DConditionModel : Module
 
     /// <summary>The noise predicted at a (possibly fractional) <paramref name="timestep"/> shared by the batch.</summary>
     public Tensor Forward(Tensor sample, double timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null,
-        UNetResiduals? additionalResiduals = null)
+        UNetResiduals? additionalResiduals = null, AddedConditions? added = null)
     {
         // diffusers turns a Python float into a float64 tensor; the embedding computes in float32 either way.
         using var t = Tensors.Scalar(timestep, DType.Float64, sample.Device);
-        return Forward(sample, t, encoderHiddenStates, timestepCond, classLabels, additionalResiduals);
+        return Forward(sample, t, encoderHiddenStates, timestepCond, classLabels, additionalResiduals, added);
     }
+
+    /// <summary>True for addition_embed_type "text_time" (SDXL): a forward needs <see cref="AddedConditions"/>.</summary>
+    public bool TakesAddedConditions => addEmbedding is not null;
+
+    /// <summary>"text_time" models: the width of add_embedding's input (pooled text dim + time ids × addition_time_embed_dim).</summary>
+    public int? AddedEmbeddingInputDim => addEmbedding?.InputDim;
 
     /// <summary>
     /// The noise predicted for latents <paramref name="sample"/> [N, C, H, W] at <paramref name="timestep"/>
     /// (0-dim, [1] or [N]; integer or fractional) given text states <paramref name="encoderHiddenStates"/>
     /// [N, S, cross_attention_dim]. <paramref name="timestepCond"/> [N, time_cond_proj_dim] feeds LCM's
     /// guidance embedding; <paramref name="classLabels"/> class-conditional models; <paramref name="additionalResiduals"/>
-    /// a ControlNet's outputs, added to the skip connections and the mid block's output.
+    /// a ControlNet's outputs, added to the skip connections and the mid block's output; <paramref name="added"/> (diffusers'
+    /// added_cond_kwargs) the pooled text embeddings and time ids of addition_embed_type "text_time" (SDXL).
     /// </summary>
     public Tensor Forward(Tensor sample, Tensor timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null,
-        UNetResiduals? additionalResiduals = null)
+        UNetResiduals? additionalResiduals = null, AddedConditions? added = null)
     {
         using var scope = DisposeScope.Enter();
 
@@ -129,6 +138,9 @@ public sealed class UNet2DConditionModel : Module
 
         // 1. time (and class) embedding
         var emb = parts.Embed(sample, timestep, timestepCond, classLabels);
+        if (addEmbedding is not null) emb = emb + addEmbedding.Forward(added, sample.Size(0), emb.DType);
+        else if (added is not null)
+            throw new ArgumentException("added conditions (pooled text embeddings, time ids) were given but the U-Net has no addition_embed_type \"text_time\"");
         if (timeEmbedAct is not null) emb = timeEmbedAct.Forward(emb);
         var context = encoderHidProj is not null ? encoderHidProj.Forward(encoderHiddenStates) : encoderHiddenStates;
 

@@ -110,7 +110,14 @@ public sealed record UNet2DConditionModelConfig : IModelConfig<UNet2DConditionMo
         if (ReverseTransformerLayersPerBlock is not null)
             throw ConfigErrors.Unsupported("reverse_transformer_layers_per_block", "a list", "null");
         if (DualCrossAttention) throw ConfigErrors.Unsupported("dual_cross_attention", true, "false");
-        if (AdditionEmbedType is not null) throw ConfigErrors.Unsupported("addition_embed_type", AdditionEmbedType, "null");
+        if (AdditionEmbedType is not (null or "text_time")) throw ConfigErrors.Unsupported("addition_embed_type", AdditionEmbedType, "null or \"text_time\"");
+        if (AdditionEmbedType == "text_time")
+        {
+            // SDXL: add_time_proj embeds each time id in addition_time_embed_dim channels; add_embedding takes the pooled
+            // text embedding and them, projection_class_embeddings_input_dim wide.
+            if (AdditionTimeEmbedDim is null) throw check.Fail("addition_time_embed_dim", "must be set for addition_embed_type \"text_time\"");
+            if (ProjectionClassEmbeddingsInputDim is null) throw check.Fail("projection_class_embeddings_input_dim", "must be set for addition_embed_type \"text_time\"");
+        }
         if (AttentionType != "default") throw ConfigErrors.Unsupported("attention_type", AttentionType, "\"default\"");
         // Options diffusers has that this implementation does not apply: only their defaults build the same model.
         if (CrossAttentionNorm is not null) throw ConfigErrors.Unsupported("cross_attention_norm", CrossAttentionNorm, "null");

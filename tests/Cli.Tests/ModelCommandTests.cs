@@ -163,6 +163,28 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void BenchUnetRunsAnSdxlUNetWithItsPooledEmbeddingAndTimeIds()
+    {
+        var live = LiveTensorCount.Settled();
+        var r = CliRunner.Run("bench", "unet", "--config", Repo("tests", "fixtures", "sdxl", "sdxl_tiny", "unet", "config.json"),
+            "--size", "64", "--batch", "2", "--repeat", "1", "--dtype", "bf16", "--json");
+
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Equal(live, LiveTensorCount.Settled());
+        using var doc = JsonDocument.Parse(r.Out);
+        var root = doc.RootElement;
+        Assert.Equal("latents [2, 4, 8, 8] (64×64 px), text [2, 77, 96], pooled [2, 32], time ids [2, 6], t = 500", root.GetProperty("input").GetString());
+        Assert.True(root.GetProperty("output_max_abs").GetDouble() > 0);
+        Assert.InRange(root.GetProperty("parity_max_abs_diff").GetDouble(), 0, 0.1 * root.GetProperty("output_max_abs").GetDouble());
+    }
+
+    [Theory]
+    [InlineData("VmHWM:\t    2184 kB", 2184L * 1024)]
+    [InlineData("VmHWM:\t12345678 kB", 12345678L * 1024)] // ≥ 10^7 KiB: no space after the tab (found by the SDXL U-Net bench)
+    [InlineData("VmRSS:\t    2184 kB", null)]
+    public void PeakRssReadsTheKernelsVmHwmLineAtAnySize(string line, long? bytes) => Assert.Equal(bytes, ModelBenchmark.VmHwmBytes(line));
+
+    [Fact]
     public void BenchVaeTilingDecodesAnImageLargerThanOneTile()
     {
         var live = LiveTensorCount.Settled();

@@ -223,7 +223,9 @@ public class UNet2DConditionModelTests(ITestOutputHelper output)
     public static TheoryData<string, string> Unsupported => new()
     {
         { """{"dual_cross_attention": true}""", "dual_cross_attention" },
-        { """{"addition_embed_type": "text_time"}""", "addition_embed_type" },
+        { """{"addition_embed_type": "text"}""", "addition_embed_type" },
+        { """{"addition_embed_type": "text_time"}""", "addition_time_embed_dim" },
+        { """{"addition_embed_type": "text_time", "addition_time_embed_dim": 8}""", "projection_class_embeddings_input_dim" },
         { """{"num_attention_heads": 4}""", "num_attention_heads" },
         { """{"attention_type": "gated"}""", "attention_type" },
         { """{"mid_block_type": "UNetMidBlock2DSimpleCrossAttn"}""", "mid_block_type" },

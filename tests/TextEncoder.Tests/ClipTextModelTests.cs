@@ -54,7 +54,7 @@ public class ClipTextModelTests(ITestOutputHelper output)
     [InlineData("""{"hidden_act": "selu"}""", "hidden_act")]
     [InlineData("""{"hidden_size": 30, "num_attention_heads": 4}""", "num_attention_heads")]
     [InlineData("""{"model_type": "clip"}""", "model_type")]
-    [InlineData("""{"architectures": ["CLIPTextModelWithProjection"]}""", "architectures")]
+    [InlineData("""{"architectures": ["CLIPVisionModelWithProjection"]}""", "architectures")]
     [InlineData("""{"eos_token_id": null}""", "eos_token_id")]
     public void UnsupportedValuesAreErrorsNamingTheField(string json, string field)
     {

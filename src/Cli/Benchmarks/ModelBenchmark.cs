@@ -97,9 +97,17 @@ public static class ModelBenchmark
             using (Init.SkipInitialization()) model = new UNet2DConditionModel(config);
             var latents = Tensors.Randn([batch, config.InChannels, latent, latent], generator);
             var text = Tensors.Randn([batch, tokens, crossDim], generator);
-            return new BenchTarget(model, [latents, text], (m, x) => ((UNet2DConditionModel)m).Forward(x[0], 500, x[1]),
+            if (!model.TakesAddedConditions)
+                return new BenchTarget(model, [latents, text], (m, x) => ((UNet2DConditionModel)m).Forward(x[0], 500, x[1]),
+                    FlopCounter.UNet2DCondition(config, batch, latent, latent, tokens),
+                    $"latents [{batch}, {config.InChannels}, {latent}, {latent}] ({size}×{size} px), text [{batch}, {tokens}, {crossDim}], t = 500");
+            // SDXL ("text_time"): the pooled text embedding and the six size/crop ids of a size × size image (the added embedding's FLOPs are negligible).
+            var pooled = Tensors.Randn([batch, config.ProjectionClassEmbeddingsInputDim!.Value - 6 * config.AdditionTimeEmbedDim!.Value], generator);
+            using var ids = Tensor.From(Enumerable.Range(0, batch).SelectMany(_ => new float[] { size, size, 0, 0, size, size }).ToArray(), batch, 6);
+            return new BenchTarget(model, [latents, text, pooled, ids.Clone()],
+                (m, x) => ((UNet2DConditionModel)m).Forward(x[0], 500, x[1], added: new AddedConditions(x[2], x[3])),
                 FlopCounter.UNet2DCondition(config, batch, latent, latent, tokens),
-                $"latents [{batch}, {config.InChannels}, {latent}, {latent}] ({size}×{size} px), text [{batch}, {tokens}, {crossDim}], t = 500");
+                $"latents [{batch}, {config.InChannels}, {latent}, {latent}] ({size}×{size} px), text [{batch}, {tokens}, {crossDim}], pooled [{batch}, {pooled.Size(1)}], time ids [{batch}, 6], t = 500");
         });
     }
 
@@ -226,17 +234,25 @@ public static class ModelBenchmark
         return result;
     }
 
+    /// <summary>
+    /// The bytes of a "VmHWM:" line of /proc/self/status, null for another line. The kernel writes a tab and the KiB
+    /// right-aligned in 8 columns ("VmHWM:\t    2184 kB"), so from 10^7 KiB (9.5 GiB, an SDXL U-Net) no space is left
+    /// between the tab and the number: both separate the fields.
+    /// </summary>
+    public static long? VmHwmBytes(string line)
+    {
+        if (!line.StartsWith("VmHWM:", StringComparison.Ordinal)) return null;
+        var parts = line["VmHWM:".Length..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+        return long.Parse(parts[0], CultureInfo.InvariantCulture) * 1024;
+    }
+
     /// <summary>The process's peak resident set (VmHWM in /proc/self/status), in bytes; 0 where there is none.</summary>
     public static long PeakRssBytes()
     {
         try
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
-            {
-                if (!line.StartsWith("VmHWM:", StringComparison.Ordinal)) continue;
-                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                return long.Parse(parts[1], CultureInfo.InvariantCulture) * 1024;
-            }
+                if (VmHwmBytes(line) is { } bytes) return bytes;
         }
         catch (IOException)
         {

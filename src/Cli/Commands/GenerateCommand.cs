@@ -41,6 +41,7 @@ internal static partial class GenerateCommand
         public readonly Option<int> PreviewEvery = new Option<int>("--preview-every") { Description = "Steps between previews (with --preview)", DefaultValueFactory = _ => 5 }.AtLeast(1);
         public readonly ControlNetOptions ControlNet = new();
         public readonly AdapterOptions Adapters = new();
+        public readonly XlArguments Xl = new();
 
         public void AddTo(Command command)
         {
@@ -48,6 +49,7 @@ internal static partial class GenerateCommand
             foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Schedule, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery }.Concat(Adapters.All))
                 command.Options.Add(option);
             foreach (var option in ControlNet.All) command.Options.Add(option);
+            Xl.AddTo(command);
             command.Validators.Add(ValidateSchedule);
         }
 
@@ -131,6 +133,7 @@ internal static partial class GenerateCommand
             AttentionSliceSize = parsed.GetValue(o.AttentionSlice),
             VaeTiling = parsed.GetValue(o.VaeTiling),
         });
+        using var refiner = o.Xl.LoadRefiner(parsed, pipe);
         var loadTime = clock.Elapsed;
         var layers = pipe.TextEncoder.NumLayers; // the bound of --clip-skip is known only now
         if (!ClipSkipRange.Contains(parsed.GetValue(o.ClipSkip), layers))
@@ -160,6 +163,7 @@ internal static partial class GenerateCommand
             PreviewEvery = parsed.GetValue(o.Preview) is null ? 0 : parsed.GetValue(o.PreviewEvery),
             ControlNets = controlUnits,
             GuessMode = parsed.GetValue(o.ControlNet.GuessMode),
+            Xl = o.Xl.Options(parsed, refiner is not null),
         };
         var request = adapters.Apply(pipe, mode is null ? common : mode(common), context);
         if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
@@ -176,7 +180,7 @@ internal static partial class GenerateCommand
 
         clock.Restart();
         var preview = parsed.GetValue(o.Preview);
-        using var result = ProgressDisplay.Run(context, activity, display =>
+        var generated = ProgressDisplay.Run(context, activity, display =>
         {
             var progress = PreviewWriter.Around(display.Sink<GenerationProgress>(ProgressText.Of), preview);
             return request switch
@@ -186,6 +190,8 @@ internal static partial class GenerateCommand
                 _ => pipe.TextToImage(request, progress, cancellation),
             };
         }, clearWhenDone: true);
+        // --refiner: the base stopped at the switch; the refiner continues its latents (undecoded) to the end.
+        using var result = refiner is null ? generated : XlArguments.Refine(context, refiner, request, generated, preview, cancellation);
         var generateTime = clock.Elapsed;
         foreach (var warning in result.Warnings) context.Warn(warning);
 

@@ -13,9 +13,9 @@ internal static class ModelToolsCommands
 {
     public static Command CreateConvert(CliContext context)
     {
-        var file = new Argument<string>("file") { Description = "A single-file Stable Diffusion 1.x/2.x checkpoint (.safetensors, original layout)" };
+        var file = new Argument<string>("file") { Description = "A single-file Stable Diffusion 1.x/2.x or SDXL (base or refiner) checkpoint (.safetensors, original layout)" };
         var output = new Argument<string>("outdir") { Description = "The diffusers folder to write" };
-        var family = new Option<string?>("--family") { Description = "Override the inferred family: sd1 or sd2" };
+        var family = new Option<string?>("--family") { Description = "Override the inferred family: sd1, sd2, sdxl or sdxl-refiner" };
         var prediction = new Option<string?>("--prediction-type") { Description = "Override the inferred prediction type: epsilon or v_prediction" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "A CLIP tokenizer folder or bpe_simple_vocab_16e6.txt.gz (single files carry none)" }.IsPath();
         var config = new Option<string?>("--config") { Description = "A diffusers folder whose component configs describe the checkpoint (instead of the family's)" }.IsPath();
@@ -46,7 +46,9 @@ internal static class ModelToolsCommands
             null => ProbeFamily(path),
             "sd1" => ModelFamily.StableDiffusion1,
             "sd2" => ModelFamily.StableDiffusion2,
-            _ => throw new ArgumentException($"--family must be sd1 or sd2, not {family}"),
+            "sdxl" => ModelFamily.StableDiffusionXL,
+            "sdxl-refiner" => ModelFamily.StableDiffusionXLRefiner,
+            _ => throw new ArgumentException($"--family must be sd1, sd2, sdxl or sdxl-refiner, not {family}"),
         };
         var chosenPrediction = prediction ?? (chosenFamily == ModelFamily.StableDiffusion2 ? "v_prediction" : "epsilon");
         if (chosenPrediction is not ("epsilon" or "v_prediction"))

@@ -13,6 +13,8 @@ public enum TensorTransform
     QueryThird,
     KeyThird,
     ValueThird,
+    /// <summary>OpenCLIP's text_projection [width, dim] (used as x @ P) becomes a Linear weight [dim, width].</summary>
+    Transpose,
 }
 
 /// <summary>A diffusers name for one original tensor.</summary>
@@ -32,6 +34,14 @@ public sealed partial class LdmKeyMapping
     public const string VaePrefix = "first_stage_model.";
     public const string ClipPrefix = "cond_stage_model.transformer.";
     public const string OpenClipPrefix = "cond_stage_model.model.";
+    /// <summary>SDXL base: CLIP ViT-L/14 (transformers layout) and OpenCLIP ViT-bigG/14 (OpenCLIP layout) in the conditioner.</summary>
+    public const string XlClipPrefix = "conditioner.embedders.0.transformer.";
+    public const string XlOpenClipPrefix = "conditioner.embedders.1.model.";
+    /// <summary>SDXL refiner: OpenCLIP ViT-bigG/14 is the first embedder.</summary>
+    public const string XlRefinerOpenClipPrefix = "conditioner.embedders.0.model.";
+    /// <summary>The keys diffusers' infer_diffusers_model_type looks for ("xl_base", "xl_refiner").</summary>
+    public const string XlBaseProbe = XlOpenClipPrefix + "transformer.resblocks.9.mlp.c_proj.bias";
+    public const string XlRefinerProbe = XlRefinerOpenClipPrefix + "transformer.resblocks.9.mlp.c_proj.bias";
 
     private readonly int unetLayersPerBlock;
     private readonly int vaeBlockCount;
@@ -78,7 +88,12 @@ public sealed partial class LdmKeyMapping
         if (key.StartsWith(UNetPrefix, StringComparison.Ordinal)) return MapUNet(key[UNetPrefix.Length..]);
         if (key.StartsWith(VaePrefix, StringComparison.Ordinal)) return MapVae(key[VaePrefix.Length..]);
         if (key.StartsWith(ClipPrefix, StringComparison.Ordinal)) return MapClip(key[ClipPrefix.Length..]);
-        if (key.StartsWith(OpenClipPrefix, StringComparison.Ordinal)) return MapOpenClip(key[OpenClipPrefix.Length..]);
+        if (key.StartsWith(OpenClipPrefix, StringComparison.Ordinal)) return MapOpenClip(key[OpenClipPrefix.Length..], OpenClipPrefix, "text_encoder");
+        // SDXL: the base's two encoders become text_encoder/ and text_encoder_2/; the refiner's one, text_encoder_2/ (as diffusers names them).
+        if (key.StartsWith(XlClipPrefix, StringComparison.Ordinal)) return MapClip(key[XlClipPrefix.Length..]);
+        if (key.StartsWith(XlOpenClipPrefix, StringComparison.Ordinal)) return MapOpenClip(key[XlOpenClipPrefix.Length..], XlOpenClipPrefix, "text_encoder_2");
+        if (key.StartsWith(XlRefinerOpenClipPrefix, StringComparison.Ordinal))
+            return MapOpenClip(key[XlRefinerOpenClipPrefix.Length..], XlRefinerOpenClipPrefix, "text_encoder_2");
         return null;
     }
 
@@ -90,6 +105,9 @@ public sealed partial class LdmKeyMapping
         {
             _ when key.StartsWith("time_embed.0.", StringComparison.Ordinal) => "time_embedding.linear_1." + key["time_embed.0.".Length..],
             _ when key.StartsWith("time_embed.2.", StringComparison.Ordinal) => "time_embedding.linear_2." + key["time_embed.2.".Length..],
+            // SDXL's "text_time" addition embedding (sgm's label_emb: Sequential(Sequential(Linear, SiLU, Linear)))
+            _ when key.StartsWith("label_emb.0.0.", StringComparison.Ordinal) => "add_embedding.linear_1." + key["label_emb.0.0.".Length..],
+            _ when key.StartsWith("label_emb.0.2.", StringComparison.Ordinal) => "add_embedding.linear_2." + key["label_emb.0.2.".Length..],
             _ when key.StartsWith("input_blocks.0.0.", StringComparison.Ordinal) => "conv_in." + key["input_blocks.0.0.".Length..],
             _ when key.StartsWith("out.0.", StringComparison.Ordinal) => "conv_norm_out." + key["out.0.".Length..],
             _ when key.StartsWith("out.2.", StringComparison.Ordinal) => "conv_out." + key["out.2.".Length..],
@@ -228,30 +246,32 @@ public sealed partial class LdmKeyMapping
         return new MappedKey("text_encoder", name);
     }
 
-    private static MappedKey? MapOpenClip(string key)
+    /// <param name="component">text_encoder (SD 2.x, whose text_projection diffusers drops) or text_encoder_2 (SDXL, a CLIPTextModelWithProjection).</param>
+    private static MappedKey? MapOpenClip(string key, string prefix, string component)
     {
         switch (key)
         {
-            case "token_embedding.weight": return new MappedKey("text_encoder", "text_model.embeddings.token_embedding.weight");
-            case "positional_embedding": return new MappedKey("text_encoder", "text_model.embeddings.position_embedding.weight");
-            case "ln_final.weight": return new MappedKey("text_encoder", "text_model.final_layer_norm.weight");
-            case "ln_final.bias": return new MappedKey("text_encoder", "text_model.final_layer_norm.bias");
-            case "text_projection" or "logit_scale": return null;
+            case "token_embedding.weight": return new MappedKey(component, "text_model.embeddings.token_embedding.weight");
+            case "positional_embedding": return new MappedKey(component, "text_model.embeddings.position_embedding.weight");
+            case "ln_final.weight": return new MappedKey(component, "text_model.final_layer_norm.weight");
+            case "ln_final.bias": return new MappedKey(component, "text_model.final_layer_norm.bias");
+            case "text_projection": return component == "text_encoder" ? null : new MappedKey(component, "text_projection.weight", TensorTransform.Transpose);
+            case "logit_scale" or "attn_mask": return null;
         }
         var m = OpenClipLayer().Match(key);
-        if (!m.Success) throw new InvalidDataException($"unknown OpenCLIP tensor '{OpenClipPrefix}{key}'");
+        if (!m.Success) throw new InvalidDataException($"unknown OpenCLIP tensor '{prefix}{key}'");
         var layer = $"text_model.encoder.layers.{m.Groups[1].Value}.";
         var rest = m.Groups[2].Value;
         foreach (var (from, to) in OpenClipNames)
-            if (rest.StartsWith(from, StringComparison.Ordinal)) return new MappedKey("text_encoder", layer + to + rest[from.Length..]);
+            if (rest.StartsWith(from, StringComparison.Ordinal)) return new MappedKey(component, layer + to + rest[from.Length..]);
         var fused = rest switch
         {
             "attn.in_proj_weight" => "weight",
             "attn.in_proj_bias" => "bias",
-            _ => throw new InvalidDataException($"unknown OpenCLIP tensor '{OpenClipPrefix}{key}'"),
+            _ => throw new InvalidDataException($"unknown OpenCLIP tensor '{prefix}{key}'"),
         };
         // The caller asks for each third separately through MapOpenClipFused.
-        return new MappedKey("text_encoder", layer + "self_attn.q_proj." + fused, TensorTransform.QueryThird);
+        return new MappedKey(component, layer + "self_attn.q_proj." + fused, TensorTransform.QueryThird);
     }
 
     /// <summary>OpenCLIP fuses q, k and v in one in_proj tensor; diffusers keeps three Linear layers.</summary>

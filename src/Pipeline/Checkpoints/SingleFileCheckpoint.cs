@@ -101,6 +101,10 @@ public sealed class SingleFileCheckpoint : IDisposable
                 return t;
             case TensorTransform.SqueezeConv1x1:
                 using (t) return t.Dim == 4 ? t.Flatten(1) : t.Clone();
+            case TensorTransform.Transpose:
+                using (t)
+                using (var transposed = t.Transpose(0, 1))
+                    return transposed.Contiguous();
             default:
                 using (t)
                 {

@@ -32,8 +32,12 @@ public interface IDenoiser : IDisposable
 /// batched like the sample ([uncond; cond] under classifier-free guidance); a ControlNet's residuals, added to the skip
 /// connections (one per down-block state, conv_in's first) and to the mid block's output (both or neither).
 /// </summary>
-public sealed record DenoiserConditioning(Tensor EncoderHiddenStates, IReadOnlyList<Tensor>? DownBlockAdditionalResiduals = null,
-    Tensor? MidBlockAdditionalResidual = null)
+/// <param name="TextEmbeds">SDXL (added_cond_kwargs["text_embeds"]): the pooled text embeddings [N, d], batched like the sample.</param>
+/// <param name="TimeIds">SDXL (added_cond_kwargs["time_ids"]): the size / crop (/ aesthetic score) conditioning [N, k].</param>
+/// <param name="DownBlockAdditionalResiduals">ControlNet: residuals added to the U-Net's skip connections.</param>
+/// <param name="MidBlockAdditionalResidual">ControlNet: residual added to the mid block's output.</param>
+public sealed record DenoiserConditioning(Tensor EncoderHiddenStates, Tensor? TextEmbeds = null, Tensor? TimeIds = null,
+    IReadOnlyList<Tensor>? DownBlockAdditionalResiduals = null, Tensor? MidBlockAdditionalResidual = null)
 {
     /// <summary>The ControlNet residuals as the U-Net takes them; null when there are none, one line when only half is given.</summary>
     public UNetResiduals? AdditionalResiduals => (DownBlockAdditionalResiduals, MidBlockAdditionalResidual) switch

@@ -1,3 +1,4 @@
+using LatentDiffusion.TextEncoder;
 using LatentDiffusion.Torch;
 
 namespace LatentDiffusion.Pipeline.Engines;
@@ -16,4 +17,12 @@ public interface ITextEncoder : IDisposable
     /// layer norm; with <paramref name="weights"/> [B, L], AUTOMATIC1111's emphasis (scale each token, restore the mean).
     /// </summary>
     Tensor EncodePrompt(Tensor inputIds, Tensor? weights, int skippedLayers);
+
+    /// <summary>
+    /// SDXL's encode_prompt: hidden_states[−(<paramref name="skippedLayers"/> + 2)] WITHOUT the final layer norm (emphasis
+    /// applied as in <see cref="EncodePrompt"/>), and with <paramref name="pooled"/> the pooled output (text_embeds for a
+    /// model with a projection). An engine that cannot give hidden states says so.
+    /// </summary>
+    ClipHiddenState EncodeHiddenState(Tensor inputIds, Tensor? weights, int skippedLayers, bool pooled) =>
+        throw new NotSupportedException($"this engine's text encoder ({GetType().Name}) cannot give the hidden states SDXL needs");
 }

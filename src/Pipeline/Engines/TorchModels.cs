@@ -15,7 +15,16 @@ public sealed class TorchDenoiser(UNet2DConditionModel unet) : IDenoiser
     public int[]? SampleSize => Module.Config.SampleSize?.PerBlock(2, "sample_size");
 
     public Tensor Forward(Tensor sample, double timestep, DenoiserConditioning conditioning) =>
-        Module.Forward(sample, timestep, conditioning.EncoderHiddenStates, additionalResiduals: conditioning.AdditionalResiduals);
+        Module.Forward(sample, timestep, conditioning.EncoderHiddenStates, added: AddedConditionsOf(conditioning),
+            additionalResiduals: conditioning.AdditionalResiduals);
+
+    // SDXL's pooled embeddings and time ids go together; one without the other is a caller's mistake, not a silent default.
+    private static AddedConditions? AddedConditionsOf(DenoiserConditioning c) => (c.TextEmbeds, c.TimeIds) switch
+    {
+        (null, null) => null,
+        ({ } text, { } ids) => new AddedConditions(text, ids),
+        _ => throw new ArgumentException("SDXL conditioning needs both the pooled text embeddings and the time ids"),
+    };
 
     public double EstimateStepBytes(long latentHeight, long latentWidth, long rows, int elementSize, AttentionCost attention) =>
         MemoryEstimate.LatentUNetStep(Module.Config, latentHeight, latentWidth, rows, elementSize, attention);
@@ -49,6 +58,9 @@ public sealed class TorchTextEncoder(ClipTextModel model) : ITextEncoder
 
     public Tensor EncodePrompt(Tensor inputIds, Tensor? weights, int skippedLayers) =>
         weights is null ? Module.EncodePrompt(inputIds, skippedLayers) : Module.EncodeWeighted(inputIds, weights, skippedLayers);
+
+    public ClipHiddenState EncodeHiddenState(Tensor inputIds, Tensor? weights, int skippedLayers, bool pooled) =>
+        Module.EncodeHiddenState(inputIds, skippedLayers, weights, pooled);
 
     public void Dispose() => Module.Dispose();
 }

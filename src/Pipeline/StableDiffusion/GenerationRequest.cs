@@ -78,6 +78,9 @@ public partial record GenerationRequest
     /// <summary>Refuse a LoRA with keys that map to no layer of the model instead of warning and ignoring them.</summary>
     public bool StrictLoras { get; init; }
 
+    /// <summary>SDXL's options (second prompts, micro-conditioning, refiner hand-off); null = diffusers' defaults.</summary>
+    public XlOptions? Xl { get; init; }
+
     /// <summary>Throws for settings no model can run; the pipeline adds what depends on the model (size multiples, sampler name).</summary>
     public virtual void Validate()
     {
@@ -93,6 +96,7 @@ public partial record GenerationRequest
         if (Width is <= 0) throw new ArgumentOutOfRangeException(nameof(Width), Width, "width must be positive");
         if (Height is <= 0) throw new ArgumentOutOfRangeException(nameof(Height), Height, "height must be positive");
         ValidateControlNets();
+        Xl?.Validate();
     }
 }
 

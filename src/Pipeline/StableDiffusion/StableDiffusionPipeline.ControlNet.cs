@@ -109,8 +109,9 @@ internal sealed class ControlNetStep : IDisposable
     /// The denoiser's conditioning at step <paramref name="i"/>: the text states plus the summed residuals. Called inside the
     /// step's dispose scope, which frees the residuals. <paramref name="scaled"/> is the scheduler-scaled model input.
     /// </summary>
-    public DenoiserConditioning Condition(int i, Tensor scaled, double t, Tensor embeddings)
+    public DenoiserConditioning Condition(int i, Tensor scaled, double t, DenoiserConditioning prompt)
     {
+        var embeddings = prompt.EncoderHiddenStates;
         // guess mode under guidance: the ControlNets see the conditional half only
         var halves = guessMode && guided;
         var input = halves ? scaled.Chunk(2)[1] : scaled;
@@ -136,14 +137,14 @@ internal sealed class ControlNetStep : IDisposable
             for (int k = 0; k < down.Count; k++) down[k] = down[k] + residuals.Down[k];
             mid = mid! + residuals.Mid;
         }
-        if (down is null) return new DenoiserConditioning(embeddings);
+        if (down is null) return prompt;
         if (halves)
         {
             // the unconditional half gets zeros
             down = down.Select(d => Tensor.Cat([Tensors.ZerosLike(d), d])).ToList();
             mid = Tensor.Cat([Tensors.ZerosLike(mid!), mid!]);
         }
-        return new DenoiserConditioning(embeddings, down, mid);
+        return prompt with { DownBlockAdditionalResiduals = down, MidBlockAdditionalResidual = mid };
     }
 
     /// <summary>

@@ -20,8 +20,9 @@ public sealed partial class StableDiffusionPipeline
         options ??= new PipelineOptions();
         if (File.Exists(path)) return FromSingleFile(path, options);
         var index = ModelIndex.Load(path);
+        if (XlPipelineClasses.Contains(index.ClassName)) return FromXlFolder(path, index, options);
         if (!PipelineClasses.Contains(index.ClassName))
-            throw new InvalidDataException($"{path}: model_index.json describes a {index.ClassName}; supported: {string.Join(", ", PipelineClasses)}");
+            throw new InvalidDataException($"{path}: model_index.json describes a {index.ClassName}; supported: {string.Join(", ", PipelineClasses.Concat(XlPipelineClasses))}");
 
         var tokenizerPath = index.Require(path, "tokenizer", "CLIPTokenizer", "CLIPTokenizerFast");
         var tokenizer = ClipTokenizer.FromDirectory(tokenizerPath);
@@ -63,8 +64,9 @@ public sealed partial class StableDiffusionPipeline
         options ??= new PipelineOptions();
         using var checkpoint = SingleFileCheckpoint.Open(path, options.CheckpointKind);
         var configs = options.ConfigSource is { } source ? FamilyConfigs.FromFolder(source) : FamilyConfigs.For(checkpoint.Kind);
+        if (checkpoint.Kind.IsXl || configs.Xl is not null) return FromXlSingleFile(path, checkpoint, configs, options);
         var tokenizer = LoadTokenizer(path, options.TokenizerPath ?? (options.ConfigSource is { } s ? Path.Combine(s, "tokenizer") : null));
-        TokenizerFit.Check(tokenizer, configs.TextEncoder, "the tokenizer", options.ConfigSource is { } c ? Path.Combine(c, "text_encoder") : "the text encoder's config");
+        TokenizerFit.Check(tokenizer, configs.TextEncoder!, "the tokenizer", options.ConfigSource is { } c ? Path.Combine(c, "text_encoder") : "the text encoder's config");
         var disposables = new List<IDisposable>();
         try
         {
@@ -72,10 +74,10 @@ public sealed partial class StableDiffusionPipeline
             // in_channels from the weights (9 for SD1.5/SD2 inpainting checkpoints), as diffusers' single-file loader does
             var unet = Track(disposables, new UNet2DConditionModel(configs.Unet with { InChannels = checkpoint.UNetInChannels }));
             var vae = Track(disposables, new AutoencoderKL(configs.Vae));
-            var textEncoder = Track(disposables, new ClipTextModel(configs.TextEncoder));
+            var textEncoder = Track(disposables, new ClipTextModel(configs.TextEncoder!));
             LoadComponent(checkpoint, "unet", unet, null);
             LoadComponent(checkpoint, "vae", vae, null);
-            LoadComponent(checkpoint, "text_encoder", textEncoder, configs.TextEncoder.NumHiddenLayers);
+            LoadComponent(checkpoint, "text_encoder", textEncoder, configs.TextEncoder!.NumHiddenLayers);
             return new StableDiffusionPipeline(tokenizer, textEncoder, unet, vae, configs.Scheduler, ModelNameOf(path), options);
         }
         catch
@@ -85,7 +87,7 @@ public sealed partial class StableDiffusionPipeline
         }
     }
 
-    private static void LoadComponent(SingleFileCheckpoint checkpoint, string component, Module module, int? maxTextLayers)
+    internal static void LoadComponent(SingleFileCheckpoint checkpoint, string component, Module module, int? maxTextLayers)
     {
         var tensors = checkpoint.Load(component, maxTextLayers: maxTextLayers);
         try
@@ -105,7 +107,7 @@ public sealed partial class StableDiffusionPipeline
     }
 
     /// <summary>Single files carry no tokenizer: an explicit path, a tokenizer/ folder beside the file, or LDM_CLIP_TOKENIZER.</summary>
-    private static ClipTokenizer LoadTokenizer(string checkpointPath, string? explicitPath)
+    internal static ClipTokenizer LoadTokenizer(string checkpointPath, string? explicitPath)
     {
         var candidates = new[]
         {
@@ -124,29 +126,46 @@ public sealed partial class StableDiffusionPipeline
     }
 }
 
-/// <summary>The architecture configs of a Stable Diffusion family (embedded from configs/models/).</summary>
-internal sealed record FamilyConfigs(UNet2DConditionModelConfig Unet, AutoencoderKLConfig Vae, ClipTextConfig TextEncoder, SchedulerConfig Scheduler)
+/// <summary>
+/// The architecture configs of a Stable Diffusion family (embedded from configs/models/). SDXL adds its second text
+/// encoder and settings; the SDXL refiner has only the second encoder (<see cref="TextEncoder"/> null).
+/// </summary>
+internal sealed record FamilyConfigs(UNet2DConditionModelConfig Unet, AutoencoderKLConfig Vae, ClipTextConfig? TextEncoder, SchedulerConfig Scheduler,
+    ClipTextConfig? TextEncoder2 = null, XlSettings? Xl = null)
 {
     public static FamilyConfigs For(CheckpointKind kind)
     {
-        var prefix = kind.Family == ModelFamily.StableDiffusion1 ? "sd15" : "sd21";
+        var prefix = kind.Family switch
+        {
+            ModelFamily.StableDiffusion1 => "sd15",
+            ModelFamily.StableDiffusion2 => "sd21",
+            ModelFamily.StableDiffusionXL => "sdxl-base",
+            _ => "sdxl-refiner",
+        };
         var unet = Embedded<UNet2DConditionModelConfig>($"{prefix}-unet.json");
         var vae = Embedded<AutoencoderKLConfig>($"{prefix}-vae.json");
-        var text = Embedded<ClipTextConfig>($"{prefix}-text-encoder.json");
+        var text = kind.Family == ModelFamily.StableDiffusionXLRefiner ? null : Embedded<ClipTextConfig>($"{prefix}-text-encoder.json");
+        var text2 = kind.IsXl ? Embedded<ClipTextConfig>($"{prefix}-text-encoder-2.json") : null;
+        // stabilityai's model_index.json: the base zeroes an empty negative prompt, the refiner conditions on aesthetic scores.
+        var xl = kind.IsXl ? new XlSettings(kind.Family == ModelFamily.StableDiffusionXL, kind.Family == ModelFamily.StableDiffusionXLRefiner) : null;
         var scheduler = SchedulerConfig.Parse(Resource($"{prefix}-scheduler.json"));
         scheduler = scheduler.ConvertTo(scheduler.ClassName, new Dictionary<string, System.Text.Json.Nodes.JsonNode?> { ["prediction_type"] = kind.PredictionType });
-        return new FamilyConfigs(unet, vae, text, scheduler);
+        return new FamilyConfigs(unet, vae, text, scheduler, text2, xl);
     }
 
-    /// <summary>The component configs of a diffusers folder.</summary>
+    /// <summary>The component configs of a diffusers folder (SD, SDXL base or SDXL refiner).</summary>
     public static FamilyConfigs FromFolder(string directory)
     {
         var index = ModelIndex.Load(directory);
         var unet = UNet2DConditionModelConfig.Load(Path.Combine(index.Require(directory, "unet", "UNet2DConditionModel"), Pretrained.ConfigName));
         var vae = AutoencoderKLConfig.Load(Path.Combine(index.Require(directory, "vae", "AutoencoderKL"), Pretrained.ConfigName));
-        var text = ClipTextConfig.Load(Path.Combine(index.Require(directory, "text_encoder", "CLIPTextModel"), Pretrained.ConfigName));
         var scheduler = SchedulerConfig.Load(index.Require(directory, "scheduler"));
-        return new FamilyConfigs(unet, vae, text, scheduler);
+        ClipTextConfig Text(string name, string cls) => ClipTextConfig.Load(Path.Combine(index.Require(directory, name, cls), Pretrained.ConfigName));
+        if (!index.Components.ContainsKey("text_encoder_2"))
+            return new FamilyConfigs(unet, vae, Text("text_encoder", "CLIPTextModel"), scheduler);
+        var xl = new XlSettings(index.Flag("force_zeros_for_empty_prompt", true), index.Flag("requires_aesthetics_score", false));
+        var first = index.Components.ContainsKey("text_encoder") ? Text("text_encoder", "CLIPTextModel") : null;
+        return new FamilyConfigs(unet, vae, first, scheduler, Text("text_encoder_2", "CLIPTextModelWithProjection"), xl);
     }
 
     private static T Embedded<T>(string name) where T : IModelConfig<T> => ModelConfig.Parse<T>(Resource(name), name);

@@ -1,3 +1,4 @@
+using LatentDiffusion.Pipeline.Engines;
 using LatentDiffusion.TextEncoder;
 using LatentDiffusion.Torch;
 
@@ -26,19 +27,26 @@ public sealed partial class StableDiffusionPipeline
             {
                 Unet.Save(Path.Combine(staging, "unet"));
                 Vae.Save(Path.Combine(staging, "vae"));
-                TextEncoder.Save(Path.Combine(staging, "text_encoder"));
             }
-            BpeVocabulary.From(Tokenizer).Save(Path.Combine(staging, "tokenizer"));
             Directory.CreateDirectory(Path.Combine(staging, "scheduler"));
             AtomicFile.WriteAllText(Path.Combine(staging, "scheduler", "scheduler_config.json"), SchedulerConfig.ToJsonString() + "\n");
-            ModelIndex.Save(staging, IsInpaintingModel ? "StableDiffusionInpaintPipeline" : "StableDiffusionPipeline",
-            [
-                ("scheduler", "diffusers", SchedulerConfig.ClassName),
-                ("text_encoder", "transformers", "CLIPTextModel"),
-                ("tokenizer", "transformers", "CLIPTokenizer"),
-                ("unet", "diffusers", "UNet2DConditionModel"),
-                ("vae", "diffusers", "AutoencoderKL"),
-            ]);
+            if (Xl is not null)
+            {
+                SaveXlParts(staging);
+            }
+            else
+            {
+                using (Autograd.NoGrad()) TextEncoder.Save(Path.Combine(staging, "text_encoder"));
+                BpeVocabulary.From(Tokenizer).Save(Path.Combine(staging, "tokenizer"));
+                ModelIndex.Save(staging, IsInpaintingModel ? "StableDiffusionInpaintPipeline" : "StableDiffusionPipeline",
+                [
+                    ("scheduler", "diffusers", SchedulerConfig.ClassName),
+                    ("text_encoder", "transformers", "CLIPTextModel"),
+                    ("tokenizer", "transformers", "CLIPTokenizer"),
+                    ("unet", "diffusers", "UNet2DConditionModel"),
+                    ("vae", "diffusers", "AutoencoderKL"),
+                ]);
+            }
             if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
             Directory.Move(staging, target);
         }
@@ -47,5 +55,34 @@ public sealed partial class StableDiffusionPipeline
             if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
             throw;
         }
+    }
+
+    // SDXL: both encoders (text_encoder_2 a CLIPTextModelWithProjection) and model_index.json with its settings; a refiner's
+    // one encoder is its text_encoder_2, as stabilityai/stable-diffusion-xl-refiner-1.0 ships it.
+    private void SaveXlParts(string staging)
+    {
+        var refiner = Models.TextEncoder2 is null;
+        var second = refiner ? TextEncoder : ((TorchTextEncoder)Models.TextEncoder2!).Module;
+        using (Autograd.NoGrad())
+        {
+            second.Save(Path.Combine(staging, "text_encoder_2"));
+            if (!refiner) TextEncoder.Save(Path.Combine(staging, "text_encoder"));
+        }
+        BpeVocabulary.From(refiner ? Tokenizer : Tokenizer2!).Save(Path.Combine(staging, "tokenizer_2"));
+        if (!refiner) BpeVocabulary.From(Tokenizer).Save(Path.Combine(staging, "tokenizer"));
+        var components = new List<(string, string, string)>
+        {
+            ("scheduler", "diffusers", SchedulerConfig.ClassName),
+            ("text_encoder_2", "transformers", "CLIPTextModelWithProjection"),
+            ("tokenizer_2", "transformers", "CLIPTokenizer"),
+            ("unet", "diffusers", "UNet2DConditionModel"),
+            ("vae", "diffusers", "AutoencoderKL"),
+        };
+        if (!refiner) components.AddRange([("text_encoder", "transformers", "CLIPTextModel"), ("tokenizer", "transformers", "CLIPTokenizer")]);
+        ModelIndex.Save(staging, IsRefiner ? "StableDiffusionXLImg2ImgPipeline" : "StableDiffusionXLPipeline", components,
+            absent: refiner ? ["text_encoder", "tokenizer"] : null,
+            flags: IsRefiner
+                ? [("force_zeros_for_empty_prompt", Xl!.ForceZerosForEmptyPrompt), ("requires_aesthetics_score", true)]
+                : [("force_zeros_for_empty_prompt", Xl!.ForceZerosForEmptyPrompt)]);
     }
 }

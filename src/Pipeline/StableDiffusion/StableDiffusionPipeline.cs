@@ -42,7 +42,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
 
     public PipelineOptions Options { get; }
 
-    private PromptEncoder prompts;
+    private IPromptConditioner prompts;
 
     /// <summary>A pipeline over libtorch modules, moved to the options' device and dtype.</summary>
     public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae,
@@ -53,31 +53,47 @@ public sealed partial class StableDiffusionPipeline : IDisposable
 
     /// <summary>A pipeline over any engine's models (already on their device).</summary>
     public StableDiffusionPipeline(ClipTokenizer tokenizer, PipelineModels models, SchedulerConfig schedulerConfig, string modelName, PipelineOptions? options = null)
+        : this(tokenizer, null, models, null, schedulerConfig, modelName, options)
+    {
+    }
+
+    /// <summary>
+    /// A pipeline over any engine's models; with <paramref name="xl"/> an SDXL pipeline, which conditions through both text
+    /// encoders (a refiner: only Models.TextEncoder, with <paramref name="tokenizer2"/> null).
+    /// </summary>
+    public StableDiffusionPipeline(ClipTokenizer tokenizer, ClipTokenizer? tokenizer2, PipelineModels models, XlSettings? xl,
+        SchedulerConfig schedulerConfig, string modelName, PipelineOptions? options = null)
     {
         Tokenizer = tokenizer;
+        Tokenizer2 = tokenizer2;
         Models = models;
+        Xl = xl;
         SchedulerConfig = schedulerConfig;
         ModelName = modelName;
         Options = options ?? new PipelineOptions();
-        prompts = new PromptEncoder(tokenizer, models.TextEncoder);
+        prompts = xl is null ? new PromptEncoder(tokenizer, models.TextEncoder) : XlConditioner(tokenizer, tokenizer2, models, xl);
     }
 
-    private static PipelineModels TorchModels(ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae, PipelineOptions o)
+    private static PipelineModels TorchModels(ClipTextModel textEncoder, UNet2DConditionModel unet, AutoencoderKL vae, PipelineOptions o,
+        ClipTextModel? textEncoder2 = null)
     {
         unet.Eval();
         textEncoder.Eval();
+        textEncoder2?.Eval();
         vae.Eval();
         var vaeDType = vae.Config.ForceUpcast ? DType.Float32 : o.DType;
         if (o.Device != Device.CPU || o.DType != DType.Float32)
         {
             unet.To(o.Device, o.DType);
             textEncoder.To(o.Device, o.DType);
+            textEncoder2?.To(o.Device, o.DType);
             vae.To(o.Device, vaeDType);
         }
         vae.UseTiling = o.VaeTiling;
         vae.UseSlicing = o.VaeSlicing;
         if (o.AttentionSliceSize is int slice) unet.SetAttentionSlice(slice);
-        return new PipelineModels(new TorchTextEncoder(textEncoder), new TorchDenoiser(unet), new TorchAutoencoder(vae, vaeDType));
+        return new PipelineModels(new TorchTextEncoder(textEncoder), new TorchDenoiser(unet), new TorchAutoencoder(vae, vaeDType),
+            textEncoder2 is null ? null : new TorchTextEncoder(textEncoder2));
     }
 
     private InvalidOperationException NotTorch(string part) =>
@@ -119,6 +135,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
             throw new ArgumentOutOfRangeException(nameof(request.Height), h, $"height must be a positive multiple of {f}");
         if (request.Sampler is not null || request.Schedule is not null) _ = RequestedSampler(request);
         ValidateControlNets(request);
+        ValidateXl(request);
     }
 
     /// <summary>The request's sampler with its schedule type (the model's own sampler when only a schedule is given); null for neither.</summary>
@@ -204,15 +221,17 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         var device = Options.Device;
         scheduler.SetTimesteps(r.Steps, device);
         var guided = r.GuidanceScale > 1;
-        using var embeddings = prompts.Encode(r, chunk.Count, guided, Options);
+        using var conditioning = prompts.Encode(r, chunk.Count, guided, width, height, Options);
 
         // img2img starts part-way: diffusers' get_timesteps (init_timestep = ⌊steps × strength⌋).
         var initSteps = Math.Min((int)(r.Steps * strength), r.Steps);
         var start = Math.Max(r.Steps - initSteps, 0) * scheduler.Order;
         var timesteps = scheduler.Timesteps.Skip(start).ToList();
+        // SDXL's base → refiner hand-off cuts the schedule at denoising_end / starts it at denoising_start.
+        (start, timesteps) = DenoisingWindow(r, scheduler, start, timesteps);
         if (timesteps.Count == 0)
             throw new ArgumentOutOfRangeException(nameof(strength), strength, $"strength {strength} with {r.Steps} steps leaves no denoising step; raise strength or steps");
-        if (initImage is not null) scheduler.SetBeginIndex(start);
+        if (initImage is not null || r.Xl?.DenoisingStart is not null) scheduler.SetBeginIndex(start);
         using var control = PrepareControlNets(r, chunk.Count, width, height, guided, timesteps.Count);
 
         // inpainting: the start latents, and what the steps below add for a 9-channel or a 4-channel U-Net
@@ -233,9 +252,10 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 var input = guided ? Tensor.Cat([latents, latents]) : latents;
                 var scaled = scheduler.ScaleModelInput(input, t);
                 // the ControlNet sees the 4-channel latents, not an inpainting U-Net's 9-channel input (diffusers' control_model_input)
-                var conditioning = control?.Condition(i, scaled, t, embeddings) ?? new DenoiserConditioning(embeddings);
+                var prompt = conditioning.ForDenoiser();
+                var call = control?.Condition(i, scaled, t, prompt) ?? prompt;
                 if (inpainting is not null) scaled = inpainting.ModelInput(scaled);
-                var prediction = Models.Denoiser.Forward(scaled, t, conditioning);
+                var prediction = Models.Denoiser.Forward(scaled, t, call);
                 if (guided) prediction = Guidance.Apply(prediction, r.GuidanceScale, r.GuidanceRescale);
                 var output = scheduler.Step(prediction, t, latents, source);
                 var next = inpainting?.AfterStep(output.PrevSample, scheduler, timesteps, i) ?? output.PrevSample;
@@ -333,7 +353,9 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     private Tensor InitialLatents(GenerationRequest r, Chunk chunk, int width, int height, IScheduler scheduler, INoiseSource noise)
     {
         using var scope = DisposeScope.Enter();
-        return scope.Keep((InitialNoise(r, chunk, width, height, noise) * scheduler.InitNoiseSigma).To(Options.DType));
+        var x = InitialNoise(r, chunk, width, height, noise);
+        // Latents handed over part-way through the schedule (denoising_start) are already noised to it.
+        return scope.Keep((r.Xl?.DenoisingStart is null ? x * scheduler.InitNoiseSigma : x).To(Options.DType));
     }
 
     /// <summary>This chunk's rows of the request's latents, or a draw of [chunk, C, h/f, w/f], in float32 and not yet scaled.</summary>

@@ -11,6 +11,7 @@ public sealed record ClipTextConfig : IModelConfig<ClipTextConfig>
 {
     public const string ModelType = "clip_text_model";
     public const string Architecture = "CLIPTextModel";
+    public const string ArchitectureWithProjection = "CLIPTextModelWithProjection";
 
     /// <summary>
     /// Keys PretrainedConfig writes for every model (generation settings, labels, output flags) that do not
@@ -80,8 +81,8 @@ public sealed record ClipTextConfig : IModelConfig<ClipTextConfig>
         var check = new ConfigCheck(source);
         if (ModelTypeName is not null) check.OneOf(ModelTypeName, "model_type", ModelType);
         if (Architectures is not null)
-            check.That(Architectures.Contains(Architecture), "architectures",
-                $"is [{string.Join(", ", Architectures)}]; only {Architecture} is supported (no projection head)");
+            check.That(Architectures.Contains(Architecture) || Architectures.Contains(ArchitectureWithProjection), "architectures",
+                $"is [{string.Join(", ", Architectures)}]; only {Architecture} and {ArchitectureWithProjection} are supported");
         check.Positive(VocabSize, "vocab_size");
         check.Positive(HiddenSize, "hidden_size");
         check.Positive(IntermediateSize, "intermediate_size");

@@ -13,13 +13,28 @@ namespace LatentDiffusion.TextEncoder;
 /// <param name="LastHiddenState">[B, L, D] after final_layer_norm: Stable Diffusion's prompt embedding.</param>
 /// <param name="PoolerOutput">[B, D]: the last hidden state at the end-of-text token.</param>
 /// <param name="HiddenStates">When asked for: the embeddings and each layer's output ([0] embeddings, [^1] the last layer before final_layer_norm); else empty.</param>
-public sealed record ClipTextOutput(Tensor LastHiddenState, Tensor PoolerOutput, IReadOnlyList<Tensor> HiddenStates) : IDisposable
+/// <param name="TextEmbeds">[B, projection_dim]: text_projection(pooler_output) of a <see cref="ClipTextModelWithProjection"/>; null for a CLIPTextModel.</param>
+public sealed record ClipTextOutput(Tensor LastHiddenState, Tensor PoolerOutput, IReadOnlyList<Tensor> HiddenStates, Tensor? TextEmbeds = null) : IDisposable
 {
     public void Dispose()
     {
         LastHiddenState.Dispose();
         PoolerOutput.Dispose();
+        TextEmbeds?.Dispose();
         foreach (var t in HiddenStates) t.Dispose();
+    }
+}
+
+/// <summary>
+/// A hidden state taken before the final layer norm (SDXL's prompt embedding) and, when asked for, the pooled output
+/// (projected for a <see cref="ClipTextModelWithProjection"/>: SDXL's pooled prompt embedding); owns its tensors.
+/// </summary>
+public sealed record ClipHiddenState(Tensor Hidden, Tensor? Pooled) : IDisposable
+{
+    public void Dispose()
+    {
+        Hidden.Dispose();
+        Pooled?.Dispose();
     }
 }
 
@@ -29,7 +44,7 @@ public sealed record ClipTextOutput(Tensor LastHiddenState, Tensor PoolerOutput,
 /// Weight names are transformers' (<c>text_model.encoder.layers.0.self_attn.q_proj.weight</c>, …).
 /// Trainable: every parameter receives gradients; attention dropout applies in training mode.
 /// </summary>
-public sealed class ClipTextModel : Module
+public class ClipTextModel : Module
 {
     private const string LegacyPositionIdsKey = "text_model.embeddings.position_ids";
 
@@ -37,14 +52,23 @@ public sealed class ClipTextModel : Module
     public ClipTextConfig Config { get; private set; }
     public ClipTextTransformer TextModel { get; }
 
-    public ClipTextModel(ClipTextConfig config, Generator? generator = null)
+    public ClipTextModel(ClipTextConfig config, Generator? generator = null) : this(config, ClipTextConfig.Architecture, generator)
+    {
+    }
+
+    /// <param name="architecture">transformers' class name, written to config.json's "architectures".</param>
+    protected ClipTextModel(ClipTextConfig config, string architecture, Generator? generator)
     {
         config.Validate();
         Config = config;
+        ArchitectureName = architecture;
         TextModel = RegisterModule("text_model", new ClipTextTransformer(config, generator));
     }
 
     public int NumLayers => TextModel.Encoder.Layers.Count;
+
+    /// <summary>transformers' class name, written to config.json's "architectures".</summary>
+    public string ArchitectureName { get; }
 
     /// <summary>
     /// Appends <paramref name="rows"/> [k, hidden_size] to the token embedding (new tokens, e.g. textual inversion's) and
@@ -70,8 +94,44 @@ public sealed class ClipTextModel : Module
         var hidden = RunLayers(inputIds, NumLayers, outputHiddenStates ? hiddenStates : null);
         var last = TextModel.FinalLayerNorm.Forward(hidden);
         var pooled = Pool(last, inputIds);
+        var projected = Project(pooled);
         scope.Keep(hiddenStates);
-        return new ClipTextOutput(scope.Keep(last), scope.Keep(pooled), hiddenStates);
+        return new ClipTextOutput(scope.Keep(last), scope.Keep(pooled), hiddenStates, projected is null ? null : scope.Keep(projected));
+    }
+
+    /// <summary>The pooled output's projection (text_embeds); null for a model without a projection head.</summary>
+    protected virtual Tensor? Project(Tensor pooled) => null;
+
+    /// <summary>
+    /// SDXL's encode_prompt: hidden_states[−(<paramref name="skippedLayers"/> + 2)], the input of a later encoder layer
+    /// WITHOUT the final layer norm (diffusers counts clip skip this way for SDXL: 0 = the penultimate state), with
+    /// AUTOMATIC1111's emphasis when <paramref name="weights"/> [B, L] is given. With <paramref name="pooled"/> also the
+    /// pooled output of the whole model (text_embeds for a model with a projection), which emphasis does not change
+    /// (as in AUTOMATIC1111). Only the layers needed are run.
+    /// </summary>
+    public ClipHiddenState EncodeHiddenState(Tensor inputIds, int skippedLayers, Tensor? weights = null, bool pooled = false)
+    {
+        if (skippedLayers < 0 || skippedLayers > NumLayers - 1)
+            throw new ArgumentOutOfRangeException(nameof(skippedLayers), skippedLayers, $"skipped layers must be in [0, {NumLayers - 1}]");
+        using var scope = DisposeScope.Enter();
+        var layers = NumLayers - 1 - skippedLayers;
+        Tensor hidden;
+        Tensor? pool = null;
+        if (pooled)
+        {
+            var states = new List<Tensor>();
+            var last = RunLayers(inputIds, NumLayers, states);
+            hidden = states[layers];
+            var normed = TextModel.FinalLayerNorm.Forward(last);
+            var p = Pool(normed, inputIds);
+            pool = Project(p) ?? p;
+        }
+        else
+        {
+            hidden = RunLayers(inputIds, layers, null);
+        }
+        if (weights is not null) hidden = Emphasis(hidden, weights);
+        return new ClipHiddenState(scope.Keep(hidden), pool is null ? null : scope.Keep(pool));
     }
 
     /// <summary>
@@ -99,7 +159,15 @@ public sealed class ClipTextModel : Module
         if (!weights.Shape.AsSpan().SequenceEqual(inputIds.Shape))
             throw new ArgumentException($"weights [{string.Join(", ", weights.Shape)}] must have the shape of the ids [{string.Join(", ", inputIds.Shape)}]", nameof(weights));
         using var scope = DisposeScope.Enter();
-        var z = EncodePrompt(inputIds, clipSkip);
+        return scope.Keep(Emphasis(EncodePrompt(inputIds, clipSkip), weights));
+    }
+
+    // AUTOMATIC1111's emphasis on an embedding z [B, L, D]: each token's vector times its weight, then the overall mean restored.
+    private static Tensor Emphasis(Tensor z, Tensor weights)
+    {
+        if (!weights.Shape.AsSpan().SequenceEqual(z.Shape.AsSpan(0, 2)))
+            throw new ArgumentException($"weights [{string.Join(", ", weights.Shape)}] must have the shape of the ids [{string.Join(", ", z.Shape.Take(2))}]", nameof(weights));
+        using var scope = DisposeScope.Enter();
         var originalMean = z.Mean();
         var weighted = z * weights.To(z.Device, z.DType).Unsqueeze(-1);
         var newMean = weighted.Mean();
@@ -184,12 +252,12 @@ public sealed class ClipTextModel : Module
     protected override void UpgradeStateDict(string prefix, IDictionary<string, Tensor> stateDict) =>
         stateDict.Remove(prefix + LegacyPositionIdsKey);
 
-    private void WriteConfig(string path)
+    protected void WriteConfig(string path)
     {
         var dtype = TextModel.FinalLayerNorm.Weight!.DType;
         var config = Config with
         {
-            Architectures = [ClipTextConfig.Architecture],
+            Architectures = [ArchitectureName],
             ModelTypeName = ClipTextConfig.ModelType,
             TorchDtype = dtype switch { DType.Float16 => "float16", DType.BFloat16 => "bfloat16", DType.Float64 => "float64", _ => "float32" },
             TransformersVersion = Config.TransformersVersion ?? "4.43.0",
@@ -206,5 +274,5 @@ public sealed class ClipTextModel : Module
     }
 
     public override string ToString() =>
-        string.Create(CultureInfo.InvariantCulture, $"CLIPTextModel({Config.NumHiddenLayers} layers, hidden {Config.HiddenSize}, {Config.NumAttentionHeads} heads)");
+        string.Create(CultureInfo.InvariantCulture, $"{ArchitectureName}({Config.NumHiddenLayers} layers, hidden {Config.HiddenSize}, {Config.NumAttentionHeads} heads)");
 }

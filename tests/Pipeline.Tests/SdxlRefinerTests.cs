@@ -1,0 +1,180 @@
+using LatentDiffusion.Pipeline.Engines;
+using LatentDiffusion.Pipeline.Memory;
+using LatentDiffusion.Pipeline.StableDiffusion;
+using LatentDiffusion.Tests.Common;
+using LatentDiffusion.Torch;
+using Xunit;
+
+namespace LatentDiffusion.Pipeline.Tests;
+
+/// <summary>
+/// SDXL's base → refiner hand-off (denoising_end on the base, denoising_start on the refiner, latents undecoded), a
+/// tiny refiner (requires_aesthetics_score: 5 time ids) and the SDXL folders that must be refused with one line.
+/// </summary>
+public sealed class SdxlRefinerTests
+{
+    /// <summary>The tiny SDXL pipeline with every U-Net call's timestep recorded.</summary>
+    private static (StableDiffusionPipeline Pipe, List<double> Calls) Recording(string folder)
+    {
+        var loaded = StableDiffusionPipeline.FromPretrained(folder);
+        var recorder = new RecordingDenoiser(loaded.Models.Denoiser);
+        // The new pipeline owns the modules (through the recorder); the loaded one is only a source of parts.
+        var pipe = new StableDiffusionPipeline(loaded.Tokenizer, loaded.Tokenizer2, loaded.Models with { Denoiser = recorder }, loaded.Xl,
+            loaded.SchedulerConfig, loaded.ModelName);
+        return (pipe, recorder.Calls);
+    }
+
+    /// <summary>diffusers' timesteps for a "leading" schedule with steps_offset 1 (SDXL's Euler config); a second-order scheduler repeats every one after the first.</summary>
+    private static List<double> LeadingTimesteps(int steps, int order)
+    {
+        var ratio = 1000 / steps;
+        var ts = Enumerable.Range(0, steps).Select(i => (double)(i * ratio + 1)).Reverse().ToList();
+        return order == 1 ? ts : [ts[0], .. ts.Skip(1).SelectMany(t => new[] { t, t })];
+    }
+
+    [Theory]
+    [InlineData("euler", 1, 10, 0.8)]
+    [InlineData("heun", 2, 8, 0.75)]
+    public void HandOffRunsExactlyTheTimestepsDiffusersWould(string sampler, int order, int steps, double switchAt)
+    {
+        var (pipe, calls) = Recording(SdxlPipelineTests.TinyXl);
+        using (pipe)
+        {
+            var request = new GenerationRequest { Prompt = "a horse", Steps = steps, GuidanceScale = 5, Width = 64, Height = 64, Seed = 3, Sampler = sampler };
+            // diffusers (StableDiffusionXLPipeline, denoising_end): keep the timesteps ≥ round(1000 − end·1000);
+            // (StableDiffusionXLImg2ImgPipeline.get_timesteps, denoising_start): the last n < round(1000 − start·1000), n odd for order 2.
+            var all = LeadingTimesteps(steps, order);
+            var cutoff = (int)Math.Round(1000 - switchAt * 1000);
+            var expectedBase = all.Take(all.Count(t => t >= cutoff)).ToList();
+            var n = all.Count(t => t < cutoff);
+            if (order == 2 && n % 2 == 0) n++;
+            var expectedRefiner = all.Skip(all.Count - n).ToList();
+
+            using var first = pipe.TextToImage(request with { Xl = new XlOptions { DenoisingEnd = switchAt } });
+            Assert.Equal(expectedBase, calls);
+            calls.Clear();
+            using var refined = pipe.Refine(request, first.Latents, switchAt);
+            Assert.Equal(expectedRefiner, calls);
+
+            if (order == 1)
+            {
+                // Euler is deterministic: base to the switch + the rest from the handed-over latents = one full run.
+                calls.Clear();
+                using var full = pipe.TextToImage(request);
+                Assert.Equal(all, calls);
+                TensorAssert.Close(refined.Latents, full.Latents, 1e-5, 1e-5, "base(end) + refine(start) vs the full run");
+            }
+        }
+    }
+
+    [Fact]
+    public void TinyRefinerConditionsOnTheAestheticScore()
+    {
+        using var dir = new TinyXlFolder();
+        dir.MakeRefiner();
+        using var baseModel = StableDiffusionPipeline.FromPretrained(SdxlPipelineTests.TinyXl);
+        using var refiner = StableDiffusionPipeline.FromPretrained(dir.Path);
+        Assert.True(refiner.IsRefiner);
+        Assert.Null(refiner.Tokenizer2);
+        var request = new GenerationRequest { Prompt = "a horse", NegativePrompt = "blurry", Steps = 6, GuidanceScale = 5, Width = 64, Height = 64, Seed = 5 };
+        using var latents = baseModel.TextToImage(request with { Xl = new XlOptions { DenoisingEnd = 0.7 } });
+        using var refined = refiner.Refine(request, latents.Latents, 0.7);
+        using var lessAesthetic = refiner.Refine(request with { Xl = new XlOptions { AestheticScore = 2.0 } }, latents.Latents, 0.7);
+        Assert.DoesNotContain(TensorAssert.Values(refined.Latents), v => !double.IsFinite(v));
+        Assert.True(TensorAssert.MaxAbsDifference(refined.Latents, lessAesthetic.Latents) > 1e-4, "the aesthetic score must condition the refiner");
+        Assert.Equal(64, refined.Images[0].Width);
+    }
+
+    [Fact]
+    public void FolderWithOneTextEncoderIsOneLine()
+    {
+        using var dir = new TinyXlFolder();
+        dir.EditIndex(index => index.Remove("text_encoder_2"));
+        var e = Assert.Throws<InvalidDataException>(() => StableDiffusionPipeline.FromPretrained(dir.Path));
+        Assert.Contains("text_encoder_2", e.Message);
+        Assert.Contains("only text_encoder", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void MismatchedCrossAttentionDimIsOneLine()
+    {
+        using var dir = new TinyXlFolder();
+        dir.EditJson("unet/config.json", unet => unet["cross_attention_dim"] = 128);
+        var e = Assert.Throws<InvalidDataException>(() => StableDiffusionPipeline.FromPretrained(dir.Path));
+        Assert.Contains("32 + 64 = 96 channels but the U-Net's cross_attention_dim is 128", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public void BaseUNetMarkedAsRefinerIsOneLine()
+    {
+        using var dir = new TinyXlFolder();
+        dir.EditIndex(index => index["requires_aesthetics_score"] = true);
+        var e = Assert.Throws<InvalidDataException>(() => StableDiffusionPipeline.FromPretrained(dir.Path));
+        Assert.Contains("requires_aesthetics_score is true (5 time ids)", e.Message);
+        Assert.Contains("projection_class_embeddings_input_dim is 80", e.Message);
+    }
+
+    [Fact]
+    public void XlOptionsOnAnSd15ModelAndDenoisingStartWithoutLatentsAreRefused()
+    {
+        using var xl = StableDiffusionPipeline.FromPretrained(SdxlPipelineTests.TinyXl);
+        var e = Assert.Throws<ArgumentException>(() => xl.TextToImage(new GenerationRequest { Prompt = "x", Xl = new XlOptions { DenoisingStart = 0.5 } }));
+        Assert.Contains("denoising start continues given latents", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => xl.TextToImage(new GenerationRequest { Prompt = "x", Xl = new XlOptions { DenoisingEnd = 1.5 } }));
+        // 4 steps run [751, 501, 251, 1]: an end of 0.2 keeps only t ≥ 800, none of them.
+        var empty = Assert.Throws<ArgumentOutOfRangeException>(() => xl.TextToImage(new GenerationRequest { Prompt = "x", Steps = 4, Xl = new XlOptions { DenoisingEnd = 0.2 } }));
+        Assert.Contains("leaves no denoising step", empty.Message);
+
+        var sd = System.IO.Directory.CreateTempSubdirectory("ldm-sd-tiny-").FullName;
+        try
+        {
+            using var sd15 = StableDiffusionPipeline.FromPretrained(TinyStableDiffusionFolder.Assemble(sd));
+            var notXl = Assert.Throws<ArgumentException>(() => sd15.TextToImage(new GenerationRequest { Prompt = "x", Xl = new XlOptions { Prompt2 = "y" } }));
+            Assert.Contains("is not an SDXL model", notXl.Message);
+        }
+        finally
+        {
+            System.IO.Directory.Delete(sd, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ForceUpcastKeepsTheVaeInFloat32UnderBf16UnlessTheVaeSaysOtherwise()
+    {
+        var options = new PipelineOptions { DType = DType.BFloat16 };
+        var request = new GenerationRequest { Prompt = "a horse", Steps = 2, GuidanceScale = 5, Width = 64, Height = 64, Seed = 1 };
+        using (var upcast = StableDiffusionPipeline.FromPretrained(SdxlPipelineTests.TinyXl, options))
+        {
+            Assert.Equal(DType.Float32, upcast.Models.Autoencoder.DType);
+            Assert.Equal(DType.Float32, upcast.Vae.Parameters().First().DType);
+            Assert.Equal(DType.BFloat16, upcast.Unet.Parameters().First().DType);
+            using var result = upcast.TextToImage(request);
+            Assert.DoesNotContain(TensorAssert.Values(result.Pixels), v => !double.IsFinite(v));
+        }
+        using var dir = new TinyXlFolder();
+        dir.EditJson("vae/config.json", vae => vae["force_upcast"] = false);
+        using var plain = StableDiffusionPipeline.FromPretrained(dir.Path, options);
+        Assert.Equal(DType.BFloat16, plain.Models.Autoencoder.DType);
+    }
+
+    private sealed class RecordingDenoiser(IDenoiser inner) : IDenoiser
+    {
+        public List<double> Calls { get; } = [];
+        public int LatentChannels => inner.LatentChannels;
+        public int InChannels => inner.InChannels;
+        public int[]? SampleSize => inner.SampleSize;
+
+        public Tensor Forward(Tensor sample, double timestep, DenoiserConditioning conditioning)
+        {
+            Calls.Add(timestep);
+            return inner.Forward(sample, timestep, conditioning);
+        }
+
+        public double EstimateStepBytes(long latentHeight, long latentWidth, long rows, int elementSize, AttentionCost attention) =>
+            inner.EstimateStepBytes(latentHeight, latentWidth, rows, elementSize, attention);
+
+        public void Dispose() => inner.Dispose();
+    }
+}
