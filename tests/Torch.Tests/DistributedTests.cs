@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using LatentDiffusion.Torch.Distributed;
+using LatentDiffusion.Tests.Common;
 using Xunit;
 
 namespace LatentDiffusion.Torch.Tests;
@@ -17,28 +18,9 @@ public class DistributedTests
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan Short = TimeSpan.FromSeconds(2);
 
-    internal static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
-    }
+    private static int FreePort() => Loopback.FreePort();
 
-    /// <summary>Runs <paramref name="body"/> for ranks 0..n−1 on n threads; returns each rank's exception (or null).</summary>
-    private static Exception?[] OnThreads(int n, Action<int> body)
-    {
-        var failures = new Exception?[n];
-        var threads = Enumerable.Range(0, n).Select(r => new Thread(() =>
-        {
-            try { body(r); }
-            catch (Exception e) { failures[r] = e; }
-        })).ToList();
-        threads.ForEach(t => t.Start());
-        foreach (var t in threads) Assert.True(t.Join(TimeSpan.FromSeconds(60)), "a rank hung");
-        return failures;
-    }
+    private static Exception?[] OnThreads(int n, Action<int> body) => Loopback.OnThreads(n, TimeSpan.FromSeconds(60), body);
 
     private static void AssertNoFailures(Exception?[] failures)
     {

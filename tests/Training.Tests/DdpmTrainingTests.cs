@@ -14,7 +14,7 @@ public class DdpmTrainingTests(ITestOutputHelper output)
     private static string Recipe(string name) => Path.Combine(SharedData.RepositoryRoot, "configs", "train", name);
 
     /// <summary>A tiny ConvNeXt U-Net (dim 4) on 24 real sneakers (class 7), fast enough for a unit test.</summary>
-    private static DdpmRecipe Tiny(long maxSteps) => DdpmRecipe.Parse($$"""
+    internal static DdpmRecipe Tiny(long maxSteps) => DdpmRecipe.Parse($$"""
         {
           "model": { "type": "convnext", "config": { "dim": 4, "dim_mults": [1, 2], "channels": 1, "sample_size": 32 } },
           "noise_scheduler": { "num_train_timesteps": 1000 },
