@@ -144,11 +144,14 @@ public sealed class RankLostException(string operation, IReadOnlyList<int> lostR
 {
     public IReadOnlyList<int> LostRanks { get; } = lostRanks;
 
-    private static string Describe(string operation, IReadOnlyList<int> lost, int worldSize, TimeSpan timeout, TorchException cause) =>
-        lost.Count switch
+    private static string Describe(string operation, IReadOnlyList<int> lost, int worldSize, TimeSpan timeout, TorchException cause)
+    {
+        var why = cause.Message.StartsWith(cause.Operation + ": ", StringComparison.Ordinal) ? cause.Message[(cause.Operation.Length + 2)..] : cause.Message;
+        return lost.Count switch
         {
-            0 => $"{operation} failed within the {timeout.TotalSeconds:0.#} s timeout, though every rank of {worldSize} still answers (one is stuck?): {cause.Message}",
-            1 => $"lost rank {lost[0]} of {worldSize}: it stopped answering ({operation} failed: {cause.Message})",
-            _ => $"lost ranks {string.Join(", ", lost)} of {worldSize}: they stopped answering ({operation} failed: {cause.Message})",
+            0 => $"{operation} failed within the {timeout.TotalSeconds:0.#} s timeout, though every rank of {worldSize} still answers (one is stuck?): {why}",
+            1 => $"lost rank {lost[0]} of {worldSize}: it stopped answering ({operation} failed: {why})",
+            _ => $"lost ranks {string.Join(", ", lost)} of {worldSize}: they stopped answering ({operation} failed: {why})",
         };
+    }
 }
