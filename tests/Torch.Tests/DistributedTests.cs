@@ -211,3 +211,39 @@ public class DistributedTests
         Assert.True(clock.Elapsed < Timeout, $"took {clock.Elapsed}");
     }
 }
+
+/// <summary>torchrun's environment variables: read, defaulted, and each bad value one line naming the variable.</summary>
+public class DistributedEnvironmentTests
+{
+    private static DistributedEnvironment? From(params (string Name, string Value)[] variables) =>
+        DistributedEnvironment.From(name => variables.FirstOrDefault(v => v.Name == name).Value);
+
+    [Fact]
+    public void WithoutWorldSizeItIsOneProcess() => Assert.Null(From(("RANK", "3")));
+
+    [Fact]
+    public void TorchrunsVariablesAreRead()
+    {
+        var env = From(("WORLD_SIZE", "4"), ("RANK", "2"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "10.0.0.7"), ("MASTER_PORT", "29500"), ("LDM_DIST_TIMEOUT", "30"))!;
+        Assert.Equal(new DistributedEnvironment("10.0.0.7", 29500, 2, 4, 0, TimeSpan.FromSeconds(30)), env);
+        Assert.False(env.IsLoopback);
+        var local = From(("WORLD_SIZE", "2"), ("RANK", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500"))!;
+        Assert.Equal(1, local.LocalRank); // LOCAL_RANK defaults to RANK
+        Assert.Equal(DistributedEnvironment.DefaultTimeout, local.Timeout);
+        Assert.True(local.IsLoopback);
+    }
+
+    [Theory]
+    [InlineData("2", null, "127.0.0.1", "29500", null, "RANK is not set (WORLD_SIZE is 2: set RANK too)")]
+    [InlineData("2", "2", "127.0.0.1", "29500", null, "RANK is '2': it must be an integer in 0..1")]
+    [InlineData("two", "0", "127.0.0.1", "29500", null, "WORLD_SIZE is 'two': it must be an integer in 1..65536")]
+    [InlineData("2", "0", null, "29500", null, "MASTER_ADDR is not set (the address of rank 0's machine)")]
+    [InlineData("2", "0", "127.0.0.1", "70000", null, "MASTER_PORT is '70000': it must be an integer in 1..65535")]
+    [InlineData("2", "0", "127.0.0.1", "29500", "-1", "LDM_DIST_TIMEOUT is '-1': it must be a number of seconds in (0, 86400]")]
+    public void ABadVariableIsOneLineNamingIt(string world, string? rank, string? address, string port, string? timeout, string expected)
+    {
+        var e = Assert.Throws<DistributedConfigurationException>(() =>
+            From(("WORLD_SIZE", world), ("RANK", rank!), ("MASTER_ADDR", address!), ("MASTER_PORT", port), ("LDM_DIST_TIMEOUT", timeout!)));
+        Assert.Equal(expected, e.Message);
+    }
+}
