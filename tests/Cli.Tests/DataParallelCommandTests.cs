@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using LatentDiffusion.Tests.Common;
 
 namespace LatentDiffusion.Cli.Tests;
 
@@ -12,18 +13,7 @@ public class DataParallelCommandTests
     private static string TinyRecipe(string dir, long maxSteps)
     {
         var path = Path.Combine(dir, "tiny.json");
-        File.WriteAllText(path, $$"""
-            {
-              "model": { "type": "convnext", "config": { "dim": 4, "dim_mults": [1, 2], "channels": 1, "sample_size": 32 } },
-              "noise_scheduler": { "num_train_timesteps": 1000 },
-              "data": { "type": "fashion-mnist", "image_size": 32, "labels": [7], "limit": 24, "random_flip": true },
-              "sampling": { "inference_steps": 2 },
-              "training": {
-                "max_steps": {{maxSteps}}, "batch_size": 8, "learning_rate": 0.002, "lr_schedule": "constant", "warmup_steps": 0,
-                "ema": { "decay": 0.99 }, "checkpoint_every": 4, "sample_every": 0, "sample_count": 4, "log_every": 1, "seed": 3
-              }
-            }
-            """);
+        File.WriteAllText(path, TinyRecipes.Ddpm(maxSteps));
         return path;
     }
 
