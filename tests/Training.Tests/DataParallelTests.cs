@@ -78,6 +78,61 @@ public class DataParallelTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void ACancelledRankStopsEveryRankAfterTheSameStepAndTheRunResumesOnAsManyRanks()
+    {
+        var recipe = DdpmTrainingTests.Tiny(8);
+        var single = TestDirectory.Create();
+        var shared = TestDirectory.Create(); // one machine: the ranks share the run folder, and every rank reads the checkpoint on resume
+        try
+        {
+            var one = DdpmTraining.Run(recipe, single);
+            var stopped = new TrainingResult?[2];
+            var finished = new TrainingResult?[2];
+            var ranks = new TwoRanks();
+            var failures = Loopback.OnThreads(2, Timeout, rank =>
+            {
+                using var cts = new CancellationTokenSource();
+                // Only rank 1 is cancelled, after step 3: the next step's exchange tells rank 0, and both stop after step 4,
+                // rank 0 writing the checkpoint.
+                var progress = SyncProgress.Of<TrainingProgress>(p => { if (rank == 1 && p.Step == 3) cts.Cancel(); });
+                stopped[rank] = ranks.Run(rank, group => DdpmTraining.Run(recipe, shared, progress: progress, cancellationToken: cts.Token, group: group));
+                finished[rank] = ranks.Run(rank, group => DdpmTraining.Run(recipe, shared, resume: true, group: group));
+            });
+            foreach (var f in failures) Assert.True(f is null, f?.ToString());
+            Assert.All(stopped, r => Assert.True(r!.Cancelled));
+            Assert.All(stopped, r => Assert.Equal(4, r!.Step));
+            Assert.All(finished, r => Assert.Equal(4, r!.ResumedFrom));
+            var (model, ema) = MaxDifference(Checkpoint(single, 8), Checkpoint(shared, 8));
+            output.WriteLine($"DDPM: 2 ranks stopped at 4 and resumed to 8 vs 1 process × 8 steps: max |Δ| parameters {model:E2}, EMA {ema:E2}");
+            Assert.True(model <= Atol && ema <= Atol, $"parameters differ by {model:E2}, EMA by {ema:E2}");
+        }
+        finally
+        {
+            TestDirectory.Delete(single);
+            TestDirectory.Delete(shared);
+        }
+    }
+
+    /// <summary>Two ranks on two threads: each <see cref="Run"/> is one data-parallel run over a fresh loopback port.</summary>
+    private sealed class TwoRanks
+    {
+        private readonly Barrier barrier = new(2);
+        private int port;
+
+        public TrainingResult Run(int rank, Func<ProcessGroup, TrainingResult> train)
+        {
+            if (rank == 0) port = Loopback.FreePort();
+            barrier.SignalAndWait(); // rank 1 reads the port rank 0 chose
+            using var store = Store.Tcp("127.0.0.1", port, 2, rank == 0, Timeout);
+            using var group = ProcessGroup.Create(store, rank, 2, Timeout, hostname: "127.0.0.1");
+            var result = train(group);
+            group.Shutdown();
+            barrier.SignalAndWait(); // rank 0's store outlives rank 1's use of it
+            return result;
+        }
+    }
+
     private void Compare(string what, int batch, Func<string, TrainingResult> alone, Func<string, ProcessGroup, TrainingResult> parallel)
     {
         var single = TestDirectory.Create();
@@ -85,15 +140,9 @@ public class DataParallelTests(ITestOutputHelper output)
         try
         {
             var one = alone(single);
-            var port = Loopback.FreePort();
+            var ranks = new TwoRanks();
             var results = new TrainingResult?[2];
-            var failures = Loopback.OnThreads(2, Timeout, rank =>
-            {
-                using var store = Store.Tcp("127.0.0.1", port, 2, rank == 0, Timeout);
-                using var group = ProcessGroup.Create(store, rank, 2, Timeout, hostname: "127.0.0.1");
-                results[rank] = parallel(dirs[rank], group);
-                group.Shutdown();
-            });
+            var failures = Loopback.OnThreads(2, Timeout, rank => results[rank] = ranks.Run(rank, group => parallel(dirs[rank], group)));
             foreach (var f in failures) Assert.Null(f);
             Assert.Equal(one.Step, results[0]!.Step);
 
