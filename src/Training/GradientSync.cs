@@ -53,6 +53,7 @@ internal sealed class GradientSync(ProcessGroup group)
         info[n] = loss;
         info[n + 1] = stopRequested ? 1 : 0;
         var shared = Tensor.From(info, info.Length);
+        if (Group.Backend == Backend.Nccl && n > 0) shared = shared.To(parameters[0].Device); // NCCL reduces CUDA tensors only
         communication.Start();
         try
         {
