@@ -225,7 +225,8 @@ public class DistributedEnvironmentTests
     public void TorchrunsVariablesAreRead()
     {
         var env = From(("WORLD_SIZE", "4"), ("RANK", "2"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "10.0.0.7"), ("MASTER_PORT", "29500"), ("LDM_DIST_TIMEOUT", "30"))!;
-        Assert.Equal(new DistributedEnvironment("10.0.0.7", 29500, 2, 4, 0, TimeSpan.FromSeconds(30)), env);
+        Assert.Equal(new DistributedEnvironment("10.0.0.7", 29500, 2, 4, 0, TimeSpan.FromSeconds(30), Backend.Gloo), env);
+        Assert.Equal(Backend.Nccl, From(("WORLD_SIZE", "1"), ("RANK", "0"), ("MASTER_ADDR", "h"), ("MASTER_PORT", "1"), ("LDM_DIST_BACKEND", "NCCL"))!.Backend);
         Assert.False(env.IsLoopback);
         var local = From(("WORLD_SIZE", "2"), ("RANK", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500"))!;
         Assert.Equal(1, local.LocalRank); // LOCAL_RANK defaults to RANK
@@ -240,10 +241,11 @@ public class DistributedEnvironmentTests
     [InlineData("2", "0", null, "29500", null, "MASTER_ADDR is not set (the address of rank 0's machine)")]
     [InlineData("2", "0", "127.0.0.1", "70000", null, "MASTER_PORT is '70000': it must be an integer in 1..65535")]
     [InlineData("2", "0", "127.0.0.1", "29500", "-1", "LDM_DIST_TIMEOUT is '-1': it must be a number of seconds in (0, 86400]")]
-    public void ABadVariableIsOneLineNamingIt(string world, string? rank, string? address, string port, string? timeout, string expected)
+    [InlineData("2", "0", "127.0.0.1", "29500", null, "LDM_DIST_BACKEND is 'mpi': it must be gloo or nccl", "mpi")]
+    public void ABadVariableIsOneLineNamingIt(string world, string? rank, string? address, string port, string? timeout, string expected, string? backend = null)
     {
         var e = Assert.Throws<DistributedConfigurationException>(() =>
-            From(("WORLD_SIZE", world), ("RANK", rank!), ("MASTER_ADDR", address!), ("MASTER_PORT", port), ("LDM_DIST_TIMEOUT", timeout!)));
+            From(("WORLD_SIZE", world), ("RANK", rank!), ("MASTER_ADDR", address!), ("MASTER_PORT", port), ("LDM_DIST_TIMEOUT", timeout!), ("LDM_DIST_BACKEND", backend!)));
         Assert.Equal(expected, e.Message);
     }
 }

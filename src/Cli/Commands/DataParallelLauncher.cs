@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Distributed;
 
 namespace LatentDiffusion.Cli.Commands;
@@ -9,7 +10,8 @@ namespace LatentDiffusion.Cli.Commands;
 /// <summary>
 /// torchrun for one machine: <c>ldm train … --nproc N</c> starts N ranks of the same command as child
 /// processes, with torchrun's environment (MASTER_ADDR=127.0.0.1, a free MASTER_PORT, RANK, WORLD_SIZE,
-/// LOCAL_RANK) and each its share of the cores (OMP_NUM_THREADS). Rank 0's output is forwarded as it is;
+/// LOCAL_RANK), each its share of the cores (OMP_NUM_THREADS) and, with a GPU per rank, its own GPU
+/// (CUDA_VISIBLE_DEVICES). Rank 0's output is forwarded as it is;
 /// of the other ranks (whose progress repeats rank 0's) only the last line of a failed one, as "rank N: …". If a
 /// rank fails, the others notice at their next collective (a lost peer, or the timeout) and exit; any rank
 /// still running after the timeout is killed. One line names the rank that failed first; the exit code
@@ -130,7 +132,9 @@ internal static class DataParallelLauncher
     private static Func<int, Dictionary<string, string>> LaunchEnvironment(int nproc, int port)
     {
         var threads = Math.Max(1, Environment.ProcessorCount / nproc).ToString(CultureInfo.InvariantCulture);
-        return r => new Dictionary<string, string>
+        // One GPU per rank where there are enough and the user did not choose: each rank's cuda:0 is then its own.
+        var ownGpu = Environment.GetEnvironmentVariable("CUDA_VISIBLE_DEVICES") is null && TorchRuntime.CudaDeviceCount >= nproc;
+        return r => new Dictionary<string, string>(ownGpu ? [new("CUDA_VISIBLE_DEVICES", r.ToString(CultureInfo.InvariantCulture))] : [])
         {
             [DistributedEnvironment.MasterAddressVariable] = "127.0.0.1",
             [DistributedEnvironment.MasterPortVariable] = port.ToString(CultureInfo.InvariantCulture),

@@ -6,13 +6,16 @@ namespace LatentDiffusion.Torch.Distributed;
 /// <summary>
 /// Where this process stands in a data-parallel run, read from torchrun's environment variables:
 /// MASTER_ADDR and MASTER_PORT (rank 0's TCP store), RANK, WORLD_SIZE, LOCAL_RANK (the rank on this
-/// machine, which picks its CUDA device), and optionally LDM_DIST_TIMEOUT (seconds; default 300, as
-/// torch.distributed's 30 minutes is too long to notice a lost rank). Bad values are one line naming the variable.
+/// machine), and optionally LDM_DIST_TIMEOUT (seconds; default 300, as torch.distributed's 30 minutes is
+/// too long to notice a lost rank) and LDM_DIST_BACKEND (gloo, the default, or nccl). Bad values are one
+/// line naming the variable.
 /// </summary>
-public sealed record DistributedEnvironment(string MasterAddress, int MasterPort, int Rank, int WorldSize, int LocalRank, TimeSpan Timeout)
+public sealed record DistributedEnvironment(string MasterAddress, int MasterPort, int Rank, int WorldSize, int LocalRank, TimeSpan Timeout,
+    Backend Backend = Backend.Gloo)
 {
     public const string MasterAddressVariable = "MASTER_ADDR", MasterPortVariable = "MASTER_PORT", RankVariable = "RANK",
-        WorldSizeVariable = "WORLD_SIZE", LocalRankVariable = "LOCAL_RANK", TimeoutVariable = "LDM_DIST_TIMEOUT";
+        WorldSizeVariable = "WORLD_SIZE", LocalRankVariable = "LOCAL_RANK", TimeoutVariable = "LDM_DIST_TIMEOUT",
+        BackendVariable = "LDM_DIST_BACKEND";
 
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
 
@@ -41,7 +44,13 @@ public sealed record DistributedEnvironment(string MasterAddress, int MasterPort
         var timeout = string.IsNullOrWhiteSpace(timeoutText) ? DefaultTimeout
             : double.TryParse(timeoutText, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s > 0 && s <= 86400 ? TimeSpan.FromSeconds(s)
             : throw new DistributedConfigurationException($"{TimeoutVariable} is '{timeoutText}': it must be a number of seconds in (0, 86400]");
-        return new DistributedEnvironment(address.Trim(), port, rank, worldSize, localRank, timeout);
+        var backend = variable(BackendVariable)?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "gloo" => Backend.Gloo,
+            "nccl" => Backend.Nccl,
+            var other => throw new DistributedConfigurationException($"{BackendVariable} is '{other}': it must be gloo or nccl"),
+        };
+        return new DistributedEnvironment(address.Trim(), port, rank, worldSize, localRank, timeout, backend);
     }
 
     /// <summary>Whether the master is this machine (then Gloo binds to loopback, which needs no network).</summary>
@@ -51,12 +60,12 @@ public sealed record DistributedEnvironment(string MasterAddress, int MasterPort
     /// Joins the run: rank 0 serves the TCP store, every rank connects, and the Gloo (or NCCL) group forms
     /// once all WORLD_SIZE ranks have arrived. The caller owns the result.
     /// </summary>
-    public DistributedSession Connect(Backend backend = Backend.Gloo)
+    public DistributedSession Connect()
     {
         var store = Store.Tcp(MasterAddress, MasterPort, WorldSize, isMaster: Rank == 0, Timeout);
         try
         {
-            var group = ProcessGroup.Create(store, Rank, WorldSize, Timeout, backend, IsLoopback ? "127.0.0.1" : null);
+            var group = ProcessGroup.Create(store, Rank, WorldSize, Timeout, Backend, IsLoopback ? "127.0.0.1" : null);
             return new DistributedSession(store, group);
         }
         catch
