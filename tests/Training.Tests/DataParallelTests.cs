@@ -193,3 +193,53 @@ public class DataParallelTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary>Data-parallel steps (gradient buckets, the agreement vector, the broadcast) keep the live tensor count flat.</summary>
+[Collection(LiveTensorCount.Name)]
+public class DataParallelLeakTests
+{
+    [Fact]
+    public void TwoRanksKeepTheLiveTensorCountFlat()
+    {
+        var dir = TestDirectory.Create();
+        try
+        {
+            var recipe = new Toy.ToyRecipe
+            {
+                Points = 500,
+                HiddenUnits = 16,
+                SamplePoints = 20,
+                Training = Toy.ToyRecipe.DefaultTraining with
+                {
+                    MaxSteps = 300, BatchSize = 32, Ema = new Recipes.EmaOptions(), CheckpointEvery = 100, SampleEvery = 0,
+                    LogEvery = 10, PrefetchBatches = 2,
+                },
+            };
+            using var data = Toy.SCurve.Sample(recipe.Points, seed: 1);
+            var before = LiveTensorCount.Settled();
+            var counts = new System.Collections.Concurrent.ConcurrentDictionary<long, long>();
+            var port = Loopback.FreePort();
+            var timeout = TimeSpan.FromSeconds(60);
+            var failures = Loopback.OnThreads(2, timeout, rank =>
+            {
+                using var store = Store.Tcp("127.0.0.1", port, 2, rank == 0, timeout);
+                using var group = ProcessGroup.Create(store, rank, 2, timeout, hostname: "127.0.0.1");
+                using var task = new Toy.ToyTask(recipe);
+                // Both ranks' tensors count (one process): read after rank 0's steps.
+                var progress = SyncProgress.Of<TrainingProgress>(p => { if (rank == 0 && p.Event is null) counts[p.Step] = Tensor.LiveCount; });
+                new Trainer(recipe.Training, Path.Combine(dir, $"rank{rank}")) { Group = group }.Run(task, new Toy.PointDataset(data), progress: progress);
+                group.Shutdown();
+            });
+            foreach (var f in failures) Assert.True(f is null, f?.ToString());
+            var slack = 4 * (recipe.Training.PrefetchBatches + 1) + 8; // two loaders' queues, and the other rank mid-step
+            var early = counts.Where(c => c.Key is > 100 and <= 200).Max(c => c.Value);
+            var late = counts.Where(c => c.Key > 200).Max(c => c.Value);
+            Assert.True(late <= early + slack, $"live tensors grew from {early} (steps 101–200) to {late} (steps 201–300)");
+            Assert.True(LiveTensorCount.Settled() <= before + slack, $"{LiveTensorCount.Settled() - before} tensors outlived the run");
+        }
+        finally
+        {
+            TestDirectory.Delete(dir);
+        }
+    }
+}
