@@ -49,6 +49,34 @@ public class DataParallelCommandTests
     [Fact]
     public async Task ARankKilledMidRunMakesTheOtherExitWithALineNamingIt()
     {
+        var (r, stopped) = await WithRankOne(rank1 => rank1.Kill());
+        Assert.Equal(ErrorReporter.Failure, r.ExitCode);
+        Assert.True(stopped < TimeSpan.FromSeconds(20), $"took {stopped}");
+        Assert.Contains(r.ErrLines, l => l.StartsWith("error: lost rank 1 of 2: it stopped answering (all_reduce failed: ", StringComparison.Ordinal));
+        Assert.Equal("error: rank 1 of 2 was killed by signal 9; the other ranks stopped", r.ErrLines[^1]);
+    }
+
+    [Fact]
+    public async Task ARankThatHangsIsNamedAfterTheTimeoutAndKilled()
+    {
+        Environment.SetEnvironmentVariable("LDM_DIST_TIMEOUT", "2"); // the ranks inherit it (the CLI tests run one at a time)
+        try
+        {
+            var (r, stopped) = await WithRankOne(rank1 => Process.Start("kill", ["-STOP", rank1.Id.ToString()]).WaitForExit());
+            Assert.Equal(ErrorReporter.Failure, r.ExitCode);
+            Assert.True(stopped < TimeSpan.FromSeconds(20), $"took {stopped}"); // 2 s timeout + 5 s grace
+            Assert.Contains(r.ErrLines, l => l.StartsWith("error: lost rank 1 of 2: it stopped answering (all_reduce failed: ", StringComparison.Ordinal));
+            Assert.Equal("error: rank 1 of 2 stopped answering without exiting and was killed after the 2 s timeout (rank 0 lost it)", r.ErrLines[^1]);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("LDM_DIST_TIMEOUT", null);
+        }
+    }
+
+    /// <summary>Starts <c>--nproc 2</c> on a long run, does <paramref name="fault"/> to rank 1 once both train, and returns the launcher's result and how long it took to end after the fault.</summary>
+    private static async Task<(CliRunner.Result Result, TimeSpan Stopped)> WithRankOne(Action<Process> fault)
+    {
         var dir = TempDir();
         try
         {
@@ -64,15 +92,11 @@ public class DataParallelCommandTests
                 Assert.True(waited.Elapsed < TimeSpan.FromSeconds(60), "the ranks did not start training");
                 await Task.Delay(100);
             }
-            var rank1 = RankProcess(run, 1);
-            var killedAt = Stopwatch.StartNew();
-            rank1.Kill();
+            using var rank1 = RankProcess(run, 1);
+            var faultAt = Stopwatch.StartNew();
+            fault(rank1);
             var r = await launcher.WaitAsync(TimeSpan.FromSeconds(60));
-            var stopped = killedAt.Elapsed;
-            Assert.Equal(ErrorReporter.Failure, r.ExitCode);
-            Assert.True(stopped < TimeSpan.FromSeconds(20), $"took {stopped}");
-            Assert.Contains(r.ErrLines, l => l.StartsWith("error: lost rank 1 of 2: it stopped answering (all_reduce failed: ", StringComparison.Ordinal));
-            Assert.Equal("error: rank 1 of 2 was killed by signal 9; the other ranks stopped", r.ErrLines[^1]);
+            return (r, faultAt.Elapsed);
         }
         finally
         {

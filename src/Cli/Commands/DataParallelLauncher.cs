@@ -17,10 +17,10 @@ namespace LatentDiffusion.Cli.Commands;
 /// still running after the timeout is killed. One line names the rank that failed first; the exit code
 /// is non-zero.
 /// </summary>
-internal static class DataParallelLauncher
+internal static partial class DataParallelLauncher
 {
     // After a rank fails, the others get the collective timeout plus this to notice and write their line.
-    private static readonly TimeSpan Grace = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Grace = TimeSpan.FromSeconds(5);
 
     public static int Run(CliContext context, IReadOnlyList<string> arguments, int nproc)
     {
@@ -56,12 +56,8 @@ internal static class DataParallelLauncher
                 process.ErrorDataReceived += (_, e) =>
                 {
                     if (e.Data is null) return;
-                    if (rank != 0)
-                    {
-                        if (e.Data.Trim().Length > 0) lastLines[rank] = e.Data.Trim();
-                        return;
-                    }
-                    lock (output) context.Err.WriteLine(e.Data);
+                    if (e.Data.Trim().Length > 0) lastLines[rank] = e.Data.Trim();
+                    if (rank == 0) lock (output) context.Err.WriteLine(e.Data);
                 };
                 if (!process.Start()) throw new InvalidOperationException($"could not start rank {r} ({fileName})");
                 ranks[r] = process;
@@ -118,8 +114,18 @@ internal static class DataParallelLauncher
             }
             Thread.Sleep(50);
         }
-        if (failed is { } lost)
+        if (failed is { } first)
         {
+            // A rank that hung (stopped, deadlocked) never exits: the first to fail is then the one that lost it,
+            // whose line names it, and the hung one was killed at the deadline.
+            var lost = first;
+            if (lastLines[first] is { } line && LostRank().Match(line) is { Success: true } m
+                && int.TryParse(m.Groups[1].Value, CultureInfo.InvariantCulture, out var hung) && killed.Contains(hung))
+            {
+                lock (output) ErrorReporter.WriteLine(context,
+                    $"rank {hung} of {ranks.Length} stopped answering without exiting and was killed after the {timeout.TotalSeconds:0.#} s timeout (rank {first} lost it)");
+                return ErrorReporter.Failure;
+            }
             var why = codes[lost]!.Value > 128 ? $"was killed by signal {codes[lost]!.Value - 128}" : $"failed (exit code {codes[lost]})";
             var rest = killed.Count > 0 ? $"; rank(s) {string.Join(", ", killed)} did not stop within {timeout.TotalSeconds:0.#} s and were killed" : "; the other ranks stopped";
             lock (output) ErrorReporter.WriteLine(context, $"rank {lost} of {ranks.Length} {why}{rest}");
@@ -127,6 +133,9 @@ internal static class DataParallelLauncher
         }
         return codes.Any(c => c == ErrorReporter.Cancelled) ? ErrorReporter.Cancelled : 0;
     }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"lost rank (\d+) of")]
+    private static partial System.Text.RegularExpressions.Regex LostRank();
 
     /// <summary>torchrun's variables for rank <c>r</c> of <paramref name="nproc"/> on this machine, and its share of the cores.</summary>
     private static Func<int, Dictionary<string, string>> LaunchEnvironment(int nproc, int port)
