@@ -81,13 +81,18 @@ std::string first_line(const char* what) {
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
 
+// A disagreement or absence the rendezvous found itself (as opposed to the store failing under it).
+struct rendezvous_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 std::string key_world(int r) { return "ldm/world/" + std::to_string(r); }
 std::string key_heartbeat(int r) { return "ldm/heartbeat/" + std::to_string(r); }
 
 // Every rank announces its world size; waits (bounded) for all ranks, failing at once on a disagreement.
 void rendezvous(c10d::Store& store, int rank, int world, std::chrono::milliseconds timeout) {
   if (store.add("ldm/joined/" + std::to_string(rank), 1) > 1)
-    throw std::runtime_error("rank " + std::to_string(rank) + " joined twice: two processes were given the same RANK");
+    throw rendezvous_error("rank " + std::to_string(rank) + " joined twice: two processes were given the same RANK");
   auto mine = std::to_string(world);
   store.set(key_world(rank), std::vector<uint8_t>(mine.begin(), mine.end()));
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -103,7 +108,7 @@ void rendezvous(c10d::Store& store, int rank, int world, std::chrono::millisecon
       auto v = store.get(key_world(r));
       std::string theirs(v.begin(), v.end());
       if (theirs != mine)
-        throw std::runtime_error("rank " + std::to_string(r) + " was started with WORLD_SIZE " + theirs + ", rank " +
+        throw rendezvous_error("rank " + std::to_string(r) + " was started with WORLD_SIZE " + theirs + ", rank " +
                                  std::to_string(rank) + " with " + std::to_string(world) +
                                  ": every rank must be given the same WORLD_SIZE");
       seen[r] = true;
@@ -113,7 +118,7 @@ void rendezvous(c10d::Store& store, int rank, int world, std::chrono::millisecon
       std::string list;
       for (size_t i = 0; i < missing.size() && i < 8; ++i) list += (i ? ", " : "") + std::to_string(missing[i]);
       if (missing.size() > 8) list += ", …";
-      throw std::runtime_error(std::string(missing.size() == 1 ? "rank " : "ranks ") + list + " of " + std::to_string(world) +
+      throw rendezvous_error(std::string(missing.size() == 1 ? "rank " : "ranks ") + list + " of " + std::to_string(world) +
                                " did not arrive within " + seconds(timeout) + " (were they started, with this WORLD_SIZE?)");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -251,8 +256,12 @@ LD_API ld_process_group* ld_process_group_new(ld_store* s, int backend, int rank
     s->store->setTimeout(timeout);
     try {
       rendezvous(*s->store, rank, world_size, timeout);
+    } catch (const rendezvous_error&) {
+      throw;
     } catch (const c10::Error& e) {
       throw std::runtime_error("lost " + s->description + " during the rendezvous: " + first_line(e.what_without_backtrace()));
+    } catch (const std::exception& e) {  // the socket under the store (std::system_error: "Broken pipe")
+      throw std::runtime_error("lost " + s->description + " during the rendezvous: " + first_line(e.what()));
     }
     auto group = std::make_unique<ld_process_group>();
     group->store = s->store;

@@ -92,9 +92,6 @@ internal static partial class DataParallelLauncher
                 if (codes[r] is not null || !ranks[r].HasExited) continue;
                 ranks[r].WaitForExit(); // drains the forwarded output
                 codes[r] = ranks[r].ExitCode;
-                // A rank that failed by itself said why on its last line (one killed by a signal said nothing).
-                if (r != 0 && codes[r] is not (0 or ErrorReporter.Cancelled) && codes[r] <= 128 && lastLines[r] is { } last)
-                    lock (output) context.Err.WriteLine($"rank {r}: {last}");
                 if (codes[r] is not (0 or ErrorReporter.Cancelled) && failed is null)
                 {
                     failed = r;
@@ -114,6 +111,14 @@ internal static partial class DataParallelLauncher
             }
             Thread.Sleep(50);
         }
+        // A rank that failed by itself said why on its last line (one killed by a signal said nothing); rank 0's
+        // is already out, and the others' are shown where they say something else.
+        bool FailedItself(int r) => codes[r] is not (0 or ErrorReporter.Cancelled) && codes[r] <= 128 && !killed.Contains(r);
+        for (int r = 1; r < ranks.Length; r++)
+            if (FailedItself(r) && lastLines[r] is { } last && last != lastLines[0])
+                lock (output) context.Err.WriteLine($"rank {r}: {last}");
+        // Every rank refused the same way (a recipe error): that one line says it all.
+        if (Enumerable.Range(0, ranks.Length).All(r => FailedItself(r) && lastLines[r] == lastLines[0])) return ErrorReporter.Failure;
         if (failed is { } first)
         {
             // A rank that hung (stopped, deadlocked) never exits: the first to fail is then the one that lost it,

@@ -54,6 +54,9 @@ internal static class LibTorch
     // libgomp and OpenBLAS read these once, when loaded, so they have to be set before libldtorch is.
     private static void ConfigureThreadingEnvironment()
     {
+        // c10d logs through glog to standard error ("Logging before InitGoogleLogging()", socket time-outs) what
+        // it also throws, and the binding reports as one line; glog reads this once, when libtorch loads.
+        SetEnv("GLOG_minloglevel", "3", overwrite: false);
         if (Environment.GetEnvironmentVariable(ThreadPolicyVariable) == "default") return;
         SetEnv("OMP_WAIT_POLICY", "PASSIVE", overwrite: false);
         SetEnv("OPENBLAS_THREAD_TIMEOUT", OpenBlasThreadTimeout, overwrite: false);
