@@ -23,7 +23,7 @@ extern "C" {
 
 /* Bumped whenever any signature or semantic in this header changes; the C# side refuses a
  * native library whose version differs from the one it was compiled against. */
-#define LD_ABI_VERSION 3
+#define LD_ABI_VERSION 4
 
 #if defined(_WIN32)
 #define LD_API __declspec(dllexport)
@@ -34,6 +34,8 @@ extern "C" {
 typedef struct ld_tensor ld_tensor;
 typedef struct ld_generator ld_generator;
 typedef struct ld_guard ld_guard;
+typedef struct ld_store ld_store;
+typedef struct ld_process_group ld_process_group;
 
 /* ---- errors, versions, runtime (errors.cpp, runtime.cpp) ---- */
 LD_API int ld_abi_version(void);
@@ -246,6 +248,28 @@ LD_API int ld_sgd_step(ld_tensor** params, ld_tensor** momentum_buffers, int n, 
 LD_API int ld_clip_grad_norm(ld_tensor** params, int n, double max_norm, double norm_type, double* total);
 /* ema = decay*ema + (1-decay)*param, for n pairs */
 LD_API int ld_ema_update(ld_tensor** ema, ld_tensor** params, int n, double decay);
+
+/* ---- data-parallel communication over c10d (distributed.cpp) ----
+ * A store for the rendezvous (TCPStore served by rank 0; FileStore on a shared file), a process group
+ * (backend 0 Gloo, 1 NCCL), and collectives on lists of tensors, flattened into buckets of about
+ * bucket_bytes. Every blocking call is bounded by the timeout given (milliseconds): a missing or dead
+ * peer is an error. The store must outlive the process groups made from it. */
+LD_API int ld_distributed_backends(void);  /* bit 0: Gloo built in; bit 1: NCCL built in and CUDA present */
+LD_API ld_store* ld_tcp_store_new(const char* host, int port, int world_size, int is_master, int64_t timeout_ms);
+LD_API ld_store* ld_file_store_new(const char* path, int world_size, int64_t timeout_ms);
+LD_API void ld_store_free(ld_store* s);
+LD_API int ld_store_set(ld_store* s, const char* key, const char* value);
+LD_API int ld_store_get(ld_store* s, const char* key, char* out, int cap); /* waits for the key; returns its length */
+LD_API int ld_store_add(ld_store* s, const char* key, int64_t delta, int64_t* out_value);
+/* hostname: the address Gloo binds to ("" = this host's name; GLOO_SOCKET_IFNAME overrides both). */
+LD_API ld_process_group* ld_process_group_new(ld_store* s, int backend, int rank, int world_size, const char* hostname,
+                                             int64_t timeout_ms);
+LD_API void ld_process_group_free(ld_process_group* g);
+LD_API int ld_all_reduce(ld_process_group* g, ld_tensor** tensors, int n, int64_t bucket_bytes, int average);
+LD_API int ld_broadcast(ld_process_group* g, ld_tensor** tensors, int n, int root, int64_t bucket_bytes);
+LD_API int ld_barrier(ld_process_group* g);
+/* Ranks whose heartbeat did not advance within window_ms (rank 0 when its TCP store is gone); returns their count. */
+LD_API int ld_process_group_lost_ranks(ld_process_group* g, int64_t window_ms, int* out, int cap);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,8 @@ public sealed record CheckpointState
     [JsonPropertyName("max_steps")] public long MaxSteps { get; init; }
     [JsonPropertyName("batch_size")] public int BatchSize { get; init; }
     [JsonPropertyName("seed")] public ulong Seed { get; init; }
+    /// <summary>The number of data-parallel ranks (1 in checkpoints written before data-parallel training existed).</summary>
+    [JsonPropertyName("world_size")] public int WorldSize { get; init; } = 1;
     [JsonPropertyName("dataset_count")] public int DatasetCount { get; init; }
     [JsonPropertyName("epoch")] public long Epoch { get; init; }
     [JsonPropertyName("learning_rate")] public double LearningRate { get; init; }

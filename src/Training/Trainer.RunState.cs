@@ -13,7 +13,7 @@ public sealed partial class Trainer
     /// <summary>The mutable state of one invocation of <see cref="Run"/>.</summary>
     private sealed class RunState(Trainer trainer, ITrainingTask task, Module model, Optimizer optimizer, ExponentialMovingAverage? ema,
         AdversarialState? adversary, Generator random, SampleOrder order, CheckpointStore store, IProgress<TrainingProgress>? progress,
-        double elapsedBefore, Device device, CancellationToken cancellationToken)
+        double elapsedBefore, Device device, GradientSync? sync, CancellationToken cancellationToken)
     {
         private readonly TrainingOptions options = trainer.Options;
         private readonly List<Tensor> parameters = optimizer.Parameters.ToList();
@@ -26,6 +26,10 @@ public sealed partial class Trainer
         private double lastWindowLoss = double.NaN;
         private double recentStepSeconds = double.NaN;
         private long stepsThisRun;
+        private TimeSpan windowCommunicationStart;
+
+        /// <summary>In data-parallel training: some rank was cancelled, so every rank stops after this step.</summary>
+        public bool StopAgreed { get; private set; }
 
         public long Step { get; set; }
         public long LastCheckpoint { get; set; }
@@ -46,13 +50,15 @@ public sealed partial class Trainer
                 var adversarial = adversary?.ActiveAt(Step) == true;
                 var loss = adversarial ? adversary!.ModelLoss(moved ?? batch, random) : task.ComputeLoss(moved ?? batch, random);
                 loss.Backward();
+                var stepLoss = loss.Item();
+                if (sync is not null) (stepLoss, StopAgreed) = sync.AverageGradients(parameters, stepLoss, cancellationToken.IsCancellationRequested);
                 GradNorm = GradientClipping.ClipGradNorm(parameters, options.MaxGradNorm ?? double.PositiveInfinity);
                 LearningRate = optimizer.LearningRate;
                 optimizer.Step();
                 scheduler.Step();
                 ema?.Update();
                 if (adversarial) adversary!.TrainDiscriminator(Step, random);
-                Loss = loss.Item();
+                Loss = stepLoss;
                 stepTaskMetrics = adversarial ? adversary!.StepMetrics : null;
             }
             optimizer.ZeroGrad(); // frees the gradients between steps instead of holding them through sampling
@@ -96,8 +102,11 @@ public sealed partial class Trainer
             if (windowCount > 0) WriteMetrics();
             if (LastCheckpoint != Step || store.Latest() is null) Checkpoint();
             if (LastSamples != Step) Samples();
-            WithEmaWeights(() => task.SaveModel(trainer.ModelDirectory));
-            Report($"model saved to {trainer.ModelDirectory}");
+            if (trainer.IsMain)
+            {
+                WithEmaWeights(() => task.SaveModel(trainer.ModelDirectory));
+                Report($"model saved to {trainer.ModelDirectory}");
+            }
             return Result(resumedFrom, cancelled: false, trainer.ModelDirectory);
         }
 
@@ -120,10 +129,20 @@ public sealed partial class Trainer
                 .. windowTaskMetrics.Select(m => new KeyValuePair<string, double>(m.Key, m.Value.Sum / m.Value.Count)),
                 new("it_per_s", Speed),
                 new("elapsed_s", elapsedBefore + wall.Elapsed.TotalSeconds),
+                .. CommunicationMetric(),
             ]);
             windowLoss = 0;
             windowCount = 0;
             windowTaskMetrics.Clear();
+        }
+
+        // Data-parallel only: seconds per step spent in collectives over the window.
+        private IEnumerable<KeyValuePair<string, double>> CommunicationMetric()
+        {
+            if (sync is null) yield break;
+            var now = sync.CommunicationTime;
+            yield return new("comm_s", (now - windowCommunicationStart).TotalSeconds / windowCount);
+            windowCommunicationStart = now;
         }
 
         private void Report(string? what)
@@ -136,6 +155,11 @@ public sealed partial class Trainer
 
         private void Checkpoint()
         {
+            if (!trainer.IsMain)
+            {
+                LastCheckpoint = Step; // rank 0 writes it; the ranks are identical
+                return;
+            }
             using var scope = DisposeScope.Enter();
             var state = new CheckpointState
             {
@@ -143,6 +167,7 @@ public sealed partial class Trainer
                 MaxSteps = options.MaxSteps,
                 BatchSize = options.BatchSize,
                 Seed = options.Seed,
+                WorldSize = sync?.Group.WorldSize ?? 1,
                 DatasetCount = order.Count,
                 Epoch = order.EpochOf(Step),
                 LearningRate = optimizer.LearningRate,
@@ -164,6 +189,11 @@ public sealed partial class Trainer
 
         private void Samples()
         {
+            if (!trainer.IsMain)
+            {
+                LastSamples = Step;
+                return;
+            }
             string? written = null;
             WithEmaWeights(() =>
             {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.Distributed;
 using LatentDiffusion.Torch.NN;
 using LatentDiffusion.Torch.Optim;
 using LatentDiffusion.Torch.SafeTensors;
@@ -21,6 +22,10 @@ namespace LatentDiffusion.Training;
 /// Output folder: metrics.jsonl, checkpoints/step-NNNNNN/, samples/ (the task's files), model/ (the
 /// task's export, written when the run completes). A task that trains a discriminator too
 /// (<see cref="IAdversarialTrainingTask"/>) gets a second optimiser for it, whose steps follow the model's.
+/// With a <see cref="Group"/>, the run is data-parallel (as torch's DistributedDataParallel): training.batch_size
+/// is the global batch, each rank computes its shard (<see cref="Data.SampleOrder.Shard"/>), the gradients are
+/// averaged before clipping (<see cref="GradientSync"/>), and only rank 0 writes metrics, checkpoints, samples
+/// and the model; every rank reads the checkpoint on resume, which needs the same world size.
 /// </remarks>
 public sealed partial class Trainer(TrainingOptions options, string outputDirectory)
 {
@@ -32,16 +37,24 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
     public string ModelDirectory => Path.Combine(OutputDirectory, "model");
     public string MetricsPath => Path.Combine(OutputDirectory, "metrics.jsonl");
 
+    /// <summary>The ranks of a data-parallel run (null: this process alone).</summary>
+    public ProcessGroup? Group { get; init; }
+
+    /// <summary>Whether this process writes the run's files (rank 0, or the only process).</summary>
+    public bool IsMain => Group is null || Group.Rank == 0;
+
+    private int WorldSize => Group?.WorldSize ?? 1;
+
     /// <summary>
     /// <see cref="Run"/> for a recipe: first keeps a copy of it, <paramref name="recipeJson"/>, as recipe.json in the output
-    /// folder (a resumed run keeps the copy it has).
+    /// folder (a resumed run keeps the copy it has; only the main rank writes it).
     /// </summary>
     public TrainingResult RunRecipe(string recipeJson, ITrainingTask task, IDataset dataset, bool resume = false,
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         Directory.CreateDirectory(OutputDirectory);
         var copy = Path.Combine(OutputDirectory, "recipe.json");
-        if (!resume || !File.Exists(copy)) AtomicFile.WriteAllText(copy, recipeJson + "\n");
+        if (IsMain && (!resume || !File.Exists(copy))) AtomicFile.WriteAllText(copy, recipeJson + "\n");
         return Run(task, dataset, resume, progress, cancellationToken);
     }
 
@@ -71,8 +84,14 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
             throw new RecipeException($"'training.device' is {device} but libtorch sees {TorchRuntime.CudaDeviceCount} CUDA device(s)");
         // Before anything is allocated for the run: a batch that cannot fit would otherwise grow until the machine kills us.
         TrainingMemory.EnsureFits(Options, task.Model, dataset, device);
+        if (WorldSize > 1 && Options.BatchSize % WorldSize != 0)
+            throw new RecipeException($"'training.batch_size' {Options.BatchSize} (the global batch) is not a multiple of the {WorldSize} ranks");
+        if (WorldSize > 1 && task is IAdversarialTrainingTask { Adversary: not null })
+            throw new RecipeException("data-parallel training of a discriminator is not supported: train it in one process");
         // Moved before the optimiser and EMA exist: their state is created beside the parameters.
         var model = task.Model.To(device).Train();
+        var sync = Group is null ? null : new GradientSync(Group);
+        sync?.BroadcastFromMain(model); // before the EMA copies the parameters
         var parameters = model.Parameters().Where(p => p.RequiresGrad).ToList();
         using var optimizer = new AdamW(parameters, Options.LearningRate, (Options.AdamBeta1, Options.AdamBeta2), Options.AdamEpsilon, Options.WeightDecay);
         using var ema = Options.Ema is { } e
@@ -94,20 +113,24 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
 
         var scheduler = new LRScheduler(optimizer, Options.Schedule(), step);
         var order = new SampleOrder(dataset.Count, Options.BatchSize, Options.Seed, Options.Shuffle);
-        var run = new RunState(this, task, model, optimizer, ema, adversary, random, order, store, progress, elapsedBefore, device, cancellationToken) { Step = step, LastCheckpoint = step };
-        using var metrics = new MetricsLog(MetricsPath, resumedFrom is null ? null : step);
+        var run = new RunState(this, task, model, optimizer, ema, adversary, random, order, store, progress, elapsedBefore, device, sync, cancellationToken)
+            { Step = step, LastCheckpoint = step };
+        using var metrics = IsMain ? new MetricsLog(MetricsPath, resumedFrom is null ? null : step) : null;
         run.Metrics = metrics;
 
         if (step < Options.MaxSteps)
         {
-            using var loader = new BatchLoader(dataset, order, firstBatch: step, Options.PrefetchBatches);
+            using var loader = new BatchLoader(dataset, order, firstBatch: step, Options.PrefetchBatches, Group?.Rank ?? 0, WorldSize);
+            // Data-parallel ranks stop together: a cancellation is shared with the step's gradients (GradientSync)
+            // and honoured after that step by every rank.
+            var loaderToken = sync is null ? cancellationToken : CancellationToken.None;
             while (run.Step < Options.MaxSteps)
             {
-                if (cancellationToken.IsCancellationRequested) return run.Stop(resumedFrom);
+                if (sync is null && cancellationToken.IsCancellationRequested) return run.Stop(resumedFrom);
                 Batch batch;
                 try
                 {
-                    batch = loader.Next(cancellationToken);
+                    batch = loader.Next(loaderToken);
                 }
                 catch (OperationCanceledException)
                 {
@@ -115,6 +138,7 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
                 }
                 using (batch) run.TrainStep(batch, scheduler);
                 run.AfterStep();
+                if (run.StopAgreed) return run.Stop(resumedFrom);
             }
         }
         return run.Finish(resumedFrom);
@@ -128,6 +152,9 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
             $"cannot resume from {checkpoint}: it was made with {what} {then}, the recipe now gives {now}; restore the recipe or start a new output folder");
         if (state.BatchSize != Options.BatchSize) Mismatch("batch_size", state.BatchSize, Options.BatchSize);
         if (state.Seed != Options.Seed) Mismatch("seed", state.Seed, Options.Seed);
+        if (state.WorldSize != WorldSize)
+            throw new RecipeException($"cannot resume from {checkpoint}: it was made by {state.WorldSize} rank(s), this run has {WorldSize}; " +
+                $"resume with --nproc {state.WorldSize} (WORLD_SIZE={state.WorldSize}), or start a new output folder");
         if (state.DatasetCount != dataset.Count) Mismatch("a dataset of", state.DatasetCount + " items", dataset.Count + " items");
         if (state.HasEma != (ema is not null)) Mismatch("EMA", state.HasEma ? "on" : "off", ema is not null ? "on" : "off");
         if (state.HasDiscriminator != (adversary is not null))

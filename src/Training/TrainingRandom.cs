@@ -1,4 +1,5 @@
 using LatentDiffusion.Torch;
+using LatentDiffusion.Training.Data;
 
 namespace LatentDiffusion.Training;
 
@@ -24,5 +25,28 @@ public static class TrainingRandom
         var drawn = Tensors.Randint(low, high, shape, random);
         if (device.Type == DeviceType.Cpu) return drawn;
         using (drawn) return drawn.To(device);
+    }
+
+    /// <summary>
+    /// Per-sample draws of a batch that may be a data-parallel rank's <paramref name="shard"/>: the rows of the
+    /// whole global batch are drawn and this rank's are kept, so N ranks together draw exactly what one process
+    /// with the global batch draws, and every rank's generator stays in step. The whole batch: as <see cref="RandnLike"/>.
+    /// </summary>
+    public static Tensor RandnLike(Tensor like, Generator random, BatchShard shard)
+    {
+        if (shard.IsWhole(like.Size(0))) return RandnLike(like, random);
+        var shape = like.Shape;
+        var local = shape[0];
+        shape[0] = shard.GlobalCount;
+        using var all = Randn(shape, random, like.Device, like.DType);
+        return all.Narrow(0, shard.Offset, local);
+    }
+
+    /// <summary>Integers in [low, high) for each of <paramref name="count"/> samples of <paramref name="shard"/> (see <see cref="RandnLike(Tensor, Generator, BatchShard)"/>).</summary>
+    public static Tensor Randint(long low, long high, long count, Generator random, Device device, BatchShard shard)
+    {
+        if (shard.IsWhole(count)) return Randint(low, high, [count], random, device);
+        using var all = Randint(low, high, [shard.GlobalCount], random, device);
+        return all.Narrow(0, shard.Offset, count);
     }
 }

@@ -13,19 +13,8 @@ public class DdpmTrainingTests(ITestOutputHelper output)
 {
     private static string Recipe(string name) => Path.Combine(SharedData.RepositoryRoot, "configs", "train", name);
 
-    /// <summary>A tiny ConvNeXt U-Net (dim 4) on 24 real sneakers (class 7), fast enough for a unit test.</summary>
-    private static DdpmRecipe Tiny(long maxSteps) => DdpmRecipe.Parse($$"""
-        {
-          "model": { "type": "convnext", "config": { "dim": 4, "dim_mults": [1, 2], "channels": 1, "sample_size": 32 } },
-          "noise_scheduler": { "num_train_timesteps": 1000 },
-          "data": { "type": "fashion-mnist", "image_size": 32, "labels": [7], "limit": 24, "random_flip": true },
-          "sampling": { "inference_steps": 5 },
-          "training": {
-            "max_steps": {{maxSteps}}, "batch_size": 8, "learning_rate": 0.002, "lr_schedule": "constant", "warmup_steps": 0,
-            "ema": { "decay": 0.99 }, "checkpoint_every": 10, "sample_every": 20, "sample_count": 4, "log_every": 1, "seed": 3
-          }
-        }
-        """, "tiny.json");
+    /// <summary>The tiny DDPM recipe (<see cref="TinyRecipes.Ddpm"/>).</summary>
+    internal static DdpmRecipe Tiny(long maxSteps) => DdpmRecipe.Parse(TinyRecipes.Ddpm(maxSteps), "tiny.json");
 
     [Fact]
     public void TrainsResumesAndSavesThePipelineFolder()

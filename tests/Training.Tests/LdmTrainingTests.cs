@@ -16,7 +16,7 @@ public class LdmTrainingTests(ITestOutputHelper output)
     private static string Recipe(string name) => Path.Combine(LatentDiffusion.Tests.Common.SharedData.RepositoryRoot, "configs", "train", name);
 
     /// <summary>A tiny text-to-image model over a tiny (untrained) VAE folder, on 64 Fashion colours items.</summary>
-    private static LdmRecipe Tiny(string vaeDirectory, long maxSteps) => LdmRecipe.Parse($$"""
+    internal static LdmRecipe Tiny(string vaeDirectory, long maxSteps) => LdmRecipe.Parse($$"""
         {
           "vae": {{System.Text.Json.JsonSerializer.Serialize(vaeDirectory)}},
           "tokenizer": { "vocabulary_size": 700, "model_max_length": 16 },
@@ -37,7 +37,7 @@ public class LdmTrainingTests(ITestOutputHelper output)
         }
         """, "tiny-ldm.json");
 
-    private static string TinyVae()
+    internal static string TinyVae()
     {
         var dir = TestDirectory.Create();
         using var generator = new Generator(5);

@@ -25,7 +25,7 @@ public static class WaitPolicyRunner
     private static async Task<OpsResult> RunChildAsync(string label, string? threadPolicy, int repeat, int threads,
         CancellationToken cancellationToken)
     {
-        var (fileName, prefix) = SelfCommand();
+        var (fileName, prefix) = SelfCommand.Get();
         var start = new ProcessStartInfo(fileName)
         {
             RedirectStandardOutput = true,
@@ -64,21 +64,5 @@ public static class WaitPolicyRunner
             throw new InvalidOperationException($"the {label} run ({fileName}) failed with exit code {process.ExitCode}: {reason}");
         }
         return Json.Deserialize<OpsResult>(output);
-    }
-
-    /// <summary>How to start this program again: the apphost beside the assembly, else dotnet ldm.dll.</summary>
-    private static (string FileName, string[] Prefix) SelfCommand()
-    {
-        var assembly = typeof(CliApp).Assembly.Location;
-        var directory = Path.GetDirectoryName(assembly) ?? AppContext.BaseDirectory;
-        var apphost = Path.Combine(directory, OperatingSystem.IsWindows() ? "ldm.exe" : "ldm");
-        if (File.Exists(apphost)) return (apphost, []);
-        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (string.IsNullOrEmpty(dotnet))
-        {
-            var current = Environment.ProcessPath;
-            dotnet = current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet" ? current : "dotnet";
-        }
-        return (dotnet, [assembly]);
     }
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.Distributed;
 using Spectre.Console;
 
 namespace LatentDiffusion.Cli.Commands;
@@ -59,6 +60,7 @@ internal static class InfoCommand
         Row("BLAS", info.Blas);
         Row("OMP_WAIT_POLICY", info.OmpWaitPolicy);
         Row("fused attention", info.FusedAttention ? "yes" : "no (math path)");
+        Row("data-parallel backends", info.DistributedBackends.Count > 0 ? string.Join(", ", info.DistributedBackends) : "none (built without Gloo's headers: install libgloo-dev)");
         Row(".NET", info.Dotnet);
         Row("OS", $"{info.Os} ({info.Arch})");
         context.Console.Write(table);
@@ -80,6 +82,7 @@ public sealed record RuntimeInfo(
     bool ReferenceBlas,
     string OmpWaitPolicy,
     bool FusedAttention,
+    IReadOnlyList<string> DistributedBackends,
     string Dotnet,
     string Os,
     string Arch,
@@ -105,6 +108,7 @@ public sealed record RuntimeInfo(
             ReferenceBlas: TorchRuntime.IsReferenceBlas,
             OmpWaitPolicy: TorchRuntime.OmpWaitPolicy,
             FusedAttention: TorchRuntime.HasFusedAttention,
+            DistributedBackends: [.. ProcessGroup.HasGloo ? ["gloo"] : Array.Empty<string>(), .. ProcessGroup.HasNccl ? ["nccl"] : Array.Empty<string>()],
             Dotnet: RuntimeInformation.FrameworkDescription,
             Os: RuntimeInformation.OSDescription,
             Arch: RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant(),

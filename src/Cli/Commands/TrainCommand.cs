@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using LatentDiffusion.Torch.Distributed;
 using LatentDiffusion.Training.Ddpm;
 using LatentDiffusion.Training.Evaluation;
 using LatentDiffusion.Training.Ldm;
@@ -22,36 +23,56 @@ internal static class TrainCommand
         return train;
     }
 
-    /// <summary>Runs one recipe: (context, recipe path, run folder, resume, cancellation) → exit code.</summary>
-    private delegate int RecipeRun(CliContext context, string recipePath, string outputDirectory, bool resume, CancellationToken cancellationToken);
+    /// <summary>Runs one recipe: (context, recipe path, run folder, resume, data-parallel group or null, cancellation) → exit code.</summary>
+    private delegate int RecipeRun(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group,
+        CancellationToken cancellationToken);
 
-    /// <summary><c>ldm train NAME --config FILE --out DIR [--resume]</c>.</summary>
+    /// <summary>
+    /// <c>ldm train NAME --config FILE --out DIR [--resume] [--nproc N]</c>. With --nproc N, starts N data-parallel
+    /// ranks on this machine (<see cref="DataParallelLauncher"/>); with torchrun's WORLD_SIZE (and RANK, MASTER_ADDR,
+    /// MASTER_PORT) in the environment, runs as that rank of a job started elsewhere (several machines).
+    /// </summary>
     private static Command CreateRecipe(CliContext context, string name, string description, RecipeRun run)
     {
         var config = new Option<string>("--config", "-c") { Description = "Training recipe (JSON)", Required = true }.ExistingFile().IsPath();
         var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoints, metrics, samples, the trained model", Required = true }.IsPath();
         var resume = new Option<bool>("--resume") { Description = "Continue from the run folder's last checkpoint" };
-        var command = new Command(name, description) { config, output, resume };
-        command.SetAction((parsed, cancellationToken) => Task.FromResult(
-            run(context, parsed.GetValue(config)!, parsed.GetValue(output)!, parsed.GetValue(resume), cancellationToken)));
+        var nproc = new Option<int>("--nproc")
+        {
+            Description = "Data-parallel ranks to start on this machine, each with its share of the cores (training.batch_size is the global batch)",
+            DefaultValueFactory = _ => 1,
+        }.AtLeast(1);
+        var command = new Command(name, description) { config, output, resume, nproc };
+        command.SetAction((parsed, cancellationToken) =>
+        {
+            string recipe = parsed.GetValue(config)!, folder = parsed.GetValue(output)!;
+            var again = parsed.GetValue(resume);
+            var n = parsed.GetValue(nproc);
+            if (n > Environment.ProcessorCount * 4)
+                throw new UsageException($"--nproc {n} is more than 4 ranks per core of this machine ({Environment.ProcessorCount} cores)");
+            if (n > 1)
+                return Task.FromResult(DataParallelLauncher.Run(context, ["train", name, "--config", recipe, "--out", folder, .. again ? new[] { "--resume" } : []], n));
+            using var session = DistributedEnvironment.FromEnvironment()?.Connect();
+            return Task.FromResult(run(context, recipe, folder, again, session?.Group, cancellationToken));
+        });
         return command;
     }
 
     private static string Title(string kind, string recipePath) => $"{kind} {Path.GetFileNameWithoutExtension(recipePath)}";
 
-    private static int TrainDdpm(CliContext context, string recipePath, string outputDirectory, bool resume, CancellationToken cancellationToken)
+    private static int TrainDdpm(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, CancellationToken cancellationToken)
     {
         var recipe = DdpmRecipe.Load(recipePath);
         return TrainingRun.Run(context, Title("ddpm", recipePath), outputDirectory, cancellationToken,
-            (progress, token) => DdpmTraining.Run(recipe, outputDirectory, resume, progress, token), result => result);
+            (progress, token) => DdpmTraining.Run(recipe, outputDirectory, resume, progress, token, group), result => result);
     }
 
     /// <summary>Trains the AutoencoderKL, exports it with the measured scaling factor, and prints the test-split reconstruction PSNR.</summary>
-    private static int TrainVae(CliContext context, string recipePath, string outputDirectory, bool resume, CancellationToken cancellationToken)
+    private static int TrainVae(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, CancellationToken cancellationToken)
     {
         var recipe = VaeRecipe.Load(recipePath);
         return TrainingRun.Run(context, Title("vae", recipePath), outputDirectory, cancellationToken,
-            (progress, token) => VaeTraining.Run(recipe, outputDirectory, resume, progress, token), result => result.Training, result =>
+            (progress, token) => VaeTraining.Run(recipe, outputDirectory, resume, progress, token, group), result => result.Training, result =>
             {
                 if (result.Evaluation is { } e)
                     context.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -60,19 +81,19 @@ internal static class TrainCommand
     }
 
     /// <summary>Learns the tokenizer, trains the text encoder and conditional U-Net on the frozen VAE's latents, and exports the diffusers pipeline folder.</summary>
-    private static int TrainLdm(CliContext context, string recipePath, string outputDirectory, bool resume, CancellationToken cancellationToken)
+    private static int TrainLdm(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, CancellationToken cancellationToken)
     {
         var recipe = LdmRecipe.Load(recipePath);
         return TrainingRun.Run(context, Title("ldm", recipePath), outputDirectory, cancellationToken,
-            (progress, token) => LdmTraining.Run(recipe, outputDirectory, resume, progress, token), result => result);
+            (progress, token) => LdmTraining.Run(recipe, outputDirectory, resume, progress, token, group), result => result);
     }
 
     /// <summary>Trains LoRA adapters on the frozen model and writes the kohya-format file.</summary>
-    private static int TrainLora(CliContext context, string recipePath, string outputDirectory, bool resume, CancellationToken cancellationToken)
+    private static int TrainLora(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, CancellationToken cancellationToken)
     {
         var recipe = LoraRecipe.Load(recipePath);
         return TrainingRun.Run(context, Title("lora", recipePath), outputDirectory, cancellationToken,
-            (progress, token) => LoraTraining.Run(recipe, outputDirectory, resume, progress, token), result => result);
+            (progress, token) => LoraTraining.Run(recipe, outputDirectory, resume, progress, token, group), result => result);
     }
 
     private static Command CreateJudges(CliContext context)

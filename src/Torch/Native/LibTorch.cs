@@ -12,7 +12,7 @@ internal static class LibTorch
     internal const string Name = "ldtorch";
 
     /// <summary>The ABI version this assembly was compiled against; must equal native LD_ABI_VERSION.</summary>
-    internal const int AbiVersion = 3;
+    internal const int AbiVersion = 4;
 
     /// <summary>Set to "default" to leave OMP_WAIT_POLICY alone (the benchmark compares both).</summary>
     internal const string ThreadPolicyVariable = "LDTORCH_THREAD_POLICY";
@@ -54,6 +54,9 @@ internal static class LibTorch
     // libgomp and OpenBLAS read these once, when loaded, so they have to be set before libldtorch is.
     private static void ConfigureThreadingEnvironment()
     {
+        // c10d logs through glog to standard error ("Logging before InitGoogleLogging()", socket time-outs) what
+        // it also throws, and the binding reports as one line; glog reads this once, when libtorch loads.
+        SetEnv("GLOG_minloglevel", "3", overwrite: false);
         if (Environment.GetEnvironmentVariable(ThreadPolicyVariable) == "default") return;
         SetEnv("OMP_WAIT_POLICY", "PASSIVE", overwrite: false);
         SetEnv("OPENBLAS_THREAD_TIMEOUT", OpenBlasThreadTimeout, overwrite: false);

@@ -19,6 +19,9 @@ public sealed class Batch : IDisposable
 
     public int Count => (int)Data.Size(0);
 
+    /// <summary>Which rows of the global batch these are, in data-parallel training (the whole batch otherwise).</summary>
+    public BatchShard Shard { get; internal set; }
+
     public Batch(Tensor data, Tensor? labels = null, IReadOnlyList<string>? captions = null)
     {
         Data = data.DetachFromDisposeScope();
@@ -27,11 +30,20 @@ public sealed class Batch : IDisposable
     }
 
     /// <summary>A copy on <paramref name="device"/> (the trainer moves each batch to the model's device).</summary>
-    public Batch To(Device device) => new(Data.To(device), Labels?.To(device), Captions);
+    public Batch To(Device device) => new(Data.To(device), Labels?.To(device), Captions) { Shard = Shard };
 
     public void Dispose()
     {
         Data.Dispose();
         Labels?.Dispose();
     }
+}
+
+/// <summary>
+/// Rows [<see cref="Offset"/>, Offset + the batch's count) of a global batch of <see cref="GlobalCount"/>
+/// (a data-parallel rank's share); the default is the whole batch.
+/// </summary>
+public readonly record struct BatchShard(int Offset, int GlobalCount)
+{
+    public bool IsWhole(long count) => GlobalCount == 0 || (Offset == 0 && GlobalCount == count);
 }

@@ -8,6 +8,7 @@ namespace LatentDiffusion.Training.Data;
 /// queue of <paramref name="prefetch"/> batches (so memory stays bounded when the model is the
 /// slower side). Batches come out in order from <paramref name="firstBatch"/> on; an exception in the
 /// dataset surfaces from <see cref="Next"/>. Disposing stops the thread and frees the queued batches.
+/// In data-parallel training each rank loads only its shard of every batch (<see cref="SampleOrder.Shard"/>).
 /// </summary>
 public sealed class BatchLoader : IDisposable
 {
@@ -17,21 +18,23 @@ public sealed class BatchLoader : IDisposable
     private Exception? failure;
     private bool disposed;
 
-    public BatchLoader(IDataset dataset, SampleOrder order, long firstBatch, int prefetch = 4)
+    public BatchLoader(IDataset dataset, SampleOrder order, long firstBatch, int prefetch = 4, int rank = 0, int worldSize = 1)
     {
         if (prefetch < 1) throw new ArgumentOutOfRangeException(nameof(prefetch), prefetch, "at least one batch must be prefetched");
         queue = new BlockingCollection<Batch>(prefetch);
-        thread = new Thread(() => Produce(dataset, order, firstBatch)) { IsBackground = true, Name = "batch loader" };
+        thread = new Thread(() => Produce(dataset, order, firstBatch, rank, worldSize)) { IsBackground = true, Name = "batch loader" };
         thread.Start();
     }
 
-    private void Produce(IDataset dataset, SampleOrder order, long batch)
+    private void Produce(IDataset dataset, SampleOrder order, long batch, int rank, int worldSize)
     {
         try
         {
             for (; !stop.IsCancellationRequested; batch++)
             {
-                var b = dataset.GetBatch(order.Batch(batch), order.AugmentationSeed(batch));
+                var (indices, shard) = order.Shard(batch, rank, worldSize);
+                var b = dataset.GetBatch(indices, order.AugmentationSeed(batch), shard.Offset);
+                b.Shard = shard;
                 try
                 {
                     queue.Add(b, stop.Token);

@@ -26,7 +26,7 @@ public sealed class FashionColoursDataset : IDataset
         items = Enumerable.Range(0, limit is { } n ? Math.Min(n, data.Count) : data.Count).ToArray();
     }
 
-    public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed)
+    public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed, int firstRow = 0)
     {
         const int size = FashionColours.Channels * FashionColours.Side * FashionColours.Side;
         int n = indices.Length;
@@ -34,6 +34,7 @@ public sealed class FashionColoursDataset : IDataset
         var labels = new long[n];
         var captions = new string[n];
         var rng = new SplitMix64(augmentationSeed);
+        rng.Skip(firstRow); // one draw per row
         var epoch = (int)(augmentationSeed & 0x3FFFFFFF);
         for (int b = 0; b < n; b++)
         {

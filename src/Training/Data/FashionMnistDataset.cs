@@ -41,13 +41,14 @@ public sealed class FashionMnistDataset : IDataset
     /// <summary>The class of item <paramref name="index"/>.</summary>
     public int Label(int index) => source.Labels[items[index]];
 
-    public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed)
+    public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed, int firstRow = 0)
     {
         int side = ImageSize, n = indices.Length, plane = side * side;
         var pixels = new float[n * plane];
         var labels = new long[n];
         Array.Fill(pixels, -1f);
         var rng = new SplitMix64(augmentationSeed);
+        rng.Skip(firstRow); // one draw per row
         for (int b = 0; b < n; b++)
         {
             var item = items[indices[b]];

@@ -86,11 +86,12 @@ public sealed class ImageFolderDataset : IDataset
         }).ToArray();
     }
 
-    public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed)
+    public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed, int firstRow = 0)
     {
         int side = ImageSize, plane = side * side, n = indices.Length;
         var data = new float[n * Channels * plane];
         var rng = new SplitMix64(augmentationSeed);
+        rng.Skip(firstRow); // one draw per row
         for (int b = 0; b < n; b++)
         {
             var pixels = Pixels(indices[b]);

@@ -39,10 +39,10 @@ public sealed partial class KohyaFolderDataset : IDataset
             : throw new DatasetException($"{Path.Combine(root, first)}: the repeat count {match.Groups[1].Value} must be between 1 and 10000");
     }
 
-    public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed)
+    public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed, int firstRow = 0)
     {
         var mapped = new int[indices.Length];
         for (var i = 0; i < mapped.Length; i++) mapped[i] = items[indices[i]];
-        return images.GetBatch(mapped, augmentationSeed);
+        return images.GetBatch(mapped, augmentationSeed, firstRow);
     }
 }

@@ -43,6 +43,24 @@ public sealed class SampleOrder
     /// <summary>The seed for random augmentation of batch <paramref name="batch"/>.</summary>
     public ulong AugmentationSeed(long batch) => SplitMix64.Mix(Seed, 0xA0A0, (ulong)batch);
 
+    /// <summary>
+    /// The distributed sampler: rank <paramref name="rank"/>'s share of batch <paramref name="batch"/>, the
+    /// contiguous rows [rank·B/N, (rank + 1)·B/N) of the global batch. The shards of the N ranks are disjoint
+    /// and together are the batch one process would take, row for row (torch's DistributedSampler
+    /// interleaves instead; contiguous rows make the ranks' per-sample random draws line up with one process's).
+    /// </summary>
+    public (int[] Indices, BatchShard Shard) Shard(long batch, int rank, int worldSize)
+    {
+        if (worldSize < 1 || BatchSize % worldSize != 0)
+            throw new ArgumentOutOfRangeException(nameof(worldSize), worldSize, $"the batch size {BatchSize} must be a multiple of the world size");
+        if (rank < 0 || rank >= worldSize) throw new ArgumentOutOfRangeException(nameof(rank), rank, "the rank must be in 0..world size − 1");
+        var all = Batch(batch);
+        if (worldSize == 1) return (all, default);
+        var per = BatchSize / worldSize;
+        return (all[(rank * per)..((rank + 1) * per)], new BatchShard(rank * per, BatchSize));
+    }
+
+
     private int[] Permutation(long epoch)
     {
         if (epoch == cachedEpoch) return cached;

@@ -17,6 +17,9 @@ public struct SplitMix64(ulong seed)
         return z ^ (z >> 31);
     }
 
+    /// <summary>Skips <paramref name="count"/> values: the generator then gives what it would after that many <see cref="Next"/> calls.</summary>
+    public void Skip(long count) => state += unchecked((ulong)count * 0x9E3779B97F4A7C15UL);
+
     /// <summary>Uniform in [0, <paramref name="bound"/>) without modulo bias (Lemire's method, with rejection).</summary>
     public int NextInt(int bound)
     {

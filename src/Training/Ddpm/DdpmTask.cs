@@ -41,8 +41,8 @@ public sealed class DdpmTask : ITrainingTask, IDisposable
     {
         var clean = batch.Data;
         // Noise first, then timesteps: train_unconditional.py's order of draws.
-        var noise = TrainingRandom.RandnLike(clean, random);
-        var timesteps = TrainingRandom.Randint(0, SchedulerConfig.NumTrainTimesteps, [clean.Size(0)], random, clean.Device);
+        var noise = TrainingRandom.RandnLike(clean, random, batch.Shard);
+        var timesteps = TrainingRandom.Randint(0, SchedulerConfig.NumTrainTimesteps, clean.Size(0), random, clean.Device, batch.Shard);
         var noisy = noiseScheduler.AddNoise(clean, noise, timesteps);
         return Losses.Compute(loss, Denoiser.Predict(noisy, timesteps), noise);
     }

@@ -1,5 +1,6 @@
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
+using LatentDiffusion.Torch.Distributed;
 using LatentDiffusion.Training.Data;
 using LatentDiffusion.Training.Recipes;
 
@@ -20,15 +21,13 @@ public static class DdpmTraining
     /// Every problem with the recipe is reported before any training starts.
     /// </summary>
     public static TrainingResult Run(DdpmRecipe recipe, string outputDirectory, bool resume = false,
-        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default,
+        ProcessGroup? group = null)
     {
         using var task = CreateTask(recipe);
         var dataset = recipe.Data.Open(recipe.BaseDirectory);
-        var trainer = new Trainer(recipe.Training, outputDirectory);
-        Directory.CreateDirectory(trainer.OutputDirectory);
-        var copy = Path.Combine(trainer.OutputDirectory, "recipe.json");
-        if (!resume || !File.Exists(copy)) AtomicFile.WriteAllText(copy, RecipeJson.Serialize(recipe) + "\n");
-        return trainer.Run(task, dataset, resume, progress, cancellationToken);
+        var trainer = new Trainer(recipe.Training, outputDirectory) { Group = group };
+        return trainer.RunRecipe(RecipeJson.Serialize(recipe), task, dataset, resume, progress, cancellationToken);
     }
 
     /// <summary>The task of <paramref name="recipe"/> with a freshly initialised model (seeded by training.seed).</summary>

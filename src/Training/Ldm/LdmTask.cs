@@ -64,21 +64,21 @@ public sealed class LdmTask : ITrainingTask, IDisposable
     }
 
     /// <summary>The scaled latents of images [B, 3, H, W] in [−1, 1]: scaling_factor · z, z the posterior sample (noise from <paramref name="random"/>) or mean.</summary>
-    public Tensor EncodeLatents(Tensor images, Generator random)
+    public Tensor EncodeLatents(Tensor images, Generator random, BatchShard shard = default)
     {
         using var scope = DisposeScope.Enter();
         using var noGrad = Autograd.NoGrad();
         using var posterior = Vae.Encode(images);
-        var z = SampleLatents ? posterior.Sample(TrainingRandom.RandnLike(posterior.Mean, random)) : posterior.Mode();
+        var z = SampleLatents ? posterior.Sample(TrainingRandom.RandnLike(posterior.Mean, random, shard)) : posterior.Mode();
         return scope.Keep(Vae.ScaleLatents(z));
     }
 
     public Tensor ComputeLoss(Batch batch, Generator random)
     {
         var captions = batch.Captions ?? throw new InvalidOperationException("text-to-image training needs captioned data");
-        var latents = EncodeLatents(batch.Data, random);
-        var noise = TrainingRandom.RandnLike(latents, random);
-        var timesteps = TrainingRandom.Randint(0, NoiseSchedulerConfig.NumTrainTimesteps, [latents.Size(0)], random, latents.Device);
+        var latents = EncodeLatents(batch.Data, random, batch.Shard);
+        var noise = TrainingRandom.RandnLike(latents, random, batch.Shard);
+        var timesteps = TrainingRandom.Randint(0, NoiseSchedulerConfig.NumTrainTimesteps, latents.Size(0), random, latents.Device, batch.Shard);
         var noisy = noiseScheduler.AddNoise(latents, noise, timesteps);
         var ids = TokenIds(captions, latents.Device);
         var prediction = Network.PredictNoise(noisy, timesteps, ids);

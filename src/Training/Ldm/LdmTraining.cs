@@ -3,6 +3,7 @@ using LatentDiffusion.LatentUNet;
 using LatentDiffusion.TextEncoder;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
+using LatentDiffusion.Torch.Distributed;
 using LatentDiffusion.Training.Data;
 using LatentDiffusion.Training.Recipes;
 
@@ -18,15 +19,13 @@ public static class LdmTraining
     /// folder with the EMA weights).
     /// </summary>
     public static TrainingResult Run(LdmRecipe recipe, string outputDirectory, bool resume = false,
-        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default,
+        ProcessGroup? group = null)
     {
         var dataset = recipe.Validate().Data.OpenTrain(recipe.BaseDirectory, recipe.Source);
         using var task = CreateTask(recipe, dataset.Data);
-        var trainer = new Trainer(recipe.Training, outputDirectory);
-        Directory.CreateDirectory(trainer.OutputDirectory);
-        var copy = Path.Combine(trainer.OutputDirectory, "recipe.json");
-        if (!resume || !File.Exists(copy)) AtomicFile.WriteAllText(copy, RecipeJson.Serialize(recipe) + "\n");
-        return trainer.Run(task, dataset, resume, progress, cancellationToken);
+        var trainer = new Trainer(recipe.Training, outputDirectory) { Group = group };
+        return trainer.RunRecipe(RecipeJson.Serialize(recipe), task, dataset, resume, progress, cancellationToken);
     }
 
     /// <summary>The BPE vocabulary learned from every caption <paramref name="data"/> can produce.</summary>

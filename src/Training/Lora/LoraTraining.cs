@@ -1,5 +1,6 @@
 using LatentDiffusion.Pipeline.StableDiffusion;
 using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.Distributed;
 using LatentDiffusion.Training.Data;
 using LatentDiffusion.Training.Ldm;
 using LatentDiffusion.Training.Recipes;
@@ -14,12 +15,12 @@ public static class LoraTraining
     /// model/NAME.safetensors (kohya / AUTOMATIC1111 keys; NAME the recipe's file name), which <c>--lora</c> loads.
     /// </summary>
     public static TrainingResult Run(LoraRecipe recipe, string outputDirectory, bool resume = false,
-        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default, ProcessGroup? group = null)
     {
         recipe.Validate();
         var dataset = new KohyaFolderDataset(recipe.DataFolder, recipe.Data.Resolution, recipe.Data.RandomFlip);
         using var task = CreateTask(recipe);
-        return new Trainer(recipe.Training, outputDirectory).RunRecipe(RecipeJson.Serialize(recipe), task, dataset, resume, progress, cancellationToken);
+        return new Trainer(recipe.Training, outputDirectory) { Group = group }.RunRecipe(RecipeJson.Serialize(recipe), task, dataset, resume, progress, cancellationToken);
     }
 
     /// <summary>The frozen base model on the training device and fresh adapters (seeded by training.seed).</summary>

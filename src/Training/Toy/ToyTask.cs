@@ -88,7 +88,7 @@ public sealed class PointDataset : IDataset
     public int Count => coordinates.Length / dimensions;
     public IReadOnlyList<long> ItemShape => [dimensions];
 
-    public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed)
+    public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed, int firstRow = 0)
     {
         var data = new float[indices.Length * dimensions];
         for (int i = 0; i < indices.Length; i++)

@@ -118,7 +118,7 @@ public sealed class VaeTask : IAdversarialTrainingTask, IDisposable
     {
         var x = batch.Data;
         using var posterior = Vae.Encode(x);
-        var noise = TrainingRandom.RandnLike(posterior.Mean, random);
+        var noise = TrainingRandom.RandnLike(posterior.Mean, random, batch.Shard);
         var reconstruction = Vae.Decode(posterior.Sample(noise));
         var rec = VaeLosses.Reconstruction(x, reconstruction, Loss.Reconstruction).Mean();
         if (Loss.KlWeight == 0) return (reconstruction, rec, rec);

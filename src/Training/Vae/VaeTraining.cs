@@ -1,6 +1,7 @@
 using System.Text.Json;
 using LatentDiffusion.Autoencoder;
 using LatentDiffusion.Torch;
+using LatentDiffusion.Torch.Distributed;
 using LatentDiffusion.Training.Data;
 using LatentDiffusion.Training.Recipes;
 
@@ -20,15 +21,13 @@ public static class VaeTraining
     /// measured scaling_factor) and evaluation.json (test-split PSNR through the posterior mean).
     /// </summary>
     public static VaeTrainingResult Run(VaeRecipe recipe, string outputDirectory, bool resume = false,
-        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default,
+        ProcessGroup? group = null)
     {
         using var task = CreateTask(recipe);
-        var trainer = new Trainer(recipe.Training, outputDirectory);
-        Directory.CreateDirectory(trainer.OutputDirectory);
-        var copy = Path.Combine(trainer.OutputDirectory, "recipe.json");
-        if (!resume || !File.Exists(copy)) AtomicFile.WriteAllText(copy, RecipeJson.Serialize(recipe) + "\n");
-        var result = trainer.Run(task, task.TrainData, resume, progress, cancellationToken);
-        if (result.Cancelled || result.ModelDirectory is null) return new VaeTrainingResult(result, null);
+        var trainer = new Trainer(recipe.Training, outputDirectory) { Group = group };
+        var result = trainer.RunRecipe(RecipeJson.Serialize(recipe), task, task.TrainData, resume, progress, cancellationToken);
+        if (result.Cancelled || result.ModelDirectory is null || !trainer.IsMain) return new VaeTrainingResult(result, null);
         progress?.Report(new TrainingProgress(result.Step, recipe.Training.MaxSteps, result.LastLoss, 0, 0, TimeSpan.Zero, null, "measuring test PSNR"));
         using var vae = AutoencoderKL.FromPretrained(result.ModelDirectory);
         var psnr = VaeEvaluation.TestPsnr(vae, task.TestData, recipe.Evaluation.TestImages, cancellationToken: cancellationToken);
