@@ -84,8 +84,17 @@ public sealed class ClipTextModel : Module
     {
         if (!weights.Shape.AsSpan().SequenceEqual(inputIds.Shape))
             throw new ArgumentException($"weights [{string.Join(", ", weights.Shape)}] must have the shape of the ids [{string.Join(", ", inputIds.Shape)}]", nameof(weights));
+        using var z = EncodePrompt(inputIds, clipSkip);
+        return ApplyEmphasis(z, weights);
+    }
+
+    /// <summary>
+    /// AUTOMATIC1111's emphasis on an encoded prompt <paramref name="z"/> [B, L, D] from any engine: each token's vector
+    /// scaled by its weight (<paramref name="weights"/> [B, L]), then the whole batch rescaled to its original mean.
+    /// </summary>
+    public static Tensor ApplyEmphasis(Tensor z, Tensor weights)
+    {
         using var scope = DisposeScope.Enter();
-        var z = EncodePrompt(inputIds, clipSkip);
         var originalMean = z.Mean();
         var weighted = z * weights.To(z.Device, z.DType).Unsqueeze(-1);
         var newMean = weighted.Mean();
