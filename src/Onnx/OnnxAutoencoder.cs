@@ -69,17 +69,21 @@ public sealed class OnnxAutoencoder : IAutoencoder
     {
         if (encoder is null)
             throw new NotSupportedException($"{decoder.Path}: this ONNX model has no vae_encoder graph, which image-to-image needs");
-        using var scope = DisposeScope.Enter();
-        var x = OnnxTensors.Prepare(pixels, encoder.DTypeOf(encoderInput!));
-        var channels = encoder.Outputs[encoderOutput!].Dimensions is [_, > 0 and var c, ..] ? c : LatentChannels;
-        var f = DownscaleFactor;
-        var output = Tensors.Empty([pixels.Size(0), channels, pixels.Size(2) / f, pixels.Size(3) / f], encoder.DTypeOf(encoderOutput!));
-        encoder.Run([(encoderInput!, x)], [(encoderOutput!, output)]);
-        var result = output.To(DType.Float32);
-        if (channels == 2 * LatentChannels) return new DiagonalGaussianDistribution(scope.Keep(result));
-        // A sample already drawn by the graph: a distribution with no spread around it.
-        var moments = Tensor.Cat([result, Tensors.FullLike(result, DiagonalGaussianDistribution.LogVarMin)], 1);
-        return new DiagonalGaussianDistribution(scope.Keep(moments), deterministic: true);
+        Tensor moments;
+        bool sampled;
+        using (var scope = DisposeScope.Enter())
+        {
+            var x = OnnxTensors.Prepare(pixels, encoder.DTypeOf(encoderInput!));
+            var channels = encoder.Outputs[encoderOutput!].Dimensions is [_, > 0 and var c, ..] ? c : LatentChannels;
+            var f = DownscaleFactor;
+            var output = Tensors.Empty([pixels.Size(0), channels, pixels.Size(2) / f, pixels.Size(3) / f], encoder.DTypeOf(encoderOutput!));
+            encoder.Run([(encoderInput!, x)], [(encoderOutput!, output)]);
+            var result = output.To(DType.Float32);
+            sampled = channels != 2 * LatentChannels;
+            // A sample already drawn by the graph: a distribution with no spread around it.
+            moments = scope.Keep(sampled ? Tensor.Cat([result, Tensors.FullLike(result, DiagonalGaussianDistribution.LogVarMin)], 1) : result);
+        }
+        return new DiagonalGaussianDistribution(moments, deterministic: sampled);
     }
 
     public Tensor Decode(Tensor latents)
