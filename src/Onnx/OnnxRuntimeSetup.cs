@@ -41,11 +41,14 @@ public static class OnnxRuntimeSetup
         }
     }
 
+    /// <summary>Why ONNX Runtime cannot use CUDA in this build (one line naming the package and runtime it needs), or null when it can try.</summary>
+    public static string? CudaMissing(int index) => HasCuda ? null
+        : $"ONNX Runtime on cuda:{index} needs its CUDA build: this one has only {string.Join(", ", AvailableProviders)}; "
+          + "build with -p:OnnxGpu=true (Microsoft.ML.OnnxRuntime.Gpu.Linux 1.32.0) and install the CUDA 13 runtime and cuDNN 9";
+
     private static void AppendCuda(SessionOptions o, int index)
     {
-        if (!HasCuda)
-            throw new NotSupportedException($"ONNX Runtime on cuda:{index} needs its CUDA build: this one has only {string.Join(", ", AvailableProviders)}; "
-                + "build with -p:OnnxGpu=true (Microsoft.ML.OnnxRuntime.Gpu.Linux 1.32.0) and install the CUDA 13 runtime and cuDNN 9");
+        if (CudaMissing(index) is { } missing) throw new NotSupportedException(missing);
         try
         {
             o.AppendExecutionProvider_CUDA(index);

@@ -1,0 +1,65 @@
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Tests.Common;
+
+namespace LatentDiffusion.Cli.Tests;
+
+/// <summary><c>ldm generate|img2img --model ONNX-FOLDER</c>: the ONNX engine from the command line, and its refusals.</summary>
+public sealed class OnnxCommandTests : IDisposable
+{
+    private readonly string work = Directory.CreateTempSubdirectory("ld-cli-onnx-").FullName;
+    private static readonly string Onnx = Path.Combine(SharedData.RepositoryRoot, "tests", "fixtures", "onnx", "sd_tiny_onnx");
+
+    public void Dispose() => Directory.Delete(work, recursive: true);
+
+    private string Out(string name) => Path.Combine(work, name);
+
+    [Fact]
+    public void GenerateAndImageToImageRunAnOnnxFolderWithParametersAndPreviews()
+    {
+        var r = CliRunner.Run("generate", "an astronaut", "--model", Onnx, "--steps", "2", "--seed", "42", "-W", "64", "-H", "64", "--sampler", "euler_a",
+            "--preview", Out("live.png"), "--out", Out("a.png"));
+        Assert.True(r.ExitCode == 0, r.Err);
+        var again = CliRunner.Run("generate", "an astronaut", "--model", Onnx, "--engine", "onnx", "--steps", "2", "--seed", "42", "-W", "64", "-H", "64", "--sampler", "euler_a", "--out", Out("b.png"));
+        Assert.True(again.ExitCode == 0, again.Err);
+        Assert.Equal(RgbImage.Load(Out("a.png")).Pixels, RgbImage.Load(Out("b.png")).Pixels);
+        Assert.True(File.Exists(Out("live.png")));
+        var info = CliRunner.Run("info", "--image", Out("a.png"));
+        Assert.Equal("an astronaut\nSteps: 2, Sampler: Euler a, Schedule type: Uniform, CFG scale: 7.5, Seed: 42, Size: 64x64, Model: sd_tiny_onnx", info.Out.Trim().Replace("\r", ""));
+
+        RgbImage.Filled(64, 48, new Rgb(10, 200, 30)).SavePng(Out("init.png"));
+        var i = CliRunner.Run("img2img", "grass", "--model", Onnx, "--init", Out("init.png"), "--strength", "0.5", "--steps", "2", "--out", Out("i.png"));
+        Assert.True(i.ExitCode == 0, i.Err);
+        Assert.Equal((64, 48), (RgbImage.Load(Out("i.png")).Width, RgbImage.Load(Out("i.png")).Height));
+    }
+
+    [Fact]
+    public void CudaWithTheCpuBuildOfOnnxRuntimeNamesWhatIsMissing()
+    {
+        var r = CliRunner.Run("generate", "x", "--model", Onnx, "--device", "cuda", "--out", Out("c.png"));
+        var line = r.AssertUsageError("-p:OnnxGpu=true (Microsoft.ML.OnnxRuntime.Gpu.Linux 1.32.0)");
+        Assert.Contains("CUDA 13", line);
+        Assert.False(File.Exists(Out("c.png")));
+    }
+
+    [Theory]
+    [InlineData("--engine", "torch", "is an ONNX model: --engine torch runs diffusers folders and checkpoints")]
+    [InlineData("--engine", "tensorrt", "--engine must be auto (ONNX Runtime for an ONNX folder, else libtorch), torch or onnx, not 'tensorrt'")]
+    [InlineData("--vae-tiling", null, "--attention-slicing and --vae-tiling are libtorch options")]
+    [InlineData("--clip-skip", "2", "--clip-skip must be between 1 and 1")]
+    public void WhatTheOnnxEngineCannotDoIsOneLine(string option, string? value, string expected)
+    {
+        string[] extra = value is null ? [option] : [option, value];
+        var r = CliRunner.Run(["generate", "x", "--model", Onnx, "--steps", "1", .. extra, "--out", Out("x.png")]);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains(expected, Assert.Single(r.ErrLines));
+        Assert.False(File.Exists(Out("x.png")));
+    }
+
+    [Fact]
+    public void EngineOnnxOnADiffusersFolderSaysHowToGetAnOnnxModel()
+    {
+        var tiny = TinyStableDiffusionFolder.Assemble(Out("tiny"));
+        var r = CliRunner.Run("generate", "x", "--model", tiny, "--engine", "onnx", "--out", Out("x.png"));
+        Assert.Contains("no ONNX model folder (no unet/model.onnx)", Assert.Single(r.ErrLines));
+    }
+}
