@@ -63,3 +63,28 @@ public sealed class OnnxCommandTests : IDisposable
         Assert.Contains("no ONNX model folder (no unet/model.onnx)", Assert.Single(r.ErrLines));
     }
 }
+
+/// <summary><c>ldm bench unet --engine onnx</c>: ONNX Runtime on the benchmark's own weights, exported first.</summary>
+[Collection(LiveTensorCount.Name)]
+public sealed class OnnxBenchTests
+{
+    [Fact]
+    public void BenchUnetWithTheOnnxEngineRunsTheSameWeightsAndInputs()
+    {
+        var config = Path.Combine(SharedData.RepositoryRoot, "tests", "fixtures", "latentunet", "sd_tiny", "unet", "config.json");
+        var live = LiveTensorCount.Settled();
+        var torch = CliRunner.Run("bench", "unet", "--config", config, "--size", "64", "--repeat", "1", "--json");
+        var onnx = CliRunner.Run("bench", "unet", "--config", config, "--size", "64", "--repeat", "1", "--json", "--engine", "onnx");
+        Assert.True(torch.ExitCode == 0, torch.Err);
+        Assert.True(onnx.ExitCode == 0, onnx.Err);
+        Assert.Equal(live, LiveTensorCount.Settled());
+        using var t = System.Text.Json.JsonDocument.Parse(torch.Out);
+        using var o = System.Text.Json.JsonDocument.Parse(onnx.Out);
+        Assert.Equal("libtorch", t.RootElement.GetProperty("engine").GetString());
+        Assert.StartsWith("onnxruntime 1.32", o.RootElement.GetProperty("engine").GetString());
+        Assert.True(o.RootElement.GetProperty("seconds").GetDouble() > 0);
+        // the largest output value of the same weights on the same inputs: the engines agree
+        Assert.Equal(t.RootElement.GetProperty("output_max_abs").GetDouble(), o.RootElement.GetProperty("output_max_abs").GetDouble(), 1e-4);
+        Assert.Equal(t.RootElement.GetProperty("parameters").GetInt64(), o.RootElement.GetProperty("parameters").GetInt64());
+    }
+}

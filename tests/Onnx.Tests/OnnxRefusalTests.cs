@@ -13,7 +13,7 @@ public sealed class OnnxRefusalTests
     private static string TinyUnet(string folder, bool externalData = false, int opset = 17, object[]? sampleDims = null, params string[] extraInputs)
     {
         Directory.CreateDirectory(folder);
-        var g = new OnnxGraph("unet");
+        using var g = new OnnxGraph("unet");
         var sample = g.Input("sample", DType.Float32, sampleDims ?? ["batch", 4L, "height", "width"]);
         g.Input("timestep", DType.Int64, "steps");
         g.Input("encoder_hidden_states", DType.Float32, "batch", "sequence", 32L);
@@ -87,7 +87,7 @@ public sealed class OnnxRefusalTests
     public void AGraphWithoutTheTimestepInputIsNamedWithTheInputsItHas()
     {
         var folder = TempFolder();
-        var g = new OnnxGraph("unet");
+        using var g = new OnnxGraph("unet");
         var x = g.Input("x", DType.Float32, "batch", 4L, 8L, 8L);
         g.Output(g.Op("Relu", [x]), "y", DType.Float32, "batch", 4L, 8L, 8L);
         var path = Path.Combine(folder, "model.onnx");

@@ -25,7 +25,7 @@ public sealed class UNetExportTests(ITestOutputHelper output)
         unet.Eval();
         var folder = Directory.CreateTempSubdirectory("ld-onnx-export-").FullName;
         var path = Path.Combine(folder, "model.onnx");
-        UNetExport.Emit(unet).Save(path, 17);
+        using (var graph = UNetExport.Emit(unet)) graph.Save(path, 17);
         using var onnx = OnnxDenoiser.Open(path, unet.Config, OnnxFixture.Engine);
 
         using var golden = SafeTensorsFile.Open(SharedData.Fixture("latentunet/goldens/unet.safetensors"));

@@ -7,14 +7,14 @@ namespace LatentDiffusion.Onnx.Export;
 /// initializers (weights). <see cref="Save"/> writes onnx.proto's ModelProto; weights go to one external-data file
 /// beside the model when they would not fit the 2 GB protobuf limit (or when asked), as diffusers' export does.
 /// </summary>
-public sealed class OnnxGraph(string name)
+public sealed class OnnxGraph(string name) : IDisposable
 {
     /// <summary>Protocol Buffers refuse messages of 2 GB and more: weights beyond this go to external data.</summary>
     public const long ProtobufLimit = 2L * 1024 * 1024 * 1024 - 64 * 1024 * 1024;
 
     private readonly List<(string Name, DType DType, object[] Dims)> inputs = [], outputs = [];
     private readonly List<(string Op, string[] Inputs, string[] Outputs, (string Name, object Value)[] Attributes)> nodes = [];
-    private readonly List<(string Name, DType DType, long[] Shape, byte[] Data)> initializers = [];
+    private readonly List<(string Name, Tensor Value)> initializers = [];
     private readonly HashSet<string> names = [];
     private int counter;
 
@@ -35,11 +35,14 @@ public sealed class OnnxGraph(string name)
         outputs.Add((outputName, dtype, dims));
     }
 
-    /// <summary>A weight (copied now, so the module may change or go afterwards).</summary>
+    /// <summary>
+    /// A weight: the graph holds a second handle on it (no copy; a model's weights are written straight from its tensors
+    /// when the graph is saved), so change no weight between here and <see cref="Save"/>.
+    /// </summary>
     public string Initializer(string initializerName, Tensor value)
     {
         Claim(initializerName);
-        initializers.Add((initializerName, value.DType, value.Shape, value.ToBytes()));
+        initializers.Add((initializerName, value.Device == Device.CPU ? value.Contiguous() : value.To(Device.CPU).Contiguous()));
         return initializerName;
     }
 
@@ -90,14 +93,14 @@ public sealed class OnnxGraph(string name)
     /// </summary>
     public void Save(string path, int opset, bool? externalData = null, string externalDataName = "weights.pb")
     {
-        var weightBytes = initializers.Sum(i => (long)i.Data.Length);
+        var weightBytes = initializers.Sum(i => i.Value.NumEl * i.Value.DType.ElementSize());
         var external = externalData ?? weightBytes > ProtobufLimit;
         if (external)
         {
             var dataPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, externalDataName);
             AtomicFile.Write(dataPath, s =>
             {
-                foreach (var i in initializers) s.Write(i.Data);
+                foreach (var (_, value) in initializers) WriteElements(s, value);
             });
         }
         var model = new ProtoWriter()
@@ -123,25 +126,41 @@ public sealed class OnnxGraph(string name)
         }
         g.String(2, Name);
         long offset = 0;
-        foreach (var (initName, dtype, shape, data) in initializers)
+        foreach (var (initName, value) in initializers)
         {
+            var length = value.NumEl * value.DType.ElementSize();
             g.Message(5, t =>
             {
-                t.PackedInts(1, shape).Int(2, ElementType(dtype)).String(8, initName);
+                t.PackedInts(1, value.Shape).Int(2, ElementType(value.DType)).String(8, initName);
                 if (externalData is null)
                 {
-                    t.Bytes(9, data);
+                    t.Bytes(9, value.ToBytes());
                     return;
                 }
                 t.Message(13, e => e.String(1, "location").String(2, externalData));
                 t.Message(13, e => e.String(1, "offset").String(2, offset.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-                t.Message(13, e => e.String(1, "length").String(2, data.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+                t.Message(13, e => e.String(1, "length").String(2, length.ToString(System.Globalization.CultureInfo.InvariantCulture)));
                 t.Int(14, 1); // data_location EXTERNAL
             });
-            if (externalData is not null) offset += data.Length;
+            if (externalData is not null) offset += length;
         }
         foreach (var (valueName, dtype, dims) in inputs) g.Message(11, v => WriteValueInfo(v, valueName, dtype, dims));
         foreach (var (valueName, dtype, dims) in outputs) g.Message(12, v => WriteValueInfo(v, valueName, dtype, dims));
+    }
+
+    // The elements in 64 MiB pieces, so that a 3 GB U-Net is never copied whole into managed memory.
+    private static unsafe void WriteElements(Stream s, Tensor value)
+    {
+        var bytes = value.NumEl * value.DType.ElementSize();
+        var data = (byte*)value.DataPointer;
+        for (long at = 0; at < bytes; at += 1 << 26)
+            s.Write(new ReadOnlySpan<byte>(data + at, (int)Math.Min(1 << 26, bytes - at)));
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, value) in initializers) value.Dispose();
+        initializers.Clear();
     }
 
     private static void WriteValueInfo(ProtoWriter v, string valueName, DType dtype, object[] dims) =>

@@ -19,8 +19,24 @@ public static class UNetExport
         if (c.CenterInputSample) throw ModuleEmitter.Unsupported("center_input_sample");
         foreach (var extra in new[] { "class_embedding", "encoder_hid_proj", "time_embed_act", "add_embedding" })
             if (ModuleEmitter.OptionalChild(unet, extra) is not null) throw ModuleEmitter.Unsupported($"U-Nets with {extra}");
-        var e = new ModuleEmitter(new OnnxGraph("unet"), dtype);
+        var g = new OnnxGraph("unet");
+        try
+        {
+            EmitInto(new ModuleEmitter(g, dtype), unet);
+            return g;
+        }
+        catch
+        {
+            g.Dispose();
+            throw;
+        }
+    }
+
+    private static void EmitInto(ModuleEmitter e, UNet2DConditionModel unet)
+    {
         var g = e.Graph;
+        var c = unet.Config;
+        var dtype = e.DType;
         var sample = g.Input("sample", dtype, "batch", (long)c.InChannels, "height", "width");
         var timestep = g.Input("timestep", DType.Float32, "timestep_batch");
         var context = g.Input("encoder_hidden_states", dtype, "batch", "sequence", (long)c.CrossAttentionDim.PerBlock(c.BlockOutChannels.Length, "cross_attention_dim")[0]);
@@ -90,7 +106,6 @@ public static class UNetExport
         h = e.Activation(ModuleEmitter.Child(unet, "conv_act"), e.GroupNorm("conv_norm_out", (GroupNorm)ModuleEmitter.Child(unet, "conv_norm_out"), h));
         h = e.Conv2d("conv_out", (Conv2d)ModuleEmitter.Child(unet, "conv_out"), h);
         g.Output(h, "out_sample", dtype, "batch", (long)c.OutChannels, "height", "width");
-        return g;
     }
 
     // diffusers' Timesteps: [sin, cos](scale · t · exp(−ln(max_period) · i / (half − shift))), flipped to [cos, sin]; then
