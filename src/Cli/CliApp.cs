@@ -81,6 +81,7 @@ public static class CliApp
         root.Subcommands.Add(GenerateCommand.CreateGenerate(context));
         root.Subcommands.Add(GenerateCommand.CreateImageToImage(context));
         root.Subcommands.Add(ModelToolsCommands.CreateConvert(context));
+        root.Subcommands.Add(ExportCommand.Create(context));
         root.Subcommands.Add(ModelToolsCommands.CreateTokenize(context));
         root.Subcommands.Add(ModelToolsCommands.CreateVae(context));
         root.Subcommands.Add(BenchCommand.Create(context));

@@ -35,7 +35,8 @@ public sealed class OnnxAutoencoder : IAutoencoder
         {
             encoderInput = encoder.RequireInput("image", "sample", "pixel_values");
             encoder.RejectUnknownInputs(encoderInput);
-            encoderOutput = encoder.OutputOr("latent_sample");
+            // our export's moments when present (sampled with the request's seed), else diffusers' drawn sample
+            encoderOutput = encoder.Outputs.ContainsKey("latent_parameters") ? "latent_parameters" : encoder.OutputOr("latent_sample");
             _ = encoder.DTypeOf(encoderInput);
         }
     }

@@ -24,7 +24,8 @@ internal sealed class ModuleEmitter(OnnxGraph graph, DType dtype)
 
     public static NotSupportedException Unsupported(string what) => new($"the ONNX exporter does not support {what} yet");
 
-    private string Weight(string name, Tensor t)
+    /// <summary>A parameter as an initializer in the graph's dtype (integer tensors keep theirs).</summary>
+    public string Weight(string name, Tensor t)
     {
         using var converted = t.To(DType);
         return Graph.Initializer(name, converted);
@@ -56,7 +57,7 @@ internal sealed class ModuleEmitter(OnnxGraph graph, DType dtype)
     /// GroupNorm over [N, C, …] as PyTorch exports it for opset 17: InstanceNormalization of the [N, G, −1] view (statistics
     /// per group), back to the input's shape, then the per-channel affine.
     /// </summary>
-    public string GroupNorm(string prefix, GroupNorm norm, string x)
+    public string GroupNorm(string prefix, GroupNorm norm, string x, int rank = 4)
     {
         var grouped = Graph.Op("Reshape", [x, Graph.Ints(0, norm.NumGroups, -1)]);
         using var ones = Tensors.Ones([norm.NumGroups], DType);
@@ -64,9 +65,10 @@ internal sealed class ModuleEmitter(OnnxGraph graph, DType dtype)
         var normalized = Graph.Op("InstanceNormalization", [grouped, Graph.Constant(ones, "ones"), Graph.Constant(zeros, "zeros")], ("epsilon", norm.Eps));
         var y = Graph.Op("Reshape", [normalized, Graph.Op("Shape", [x])]);
         if (norm.Weight is null) return y;
-        // [C] → [C, 1, 1] so that it broadcasts over [N, C, H, W]
-        using var w = norm.Weight.Reshape(norm.NumChannels, 1, 1);
-        using var b = norm.Bias!.Reshape(norm.NumChannels, 1, 1);
+        // [C] → [C, 1, 1] so that it broadcasts over [N, C, H, W] ([C, 1] over [N, C, L])
+        long[] affine = [norm.NumChannels, .. Enumerable.Repeat(1L, rank - 2)];
+        using var w = norm.Weight.Reshape(affine);
+        using var b = norm.Bias!.Reshape(affine);
         return Graph.Op("Add", [Graph.Op("Mul", [y, Weight(prefix + ".weight", w)]), Weight(prefix + ".bias", b)]);
     }
 
@@ -96,16 +98,43 @@ internal sealed class ModuleEmitter(OnnxGraph graph, DType dtype)
     public string Attention(string prefix, Attention attn, string x, string? context)
     {
         if (OptionalChild(attn, "group_norm") is not null || attn.ResidualConnection || attn.RescaleOutputFactor != 1)
-            throw Unsupported("attention with group_norm, residual_connection or rescale_output_factor (the VAE's)");
+            throw Unsupported("token attention with group_norm, residual_connection or rescale_output_factor");
         context ??= x;
-        string Heads(string t) => Graph.Op("Transpose", [Graph.Op("Reshape", [t, Graph.Ints(0, 0, attn.Heads, attn.DimHead)])], ("perm", new long[] { 0, 2, 1, 3 }));
-        var q = Heads(Linear(prefix + ".to_q", attn.ToQ, x));
-        var k = Graph.Op("Transpose", [Graph.Op("Reshape", [Linear(prefix + ".to_k", attn.ToK, context), Graph.Ints(0, 0, attn.Heads, attn.DimHead)])], ("perm", new long[] { 0, 2, 3, 1 }));
-        var v = Heads(Linear(prefix + ".to_v", attn.ToV, context));
-        var scores = Graph.Op("Mul", [Graph.Op("MatMul", [q, k]), Scalar(attn.Scale)]);
-        var o = Graph.Op("MatMul", [Graph.Op("Softmax", [scores], ("axis", -1L)), v]);
-        var merged = Graph.Op("Reshape", [Graph.Op("Transpose", [o], ("perm", new long[] { 0, 2, 1, 3 })), Graph.Ints(0, 0, (long)attn.Heads * attn.DimHead)]);
-        return Linear(prefix + ".to_out.0", attn.ToOut, merged);
+        var q = Linear(prefix + ".to_q", attn.ToQ, x);
+        var attended = MultiHead(q, Linear(prefix + ".to_k", attn.ToK, context), Linear(prefix + ".to_v", attn.ToV, context), attn.Heads, attn.DimHead, attn.Scale, null);
+        return Linear(prefix + ".to_out.0", attn.ToOut, attended);
+    }
+
+    /// <summary>
+    /// diffusers' Attention on a feature map [N, C, H, W] (the VAE's mid block): tokens [N, H·W, C], the optional group norm,
+    /// self-attention, back to the map, the residual and the output rescale.
+    /// </summary>
+    public string SpatialAttention(string prefix, Attention attn, string x)
+    {
+        var shape = Graph.Op("Shape", [x]);
+        var channelsFirst = Graph.Op("Reshape", [x, Graph.Ints(0, 0, -1)]); // [N, C, H·W]
+        if (OptionalChild(attn, "group_norm") is GroupNorm norm) channelsFirst = GroupNorm(prefix + ".group_norm", norm, channelsFirst, rank: 3);
+        var tokens = Graph.Op("Transpose", [channelsFirst], ("perm", new long[] { 0, 2, 1 }));
+        var q = Linear(prefix + ".to_q", attn.ToQ, tokens);
+        var attended = MultiHead(q, Linear(prefix + ".to_k", attn.ToK, tokens), Linear(prefix + ".to_v", attn.ToV, tokens), attn.Heads, attn.DimHead, attn.Scale, null);
+        var output = Linear(prefix + ".to_out.0", attn.ToOut, attended);
+        output = Graph.Op("Reshape", [Graph.Op("Transpose", [output], ("perm", new long[] { 0, 2, 1 })), shape]);
+        if (attn.ResidualConnection) output = Graph.Op("Add", [output, x]);
+        return attn.RescaleOutputFactor == 1 ? output : Graph.Op("Div", [output, Scalar(attn.RescaleOutputFactor)]);
+    }
+
+    /// <summary>
+    /// softmax(q kᵀ · scale + mask) v over <paramref name="heads"/> heads of <paramref name="dimHead"/> channels: q [N, L, h·d],
+    /// k and v [N, S, h·d] → [N, L, h·d]. The additive mask broadcasts over [N, h, L, S].
+    /// </summary>
+    public string MultiHead(string q, string k, string v, int heads, int dimHead, double scale, string? mask)
+    {
+        string Split(string t, long[] perm) => Graph.Op("Transpose", [Graph.Op("Reshape", [t, Graph.Ints(0, 0, heads, dimHead)])], ("perm", perm));
+        var scores = Graph.Op("MatMul", [Split(q, [0, 2, 1, 3]), Split(k, [0, 2, 3, 1])]);
+        if (scale != 1) scores = Graph.Op("Mul", [scores, Scalar(scale)]);
+        if (mask is not null) scores = Graph.Op("Add", [scores, mask]);
+        var o = Graph.Op("MatMul", [Graph.Op("Softmax", [scores], ("axis", -1L)), Split(v, [0, 2, 1, 3])]);
+        return Graph.Op("Reshape", [Graph.Op("Transpose", [o], ("perm", new long[] { 0, 2, 1, 3 })), Graph.Ints(0, 0, (long)heads * dimHead)]);
     }
 
     public string BasicTransformerBlock(string prefix, BasicTransformerBlock block, string x, string context)
@@ -170,12 +199,25 @@ internal sealed class ModuleEmitter(OnnxGraph graph, DType dtype)
         return Conv2d(prefix + ".conv", conv, x);
     }
 
-    /// <summary>Nearest-neighbour upsampling to the spatial size of <paramref name="sizeOf"/> (the skip it meets), then the conv.</summary>
-    public string Upsample(string prefix, Upsample2D up, string x, string sizeOf)
+    /// <summary>
+    /// Nearest-neighbour upsampling ×2, or to the spatial size of <paramref name="sizeOf"/> (the skip it meets in a U-Net, which
+    /// is ×2 unless the input size was odd), then the conv.
+    /// </summary>
+    public string Upsample(string prefix, Upsample2D up, string x, string? sizeOf)
     {
-        var sizes = Graph.Op("Concat", [Graph.Op("Slice", [Graph.Op("Shape", [x]), Graph.Ints(0), Graph.Ints(2)]), Graph.Op("Slice", [Graph.Op("Shape", [sizeOf]), Graph.Ints(2), Graph.Ints(4)])], ("axis", 0L));
         // PyTorch's "nearest": source index ⌊dst · in / out⌋
-        var y = Graph.Op("Resize", [x, "", "", sizes], ("mode", "nearest"), ("coordinate_transformation_mode", "asymmetric"), ("nearest_mode", "floor"));
+        (string, object)[] nearest = [("mode", "nearest"), ("coordinate_transformation_mode", "asymmetric"), ("nearest_mode", "floor")];
+        string y;
+        if (sizeOf is null)
+        {
+            using var scales = Tensor.From([1f, 1f, 2f, 2f], 4);
+            y = Graph.Op("Resize", [x, "", Graph.Constant(scales, "scales")], nearest);
+        }
+        else
+        {
+            var sizes = Graph.Op("Concat", [Graph.Op("Slice", [Graph.Op("Shape", [x]), Graph.Ints(0), Graph.Ints(2)]), Graph.Op("Slice", [Graph.Op("Shape", [sizeOf]), Graph.Ints(2), Graph.Ints(4)])], ("axis", 0L));
+            y = Graph.Op("Resize", [x, "", "", sizes], nearest);
+        }
         return OptionalChild(up, "conv") is Conv2d conv ? Conv2d(prefix + ".conv", conv, y) : y;
     }
 }

@@ -56,6 +56,13 @@ public sealed class OnnxGraph(string name) : IDisposable
         return Constant(t, "ints");
     }
 
+    /// <summary>An int64 scalar constant (Range's bounds).</summary>
+    public string Int64Scalar(long value)
+    {
+        using var t = Tensors.Scalar(value, DType.Int64);
+        return Constant(t, "int");
+    }
+
     /// <summary>A float scalar constant of <paramref name="dtype"/>.</summary>
     public string Scalar(double value, DType dtype = DType.Float32)
     {
