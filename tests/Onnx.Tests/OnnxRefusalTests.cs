@@ -9,7 +9,10 @@ namespace LatentDiffusion.Onnx.Tests;
 /// <summary>Bad ONNX input: each is one line naming the file and the problem, never an ONNX Runtime crash.</summary>
 public sealed class OnnxRefusalTests
 {
-    /// <summary>A U-Net-shaped graph: out_sample = sample · w, w = 2 (its other inputs unused), with the given extra inputs.</summary>
+    /// <summary>
+    /// A U-Net-shaped graph: out_sample = sample · w, w = 2 (1 KiB of weights: external data when asked) through a reshape by
+    /// a shape constant (which must stay inside the model), its other inputs unused, with the given extra inputs.
+    /// </summary>
     private static string TinyUnet(string folder, bool externalData = false, int opset = 17, object[]? sampleDims = null, params string[] extraInputs)
     {
         Directory.CreateDirectory(folder);
@@ -18,8 +21,9 @@ public sealed class OnnxRefusalTests
         g.Input("timestep", DType.Int64, "steps");
         g.Input("encoder_hidden_states", DType.Float32, "batch", "sequence", 32L);
         foreach (var extra in extraInputs) g.Input(extra, DType.Float32, "batch");
-        using var w = Tensors.Full([1, 4, 1, 1], 2.0);
-        var product = g.Op("Mul", [sample, g.Initializer("w", w)]);
+        using var w = Tensors.Full([64, 4, 1, 1], 2.0);
+        var first = g.Op("Slice", [g.Initializer("w", w), g.Ints(0), g.Ints(1)]);
+        var product = g.Op("Reshape", [g.Op("Mul", [sample, first]), g.Ints(0, 4, 0, 0)]);
         g.Output(product, "out_sample", DType.Float32, "batch", 4L, "height", "width");
         var path = Path.Combine(folder, "model.onnx");
         g.Save(path, opset, externalData);

@@ -9,6 +9,10 @@ namespace LatentDiffusion.Onnx.Export;
 /// </summary>
 public sealed class OnnxGraph(string name) : IDisposable
 {
+    /// <summary>Initializers smaller than this stay inside the model even with external data: ONNX's shape inference reads
+    /// shape and axis constants only from the model itself (PyTorch's exporter uses the same 1 KiB threshold).</summary>
+    public const long InlineBelow = 1024;
+
     /// <summary>Protocol Buffers refuse messages of 2 GB and more: weights beyond this go to external data.</summary>
     public const long ProtobufLimit = 2L * 1024 * 1024 * 1024 - 64 * 1024 * 1024;
 
@@ -107,7 +111,8 @@ public sealed class OnnxGraph(string name) : IDisposable
             var dataPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, externalDataName);
             AtomicFile.Write(dataPath, s =>
             {
-                foreach (var (_, value) in initializers) WriteElements(s, value);
+                foreach (var (_, value) in initializers)
+                    if (value.NumEl * value.DType.ElementSize() >= InlineBelow) WriteElements(s, value);
             });
         }
         var model = new ProtoWriter()
@@ -139,7 +144,7 @@ public sealed class OnnxGraph(string name) : IDisposable
             g.Message(5, t =>
             {
                 t.PackedInts(1, value.Shape).Int(2, ElementType(value.DType)).String(8, initName);
-                if (externalData is null)
+                if (externalData is null || length < InlineBelow)
                 {
                     t.Bytes(9, value.ToBytes());
                     return;
@@ -149,7 +154,7 @@ public sealed class OnnxGraph(string name) : IDisposable
                 t.Message(13, e => e.String(1, "length").String(2, length.ToString(System.Globalization.CultureInfo.InvariantCulture)));
                 t.Int(14, 1); // data_location EXTERNAL
             });
-            if (externalData is not null) offset += length;
+            if (externalData is not null && length >= InlineBelow) offset += length;
         }
         foreach (var (valueName, dtype, dims) in inputs) g.Message(11, v => WriteValueInfo(v, valueName, dtype, dims));
         foreach (var (valueName, dtype, dims) in outputs) g.Message(12, v => WriteValueInfo(v, valueName, dtype, dims));
