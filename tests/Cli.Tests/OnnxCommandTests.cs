@@ -88,3 +88,37 @@ public sealed class OnnxBenchTests
         Assert.Equal(t.RootElement.GetProperty("parameters").GetInt64(), o.RootElement.GetProperty("parameters").GetInt64());
     }
 }
+
+/// <summary><c>ldm export onnx</c>: a diffusers folder written as an ONNX folder that <c>ldm generate</c> runs.</summary>
+public sealed class ExportCommandTests : IDisposable
+{
+    private readonly string work = Directory.CreateTempSubdirectory("ld-cli-export-").FullName;
+
+    public void Dispose() => Directory.Delete(work, recursive: true);
+
+    [Fact]
+    public void ExportThenGenerateGivesTheLibtorchImage()
+    {
+        var tiny = TinyStableDiffusionFolder.Assemble(Path.Combine(work, "tiny"));
+        var onnx = Path.Combine(work, "tiny-onnx");
+        var r = CliRunner.Run("export", "onnx", tiny, onnx);
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.Equal(Path.GetFullPath(onnx), r.Out.Trim());
+        Assert.Equal(["exporting text_encoder", "exporting unet", "exporting vae_encoder", "exporting vae_decoder"], r.ErrLines);
+
+        var torch = CliRunner.Run("generate", "a horse", "--model", tiny, "--steps", "2", "--seed", "9", "--sampler", "euler", "--out", Path.Combine(work, "t.png"));
+        var viaOnnx = CliRunner.Run("generate", "a horse", "--model", onnx, "--steps", "2", "--seed", "9", "--sampler", "euler", "--out", Path.Combine(work, "o.png"));
+        Assert.True(torch.ExitCode == 0 && viaOnnx.ExitCode == 0, torch.Err + viaOnnx.Err);
+        var a = RgbImage.Load(Path.Combine(work, "t.png")).Pixels;
+        var b = RgbImage.Load(Path.Combine(work, "o.png")).Pixels;
+        Assert.Equal(a.Length, b.Length);
+        Assert.True(a.Zip(b).All(p => Math.Abs(p.First - p.Second) <= 1), "the two engines' 8-bit images differ by more than one level");
+
+        var again = CliRunner.Run("export", "onnx", tiny, onnx);
+        Assert.Contains("already exists", Assert.Single(again.ErrLines));
+        var opset = CliRunner.Run("export", "onnx", tiny, Path.Combine(work, "x"), "--opset", "13");
+        opset.AssertUsageError("--opset must be 17 or 18, got 13");
+        var fromOnnx = CliRunner.Run("export", "onnx", onnx, Path.Combine(work, "y"));
+        Assert.Contains("is an ONNX model", Assert.Single(fromOnnx.ErrLines));
+    }
+}
