@@ -31,19 +31,8 @@ public sealed class OnnxDenoiser : IDenoiser
     }
 
     /// <summary>Opens <paramref name="path"/>; <paramref name="config"/> describes the architecture when the folder has a config.json (else SD1.5's).</summary>
-    public static OnnxDenoiser Open(string path, UNet2DConditionModelConfig config, OnnxEngineOptions options)
-    {
-        var session = OnnxSession.Open(path, options);
-        try
-        {
-            return new OnnxDenoiser(session, config);
-        }
-        catch
-        {
-            session.Dispose();
-            throw;
-        }
-    }
+    public static OnnxDenoiser Open(string path, UNet2DConditionModelConfig config, OnnxEngineOptions options) =>
+        OnnxSession.OpenAs(path, options, session => new OnnxDenoiser(session, config));
 
     public int LatentChannels { get; }
     public int InChannels { get; }

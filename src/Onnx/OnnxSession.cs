@@ -43,6 +43,21 @@ internal sealed class OnnxSession : IDisposable
         }
     }
 
+    /// <summary>Opens <paramref name="path"/> and wraps the session (<paramref name="wrap"/> checks its inputs); the session is closed if that fails.</summary>
+    public static T OpenAs<T>(string path, OnnxEngineOptions options, Func<OnnxSession, T> wrap)
+    {
+        var session = Open(path, options);
+        try
+        {
+            return wrap(session);
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The first of <paramref name="names"/> that is an input of the graph, or null.</summary>
     public string? FindInput(params string[] names) => names.FirstOrDefault(Inputs.ContainsKey);
 

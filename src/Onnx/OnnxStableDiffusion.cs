@@ -49,31 +49,27 @@ public static class OnnxStableDiffusion
     /// <summary>The three networks of an ONNX folder as sessions.</summary>
     public static PipelineModels Load(string path, OnnxEngineOptions engine)
     {
-        var disposables = new List<IDisposable>();
+        var textConfig = Config<ClipTextConfig>(path, "text_encoder", null);
+        var unetConfig = Config<UNet2DConditionModelConfig>(path, "unet", "sd15-unet.json")!;
+        var vaeConfig = Config<AutoencoderKLConfig>(path, "vae_decoder", "sd15-vae.json")!;
+        var encoder = Path.Combine(path, "vae_encoder", ModelFile);
+        OnnxTextEncoder? text = null;
+        OnnxDenoiser? unet = null;
         try
         {
-            var textConfig = Config<ClipTextConfig>(path, "text_encoder", null);
-            var text = Track(disposables, OnnxTextEncoder.Open(Graph(path, "text_encoder"), textConfig?.NumHiddenLayers, engine));
-            var unetConfig = Config<UNet2DConditionModelConfig>(path, "unet", "sd15-unet.json")!;
-            var unet = Track(disposables, OnnxDenoiser.Open(Graph(path, "unet"), unetConfig, engine));
-            var vaeConfig = Config<AutoencoderKLConfig>(path, "vae_decoder", "sd15-vae.json")!;
-            var encoder = Path.Combine(path, "vae_encoder", ModelFile);
-            var vae = Track(disposables, OnnxAutoencoder.Open(Graph(path, "vae_decoder"), File.Exists(encoder) ? encoder : null, vaeConfig, engine));
-            if (vae.LatentChannels != unet.LatentChannels)
-                throw new InvalidDataException($"{path}: the VAE has {vae.LatentChannels} latent channels but the U-Net denoises {unet.LatentChannels}");
+            text = OnnxTextEncoder.Open(Graph(path, "text_encoder"), textConfig?.NumHiddenLayers, engine);
+            unet = OnnxDenoiser.Open(Graph(path, "unet"), unetConfig, engine);
+            if (vaeConfig.LatentChannels != unet.LatentChannels)
+                throw new InvalidDataException($"{path}: the VAE has {vaeConfig.LatentChannels} latent channels but the U-Net denoises {unet.LatentChannels}");
+            var vae = OnnxAutoencoder.Open(Graph(path, "vae_decoder"), File.Exists(encoder) ? encoder : null, vaeConfig, engine);
             return new PipelineModels(text, unet, vae);
         }
         catch
         {
-            foreach (var d in disposables) d.Dispose();
+            unet?.Dispose();
+            text?.Dispose();
             throw;
         }
-    }
-
-    private static T Track<T>(List<IDisposable> list, T item) where T : IDisposable
-    {
-        list.Add(item);
-        return item;
     }
 
     private static string Folder(string path, string name) =>

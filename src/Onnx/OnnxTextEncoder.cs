@@ -29,19 +29,8 @@ public sealed class OnnxTextEncoder : ITextEncoder
         NumLayers = numLayers ?? 1;
     }
 
-    public static OnnxTextEncoder Open(string path, int? numLayers, OnnxEngineOptions options)
-    {
-        var session = OnnxSession.Open(path, options);
-        try
-        {
-            return new OnnxTextEncoder(session, numLayers);
-        }
-        catch
-        {
-            session.Dispose();
-            throw;
-        }
-    }
+    public static OnnxTextEncoder Open(string path, int? numLayers, OnnxEngineOptions options) =>
+        OnnxSession.OpenAs(path, options, session => new OnnxTextEncoder(session, numLayers));
 
     /// <summary>The text encoder's layers when its config.json says (optimum's layout), else 1: only clip skip 1 can run.</summary>
     public int NumLayers { get; }

@@ -17,6 +17,23 @@ internal sealed class ModuleEmitter(OnnxGraph graph, DType dtype)
     /// <summary>The dtype the graph computes in (weights converted to it; float32 or float16).</summary>
     public DType DType { get; } = dtype;
 
+    /// <summary>A new graph <paramref name="name"/> written by <paramref name="body"/>; on failure nothing is kept.</summary>
+    public static OnnxGraph Build(string name, DType dtype, Action<ModuleEmitter> body)
+    {
+        if (dtype is not (DType.Float32 or DType.Float16)) throw new ArgumentException($"the ONNX export writes float32 or float16, not {dtype}");
+        var graph = new OnnxGraph(name);
+        try
+        {
+            body(new ModuleEmitter(graph, dtype));
+            return graph;
+        }
+        catch
+        {
+            graph.Dispose();
+            throw;
+        }
+    }
+
     public static Module Child(Module m, string name) =>
         m.NamedChildren().FirstOrDefault(c => c.Name == name).Module ?? throw new InvalidOperationException($"{m.GetType().Name} has no child '{name}'");
 

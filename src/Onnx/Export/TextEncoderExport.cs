@@ -10,21 +10,7 @@ namespace LatentDiffusion.Onnx.Export;
 /// </summary>
 public static class TextEncoderExport
 {
-    public static OnnxGraph Emit(ClipTextModel model, DType dtype = DType.Float32)
-    {
-        if (dtype is not (DType.Float32 or DType.Float16)) throw new ArgumentException($"the ONNX export writes float32 or float16, not {dtype}");
-        var g = new OnnxGraph("text_encoder");
-        try
-        {
-            EmitInto(new ModuleEmitter(g, dtype), model);
-            return g;
-        }
-        catch
-        {
-            g.Dispose();
-            throw;
-        }
-    }
+    public static OnnxGraph Emit(ClipTextModel model, DType dtype = DType.Float32) => ModuleEmitter.Build("text_encoder", dtype, e => EmitInto(e, model));
 
     private static void EmitInto(ModuleEmitter e, ClipTextModel model)
     {

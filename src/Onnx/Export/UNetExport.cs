@@ -12,25 +12,7 @@ namespace LatentDiffusion.Onnx.Export;
 /// </summary>
 public static class UNetExport
 {
-    public static OnnxGraph Emit(UNet2DConditionModel unet, DType dtype = DType.Float32)
-    {
-        if (dtype is not (DType.Float32 or DType.Float16)) throw new ArgumentException($"the ONNX export writes float32 or float16, not {dtype}");
-        var c = unet.Config;
-        if (c.CenterInputSample) throw ModuleEmitter.Unsupported("center_input_sample");
-        foreach (var extra in new[] { "class_embedding", "encoder_hid_proj", "time_embed_act", "add_embedding" })
-            if (ModuleEmitter.OptionalChild(unet, extra) is not null) throw ModuleEmitter.Unsupported($"U-Nets with {extra}");
-        var g = new OnnxGraph("unet");
-        try
-        {
-            EmitInto(new ModuleEmitter(g, dtype), unet);
-            return g;
-        }
-        catch
-        {
-            g.Dispose();
-            throw;
-        }
-    }
+    public static OnnxGraph Emit(UNet2DConditionModel unet, DType dtype = DType.Float32) => ModuleEmitter.Build("unet", dtype, e => EmitInto(e, unet));
 
     private static void EmitInto(ModuleEmitter e, UNet2DConditionModel unet)
     {

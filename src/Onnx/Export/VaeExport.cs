@@ -13,10 +13,11 @@ namespace LatentDiffusion.Onnx.Export;
 /// </summary>
 public static class VaeExport
 {
-    public static OnnxGraph EmitDecoder(AutoencoderKL vae, DType dtype = DType.Float32) => Emit("vae_decoder", dtype, (e, g) =>
+    public static OnnxGraph EmitDecoder(AutoencoderKL vae, DType dtype = DType.Float32) => ModuleEmitter.Build("vae_decoder", dtype, e =>
     {
+        var g = e.Graph;
         var c = vae.Config;
-        var z = g.Input("latent_sample", dtype, "batch", (long)c.LatentChannels, "latent_height", "latent_width");
+        var z = g.Input("latent_sample", e.DType, "batch", (long)c.LatentChannels, "latent_height", "latent_width");
         var h = vae.PostQuantConv is { } pq ? e.Conv2d("post_quant_conv", pq, z) : z;
         var d = vae.Decoder;
         h = e.Conv2d("decoder.conv_in", d.ConvIn, h);
@@ -28,13 +29,14 @@ public static class VaeExport
             if (block.Upsamplers is { Count: > 0 } ups) h = e.Upsample($"decoder.up_blocks.{i}.upsamplers.0", ups[0], h, null);
         }
         h = e.Conv2d("decoder.conv_out", d.ConvOut, e.Activation(d.ConvAct, e.GroupNorm("decoder.conv_norm_out", d.ConvNormOut, h)));
-        g.Output(h, "sample", dtype, "batch", (long)c.OutChannels, "height", "width");
+        g.Output(h, "sample", e.DType, "batch", (long)c.OutChannels, "height", "width");
     });
 
-    public static OnnxGraph EmitEncoder(AutoencoderKL vae, DType dtype = DType.Float32) => Emit("vae_encoder", dtype, (e, g) =>
+    public static OnnxGraph EmitEncoder(AutoencoderKL vae, DType dtype = DType.Float32) => ModuleEmitter.Build("vae_encoder", dtype, e =>
     {
+        var g = e.Graph;
         var c = vae.Config;
-        var x = g.Input("sample", dtype, "batch", (long)c.InChannels, "height", "width");
+        var x = g.Input("sample", e.DType, "batch", (long)c.InChannels, "height", "width");
         var enc = vae.Encoder;
         var h = e.Conv2d("encoder.conv_in", enc.ConvIn, x);
         for (int i = 0; i < enc.DownBlocks.Count; i++)
@@ -47,25 +49,9 @@ public static class VaeExport
         h = e.Conv2d("encoder.conv_out", enc.ConvOut, e.Activation(enc.ConvAct, e.GroupNorm("encoder.conv_norm_out", enc.ConvNormOut, h)));
         if (vae.QuantConv is { } q) h = e.Conv2d("quant_conv", q, h);
         var mean = g.Op("Slice", [h, g.Ints(0), g.Ints(c.LatentChannels), g.Ints(1)]);
-        g.Output(mean, "latent_sample", dtype, "batch", (long)c.LatentChannels, "latent_height", "latent_width");
-        g.Output(h, "latent_parameters", dtype, "batch", 2L * c.LatentChannels, "latent_height", "latent_width");
+        g.Output(mean, "latent_sample", e.DType, "batch", (long)c.LatentChannels, "latent_height", "latent_width");
+        g.Output(h, "latent_parameters", e.DType, "batch", 2L * c.LatentChannels, "latent_height", "latent_width");
     });
-
-    private static OnnxGraph Emit(string name, DType dtype, Action<ModuleEmitter, OnnxGraph> body)
-    {
-        if (dtype is not (DType.Float32 or DType.Float16)) throw new ArgumentException($"the ONNX export writes float32 or float16, not {dtype}");
-        var g = new OnnxGraph(name);
-        try
-        {
-            body(new ModuleEmitter(g, dtype), g);
-            return g;
-        }
-        catch
-        {
-            g.Dispose();
-            throw;
-        }
-    }
 
     // UNetMidBlock2D: resnet, then (spatial attention, resnet) pairs; the VAE's has no timestep embedding.
     private static string MidBlock(ModuleEmitter e, string prefix, UNetMidBlock2D mid, string h)
