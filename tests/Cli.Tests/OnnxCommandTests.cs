@@ -33,6 +33,14 @@ public sealed class OnnxCommandTests : IDisposable
     }
 
     [Fact]
+    public void SamplerGridRunsAnOnnxFolder()
+    {
+        var r = CliRunner.Run("sampler-grid", "--model", Onnx, "--prompt", "a horse", "--samplers", "euler,ddim", "--steps", "1", "--out", Out("grid.png"));
+        Assert.True(r.ExitCode == 0, r.Err);
+        Assert.True(File.Exists(Out("grid.png")));
+    }
+
+    [Fact]
     public void CudaWithTheCpuBuildOfOnnxRuntimeNamesWhatIsMissing()
     {
         var r = CliRunner.Run("generate", "x", "--model", Onnx, "--device", "cuda", "--out", Out("c.png"));
