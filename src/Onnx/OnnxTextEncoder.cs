@@ -7,8 +7,8 @@ namespace LatentDiffusion.Onnx;
 /// <summary>
 /// The ONNX Runtime engine's text encoder: a CLIP text graph (input_ids int32 or int64 → last_hidden_state, through the
 /// final layer norm). AUTOMATIC1111's emphasis is applied to its output exactly as the libtorch encoder does
-/// (<see cref="ClipTextModel.ApplyEmphasis"/>). Clip skip needs the hidden state before the last layers and the final
-/// layer norm, which exports do not carry: anything but clip skip 1 is refused in one line.
+/// (<see cref="ClipTextModel.ApplyEmphasis"/>). Clip skip needs the hidden state before the last layers through the final
+/// layer norm: our exporter writes it as clip_skip_k outputs; an export without them refuses clip skip above 1 in one line.
 /// </summary>
 public sealed class OnnxTextEncoder : ITextEncoder
 {
@@ -32,23 +32,27 @@ public sealed class OnnxTextEncoder : ITextEncoder
     public static OnnxTextEncoder Open(string path, int? numLayers, OnnxEngineOptions options) =>
         OnnxSession.OpenAs(path, options, session => new OnnxTextEncoder(session, numLayers));
 
-    /// <summary>The text encoder's layers when its config.json says (optimum's layout), else 1: only clip skip 1 can run.</summary>
+    /// <summary>The graph output of AUTOMATIC1111's clip skip <paramref name="k"/> (≥ 2) in our exports.</summary>
+    public static string ClipSkipOutput(int k) => $"clip_skip_{k}";
+
+    /// <summary>The text encoder's layers when its config.json says (optimum's layout, our export), else 1: only clip skip 1 can run.</summary>
     public int NumLayers { get; }
 
     public Tensor EncodePrompt(Tensor inputIds, Tensor? weights, int skippedLayers)
     {
-        if (skippedLayers > 0)
-            throw new NotSupportedException($"{session.Path}: clip skip {skippedLayers + 1} needs the text encoder's earlier hidden states and its final layer norm, which this ONNX export does not output (it has {string.Join(", ", session.Outputs.Keys)}); use clip skip 1 or the libtorch model");
+        var output = skippedLayers == 0 ? outputName : ClipSkipOutput(skippedLayers + 1);
+        if (!session.Outputs.ContainsKey(output))
+            throw new NotSupportedException($"{session.Path}: clip skip {skippedLayers + 1} needs the text encoder's earlier hidden state through its final layer norm, which this ONNX export does not output (it has {string.Join(", ", session.Outputs.Keys)}); use clip skip 1, an `ldm export onnx` of the model, or the libtorch model");
         using var scope = DisposeScope.Enter();
         var ids = OnnxTensors.Prepare(inputIds.Device == Device.CPU ? inputIds : inputIds.To(Device.CPU), session.DTypeOf(idsName));
-        var outputType = session.DTypeOf(outputName);
-        var dims = session.Outputs[outputName].Dimensions;
+        var outputType = session.DTypeOf(output);
+        var dims = session.Outputs[output].Dimensions;
         if (dims.Length != 3 || dims[2] <= 0)
-            throw new InvalidDataException($"{session.Path}: output '{outputName}' is {OnnxSession.Describe(session.Outputs[outputName])}; a text encoder's hidden states are [batch, sequence, width]");
+            throw new InvalidDataException($"{session.Path}: output '{output}' is {OnnxSession.Describe(session.Outputs[output])}; a text encoder's hidden states are [batch, sequence, width]");
         var hidden = Tensors.Empty([ids.Size(0), ids.Size(1), dims[2]], outputType);
         var inputs = new List<(string, Tensor)> { (idsName, ids) };
         if (maskName is not null) inputs.Add((maskName, Tensors.OnesLike(ids)));
-        session.Run(inputs, [(outputName, hidden)]);
+        session.Run(inputs, [(output, hidden)]);
         var z = hidden.To(DType.Float32);
         return scope.Keep(weights is null ? z : ClipTextModel.ApplyEmphasis(z, weights));
     }

@@ -86,6 +86,22 @@ public sealed class PipelineExportTests : IClassFixture<PipelineExportTests.Expo
     }
 
     [Fact]
+    public void ClipSkipTwoOnTheExportGivesLibtorchsLatents()
+    {
+        using var scope = DisposeScope.Enter();
+        using var torch = StableDiffusionPipeline.FromPretrained(exported.Torch);
+        using var onnx = OnnxStableDiffusion.FromPretrained(exported.Onnx, OnnxFixture.Engine);
+        var request = new GenerationRequest { Prompt = "a photograph of an astronaut", Steps = 3, Seed = 4, ClipSkip = 2 };
+        using var expected = torch.TextToImage(request);
+        using var actual = onnx.TextToImage(request);
+        using var unskipped = onnx.TextToImage(request with { ClipSkip = 1 });
+        var error = TensorAssert.Close(actual.Latents, expected.Latents, 3e-4, 1e-4, "clip skip 2");
+        Assert.True(TensorAssert.MaxAbsDifference(actual.Latents, unskipped.Latents) > 1e-2, "clip skip 2 must change the result");
+        output.WriteLine($"our export, clip skip 2 (the clip_skip_2 output): latents max |Δ| {error:g3} vs libtorch");
+        Assert.Equal("Clip skip: 2", actual.Parameters[0].ToString().Split(", ").Single(p => p.StartsWith("Clip skip", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void TheExportedTextEncoderMatchesTheComponentGoldenWithClipSkipRange()
     {
         using var scope = DisposeScope.Enter();

@@ -41,9 +41,12 @@ internal sealed class ModuleEmitter(OnnxGraph graph, DType dtype)
 
     public static NotSupportedException Unsupported(string what) => new($"the ONNX exporter does not support {what} yet");
 
-    /// <summary>A parameter as an initializer in the graph's dtype (integer tensors keep theirs).</summary>
+    private readonly HashSet<string> weights = [];
+
+    /// <summary>A parameter as an initializer in the graph's dtype, once: a module emitted twice shares its weights.</summary>
     public string Weight(string name, Tensor t)
     {
+        if (!weights.Add(name)) return name;
         using var converted = t.To(DType);
         return Graph.Initializer(name, converted);
     }

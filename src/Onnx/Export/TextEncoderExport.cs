@@ -6,7 +6,9 @@ namespace LatentDiffusion.Onnx.Export;
 /// <summary>
 /// A <see cref="ClipTextModel"/> as diffusers' text_encoder graph: input_ids int32 [batch, sequence] → last_hidden_state
 /// [batch, sequence, width] (through the final layer norm) and pooler_output [batch, width] (the state at the end-of-text
-/// token). Batch and sequence (up to max_position_embeddings) are dynamic.
+/// token). Batch and sequence (up to max_position_embeddings) are dynamic. For AUTOMATIC1111's clip skip k ≥ 2 it also
+/// outputs clip_skip_k: the hidden state k − 1 layers before the last, through the final layer norm (what diffusers'
+/// encode_prompt computes), which <see cref="OnnxTextEncoder"/> reads.
 /// </summary>
 public static class TextEncoderExport
 {
@@ -30,8 +32,10 @@ public static class TextEncoderExport
         using var fullMask = ClipTextModel.CausalMask(config.MaxPositionEmbeddings, e.DType, Device.CPU);
         var mask = g.Op("Slice", [g.Constant(fullMask, "causal_mask"), g.Ints(0, 0), g.Op("Concat", [length, length], ("axis", 0L)), g.Ints(0, 1)]);
 
+        var states = new List<string>(); // transformers' hidden_states: the embeddings, then each layer's output
         for (int i = 0; i < t.Encoder.Layers.Count; i++)
         {
+            states.Add(h);
             var layer = t.Encoder.Layers[i];
             var prefix = $"text_model.encoder.layers.{i}";
             var a = layer.SelfAttn;
@@ -51,6 +55,9 @@ public static class TextEncoderExport
         }
         var last = e.LayerNorm("text_model.final_layer_norm", t.FinalLayerNorm, h);
         g.Output(last, "last_hidden_state", e.DType, "batch", "sequence", width);
+        var layers = t.Encoder.Layers.Count;
+        for (int k = 2; k <= layers; k++)
+            g.Output(e.LayerNorm("text_model.final_layer_norm", t.FinalLayerNorm, states[layers - k + 1]), OnnxTextEncoder.ClipSkipOutput(k), e.DType, "batch", "sequence", width);
 
         // pooler: the end-of-text position of each row (the largest id for legacy eos_token_id 2, else the first eos)
         var position = config.EosTokenId == 2
