@@ -97,6 +97,35 @@ public sealed class OnnxBenchTests
     }
 }
 
+/// <summary><c>ldm bench txt2img --engine torch|onnx</c>: a whole generation on the same random weights.</summary>
+public sealed class TextToImageBenchTests
+{
+    [Fact]
+    public void BothEnginesRunTheSameRandomPipeline()
+    {
+        string Fixture(params string[] parts) => Path.Combine([SharedData.RepositoryRoot, "tests", "fixtures", .. parts]);
+        string[] common =
+        [
+            "bench", "txt2img", "--size", "64", "--steps", "2", "--json",
+            "--unet-config", Fixture("latentunet", "sd_tiny", "unet", "config.json"),
+            "--vae-config", Fixture("autoencoder", "sd_tiny_vae", "config.json"),
+            "--text-config", Fixture("textencoder", "clip", "sd_tiny_text_encoder", "config.json"),
+            "--scheduler-config", Fixture("pipeline", "sd_tiny", "scheduler", "scheduler_config.json"),
+            "--tokenizer", Fixture("textencoder", "tokenizer_tiny"),
+        ];
+        var torch = CliRunner.Run([.. common, "--engine", "torch"]);
+        var onnx = CliRunner.Run([.. common, "--engine", "onnx"]);
+        Assert.True(torch.ExitCode == 0, torch.Err);
+        Assert.True(onnx.ExitCode == 0, onnx.Err);
+        using var t = System.Text.Json.JsonDocument.Parse(torch.Out);
+        using var o = System.Text.Json.JsonDocument.Parse(onnx.Out);
+        Assert.Equal("libtorch", t.RootElement.GetProperty("engine").GetString());
+        Assert.StartsWith("onnxruntime", o.RootElement.GetProperty("engine").GetString());
+        Assert.True(o.RootElement.GetProperty("seconds").GetDouble() > 0);
+        Assert.Equal(t.RootElement.GetProperty("latents_max_abs").GetDouble(), o.RootElement.GetProperty("latents_max_abs").GetDouble(), 3e-4);
+    }
+}
+
 /// <summary><c>ldm export onnx</c>: a diffusers folder written as an ONNX folder that <c>ldm generate</c> runs.</summary>
 public sealed class ExportCommandTests : IDisposable
 {

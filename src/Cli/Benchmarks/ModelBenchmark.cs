@@ -243,6 +243,18 @@ public static class ModelBenchmark
         return result;
     }
 
+    /// <summary>Resets the peak resident set to the current one (writing 5 to /proc/self/clear_refs, Linux ≥ 4.0); elsewhere it stays the process's.</summary>
+    public static void ResetPeakRss()
+    {
+        try
+        {
+            File.WriteAllText("/proc/self/clear_refs", "5");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
     /// <summary>The process's peak resident set (VmHWM in /proc/self/status), in bytes; 0 where there is none.</summary>
     public static long PeakRssBytes()
     {

@@ -24,7 +24,7 @@ internal static class OnnxUNet
             var config = unet.Config;
             foreach (var p in unet.Parameters()) p.Dispose(); // the libtorch weights go before ONNX Runtime loads its copy
             GC.Collect();
-            ResetPeakRss();
+            ModelBenchmark.ResetPeakRss();
             var denoiser = OnnxDenoiser.Open(path, config, new OnnxEngineOptions());
             target.EngineResources = denoiser;
             target.Engine = inputs => denoiser.Forward(inputs[0], 500, new DenoiserConditioning(inputs[1]));
@@ -33,18 +33,6 @@ internal static class OnnxUNet
         finally
         {
             folder.Delete(recursive: true); // the session has read the file; the weights live in ONNX Runtime now
-        }
-    }
-
-    // Writing 5 to /proc/self/clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0); elsewhere the peak stays the process's.
-    private static void ResetPeakRss()
-    {
-        try
-        {
-            File.WriteAllText("/proc/self/clear_refs", "5");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
         }
     }
 }
