@@ -76,6 +76,12 @@ public sealed class OnnxCommandTests : IDisposable
 [Collection(LiveTensorCount.Name)]
 public sealed class OnnxBenchTests
 {
+    [Theory]
+    [InlineData("VmHWM:\t    2168 kB", 2168)]
+    [InlineData("VmHWM:\t11321424 kB", 11321424)] // 10 GB and more fill the field: no space after the tab
+    public void PeakMemoryIsReadAtEveryWidth(string line, long kilobytes) =>
+        Assert.Equal(kilobytes, LatentDiffusion.Cli.Benchmarks.ModelBenchmark.StatusKilobytes(line));
+
     [Fact]
     public void BenchUnetWithTheOnnxEngineRunsTheSameWeightsAndInputs()
     {

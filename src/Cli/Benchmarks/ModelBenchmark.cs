@@ -255,6 +255,13 @@ public static class ModelBenchmark
         }
     }
 
+    /// <summary>
+    /// The number of a /proc/self/status line such as "VmHWM:\t  123456 kB": a tab, then spaces that vanish once the
+    /// number fills the field (10 GB and more: "VmHWM:\t11321424 kB").
+    /// </summary>
+    internal static long StatusKilobytes(string line) =>
+        long.Parse(line.Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+
     /// <summary>The process's peak resident set (VmHWM in /proc/self/status), in bytes; 0 where there is none.</summary>
     public static long PeakRssBytes()
     {
@@ -262,9 +269,7 @@ public static class ModelBenchmark
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
             {
-                if (!line.StartsWith("VmHWM:", StringComparison.Ordinal)) continue;
-                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                return long.Parse(parts[1], CultureInfo.InvariantCulture) * 1024;
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal)) return StatusKilobytes(line) * 1024;
             }
         }
         catch (IOException)
