@@ -23,7 +23,7 @@ extern "C" {
 
 /* Bumped whenever any signature or semantic in this header changes; the C# side refuses a
  * native library whose version differs from the one it was compiled against. */
-#define LD_ABI_VERSION 4
+#define LD_ABI_VERSION 5
 
 #if defined(_WIN32)
 #define LD_API __declspec(dllexport)
@@ -76,6 +76,9 @@ LD_API int ld_set_requires_grad(ld_tensor* t, int flag);
 LD_API int ld_is_leaf(ld_tensor* t);
 LD_API ld_tensor* ld_from_data(const void* data, const int64_t* shape, int ndim, int dtype);
 LD_API int ld_copy_to_buffer(ld_tensor* t, void* dst, int64_t nbytes);
+/* The address of a contiguous tensor's first element (on its device), for zero-copy views by another runtime;
+ * valid while the tensor lives. Fails for a non-contiguous tensor. */
+LD_API int ld_data_ptr(ld_tensor* t, void** out);
 LD_API int ld_item(ld_tensor* t, double* out);
 LD_API int ld_item_int64(ld_tensor* t, int64_t* out);
 LD_API ld_tensor* ld_to(ld_tensor* t, int dtype, int device_type, int device_index, int non_blocking, int copy);

@@ -92,6 +92,14 @@ LD_API int ld_copy_to_buffer(ld_tensor* t, void* dst, int64_t nbytes) {
   })
 }
 
+LD_API int ld_data_ptr(ld_tensor* t, void** out) {
+  LD_STATUS("data_ptr", {
+    const auto& x = ld::T(t);
+    if (!x.is_contiguous()) throw std::invalid_argument("the tensor is not contiguous: call contiguous() first");
+    *out = x.data_ptr();
+  })
+}
+
 LD_API int ld_item(ld_tensor* t, double* out) { LD_STATUS("item", *out = ld::T(t).item<double>()) }
 LD_API int ld_item_int64(ld_tensor* t, int64_t* out) { LD_STATUS("item", *out = ld::T(t).item<int64_t>()) }
 

@@ -93,18 +93,24 @@ public sealed partial class AutoencoderKL : Module<Tensor, Tensor>
     }
 
     /// <summary>Latents for diffusion: (z − shift_factor) · scaling_factor.</summary>
-    public Tensor ScaleLatents(Tensor z)
+    public Tensor ScaleLatents(Tensor z) => ScaleLatents(z, Config);
+
+    /// <summary>(z − shift_factor) · scaling_factor of <paramref name="config"/>: for a VAE run by another engine too.</summary>
+    public static Tensor ScaleLatents(Tensor z, AutoencoderKLConfig config)
     {
-        if (Config.ShiftFactor is not { } shift) return z * Config.ScalingFactor;
+        if (config.ShiftFactor is not { } shift) return z * config.ScalingFactor;
         using var shifted = z - shift;
-        return shifted * Config.ScalingFactor;
+        return shifted * config.ScalingFactor;
     }
 
     /// <summary>Latents for <see cref="Decode"/>: z / scaling_factor + shift_factor.</summary>
-    public Tensor UnscaleLatents(Tensor latents)
+    public Tensor UnscaleLatents(Tensor latents) => UnscaleLatents(latents, Config);
+
+    /// <summary>latents / scaling_factor + shift_factor of <paramref name="config"/>.</summary>
+    public static Tensor UnscaleLatents(Tensor latents, AutoencoderKLConfig config)
     {
-        if (Config.ShiftFactor is not { } shift) return latents / Config.ScalingFactor;
-        using var unscaled = latents / Config.ScalingFactor;
+        if (config.ShiftFactor is not { } shift) return latents / config.ScalingFactor;
+        using var unscaled = latents / config.ScalingFactor;
         return unscaled + shift;
     }
 

@@ -83,6 +83,7 @@ public static class CliApp
         root.Subcommands.Add(GenerateCommand.CreateInpaint(context));
         root.Subcommands.Add(GenerateCommand.CreateOutpaint(context));
         root.Subcommands.Add(ModelToolsCommands.CreateConvert(context));
+        root.Subcommands.Add(ExportCommand.Create(context));
         root.Subcommands.Add(ModelToolsCommands.CreateTokenize(context));
         root.Subcommands.Add(ModelToolsCommands.CreateVae(context));
         root.Subcommands.Add(BenchCommand.Create(context));

@@ -20,6 +20,43 @@ internal static class DeviceOptions
         return command;
     }
 
+    /// <summary>
+    /// As <see cref="ChecksDevice(Command, Option{string}, Option{string}?)"/>, except that a command that will run on ONNX
+    /// Runtime (<paramref name="onnx"/>) has its device checked against ONNX Runtime's execution providers, not libtorch's.
+    /// </summary>
+    public static Command ChecksDevice(this Command command, Option<string> device, Option<string> dtype, Func<System.CommandLine.Parsing.CommandResult, bool> onnx)
+    {
+        command.Validators.Add(result =>
+        {
+            string? error;
+            try
+            {
+                error = onnx(result) ? CheckOnnx(device.Name, result.GetValue(device)) : Check(device.Name, result.GetValue(device), dtype.Name, result.GetValue(dtype));
+            }
+            catch (ArgumentException e)
+            {
+                error = e.Message;
+            }
+            if (error is not null) result.AddError(error);
+        });
+        return command;
+    }
+
+    private static string? CheckOnnx(string deviceName, string? deviceText)
+    {
+        deviceText ??= "cpu";
+        Device device;
+        try
+        {
+            device = Device.Parse(deviceText);
+        }
+        catch (ArgumentException e)
+        {
+            return $"{deviceName}: {e.Message}";
+        }
+        return device.Type == DeviceType.Cuda && Onnx.OnnxRuntimeSetup.CudaMissing(device.Index) is { } missing ? $"{deviceName} {deviceText}: {missing}" : null;
+    }
+
     /// <summary>The error for <paramref name="deviceText"/> and <paramref name="dtypeText"/>, or null when they can run here.</summary>
     internal static string? Check(string deviceName, string? deviceText, string? dtypeName, string? dtypeText)
     {

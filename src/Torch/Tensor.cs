@@ -194,6 +194,20 @@ public sealed partial class Tensor : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// The address of the first element of a contiguous tensor, on its device, for another runtime to read or write in
+    /// place (ONNX Runtime's OrtValues over our memory): valid only while this tensor lives; a non-contiguous tensor throws.
+    /// </summary>
+    public unsafe IntPtr DataPointer
+    {
+        get
+        {
+            void* data;
+            Check(NativeMethods.DataPtr(Handle, &data), "data_ptr");
+            return (IntPtr)data;
+        }
+    }
+
     /// <summary>The raw bytes of the elements in row-major order.</summary>
     public unsafe byte[] ToBytes()
     {

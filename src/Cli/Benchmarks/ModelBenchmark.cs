@@ -28,7 +28,8 @@ public sealed record ModelBenchResult(
     int Repeat,
     int Threads,
     string Libtorch,
-    string FlopMethod);
+    string FlopMethod,
+    string Engine = "libtorch");
 
 /// <summary>One model forward pass to time: the module, its inputs, and how to run it.</summary>
 internal sealed class BenchTarget(Module model, Tensor[] inputs, Func<Module, Tensor[], Tensor> forward, double flops, string input) : IDisposable
@@ -38,7 +39,13 @@ internal sealed class BenchTarget(Module model, Tensor[] inputs, Func<Module, Te
     public double Flops { get; } = flops;
     public string Input { get; } = input;
 
-    public Tensor Run() => forward(Model, Inputs);
+    /// <summary>Another engine's forward over the same inputs (ONNX Runtime on the exported model), replacing the module's.</summary>
+    public Func<Tensor[], Tensor>? Engine { get; set; }
+
+    /// <summary>Disposed with the target (the other engine's session).</summary>
+    public IDisposable? EngineResources { get; set; }
+
+    public Tensor Run() => Engine is { } engine ? engine(Inputs) : forward(Model, Inputs);
 
     /// <summary>Moves the module and its floating-point inputs to <paramref name="dtype"/> (integer inputs, token ids, stay).</summary>
     public void Convert(DType dtype)
@@ -67,6 +74,7 @@ internal sealed class BenchTarget(Module model, Tensor[] inputs, Func<Module, Te
 
     public void Dispose()
     {
+        EngineResources?.Dispose();
         Model.Dispose();
         foreach (var t in Inputs) t.Dispose();
     }
@@ -84,14 +92,15 @@ public static class ModelBenchmark
     public const string FlopMethod = "analytic from the config: 2·MACs of every conv, linear and attention matmul (see Benchmarks/FlopCounter.cs)";
     public const ulong WeightSeed = 0;
 
-    public static ModelBenchResult UNet(string configPath, int size, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default)
+    /// <param name="onnx">Time ONNX Runtime on the same weights, exported by <see cref="Onnx.Export.UNetExport"/>, instead of libtorch.</param>
+    public static ModelBenchResult UNet(string configPath, int size, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default, bool onnx = false)
     {
         if (size < 8 || size % 8 != 0) throw new ArgumentException($"--size must be a positive multiple of 8, got {size}");
         var config = UNet2DConditionModelConfig.Load(configPath);
         var crossDim = config.CrossAttentionDim.PerBlock(config.BlockOutChannels.Length, "cross_attention_dim")[0];
         long latent = size / 8;
         const long tokens = 77;
-        return Measure("UNet2DConditionModel", configPath, dtype, device, repeat, cancellationToken, generator =>
+        return Measure("UNet2DConditionModel", configPath, dtype, device, repeat, cancellationToken, onnx ? OnnxUNet.Attach : null, generator =>
         {
             UNet2DConditionModel model;
             using (Init.SkipInitialization()) model = new UNet2DConditionModel(config);
@@ -118,7 +127,7 @@ public static class ModelBenchmark
     {
         if (latentSize < 1) throw new ArgumentException($"--latent-size must be positive, got {latentSize}");
         var config = AutoencoderKLConfig.Load(configPath);
-        return Measure("AutoencoderKL.decode", configPath, dtype, device, repeat, cancellationToken, generator =>
+        return Measure("AutoencoderKL.decode", configPath, dtype, device, repeat, cancellationToken, null, generator =>
         {
             AutoencoderKL model;
             using (Init.SkipInitialization()) model = new AutoencoderKL(config);
@@ -137,7 +146,7 @@ public static class ModelBenchmark
     {
         var config = ClipTextConfig.Load(configPath);
         long tokens = config.MaxPositionEmbeddings;
-        return Measure("CLIPTextModel", configPath, dtype, device, repeat, cancellationToken, generator =>
+        return Measure("CLIPTextModel", configPath, dtype, device, repeat, cancellationToken, null, generator =>
         {
             ClipTextModel model;
             using (Init.SkipInitialization()) model = new ClipTextModel(config);
@@ -152,7 +161,7 @@ public static class ModelBenchmark
     }
 
     private static ModelBenchResult Measure(string name, string configPath, DType dtype, Device device, int repeat,
-        CancellationToken cancellationToken, Func<Generator, BenchTarget> build)
+        CancellationToken cancellationToken, Func<BenchTarget, string>? otherEngine, Func<Generator, BenchTarget> build)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(repeat, 1);
         if (dtype is not (DType.Float32 or DType.BFloat16)) throw new ArgumentException($"unsupported dtype {dtype} (use f32 or bf16)");
@@ -167,6 +176,13 @@ public static class ModelBenchmark
             target.MoveTo(device);
         }
         target.Model.Eval();
+        var parameters = target.Model.ParameterCount;
+        var engine = "libtorch";
+        if (otherEngine is not null)
+        {
+            if (dtype != DType.Float32 || device.Type != DeviceType.Cpu) throw new ArgumentException("--engine onnx benchmarks f32 on the CPU");
+            engine = otherEngine(target);
+        }
 
         double? f32Seconds = null, parity = null, outputMax = null;
         if (dtype == DType.BFloat16)
@@ -194,7 +210,7 @@ public static class ModelBenchmark
             Input: target.Input,
             Dtype: dtype == DType.BFloat16 ? "bf16" : "f32",
             Device: device.ToString(),
-            Parameters: target.Model.ParameterCount,
+            Parameters: parameters,
             Seconds: Math.Round(seconds, 4),
             Gflop: Math.Round(target.Flops / 1e9, 4),
             Gflops: Math.Round(target.Flops / 1e9 / seconds, 2),
@@ -206,7 +222,8 @@ public static class ModelBenchmark
             Repeat: repeat,
             Threads: TorchRuntime.Threads,
             Libtorch: TorchRuntime.LibTorchVersion,
-            FlopMethod: FlopMethod);
+            FlopMethod: FlopMethod,
+            Engine: engine);
     }
 
     private static double MaxAbs(Tensor t) => t.Abs().Max().To(Device.CPU, DType.Float64).ToArray<double>()[0];
@@ -244,6 +261,18 @@ public static class ModelBenchmark
         if (!line.StartsWith("VmHWM:", StringComparison.Ordinal)) return null;
         var parts = line["VmHWM:".Length..].Split([' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
         return long.Parse(parts[0], CultureInfo.InvariantCulture) * 1024;
+    }
+
+    /// <summary>Resets the peak resident set to the current one (writing 5 to /proc/self/clear_refs, Linux ≥ 4.0); elsewhere it stays the process's.</summary>
+    public static void ResetPeakRss()
+    {
+        try
+        {
+            File.WriteAllText("/proc/self/clear_refs", "5");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
     }
 
     /// <summary>The process's peak resident set (VmHWM in /proc/self/status), in bytes; 0 where there is none.</summary>

@@ -15,7 +15,37 @@ internal static class BenchCommand
         var bench = new Command("bench", "Benchmarks (see bench/README.md)");
         bench.Subcommands.Add(CreateOps(context));
         BenchModelsCommand.AddTo(bench, context);
+        bench.Subcommands.Add(CreateTextToImage(context));
         return bench;
+    }
+
+    /// <summary><c>ldm bench txt2img --engine torch|onnx</c>: a whole generation on a random-weight pipeline.</summary>
+    private static Command CreateTextToImage(CliContext context)
+    {
+        Option<string> Config(string name, string file, string what) =>
+            new Option<string>(name) { Description = what, DefaultValueFactory = _ => file }.ExistingFile().IsPath();
+        var unet = Config("--unet-config", "configs/models/sd15-unet.json", "U-Net config");
+        var vae = Config("--vae-config", "configs/models/sd15-vae.json", "VAE config");
+        var text = Config("--text-config", "configs/models/sd15-text-encoder.json", "text encoder config");
+        var scheduler = Config("--scheduler-config", "configs/models/sd15-scheduler.json", "scheduler config");
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "A CLIP tokenizer folder (default: the embedded model's)" }.IsPath();
+        var size = new Option<int>("--size") { Description = "Image size in pixels", DefaultValueFactory = _ => 512 }.AtLeast(8);
+        var steps = new Option<int>("--steps") { Description = "Denoising steps", DefaultValueFactory = _ => 20 }.AtLeast(1);
+        var engine = new Option<string>("--engine") { Description = "torch, or onnx (the same weights exported to ONNX first)", DefaultValueFactory = _ => "torch" }.OneOf("torch", "onnx");
+        var json = new Option<bool>("--json") { Description = "Print a JSON object instead of a line" };
+        var command = new Command("txt2img", "A whole text-to-image generation (random SD1.5 weights, one timed run) on libtorch or ONNX Runtime: seconds, peak memory")
+        {
+            unet, vae, text, scheduler, tokenizer, size, steps, engine, json,
+        };
+        command.SetAction((parsed, cancellationToken) =>
+        {
+            var configs = new PipelineBenchmark.Configs(parsed.GetValue(unet)!, parsed.GetValue(vae)!, parsed.GetValue(text)!, parsed.GetValue(scheduler)!,
+                parsed.GetValue(tokenizer) ?? Path.Combine(Generation.DefaultModel.Resolve(null), "tokenizer"));
+            var r = PipelineBenchmark.TextToImage(configs, parsed.GetValue(size), parsed.GetValue(steps), parsed.GetValue(engine) == "onnx", cancellationToken);
+            context.Out.WriteLine(parsed.GetValue(json) ? Json.Serialize(r) : $"{r.Engine}: {r.Input}, {r.Steps} steps ({r.Scheduler}): {r.Seconds} s, peak RSS {r.PeakRssMb} MB");
+            return Task.FromResult(0);
+        });
+        return command;
     }
 
     private static Command CreateOps(CliContext context)

@@ -19,10 +19,12 @@ internal static class BenchModelsCommand
             {
                 var size = new Option<int>("--size") { Description = "Image size in pixels (latents are size/8)", DefaultValueFactory = _ => 256 }.AtLeast(8);
                 var batch = new Option<int>("--batch", "-b") { Description = "Batch size", DefaultValueFactory = _ => 2 }.AtLeast(1);
+                var engine = new Option<string>("--engine") { Description = "torch (libtorch), or onnx (ONNX Runtime on the same weights, exported to ONNX first; f32, CPU)", DefaultValueFactory = _ => "torch" }.OneOf("torch", "onnx");
                 command.Options.Add(size);
                 command.Options.Add(batch);
+                command.Options.Add(engine);
                 return (parsed, ct) => ModelBenchmark.UNet(parsed.GetValue(config)!, parsed.GetValue(size), parsed.GetValue(batch),
-                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct);
+                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct, onnx: parsed.GetValue(engine) == "onnx");
             }));
         bench.Subcommands.Add(Create(context, "vae", "configs/models/sd15-vae.json",
             "VAE decode (AutoencoderKL from a config, random weights) of [batch, 4, n, n] latents: seconds, GFLOP/s, peak memory",
@@ -105,6 +107,7 @@ internal static class BenchModelsCommand
         void Row(string k, string v) => table.AddRow(new Text(k), new Text(v));
         Row("model", $"{r.Model} ({r.Config}, {r.Parameters:N0} parameters)");
         Row("input", r.Input);
+        Row("engine", r.Engine);
         Row("dtype / device", $"{r.Dtype} / {r.Device}");
         Row("seconds (median)", CommandSupport.F(r.Seconds, 4));
         Row("GFLOP per pass", CommandSupport.F(r.Gflop, 2));

@@ -55,7 +55,6 @@ internal static partial class GenerateCommand
         command.Options.Add(mask);
         command.Options.Add(onlyMasked);
         command.Options.Add(padding);
-        command.ChecksDevice(common.Device, common.DType);
         command.SetAction((parsed, cancellation) =>
         {
             // unreadable images and an empty mask fail before the model loads
@@ -86,7 +85,6 @@ internal static partial class GenerateCommand
         {
             if (result.GetValue(extend) is { } text && ParseExtension(text) is { Error: { } error }) result.AddError($"{extend.Name}: {error}");
         });
-        command.ChecksDevice(common.Device, common.DType);
         command.SetAction((parsed, cancellation) =>
         {
             var image = RgbImage.Load(parsed.GetValue(options.Init)!);

@@ -16,7 +16,8 @@ internal static partial class GenerateCommand
     {
         public readonly Argument<string> Prompt = new("prompt") { Description = "What to draw" };
         public readonly Option<string> Negative = new("--negative") { Description = "What to avoid (negative prompt)", DefaultValueFactory = _ => "" };
-        public readonly Option<string?> Model = new Option<string?>("--model", "-m") { Description = "A diffusers model folder or a single-file .safetensors checkpoint (default: the embedded model)" }.IsPath();
+        public readonly Option<string?> Model = new Option<string?>("--model", "-m") { Description = "A diffusers model folder, an ONNX Stable Diffusion folder, or a single-file .safetensors checkpoint (default: the embedded model)" }.IsPath();
+        public readonly Option<string> Engine = new("--engine") { Description = $"Engine: {ModelLoader.EngineHelp}", DefaultValueFactory = _ => "auto" };
         public readonly Option<int?> Steps = new("--steps") { Description = "Denoising steps (default 30)" };
         public readonly Option<double> Guidance = new Option<double>("--guidance", "--cfg") { Description = "Classifier-free guidance scale (≤ 1 turns guidance off)", DefaultValueFactory = _ => 7.5 }.InRange(Ranges.Guidance);
         public readonly Option<double> GuidanceRescale = new Option<double>("--guidance-rescale") { Description = "Rescale the guided prediction (0 = off, 0.7 for zero-SNR models)" }.InRange(Ranges.GuidanceRescale);
@@ -46,11 +47,12 @@ internal static partial class GenerateCommand
         public void AddTo(Command command)
         {
             command.Arguments.Add(Prompt);
-            foreach (var option in new Option[] { Negative, Model, Steps, Guidance, GuidanceRescale, Sampler, Schedule, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery }.Concat(Adapters.All))
+            foreach (var option in new Option[] { Negative, Model, Engine, Steps, Guidance, GuidanceRescale, Sampler, Schedule, Seed, Width, Height, NumImages, BatchSize, ClipSkip, Eta, DType, Device, Latents, SaveLatents, Out, Tokenizer, AttentionSlice, VaeTiling, Preview, PreviewEvery }.Concat(Adapters.All))
                 command.Options.Add(option);
             foreach (var option in ControlNet.All) command.Options.Add(option);
             Xl.AddTo(command);
             command.Validators.Add(ValidateSchedule);
+            command.ChecksDevice(Device, DType, r => ModelLoader.UsesOnnx(r.GetValue(Model), r.GetValue(Engine)));
         }
 
         // An unknown schedule type, or one the named sampler does not support, is a usage error naming --schedule
@@ -88,7 +90,6 @@ internal static partial class GenerateCommand
         var strength = new Option<double>("--strength") { Description = "How much to change it: 1 ignores the image", DefaultValueFactory = _ => 0.75 }.InRange(Ranges.Strength);
         var command = new Command("img2img", "Image to image: a reference image noised to --strength, then denoised towards the prompt");
         common.AddTo(command);
-        command.ChecksDevice(common.Device, common.DType);
         command.Options.Add(init);
         command.Options.Add(strength);
         command.SetAction((parsed, cancellation) =>
@@ -125,7 +126,7 @@ internal static partial class GenerateCommand
         var adapters = o.Adapters.Parse(parsed); // a missing LoRA or embedding file fails before the model loads
         var modelPath = DefaultModel.Resolve(parsed.GetValue(o.Model));
         var clock = Stopwatch.StartNew();
-        using var pipe = StableDiffusionPipeline.FromPretrained(modelPath, new PipelineOptions
+        using var pipe = ModelLoader.Load(modelPath, parsed.GetValue(o.Engine), new PipelineOptions
         {
             Device = device,
             DType = dtype,
@@ -135,7 +136,7 @@ internal static partial class GenerateCommand
         });
         using var refiner = o.Xl.LoadRefiner(parsed, pipe);
         var loadTime = clock.Elapsed;
-        var layers = pipe.TextEncoder.NumLayers; // the bound of --clip-skip is known only now
+        var layers = pipe.Models.TextEncoder.NumLayers; // the bound of --clip-skip is known only now
         if (!ClipSkipRange.Contains(parsed.GetValue(o.ClipSkip), layers))
             throw new UsageException($"{o.ClipSkip.Name} {ClipSkipRange.Describe(layers)}, got {parsed.GetValue(o.ClipSkip)}");
 

@@ -41,7 +41,7 @@ internal static class SamplerGridCommand
             var rows = parsed.GetValue(samplers) is { } names ? Split(names).Select(Samplers.Get).ToList() : Samplers.All.ToList();
             var path = parsed.GetValue(output)!;
             if (!path.EndsWith(".png", StringComparison.OrdinalIgnoreCase)) throw new ArgumentException($"--out must name a .png file, not {path}");
-            using var pipe = StableDiffusionPipeline.FromPretrained(DefaultModel.Resolve(parsed.GetValue(model)));
+            using var pipe = ModelLoader.Load(DefaultModel.Resolve(parsed.GetValue(model)), "auto", new PipelineOptions()); // an ONNX folder runs on ONNX Runtime
             var cells = new List<IReadOnlyList<RgbImage>>();
             foreach (var sampler in rows)
             {

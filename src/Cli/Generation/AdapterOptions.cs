@@ -58,7 +58,7 @@ internal sealed class AdapterOptions
         /// <summary>Sets up the loaded pipeline (embeddings, the LoRA folder) and returns the request with its LoRAs; warnings go to <paramref name="context"/>.</summary>
         public GenerationRequest Apply(StableDiffusionPipeline pipe, GenerationRequest request, CliContext context)
         {
-            pipe.Loras.Directory = LoraDir;
+            if (LoraDir is not null) pipe.Loras.Directory = LoraDir; // (the LoRA set exists only for libtorch models)
             foreach (var (name, path) in Embeddings) pipe.Embeddings.Load(path, name);
             if (EmbeddingsDir is not null)
                 foreach (var warning in pipe.Embeddings.LoadDirectory(EmbeddingsDir)) context.Warn(warning);

@@ -19,11 +19,11 @@ public sealed partial class TextualInversions
 {
     private readonly Func<ClipTokenizer> tokenizer;
     private readonly Action<ClipTokenizer> replaceTokenizer;
-    private readonly ClipTextModel textEncoder;
+    private readonly Func<ClipTextModel> textEncoder; // resolved when an embedding is added: another engine refuses then, not at every request
     private readonly List<TextualInversionEmbedding> loaded = [];
     private readonly Dictionary<string, string> skipped = new(StringComparer.Ordinal);
 
-    internal TextualInversions(Func<ClipTokenizer> tokenizer, Action<ClipTokenizer> replaceTokenizer, ClipTextModel textEncoder)
+    internal TextualInversions(Func<ClipTokenizer> tokenizer, Action<ClipTokenizer> replaceTokenizer, Func<ClipTextModel> textEncoder)
     {
         this.tokenizer = tokenizer;
         this.replaceTokenizer = replaceTokenizer;
@@ -41,7 +41,7 @@ public sealed partial class TextualInversions
         using var scope = DisposeScope.Enter();
         var (stored, vectors) = Read(path);
         name ??= stored ?? Path.GetFileNameWithoutExtension(path);
-        var hidden = textEncoder.Config.HiddenSize;
+        var hidden = textEncoder().Config.HiddenSize;
         if (vectors.Size(1) != hidden)
             throw new InvalidDataException($"{path}: the embedding's vectors have {vectors.Size(1)} values but this text encoder's have {hidden}: it was made for another model");
         Pretrained.RequireFinite(path, [KeyValuePair.Create(name, vectors)]);
@@ -55,7 +55,7 @@ public sealed partial class TextualInversions
         {
             throw new InvalidDataException($"{path}: cannot add embedding '{name}': {e.Message.Split(" (Parameter")[0]}", e);
         }
-        var first = textEncoder.AddTokenEmbeddings(vectors);
+        var first = textEncoder().AddTokenEmbeddings(vectors);
         if (grown.TokenToId(name) != first)
             throw new InvalidOperationException($"the tokenizer's next id ({grown.TokenToId(name)}) and the text encoder's next row ({first}) disagree");
         replaceTokenizer(grown);

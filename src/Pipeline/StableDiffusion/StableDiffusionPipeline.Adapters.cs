@@ -18,7 +18,7 @@ public sealed partial class StableDiffusionPipeline
     {
         Tokenizer = grown;
         prompts = prompts.WithTokenizer(grown);
-    }, TextEncoder);
+    }, () => TextEncoder);
 
     // Whether the merged set was made for a request (then a request without LoRAs restores the model) or by a caller of Loras.Apply.
     private bool lorasFromRequest;

@@ -12,49 +12,42 @@ public sealed partial class StableDiffusionPipeline
     /// layout. The folder is assembled beside <paramref name="directory"/> and renamed into place only
     /// when complete; an existing folder is not overwritten unless <paramref name="overwrite"/>.
     /// </summary>
-    public void Save(string directory, bool overwrite = false)
+    public void Save(string directory, bool overwrite = false) => AtomicFolder.Write(directory, overwrite, staging =>
     {
-        var target = Path.GetFullPath(directory);
-        if (Directory.Exists(target) && !overwrite)
-            throw new IOException($"{target}: already exists (choose another folder or remove it)");
-        var parent = Path.GetDirectoryName(target)!;
-        Directory.CreateDirectory(parent);
-        var staging = Path.Combine(parent, $".{Path.GetFileName(target)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        try
+        using (Autograd.NoGrad())
         {
-            Directory.CreateDirectory(staging);
-            using (Autograd.NoGrad())
-            {
-                Unet.Save(Path.Combine(staging, "unet"));
-                Vae.Save(Path.Combine(staging, "vae"));
-            }
-            Directory.CreateDirectory(Path.Combine(staging, "scheduler"));
-            AtomicFile.WriteAllText(Path.Combine(staging, "scheduler", "scheduler_config.json"), SchedulerConfig.ToJsonString() + "\n");
-            if (Xl is not null)
-            {
-                SaveXlParts(staging);
-            }
-            else
-            {
-                using (Autograd.NoGrad()) TextEncoder.Save(Path.Combine(staging, "text_encoder"));
-                BpeVocabulary.From(Tokenizer).Save(Path.Combine(staging, "tokenizer"));
-                ModelIndex.Save(staging, IsInpaintingModel ? "StableDiffusionInpaintPipeline" : "StableDiffusionPipeline",
-                [
-                    ("scheduler", "diffusers", SchedulerConfig.ClassName),
-                    ("text_encoder", "transformers", "CLIPTextModel"),
-                    ("tokenizer", "transformers", "CLIPTokenizer"),
-                    ("unet", "diffusers", "UNet2DConditionModel"),
-                    ("vae", "diffusers", "AutoencoderKL"),
-                ]);
-            }
-            if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
-            Directory.Move(staging, target);
+            Unet.Save(Path.Combine(staging, "unet"));
+            Vae.Save(Path.Combine(staging, "vae"));
         }
-        catch
+        if (Xl is not null)
         {
-            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
-            throw;
+            SaveScheduler(staging);
+            SaveXlParts(staging);
+            return;
         }
+        using (Autograd.NoGrad()) TextEncoder.Save(Path.Combine(staging, "text_encoder"));
+        SaveTokenizerAndScheduler(staging);
+        ModelIndex.Save(staging, IsInpaintingModel ? "StableDiffusionInpaintPipeline" : "StableDiffusionPipeline",
+        [
+            ("scheduler", "diffusers", SchedulerConfig.ClassName),
+            ("text_encoder", "transformers", "CLIPTextModel"),
+            ("tokenizer", "transformers", "CLIPTokenizer"),
+            ("unet", "diffusers", "UNet2DConditionModel"),
+            ("vae", "diffusers", "AutoencoderKL"),
+        ]);
+    });
+
+    /// <summary>tokenizer/ and scheduler/ of a diffusers folder (whatever engine writes the networks).</summary>
+    public void SaveTokenizerAndScheduler(string directory)
+    {
+        BpeVocabulary.From(Tokenizer).Save(Path.Combine(directory, "tokenizer"));
+        SaveScheduler(directory);
+    }
+
+    private void SaveScheduler(string directory)
+    {
+        Directory.CreateDirectory(Path.Combine(directory, "scheduler"));
+        AtomicFile.WriteAllText(Path.Combine(directory, "scheduler", "scheduler_config.json"), SchedulerConfig.ToJsonString() + "\n");
     }
 
     // SDXL: both encoders (text_encoder_2 a CLIPTextModelWithProjection) and model_index.json with its settings; a refiner's

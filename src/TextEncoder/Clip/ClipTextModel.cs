@@ -130,7 +130,7 @@ public class ClipTextModel : Module
         {
             hidden = RunLayers(inputIds, layers, null);
         }
-        if (weights is not null) hidden = Emphasis(hidden, weights);
+        if (weights is not null) hidden = ApplyEmphasis(hidden, weights);
         return new ClipHiddenState(scope.Keep(hidden), pool is null ? null : scope.Keep(pool));
     }
 
@@ -158,16 +158,19 @@ public class ClipTextModel : Module
     {
         if (!weights.Shape.AsSpan().SequenceEqual(inputIds.Shape))
             throw new ArgumentException($"weights [{string.Join(", ", weights.Shape)}] must have the shape of the ids [{string.Join(", ", inputIds.Shape)}]", nameof(weights));
-        using var scope = DisposeScope.Enter();
-        return scope.Keep(Emphasis(EncodePrompt(inputIds, clipSkip), weights));
+        using var z = EncodePrompt(inputIds, clipSkip);
+        return ApplyEmphasis(z, weights);
     }
 
-    // AUTOMATIC1111's emphasis on an embedding z [B, L, D]: each token's vector times its weight, then the overall mean restored.
-    private static Tensor Emphasis(Tensor z, Tensor weights)
+    /// <summary>
+    /// AUTOMATIC1111's emphasis on an encoded prompt <paramref name="z"/> [B, L, D] from any engine: each token's vector
+    /// scaled by its weight (<paramref name="weights"/> [B, L]), then the whole batch rescaled to its original mean.
+    /// </summary>
+    public static Tensor ApplyEmphasis(Tensor z, Tensor weights)
     {
+        using var scope = DisposeScope.Enter();
         if (!weights.Shape.AsSpan().SequenceEqual(z.Shape.AsSpan(0, 2)))
             throw new ArgumentException($"weights [{string.Join(", ", weights.Shape)}] must have the shape of the ids [{string.Join(", ", z.Shape.Take(2))}]", nameof(weights));
-        using var scope = DisposeScope.Enter();
         var originalMean = z.Mean();
         var weighted = z * weights.To(z.Device, z.DType).Unsqueeze(-1);
         var newMean = weighted.Mean();

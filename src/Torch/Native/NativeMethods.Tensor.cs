@@ -19,6 +19,7 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_is_leaf")] internal static partial int IsLeaf(IntPtr t);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_from_data")] internal static partial IntPtr FromData(void* data, long* shape, int ndim, int dtype);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_copy_to_buffer")] internal static partial int CopyToBuffer(IntPtr t, void* dst, long nbytes);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_data_ptr")] internal static partial int DataPtr(IntPtr t, void** data);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_item")] internal static partial int Item(IntPtr t, double* value);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_item_int64")] internal static partial int ItemInt64(IntPtr t, long* value);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_to")] internal static partial IntPtr To(IntPtr t, int dtype, int deviceType, int deviceIndex, int nonBlocking, int copy);
