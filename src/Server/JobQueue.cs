@@ -52,6 +52,9 @@ public sealed class JobQueue : IDisposable
     /// <summary>The embeddings of --embeddings-dir that the loaded model could not take, by name, with why (AUTOMATIC1111's "skipped").</summary>
     public IReadOnlyDictionary<string, string> SkippedEmbeddings => Volatile.Read(ref pipeline).Embeddings.Skipped;
 
+    /// <summary>The width of the loaded model's token embeddings (AUTOMATIC1111's embedding "shape").</summary>
+    public int EmbeddingWidth => Volatile.Read(ref pipeline).TextEncoder.Config.HiddenSize;
+
     /// <summary>The embeddings loaded into the loaded model.</summary>
     public IReadOnlyList<Pipeline.Adapters.TextualInversionEmbedding> Embeddings => Volatile.Read(ref pipeline).Embeddings.Loaded;
 
@@ -59,7 +62,8 @@ public sealed class JobQueue : IDisposable
     private void AddAdapters(StableDiffusionPipeline pipe)
     {
         if (options.LoraDirectory is { } loras) pipe.Loras.Directory = loras;
-        if (options.EmbeddingsDirectory is { } embeddings) pipe.Embeddings.LoadDirectory(embeddings);
+        var all = pipe.Embeddings; // made here, not lazily by a GET on another thread
+        if (options.EmbeddingsDirectory is { } embeddings) all.LoadDirectory(embeddings);
     }
 
     private readonly Dictionary<string, Pipeline.Engines.IControlNet> controlNets = new(StringComparer.Ordinal);
