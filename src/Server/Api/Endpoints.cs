@@ -57,6 +57,8 @@ internal sealed partial class Endpoints(JobQueue queue, ServerSettings settings,
         var response = await queue.RunAsync(name, ModelOverride(payload), (pipe, progress, cancellation) =>
         {
             var request = build();
+            if (pipe.IsInpaintingModel && request is not InpaintRequest)
+                throw ApiException.Invalid($"{queue.Model.Title} is an inpainting model (9 input channels): use img2img with an init image and a mask");
             if (controls.Count > 0)
             {
                 var (width, height) = pipe.OutputSize(request, (request as ImageToImageRequest)?.InitImage ?? (request as InpaintRequest)?.InitImage);
