@@ -30,7 +30,7 @@ public sealed class AdapterTests(AdapterServerFixture fixture) : IClassFixture<A
         File.Copy(lora["path"]!.GetValue<string>(), Path.Combine(fixture.Loras, "second.safetensors"), overwrite: true);
         Assert.Single((await S.GetJson("sdapi/v1/loras")).AsArray()); // listed at start, until a refresh
         await TestServer.Ok(await S.PostJson("sdapi/v1/refresh-loras", new { }));
-        Assert.Equal(["sd_tiny_lora_kohya", "second"], (await S.GetJson("sdapi/v1/loras")).AsArray().Select(l => l!["name"]!.GetValue<string>()).Order(StringComparer.Ordinal));
+        Assert.Equal(["sd_tiny_lora_kohya", "second"], (await S.GetJson("sdapi/v1/loras")).AsArray().Select(l => l!["name"]!.GetValue<string>()).Where(n => n != "wide").Order(StringComparer.Ordinal));
 
         var embeddings = await S.GetJson("sdapi/v1/embeddings");
         var tiny = embeddings["loaded"]!["tinytoken"]!;
@@ -68,6 +68,15 @@ public sealed class AdapterTests(AdapterServerFixture fixture) : IClassFixture<A
         var embedded = await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", new { prompt = "a tinytoken cat", steps = 2, seed = 3 }));
         var word = await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", new { prompt = "a plain cat", steps = 2, seed = 3 }));
         Assert.NotEqual(Image(word).Pixels, Image(embedded).Pixels);
+
+        // a LoRA for another architecture: one line naming the file, and the model's own weights stay (the plain image again)
+        var tensors = Torch.SafeTensors.SafeTensorsFile.LoadFile(Path.Combine(fixture.Loras, "styles", "sd_tiny_lora_kohya.safetensors"));
+        tensors["lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight"] = Torch.Tensors.Ones([4, 48]);
+        Torch.SafeTensors.SafeTensorsFile.Save(Path.Combine(fixture.Loras, "wide.safetensors"), tensors);
+        foreach (var t in tensors.Values) t.Dispose();
+        var wide = await S.PostJson("sdapi/v1/txt2img", new { prompt = "an astronaut <lora:wide:1>", steps = 2, seed = 3 });
+        Assert.Contains("made for another architecture", await TestServer.Error(wide, HttpStatusCode.UnprocessableEntity));
+        Assert.Equal(Image(plain).Pixels, Image(await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", new { prompt = "an astronaut", steps = 2, seed = 3 }))).Pixels);
 
         var path = await S.PostJson("sdapi/v1/txt2img", new { prompt = "x <lora:../../etc/passwd:1>", steps = 2 });
         Assert.Contains("not a path", await TestServer.Error(path, HttpStatusCode.UnprocessableEntity));
