@@ -154,6 +154,15 @@ public sealed class AdapterTests(AdapterServerFixture fixture) : IClassFixture<A
         Assert.Equal(Image(plain).Pixels, Image(disabled).Pixels);
         var ready = await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", ControlNet(new { input_image = Photo, module = "none", model = "controlnet_tiny", control_mode = 0 })));
         Assert.Contains("Module: none, Model: controlnet_tiny, Weight: 1,", Parameters(ready));
+
+        // img2img too, with the extension's default Crop and Resize (the photo centre-cropped to the output's aspect ratio)
+        var i2i = await TestServer.Ok(await S.PostJson("sdapi/v1/img2img", new
+        {
+            prompt = "an astronaut", init_images = new[] { plain["images"]![0]!.GetValue<string>() }, denoising_strength = 0.6, steps = 3, seed = 4,
+            alwayson_scripts = new { controlnet = new { args = new[] { new { image = Photo, module = "canny", model = "controlnet_tiny" } } } },
+        }));
+        Assert.Contains("Denoising strength: 0.6", Parameters(i2i));
+        Assert.Contains("ControlNet 0: \"Module: canny, Model: controlnet_tiny, Weight: 1,", Parameters(i2i));
     }
 
     [Theory]
