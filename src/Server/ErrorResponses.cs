@@ -66,6 +66,8 @@ internal static class ErrorResponses
         MemoryLimitException m => (422, "MemoryLimit", m.Message),
         ArgumentException a => (422, "ValidationError", Describe(a)),
         ImageLoadException i => (422, "ValidationError", i.Message),
+        // A file the request named that does not fit the model (a LoRA for another architecture); its message names the file.
+        InvalidDataException d => (422, "InvalidData", d.Message),
         NonFiniteException n => (500, "NonFinite", n.Message),
         _ => (500, e.GetType().Name, $"internal error: {e.Message}"),
     };

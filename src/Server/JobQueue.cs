@@ -37,7 +37,58 @@ public sealed class JobQueue : IDisposable
         this.options = options;
         Catalog = catalog;
         pipeline = StableDiffusionPipeline.FromPretrained(catalog.Start.Path, options.Pipeline);
+        try
+        {
+            AddAdapters(pipeline);
+        }
+        catch
+        {
+            pipeline.Dispose();
+            throw;
+        }
         Model = catalog.Start;
+    }
+
+    /// <summary>The embeddings of --embeddings-dir that the loaded model could not take, by name, with why (AUTOMATIC1111's "skipped").</summary>
+    public IReadOnlyDictionary<string, string> SkippedEmbeddings => Volatile.Read(ref pipeline).Embeddings.Skipped;
+
+    /// <summary>The width of the loaded model's token embeddings (AUTOMATIC1111's embedding "shape").</summary>
+    public int EmbeddingWidth => Volatile.Read(ref pipeline).TextEncoder.Config.HiddenSize;
+
+    /// <summary>The embeddings loaded into the loaded model.</summary>
+    public IReadOnlyList<Pipeline.Adapters.TextualInversionEmbedding> Embeddings => Volatile.Read(ref pipeline).Embeddings.Loaded;
+
+    // Every model the server loads looks LoRA names up in --lora-dir and has the embeddings of --embeddings-dir (those that fit it).
+    private void AddAdapters(StableDiffusionPipeline pipe)
+    {
+        if (options.LoraDirectory is { } loras) pipe.Loras.Directory = loras;
+        var all = pipe.Embeddings; // made here, not lazily by a GET on another thread
+        if (options.EmbeddingsDirectory is { } embeddings) all.LoadDirectory(embeddings);
+    }
+
+    private readonly Dictionary<string, Pipeline.Engines.IControlNet> controlNets = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The ControlNet at <paramref name="path"/> for the loaded model, loaded on first use and kept until the model changes;
+    /// called only from a job (the queue's one thread at a time).
+    /// </summary>
+    public Pipeline.Engines.IControlNet ControlNet(string path)
+    {
+        if (controlNets.TryGetValue(path, out var loaded)) return loaded;
+        try
+        {
+            return controlNets[path] = pipeline.LoadControlNet(path);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or FormatException or ArgumentException or NotSupportedException)
+        {
+            throw ApiException.Invalid($"ControlNet '{Path.GetFileName(Path.TrimEndingDirectorySeparator(path))}' could not be loaded for {Model.Title}: {e.Message.ReplaceLineEndings(" ")}");
+        }
+    }
+
+    private void DisposeControlNets()
+    {
+        foreach (var c in controlNets.Values) c.Dispose();
+        controlNets.Clear();
     }
 
     public ModelCatalog Catalog { get; }
@@ -143,12 +194,22 @@ public sealed class JobQueue : IDisposable
         try
         {
             next = StableDiffusionPipeline.FromPretrained(entry.Path, options.Pipeline);
+            try
+            {
+                AddAdapters(next);
+            }
+            catch
+            {
+                next.Dispose();
+                throw;
+            }
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException or FormatException or ArgumentException)
         {
             throw ApiException.Invalid($"model '{entry.Title}' could not be loaded: {e.Message.ReplaceLineEndings(" ")}");
         }
         var old = pipeline;
+        DisposeControlNets(); // made for the old model's U-Net
         pipeline = next;
         Model = entry;
         old.Dispose();
@@ -159,6 +220,7 @@ public sealed class JobQueue : IDisposable
         shutdown.Cancel();
         // A cancelled job stops at its next step; the model is freed only after it, never under it.
         if (!gate.Wait(TimeSpan.FromMinutes(10))) return;
+        DisposeControlNets();
         pipeline.Dispose();
         gate.Dispose();
         shutdown.Dispose();

@@ -86,7 +86,7 @@ public sealed class LdmServer : IAsyncDisposable
             }
             app.Use((context, next) => BodyLimit.Handle(context, () => next(context), options.MaxBodyBytes));
             app.UseRouting();
-            new Endpoints(queue, new ServerSettings()).Map(app);
+            new Endpoints(queue, new ServerSettings(), new AdapterCatalog(options.LoraDirectory, options.ControlNetDirectory)).Map(app);
             await app.StartAsync(cancellation).ConfigureAwait(false);
             var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
                 ?? throw new InvalidOperationException("Kestrel started without an address");

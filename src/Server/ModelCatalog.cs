@@ -42,16 +42,26 @@ public sealed class ModelCatalog
     /// <exception cref="ApiException">422 for a name with a path in it or a name no entry has.</exception>
     public ModelEntry Find(string name)
     {
-        // Checked before the lookup so that the message says why: a path is never a model name.
-        if (name.Contains("..", StringComparison.Ordinal) || name.IndexOfAny(['/', '\\', '\0']) >= 0)
-            throw ApiException.Invalid($"model name '{Printable(name)}' must be a name from /sdapi/v1/sd-models, not a path");
-        // AUTOMATIC1111's titles carry a short hash, "model.safetensors [6ce0161689]"; ours have none, so a client's hash is ignored.
-        var bare = name.EndsWith(']') && name.LastIndexOf(" [", StringComparison.Ordinal) is > 0 and var at ? name[..at] : name;
+        CheckName(name, "model name", "/sdapi/v1/sd-models");
+        var bare = WithoutHash(name);
         return Entries.FirstOrDefault(e => e.Title == bare || e.ModelName == bare)
             ?? throw ApiException.Invalid($"unknown model '{Printable(name)}' (known: {string.Join(", ", Entries.Select(e => e.Title))})");
     }
 
-    private static string Printable(string text) => text.Length > 80 ? string.Concat(text.AsSpan(0, 80), "…") : text.ReplaceLineEndings(" ");
+    /// <summary>Refuses a name with a path in it, checked before any lookup so that the message says why: a path is never a name.</summary>
+    /// <exception cref="ApiException">422 naming <paramref name="field"/> and the endpoint that lists the names.</exception>
+    public static void CheckName(string name, string field, string listedBy)
+    {
+        if (name.Contains("..", StringComparison.Ordinal) || name.IndexOfAny(['/', '\\', '\0', ':']) >= 0)
+            throw ApiException.Invalid($"{field} '{Printable(name)}' must be a name from {listedBy}, not a path");
+    }
+
+    /// <summary>AUTOMATIC1111's titles carry a short hash, "model.safetensors [6ce0161689]"; ours have none, so a client's hash is ignored.</summary>
+    public static string WithoutHash(string name) =>
+        name.EndsWith(']') && name.LastIndexOf(" [", StringComparison.Ordinal) is > 0 and var at ? name[..at] : name;
+
+    /// <summary>A client's text as one short line of a message.</summary>
+    public static string Printable(string text) => text.Length > 80 ? string.Concat(text.AsSpan(0, 80), "…") : text.ReplaceLineEndings(" ");
 
     private static bool IsPipelineFolder(string directory)
     {

@@ -24,6 +24,15 @@ public sealed record ServeOptions
     /// <summary>The largest request body (base64 init images included); a larger one is refused with 413.</summary>
     public long MaxBodyBytes { get; init; } = 32L << 20;
 
+    /// <summary>Where LoRA names (prompt tags <c>&lt;lora:NAME:0.8&gt;</c>, GET /sdapi/v1/loras) are found, recursively; null: none.</summary>
+    public string? LoraDirectory { get; init; }
+
+    /// <summary>Textual-inversion embeddings loaded into every model the server loads (GET /sdapi/v1/embeddings); null: none.</summary>
+    public string? EmbeddingsDirectory { get; init; }
+
+    /// <summary>ControlNet models (diffusers folders or single-file checkpoints) a request may name (GET /controlnet/model_list); null: none.</summary>
+    public string? ControlNetDirectory { get; init; }
+
     /// <summary>Device, dtype and memory options of every pipeline the server loads.</summary>
     public PipelineOptions Pipeline { get; init; } = new();
 
@@ -37,6 +46,8 @@ public sealed record ServeOptions
         if (Port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(Port), Port, "port must be in 0..65535 (0 = a free port)");
         if (QueueCapacity is < 0 or > 1000) throw new ArgumentOutOfRangeException(nameof(QueueCapacity), QueueCapacity, "queue must be in 0..1000");
         if (MaxBodyBytes < 1024) throw new ArgumentOutOfRangeException(nameof(MaxBodyBytes), MaxBodyBytes, "body limit must be at least 1024 bytes");
+        foreach (var (name, dir) in new[] { ("LoRA", LoraDirectory), ("embeddings", EmbeddingsDirectory), ("ControlNet", ControlNetDirectory) })
+            if (dir is not null && !Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: {name} directory not found");
         if (ApiKey is { Length: 0 }) throw new ArgumentException("the API key must not be empty", nameof(ApiKey));
     }
 }

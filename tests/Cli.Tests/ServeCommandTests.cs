@@ -37,4 +37,16 @@ public sealed class ServeCommandTests
     [InlineData("--dtype", "f64", "--dtype")]
     public void Bad_options_are_usage_errors(string option, string value, string mentioned) =>
         CliRunner.Run("serve", option, value, "--port", "0").AssertUsageError(mentioned);
+
+    [Theory]
+    [InlineData("--lora-dir", "LoRA directory not found")]
+    [InlineData("--embeddings-dir", "embeddings directory not found")]
+    [InlineData("--controlnet-dir", "ControlNet directory not found")]
+    public void A_missing_adapter_directory_is_one_line_before_the_model_loads(string option, string mentioned)
+    {
+        var missing = Path.Combine(Path.GetTempPath(), $"ldm-missing-{Guid.NewGuid():N}");
+        var run = CliRunner.Run("serve", option, missing, "--port", "0");
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains($"{missing}: {mentioned}", Assert.Single(run.ErrLines));
+    }
 }

@@ -24,13 +24,22 @@ public sealed class BrowserTests
     [ChromiumFact]
     public async Task The_page_generates_with_the_embedded_model_shows_progress_and_the_image_with_its_parameters()
     {
-        await using var s = await TestServer.StartAsync();
+        var loras = Path.Combine(SharedData.RepositoryRoot, "tests", "fixtures", "pipeline", "lora");
+        await using var s = await TestServer.StartAsync(new ServeOptions { ModelPath = TestServer.EmbeddedModel, Port = 0, LoraDirectory = loras });
         using var driver = StartChromium();
         var wait = new WebDriverWait(driver, TimeSpan.FromSeconds(30));
         driver.Navigate().GoToUrl(s.Server.Url);
         wait.Until(d => d.FindElements(By.CssSelector("#sampler option")).Count > 0 && d.FindElement(By.Id("status")).Text == "ready");
         Assert.Equal("fashion-colours", driver.FindElement(By.Id("model")).GetDomProperty("value"));
 
+        // the LoRA picker inserts A1111's tag (the tiny LoRA is for another model, so the tag is taken out again)
+        driver.FindElement(By.CssSelector("#networks summary")).Click();
+        Choose(driver, "lora", "sd_tiny_lora_kohya");
+        Fill(driver, "lora-weight", "0.7");
+        driver.FindElement(By.Id("add-lora")).Click();
+        Assert.Equal("<lora:sd_tiny_lora_kohya:0.7>", driver.FindElement(By.Id("prompt")).GetDomProperty("value"));
+        Assert.Contains("(none: start with --controlnet-dir)", driver.FindElements(By.CssSelector("#cn-model option")).Select(o => o.GetDomProperty("textContent")));
+        driver.FindElement(By.Id("prompt")).Clear();
         driver.FindElement(By.Id("prompt")).SendKeys("a red shirt");
         // the model's own size (32×32, width and height left empty); enough steps to be seen running
         Fill(driver, "steps", "150");
@@ -61,6 +70,31 @@ public sealed class BrowserTests
         wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 5);
         Assert.Contains("Denoising strength: 0.5", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
 
+        // inpainting: a mask drawn on the init image (a stroke on the canvas), then an uploaded mask image (right half white)
+        driver.FindElement(By.CssSelector("#inpaint summary")).Click();
+        var canvas = driver.FindElement(By.Id("mask-canvas"));
+        new OpenQA.Selenium.Interactions.Actions(driver).MoveToElement(canvas).ClickAndHold().MoveByOffset(30, 20).Release().Perform();
+        Assert.Equal("mask drawn: inpainting", driver.FindElement(By.Id("mask-state")).Text);
+        driver.FindElement(By.Id("generate")).Click();
+        wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 6);
+        Assert.Contains("Mask blur: 4", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
+        var mask = new Pipeline.Imaging.RgbImage(32, 32, [.. Enumerable.Range(0, 32 * 32 * 3).Select(i => (byte)(i / 3 % 32 >= 16 ? 255 : 0))]);
+        var maskFile = Path.Combine(Path.GetTempPath(), $"ldm-serve-mask-{Guid.NewGuid():N}.png");
+        await File.WriteAllBytesAsync(maskFile, mask.EncodePng());
+        try
+        {
+            driver.FindElement(By.Id("mask-file")).SendKeys(maskFile);
+            wait.Until(d => d.FindElement(By.Id("mask-state")).Text == "mask uploaded: inpainting");
+            Choose(driver, "fill", "latent noise");
+            driver.FindElement(By.Id("generate")).Click();
+            wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 7);
+            Assert.Contains("Masked content: latent noise", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
+        }
+        finally
+        {
+            File.Delete(maskFile);
+        }
+
         // PNG info of an image file given to the page
         var href = driver.FindElement(By.CssSelector("#gallery .item a.download")).GetDomProperty("href")!;
         var file = Path.Combine(Path.GetTempPath(), $"ldm-serve-{Guid.NewGuid():N}.png");
@@ -68,7 +102,7 @@ public sealed class BrowserTests
         try
         {
             driver.FindElement(By.Id("png-file")).SendKeys(file);
-            wait.Until(d => d.FindElement(By.Id("png-info")).Text.Contains("Denoising strength: 0.5"));
+            wait.Until(d => d.FindElement(By.Id("png-info")).Text.Contains("Masked content: latent noise"));
         }
         finally
         {
@@ -83,8 +117,8 @@ public sealed class BrowserTests
 
         // the gallery is the server's: a reloaded page shows the same images
         driver.Navigate().Refresh();
-        wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 5);
-        Assert.Contains("Denoising strength: 0.5", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
+        wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 7);
+        Assert.Contains("Masked content: latent noise", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
     }
 
     /// <summary>

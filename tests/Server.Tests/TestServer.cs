@@ -23,18 +23,10 @@ public sealed class TestServer : IAsyncDisposable
     public LdmServer Server { get; }
     public HttpClient Client { get; }
 
-    public static async Task<TestServer> StartAsync(int queue = 8, string? apiKey = null, string? model = null, long maxBody = 32L << 20)
-    {
-        var server = await LdmServer.StartAsync(new ServeOptions
-        {
-            ModelPath = model ?? EmbeddedModel,
-            Port = 0,
-            QueueCapacity = queue,
-            ApiKey = apiKey,
-            MaxBodyBytes = maxBody,
-        });
-        return new TestServer(server, apiKey);
-    }
+    public static Task<TestServer> StartAsync(int queue = 8, string? apiKey = null, string? model = null, long maxBody = 32L << 20) =>
+        StartAsync(new ServeOptions { ModelPath = model ?? EmbeddedModel, Port = 0, QueueCapacity = queue, ApiKey = apiKey, MaxBodyBytes = maxBody });
+
+    public static async Task<TestServer> StartAsync(ServeOptions options) => new(await LdmServer.StartAsync(options), options.ApiKey);
 
     public Task<HttpResponseMessage> PostJson(string path, object body, CancellationToken cancellation = default) =>
         PostRaw(path, body is string s ? s : JsonSerializer.Serialize(body), cancellation);

@@ -21,9 +21,12 @@ internal static class ServeCommand
         var maxBody = new Option<int>("--max-body-mb") { Description = "Largest request body in MiB (base64 images included); larger ones get 413", DefaultValueFactory = _ => 32 }.AtLeast(1);
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         var dtype = new Option<string>("--dtype") { Description = "Compute dtype: f32, bf16, or f16 (needs --device cuda)", DefaultValueFactory = _ => "f32" };
+        var loraDir = new Option<string?>("--lora-dir") { Description = "Folder of LoRA .safetensors files: prompt tags <lora:NAME:0.8> name them; GET /sdapi/v1/loras lists them" }.IsPath();
+        var embeddingsDir = new Option<string?>("--embeddings-dir") { Description = "Folder of textual-inversion embeddings loaded into every model the server loads" }.IsPath();
+        var controlNetDir = new Option<string?>("--controlnet-dir") { Description = "Folder of ControlNet models (diffusers folders or .safetensors) that requests may name (alwayson_scripts.controlnet)" }.IsPath();
         var command = new Command("serve", "Serve a web page and an AUTOMATIC1111-compatible HTTP API (/sdapi/v1/txt2img, …) on 127.0.0.1 until Ctrl+C")
         {
-            model, port, listen, apiKey, queue, maxBody, device, dtype,
+            model, port, listen, apiKey, queue, maxBody, device, dtype, loraDir, embeddingsDir, controlNetDir,
         };
         command.ChecksDevice(device, dtype);
         command.SetAction(async (parsed, cancellation) =>
@@ -42,6 +45,9 @@ internal static class ServeCommand
                 ApiKey = parsed.GetValue(apiKey),
                 QueueCapacity = parsed.GetValue(queue),
                 MaxBodyBytes = (long)parsed.GetValue(maxBody) << 20,
+                LoraDirectory = parsed.GetValue(loraDir),
+                EmbeddingsDirectory = parsed.GetValue(embeddingsDir),
+                ControlNetDirectory = parsed.GetValue(controlNetDir),
                 Pipeline = new PipelineOptions { Device = Device.Parse(parsed.GetValue(device)!), DType = type },
             };
             await using var server = await LdmServer.StartAsync(options, new ErrorLog(context), cancellation).ConfigureAwait(false);

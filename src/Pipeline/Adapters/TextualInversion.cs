@@ -32,6 +32,9 @@ public sealed partial class TextualInversions
 
     public IReadOnlyList<TextualInversionEmbedding> Loaded => loaded;
 
+    /// <summary>The files <see cref="LoadDirectory"/> skipped, by name, with the reason (AUTOMATIC1111's skipped embeddings).</summary>
+    public IReadOnlyDictionary<string, string> Skipped => skipped;
+
     /// <summary>
     /// Adds the embedding in <paramref name="path"/> under <paramref name="name"/> (null: diffusers' token stored in the file,
     /// else the file name). Everything is checked before the tokenizer or the text encoder changes.

@@ -327,7 +327,8 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         return scope.Keep((decoded / 2 + 0.5).Clamp(0, 1));
     }
 
-    private (int Width, int Height) OutputSize(GenerationRequest r, RgbImage? initImage)
+    /// <summary>The size a request runs at: its Width/Height, else the init image's (rounded down to the VAE factor), else the U-Net's sample size.</summary>
+    public (int Width, int Height) OutputSize(GenerationRequest r, RgbImage? initImage)
     {
         if (initImage is not null && r.Width is null && r.Height is null)
         {

@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Routing;
 namespace LatentDiffusion.Server.Api;
 
 /// <summary>The AUTOMATIC1111-compatible endpoints (/sdapi/v1/…), the web page and the OpenAPI document.</summary>
-internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
+internal sealed partial class Endpoints(JobQueue queue, ServerSettings settings, AdapterCatalog adapters)
 {
     private volatile EncodedPreview? lastPreview;
     private readonly Gallery gallery = new();
@@ -37,8 +37,7 @@ internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
         app.MapGet("/sdapi/v1/samplers", Samplers);
         app.MapGet("/sdapi/v1/schedulers", Schedulers);
         app.MapGet("/sdapi/v1/sd-models", Models);
-        // No LoRA support in the pipeline yet: the list is empty, as AUTOMATIC1111's is with no LoRA files.
-        app.MapGet("/sdapi/v1/loras", () => Json(new JsonArray()));
+        MapAdapters(app);
         app.MapGet("/sdapi/v1/options", () => Json(settings.ToJson(queue.Model.Title)));
         app.MapPost("/sdapi/v1/options", (Func<HttpContext, Task<IResult>>)SetOptions);
         app.MapPost("/sdapi/v1/png-info", (Func<HttpContext, Task<IResult>>)PngInfo);
@@ -53,13 +52,24 @@ internal sealed class Endpoints(JobQueue queue, ServerSettings settings)
     {
         var payload = await ReadJson<T>(context).ConfigureAwait(false);
         var build = prepare(payload);
+        var controls = ControlNetArgs.Parse(payload, adapters);
         var started = DateTime.Now;
         var response = await queue.RunAsync(name, ModelOverride(payload), (pipe, progress, cancellation) =>
         {
             var request = build();
-            using var result = request is ImageToImageRequest image
-                ? pipe.ImageToImage(image, progress, cancellation)
-                : pipe.TextToImage(request, progress, cancellation);
+            if (pipe.IsInpaintingModel && request is not InpaintRequest)
+                throw ApiException.Invalid($"{queue.Model.Title} is an inpainting model (9 input channels): use img2img with an init image and a mask");
+            if (controls.Count > 0)
+            {
+                var (width, height) = pipe.OutputSize(request, (request as ImageToImageRequest)?.InitImage ?? (request as InpaintRequest)?.InitImage);
+                request = request with { ControlNets = ControlNetArgs.Build(controls, queue.ControlNet, width, height) };
+            }
+            using var result = request switch
+            {
+                InpaintRequest inpaint => pipe.Inpaint(inpaint, progress, cancellation),
+                ImageToImageRequest image => pipe.ImageToImage(image, progress, cancellation),
+                _ => pipe.TextToImage(request, progress, cancellation),
+            };
             var answer = RequestMapping.ToResponse(payload, result, queue.Model.Title, started);
             gallery.Add(answer.Images, [.. result.Parameters.Select(p => p.Format())], [.. result.Parameters.Select(p => p.Seed)]);
             return answer;

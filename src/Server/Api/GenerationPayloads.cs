@@ -62,6 +62,7 @@ public sealed class ImageToImagePayload : GenerationPayload
     public int MaskBlur { get; set; } = 4;
     public int InpaintingFill { get; set; }
     public bool InpaintFullRes { get; set; } = true;
+    public int InpaintFullResPadding { get; set; }
     public int InpaintingMaskInvert { get; set; }
     public bool IncludeInitImages { get; set; }
 }

@@ -29,6 +29,7 @@ public static class RequestMapping
             if (text.Length > MaxPromptChars) throw ApiException.Invalid($"{field} is {text.Length} characters long; at most {MaxPromptChars} are accepted");
         }
         RefuseMissingFeatures(p);
+        CheckLoraTags(p.Prompt);
         if (p.Seed < -1) throw ApiException.Invalid($"seed must be ≥ 0, or -1 for a random seed, got {p.Seed}");
         if (p.Steps is < 1 or > MaxSteps) throw ApiException.Invalid($"steps must be in 1..{MaxSteps}, got {p.Steps}");
         if (!(p.CfgScale >= 0 && p.CfgScale <= 100)) throw ApiException.Invalid($"cfg_scale must be in [0, 100], got {p.CfgScale}");
@@ -81,37 +82,63 @@ public static class RequestMapping
         if (p.Tiling == true) throw ApiException.Unsupported("tiling", "tileable images");
         if (!string.IsNullOrEmpty(p.RefinerCheckpoint)) throw ApiException.Unsupported("refiner_checkpoint", "a refiner model");
         if (!string.IsNullOrEmpty(p.ScriptName)) throw ApiException.Unsupported("script_name", "scripts");
-        if (p.AlwaysonScripts is { Count: > 0 }) throw ApiException.Unsupported("alwayson_scripts", "extension scripts");
+        if (p.AlwaysonScripts.Keys.FirstOrDefault(k => !k.Equals("controlnet", StringComparison.OrdinalIgnoreCase)) is { } script)
+            throw ApiException.Unsupported($"alwayson_scripts.{ModelCatalog.Printable(script)}", "this extension script (controlnet is supported)");
         if (p is TextToImagePayload { EnableHr: true }) throw ApiException.Unsupported("enable_hr", "the hires. fix");
         if (p is ImageToImagePayload i2i)
         {
-            if (!string.IsNullOrEmpty(i2i.Mask)) throw ApiException.Unsupported("mask", "inpainting");
             if (i2i.ResizeMode is < 0 or > 1) throw ApiException.Unsupported("resize_mode", $"resize mode {i2i.ResizeMode} (0 just resize and 1 crop and resize are)");
         }
     }
 
+    // A prompt tag names a LoRA of --lora-dir, never a file elsewhere (the pipeline would take a path); a malformed tag is refused here.
+    private static void CheckLoraTags(string prompt)
+    {
+        IReadOnlyList<Pipeline.Adapters.LoraRequest> tags;
+        try
+        {
+            tags = Pipeline.Adapters.LoraPromptTags.Extract(prompt).Loras;
+        }
+        catch (FormatException e)
+        {
+            throw ApiException.Invalid($"prompt: {e.Message}");
+        }
+        foreach (var tag in tags) ModelCatalog.CheckName(tag.PathOrName, "prompt: LoRA", "/sdapi/v1/loras");
+    }
+
     /// <summary>
-    /// Checks img2img's fields and init_images[0] from its header (nothing is decoded: requests waiting in the queue
-    /// hold compressed bytes, not pixels); the returned function, run when the job's turn comes, decodes and resizes it.
+    /// Checks img2img's fields, init_images[0] and the inpainting mask from their headers (nothing is decoded: requests
+    /// waiting in the queue hold compressed bytes, not pixels); the returned function, run when the job's turn comes,
+    /// decodes and resizes them into an <see cref="ImageToImageRequest"/>, or with a mask an <see cref="InpaintRequest"/>.
     /// </summary>
-    public static Func<ImageToImageRequest> ToImageToImage(ImageToImagePayload p, GenerationRequest request)
+    public static Func<GenerationRequest> ToImageToImage(ImageToImagePayload p, GenerationRequest request)
     {
         if (p.InitImages is not { Count: > 0 } images) throw ApiException.Invalid("init_images: one base64 image is required");
         if (images.Count > 1) throw ApiException.Unsupported("init_images", "more than one init image");
         if (!(p.DenoisingStrength > 0 && p.DenoisingStrength <= 1)) throw ApiException.Invalid($"denoising_strength must be in (0, 1], got {p.DenoisingStrength}");
         const string field = "init_images[0]";
         var bytes = DecodeBase64(images[0] ?? "", field);
+        CheckImage(bytes, field);
+        var inpaint = string.IsNullOrEmpty(p.Mask) ? null : Inpainting.Check(p);
+        return () =>
+        {
+            var init = DecodeImage(bytes, field);
+            // resize_mode 0 ("Just resize") stretches to the requested size; 1 ("Crop and resize") is the pipeline's own resize-and-crop.
+            if (p.ResizeMode == 0 && request.Width is int w && request.Height is int h && (init.Width != w || init.Height != h)) init = init.ToRgb().Resize(w, h);
+            return inpaint is null ? new ImageToImageRequest(request, init) { Strength = p.DenoisingStrength } : inpaint(request, init);
+        };
+    }
+
+    /// <summary>Checks an image's header: a format we read and at most <see cref="ImageDecoder.DefaultMaxPixels"/> pixels.</summary>
+    public static void CheckImage(byte[] bytes, string field)
+    {
         var info = Image(() => ImageDecoder.ReadInfo(bytes, field));
         if (info.PixelCount > ImageDecoder.DefaultMaxPixels)
             throw ApiException.Invalid($"{field} is {info.Width}x{info.Height}, over the limit of {ImageDecoder.DefaultMaxPixels} pixels");
-        return () =>
-        {
-            var init = Image(() => ImageDecoder.Decode(bytes, field));
-            // resize_mode 0 ("Just resize") stretches to the requested size; 1 ("Crop and resize") is the pipeline's own resize-and-crop.
-            if (p.ResizeMode == 0 && request.Width is int w && request.Height is int h && (init.Width != w || init.Height != h)) init = init.ToRgb().Resize(w, h);
-            return new ImageToImageRequest(request, init) { Strength = p.DenoisingStrength };
-        };
     }
+
+    /// <summary>Decodes an image checked by <see cref="CheckImage"/>; a broken body is a 422 naming the field.</summary>
+    public static RgbImage DecodeImage(byte[] bytes, string field, bool keepAlpha = false) => Image(() => ImageDecoder.Decode(bytes, field, keepAlpha));
 
     private static T Image<T>(Func<T> read)
     {
@@ -177,7 +204,7 @@ public static class RequestMapping
             ["seed_resize_from_w"] = p.SeedResizeFromW,
             ["seed_resize_from_h"] = p.SeedResizeFromH,
             ["denoising_strength"] = first.Strength,
-            ["extra_generation_params"] = new JsonObject(),
+            ["extra_generation_params"] = new JsonObject([.. first.Extra.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value))]),
             ["index_of_first_image"] = 0,
             ["infotexts"] = infotexts,
             ["styles"] = new JsonArray(),
@@ -186,6 +213,8 @@ public static class RequestMapping
             ["is_using_inpainting_conditioning"] = false,
             ["version"] = $"LatentDiffusion.NET {typeof(RequestMapping).Assembly.GetName().Version?.ToString(3)}",
             ["sd_model_checkpoint"] = modelTitle,
+            // What the run ignored (a LoRA or embedding not found, LoRA keys that map to nothing): A1111's comments, one per line.
+            ["comments"] = string.Concat(result.Warnings.Select(w => w.ReplaceLineEndings(" ") + "\n")),
         };
         return new GenerationResponse(images, JsonSerializer.SerializeToElement(p, p.GetType(), ApiJson.Options), info.ToJsonString(ApiJson.Options));
     }
