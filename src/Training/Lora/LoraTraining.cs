@@ -17,7 +17,7 @@ public static class LoraTraining
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         recipe.Validate();
-        var dataset = new KohyaFolderDataset(recipe.DataFolder, recipe.Data.Resolution, recipe.Data.RandomFlip);
+        var dataset = recipe.OpenDataset();
         using var task = CreateTask(recipe);
         return new Trainer(recipe.Training, outputDirectory).RunRecipe(RecipeJson.Serialize(recipe), task, dataset, resume, progress, cancellationToken);
     }

@@ -1,0 +1,39 @@
+using LatentDiffusion.Pipeline.Imaging;
+using LatentDiffusion.Pipeline.StableDiffusion;
+using Xunit;
+
+namespace LatentDiffusion.Pipeline.Tests;
+
+/// <summary>
+/// A ControlNet on an inpainting model (diffusers' StableDiffusionControlNetInpaintPipeline with a 9-channel U-Net): the
+/// ControlNet is given the 4-channel latents (control_model_input), the U-Net the latents with mask and masked-image latents.
+/// </summary>
+[Collection(nameof(StableDiffusionCollection))]
+public sealed class ControlNetInpaintingTests(TinyInpainting inpainting) : IClassFixture<TinyInpainting>
+{
+    [Fact]
+    public void AControlNetSteersInpaintingFromTheFourChannelLatentsAndAtScaleZeroChangesNothing()
+    {
+        var photo = RgbImage.Filled(64, 64, Rgb.Black);
+        for (int y = 0; y < 64; y++)
+            for (int x = 0; x < 64; x++) photo.SetPixel(x, y, new Rgb((byte)(4 * x), (byte)(4 * y), (byte)(255 - 2 * x)));
+        var request = new InpaintRequest
+        {
+            Prompt = "a horse", Steps = 2, Seed = 5, InitImage = photo, MaskImage = InpaintingTests.Rectangle(64, 64, 16, 20, 24, 16), Strength = 0.75,
+        };
+        var control = InpaintingTests.Rectangle(64, 64, 8, 8, 40, 32);
+
+        using var pipe = inpainting.Load();
+        Assert.Equal(9, pipe.Unet.Config.InChannels);
+        using var controlNet = new RecordingControlNet(pipe.LoadControlNet(ControlNetPipelineTests.ControlNetDir));
+        using var plain = pipe.Inpaint(request);
+        using var steered = pipe.Inpaint(request with { ControlNets = [new ControlNetUnit(controlNet, control)] });
+        Assert.NotEmpty(controlNet.Inputs);
+        Assert.All(controlNet.Inputs, shape => Assert.Equal([2, 4, 8, 8], shape)); // guided: unconditional and conditional rows
+        Assert.False(steered.Latents.Equal(plain.Latents), "the ControlNet left the inpainting unchanged");
+
+        // residuals · 0 added to the U-Net's skips: the plain inpainting result, bit for bit
+        using var zero = pipe.Inpaint(request with { ControlNets = [new ControlNetUnit(controlNet, control) { Scale = 0 }] });
+        Assert.True(zero.Latents.Equal(plain.Latents), "a ControlNet at scale 0 changed the inpainting");
+    }
+}
