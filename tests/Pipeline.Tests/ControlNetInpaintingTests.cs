@@ -1,6 +1,5 @@
 using LatentDiffusion.LatentUNet;
 using LatentDiffusion.Pipeline.Engines;
-using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Pipeline.StableDiffusion;
 using LatentDiffusion.Torch;
 using Xunit;
@@ -17,9 +16,7 @@ public sealed class ControlNetInpaintingTests(TinyInpainting inpainting) : IClas
     [Fact]
     public void AControlNetSteersInpaintingFromTheFourChannelLatentsAndAtScaleZeroChangesNothing()
     {
-        var photo = RgbImage.Filled(64, 64, Rgb.Black);
-        for (int y = 0; y < 64; y++)
-            for (int x = 0; x < 64; x++) photo.SetPixel(x, y, new Rgb((byte)(4 * x), (byte)(4 * y), (byte)(255 - 2 * x)));
+        var photo = InpaintingTests.Gradient(64, 64);
         var request = new InpaintRequest
         {
             Prompt = "a horse", Steps = 2, Seed = 5, InitImage = photo, MaskImage = InpaintingTests.Rectangle(64, 64, 16, 20, 24, 16), Strength = 0.75,

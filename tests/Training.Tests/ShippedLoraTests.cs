@@ -10,6 +10,7 @@ using Xunit.Abstractions;
 namespace LatentDiffusion.Training.Tests;
 
 /// <summary>models/fashion-magenta-lora: the LoRA trained by configs/train/lora-fashion-magenta.json teaches the embedded model "magenta".</summary>
+[Collection(LiveTensorCount.Name)]
 public class ShippedLoraTests(ITestOutputHelper output)
 {
     private static string Model => Path.Combine(SharedData.RepositoryRoot, "models", "fashion-colours");
