@@ -142,6 +142,28 @@ public sealed class ModelCommandTests : IDisposable
     }
 
     [Fact]
+    public void EvalPromptsOfTheNewColourWithTheShippedLoraJudgesTenPromptsByTint()
+    {
+        string[] Args(params string[] extra) => ["eval", "prompts", "--model", Repo("models", "fashion-colours"), "--colour", "magenta",
+            "--samples-per-prompt", "1", "--steps", "8", "--guidance", "4", "--json", .. extra];
+        var r = CliRunner.Run(Args("--lora", Repo("models", "fashion-magenta-lora", "lora-fashion-magenta.safetensors")));
+
+        Assert.True(r.ExitCode == 0, r.Err);
+        using var doc = JsonDocument.Parse(r.Out);
+        var prompts = doc.RootElement.GetProperty("prompts").EnumerateArray().ToList();
+        Assert.Equal(10, prompts.Count);
+        Assert.Equal("a magenta t-shirt", prompts[0].GetProperty("prompt").GetString());
+        Assert.True(doc.RootElement.GetProperty("colour_adherence").GetDouble() >= 0.9, r.Out);
+
+        var missing = CliRunner.Run(Args("--lora", Path.Combine(temp, "none.safetensors")));
+        Assert.Equal(ErrorReporter.Usage, missing.ExitCode);
+        Assert.Contains("none.safetensors: file not found", Assert.Single(missing.ErrLines));
+        var teal = CliRunner.Run("eval", "prompts", "--model", Repo("models", "fashion-colours"), "--colour", "teal");
+        Assert.NotEqual(0, teal.ExitCode);
+        Assert.Contains("teal", teal.Err);
+    }
+
+    [Fact]
     public void BenchTextJsonGivesTheExpectedKeys()
     {
         var live = LiveTensorCount.Settled();

@@ -14,7 +14,7 @@ public sealed class InpaintingTests(TinyStableDiffusion tiny, TinyInpainting inp
 {
     private static readonly RgbImage Photo = Gradient(64, 64);
 
-    private static RgbImage Gradient(int width, int height)
+    internal static RgbImage Gradient(int width, int height)
     {
         var image = RgbImage.Filled(width, height, Rgb.Black);
         for (int y = 0; y < height; y++)

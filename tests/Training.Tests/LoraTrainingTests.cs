@@ -116,7 +116,7 @@ public sealed class LoraRecipeTests
     [Fact]
     public void TheCommittedRecipeBuildsAdaptersOnTheEmbeddedModel()
     {
-        var recipe = LoraRecipe.Load(Path.Combine(SharedData.RepositoryRoot, "configs", "train", "lora-fashion-colours.json")).Validate();
+        var recipe = LoraRecipe.Load(Path.Combine(SharedData.RepositoryRoot, "configs", "train", "lora-fashion-magenta.json")).Validate();
         using var task = LoraTraining.CreateTask(recipe);
         var keys = task.Network.StateDict().Keys.ToList();
         Assert.Contains(keys, k => k.StartsWith("lora_unet_", StringComparison.Ordinal) && k.EndsWith("attn2_to_k.lora_down.weight", StringComparison.Ordinal));

@@ -2,6 +2,7 @@ using System.CommandLine;
 using LatentDiffusion.Pipeline;
 using LatentDiffusion.Pipeline.Noise;
 using LatentDiffusion.Pipeline.Schedulers;
+using LatentDiffusion.Cli.Generation;
 using LatentDiffusion.Training.Evaluation;
 using LatentDiffusion.Training.Ldm;
 using Spectre.Console;
@@ -76,9 +77,12 @@ internal static class EvalCommand
         size.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is < 1 and var v) r.AddError($"--size must be positive, got {v}"); });
         var judgeDir = JudgeOption(Judge.FashionColoursJudgeName);
         var json = new Option<bool>("--json") { Description = "Print a JSON object (adherences, fid, per-prompt results)" };
+        var colour = new Option<string>("--colour") { Description = "Judge only the ten prompts of this colour, e.g. a new word a LoRA taught: magenta (named by its measured tint)" }
+            .OneOf([.. TintJudge.FullPalette.Select(c => c.Name)]);
+        var adapters = new AdapterOptions();
         var command = new Command("prompts", "Class, colour and held-out adherence and FID of a text-to-image model over every class × colour prompt")
         {
-            model, perPrompt, steps, guidance, seed, size, judgeDir, json,
+            model, perPrompt, steps, guidance, seed, size, judgeDir, json, colour, adapters.Lora,
         };
         command.SetAction((parsed, cancellationToken) =>
         {
@@ -89,6 +93,8 @@ internal static class EvalCommand
                 GuidanceScale = parsed.GetValue(guidance),
                 Size = parsed.GetValue(size),
                 Seed = parsed.GetValue(seed),
+                Colour = parsed.GetValue(colour),
+                Loras = adapters.Parse(parsed).Loras,
             };
             var directory = parsed.GetValue(model)!;
             using var judge = Judge.LoadFashionColoursJudge(parsed.GetValue(judgeDir));

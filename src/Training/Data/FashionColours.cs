@@ -38,6 +38,16 @@ public sealed class FashionColours
         new("white", 255, 255, 255),
     ];
 
+    /// <summary>
+    /// Colours the embedded model never saw, for teaching it a new colour word with a LoRA: magenta (hue 300°,
+    /// between purple's 280° and red's 360°). The trained judge's colour head knows only <see cref="Colours"/>;
+    /// <see cref="Evaluation.TintJudge"/> measures any of them.
+    /// </summary>
+    public static readonly IReadOnlyList<FashionColour> NewColours =
+    [
+        new("magenta", 255, 0, 255),
+    ];
+
     /// <summary>The near-black background (and padding) colour.</summary>
     public static readonly FashionColour Background = new("background", 12, 12, 16);
 
@@ -111,11 +121,14 @@ public sealed class FashionColours
     /// The caption of item <paramref name="index"/> in <paramref name="epoch"/>: empty with probability
     /// <see cref="FashionColoursOptions.EmptyCaptionFraction"/>, else drawn from <see cref="Captions.Templates"/>.
     /// </summary>
-    public string Caption(int index, int epoch = 0)
+    public string Caption(int index, int epoch = 0) => Caption(index, epoch, Colours[Colour(index)].Name);
+
+    /// <summary>The caption of item <paramref name="index"/> in <paramref name="epoch"/> with its colour named <paramref name="colourName"/> (an item recoloured).</summary>
+    public string Caption(int index, int epoch, string colourName)
     {
         var e = (ulong)epoch << 8;
         if (Draw(index, e | Stream.Empty) < Options.EmptyCaptionFraction) return "";
-        return Captions.Sample(Class(index), Colours[Colour(index)].Name, Draw(index, e | Stream.Template), Draw(index, e | Stream.Synonym));
+        return Captions.Sample(Class(index), colourName, Draw(index, e | Stream.Template), Draw(index, e | Stream.Synonym));
     }
 
     public FashionColoursItem Item(int index, int epoch = 0) => new(index, Class(index), Colour(index), Caption(index, epoch));

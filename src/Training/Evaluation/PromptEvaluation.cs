@@ -6,7 +6,8 @@ namespace LatentDiffusion.Training.Evaluation;
 
 /// <summary>
 /// A prompt to judge: what it asks for (class and colour indices of Fashion colours; null where the
-/// prompt leaves it open) and whether that combination was held out of training.
+/// prompt leaves it open) and whether that combination was held out of training. Colour indices past the
+/// eight training colours name <see cref="FashionColours.NewColours"/> (<see cref="TintJudge.FullPalette"/>'s order).
 /// </summary>
 public sealed record EvaluationPrompt(
     [property: JsonPropertyName("prompt")] string Prompt,
@@ -63,6 +64,18 @@ public static class PromptEvaluation
     }
 
     /// <summary>
+    /// The canonical prompt of every class in colour <paramref name="colour"/> ("a magenta t-shirt", …, "a magenta ankle boot"),
+    /// a training colour or a new one (<see cref="TintJudge.FullPalette"/>).
+    /// </summary>
+    public static IReadOnlyList<EvaluationPrompt> ColourPrompts(string colour)
+    {
+        var k = TintJudge.FullPalette.Select(c => c.Name).ToList().FindIndex(n => string.Equals(n, colour, StringComparison.OrdinalIgnoreCase));
+        if (k < 0) throw new ArgumentException($"colour '{colour}' is not one of {string.Join(", ", TintJudge.FullPalette.Select(c => c.Name))}", nameof(colour));
+        var name = TintJudge.FullPalette[k].Name;
+        return [.. Enumerable.Range(0, FashionColours.ClassNames.Count).Select(c => new EvaluationPrompt(Captions.Canonical(c, name), c, k))];
+    }
+
+    /// <summary>
     /// Prompts given as (text, class, colour); held-out marks come from <paramref name="options"/>.
     /// </summary>
     public static IReadOnlyList<EvaluationPrompt> FromTuples(IEnumerable<(string Prompt, int? Class, int? Colour)> prompts, FashionColoursOptions? options = null)
@@ -80,6 +93,8 @@ public static class PromptEvaluation
     /// Calls <paramref name="generate"/>(prompt, n) once per prompt for <paramref name="samplesPerPrompt"/>
     /// images [n, 3, 32, 32] in [-1, 1] (an owned tensor, disposed here), has the judge classify class
     /// and colour, and pools every sample's features for the FID against the Fashion colours test split.
+    /// A prompt asking for a new colour (one the judge's colour head was not trained on) has its colours named by
+    /// <see cref="TintJudge"/> over the full palette instead (so "magenta" can be right, or be called purple).
     /// </summary>
     public static PromptEvaluationResult Evaluate(Func<string, int, Tensor> generate, IEnumerable<EvaluationPrompt> prompts, int samplesPerPrompt,
         Judge? judge = null, IProgress<EvaluationProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -111,6 +126,8 @@ public static class PromptEvaluation
                     if (images.Dim != 4 || images.Size(0) != samplesPerPrompt || images.Size(1) != FashionColours.Channels)
                         throw new InvalidOperationException($"the generator returned [{string.Join(", ", images.Shape)}] for \"{prompt.Prompt}\"; expected [{samplesPerPrompt}, 3, 32, 32]");
                     judged = judge.Classify(images);
+                    if (prompt.Colour >= FashionColours.Colours.Count)
+                        judged = judged with { Colours = [.. TintJudge.Name(images, TintJudge.FullPalette).Select(k => (long)k)] };
                     images.Dispose();
                 }
                 features.Add(judged.Features, judged.FeatureDim);
@@ -138,7 +155,7 @@ public static class PromptEvaluation
         var n = judged.Classes.Length;
         int classRight = 0, colourRight = 0, bothRight = 0;
         var classes = FashionColours.ClassNames;
-        var colours = FashionColours.Colours;
+        var colours = TintJudge.FullPalette;
         var predictedClasses = new SortedDictionary<string, int>(StringComparer.Ordinal);
         var predictedColours = new SortedDictionary<string, int>(StringComparer.Ordinal);
         for (int i = 0; i < n; i++)
@@ -146,7 +163,7 @@ public static class PromptEvaluation
             var cls = (int)judged.Classes[i];
             var colour = (int)judged.Colours![i];
             Count(predictedClasses, classes[cls]);
-            Count(predictedColours, colours[colour].Name);
+            Count(predictedColours, colour < 0 ? "none" : colours[colour].Name);
             var classOk = prompt.Class is null || prompt.Class == cls;
             var colourOk = prompt.Colour is null || prompt.Colour == colour;
             if (prompt.Class is not null && classOk) classRight++;

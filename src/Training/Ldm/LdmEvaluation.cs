@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using LatentDiffusion.Pipeline.Adapters;
 using LatentDiffusion.Pipeline.StableDiffusion;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Training.Data;
@@ -19,6 +20,15 @@ public sealed record LdmEvaluationRequest
     public double? GuidanceScale { get; init; }
     public int? Size { get; init; }
     public ulong Seed { get; init; }
+
+    /// <summary>LoRAs merged for the evaluation (a LoRA's before/after: the same seeds with and without).</summary>
+    public IReadOnlyList<LoraRequest> Loras { get; init; } = [];
+
+    /// <summary>
+    /// Only the ten prompts of this colour ("a magenta t-shirt", …), e.g. a new colour word a LoRA taught (judged by
+    /// <see cref="TintJudge"/>); null: the 80 canonical prompts. Prompt i uses seeds from seed + i·n as well.
+    /// </summary>
+    public string? Colour { get; init; }
 }
 
 /// <summary>
@@ -74,9 +84,10 @@ public static class LdmEvaluation
             GuidanceScale = request.GuidanceScale ?? template.GuidanceScale,
             Width = request.Size ?? template.Width,
             Height = request.Size ?? template.Height,
+            Loras = request.Loras ?? [],
         };
         var n = request.SamplesPerPrompt;
-        var prompts = PromptEvaluation.StandardPrompts();
+        var prompts = request.Colour is { } colour ? PromptEvaluation.ColourPrompts(colour) : PromptEvaluation.StandardPrompts();
         var index = prompts.Select((p, i) => (p.Prompt, i)).ToDictionary(x => x.Prompt, x => (ulong)x.i);
         Tensor Generate(string prompt, int count)
         {

@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using LatentDiffusion.Pipeline.Schedulers;
+using LatentDiffusion.Training.Data;
+using FashionColoursData = LatentDiffusion.Training.Data.FashionColours;
 using LatentDiffusion.Training.Ldm;
 using LatentDiffusion.Training.Recipes;
 
@@ -19,11 +21,24 @@ public sealed record LoraNetworkOptions
     [JsonPropertyName("train_text_encoder")] public bool TrainTextEncoder { get; init; }
 }
 
-/// <summary>The "data" section: a kohya-convention captioned folder (<see cref="Data.KohyaFolderDataset"/>).</summary>
+/// <summary>
+/// The "data" section: a kohya-convention captioned folder (<see cref="Data.KohyaFolderDataset"/>), or Fashion colours made
+/// from Fashion-MNIST on the fly with a fraction of the items tinted with a new colour word (<c>fashion_colours</c>,
+/// <c>new_colour</c>, <c>new_colour_fraction</c>: nothing to prepare, and the same data on every machine).
+/// </summary>
 public sealed record LoraDataOptions
 {
     /// <summary>The image folder, relative to the recipe (images + same-name .txt; repeats via a <c>10_subject</c> sub-folder).</summary>
     [JsonPropertyName("folder")] public string? Folder { get; init; }
+
+    /// <summary>Instead of a folder: the Fashion colours training split (options file, Fashion-MNIST folder, limit).</summary>
+    [JsonPropertyName("fashion_colours")] public FashionColoursDataOptions? FashionColours { get; init; }
+
+    /// <summary>With <see cref="FashionColours"/>: the new colour's name (one of <see cref="FashionColoursData.NewColours"/>).</summary>
+    [JsonPropertyName("new_colour")] public string? NewColour { get; init; }
+
+    /// <summary>With <see cref="FashionColours"/>: the fraction of items tinted with the new colour (the rest keep the old words).</summary>
+    [JsonPropertyName("new_colour_fraction")] public double NewColourFraction { get; init; } = 0.5;
 
     /// <summary>Training size in pixels: images are resized and centre-cropped to this square.</summary>
     [JsonPropertyName("resolution")] public int Resolution { get; init; } = 512;
@@ -65,8 +80,22 @@ public sealed record LoraRecipe
 
     private string Resolve(string path) => Path.GetFullPath(path, BaseDirectory ?? Environment.CurrentDirectory);
 
-    public string ModelPath => Resolve(Model ?? throw new RecipeException($"{Source}: 'model' is required (a Stable Diffusion folder or .safetensors file)"));
-    public string DataFolder => Resolve(Data.Folder ?? throw new RecipeException($"{Source}: 'data.folder' is required (a captioned image folder)"));
+    [JsonIgnore] public string ModelPath => Resolve(Model ?? throw new RecipeException($"{Source}: 'model' is required (a Stable Diffusion folder or .safetensors file)"));
+    [JsonIgnore] public string DataFolder => Resolve(Data.Folder ?? throw new RecipeException($"{Source}: 'data.folder' is required (a captioned image folder)"));
+
+    /// <summary>The training data: the captioned folder, or Fashion colours with the new colour.</summary>
+    public IDataset OpenDataset()
+    {
+        if (Data.FashionColours is not { } fashion) return new KohyaFolderDataset(DataFolder, Data.Resolution, Data.RandomFlip);
+        return fashion.OpenTrain(BaseDirectory, Source, NewColour(), Data.NewColourFraction);
+    }
+
+    private FashionColour? NewColour()
+    {
+        if (Data.NewColour is not { } name) return null;
+        return FashionColoursData.NewColours.FirstOrDefault(c => string.Equals(c.Name, name, StringComparison.OrdinalIgnoreCase))
+            ?? throw new RecipeException($"{Source}: 'data.new_colour' \"{name}\" is not one of {string.Join(", ", FashionColoursData.NewColours.Select(c => c.Name))}");
+    }
 
     /// <summary>The training noise schedule: the model's scheduler betas with the recipe's overrides, as a DDPMScheduler.</summary>
     public DDPMSchedulerConfig NoiseSchedulerConfig(SchedulerConfig model)
@@ -84,7 +113,19 @@ public sealed record LoraRecipe
     {
         Training.Validate(Source);
         _ = ModelPath;
-        _ = DataFolder;
+        if (Data.FashionColours is { } fashion)
+        {
+            if (Data.Folder is not null) throw new RecipeException($"{Source}: 'data' gives both 'folder' and 'fashion_colours'; choose one");
+            fashion.Validate(Source);
+            _ = NewColour();
+            if (!(Data.NewColourFraction >= 0 && Data.NewColourFraction <= 1)) throw new RecipeException($"{Source}: 'data.new_colour_fraction' must be in [0, 1] (got {Data.NewColourFraction})");
+            if (Data.Resolution != FashionColoursData.Side) throw new RecipeException($"{Source}: 'data.resolution' must be {FashionColoursData.Side} for Fashion colours (got {Data.Resolution})");
+        }
+        else
+        {
+            if (Data.NewColour is not null) throw new RecipeException($"{Source}: 'data.new_colour' needs 'data.fashion_colours'");
+            _ = DataFolder;
+        }
         if (Network.Rank < 1) throw new RecipeException($"{Source}: 'network.rank' must be at least 1 (got {Network.Rank})");
         if (Network.Alpha is { } a && !(a > 0 && double.IsFinite(a))) throw new RecipeException($"{Source}: 'network.alpha' must be a positive number (got {a})");
         if (Data.Resolution < 8 || Data.Resolution % 8 != 0) throw new RecipeException($"{Source}: 'data.resolution' must be a positive multiple of 8 (got {Data.Resolution})");

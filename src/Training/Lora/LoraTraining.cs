@@ -18,7 +18,7 @@ public static class LoraTraining
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default, ProcessGroup? group = null)
     {
         recipe.Validate();
-        var dataset = new KohyaFolderDataset(recipe.DataFolder, recipe.Data.Resolution, recipe.Data.RandomFlip);
+        var dataset = recipe.OpenDataset();
         using var task = CreateTask(recipe);
         return new Trainer(recipe.Training, outputDirectory) { Group = group }.RunRecipe(RecipeJson.Serialize(recipe), task, dataset, resume, progress, cancellationToken);
     }

@@ -48,8 +48,8 @@ public sealed record FashionColoursDataOptions
         Directory is null ? null : Path.GetFullPath(Directory, baseDirectory ?? Environment.CurrentDirectory);
 
     /// <summary>The training split (held-out combinations never occur) as a dataset.</summary>
-    public FashionColoursDataset OpenTrain(string? baseDirectory, string source) =>
-        new(FashionColours.Load(train: true, Options(baseDirectory, source), includeHeldOut: false, FullDirectory(baseDirectory)), RandomFlip, Limit);
+    public FashionColoursDataset OpenTrain(string? baseDirectory, string source, FashionColour? newColour = null, double newColourFraction = 0) =>
+        new(FashionColours.Load(train: true, Options(baseDirectory, source), includeHeldOut: false, FullDirectory(baseDirectory)), RandomFlip, Limit, newColour, newColourFraction);
 
     /// <summary>The test split (all 80 combinations).</summary>
     public FashionColours OpenTest(string? baseDirectory, string source) =>
