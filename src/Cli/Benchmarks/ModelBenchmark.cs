@@ -154,6 +154,8 @@ public static class ModelBenchmark
         using var generator = new Generator(WeightSeed);
         using var target = build(generator);
         foreach (var p in target.Model.Parameters()) p.Normal_(0, 0.02, generator);
+        // Frozen, as a pipeline's models are: a convolution then keeps only its prepacked weight (issue 19).
+        target.Model.RequiresGrad(false);
         if (device.Type != DeviceType.Cpu)
         {
             target.MoveTo(device);

@@ -24,6 +24,17 @@ public sealed partial class Tensor
         NativeMethods.Free(previous);
     }
 
+    /// <summary>The bytes this tensor's memory holds: a dense tensor's whole storage (shared with views or not), a oneDNN tensor's elements.</summary>
+    internal long StorageBytes
+    {
+        get
+        {
+            var bytes = NativeMethods.TensorBytes(Handle);
+            if (bytes < 0) Check(-1, "tensor_bytes");
+            return bytes;
+        }
+    }
+
     /// <summary>Whether a gradient has been accumulated (without keeping a handle to it).</summary>
     internal bool HasGrad
     {
