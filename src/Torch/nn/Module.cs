@@ -195,6 +195,20 @@ public abstract class Module : IDisposable
     /// </summary>
     public LoadStateDictResult LoadStateDict(IReadOnlyDictionary<string, Tensor> stateDict, bool strict = true)
     {
+        var (result, copies) = MatchStateDict(stateDict, strict);
+        using var noGrad = Autograd.NoGrad();
+        foreach (var (target, source) in copies) target.CopyFrom(source);
+        return result;
+    }
+
+    /// <summary>
+    /// <see cref="LoadStateDict"/>'s checks without the copy: which of this module's tensors each entry of
+    /// <paramref name="stateDict"/> (after the upgrade hooks) fills. Only names and shapes are read, so the
+    /// entries may stand for tensors still in a file (a loader that copies them one at a time).
+    /// </summary>
+    internal (LoadStateDictResult Result, List<(Tensor Target, Tensor Source)> Copies) MatchStateDict(
+        IReadOnlyDictionary<string, Tensor> stateDict, bool strict)
+    {
         ArgumentNullException.ThrowIfNull(stateDict);
         stateDict = Upgraded(stateDict);
         var own = StateDict();
@@ -217,10 +231,7 @@ public abstract class Module : IDisposable
         var result = new LoadStateDictResult(missing, unexpected, mismatches);
         if (mismatches.Count > 0 || (strict && !result.IsExactMatch))
             throw new StateDictException(GetType().Name, result, strict);
-
-        using var noGrad = Autograd.NoGrad();
-        foreach (var (target, source) in copies) target.CopyFrom(source);
-        return result;
+        return (result, copies);
     }
 
     // Every module (this one included) may rename or drop the keys of an older format before matching.
