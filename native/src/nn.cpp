@@ -145,8 +145,15 @@ LD_API ld_tensor* ld_conv2d_unpack(ld_tensor* packed, const int64_t* shape) {
     // A normal tensor even when asked under inference mode: the weight must keep a version counter and
     // accept in-place updates (a LoRA merge) afterwards.
     c10::InferenceMode not_inference(false);
+    at::Tensor dense;
+    {
+      // oneDNN tensors are read below autograd (as mkldnn_convolution is called), which a packed copy made
+      // under inference mode requires.
+      at::AutoDispatchBelowADInplaceOrView below_autograd;
+      dense = P.to_dense();
+    }
     // A grouped weight may come back with a leading groups dimension: the logical shape is the caller's.
-    return ld::wrap(P.to_dense().reshape(ld::dims(shape, 4)).contiguous());
+    return ld::wrap(dense.reshape(ld::dims(shape, 4)).contiguous());
   })
 }
 LD_API int64_t ld_tensor_bytes(ld_tensor* t) {
