@@ -67,7 +67,7 @@ public sealed class Conv2d : Module<Tensor, Tensor>
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) prepacked.Drop();
+        if (disposing) prepacked.Drop(weight);
         base.Dispose(disposing);
     }
 }
@@ -85,10 +85,10 @@ public sealed class Conv2d : Module<Tensor, Tensor>
 /// One copy, not two (issue 19): a weight that does not require grad (a model frozen for inference) is
 /// released once packed. The Tensor object stays (optimisers, state dicts and the module keep it) but
 /// refers to a one-element NaN tensor expanded to the weight's shape and dtype, so shape and dtype stay
-/// right and a write through a reference kept from before fails loudly (libtorch refuses to write into an
-/// expanded tensor). Everything that reads or writes the weight from outside the forward pass (the
-/// <see cref="Conv2d.Weight"/> getter, parameter listings, state dicts, conversions) first gives it back:
-/// the packed copy reordered to the plain layout, bit for bit the same values (a reorder is a permutation).
+/// right. Anything that uses its values from outside the forward pass, through any reference (the Tensor's
+/// handle for an operation, the <see cref="Conv2d.Weight"/> getter, parameter listings, state dicts,
+/// conversions, a LoRA merge's kept list), first gets it back: the packed copy reordered to the plain layout,
+/// bit for bit the same values (a reorder is a permutation); the next forward without autograd releases it again.
 /// A weight that requires grad is never released, so autograd and training see no difference.
 /// </para>
 /// </summary>
@@ -107,6 +107,7 @@ internal sealed class PrepackedConvWeight
     public Tensor? Get(Conv2d conv, Tensor weight, Tensor input)
     {
         if (!Available || Autograd.IsGradEnabled) return null;
+        // Metadata only until the weight's values are needed: reading them would give a released weight back.
         var weightType = weight.DType;
         if (weightType is not (DType.Float32 or DType.BFloat16) || input.DType != weightType || input.Dim != 4
             || weight.Device.Type != DeviceType.Cpu || input.Device.Type != DeviceType.Cpu
@@ -119,7 +120,7 @@ internal sealed class PrepackedConvWeight
             if (currentVersion < 0) return null;
             if (packed is null || handle != weight.Handle || version != currentVersion || dtype != weightType)
             {
-                Drop();
+                Drop(weight);
                 packed = Pack(weight, conv.Stride, conv.Padding, conv.Dilation, conv.Groups);
                 handle = weight.Handle;
                 version = currentVersion;
@@ -144,6 +145,7 @@ internal sealed class PrepackedConvWeight
     {
         lock (gate)
         {
+            weight.RestoreBeforeUse(null);
             if (!released || packed is null) return;
             var shape = weight.Shape;
             Tensor dense;
@@ -159,14 +161,15 @@ internal sealed class PrepackedConvWeight
     public void Clear(Tensor weight)
     {
         Restore(weight);
-        Drop();
+        Drop(weight);
     }
 
     /// <summary>Frees the packed copy; only where the weight is not released (or is being disposed with it).</summary>
-    public void Drop()
+    public void Drop(Tensor weight)
     {
         lock (gate)
         {
+            weight.RestoreBeforeUse(null);
             packed?.Dispose();
             packed = null;
             handle = IntPtr.Zero;
@@ -182,6 +185,7 @@ internal sealed class PrepackedConvWeight
             weight.ReplaceWith(nan.Expand(weight.Shape));
         }
         released = true;
+        weight.RestoreBeforeUse(Restore); // any later use of the values, through any reference, gets them back first
     }
 
     private static unsafe Tensor Pack(Tensor weight, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation, int groups)
