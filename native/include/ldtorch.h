@@ -23,7 +23,7 @@ extern "C" {
 
 /* Bumped whenever any signature or semantic in this header changes; the C# side refuses a
  * native library whose version differs from the one it was compiled against. */
-#define LD_ABI_VERSION 5
+#define LD_ABI_VERSION 6
 
 #if defined(_WIN32)
 #define LD_API __declspec(dllexport)
@@ -194,6 +194,11 @@ LD_API ld_tensor* ld_conv2d_prepack(ld_tensor* w, const int64_t* stride, const i
 LD_API ld_tensor* ld_conv2d_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor* b, const int64_t* stride,
                                       const int64_t* padding, const int64_t* dilation, int64_t groups);
 LD_API int64_t ld_tensor_version(ld_tensor* t);
+/* The dense [out, in / groups, kh, kw] weight back from a prepacked one (the same values: a reorder is a
+ * permutation), so that inference can keep the packed copy only. ld_tensor_bytes: the bytes a tensor's
+ * memory holds (a dense tensor's whole storage, shared or not; a oneDNN tensor's elements). */
+LD_API ld_tensor* ld_conv2d_unpack(ld_tensor* packed, const int64_t* shape);
+LD_API int64_t ld_tensor_bytes(ld_tensor* t);
 LD_API ld_tensor* ld_conv_transpose2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, const int64_t* stride,
                                       const int64_t* padding, const int64_t* output_padding, int64_t groups,
                                       const int64_t* dilation);

@@ -1,5 +1,6 @@
 // Neural-network functional operations.
 #include "common.h"
+#include <c10/core/InferenceMode.h>
 
 // scaled_dot_product_attention with an explicit scale arrived in libtorch 2.1.
 #define LD_FUSED_SDPA (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
@@ -134,6 +135,32 @@ LD_API ld_tensor* ld_conv2d_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor
       throw std::invalid_argument("input and prepacked weight dtypes differ");
     return ld::wrap(at::mkldnn_convolution(X.contiguous(), P, ld::opt(b), ld::dims(padding, 2), ld::dims(stride, 2),
                                            ld::dims(dilation, 2), groups));
+  })
+}
+LD_API ld_tensor* ld_conv2d_unpack(ld_tensor* packed, const int64_t* shape) {
+  LD_GUARD("conv2d_unpack", nullptr, {
+    auto& P = ld::T(packed);
+    if (!P.is_mkldnn()) throw std::invalid_argument("the weight was not prepacked (ld_conv2d_prepack)");
+    at::NoGradGuard no_grad;
+    // A normal tensor even when asked under inference mode: the weight must keep a version counter and
+    // accept in-place updates (a LoRA merge) afterwards.
+    c10::InferenceMode not_inference(false);
+    at::Tensor dense;
+    {
+      // oneDNN tensors are read below autograd (as mkldnn_convolution is called), which a packed copy made
+      // under inference mode requires.
+      at::AutoDispatchBelowADInplaceOrView below_autograd;
+      dense = P.to_dense();
+    }
+    // A grouped weight may come back with a leading groups dimension: the logical shape is the caller's.
+    return ld::wrap(dense.reshape(ld::dims(shape, 4)).contiguous());
+  })
+}
+LD_API int64_t ld_tensor_bytes(ld_tensor* t) {
+  LD_GUARD("tensor_bytes", -1, {
+    auto& T = ld::T(t);
+    if (T.is_mkldnn()) return static_cast<int64_t>(T.numel() * T.element_size());
+    return T.has_storage() ? static_cast<int64_t>(T.storage().nbytes()) : 0;
   })
 }
 // The version counter that in-place ops bump; -1 for inference tensors, which have none.

@@ -82,18 +82,56 @@ internal static class DeviceOptions
         DType? dtype;
         try
         {
-            dtype = DTypeExtensions.Parse(dtypeText);
+            dtype = ParseDType(dtypeText, device);
         }
         catch (ArgumentException)
         {
             dtype = null;
         }
         if (dtype is not (DType.Float32 or DType.BFloat16 or DType.Float16))
-            return $"{dtypeName} must be f32, bf16 or f16, got '{dtypeText}'";
+            return $"{dtypeName} must be f32, bf16, f16 or auto, got '{dtypeText}'";
         // libtorch's CPU kernels have no float16 layer norm ("LayerNormKernelImpl not implemented for 'Half'"), and diffusers
         // refuses fp16 on the CPU too; bfloat16 has CPU kernels and stays allowed.
         if (dtype == DType.Float16 && device.Type == DeviceType.Cpu)
             return $"{dtypeName} f16 needs a GPU ({deviceName} cuda); on the CPU use f32 or bf16";
         return null;
     }
+
+    /// <summary>
+    /// A <c>--dtype</c> value: f32, bf16, f16, or <c>auto</c> (<see cref="AutoDType"/> for <paramref name="device"/>
+    /// and this machine's CPU flags). Anything else throws <see cref="ArgumentException"/> naming it.
+    /// </summary>
+    internal static DType ParseDType(string text, Device device) =>
+        text.Equals("auto", StringComparison.OrdinalIgnoreCase) ? AutoDType(device, CpuFlags.Value) : DTypeExtensions.Parse(text);
+
+    /// <summary>
+    /// <c>--dtype auto</c> (issue 19): on CUDA f16, what GPUs run fastest and diffusers' pipelines use there (a VAE that
+    /// asks for force_upcast stays f32 either way); on a CPU bf16 only where the CPU computes it natively
+    /// (<c>avx512_bf16</c> or <c>amx_bf16</c>: oneDNN's bf16 kernels, about 2.3× the f32 U-Net here), f32 elsewhere, where
+    /// bf16 is emulated and can be slower than f32. f32 stays the default: bf16 changes the result slightly
+    /// (bench/README.md reports the difference).
+    /// </summary>
+    internal static DType AutoDType(Device device, IReadOnlySet<string> cpuFlags) =>
+        device.Type == DeviceType.Cuda ? DType.Float16
+        : cpuFlags.Contains("avx512_bf16") || cpuFlags.Contains("amx_bf16") ? DType.BFloat16
+        : DType.Float32;
+
+    // The "flags" line of /proc/cpuinfo (Linux); none elsewhere, so auto means f32 there.
+    private static readonly Lazy<IReadOnlySet<string>> CpuFlags = new(() =>
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal));
+            var flags = line is null ? [] : line[(line.IndexOf(':') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return new HashSet<string>(flags, StringComparer.Ordinal);
+        }
+        catch (IOException)
+        {
+            return new HashSet<string>();
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return new HashSet<string>();
+        }
+    });
 }

@@ -22,7 +22,23 @@ public sealed partial class Tensor : IDisposable
         Scope?.Register(this);
     }
 
-    internal IntPtr Handle => handle != IntPtr.Zero ? handle : throw new ObjectDisposedException(nameof(Tensor), "the tensor was disposed");
+    /// <summary>The native tensor, for an operation that reads or writes its values: a weight that inference released
+    /// (a frozen convolution keeping only its prepacked copy) is given back first.</summary>
+    internal IntPtr Handle
+    {
+        get
+        {
+            if (restore is { } r)
+            {
+                restore = null;
+                r(this);
+            }
+            return MetaHandle;
+        }
+    }
+
+    /// <summary>The native tensor as it is, for metadata only (shape, dtype, device, flags), which a released weight keeps right.</summary>
+    internal IntPtr MetaHandle => handle != IntPtr.Zero ? handle : throw new ObjectDisposedException(nameof(Tensor), "the tensor was disposed");
 
     public bool IsDisposed => handle == IntPtr.Zero;
 
@@ -70,7 +86,7 @@ public sealed partial class Tensor : IDisposable
 
     // ---- metadata ----
 
-    public int Dim => NativeMethods.Dim(Handle);
+    public int Dim => NativeMethods.Dim(MetaHandle);
 
     public unsafe long[] Shape
     {
@@ -89,7 +105,7 @@ public sealed partial class Tensor : IDisposable
     private unsafe int ReadShape(Span<long> buffer)
     {
         int n;
-        fixed (long* p = buffer) n = NativeMethods.Shape(Handle, p, buffer.Length);
+        fixed (long* p = buffer) n = NativeMethods.Shape(MetaHandle, p, buffer.Length);
         Check(n, "shape");
         return n;
     }
@@ -115,27 +131,27 @@ public sealed partial class Tensor : IDisposable
         return index < buffer.Length ? buffer[index] : Shape[index];
     }
 
-    public long NumEl => NativeMethods.NumEl(Handle);
+    public long NumEl => NativeMethods.NumEl(MetaHandle);
 
-    public DType DType => (DType)NativeMethods.DType(Handle);
+    public DType DType => (DType)NativeMethods.DType(MetaHandle);
 
     public unsafe Device Device
     {
         get
         {
             int type, index;
-            Check(NativeMethods.Device(Handle, &type, &index), "device");
+            Check(NativeMethods.Device(MetaHandle, &type, &index), "device");
             return new Device((DeviceType)type, index);
         }
     }
 
     public bool IsContiguous => NativeMethods.IsContiguous(Handle) == 1;
 
-    public bool IsLeaf => NativeMethods.IsLeaf(Handle) == 1;
+    public bool IsLeaf => NativeMethods.IsLeaf(MetaHandle) == 1;
 
     public bool RequiresGrad
     {
-        get => NativeMethods.RequiresGrad(Handle) == 1;
+        get => NativeMethods.RequiresGrad(MetaHandle) == 1;
         set => Check(NativeMethods.SetRequiresGrad(Handle, value ? 1 : 0), "requires_grad_");
     }
 

@@ -17,7 +17,7 @@ public class ExitCodeTests
     [InlineData("train judges bogus", "'bogus'")]                                    // a bad argument choice
     [InlineData("eval prompts --guidance 7", "Option '--model' is required")]        // missing required option
     [InlineData("generate x --eta nan", "--eta must be a finite number in [0, 1], got nan")] // out of range
-    [InlineData("generate x --dtype f64", "--dtype must be f32, bf16 or f16, got 'f64'")]
+    [InlineData("generate x --dtype f64", "--dtype must be f32, bf16, f16 or auto, got 'f64'")]
     [InlineData("generate x --device tpu", "--device: unknown device 'tpu'")]
     public void ParseErrorsExitWith2AndOneLine(string args, string expected) =>
         CliRunner.Run(args.Split(' ')).AssertUsageError(expected);

@@ -146,8 +146,8 @@ public sealed class GenerateCommandTests : IDisposable
     [InlineData("--steps", "0", "steps must be at least 1 (got 0)")]
     [InlineData("--sampler", "bogus", "unknown sampler 'bogus'")]
     [InlineData("--guidance", "-1", "--guidance must be a finite number in [0, 100], got -1", ErrorReporter.Usage)]
-    [InlineData("--dtype", "int8", "--dtype must be f32, bf16 or f16, got 'int8'", ErrorReporter.Usage)]
-    [InlineData("--dtype", "i64", "--dtype must be f32, bf16 or f16, got 'i64'", ErrorReporter.Usage)]
+    [InlineData("--dtype", "int8", "--dtype must be f32, bf16, f16 or auto, got 'int8'", ErrorReporter.Usage)]
+    [InlineData("--dtype", "i64", "--dtype must be f32, bf16, f16 or auto, got 'i64'", ErrorReporter.Usage)]
     public void BadOptionsGiveOneClearLineAndNoFile(string option, string value, string expected, int exitCode = ErrorReporter.Failure)
     {
         var r = CliRunner.Run("generate", "x", "--model", model, option, value, "--out", Out("bad.png"));

@@ -93,14 +93,15 @@ public static class ModelBenchmark
     public const ulong WeightSeed = 0;
 
     /// <param name="onnx">Time ONNX Runtime on the same weights, exported by <see cref="Onnx.Export.UNetExport"/>, instead of libtorch.</param>
-    public static ModelBenchResult UNet(string configPath, int size, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default, bool onnx = false)
+    public static ModelBenchResult UNet(string configPath, int size, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default, bool onnx = false,
+        bool f32Reference = true)
     {
         if (size < 8 || size % 8 != 0) throw new ArgumentException($"--size must be a positive multiple of 8, got {size}");
         var config = UNet2DConditionModelConfig.Load(configPath);
         var crossDim = config.CrossAttentionDim.PerBlock(config.BlockOutChannels.Length, "cross_attention_dim")[0];
         long latent = size / 8;
         const long tokens = 77;
-        return Measure("UNet2DConditionModel", configPath, dtype, device, repeat, cancellationToken, onnx ? OnnxUNet.Attach : null, generator =>
+        return Measure("UNet2DConditionModel", configPath, dtype, device, repeat, f32Reference, cancellationToken, onnx ? OnnxUNet.Attach : null, generator =>
         {
             UNet2DConditionModel model;
             using (Init.SkipInitialization()) model = new UNet2DConditionModel(config);
@@ -123,11 +124,11 @@ public static class ModelBenchmark
     /// <param name="tiling">Decode in overlapping tiles blended as diffusers does (what makes 1024×1024 fit in memory).</param>
     /// <param name="slicing">Decode one image of the batch at a time.</param>
     public static ModelBenchResult VaeDecode(string configPath, int latentSize, int batch, DType dtype, Device device, int repeat,
-        bool tiling = false, bool slicing = false, CancellationToken cancellationToken = default)
+        bool tiling = false, bool slicing = false, CancellationToken cancellationToken = default, bool f32Reference = true)
     {
         if (latentSize < 1) throw new ArgumentException($"--latent-size must be positive, got {latentSize}");
         var config = AutoencoderKLConfig.Load(configPath);
-        return Measure("AutoencoderKL.decode", configPath, dtype, device, repeat, cancellationToken, null, generator =>
+        return Measure("AutoencoderKL.decode", configPath, dtype, device, repeat, f32Reference, cancellationToken, null, generator =>
         {
             AutoencoderKL model;
             using (Init.SkipInitialization()) model = new AutoencoderKL(config);
@@ -142,11 +143,12 @@ public static class ModelBenchmark
         });
     }
 
-    public static ModelBenchResult TextEncoder(string configPath, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default)
+    public static ModelBenchResult TextEncoder(string configPath, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default,
+        bool f32Reference = true)
     {
         var config = ClipTextConfig.Load(configPath);
         long tokens = config.MaxPositionEmbeddings;
-        return Measure("CLIPTextModel", configPath, dtype, device, repeat, cancellationToken, null, generator =>
+        return Measure("CLIPTextModel", configPath, dtype, device, repeat, f32Reference, cancellationToken, null, generator =>
         {
             ClipTextModel model;
             using (Init.SkipInitialization()) model = new ClipTextModel(config);
@@ -160,7 +162,7 @@ public static class ModelBenchmark
         });
     }
 
-    private static ModelBenchResult Measure(string name, string configPath, DType dtype, Device device, int repeat,
+    private static ModelBenchResult Measure(string name, string configPath, DType dtype, Device device, int repeat, bool f32Reference,
         CancellationToken cancellationToken, Func<BenchTarget, string>? otherEngine, Func<Generator, BenchTarget> build)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(repeat, 1);
@@ -170,7 +172,13 @@ public static class ModelBenchmark
         using var noGrad = Autograd.NoGrad();
         using var generator = new Generator(WeightSeed);
         using var target = build(generator);
+        // Without the f32 reference, bf16 from the start: the unwritten f32 tensors convert for free, the weights
+        // are drawn in bf16, and the peak memory is the bf16 model's (issue 19).
+        var bf16Only = dtype == DType.BFloat16 && !f32Reference;
+        if (bf16Only) target.Convert(DType.BFloat16);
         foreach (var p in target.Model.Parameters()) p.Normal_(0, 0.02, generator);
+        // Frozen, as a pipeline's models are: a convolution then keeps only its prepacked weight (issue 19).
+        target.Model.RequiresGrad(false);
         if (device.Type != DeviceType.Cpu)
         {
             target.MoveTo(device);
@@ -185,7 +193,7 @@ public static class ModelBenchmark
         }
 
         double? f32Seconds = null, parity = null, outputMax = null;
-        if (dtype == DType.BFloat16)
+        if (dtype == DType.BFloat16 && !bf16Only)
         {
             using var reference = Time(target, repeat, cancellationToken, out var seconds);
             f32Seconds = seconds;

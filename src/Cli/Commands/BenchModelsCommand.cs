@@ -24,7 +24,7 @@ internal static class BenchModelsCommand
                 command.Options.Add(batch);
                 command.Options.Add(engine);
                 return (parsed, ct) => ModelBenchmark.UNet(parsed.GetValue(config)!, parsed.GetValue(size), parsed.GetValue(batch),
-                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct, onnx: parsed.GetValue(engine) == "onnx");
+                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct, onnx: parsed.GetValue(engine) == "onnx", f32Reference: !parsed.GetValue(common.NoF32Reference));
             }));
         bench.Subcommands.Add(Create(context, "vae", "configs/models/sd15-vae.json",
             "VAE decode (AutoencoderKL from a config, random weights) of [batch, 4, n, n] latents: seconds, GFLOP/s, peak memory",
@@ -39,7 +39,8 @@ internal static class BenchModelsCommand
                 command.Options.Add(tiling);
                 command.Options.Add(slicing);
                 return (parsed, ct) => ModelBenchmark.VaeDecode(parsed.GetValue(config)!, parsed.GetValue(latent), parsed.GetValue(batch),
-                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), parsed.GetValue(tiling), parsed.GetValue(slicing), ct);
+                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), parsed.GetValue(tiling), parsed.GetValue(slicing), ct,
+                    !parsed.GetValue(common.NoF32Reference));
             }));
         bench.Subcommands.Add(Create(context, "text", "configs/models/sd15-text-encoder.json",
             "CLIP text encoder forward (from a config, random weights) on batch × 77 tokens: seconds, GFLOP/s, peak memory",
@@ -48,7 +49,7 @@ internal static class BenchModelsCommand
                 var batch = new Option<int>("--batch", "-b") { Description = "Batch size", DefaultValueFactory = _ => 2 }.AtLeast(1);
                 command.Options.Add(batch);
                 return (parsed, ct) => ModelBenchmark.TextEncoder(parsed.GetValue(config)!, parsed.GetValue(batch),
-                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct);
+                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct, !parsed.GetValue(common.NoF32Reference));
             }));
     }
 
@@ -59,6 +60,11 @@ internal static class BenchModelsCommand
             Description = "f32, or bf16 (also runs f32 on the same weights and reports the parity error)",
             DefaultValueFactory = _ => "f32",
         }.OneOf("f32", "bf16");
+
+        public Option<bool> NoF32Reference { get; } = new("--no-f32-reference")
+        {
+            Description = "With --dtype bf16: skip the f32 run and parity; the model is bf16 from the start, so the peak memory is the bf16 model's",
+        };
 
         public Option<string> DeviceOption { get; } = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
 
@@ -86,7 +92,7 @@ internal static class BenchModelsCommand
         var config = new Option<string>("--config", "-c") { Description = "Model config (diffusers / transformers config.json)", DefaultValueFactory = _ => defaultConfig }.ExistingFile().IsPath();
         var json = new Option<bool>("--json") { Description = "Print a JSON object instead of a table" };
         var common = new Common();
-        var command = new Command(name, description) { config, common.DTypeOption, common.DeviceOption, common.Repeat, common.Threads, json };
+        var command = new Command(name, description) { config, common.DTypeOption, common.NoF32Reference, common.DeviceOption, common.Repeat, common.Threads, json };
         command.ChecksDevice(common.DeviceOption); // its --dtype (f32 or bf16) runs everywhere
         var run = configure(command, config, common);
         command.SetAction((parsed, cancellationToken) =>

@@ -30,7 +30,7 @@ internal static partial class GenerateCommand
         public readonly Option<int?> BatchSize = new Option<int?>("--batch-size") { Description = "Images denoised together; --num-images run in batches of this many (default: as many as fit in half the free memory, at most 8 on a CPU)" }.AtLeast(1);
         public readonly Option<int> ClipSkip = new("--clip-skip") { Description = "AUTOMATIC1111's clip skip: 1 = last text-encoder layer, 2 = penultimate; range 1 to the text encoder's layer count", DefaultValueFactory = _ => 1 };
         public readonly Option<double> Eta = new Option<double>("--eta") { Description = "η of the samplers whose step uses it (DDIM, and TCD as its γ; 0 = deterministic, 1 = DDPM-like); the others ignore it" }.InRange(Ranges.Eta);
-        public readonly Option<string> DType = new("--dtype") { Description = "Compute dtype: f32, bf16, or f16 (needs --device cuda)", DefaultValueFactory = _ => "f32" };
+        public readonly Option<string> DType = new("--dtype") { Description = "Compute dtype: f32, bf16, f16 (needs --device cuda), or auto (bf16 on CPUs with AVX512-BF16/AMX, f16 on CUDA, else f32)", DefaultValueFactory = _ => "f32" };
         public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         public readonly Option<string?> Latents = new Option<string?>("--latents") { Description = "Initial latents [n, C, h/f, w/f] (f: the VAE's scale factor) from a .safetensors file (tensor 'latents')" }.IsPath();
         public readonly Option<string?> SaveLatents = new Option<string?>("--save-latents") { Description = "Write the final latents (before VAE decoding) to a .safetensors file" }.IsPath();
@@ -113,10 +113,10 @@ internal static partial class GenerateCommand
         var seed = parsed.GetValue(o.Seed);
         if (seed < -1) throw new ArgumentOutOfRangeException("--seed", seed, "--seed must be ≥ 0, or -1 for a random seed");
         if (seed == -1) seed = Random.Shared.NextInt64(0, uint.MaxValue);
-        var dtype = DTypeExtensions.Parse(parsed.GetValue(o.DType)!);
-        if (dtype is not (Torch.DType.Float32 or Torch.DType.BFloat16 or Torch.DType.Float16))
-            throw new ArgumentException($"--dtype must be f32, bf16 or f16, not {parsed.GetValue(o.DType)}");
         var device = Torch.Device.Parse(parsed.GetValue(o.Device)!);
+        var dtype = DeviceOptions.ParseDType(parsed.GetValue(o.DType)!, device);
+        if (dtype is not (Torch.DType.Float32 or Torch.DType.BFloat16 or Torch.DType.Float16))
+            throw new ArgumentException($"--dtype must be f32, bf16, f16 or auto, not {parsed.GetValue(o.DType)}");
         var controls = o.ControlNet.Read(parsed); // an unreadable control image fails before the model loads
         var outPath = parsed.GetValue(o.Out) ?? Path.Combine("outputs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{seed}.png");
         if (!outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))

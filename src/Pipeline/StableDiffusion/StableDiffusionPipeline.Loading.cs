@@ -34,9 +34,10 @@ public sealed partial class StableDiffusionPipeline
         var disposables = new List<IDisposable>();
         try
         {
-            var textEncoder = Track(disposables, ClipTextModel.FromPretrained(textEncoderPath, variant: options.Variant));
-            var unet = Track(disposables, UNet2DConditionModel.FromPretrained(index.Require(path, "unet", "UNet2DConditionModel"), variant: options.Variant));
-            var vae = Track(disposables, AutoencoderKL.FromPretrained(index.Require(path, "vae", "AutoencoderKL"), variant: options.Variant));
+            // Loaded for inference, frozen (a trainer unfreezes what it trains): a convolution then keeps one copy of its weight.
+            var textEncoder = Track(disposables, ClipTextModel.FromPretrained(textEncoderPath, variant: options.Variant).RequiresGrad(false));
+            var unet = Track(disposables, UNet2DConditionModel.FromPretrained(index.Require(path, "unet", "UNet2DConditionModel"), variant: options.Variant).RequiresGrad(false));
+            var vae = Track(disposables, AutoencoderKL.FromPretrained(index.Require(path, "vae", "AutoencoderKL"), variant: options.Variant).RequiresGrad(false));
             return new StableDiffusionPipeline(tokenizer, textEncoder, unet, vae, scheduler, ModelNameOf(path), options);
         }
         catch
@@ -53,6 +54,12 @@ public sealed partial class StableDiffusionPipeline
     }
 
     private static string ModelNameOf(string path) => Path.GetFileNameWithoutExtension(Path.TrimEndingDirectorySeparator(Path.GetFullPath(path)));
+
+    // Loaded for inference, frozen (a trainer unfreezes what it trains): a convolution then keeps one copy of its weight.
+    private static void Freeze(params Module?[] models)
+    {
+        foreach (var m in models) m?.RequiresGrad(false);
+    }
 
     /// <summary>
     /// A single-file Stable Diffusion 1.x/2.x checkpoint: the family is inferred from the weights
@@ -78,6 +85,7 @@ public sealed partial class StableDiffusionPipeline
             LoadComponent(checkpoint, "unet", unet, null);
             LoadComponent(checkpoint, "vae", vae, null);
             LoadComponent(checkpoint, "text_encoder", textEncoder, configs.TextEncoder!.NumHiddenLayers);
+            Freeze(unet, vae, textEncoder);
             return new StableDiffusionPipeline(tokenizer, textEncoder, unet, vae, configs.Scheduler, ModelNameOf(path), options);
         }
         catch

@@ -52,6 +52,7 @@ public sealed partial class StableDiffusionPipeline
             var encoder1 = encoder1Path is null ? null : Track(disposables, ClipTextModel.FromPretrained(encoder1Path, variant: options.Variant));
             var unet = Track(disposables, UNet2DConditionModel.FromPretrained(unetPath, variant: options.Variant));
             var vae = Track(disposables, AutoencoderKL.FromPretrained(index.Require(path, "vae", "AutoencoderKL"), variant: options.Variant));
+            Freeze(unet, vae, encoder2, encoder1);
             return encoder1 is null
                 ? new StableDiffusionPipeline(tokenizer2, encoder2, null, null, unet, vae, xl, scheduler, ModelNameOf(path), options)
                 : new StableDiffusionPipeline(tokenizer1!, encoder1, tokenizer2, encoder2, unet, vae, xl, scheduler, ModelNameOf(path), options);
@@ -109,6 +110,7 @@ public sealed partial class StableDiffusionPipeline
             LoadComponent(checkpoint, "vae", vae, null);
             LoadComponent(checkpoint, "text_encoder_2", encoder2, encoder2Config.NumHiddenLayers);
             if (encoder1 is not null) LoadComponent(checkpoint, "text_encoder", encoder1, configs.TextEncoder!.NumHiddenLayers);
+            Freeze(unet, vae, encoder2, encoder1);
             return encoder1 is null
                 ? new StableDiffusionPipeline(tokenizer2, encoder2, null, null, unet, vae, xl, configs.Scheduler, ModelNameOf(path), options)
                 : new StableDiffusionPipeline(tokenizer1, encoder1, tokenizer2, encoder2, unet, vae, xl, configs.Scheduler, ModelNameOf(path), options);

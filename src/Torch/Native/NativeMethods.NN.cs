@@ -11,6 +11,8 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_conv2d_prepack")] internal static partial IntPtr Conv2dPrepack(IntPtr w, long* stride, long* padding, long* dilation, long groups);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_conv2d_prepacked")] internal static partial IntPtr Conv2dPrepacked(IntPtr x, IntPtr packed, IntPtr b, long* stride, long* padding, long* dilation, long groups);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_tensor_version")] internal static partial long TensorVersion(IntPtr t);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_conv2d_unpack")] internal static partial IntPtr Conv2dUnpack(IntPtr packed, long* shape);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_tensor_bytes")] internal static partial long TensorBytes(IntPtr t);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_conv_transpose2d")] internal static partial IntPtr ConvTranspose2d(IntPtr x, IntPtr w, IntPtr b, long* stride, long* padding, long* outputPadding, long groups, long* dilation);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_group_norm")] internal static partial IntPtr GroupNorm(IntPtr x, long groups, IntPtr w, IntPtr b, double eps);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_layer_norm")] internal static partial IntPtr LayerNorm(IntPtr x, long* shape, int ndim, IntPtr w, IntPtr b, double eps);

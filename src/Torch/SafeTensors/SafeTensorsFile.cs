@@ -88,22 +88,31 @@ public sealed class SafeTensorsFile : IDisposable
     public TensorInfo Info(string name) =>
         byName.TryGetValue(name, out var info) ? info : throw new SafeTensorsException(FilePath, $"has no tensor named '{name}'");
 
-    /// <summary>Copies one tensor out of the file (onto the CPU unless <paramref name="device"/> says otherwise).</summary>
+    /// <summary>
+    /// Copies one tensor out of the file (onto the CPU unless <paramref name="device"/> says otherwise). The tensor's
+    /// bytes are mapped for this call only: the file's pages do not stay in the process's resident memory, so a
+    /// model loaded tensor by tensor peaks near its own size, not its size plus the file's (issue 19).
+    /// </summary>
     public unsafe Tensor Load(string name, DType? dtype = null, Device? device = null)
     {
         var info = Info(name);
+        if (info.ByteLength == 0) return Convert(Tensor.FromBytes([], info.DType, info.Shape));
+        using var part = map.CreateViewAccessor(dataStart + info.Begin, info.ByteLength, MemoryMappedFileAccess.Read);
         byte* basePtr = null;
-        view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
+        part.SafeMemoryMappedViewHandle.AcquirePointer(ref basePtr);
         try
         {
-            var bytes = new ReadOnlySpan<byte>(basePtr + view.PointerOffset + dataStart + info.Begin, checked((int)info.ByteLength));
-            var t = Tensor.FromBytes(bytes, info.DType, info.Shape);
-            if ((dtype is null || dtype == info.DType) && (device is null || device == Device.CPU)) return t;
-            using (t) return t.To(device ?? Device.CPU, dtype ?? info.DType);
+            return Convert(Tensor.FromBytes(new ReadOnlySpan<byte>(basePtr + part.PointerOffset, checked((int)info.ByteLength)), info.DType, info.Shape));
         }
         finally
         {
-            view.SafeMemoryMappedViewHandle.ReleasePointer();
+            part.SafeMemoryMappedViewHandle.ReleasePointer();
+        }
+
+        Tensor Convert(Tensor t)
+        {
+            if ((dtype is null || dtype == info.DType) && (device is null || device == Device.CPU)) return t;
+            using (t) return t.To(device ?? Device.CPU, dtype ?? info.DType);
         }
     }
 

@@ -12,7 +12,18 @@ public sealed class Conv2d : Module<Tensor, Tensor>
     public (int H, int W) Padding { get; }
     public (int H, int W) Dilation { get; }
     public int Groups { get; }
-    public Tensor Weight { get; }
+    private readonly Tensor weight;
+
+    /// <summary>The weight [out, in / groups, kh, kw]; reading it gives back the plain copy if inference released it.</summary>
+    public Tensor Weight
+    {
+        get
+        {
+            prepacked.Restore(weight);
+            return weight;
+        }
+    }
+
     public Tensor? Bias { get; }
 
     public Conv2d(long inChannels, long outChannels, int kernelSize, int stride = 1, int padding = 0, int dilation = 1,
@@ -35,7 +46,7 @@ public sealed class Conv2d : Module<Tensor, Tensor>
         var w = Tensors.Empty([outChannels, inChannels / groups, kernelSize.H, kernelSize.W]);
         var b = bias ? Tensors.Empty([outChannels]) : null;
         Init.DefaultLinearOrConv(w, b, generator);
-        Weight = RegisterParameter("weight", w);
+        weight = RegisterParameter("weight", w);
         Bias = RegisterParameter("bias", b);
     }
 
@@ -43,16 +54,20 @@ public sealed class Conv2d : Module<Tensor, Tensor>
 
     public override Tensor Forward(Tensor input)
     {
-        if (prepacked.Get(this, input) is { } packed)
+        if (prepacked.Get(this, weight, input) is { } packed)
             return PrepackedConvWeight.Convolve(input, packed, Bias, Stride, Padding, Dilation, Groups);
         return Functional.Conv2d(input, Weight, Bias, Stride, Padding, Dilation, Groups);
     }
 
-    internal override void OnTensorsReplaced() => prepacked.Clear();
+    internal override void OnTensorsReplaced() => prepacked.Clear(weight);
+
+    internal override void RestoreReleasedTensors() => prepacked.Restore(weight);
+
+    internal override long DerivedTensorBytes => prepacked.Bytes;
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing) prepacked.Clear();
+        if (disposing) prepacked.Drop(weight);
         base.Dispose(disposing);
     }
 }
@@ -66,6 +81,16 @@ public sealed class Conv2d : Module<Tensor, Tensor>
 /// LoadStateDict) or a conversion makes it stale. Weights that are inference tensors have no version
 /// counter and are never packed. The convolution is the same oneDNN primitive; the packed layout is chosen
 /// without the input's size, which can change the kernel and so the float rounding (tests: ≤ 1e-6 relative).
+/// <para>
+/// One copy, not two (issue 19): a weight that does not require grad (a model frozen for inference) is
+/// released once packed. The Tensor object stays (optimisers, state dicts and the module keep it) but
+/// refers to a one-element NaN tensor expanded to the weight's shape and dtype, so shape and dtype stay
+/// right. Anything that uses its values from outside the forward pass, through any reference (the Tensor's
+/// handle for an operation, the <see cref="Conv2d.Weight"/> getter, parameter listings, state dicts,
+/// conversions, a LoRA merge's kept list), first gets it back: the packed copy reordered to the plain layout,
+/// bit for bit the same values (a reorder is a permutation); the next forward without autograd releases it again.
+/// A weight that requires grad is never released, so autograd and training see no difference.
+/// </para>
 /// </summary>
 internal sealed class PrepackedConvWeight
 {
@@ -77,38 +102,90 @@ internal sealed class PrepackedConvWeight
     private IntPtr handle;
     private long version;
     private DType dtype;
+    private bool released;
 
-    public Tensor? Get(Conv2d conv, Tensor input)
+    public Tensor? Get(Conv2d conv, Tensor weight, Tensor input)
     {
         if (!Available || Autograd.IsGradEnabled) return null;
-        var weight = conv.Weight;
+        // Metadata only until the weight's values are needed: reading them would give a released weight back.
         var weightType = weight.DType;
         if (weightType is not (DType.Float32 or DType.BFloat16) || input.DType != weightType || input.Dim != 4
             || weight.Device.Type != DeviceType.Cpu || input.Device.Type != DeviceType.Cpu
             || conv.Bias is { } b && b.DType != weightType)
             return null;
-        var currentVersion = NativeMethods.TensorVersion(weight.Handle);
-        if (currentVersion < 0) return null;
         lock (gate)
         {
-            if (packed is not null && handle == weight.Handle && version == currentVersion && dtype == weightType) return packed;
-            Clear();
-            packed = Pack(weight, conv.Stride, conv.Padding, conv.Dilation, conv.Groups);
-            handle = weight.Handle;
-            version = currentVersion;
-            dtype = weightType;
+            if (released) return packed;
+            var currentVersion = NativeMethods.TensorVersion(weight.Handle);
+            if (currentVersion < 0) return null;
+            if (packed is null || handle != weight.Handle || version != currentVersion || dtype != weightType)
+            {
+                Drop(weight);
+                packed = Pack(weight, conv.Stride, conv.Padding, conv.Dilation, conv.Groups);
+                handle = weight.Handle;
+                version = currentVersion;
+                dtype = weightType;
+            }
+            if (!weight.RequiresGrad) Release(weight);
             return packed;
         }
     }
 
-    public void Clear()
+    /// <summary>Bytes of the packed copy (0 when there is none).</summary>
+    public long Bytes
+    {
+        get
+        {
+            lock (gate) return packed?.StorageBytes ?? 0;
+        }
+    }
+
+    /// <summary>Gives the plain weight back if it was released; the packed copy stays valid for it.</summary>
+    public unsafe void Restore(Tensor weight)
     {
         lock (gate)
         {
+            weight.RestoreBeforeUse(null);
+            if (!released || packed is null) return;
+            var shape = weight.Shape;
+            Tensor dense;
+            fixed (long* s = shape) dense = new Tensor(NativeMethods.Conv2dUnpack(packed.Handle, s), "conv2d_unpack");
+            weight.ReplaceWith(dense);
+            released = false;
+            handle = weight.Handle;
+            version = NativeMethods.TensorVersion(weight.Handle);
+        }
+    }
+
+    /// <summary>The weight changed behind the packed copy (a conversion): drop the copy, giving the weight back first.</summary>
+    public void Clear(Tensor weight)
+    {
+        Restore(weight);
+        Drop(weight);
+    }
+
+    /// <summary>Frees the packed copy; only where the weight is not released (or is being disposed with it).</summary>
+    public void Drop(Tensor weight)
+    {
+        lock (gate)
+        {
+            weight.RestoreBeforeUse(null);
             packed?.Dispose();
             packed = null;
             handle = IntPtr.Zero;
+            released = false;
         }
+    }
+
+    private void Release(Tensor weight)
+    {
+        using (DisposeScope.Enter())
+        {
+            using var nan = Tensors.Full([1, 1, 1, 1], double.NaN, weight.DType, weight.Device);
+            weight.ReplaceWith(nan.Expand(weight.Shape));
+        }
+        released = true;
+        weight.RestoreBeforeUse(Restore); // any later use of the values, through any reference, gets them back first
     }
 
     private static unsafe Tensor Pack(Tensor weight, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation, int groups)

@@ -109,8 +109,11 @@ public abstract class Module : IDisposable
     {
         var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
         foreach (var (prefix, module) in NamedModules())
+        {
+            module.RestoreReleasedTensors();
             foreach (var (name, p) in module.parameters)
                 if (p is not null && seen.Add(p)) yield return (Join(prefix, name), p);
+        }
     }
 
     public IEnumerable<Tensor> Parameters() => NamedParameters().Select(p => p.Parameter);
@@ -127,7 +130,36 @@ public abstract class Module : IDisposable
     public IEnumerable<Tensor> Buffers() => NamedBuffers().Select(b => b.Buffer);
 
     /// <summary>Number of parameter elements (each shared tensor counted once).</summary>
-    public long ParameterCount => Parameters().Sum(p => p.NumEl);
+    public long ParameterCount => OwnTensors(parameters: true).Sum(p => p.NumEl);
+
+    /// <summary>
+    /// The bytes of native memory this module and its descendants hold in parameters, buffers and what layers
+    /// derived from them (a convolution's prepacked weight), each tensor counted once, as it is now: without
+    /// giving back a weight that inference released (see <see cref="Conv2d"/>).
+    /// </summary>
+    public long TensorBytes() =>
+        OwnTensors(parameters: true).Concat(OwnTensors(parameters: false)).Sum(t => t.StorageBytes)
+        + NamedModules().Sum(m => m.Module.DerivedTensorBytes);
+
+    // Parameters or buffers as they are, shared ones once (shape and dtype are right even while released).
+    private IEnumerable<Tensor> OwnTensors(bool parameters)
+    {
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (var (_, module) in NamedModules())
+            foreach (var t in parameters ? module.parameters.Select(p => p.Tensor) : module.buffers.Select(b => b.Tensor))
+                if (t is not null && seen.Add(t)) yield return t;
+    }
+
+    /// <summary>Bytes of tensors a layer derived from its parameters and keeps (a prepacked weight).</summary>
+    internal virtual long DerivedTensorBytes => 0;
+
+    /// <summary>
+    /// Gives back the plain tensors that inference released (a convolution keeping only its prepacked weight),
+    /// before anything outside the layer reads or writes them: listing, state dicts, conversion.
+    /// </summary>
+    internal virtual void RestoreReleasedTensors()
+    {
+    }
 
     private static string Join(string prefix, string name) => prefix.Length == 0 ? name : prefix + "." + name;
 
@@ -147,6 +179,7 @@ public abstract class Module : IDisposable
 
     private void CollectState(string prefix, OrderedDictionary<string, Tensor> result)
     {
+        RestoreReleasedTensors();
         foreach (var (name, p) in parameters)
             if (p is not null) result[Join(prefix, name)] = p;
         foreach (var (name, b, persistent) in buffers)
@@ -161,6 +194,20 @@ public abstract class Module : IDisposable
     /// key is missing or unexpected. Returns what did not match.
     /// </summary>
     public LoadStateDictResult LoadStateDict(IReadOnlyDictionary<string, Tensor> stateDict, bool strict = true)
+    {
+        var (result, copies) = MatchStateDict(stateDict, strict);
+        using var noGrad = Autograd.NoGrad();
+        foreach (var (target, source) in copies) target.CopyFrom(source);
+        return result;
+    }
+
+    /// <summary>
+    /// <see cref="LoadStateDict"/>'s checks without the copy: which of this module's tensors each entry of
+    /// <paramref name="stateDict"/> (after the upgrade hooks) fills. Only names and shapes are read, so the
+    /// entries may stand for tensors still in a file (a loader that copies them one at a time).
+    /// </summary>
+    internal (LoadStateDictResult Result, List<(Tensor Target, Tensor Source)> Copies) MatchStateDict(
+        IReadOnlyDictionary<string, Tensor> stateDict, bool strict)
     {
         ArgumentNullException.ThrowIfNull(stateDict);
         stateDict = Upgraded(stateDict);
@@ -184,10 +231,7 @@ public abstract class Module : IDisposable
         var result = new LoadStateDictResult(missing, unexpected, mismatches);
         if (mismatches.Count > 0 || (strict && !result.IsExactMatch))
             throw new StateDictException(GetType().Name, result, strict);
-
-        using var noGrad = Autograd.NoGrad();
-        foreach (var (target, source) in copies) target.CopyFrom(source);
-        return result;
+        return (result, copies);
     }
 
     // Every module (this one included) may rename or drop the keys of an older format before matching.
@@ -224,6 +268,7 @@ public abstract class Module : IDisposable
         using var noGrad = Autograd.NoGrad();
         foreach (var (_, module) in NamedModules())
         {
+            module.RestoreReleasedTensors();
             foreach (var (_, p) in module.parameters)
                 if (p is not null && seen.Add(p)) Convert(p, device, dtype);
             foreach (var (_, b, _) in module.buffers)
@@ -288,6 +333,16 @@ public static class ModuleExtensions
     public static T Train<T>(this T module, bool on = true) where T : Module
     {
         module.SetTraining(on);
+        return module;
+    }
+
+    /// <summary>
+    /// Sets requires_grad on every parameter (PyTorch's Module.requires_grad_). A model frozen with false keeps
+    /// one copy of each convolution weight at inference (the prepacked one, see <see cref="Conv2d"/>).
+    /// </summary>
+    public static T RequiresGrad<T>(this T module, bool on) where T : Module
+    {
+        foreach (var p in module.Parameters()) p.RequiresGrad = on;
         return module;
     }
 

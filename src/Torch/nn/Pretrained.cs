@@ -54,6 +54,9 @@ public static class Pretrained
         using (skipInitialization ? Init.SkipInitialization() : null) model = create();
         try
         {
+            // The dtype first, while the tensors are still unwritten: the weights then load straight into it,
+            // tensor by tensor, and a bf16 model never exists as a full f32 copy (issue 19).
+            if (dtype is { } first) model.To(first);
             load(model);
             if (device is { } d) model.To(d, dtype);
             else if (dtype is { } t) model.To(t);
@@ -70,16 +73,35 @@ public static class Pretrained
     /// Loads every tensor of <paramref name="file"/> into <paramref name="module"/>, after the modules'
     /// <see cref="Module.LoadStateDict"/> upgrade hooks renamed older keys. Strict: every missing,
     /// unexpected and mismatched name is listed in the error, which names the file. Values convert to
-    /// each parameter's dtype (an fp16 file loads into an fp32 model).
+    /// each parameter's dtype (an fp16 file loads into an fp32 model). Names and shapes are checked from the
+    /// header first; then one tensor at a time is read, checked finite, copied and freed, so loading needs
+    /// the model's memory and one tensor's, never a second copy of the model.
     /// </summary>
     public static void LoadWeights(Module module, string file, bool strict = true)
     {
         using var weights = SafeTensorsFile.Open(file);
-        var tensors = weights.LoadAll();
+        // Stand-ins with each tensor's shape and dtype and one element of memory, for the name and shape checks.
+        var names = new Dictionary<Tensor, string>(ReferenceEqualityComparer.Instance);
+        var standIns = new Dictionary<string, Tensor>();
         try
         {
-            RequireFinite(file, tensors);
-            module.LoadStateDict(tensors, strict);
+            foreach (var name in weights.Keys)
+            {
+                var info = weights.Info(name);
+                using var one = Tensors.Zeros([.. info.Shape.Select(_ => 1L)], info.DType);
+                var standIn = one.Expand(info.Shape).DetachFromDisposeScope();
+                standIns[name] = standIn;
+                names[standIn] = name;
+            }
+            var (_, copies) = module.MatchStateDict(standIns, strict);
+            using var noGrad = Autograd.NoGrad();
+            foreach (var (target, standIn) in copies)
+            {
+                var name = names[standIn];
+                using var tensor = weights.Load(name);
+                RequireFinite(file, [new(name, tensor)]);
+                target.CopyFrom(tensor);
+            }
         }
         catch (StateDictException e)
         {
@@ -87,7 +109,7 @@ public static class Pretrained
         }
         finally
         {
-            foreach (var t in tensors.Values) t.Dispose();
+            foreach (var t in standIns.Values) t.Dispose();
         }
     }
 

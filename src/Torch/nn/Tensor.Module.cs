@@ -24,6 +24,23 @@ public sealed partial class Tensor
         NativeMethods.Free(previous);
     }
 
+    // Gives back a released weight before its values are used (see Handle); set by the layer that released it.
+    private Action<Tensor>? restore;
+
+    /// <summary>Calls <paramref name="action"/> (once) before the next use of this tensor's values; null: none.</summary>
+    internal void RestoreBeforeUse(Action<Tensor>? action) => restore = action;
+
+    /// <summary>The bytes this tensor's memory holds: a dense tensor's whole storage (shared with views or not), a oneDNN tensor's elements.</summary>
+    internal long StorageBytes
+    {
+        get
+        {
+            var bytes = NativeMethods.TensorBytes(MetaHandle);
+            if (bytes < 0) Check(-1, "tensor_bytes");
+            return bytes;
+        }
+    }
+
     /// <summary>Whether a gradient has been accumulated (without keeping a handle to it).</summary>
     internal bool HasGrad
     {
