@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LatentDiffusion.Onnx;
 using LatentDiffusion.Pipeline.Imaging;
 using LatentDiffusion.Pipeline.StableDiffusion;
 
@@ -36,7 +37,7 @@ public sealed class JobQueue : IDisposable
     {
         this.options = options;
         Catalog = catalog;
-        pipeline = StableDiffusionPipeline.FromPretrained(catalog.Start.Path, options.Pipeline);
+        pipeline = ModelLoader.Load(catalog.Start.Path, "auto", options.Pipeline);
         try
         {
             AddAdapters(pipeline);
@@ -193,7 +194,7 @@ public sealed class JobQueue : IDisposable
         StableDiffusionPipeline next;
         try
         {
-            next = StableDiffusionPipeline.FromPretrained(entry.Path, options.Pipeline);
+            next = ModelLoader.Load(entry.Path, "auto", options.Pipeline);
             try
             {
                 AddAdapters(next);

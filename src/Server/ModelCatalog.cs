@@ -1,3 +1,4 @@
+using LatentDiffusion.Onnx;
 using LatentDiffusion.Pipeline.StableDiffusion;
 
 namespace LatentDiffusion.Server;
@@ -65,10 +66,12 @@ public sealed class ModelCatalog
 
     private static bool IsPipelineFolder(string directory)
     {
+        if (OnnxStableDiffusion.IsOnnxFolder(directory)) return true;
         if (!File.Exists(System.IO.Path.Combine(directory, "model_index.json"))) return false;
         try
         {
-            return StableDiffusionPipeline.PipelineClasses.Contains(ModelIndex.Load(directory).ClassName);
+            var name = ModelIndex.Load(directory).ClassName;
+            return StableDiffusionPipeline.PipelineClasses.Contains(name) || StableDiffusionPipeline.XlPipelineClasses.Contains(name);
         }
         catch (Exception e) when (e is InvalidDataException or IOException)
         {

@@ -1,3 +1,4 @@
+using LatentDiffusion.Onnx;
 using System.CommandLine;
 using LatentDiffusion.Cli.Generation;
 using LatentDiffusion.Onnx.Export;

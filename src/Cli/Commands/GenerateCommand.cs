@@ -1,3 +1,4 @@
+using LatentDiffusion.Onnx;
 using System.CommandLine;
 using System.Diagnostics;
 using LatentDiffusion.Cli.Generation;

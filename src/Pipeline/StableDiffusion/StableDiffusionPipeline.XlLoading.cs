@@ -10,7 +10,8 @@ namespace LatentDiffusion.Pipeline.StableDiffusion;
 // Loading SDXL diffusers folders: the base (text_encoder/ + text_encoder_2/) and the refiner (text_encoder_2/ only).
 public sealed partial class StableDiffusionPipeline
 {
-    private static readonly string[] XlPipelineClasses = ["StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"];
+    /// <summary>The model_index.json <c>_class_name</c>s of the SDXL folders this pipeline loads.</summary>
+    public static IReadOnlyList<string> XlPipelineClasses { get; } = ["StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline"];
 
     /// <summary>
     /// An SDXL folder: every config is read and checked against the others (the encoders' widths against the U-Net's

@@ -1,15 +1,14 @@
-using LatentDiffusion.Onnx;
 using LatentDiffusion.Pipeline.StableDiffusion;
 using LatentDiffusion.Torch;
 
-namespace LatentDiffusion.Cli.Generation;
+namespace LatentDiffusion.Onnx;
 
 /// <summary>
 /// Which engine runs a Stable Diffusion model: ONNX Runtime for an ONNX folder (unet/model.onnx), libtorch for a diffusers
 /// folder or a single-file checkpoint; <c>--engine</c> states it. The pipeline itself knows no engine: this is where the
-/// command line picks the loader, so that Pipeline never references Onnx.
+/// command line and the server pick the loader, so that Pipeline never references Onnx.
 /// </summary>
-internal static class ModelLoader
+public static class ModelLoader
 {
     public const string EngineHelp = "auto (ONNX Runtime for an ONNX folder, else libtorch), torch or onnx";
 
