@@ -68,6 +68,29 @@ public sealed class ControlNetPipelineTests(TinyStableDiffusion tiny, ITestOutpu
     }
 
     [Fact]
+    public void CropAndResizeCutsTheCentreOfAWiderControlImageAndIsRecordedSo()
+    {
+        using var golden = Golden();
+        using var pipe = tiny.Load();
+        // the golden control image with 32 black columns on each side: its centre crop is the golden image itself
+        var inner = ControlImage(golden);
+        var wide = new byte[128 * 64 * 3];
+        for (int y = 0; y < 64; y++) Array.Copy(inner.Pixels, y * 64 * 3, wide, (y * 128 + 32) * 3, 64 * 3);
+        var image = new RgbImage(128, 64, wide);
+
+        using var cropped = new RecordingControlNet(pipe.LoadControlNet(ControlNetDir));
+        using var result = pipe.TextToImage(Request(golden, new ControlNetUnit(cropped, image) { ResizeMode = ControlResizeMode.CropAndResize }),
+            noise: new QueueNoise([]));
+        TensorAssert.Close(golden.Load("debug.control_image_preprocessed"), cropped.Images[0].Values, cropped.Images[0].Shape, 0, 0, "cropped control image");
+        Assert.Contains("Resize Mode: Crop and Resize", result.Parameters[0].Extra.Single(f => f.Key == "ControlNet 0").Value);
+
+        using var stretched = new RecordingControlNet(pipe.LoadControlNet(ControlNetDir));
+        using var plain = pipe.TextToImage(Request(golden, new ControlNetUnit(stretched, image)), noise: new QueueNoise([]));
+        Assert.NotEqual(cropped.Images[0].Values, stretched.Images[0].Values); // stretched, the black bands are in the picture
+        Assert.Contains("Resize Mode: Just Resize", plain.Parameters[0].Extra.Single(f => f.Key == "ControlNet 0").Value);
+    }
+
+    [Fact]
     public void TwoControlNetsSumTheirResidualsAndTheGuidanceWindowSelectsSteps()
     {
         using var golden = Golden();

@@ -38,6 +38,9 @@ public sealed record ControlNetUnit(IControlNet Model, RgbImage Image)
     /// <summary>control_guidance_end: the fraction of the steps after which it stops.</summary>
     public double GuidanceEnd { get; init; } = 1.0;
 
+    /// <summary>How <see cref="Image"/> is fitted to the output size (AUTOMATIC1111's ControlNet "Resize Mode").</summary>
+    public ControlResizeMode ResizeMode { get; init; } = ControlResizeMode.JustResize;
+
     /// <summary>
     /// Turns <see cref="Image"/> (a photo), after it is resized to the output size, into the control image (e.g.
     /// <see cref="Preprocessors.CannyPreprocessor"/>); null: <see cref="Image"/> is the control image itself.
@@ -54,4 +57,14 @@ public sealed record ControlNetUnit(IControlNet Model, RgbImage Image)
             throw new ArgumentOutOfRangeException(nameof(GuidanceStart), (GuidanceStart, GuidanceEnd),
                 $"{name}: control guidance start ({GuidanceStart}) must be below its end ({GuidanceEnd}), both in [0, 1]");
     }
+}
+
+/// <summary>AUTOMATIC1111's ControlNet resize modes that this pipeline implements.</summary>
+public enum ControlResizeMode
+{
+    /// <summary>Stretch the image to the output size (diffusers' prepare_image; the extension's "Just Resize").</summary>
+    JustResize,
+
+    /// <summary>Crop the centre to the output's aspect ratio, then resize (the extension's "Crop and Resize", its API default).</summary>
+    CropAndResize,
 }

@@ -90,13 +90,14 @@ internal sealed class ControlNetStep : IDisposable
     }
 
     /// <summary>
-    /// diffusers' prepare_image: RGB, resized to the output (Lanczos, no crop), /255 without [−1, 1] normalisation. A
+    /// diffusers' prepare_image: RGB, resized to the output (Lanczos; cropped to its aspect ratio first for Crop and Resize), /255 without [−1, 1] normalisation. A
     /// preprocessor runs on the resized photo, so that its map has the output's resolution (A1111 runs it near it too).
     /// </summary>
     private static Tensor ControlImage(ControlNetUnit unit, int count, int width, int height, bool duplicate, Device device, DType dtype)
     {
         using var scope = DisposeScope.Enter();
         var rgb = unit.Image.ToRgb();
+        if (unit.ResizeMode == ControlResizeMode.CropAndResize) rgb = rgb.CropToAspect(width, height);
         if (rgb.Width != width || rgb.Height != height) rgb = rgb.Resize(width, height);
         if (unit.Preprocessor is { } preprocessor) rgb = preprocessor.Apply(rgb);
         var t = rgb.ToUnitTensor().To(device, dtype);
@@ -159,7 +160,7 @@ internal sealed class ControlNetStep : IDisposable
             $"Module: {unit.Preprocessor?.Module ?? "none"}",
             $"Model: {unit.Model.Name}",
             $"Weight: {F(unit.Scale)}",
-            "Resize Mode: Just Resize",
+            $"Resize Mode: {(unit.ResizeMode == ControlResizeMode.CropAndResize ? "Crop and Resize" : "Just Resize")}",
         };
         if (unit.Preprocessor is { } preprocessor) fields.AddRange(preprocessor.Settings.Select(s => $"{s.Key}: {s.Value}"));
         fields.Add($"Guidance Start: {F(unit.GuidanceStart)}");

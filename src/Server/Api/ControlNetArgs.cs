@@ -106,9 +106,11 @@ public static class ControlNetArgs
         [.. units.Select(u =>
         {
             var image = RequestMapping.DecodeImage(u.Image, u.Field).ToRgb();
-            // Crop and Resize: the centre crop of the output's aspect ratio, which the pipeline's resize then fills exactly.
-            if (u.CropAndResize) image = image.CropToAspect(width, height);
-            return new ControlNetUnit(load(u.Model.Path), image) { Scale = u.Weight, GuidanceStart = u.Start, GuidanceEnd = u.End, Preprocessor = u.Preprocessor };
+            return new ControlNetUnit(load(u.Model.Path), image)
+            {
+                Scale = u.Weight, GuidanceStart = u.Start, GuidanceEnd = u.End, Preprocessor = u.Preprocessor,
+                ResizeMode = u.CropAndResize ? ControlResizeMode.CropAndResize : ControlResizeMode.JustResize,
+            };
         })];
 
     private static bool Bool(JsonElement unit, string name, string field, bool absent) =>
