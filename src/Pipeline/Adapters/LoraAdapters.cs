@@ -138,6 +138,8 @@ public sealed class LoraAdapters : IDisposable
                 if (!targets.TryGetValue(m.Component, out var t)) targets[m.Component] = t = new LoraTargets(component);
                 if (t.Resolve(m) is not { } target)
                 {
+                    if (t.MissingBlock(m) is { } block)
+                        throw new InvalidDataException($"{file.FilePath}: {m.Name} changes {m.Component} block {block}, which this model does not have: the LoRA was made for another architecture (an SD 1.x/2.x LoRA on SDXL, or the reverse)");
                     unmapped.Add(m.Name);
                     continue;
                 }
