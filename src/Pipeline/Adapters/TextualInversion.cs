@@ -58,7 +58,7 @@ public sealed partial class TextualInversions
         {
             var hidden = targets[i].TextEncoder().Config.HiddenSize;
             if (vectors[i].Size(1) != hidden)
-                throw new InvalidDataException($"{path}: the embedding's {targets[i].FileKey ?? "vectors"} {(targets[i].FileKey is null ? "have" : "vectors have")} {vectors[i].Size(1)} values but the text encoder {(targets[i].FileKey is null ? "" : "they go to ")}has {hidden}: it was made for another model");
+                throw new InvalidDataException($"{path}: the embedding's {(targets[i].FileKey is { } part ? part + " " : "")}vectors have {vectors[i].Size(1)} values but {(targets[i].FileKey is null ? "this" : "their")} text encoder's have {hidden}: it was made for another model");
             Pretrained.RequireFinite(path, [KeyValuePair.Create(targets[i].FileKey ?? name, vectors[i])]);
         }
         var tokens = Enumerable.Range(0, (int)count).Select(i => i == 0 ? name : $"{name}_{i}").ToList();
