@@ -136,6 +136,32 @@ public sealed class SdxlLoraTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void ARefinerTakesTheSecondEncodersLoraKeysAndEmbeddingVectorsOnly()
+    {
+        using var scope = DisposeScope.Enter();
+        using var dir = new TinyXlFolder();
+        dir.MakeRefiner();
+        using var refiner = StableDiffusionPipeline.FromPretrained(dir.Path);
+        using var g = new Generator(13);
+        const string path = "text_model.encoder.layers.0.self_attn.k_proj";
+        var weight = refiner.TextEncoder.NamedModules().Select(m => (Path: m.Item1, Module: m.Item2)).Single(m => m.Path == path).Module is Linear l ? l.Weight : null!;
+        var target = new Target("text_encoder_2", path, weight, Tensors.Randn([2, weight.Size(1)], g), Tensors.Randn([weight.Size(0), 2], g), 1.0);
+        var first = target with { Component = "text_encoder", Down = Tensors.Randn([2, 32], g), Up = Tensors.Randn([32, 2], g) };
+        var before = Snapshot([target]);
+        var file = refiner.Loras.Load(Save("refiner.safetensors", Kohya([target, first])));
+        var warning = Assert.Single(refiner.Loras.Apply([new LoraSelection(file, 0.5)]));
+        Assert.Contains("1 key maps to no layer of this model and is ignored: lora_te1_text_model_encoder_layers_0_self_attn_k_proj", warning);
+        AssertMerged([target], before, 0.5);
+
+        var clipG = Tensors.Randn([1, weight.Size(1)], g);
+        var embedding = Save("xlstyle.safetensors", [KeyValuePair.Create("clip_l", Tensors.Zeros([1, 32])), KeyValuePair.Create("clip_g", clipG)]);
+        var rows = refiner.TextEncoder.TextModel.Embeddings.TokenEmbedding.Weight.Size(0);
+        refiner.Embeddings.Load(embedding);
+        Assert.Equal(rows, refiner.Tokenizer.TokenToId("xlstyle"));
+        Assert.True(refiner.TextEncoder.TextModel.Embeddings.TokenEmbedding.Weight.Narrow(0, rows, 1).Equal(clipG), "the refiner's new row is clip_g");
+    }
+
+    [Fact]
     public void AnSd1LoraIsRefusedInOneLineBeforeAnyWeightChanges()
     {
         using var scope = DisposeScope.Enter();

@@ -148,7 +148,7 @@ public sealed class LoraAdapters : IDisposable
                 updates.Add(new Update(target.Weight, m, selection.ScaleFor(m.Component) * m.AlphaScale));
             }
             if (unmapped.Count > 0)
-                warnings.Add($"{file.FilePath}: {unmapped.Count} key{(unmapped.Count == 1 ? "" : "s")} map to no layer of this model and {(unmapped.Count == 1 ? "is" : "are")} ignored: {string.Join(", ", unmapped.Take(8))}{(unmapped.Count > 8 ? ", …" : "")}");
+                warnings.Add($"{file.FilePath}: {(unmapped.Count == 1 ? "1 key maps" : $"{unmapped.Count} keys map")} to no layer of this model and {(unmapped.Count == 1 ? "is" : "are")} ignored: {string.Join(", ", unmapped.Take(8))}{(unmapped.Count > 8 ? ", …" : "")}");
         }
         return (updates, warnings);
     }

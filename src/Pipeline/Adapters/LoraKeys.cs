@@ -47,6 +47,10 @@ internal static class LoraKeys
     public static string KohyaPrefixOf(string component) =>
         KohyaPrefixes.First(p => p.Component == component).Prefix;
 
+    /// <summary>The kohya prefix a tensor key starts with (lora_te_ and lora_te1_ both name the first text encoder).</summary>
+    public static string KohyaPrefixIn(string name) =>
+        KohyaPrefixes.First(p => name.StartsWith(p.Prefix, StringComparison.Ordinal)).Prefix;
+
     /// <summary>The module and part a tensor key names, or null for a key of neither format (LoHa, LoKr, DoRA scales, …).</summary>
     public static (string Component, string Key, bool IsDottedPath, LoraPart Part)? Parse(string name)
     {
