@@ -138,6 +138,8 @@ public sealed class LoraAdapters : IDisposable
                 if (!targets.TryGetValue(m.Component, out var t)) targets[m.Component] = t = new LoraTargets(component);
                 if (t.Resolve(m) is not { } target)
                 {
+                    if (t.MissingBlock(m) is { } block)
+                        throw new InvalidDataException($"{file.FilePath}: {m.Name} changes {m.Component} block {block}, which this model does not have: the LoRA was made for another architecture (an SD 1.x/2.x LoRA on SDXL, or the reverse)");
                     unmapped.Add(m.Name);
                     continue;
                 }
@@ -146,7 +148,7 @@ public sealed class LoraAdapters : IDisposable
                 updates.Add(new Update(target.Weight, m, selection.ScaleFor(m.Component) * m.AlphaScale));
             }
             if (unmapped.Count > 0)
-                warnings.Add($"{file.FilePath}: {unmapped.Count} key{(unmapped.Count == 1 ? "" : "s")} map to no layer of this model and {(unmapped.Count == 1 ? "is" : "are")} ignored: {string.Join(", ", unmapped.Take(8))}{(unmapped.Count > 8 ? ", …" : "")}");
+                warnings.Add($"{file.FilePath}: {(unmapped.Count == 1 ? "1 key maps" : $"{unmapped.Count} keys map")} to no layer of this model and {(unmapped.Count == 1 ? "is" : "are")} ignored: {string.Join(", ", unmapped.Take(8))}{(unmapped.Count > 8 ? ", …" : "")}");
         }
         return (updates, warnings);
     }

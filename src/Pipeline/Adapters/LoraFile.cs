@@ -76,7 +76,8 @@ public sealed class LoraFile : IDisposable
     private static LoraModule ReadModule(Torch.SafeTensors.SafeTensorsFile file, string path, string component, string key, bool dotted,
         Dictionary<LoraPart, string> of)
     {
-        var name = dotted ? $"{component}.{key}" : $"{LoraKeys.KohyaPrefixOf(component)}{key}";
+        var prefix = dotted ? "" : LoraKeys.KohyaPrefixIn(of.Values.First());
+        var name = dotted ? $"{component}.{key}" : prefix + key;
         if (!of.TryGetValue(LoraPart.Down, out var downKey) || !of.TryGetValue(LoraPart.Up, out var upKey))
             throw new InvalidDataException($"{path}: module {name} has {(of.ContainsKey(LoraPart.Down) ? "a down" : of.ContainsKey(LoraPart.Up) ? "an up" : "only an alpha")} weight but no {(of.ContainsKey(LoraPart.Down) ? "up" : "down")} weight");
         double? alpha = null;
@@ -98,7 +99,7 @@ public sealed class LoraFile : IDisposable
             down.Dispose();
             throw;
         }
-        var module = new LoraModule(component, key, dotted, down, up, alpha);
+        var module = new LoraModule(component, key, dotted, down, up, alpha) { KohyaPrefix = prefix };
         try
         {
             CheckShapes(path, module, downKey, upKey);

@@ -12,7 +12,8 @@ internal enum LoraPart { Down, Up, Alpha }
 /// <item>diffusers / PEFT: <c>unet.down_blocks.0.attentions.0.proj_in.lora_A.weight</c>, <c>.lora_B.weight</c>, an optional
 /// <c>.alpha</c> (diffusers' older <c>.lora.down.weight</c> / <c>.lora.up.weight</c> too).</item>
 /// </list>
-/// SDXL adds <c>lora_te1_</c> / <c>lora_te2_</c> and <c>text_encoder_2.</c>: one more row in each table.
+/// SDXL's two text encoders are <c>lora_te1_</c> / <c>lora_te2_</c> (kohya's sdxl_train_network) and <c>text_encoder.</c> /
+/// <c>text_encoder_2.</c> (diffusers' save_lora_weights for StableDiffusionXLPipeline); its U-Net keys are SD's.
 /// </summary>
 internal static class LoraKeys
 {
@@ -21,9 +22,11 @@ internal static class LoraKeys
     [
         ("lora_unet_", "unet"),
         ("lora_te_", "text_encoder"),
+        ("lora_te1_", "text_encoder"),
+        ("lora_te2_", "text_encoder_2"),
     ];
 
-    private static readonly string[] PeftComponents = ["unet", "text_encoder"];
+    private static readonly string[] PeftComponents = ["unet", "text_encoder_2", "text_encoder"];
 
     private static readonly (string Suffix, LoraPart Part)[] KohyaSuffixes =
     [
@@ -43,6 +46,10 @@ internal static class LoraKeys
 
     public static string KohyaPrefixOf(string component) =>
         KohyaPrefixes.First(p => p.Component == component).Prefix;
+
+    /// <summary>The kohya prefix a tensor key starts with (lora_te_ and lora_te1_ both name the first text encoder).</summary>
+    public static string KohyaPrefixIn(string name) =>
+        KohyaPrefixes.First(p => name.StartsWith(p.Prefix, StringComparison.Ordinal)).Prefix;
 
     /// <summary>The module and part a tensor key names, or null for a key of neither format (LoHa, LoKr, DoRA scales, …).</summary>
     public static (string Component, string Key, bool IsDottedPath, LoraPart Part)? Parse(string name)

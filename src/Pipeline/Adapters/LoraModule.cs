@@ -16,6 +16,9 @@ public sealed record LoraModule(string Component, string Key, bool IsDottedPath,
     /// <summary>alpha / rank (kohya's per-module scale); no alpha means alpha = rank (diffusers/PEFT files fold it into up).</summary>
     public double AlphaScale => (Alpha ?? Rank) / Rank;
 
+    /// <summary>The kohya prefix the file uses (lora_te_ or SDXL's lora_te1_ for the first text encoder); empty: the component's usual one.</summary>
+    public string KohyaPrefix { get; init; } = "";
+
     /// <summary>The module as a file names it: the kohya name with its prefix, or the PEFT component.path.</summary>
-    public string Name => IsDottedPath ? $"{Component}.{Key}" : $"{LoraKeys.KohyaPrefixOf(Component)}{Key}";
+    public string Name => IsDottedPath ? $"{Component}.{Key}" : $"{(KohyaPrefix.Length > 0 ? KohyaPrefix : LoraKeys.KohyaPrefixOf(Component))}{Key}";
 }

@@ -25,6 +25,29 @@ internal sealed class LoraTargets
         }
     }
 
+    // The repeated blocks whose layout tells architectures apart: SD 1.x/2.x have attentions in down_blocks.0, SDXL none and
+    // ten transformer blocks deeper down; SD 2.x's text encoder has 23 layers, SD 1.x's 12.
+    private static readonly (string Family, int Parts)[] Blocks =
+        [("down_blocks_", 3), ("up_blocks_", 3), ("mid_block_", 2), ("text_model_encoder_layers_", 1)];
+
+    /// <summary>
+    /// The block (kohya-style, e.g. <c>down_blocks_0_attentions_0</c>) the entry changes when this component has no layer in it
+    /// at all, which marks a LoRA for another architecture rather than one stray key; null otherwise.
+    /// </summary>
+    public string? MissingBlock(LoraModule m)
+    {
+        var kohya = m.IsDottedPath ? m.Key.Replace('.', '_') : m.Key;
+        foreach (var (family, count) in Blocks)
+        {
+            if (!kohya.StartsWith(family, StringComparison.Ordinal)) continue;
+            var parts = kohya[family.Length..].Split('_');
+            if (parts.Length <= count) return null;
+            var block = family + string.Join('_', parts.Take(count)) + "_";
+            return pathByKohyaName.Keys.Any(k => k.StartsWith(block, StringComparison.Ordinal)) ? null : block[..^1];
+        }
+        return null;
+    }
+
     /// <summary>The dotted path and weight the entry changes, or null when the model has no such layer.</summary>
     public (string Path, Tensor Weight)? Resolve(LoraModule m)
     {

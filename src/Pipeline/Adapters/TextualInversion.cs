@@ -9,25 +9,32 @@ namespace LatentDiffusion.Pipeline.Adapters;
 public sealed record TextualInversionEmbedding(string Name, IReadOnlyList<string> Tokens, string FilePath);
 
 /// <summary>
+/// One tokenizer and text encoder an embedding grows: <paramref name="FileKey"/> is the file's tensor for it (SDXL's
+/// <c>clip_l</c> / <c>clip_g</c>), null for a Stable Diffusion 1.x/2.x file's one tensor.
+/// </summary>
+internal sealed record EmbeddingTarget(string? FileKey, Func<ClipTokenizer> Tokenizer, Func<ClipTextModel> TextEncoder);
+
+/// <summary>
 /// Textual-inversion embeddings (Gal et al. 2022) as diffusers' load_textual_inversion adds them: an embedding of n vectors
 /// becomes the added tokens name, name_1, …, name_{n−1} of the tokenizer and n new rows of the text encoder's token
 /// embedding, and every occurrence of name in a prompt is rewritten to "name name_1 …" before tokenising
 /// (diffusers' maybe_convert_prompt). Files: AUTOMATIC1111's (<c>emb_params</c> or <c>string_to_param.*</c>, the name is the
-/// file's) and diffusers' learned_embeds (one tensor named after its token), safetensors only.
+/// file's) and diffusers' learned_embeds (one tensor named after its token), safetensors only. SDXL files carry <c>clip_l</c>
+/// and <c>clip_g</c> vectors: each goes to its tokenizer and encoder under the same tokens, as diffusers' SDXL recipe calls
+/// load_textual_inversion once per encoder.
 /// </summary>
 public sealed partial class TextualInversions
 {
-    private readonly Func<ClipTokenizer> tokenizer;
-    private readonly Action<ClipTokenizer> replaceTokenizer;
-    private readonly Func<ClipTextModel> textEncoder; // resolved when an embedding is added: another engine refuses then, not at every request
+    // The encoders are resolved when an embedding is added: another engine refuses then, not at every request.
+    private readonly IReadOnlyList<EmbeddingTarget> targets;
+    private readonly Action<IReadOnlyList<ClipTokenizer>> replaceTokenizers;
     private readonly List<TextualInversionEmbedding> loaded = [];
     private readonly Dictionary<string, string> skipped = new(StringComparer.Ordinal);
 
-    internal TextualInversions(Func<ClipTokenizer> tokenizer, Action<ClipTokenizer> replaceTokenizer, Func<ClipTextModel> textEncoder)
+    internal TextualInversions(IReadOnlyList<EmbeddingTarget> targets, Action<IReadOnlyList<ClipTokenizer>> replaceTokenizers)
     {
-        this.tokenizer = tokenizer;
-        this.replaceTokenizer = replaceTokenizer;
-        this.textEncoder = textEncoder;
+        this.targets = targets;
+        this.replaceTokenizers = replaceTokenizers;
     }
 
     public IReadOnlyList<TextualInversionEmbedding> Loaded => loaded;
@@ -37,31 +44,40 @@ public sealed partial class TextualInversions
 
     /// <summary>
     /// Adds the embedding in <paramref name="path"/> under <paramref name="name"/> (null: diffusers' token stored in the file,
-    /// else the file name). Everything is checked before the tokenizer or the text encoder changes.
+    /// else the file name). Everything is checked before a tokenizer or a text encoder changes.
     /// </summary>
     public TextualInversionEmbedding Load(string path, string? name = null)
     {
         using var scope = DisposeScope.Enter();
-        var (stored, vectors) = Read(path);
+        var (stored, vectors) = Read(path, targets);
         name ??= stored ?? Path.GetFileNameWithoutExtension(path);
-        var hidden = textEncoder().Config.HiddenSize;
-        if (vectors.Size(1) != hidden)
-            throw new InvalidDataException($"{path}: the embedding's vectors have {vectors.Size(1)} values but this text encoder's have {hidden}: it was made for another model");
-        Pretrained.RequireFinite(path, [KeyValuePair.Create(name, vectors)]);
-        var tokens = Enumerable.Range(0, (int)vectors.Size(0)).Select(i => i == 0 ? name : $"{name}_{i}").ToList();
-        ClipTokenizer grown;
+        var count = vectors[0].Size(0);
+        if (vectors.Any(v => v.Size(0) != count))
+            throw new InvalidDataException($"{path}: {string.Join(" and ", targets.Select((t, i) => $"{t.FileKey} has {vectors[i].Size(0)} vectors"))}; both parts of an embedding have one vector per token");
+        for (int i = 0; i < targets.Count; i++)
+        {
+            var hidden = targets[i].TextEncoder().Config.HiddenSize;
+            if (vectors[i].Size(1) != hidden)
+                throw new InvalidDataException($"{path}: the embedding's {(targets[i].FileKey is { } part ? part + " " : "")}vectors have {vectors[i].Size(1)} values but {(targets[i].FileKey is null ? "this" : "their")} text encoder's have {hidden}: it was made for another model");
+            Pretrained.RequireFinite(path, [KeyValuePair.Create(targets[i].FileKey ?? name, vectors[i])]);
+        }
+        var tokens = Enumerable.Range(0, (int)count).Select(i => i == 0 ? name : $"{name}_{i}").ToList();
+        ClipTokenizer[] grown;
         try
         {
-            grown = tokenizer().WithAddedTokens(tokens);
+            grown = [.. targets.Select(t => t.Tokenizer().WithAddedTokens(tokens))];
         }
         catch (ArgumentException e)
         {
             throw new InvalidDataException($"{path}: cannot add embedding '{name}': {e.Message.Split(" (Parameter")[0]}", e);
         }
-        var first = textEncoder().AddTokenEmbeddings(vectors);
-        if (grown.TokenToId(name) != first)
-            throw new InvalidOperationException($"the tokenizer's next id ({grown.TokenToId(name)}) and the text encoder's next row ({first}) disagree");
-        replaceTokenizer(grown);
+        for (int i = 0; i < targets.Count; i++)
+        {
+            var first = targets[i].TextEncoder().AddTokenEmbeddings(vectors[i]);
+            if (grown[i].TokenToId(name) != first)
+                throw new InvalidOperationException($"the tokenizer's next id ({grown[i].TokenToId(name)}) and the text encoder's next row ({first}) disagree");
+        }
+        replaceTokenizers(grown);
         var embedding = new TextualInversionEmbedding(name, tokens, path);
         loaded.Add(embedding);
         skipped.Remove(name);
@@ -113,17 +129,28 @@ public sealed partial class TextualInversions
         foreach (var (name, why) in skipped)
             if (Regex.IsMatch(prompt, $@"(?<![\w]){Regex.Escape(name)}(?![\w])")) warnings.Add($"embedding '{name}' in the prompt is not loaded: {why}");
         if (loaded.Count == 0) return prompt;
-        var present = tokenizer().Tokenize(prompt).ToHashSet(StringComparer.Ordinal);
+        var present = targets[0].Tokenizer().Tokenize(prompt).ToHashSet(StringComparer.Ordinal);
         foreach (var e in loaded)
             if (e.Tokens.Count > 1 && present.Contains(e.Name)) prompt = prompt.Replace(e.Name, string.Join(' ', e.Tokens), StringComparison.Ordinal);
         return prompt;
     }
 
-    /// <summary>The token name stored in the file (diffusers' learned_embeds; null for AUTOMATIC1111's) and the vectors [n, dim] in float32.</summary>
-    private static (string? Name, Tensor Vectors) Read(string path)
+    /// <summary>
+    /// The token name stored in the file (diffusers' learned_embeds; null for AUTOMATIC1111's) and the vectors [n, dim] in
+    /// float32, one tensor per target.
+    /// </summary>
+    private static (string? Name, Tensor[] Vectors) Read(string path, IReadOnlyList<EmbeddingTarget> targets)
     {
         using var file = AdapterFile.Open(path, "embedding");
         var keys = file.Keys;
+        if (targets[0].FileKey is not null)
+        {
+            if (!keys.Contains("clip_l") && !keys.Contains("clip_g"))
+                throw new InvalidDataException($"{path}: not an SDXL embedding (no clip_l / clip_g vectors): a Stable Diffusion 1.x/2.x embedding does not fit SDXL's text encoders");
+            var missing = targets.FirstOrDefault(t => !keys.Contains(t.FileKey!));
+            if (missing is not null) throw new InvalidDataException($"{path}: the SDXL embedding has no {missing.FileKey} vectors");
+            return (null, [.. targets.Select(t => Vectors(path, file, t.FileKey!))]);
+        }
         string key;
         string? name = null;
         if (keys.FirstOrDefault(k => k.StartsWith("string_to_param.", StringComparison.Ordinal)) is { } a1111) key = a1111;
@@ -132,10 +159,15 @@ public sealed partial class TextualInversions
             throw new InvalidDataException($"{path}: an SDXL embedding (clip_l / clip_g vectors) does not fit this Stable Diffusion 1.x/2.x text encoder");
         else if (keys.Count == 1) (key, name) = (keys[0], keys[0]);
         else throw new InvalidDataException($"{path}: not a textual-inversion embedding: expected emb_params, string_to_param.* or one tensor named after its token, found {keys.Count} tensors");
+        return (name, [Vectors(path, file, key)]);
+    }
+
+    private static Tensor Vectors(string path, Torch.SafeTensors.SafeTensorsFile file, string key)
+    {
         var vectors = file.Load(key, DType.Float32);
         if (vectors.Dim == 1) vectors = vectors.Unsqueeze(0);
         if (vectors.Dim != 2 || vectors.Size(0) == 0)
             throw new InvalidDataException($"{path}: tensor '{key}' is [{string.Join(", ", vectors.Shape)}]; an embedding is [vectors, dimension]");
-        return (name, vectors);
+        return vectors;
     }
 }

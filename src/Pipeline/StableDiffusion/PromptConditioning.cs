@@ -27,8 +27,11 @@ internal interface IPromptConditioner
     /// <summary>The conditioning of <paramref name="images"/> images of <paramref name="width"/> × <paramref name="height"/> pixels.</summary>
     PromptConditioning Encode(GenerationRequest r, int images, bool guided, int width, int height, PipelineOptions options);
 
-    /// <summary>The same conditioner with another tokenizer (one that knows added tokens: textual-inversion embeddings).</summary>
-    IPromptConditioner WithTokenizer(ClipTokenizer grown);
+    /// <summary>
+    /// The same conditioner with other tokenizers (ones that know added tokens: textual-inversion embeddings): the pipeline's
+    /// Tokenizer and Tokenizer2 (null but for an SDXL base).
+    /// </summary>
+    IPromptConditioner WithTokenizers(ClipTokenizer grown, ClipTokenizer? grown2);
 }
 
 /// <summary>Tokenising prompts into 77-token rows, shared by the SD and SDXL prompt encoders.</summary>

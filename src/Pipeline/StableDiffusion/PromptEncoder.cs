@@ -49,5 +49,5 @@ internal sealed class PromptEncoder(ClipTokenizer tokenizer, ITextEncoder textEn
     }
 
     /// <summary>The same encoder with another tokenizer (one that knows added tokens, e.g. textual-inversion embeddings).</summary>
-    public IPromptConditioner WithTokenizer(ClipTokenizer grown) => new PromptEncoder(grown, textEncoder);
+    public IPromptConditioner WithTokenizers(ClipTokenizer grown, ClipTokenizer? grown2) => new PromptEncoder(grown, textEncoder);
 }

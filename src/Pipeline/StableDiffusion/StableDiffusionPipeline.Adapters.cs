@@ -1,4 +1,6 @@
 using LatentDiffusion.Pipeline.Adapters;
+using LatentDiffusion.Pipeline.Engines;
+using LatentDiffusion.TextEncoder;
 using LatentDiffusion.Torch.NN;
 
 namespace LatentDiffusion.Pipeline.StableDiffusion;
@@ -10,15 +12,38 @@ public sealed partial class StableDiffusionPipeline
     private LoraAdapters? loras;
     private TextualInversions? embeddings;
 
-    /// <summary>The LoRAs merged into the U-Net and text encoder; a generation merges its request's set (<see cref="GenerationRequest.Loras"/>).</summary>
-    public LoraAdapters Loras => loras ??= new LoraAdapters(new Dictionary<string, Module> { ["unet"] = Unet, ["text_encoder"] = TextEncoder });
+    /// <summary>The LoRAs merged into the U-Net and text encoders; a generation merges its request's set (<see cref="GenerationRequest.Loras"/>).</summary>
+    public LoraAdapters Loras => loras ??= new LoraAdapters(LoraComponents());
 
-    /// <summary>The textual-inversion embeddings added to the tokenizer (which is then replaced) and the text encoder.</summary>
-    public TextualInversions Embeddings => embeddings ??= new TextualInversions(() => Tokenizer, grown =>
+    /// <summary>
+    /// The textual-inversion embeddings added to the tokenizers (which are then replaced) and the text encoders: SDXL's files
+    /// carry clip_l vectors for the first encoder and clip_g for the second (a refiner's only one).
+    /// </summary>
+    public TextualInversions Embeddings => embeddings ??= new TextualInversions(EmbeddingTargets(), grown =>
     {
-        Tokenizer = grown;
-        prompts = prompts.WithTokenizer(grown);
-    }, () => TextEncoder);
+        Tokenizer = grown[0];
+        if (grown.Count > 1) Tokenizer2 = grown[1];
+        prompts = prompts.WithTokenizers(Tokenizer, Tokenizer2);
+    });
+
+    // diffusers' component names: SDXL's second encoder is text_encoder_2, and a refiner's one encoder is that second one.
+    private Dictionary<string, Module> LoraComponents()
+    {
+        var components = new Dictionary<string, Module> { ["unet"] = Unet };
+        if (Xl is null) components["text_encoder"] = TextEncoder;
+        else if (Models.TextEncoder2 is null) components["text_encoder_2"] = TextEncoder;
+        else (components["text_encoder"], components["text_encoder_2"]) = (TextEncoder, SecondTextEncoder);
+        return components;
+    }
+
+    private IReadOnlyList<EmbeddingTarget> EmbeddingTargets()
+    {
+        if (Xl is null) return [new EmbeddingTarget(null, () => Tokenizer, () => TextEncoder)];
+        if (Models.TextEncoder2 is null) return [new EmbeddingTarget("clip_g", () => Tokenizer, () => TextEncoder)];
+        return [new EmbeddingTarget("clip_l", () => Tokenizer, () => TextEncoder), new EmbeddingTarget("clip_g", () => Tokenizer2!, () => SecondTextEncoder)];
+    }
+
+    private ClipTextModel SecondTextEncoder => Models.TextEncoder2 is TorchTextEncoder t ? t.Module : throw NotTorch("second text encoder");
 
     // Whether the merged set was made for a request (then a request without LoRAs restores the model) or by a caller of Loras.Apply.
     private bool lorasFromRequest;

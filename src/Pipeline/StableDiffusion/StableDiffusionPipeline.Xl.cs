@@ -14,7 +14,7 @@ namespace LatentDiffusion.Pipeline.StableDiffusion;
 public sealed partial class StableDiffusionPipeline
 {
     /// <summary>SDXL's second tokenizer (tokenizer_2/, padding with "!"); null for SD 1.x/2.x and for a refiner, whose one tokenizer is <see cref="Tokenizer"/>.</summary>
-    public ClipTokenizer? Tokenizer2 { get; }
+    public ClipTokenizer? Tokenizer2 { get; private set; }
 
     /// <summary>The SDXL settings; null for a Stable Diffusion 1.x/2.x pipeline.</summary>
     public XlSettings? Xl { get; }

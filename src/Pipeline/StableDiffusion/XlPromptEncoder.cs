@@ -21,9 +21,10 @@ namespace LatentDiffusion.Pipeline.StableDiffusion;
 /// </summary>
 internal sealed class XlPromptEncoder(IReadOnlyList<(ClipTokenizer Tokenizer, ITextEncoder Encoder)> encoders, XlSettings settings) : IPromptConditioner
 {
-    // Embeddings for SDXL carry a clip_l and a clip_g part, one per encoder; the adapters add only the first encoder's rows.
-    public IPromptConditioner WithTokenizer(ClipTokenizer grown) =>
-        throw new NotSupportedException("textual-inversion embeddings for SDXL (clip_l / clip_g) are not supported yet");
+    // A refiner's one encoder is the base's second, with the pipeline's Tokenizer.
+    public IPromptConditioner WithTokenizers(ClipTokenizer grown, ClipTokenizer? grown2) => new XlPromptEncoder(encoders.Count == 1
+        ? [(grown, encoders[0].Encoder)]
+        : [(grown, encoders[0].Encoder), (grown2 ?? throw new ArgumentNullException(nameof(grown2)), encoders[1].Encoder)], settings);
 
     public PromptConditioning Encode(GenerationRequest r, int images, bool guided, int width, int height, PipelineOptions options)
     {
