@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Times one forward pass of the SD1.5 U-Net here (`ldm bench unet --json`) and in diffusers on
+"""Times one forward pass of a U-Net (SD1.5's by default, SDXL's with --config) here (`ldm bench unet --json`) and in diffusers on
 PyTorch, alternately, and prints both with their ratio.
 
     /usr/bin/python3 bench/compare_unet.py [--rounds 5] [--dtype f32|bf16] [--size 256] [--batch 2]
@@ -7,6 +7,9 @@ PyTorch, alternately, and prints both with their ratio.
 
 The reference is diffusers' UNet2DConditionModel built from the same config
 (configs/models/sd15-unet.json), every parameter drawn from N(0, 0.02) as `ldm bench unet` does,
+with SDXL's added conditions for a config with addition_embed_type "text_time" (pooled text embeds
+[batch, projection_class_embeddings_input_dim - 6 * addition_time_embed_dim] and the six time ids of a
+size × size image, as `ldm bench unet` supplies them),
 on Debian's PyTorch (python3-torch 1.13, the libtorch this project links), under torch.no_grad()
 as diffusers' pipelines run it, with torch.set_num_threads(cores) and OMP_WAIT_POLICY=PASSIVE:
 one warm-up, then the median of --repeat runs, the same method as `ldm bench unet`. diffusers is
@@ -22,6 +25,7 @@ to what an idle machine measures; without it both compete with the other process
 import argparse
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -54,18 +58,26 @@ def reference(args):
         model = model.to(dtype)
         x = torch.randn(args.batch, config.get("in_channels", 4), latent, latent).to(dtype)
         text = torch.randn(args.batch, TOKENS, cross).to(dtype)
-        processor = type(model.down_blocks[0].attentions[0].transformer_blocks[0].attn1.processor).__name__
-        model(x, TIMESTEP, text)  # warm-up
+        kwargs = {}
+        if config.get("addition_embed_type") == "text_time":
+            # SDXL: diffusers' added_cond_kwargs, the pooled text embeds and (original size, crop, target size).
+            pooled = config["projection_class_embeddings_input_dim"] - 6 * config["addition_time_embed_dim"]
+            ids = torch.tensor([[args.size, args.size, 0, 0, args.size, args.size]] * args.batch, dtype=torch.float32)
+            kwargs["added_cond_kwargs"] = {"text_embeds": torch.randn(args.batch, pooled).to(dtype), "time_ids": ids.to(dtype)}
+        processor = type(next(iter(model.attn_processors.values()))).__name__
+        model(x, TIMESTEP, text, **kwargs)  # warm-up
         samples = []
         for _ in range(args.repeat):
             start = time.perf_counter()
-            model(x, TIMESTEP, text)
+            model(x, TIMESTEP, text, **kwargs)
             samples.append(time.perf_counter() - start)
     print(json.dumps({
         "seconds": statistics.median(samples),
         "implementation": f"diffusers {diffusers.__version__} ({processor}), PyTorch {torch.__version__}",
         "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # Linux: KiB
+        "parameters": sum(p.numel() for p in model.parameters()),
     }))
 
 
@@ -120,6 +132,7 @@ def main():
         "rounds": args.rounds, "repeat": args.repeat, "dtype": args.dtype, "size": args.size, "batch": args.batch,
         "realtime": args.realtime, "reference": theirs[0]["implementation"], "threads": [ours[0]["threads"], theirs[0]["threads"]],
         "libtorch": ours[0]["libtorch"],
+        "ours_peak_rss_mb": max(r["peak_rss_mb"] for r in ours), "reference_peak_rss_mb": max(r["peak_rss_mb"] for r in theirs),
     }
     if base:
         b = [r["seconds"] for r in base]
@@ -129,11 +142,11 @@ def main():
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    print(f"| U-Net forward, {args.batch} × 4 × {args.size // 8} × {args.size // 8}, {args.dtype} | seconds (median of rounds, min–max) |")
-    print("| --- | ---: |")
-    print(f"| LatentDiffusion.NET (`ldm bench unet`) | {summary['ours_seconds']:.2f} ({min(o):.2f}–{max(o):.2f}) |")
-    print(f"| {summary['reference']} | {summary['reference_seconds']:.2f} ({min(t):.2f}–{max(t):.2f}) |")
-    print(f"| ours / reference (median of the rounds' ratios) | {summary['ratio']:.2f} ({min(ratios):.2f}–{max(ratios):.2f}) |")
+    print(f"| U-Net forward, {args.batch} × 4 × {args.size // 8} × {args.size // 8}, {args.dtype} | seconds (median of rounds, min–max) | peak RSS |")
+    print("| --- | ---: | ---: |")
+    print(f"| LatentDiffusion.NET (`ldm bench unet`) | {summary['ours_seconds']:.2f} ({min(o):.2f}–{max(o):.2f}) | {summary['ours_peak_rss_mb'] / 1024:.1f} GiB |")
+    print(f"| {summary['reference']} | {summary['reference_seconds']:.2f} ({min(t):.2f}–{max(t):.2f}) | {summary['reference_peak_rss_mb'] / 1024:.1f} GiB |")
+    print(f"| ours / reference (median of the rounds' ratios) | {summary['ratio']:.2f} ({min(ratios):.2f}–{max(ratios):.2f}) | |")
     if base:
         print(f"| baseline (`{args.baseline_ldm}`) | {summary['baseline_seconds']:.2f} ({min(b):.2f}–{max(b):.2f}) |")
         print(f"| baseline / reference | {summary['baseline_ratio']:.2f} ({min(base_ratios):.2f}–{max(base_ratios):.2f}) |")
