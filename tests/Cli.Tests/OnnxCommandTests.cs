@@ -158,4 +158,28 @@ public sealed class ExportCommandTests : IDisposable
         var fromOnnx = CliRunner.Run("export", "onnx", onnx, Path.Combine(work, "y"));
         Assert.Contains("is an ONNX model", Assert.Single(fromOnnx.ErrLines));
     }
+
+    [Fact]
+    public void ExportWithALoraMergedGivesTheLibtorchImageWithThatLora()
+    {
+        var tiny = TinyStableDiffusionFolder.Assemble(Path.Combine(work, "tiny"));
+        var lora = Path.Combine(SharedData.RepositoryRoot, "tests", "fixtures", "pipeline", "lora", "sd_tiny_lora_kohya.safetensors");
+        var onnx = Path.Combine(work, "tiny-lora-onnx");
+        var r = CliRunner.Run("export", "onnx", tiny, onnx, "--lora", lora + ":0.8");
+        Assert.True(r.ExitCode == 0, r.Err);
+
+        string[] common = ["--steps", "2", "--seed", "9", "--sampler", "euler"];
+        var torch = CliRunner.Run(["generate", "a horse", "--model", tiny, "--lora", lora + ":0.8", .. common, "--out", Path.Combine(work, "t.png")]);
+        var plain = CliRunner.Run(["generate", "a horse", "--model", tiny, .. common, "--out", Path.Combine(work, "p.png")]);
+        var viaOnnx = CliRunner.Run(["generate", "a horse", "--model", onnx, .. common, "--out", Path.Combine(work, "o.png")]);
+        Assert.True(torch.ExitCode == 0 && plain.ExitCode == 0 && viaOnnx.ExitCode == 0, torch.Err + plain.Err + viaOnnx.Err);
+        var withLora = RgbImage.Load(Path.Combine(work, "t.png")).Pixels;
+        var without = RgbImage.Load(Path.Combine(work, "p.png")).Pixels;
+        var exported = RgbImage.Load(Path.Combine(work, "o.png")).Pixels;
+        Assert.True(withLora.Zip(exported).All(p => Math.Abs(p.First - p.Second) <= 1), "the export with the LoRA merged differs from libtorch with the LoRA");
+        Assert.False(without.SequenceEqual(exported), "the LoRA changed nothing in the export");
+
+        var missing = CliRunner.Run("export", "onnx", tiny, Path.Combine(work, "z"), "--lora", Path.Combine(work, "none.safetensors"));
+        missing.AssertUsageError("file not found");
+    }
 }
