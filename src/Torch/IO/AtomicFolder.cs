@@ -6,10 +6,13 @@ namespace LatentDiffusion.Torch;
 /// </summary>
 public static class AtomicFolder
 {
-    /// <summary>Writes <paramref name="directory"/> through <paramref name="write"/> (given the staging path); refuses an existing folder unless <paramref name="overwrite"/>.</summary>
+    /// <summary>Writes <paramref name="directory"/> through <paramref name="write"/> (given the staging path); refuses an existing folder unless <paramref name="overwrite"/>, and any other file there.</summary>
     public static void Write(string directory, bool overwrite, Action<string> write)
     {
         var target = Path.GetFullPath(directory);
+        // A file, a device or a dangling link there would only fail at the final rename, after all the work.
+        if (!Directory.Exists(target) && (File.Exists(target) || new FileInfo(target).LinkTarget is not null))
+            throw new IOException($"{target}: is a file, not a folder (choose a folder path)");
         if (Directory.Exists(target) && !overwrite)
             throw new IOException($"{target}: already exists (choose another folder or remove it)");
         var parent = Path.GetDirectoryName(target)!;
