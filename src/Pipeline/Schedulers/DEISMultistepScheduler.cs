@@ -37,13 +37,13 @@ public sealed record DEISMultistepSchedulerConfig : SchedulerConfig
 /// </summary>
 public sealed class DEISMultistepScheduler : VpMultistepScheduler
 {
-    private readonly Tensor?[] modelOutputs;   // ε̂ of the last solver_order steps, newest last (owned)
+    private readonly ModelOutputHistory modelOutputs;   // ε̂ of the last solver_order steps, newest last (owned)
     private int lowerOrderNums;
 
     public DEISMultistepScheduler(DEISMultistepSchedulerConfig? config = null)
         : base(config ?? new DEISMultistepSchedulerConfig(), zeroTerminalSnr: false)
     {
-        modelOutputs = new Tensor?[Config.SolverOrder];
+        modelOutputs = new ModelOutputHistory(Config.SolverOrder);
     }
 
     public override DEISMultistepSchedulerConfig Config => (DEISMultistepSchedulerConfig)base.Config;
@@ -56,11 +56,7 @@ public sealed class DEISMultistepScheduler : VpMultistepScheduler
 
     protected override void ResetHistory()
     {
-        for (int i = 0; i < modelOutputs.Length; i++)
-        {
-            modelOutputs[i]?.Dispose();
-            modelOutputs[i] = null;
-        }
+        modelOutputs.Clear();
         lowerOrderNums = 0;
     }
 
@@ -75,9 +71,7 @@ public sealed class DEISMultistepScheduler : VpMultistepScheduler
 
         using var scope = DisposeScope.Enter();
         var (x0, eps) = ConvertModelOutput(modelOutput, sample, SigmaAt(i));
-        modelOutputs[0]?.Dispose();
-        for (int k = 0; k < modelOutputs.Length - 1; k++) modelOutputs[k] = modelOutputs[k + 1];
-        modelOutputs[^1] = eps.Alias().DetachFromDisposeScope();
+        modelOutputs.Push(eps);
 
         Tensor prev;
         if (Config.SolverOrder == 1 || lowerOrderNums < 1 || lowerOrderFinal)

@@ -9,25 +9,9 @@ namespace LatentDiffusion.Pipeline.Schedulers;
 /// and defaults are those of diffusers' k-diffusion-style σ schedulers (KDPM2 ancestral: Stable Diffusion's beta range,
 /// linspace spacing).
 /// </summary>
-public sealed record DPMSolver2SAncestralSchedulerConfig : SchedulerConfig
+public sealed record DPMSolver2SAncestralSchedulerConfig : KDPM2FamilySchedulerConfig
 {
-    public DPMSolver2SAncestralSchedulerConfig()
-    {
-        BetaStart = 0.00085;
-        BetaEnd = 0.012;
-        TimestepSpacing = TimestepSpacing.Linspace;
-    }
-
     [JsonIgnore] public override string ClassName => "DPMSolver2SAncestralScheduler";
-
-    [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
-
-    public override void Validate()
-    {
-        base.Validate();
-        // x̂₀ comes from an ε or v prediction, as in the other σ schedulers of this family
-        if (PredictionType == PredictionType.Sample) throw Unsupported("prediction_type", PredictionType);
-    }
 }
 
 /// <summary>
@@ -66,14 +50,8 @@ public sealed class DPMSolver2SAncestralScheduler : SigmaScheduler
 
     protected override double[] ComputeTimesteps(int steps)
     {
-        var timesteps = FloatTimesteps(steps);
-        var sigmas = InterpolatedSigmas(timesteps);
-        if (Config.UseKarrasSigmas)
-        {
-            // k-diffusion's get_sigmas_karras (ρ = 7) between the schedule's extremes; the model's timesteps stay fractional
-            sigmas = ScheduleMath.KarrasSigmas(sigmas[^1], sigmas[0], steps);
-            timesteps = sigmas.Select(s => ScheduleMath.SigmaToT(s, LogTrainingSigmas)).ToArray();
-        }
+        // with Karras σ: k-diffusion's get_sigmas_karras (ρ = 7) between the schedule's extremes; the model's timesteps stay fractional
+        var (timesteps, sigmas) = SpacedOrKarrasSigmas(steps, Config.UseKarrasSigmas);
         var schedule = sigmas.Select(s => (float)s).Append(0f).ToArray();
         stepSigmas = schedule.Select(s => (double)s).ToArray();
 

@@ -72,7 +72,7 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
 {
     private readonly float[] trainingSigmas;
     private readonly float[] logTrainingSigmas;
-    private readonly Tensor?[] modelOutputs;   // converted outputs of the last solver_order steps, newest last (owned)
+    private readonly ModelOutputHistory modelOutputs;   // converted outputs of the last solver_order steps, newest last (owned)
     private float[] sigmas;
     private int lowerOrderNums;
 
@@ -83,7 +83,7 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         trainingSigmas = ScheduleMath.TrainingSigmas(AlphasCumprod);
         logTrainingSigmas = ScheduleMath.Log(trainingSigmas);
         sigmas = trainingSigmas;
-        modelOutputs = new Tensor?[Config.SolverOrder];
+        modelOutputs = new ModelOutputHistory(Config.SolverOrder);
     }
 
     public override DPMSolverMultistepSchedulerConfig Config => (DPMSolverMultistepSchedulerConfig)base.Config;
@@ -99,15 +99,7 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
     protected override double[] ComputeTimesteps(int steps)
     {
         int trainSteps = Config.NumTrainTimesteps;
-        // λ_t = log α_t − log σ_t (float32 as diffusers); timesteps whose λ falls below
-        // lambda_min_clipped are cut from the top of the schedule
-        int clipped = 0;
-        if (!double.IsNegativeInfinity(Config.LambdaMinClipped))
-        {
-            var flippedLambda = AlphasCumprod.Reverse().Select(a => MathF.Log(MathF.Sqrt(a)) - MathF.Log(MathF.Sqrt(1 - a))).ToArray();
-            while (clipped < flippedLambda.Length && flippedLambda[clipped] < Config.LambdaMinClipped) clipped++;
-        }
-        int lastTimestep = trainSteps - clipped;
+        int lastTimestep = trainSteps - DpmSolverUpdates.LambdaClippedCount(AlphasCumprod, Config.LambdaMinClipped);
 
         double[] timesteps = Config.TimestepSpacing switch
         {
@@ -143,11 +135,7 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
 
     protected override void ResetHistory()
     {
-        for (int i = 0; i < modelOutputs.Length; i++)
-        {
-            modelOutputs[i]?.Dispose();
-            modelOutputs[i] = null;
-        }
+        modelOutputs.Clear();
         lowerOrderNums = 0;
     }
 
@@ -162,16 +150,14 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
 
         using var scope = DisposeScope.Enter();
         var converted = DpmSolverUpdates.ConvertModelOutput(modelOutput, sample, sigmas[i], Config.AlgorithmType, Config.PredictionType, Config.VarianceType is not null);
-        modelOutputs[0]?.Dispose();
-        for (int k = 0; k < modelOutputs.Length - 1; k++) modelOutputs[k] = modelOutputs[k + 1];
-        modelOutputs[^1] = converted.DetachFromDisposeScope();
+        modelOutputs.Push(converted);
 
         var x = sample.To(DType.Float32);
         Tensor? z = IsSde ? DrawNoise(noise, modelOutput, DType.Float32) : null;
 
         Tensor prev;
         if (Config.SolverOrder == 1 || lowerOrderNums < 1 || lowerOrderFinal)
-            prev = DpmSolverUpdates.FirstOrderUpdate(Config.AlgorithmType, sigmas[i], sigmas[i + 1], converted, x, z);
+            prev = DpmSolverUpdates.FirstOrderUpdate(Config.AlgorithmType, DpmInterval.Between(sigmas[i], sigmas[i + 1]), x, converted, z);
         else if (Config.SolverOrder == 2 || lowerOrderNums < 2 || lowerOrderSecond)
             prev = SecondOrderUpdate(x, i, z);
         else
@@ -185,88 +171,36 @@ public sealed class DPMSolverMultistepScheduler : Scheduler, ISigmaSchedule
         return new SchedulerStepOutput(scope.Keep(prev), predOriginal is null ? null : scope.Keep(predOriginal));
     }
 
-    /// <summary>Multistep second order: D0 = m0, D1 = (m0 − m1)/r0 with r0 = h_{prev}/h.</summary>
+    /// <summary>Multistep second order from σ_i: D0 = m0, D1 = (m0 − m1)/r0 with r0 = h_{prev}/h.</summary>
     private Tensor SecondOrderUpdate(Tensor x, int i, Tensor? z)
     {
-        var (alphaT, sigmaT) = AlphaSigma(sigmas[i + 1]);
-        var (alphaS0, sigmaS0) = AlphaSigma(sigmas[i]);
-        double lambdaT = Lambda(sigmas[i + 1]), lambdaS0 = Lambda(sigmas[i]), lambdaS1 = Lambda(sigmas[i - 1]);
+        var step = DpmInterval.Between(sigmas[i], sigmas[i + 1]);
         var m0 = modelOutputs[^1]!;
         var m1 = modelOutputs[^2]!;
-        double h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1, r0 = h0 / h;
-        var d0 = m0;
+        double h0 = Lambda(sigmas[i]) - Lambda(sigmas[i - 1]), r0 = h0 / step.H;
         var d1 = 1.0 / r0 * (m0 - m1);
-        bool midpoint = Config.SolverType == DpmSolverType.Midpoint;
-        switch (Config.AlgorithmType)
-        {
-            case DpmAlgorithmType.DpmSolverPlusPlus:
-            {
-                double c = alphaT * (Math.Exp(-h) - 1.0);
-                return midpoint
-                    ? sigmaT / sigmaS0 * x - c * d0 - 0.5 * c * d1
-                    : sigmaT / sigmaS0 * x - c * d0 + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1;
-            }
-            case DpmAlgorithmType.DpmSolver:
-            {
-                double c = sigmaT * (Math.Exp(h) - 1.0);
-                return midpoint
-                    ? alphaT / alphaS0 * x - c * d0 - 0.5 * c * d1
-                    : alphaT / alphaS0 * x - c * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1;
-            }
-            case DpmAlgorithmType.SdeDpmSolverPlusPlus:
-            {
-                double c = alphaT * (1 - Math.Exp(-2.0 * h));
-                var noiseTerm = sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * z!;
-                return midpoint
-                    ? sigmaT / sigmaS0 * Math.Exp(-h) * x + c * d0 + 0.5 * c * d1 + noiseTerm
-                    : sigmaT / sigmaS0 * Math.Exp(-h) * x + c * d0 + alphaT * ((1.0 - Math.Exp(-2.0 * h)) / (-2.0 * h) + 1.0) * d1 + noiseTerm;
-            }
-            default:
-            {
-                double c = sigmaT * (Math.Exp(h) - 1.0);
-                var noiseTerm = sigmaT * Math.Sqrt(Math.Exp(2 * h) - 1.0) * z!;
-                return midpoint
-                    ? alphaT / alphaS0 * x - 2.0 * c * d0 - c * d1 + noiseTerm
-                    : alphaT / alphaS0 * x - 2.0 * c * d0 - 2.0 * (sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0)) * d1 + noiseTerm;
-            }
-        }
+        return DpmSolverUpdates.SecondOrderUpdate(Config.AlgorithmType, Config.SolverType, step, x, m0, d1, z);
     }
 
     /// <summary>
-    /// Multistep third order from the last three outputs. The sde-dpmsolver++ form ("DPM++ 3M SDE") is diffusers
-    /// 0.32's (#9104); 0.30.3 has only the ODE forms.
+    /// Multistep third order from the last three outputs: D1 and D2 extrapolate the first and second differences of
+    /// m0, m1, m2 (spaced r0 h, r1 h in λ) to σ_i. The sde-dpmsolver++ form ("DPM++ 3M SDE") is diffusers 0.32's (#9104);
+    /// 0.30.3 has only the ODE forms.
     /// </summary>
     private Tensor ThirdOrderUpdate(Tensor x, int i, Tensor? z)
     {
-        var (alphaT, sigmaT) = AlphaSigma(sigmas[i + 1]);
-        var (alphaS0, sigmaS0) = AlphaSigma(sigmas[i]);
-        double lambdaT = Lambda(sigmas[i + 1]), lambdaS0 = Lambda(sigmas[i]);
-        double lambdaS1 = Lambda(sigmas[i - 1]), lambdaS2 = Lambda(sigmas[i - 2]);
+        var step = DpmInterval.Between(sigmas[i], sigmas[i + 1]);
+        double lambdaS0 = Lambda(sigmas[i]), lambdaS1 = Lambda(sigmas[i - 1]), lambdaS2 = Lambda(sigmas[i - 2]);
         var m0 = modelOutputs[^1]!;
         var m1 = modelOutputs[^2]!;
         var m2 = modelOutputs[^3]!;
-        double h = lambdaT - lambdaS0, h0 = lambdaS0 - lambdaS1, h1 = lambdaS1 - lambdaS2;
-        double r0 = h0 / h, r1 = h1 / h;
+        double h0 = lambdaS0 - lambdaS1, h1 = lambdaS1 - lambdaS2;
+        double r0 = h0 / step.H, r1 = h1 / step.H;
         var d10 = 1.0 / r0 * (m0 - m1);
         var d11 = 1.0 / r1 * (m1 - m2);
         var d1 = d10 + r0 / (r0 + r1) * (d10 - d11);
         var d2 = 1.0 / (r0 + r1) * (d10 - d11);
-        if (Config.AlgorithmType == DpmAlgorithmType.SdeDpmSolverPlusPlus)
-        {
-            return sigmaT / sigmaS0 * Math.Exp(-h) * x + alphaT * (1.0 - Math.Exp(-2.0 * h)) * m0
-                + alphaT * ((1.0 - Math.Exp(-2.0 * h)) / (-2.0 * h) + 1.0) * d1
-                + alphaT * ((1.0 - Math.Exp(-2.0 * h) - 2.0 * h) / (2.0 * h * (2.0 * h)) - 0.5) * d2
-                + sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * z!;
-        }
-        if (IsPlusPlus)
-        {
-            return sigmaT / sigmaS0 * x - alphaT * (Math.Exp(-h) - 1.0) * m0
-                + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1
-                - alphaT * ((Math.Exp(-h) - 1.0 + h) / (h * h) - 0.5) * d2;
-        }
-        return alphaT / alphaS0 * x - sigmaT * (Math.Exp(h) - 1.0) * m0
-            - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1
-            - sigmaT * ((Math.Exp(h) - 1.0 - h) / (h * h) - 0.5) * d2;
+        return DpmSolverUpdates.TaylorUpdate(Config.AlgorithmType, step, x, m0, d1, d2, z);
     }
 
     /// <summary>diffusers' DPM-Solver copy of index_for_timestep falls back to the last index.</summary>

@@ -56,7 +56,7 @@ public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
 {
     private readonly float[] trainingSigmas;
     private readonly float[] logTrainingSigmas;
-    private readonly Tensor?[] modelOutputs;   // converted outputs since the interval began, newest last (owned)
+    private readonly ModelOutputHistory modelOutputs;   // converted outputs since the interval began, newest last (owned)
     private Tensor? intervalSample;            // diffusers' self.sample: the sample where the current interval began (owned)
     private float[] sigmas;
     private int[] orderList = [];
@@ -68,7 +68,7 @@ public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
         trainingSigmas = ScheduleMath.TrainingSigmas(AlphasCumprod);
         logTrainingSigmas = ScheduleMath.Log(trainingSigmas);
         sigmas = trainingSigmas;
-        modelOutputs = new Tensor?[Config.SolverOrder];
+        modelOutputs = new ModelOutputHistory(Config.SolverOrder);
         lowerOrderFinal = Config.LowerOrderFinal;
     }
 
@@ -86,13 +86,7 @@ public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
     protected override double[] ComputeTimesteps(int steps)
     {
         int trainSteps = Config.NumTrainTimesteps;
-        // clipped_idx = searchsorted(flip(λ_t), lambda_min_clipped), λ_t = log √ᾱ − log √(1 − ᾱ) in float32
-        int clipped = 0;
-        if (!double.IsNegativeInfinity(Config.LambdaMinClipped))
-        {
-            var flippedLambda = AlphasCumprod.Reverse().Select(a => MathF.Log(MathF.Sqrt(a)) - MathF.Log(MathF.Sqrt(1 - a))).ToArray();
-            while (clipped < flippedLambda.Length && flippedLambda[clipped] < Config.LambdaMinClipped) clipped++;
-        }
+        int clipped = DpmSolverUpdates.LambdaClippedCount(AlphasCumprod, Config.LambdaMinClipped);
         // linspace(0, T − 1 − clipped_idx, n + 1).round()[::-1][:-1]
         double[] timesteps = ScheduleMath.Linspace(0, trainSteps - 1 - clipped, steps + 1).Select(ScheduleMath.Round).Reverse().Take(steps).ToArray();
 
@@ -134,11 +128,7 @@ public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
 
     protected override void ResetHistory()
     {
-        for (int i = 0; i < modelOutputs.Length; i++)
-        {
-            modelOutputs[i]?.Dispose();
-            modelOutputs[i] = null;
-        }
+        modelOutputs.Clear();
         intervalSample?.Dispose();
         intervalSample = null;
     }
@@ -149,9 +139,7 @@ public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
         int i = EnsureStepIndex(timestep);
         using var scope = DisposeScope.Enter();
         var converted = DpmSolverUpdates.ConvertModelOutput(modelOutput, sample, sigmas[i], Config.AlgorithmType, Config.PredictionType, Config.VarianceType is not null);
-        modelOutputs[0]?.Dispose();
-        for (int k = 0; k < modelOutputs.Length - 1; k++) modelOutputs[k] = modelOutputs[k + 1];
-        modelOutputs[^1] = converted.DetachFromDisposeScope();
+        modelOutputs.Push(converted);
 
         // drawn in model_output's dtype (the multistep solver draws float32), every step, also where unused
         Tensor? z = Config.AlgorithmType == DpmAlgorithmType.SdeDpmSolverPlusPlus ? DrawNoise(noise, modelOutput) : null;
@@ -168,7 +156,7 @@ public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
         var x = intervalSample!;
         var prev = order switch
         {
-            1 => DpmSolverUpdates.FirstOrderUpdate(Config.AlgorithmType, sigmas[i], sigmas[i + 1], modelOutputs[^1]!, x, z),
+            1 => DpmSolverUpdates.FirstOrderUpdate(Config.AlgorithmType, DpmInterval.Between(sigmas[i], sigmas[i + 1]), x, modelOutputs[^1]!, z),
             2 => SecondOrderUpdate(x, i, z),
             _ => ThirdOrderUpdate(x, i),
         };
@@ -183,40 +171,12 @@ public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
     /// </summary>
     private Tensor SecondOrderUpdate(Tensor x, int i, Tensor? z)
     {
-        var (alphaT, sigmaT) = AlphaSigma(sigmas[i + 1]);
-        var (alphaS1, sigmaS1) = AlphaSigma(sigmas[i - 1]);
-        double lambdaT = Lambda(sigmas[i + 1]), lambdaS0 = Lambda(sigmas[i]), lambdaS1 = Lambda(sigmas[i - 1]);
+        var step = DpmInterval.Between(sigmas[i - 1], sigmas[i + 1]);
         var m0 = modelOutputs[^1]!;
         var m1 = modelOutputs[^2]!;
-        double h = lambdaT - lambdaS1, h0 = lambdaS0 - lambdaS1, r0 = h0 / h;
-        var d0 = m1;
+        double h0 = Lambda(sigmas[i]) - Lambda(sigmas[i - 1]), r0 = h0 / step.H;
         var d1 = 1.0 / r0 * (m0 - m1);
-        bool midpoint = Config.SolverType == DpmSolverType.Midpoint;
-        switch (Config.AlgorithmType)
-        {
-            case DpmAlgorithmType.DpmSolverPlusPlus:
-            {
-                double c = alphaT * (Math.Exp(-h) - 1.0);
-                return midpoint
-                    ? sigmaT / sigmaS1 * x - c * d0 - 0.5 * c * d1
-                    : sigmaT / sigmaS1 * x - c * d0 + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1;
-            }
-            case DpmAlgorithmType.DpmSolver:
-            {
-                double c = sigmaT * (Math.Exp(h) - 1.0);
-                return midpoint
-                    ? alphaT / alphaS1 * x - c * d0 - 0.5 * c * d1
-                    : alphaT / alphaS1 * x - c * d0 - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1;
-            }
-            default:
-            {
-                double c = alphaT * (1 - Math.Exp(-2.0 * h));
-                var noiseTerm = sigmaT * Math.Sqrt(1.0 - Math.Exp(-2 * h)) * z!;
-                return midpoint
-                    ? sigmaT / sigmaS1 * Math.Exp(-h) * x + c * d0 + 0.5 * c * d1 + noiseTerm
-                    : sigmaT / sigmaS1 * Math.Exp(-h) * x + c * d0 + alphaT * ((1.0 - Math.Exp(-2.0 * h)) / (-2.0 * h) + 1.0) * d1 + noiseTerm;
-            }
-        }
+        return DpmSolverUpdates.SecondOrderUpdate(Config.AlgorithmType, Config.SolverType, step, x, m1, d1, z);
     }
 
     /// <summary>
@@ -225,32 +185,19 @@ public sealed class DPMSolverSinglestepScheduler : Scheduler, ISigmaSchedule
     /// </summary>
     private Tensor ThirdOrderUpdate(Tensor x, int i)
     {
-        var (alphaT, sigmaT) = AlphaSigma(sigmas[i + 1]);
-        var (alphaS2, sigmaS2) = AlphaSigma(sigmas[i - 2]);
-        double lambdaT = Lambda(sigmas[i + 1]), lambdaS0 = Lambda(sigmas[i]);
-        double lambdaS1 = Lambda(sigmas[i - 1]), lambdaS2 = Lambda(sigmas[i - 2]);
+        var step = DpmInterval.Between(sigmas[i - 2], sigmas[i + 1]);
+        double lambdaS0 = Lambda(sigmas[i]), lambdaS1 = Lambda(sigmas[i - 1]), lambdaS2 = Lambda(sigmas[i - 2]);
         var m0 = modelOutputs[^1]!;
         var m1 = modelOutputs[^2]!;
         var m2 = modelOutputs[^3]!;
-        double h = lambdaT - lambdaS2, h0 = lambdaS0 - lambdaS2, h1 = lambdaS1 - lambdaS2;
-        double r0 = h0 / h, r1 = h1 / h;
-        var d0 = m2;
+        double h0 = lambdaS0 - lambdaS2, h1 = lambdaS1 - lambdaS2;
+        double r0 = h0 / step.H, r1 = h1 / step.H;
         var d10 = 1.0 / r1 * (m1 - m2);
         var d11 = 1.0 / r0 * (m0 - m2);
-        bool midpoint = Config.SolverType == DpmSolverType.Midpoint;
-        if (IsPlusPlus)
-        {
-            var common = sigmaT / sigmaS2 * x - alphaT * (Math.Exp(-h) - 1.0) * d0;
-            if (midpoint) return common + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d11;
-            var d1 = (r0 * d10 - r1 * d11) / (r0 - r1);
-            var d2 = 2.0 * (d11 - d10) / (r0 - r1);
-            return common + alphaT * ((Math.Exp(-h) - 1.0) / h + 1.0) * d1 - alphaT * ((Math.Exp(-h) - 1.0 + h) / (h * h) - 0.5) * d2;
-        }
-        var commonEps = alphaT / alphaS2 * x - sigmaT * (Math.Exp(h) - 1.0) * d0;
-        if (midpoint) return commonEps - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d11;
-        var d1Eps = (r0 * d10 - r1 * d11) / (r0 - r1);
-        var d2Eps = 2.0 * (d11 - d10) / (r0 - r1);
-        return commonEps - sigmaT * ((Math.Exp(h) - 1.0) / h - 1.0) * d1Eps - sigmaT * ((Math.Exp(h) - 1.0 - h) / (h * h) - 0.5) * d2Eps;
+        if (Config.SolverType == DpmSolverType.Midpoint) return DpmSolverUpdates.TaylorUpdate(Config.AlgorithmType, step, x, m2, d11, null, null);
+        var d1 = (r0 * d10 - r1 * d11) / (r0 - r1);
+        var d2 = 2.0 * (d11 - d10) / (r0 - r1);
+        return DpmSolverUpdates.TaylorUpdate(Config.AlgorithmType, step, x, m2, d1, d2, null);
     }
 
     /// <summary>diffusers' DPM-Solver copy of index_for_timestep falls back to the last index.</summary>

@@ -54,13 +54,7 @@ public sealed class HeunDiscreteScheduler : SigmaScheduler
 
     protected override double[] ComputeTimesteps(int steps)
     {
-        var timesteps = FloatTimesteps(steps);
-        var sigmas = InterpolatedSigmas(timesteps);
-        if (Config.UseKarrasSigmas)
-        {
-            sigmas = ScheduleMath.KarrasSigmas(sigmas[^1], sigmas[0], steps);
-            timesteps = sigmas.Select(s => ScheduleMath.SigmaToT(s, LogTrainingSigmas)).ToArray();
-        }
+        var (timesteps, sigmas) = SpacedOrKarrasSigmas(steps, Config.UseKarrasSigmas);
         // σ_0, then σ_1 … σ_{n−1} twice (predictor's target, corrector's point), then 0
         SetSigmas(SecondOrderSchedule.RepeatInterior(sigmas.Select(s => (float)s).Append(0f).ToArray()));
         return SecondOrderSchedule.RepeatAfterFirst(timesteps);

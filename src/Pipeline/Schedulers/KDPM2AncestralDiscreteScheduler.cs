@@ -5,25 +5,9 @@ using LatentDiffusion.Torch;
 namespace LatentDiffusion.Pipeline.Schedulers;
 
 /// <summary>diffusers' KDPM2AncestralDiscreteScheduler config and defaults (0.30.3: Stable Diffusion's beta range, linear schedule).</summary>
-public sealed record KDPM2AncestralDiscreteSchedulerConfig : SchedulerConfig
+public sealed record KDPM2AncestralDiscreteSchedulerConfig : KDPM2FamilySchedulerConfig
 {
-    public KDPM2AncestralDiscreteSchedulerConfig()
-    {
-        BetaStart = 0.00085;
-        BetaEnd = 0.012;
-        TimestepSpacing = TimestepSpacing.Linspace;
-    }
-
     [JsonIgnore] public override string ClassName => "KDPM2AncestralDiscreteScheduler";
-
-    [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
-
-    public override void Validate()
-    {
-        base.Validate();
-        // diffusers' step raises NotImplementedError for sample prediction
-        if (PredictionType == PredictionType.Sample) throw Unsupported("prediction_type", PredictionType);
-    }
 }
 
 /// <summary>
@@ -32,38 +16,18 @@ public sealed record KDPM2AncestralDiscreteSchedulerConfig : SchedulerConfig
 /// deterministic part through the log-midpoint √(σ_i σ_down). Each interval takes two <see cref="Step"/> calls. Every
 /// call draws one noise tensor, as diffusers does, but only the second call of an interval adds it.
 /// </summary>
-public sealed class KDPM2AncestralDiscreteScheduler : SigmaScheduler
+public sealed class KDPM2AncestralDiscreteScheduler : KDPM2SchedulerBase
 {
-    private float[] sigmasInterpol = [], sigmasUp = [], sigmasDown = [];
-    private Tensor? predictorSample; // diffusers' self.sample: set between the two calls of an interval
+    private float[] sigmasUp = [], sigmasDown = [];
 
     public KDPM2AncestralDiscreteScheduler(KDPM2AncestralDiscreteSchedulerConfig? config = null)
         : base(config ?? new KDPM2AncestralDiscreteSchedulerConfig()) { }
 
     public override KDPM2AncestralDiscreteSchedulerConfig Config => (KDPM2AncestralDiscreteSchedulerConfig)base.Config;
 
-    public override int Order => 2;
-
-    /// <summary>Karras timesteps come from NumPy as float64 in diffusers (and the midpoints are cast to them); the spaced ones are float32.</summary>
-    public override DType TimestepDType => Config.UseKarrasSigmas ? DType.Float64 : DType.Float32;
-
-    /// <summary>The log-midpoint sigmas √(σ_i σ_down,i), laid out as <see cref="SigmaScheduler.Sigmas"/> (diffusers' sigmas_interpol).</summary>
-    public IReadOnlyList<float> SigmasInterpol => sigmasInterpol;
-
-    /// <summary>Whether the next <see cref="Step"/> is the first half of an interval (diffusers' state_in_first_order).</summary>
-    public bool StateInFirstOrder => predictorSample is null;
-
     protected override double[] ComputeTimesteps(int steps)
     {
-        var timesteps = FloatTimesteps(steps);
-        var interpolated = InterpolatedSigmas(timesteps);
-        if (Config.UseKarrasSigmas)
-        {
-            interpolated = ScheduleMath.KarrasSigmas(interpolated[^1], interpolated[0], steps);
-            // KDPM2 rounds the Karras timesteps (NumPy's round: half to even)
-            timesteps = interpolated.Select(s => ScheduleMath.Round(ScheduleMath.SigmaToT(s, LogTrainingSigmas))).ToArray();
-        }
-        var sigmas = interpolated.Select(s => (float)s).Append(0f).ToArray();
+        var (timesteps, sigmas) = IntervalSigmas(steps);
         int n = sigmas.Length;
 
         // float32 like diffusers' tensors: σ_next = roll(−1) with a final 0; σ_up = √(σ_next² (σ² − σ_next²)/σ²) (NaN at the
@@ -80,20 +44,10 @@ public sealed class KDPM2AncestralDiscreteScheduler : SigmaScheduler
         // σ_mid = exp(lerp(log σ, log σ_down, ½)); diffusers zeroes the last two (σ_down = 0 there)
         for (int k = 0; k < n; k++) midpoints[k] = k >= n - 2 ? 0f : SecondOrderSchedule.LogMidpoint(sigmas[k], down[k]);
 
-        SetSigmas(SecondOrderSchedule.RepeatAfterFirstThenLast(sigmas));
-        sigmasInterpol = SecondOrderSchedule.RepeatAfterFirstThenLast(midpoints);
         sigmasUp = SecondOrderSchedule.RepeatAfterFirstThenLast(up);
         sigmasDown = SecondOrderSchedule.RepeatAfterFirstThenLast(down);
-
-        // the midpoints' timesteps (float32 tensors, cast to the timesteps' dtype); σ_mid,0 … σ_mid,n−2 are used
-        var midpointTimesteps = midpoints.Select(s => (double)SecondOrderSchedule.SigmaToTFloat32(s, LogTrainingSigmas)).ToArray();
-        return SecondOrderSchedule.InterleaveMidpoints(timesteps, midpointTimesteps[..^2]);
-    }
-
-    protected override void ResetHistory()
-    {
-        predictorSample?.Dispose();
-        predictorSample = null;
+        // σ_mid,0 … σ_mid,n−2 are the model's midpoint timesteps
+        return SetIntervalSigmas(timesteps, sigmas, midpoints, ..^2);
     }
 
     /// <summary>c_in = 1/√(σ² + 1) at the point the model is evaluated: σ_i for the first call, σ_mid for the second.</summary>
@@ -101,7 +55,7 @@ public sealed class KDPM2AncestralDiscreteScheduler : SigmaScheduler
     {
         int i = EnsureStepIndex(timestep);
         // unlike KDPM2, the ancestral tables are read one entry back in the second call
-        double sigma = StateInFirstOrder ? Sigmas[i] : sigmasInterpol[i - 1];
+        double sigma = StateInFirstOrder ? Sigmas[i] : SigmasInterpol[i - 1];
         return sample / Math.Sqrt(sigma * sigma + 1);
     }
 
@@ -113,32 +67,18 @@ public sealed class KDPM2AncestralDiscreteScheduler : SigmaScheduler
         bool firstHalf = StateInFirstOrder;
         // the first call reads entry i, the second entry i − 1 (the interval's start)
         int at = firstHalf ? i : i - 1;
-        float sigma = Sigmas[at], sigmaMid = sigmasInterpol[at];
+        float sigma = Sigmas[at], sigmaMid = SigmasInterpol[at];
         float sigmaHat = sigma; // γ = 0: diffusers supports no churn here
 
         // diffusers draws noise in every call (randn_tensor before the branch), used only by the second
         var z = DrawNoise(noise, modelOutput);
 
         // x̂₀ at the point the model saw: σ̂ for the first call, σ_mid for the second
-        float sigmaInput = firstHalf ? sigmaHat : sigmaMid;
-        var predOriginal = Config.PredictionType == PredictionType.Epsilon
-            ? sample - sigmaInput * modelOutput
-            : modelOutput * (-sigmaInput / MathF.Sqrt(sigmaInput * sigmaInput + 1)) + sample / (sigmaInput * sigmaInput + 1);
-
-        Tensor prev;
-        if (firstHalf)
-        {
-            // Euler to the midpoint: x_mid = x + (x − x̂₀)/σ̂ · (σ_mid − σ̂)
-            prev = sample + (sample - predOriginal) / sigmaHat * (sigmaMid - sigmaHat);
-            predictorSample = sample.Alias().DetachFromDisposeScope();
-        }
-        else
-        {
-            // DPM-Solver-2 down to σ_down from the interval's start, then the ancestral noise σ_up z
-            prev = predictorSample! + (sample - predOriginal) / sigmaMid * (sigmasDown[at] - sigmaHat);
-            prev = prev + z * sigmasUp[at];
-            ResetHistory();
-        }
+        var predOriginal = Denoised(modelOutput, sample, firstHalf ? sigmaHat : sigmaMid);
+        // the second call: DPM-Solver-2 down to σ_down from the interval's start, then the ancestral noise σ_up z
+        var prev = firstHalf
+            ? EulerToMidpoint(sample, predOriginal, sigmaHat, sigmaMid)
+            : MidpointSlopeFromStart(sample, predOriginal, sigmaHat, sigmaMid, sigmasDown[at]) + z * sigmasUp[at];
         StepIndex = i + 1;
         return new SchedulerStepOutput(scope.Keep(prev), scope.Keep(predOriginal));
     }

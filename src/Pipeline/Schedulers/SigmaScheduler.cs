@@ -69,6 +69,20 @@ public abstract class SigmaScheduler : Scheduler, ISigmaSchedule
     protected double[] InterpolatedSigmas(double[] timesteps) =>
         timesteps.Select(t => ScheduleMath.Interp(t, TrainingSigmas)).ToArray();
 
+    /// <summary>
+    /// The (float32) timesteps of the spacing and their interpolated σ, or, with <paramref name="karras"/>, Karras σ (ρ = 7) between
+    /// those σ's extremes and their fractional timesteps (σ → t), rounded half to even where the scheduler rounds them (KDPM2).
+    /// </summary>
+    protected (double[] Timesteps, double[] Sigmas) SpacedOrKarrasSigmas(int steps, bool karras, bool roundKarrasTimesteps = false)
+    {
+        var timesteps = FloatTimesteps(steps);
+        var sigmas = InterpolatedSigmas(timesteps);
+        if (!karras) return (timesteps, sigmas);
+        sigmas = ScheduleMath.KarrasSigmas(sigmas[^1], sigmas[0], steps);
+        timesteps = sigmas.Select(s => ScheduleMath.SigmaToT(s, LogTrainingSigmas)).Select(t => roundKarrasTimesteps ? ScheduleMath.Round(t) : t).ToArray();
+        return (timesteps, sigmas);
+    }
+
     /// <summary>Reads σ at the current step and the next one.</summary>
     protected (double Sigma, double Next) CurrentSigmas(int index) => (sigmas[index], sigmas[index + 1]);
 }

@@ -70,7 +70,7 @@ public sealed record UniPCMultistepSchedulerConfig : SchedulerConfig
 /// </summary>
 public sealed class UniPCMultistepScheduler : VpMultistepScheduler
 {
-    private readonly Tensor?[] modelOutputs;   // converted outputs of the last solver_order steps, newest last (owned)
+    private readonly ModelOutputHistory modelOutputs;   // converted outputs of the last solver_order steps, newest last (owned)
     private Tensor? lastSample;                // the (corrected) sample the last predictor started from (owned)
     private int lowerOrderNums;
     private int thisOrder;
@@ -78,7 +78,7 @@ public sealed class UniPCMultistepScheduler : VpMultistepScheduler
     public UniPCMultistepScheduler(UniPCMultistepSchedulerConfig? config = null)
         : base(config ?? new UniPCMultistepSchedulerConfig(), (config ?? new UniPCMultistepSchedulerConfig()).RescaleBetasZeroSnr)
     {
-        modelOutputs = new Tensor?[Config.SolverOrder];
+        modelOutputs = new ModelOutputHistory(Config.SolverOrder);
     }
 
     public override UniPCMultistepSchedulerConfig Config => (UniPCMultistepSchedulerConfig)base.Config;
@@ -90,11 +90,7 @@ public sealed class UniPCMultistepScheduler : VpMultistepScheduler
 
     protected override void ResetHistory()
     {
-        for (int i = 0; i < modelOutputs.Length; i++)
-        {
-            modelOutputs[i]?.Dispose();
-            modelOutputs[i] = null;
-        }
+        modelOutputs.Clear();
         lastSample?.Dispose();
         lastSample = null;
         lowerOrderNums = 0;
@@ -114,9 +110,7 @@ public sealed class UniPCMultistepScheduler : VpMultistepScheduler
         var converted = ConvertModelOutput(modelOutput, sample, SigmaAt(i));
         var x = useCorrector ? CorrectorUpdate(converted, lastSample!, sample, thisOrder, i) : sample;
 
-        modelOutputs[0]?.Dispose();
-        for (int k = 0; k < modelOutputs.Length - 1; k++) modelOutputs[k] = modelOutputs[k + 1];
-        modelOutputs[^1] = converted.Alias().DetachFromDisposeScope();
+        modelOutputs.Push(converted);
 
         // lower_order_final: min(order, steps left) with no "< 15 steps" condition (unlike DPM-Solver and DEIS)
         int order = Config.LowerOrderFinal ? Math.Min(Config.SolverOrder, Timesteps.Count - i) : Config.SolverOrder;
