@@ -112,7 +112,9 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
         }
 
         var scheduler = new LRScheduler(optimizer, Options.Schedule(), step);
-        var order = new SampleOrder(dataset.Count, Options.BatchSize, Options.Seed, Options.Shuffle);
+        var order = dataset is IBucketedDataset { Buckets: { } buckets }
+            ? SampleOrder.Bucketed(buckets, Options.BatchSize, Options.Seed, Options.Shuffle)
+            : new SampleOrder(dataset.Count, Options.BatchSize, Options.Seed, Options.Shuffle);
         var run = new RunState(this, task, model, optimizer, ema, adversary, random, order, store, progress, elapsedBefore, device, sync, cancellationToken)
             { Step = step, LastCheckpoint = step };
         using var metrics = IsMain ? new MetricsLog(MetricsPath, resumedFrom is null ? null : step) : null;

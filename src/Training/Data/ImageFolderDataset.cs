@@ -88,25 +88,35 @@ public sealed class ImageFolderDataset : IDataset
 
     public Batch GetBatch(ReadOnlySpan<int> indices, ulong augmentationSeed, int firstRow = 0)
     {
-        int side = ImageSize, plane = side * side, n = indices.Length;
-        var data = new float[n * Channels * plane];
+        var batchCaptions = captions is null ? null : indices.ToArray().Select(i => captions[i]).ToArray();
+        return ImageBatch(indices, ImageSize, ImageSize, Channels, RandomFlip, augmentationSeed, firstRow, Pixels, batchCaptions);
+    }
+
+    /// <summary>
+    /// Stacks interleaved 8-bit images of one size into [n, C, H, W] in [−1, 1], each mirrored when its draw says so (one draw
+    /// per row of the seed's stream, from <paramref name="firstRow"/>; flipped only with <paramref name="randomFlip"/>).
+    /// </summary>
+    internal static Batch ImageBatch(ReadOnlySpan<int> indices, int width, int height, int channels, bool randomFlip, ulong augmentationSeed,
+        int firstRow, Func<int, byte[]> pixelsOf, IReadOnlyList<string>? captions)
+    {
+        int plane = width * height, n = indices.Length;
+        var data = new float[n * channels * plane];
         var rng = new SplitMix64(augmentationSeed);
         rng.Skip(firstRow); // one draw per row
         for (int b = 0; b < n; b++)
         {
-            var pixels = Pixels(indices[b]);
-            bool flip = rng.Next() >> 63 == 1 && RandomFlip;
-            var offset = b * Channels * plane;
-            for (int y = 0; y < side; y++)
-                for (int x = 0; x < side; x++)
+            var pixels = pixelsOf(indices[b]);
+            bool flip = rng.Next() >> 63 == 1 && randomFlip;
+            var offset = b * channels * plane;
+            for (int y = 0; y < height; y++)
+                for (int x = 0; x < width; x++)
                 {
-                    var source = (y * side + (flip ? side - 1 - x : x)) * Channels;
-                    for (int c = 0; c < Channels; c++)
-                        data[offset + c * plane + y * side + x] = pixels[source + c] / 127.5f - 1f;
+                    var source = (y * width + (flip ? width - 1 - x : x)) * channels;
+                    for (int c = 0; c < channels; c++)
+                        data[offset + c * plane + y * width + x] = pixels[source + c] / 127.5f - 1f;
                 }
         }
-        var batchCaptions = captions is null ? null : indices.ToArray().Select(i => captions[i]).ToArray();
-        return new Batch(Tensor.From(data, n, Channels, side, side), captions: batchCaptions);
+        return new Batch(Tensor.From(data, n, channels, height, width), captions: captions);
     }
 
     /// <summary>Interleaved pixels (RGB, or grey) of item <paramref name="index"/> at the training size.</summary>

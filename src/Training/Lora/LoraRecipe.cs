@@ -40,10 +40,28 @@ public sealed record LoraDataOptions
     /// <summary>With <see cref="FashionColours"/>: the fraction of items tinted with the new colour (the rest keep the old words).</summary>
     [JsonPropertyName("new_colour_fraction")] public double NewColourFraction { get; init; } = 0.5;
 
-    /// <summary>Training size in pixels: images are resized and centre-cropped to this square.</summary>
+    /// <summary>Training size in pixels: images are resized and centre-cropped to this square (with buckets: the largest area, resolution²).</summary>
     [JsonPropertyName("resolution")] public int Resolution { get; init; } = 512;
 
     [JsonPropertyName("random_flip")] public bool RandomFlip { get; init; }
+
+    /// <summary>kohya's enable_bucket: aspect-ratio buckets instead of the square crop (<see cref="AspectBuckets"/>).</summary>
+    [JsonPropertyName("enable_bucket")] public bool EnableBucket { get; init; }
+
+    /// <summary>kohya's min_bucket_reso: the shortest bucket side.</summary>
+    [JsonPropertyName("min_bucket_reso")] public int MinBucketReso { get; init; } = 256;
+
+    /// <summary>kohya's max_bucket_reso: the longest bucket side.</summary>
+    [JsonPropertyName("max_bucket_reso")] public int MaxBucketReso { get; init; } = 1024;
+
+    /// <summary>kohya's bucket_reso_steps: bucket sides are multiples of it.</summary>
+    [JsonPropertyName("bucket_reso_steps")] public int BucketResoSteps { get; init; } = 64;
+
+    /// <summary>kohya's bucket_no_upscale: each image's bucket is cut from its own size (shrunk to resolution² if larger, never enlarged).</summary>
+    [JsonPropertyName("bucket_no_upscale")] public bool BucketNoUpscale { get; init; }
+
+    /// <summary>The bucketing settings, or null without enable_bucket.</summary>
+    [JsonIgnore] public BucketOptions? Buckets => EnableBucket ? new BucketOptions(Resolution, MinBucketReso, MaxBucketReso, BucketResoSteps, BucketNoUpscale) : null;
 }
 
 /// <summary>
@@ -86,7 +104,7 @@ public sealed record LoraRecipe
     /// <summary>The training data: the captioned folder, or Fashion colours with the new colour.</summary>
     public IDataset OpenDataset()
     {
-        if (Data.FashionColours is not { } fashion) return new KohyaFolderDataset(DataFolder, Data.Resolution, Data.RandomFlip);
+        if (Data.FashionColours is not { } fashion) return new KohyaFolderDataset(DataFolder, Data.Resolution, Data.RandomFlip, Data.Buckets);
         return fashion.OpenTrain(BaseDirectory, Source, NewColour(), Data.NewColourFraction);
     }
 
@@ -120,6 +138,7 @@ public sealed record LoraRecipe
             _ = NewColour();
             if (!(Data.NewColourFraction >= 0 && Data.NewColourFraction <= 1)) throw new RecipeException($"{Source}: 'data.new_colour_fraction' must be in [0, 1] (got {Data.NewColourFraction})");
             if (Data.Resolution != FashionColoursData.Side) throw new RecipeException($"{Source}: 'data.resolution' must be {FashionColoursData.Side} for Fashion colours (got {Data.Resolution})");
+            if (Data.EnableBucket) throw new RecipeException($"{Source}: 'data.enable_bucket' needs a 'data.folder' (Fashion colours are all square)");
         }
         else
         {
@@ -129,6 +148,7 @@ public sealed record LoraRecipe
         if (Network.Rank < 1) throw new RecipeException($"{Source}: 'network.rank' must be at least 1 (got {Network.Rank})");
         if (Network.Alpha is { } a && !(a > 0 && double.IsFinite(a))) throw new RecipeException($"{Source}: 'network.alpha' must be a positive number (got {a})");
         if (Data.Resolution < 8 || Data.Resolution % 8 != 0) throw new RecipeException($"{Source}: 'data.resolution' must be a positive multiple of 8 (got {Data.Resolution})");
+        if (Data.Buckets?.Problem("data.") is { } bucketProblem) throw new RecipeException($"{Source}: {bucketProblem}");
         if (Latents is not ("sample" or "mean")) throw new RecipeException($"{Source}: 'latents' must be \"sample\" or \"mean\" (got \"{Latents}\")");
         if (Sampling.Steps < 1) throw new RecipeException($"{Source}: 'sampling.steps' must be positive (got {Sampling.Steps})");
         if (Sampling.Prompts is not { Length: > 0 }) throw new RecipeException($"{Source}: 'sampling.prompts' must list at least one prompt");

@@ -1,0 +1,11 @@
+namespace LatentDiffusion.Training.Data;
+
+/// <summary>
+/// A dataset whose items come in several sizes (aspect-ratio bucketing): a batch stacks items of one bucket only, so the
+/// trainer draws each batch from one bucket (<see cref="SampleOrder.Bucketed"/>).
+/// </summary>
+public interface IBucketedDataset : IDataset
+{
+    /// <summary>The dataset indices of each bucket (every item in exactly one); null when all items have one size.</summary>
+    IReadOnlyList<int[]>? Buckets { get; }
+}
