@@ -106,4 +106,30 @@ public sealed class TrainLoraCommandTests : IDisposable
         Assert.NotEqual(0, missing.ExitCode);
         Assert.Contains("image folder not found", Assert.Single(missing.ErrLines));
     }
+
+    [Fact]
+    public void KohyasBucketOptionsOverrideTheRecipe()
+    {
+        TinyStableDiffusionFolder.Assemble(Path.Combine(work, "tiny"));
+        var subject = Directory.CreateDirectory(Path.Combine(work, "data", "1_thing")).FullName;
+        RgbImage.Filled(80, 48, new Rgb(250, 0, 250)).SavePng(Path.Combine(subject, "x.png"));
+        File.WriteAllText(Path.Combine(subject, "x.txt"), "a magenta thing");
+        var recipe = Path.Combine(work, "tiny-lora.json");
+        File.WriteAllText(recipe, """
+            { "model": "tiny", "data": { "folder": "data", "resolution": 64 }, "network": { "rank": 2 },
+              "sampling": { "steps": 1, "prompts": ["a magenta thing"] },
+              "training": { "max_steps": 1, "batch_size": 1, "ema": null, "checkpoint_every": 0, "sample_every": 0, "warmup_steps": 0 } }
+            """);
+        var bad = CliRunner.Run("train", "lora", "--config", recipe, "--out", Path.Combine(work, "bad"), "--enable-bucket", "--bucket_reso_steps", "12");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Equal($"error: {recipe}: 'data.bucket_reso_steps' must be a positive multiple of 8 (the VAE's factor; got 12)", Assert.Single(bad.ErrLines));
+
+        var run = CliRunner.Run("train", "lora", "--config", recipe, "--out", Path.Combine(work, "run"),
+            "--enable_bucket", "--min-bucket-reso", "32", "--max-bucket-reso", "128", "--bucket-reso-steps", "16");
+        Assert.True(run.ExitCode == 0, run.Err);
+        var used = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(work, "run", "recipe.json")))!["data"]!;
+        Assert.True(used["enable_bucket"]!.GetValue<bool>());
+        Assert.Equal(16, used["bucket_reso_steps"]!.GetValue<int>());
+        Assert.Equal(32, used["min_bucket_reso"]!.GetValue<int>());
+    }
 }

@@ -38,36 +38,29 @@ public sealed class AspectBucketTests : IDisposable
         Assert.Empty(new AspectBuckets(new BucketOptions(512, NoUpscale: true)).Predefined);
     }
 
-    // image size → kohya's (bucket, resized size) at resolution 512, min 256, max 1024, step 64
+    // image size → kohya's (bucket, resized size) at resolution 512, min 256, max 1024, step 64; with bucket_no_upscale the image
+    // is shrunk to 512² when larger (one side rounded to the step) and its bucket cut from that size, never enlarged
     [Theory]
-    [InlineData(1000, 750, 576, 448, 597, 448)]
-    [InlineData(333, 999, 256, 832, 277, 832)]
-    [InlineData(640, 480, 576, 448, 597, 448)]
-    [InlineData(512, 512, 512, 512, 512, 512)]
-    [InlineData(1920, 1080, 640, 384, 683, 384)]
-    [InlineData(700, 300, 768, 320, 768, 329)]
-    [InlineData(257, 1023, 256, 1024, 257, 1024)]
-    [InlineData(600, 601, 512, 512, 512, 513)]
-    [InlineData(80, 64, 576, 448, 576, 461)]   // small images are enlarged to cover their bucket
-    [InlineData(120, 40, 832, 256, 832, 277)]
-    public void EachImageGoesToTheBucketOfNearestAspect(int width, int height, int bucketWidth, int bucketHeight, int resizedWidth, int resizedHeight)
+    [InlineData(false, 1000, 750, 576, 448, 597, 448)]
+    [InlineData(false, 333, 999, 256, 832, 277, 832)]
+    [InlineData(false, 640, 480, 576, 448, 597, 448)]
+    [InlineData(false, 512, 512, 512, 512, 512, 512)]
+    [InlineData(false, 1920, 1080, 640, 384, 683, 384)]
+    [InlineData(false, 700, 300, 768, 320, 768, 329)]
+    [InlineData(false, 257, 1023, 256, 1024, 257, 1024)]
+    [InlineData(false, 600, 601, 512, 512, 512, 513)]
+    [InlineData(false, 80, 64, 576, 448, 576, 461)]   // small images are enlarged to cover their bucket
+    [InlineData(false, 120, 40, 832, 256, 832, 277)]
+    [InlineData(true, 1000, 750, 512, 384, 512, 384)]
+    [InlineData(true, 333, 999, 256, 768, 256, 768)]
+    [InlineData(true, 1920, 1080, 640, 384, 683, 384)]
+    [InlineData(true, 700, 300, 640, 256, 700, 300)]
+    [InlineData(true, 257, 1023, 256, 960, 256, 1019)]
+    [InlineData(true, 600, 601, 512, 512, 512, 513)]
+    [InlineData(true, 80, 64, 64, 64, 80, 64)]
+    public void EachImageGoesWhereKohyaPutsIt(bool noUpscale, int width, int height, int bucketWidth, int bucketHeight, int resizedWidth, int resizedHeight)
     {
-        var a = new AspectBuckets(new BucketOptions(512)).Select(width, height);
-        Assert.Equal(new BucketAssignment(new BucketSize(bucketWidth, bucketHeight), resizedWidth, resizedHeight), a);
-    }
-
-    // with bucket_no_upscale: shrunk to 512² when larger (one side rounded to the step), the bucket cut from the size
-    [Theory]
-    [InlineData(1000, 750, 512, 384, 512, 384)]
-    [InlineData(333, 999, 256, 768, 256, 768)]
-    [InlineData(1920, 1080, 640, 384, 683, 384)]
-    [InlineData(700, 300, 640, 256, 700, 300)]
-    [InlineData(257, 1023, 256, 960, 256, 1019)]
-    [InlineData(600, 601, 512, 512, 512, 513)]
-    [InlineData(80, 64, 64, 64, 80, 64)]       // never enlarged
-    public void WithoutUpscaleEachImageMakesItsOwnBucket(int width, int height, int bucketWidth, int bucketHeight, int resizedWidth, int resizedHeight)
-    {
-        var a = new AspectBuckets(new BucketOptions(512, NoUpscale: true)).Select(width, height);
+        var a = new AspectBuckets(new BucketOptions(512, NoUpscale: noUpscale)).Select(width, height);
         Assert.Equal(new BucketAssignment(new BucketSize(bucketWidth, bucketHeight), resizedWidth, resizedHeight), a);
     }
 

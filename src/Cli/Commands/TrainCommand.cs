@@ -18,21 +18,25 @@ internal static class TrainCommand
         train.Subcommands.Add(CreateRecipe(context, "ddpm", "Train a pixel DDPM (e.g. configs/train/ddpm-fashion-unet2d.json)", TrainDdpm));
         train.Subcommands.Add(CreateRecipe(context, "vae", "Train an AutoencoderKL (e.g. configs/train/vae-fashion-colours.json); reports test PSNR", TrainVae));
         train.Subcommands.Add(CreateRecipe(context, "ldm", "Train a text-to-image model: tokenizer, text encoder and U-Net on VAE latents (e.g. configs/train/ldm-fashion-colours.json)", TrainLdm));
-        train.Subcommands.Add(CreateRecipe(context, "lora", "Fine-tune LoRA adapters of a Stable Diffusion model on a kohya-style captioned folder; writes model/NAME.safetensors for --lora", TrainLora));
+        train.Subcommands.Add(CreateRecipe(context, "lora", "Fine-tune LoRA adapters of a Stable Diffusion model on a kohya-style captioned folder; writes model/NAME.safetensors for --lora", TrainLora,
+            LoraBucketOptions.Overrides));
         train.Subcommands.Add(CreateJudges(context));
         return train;
     }
 
-    /// <summary>Runs one recipe: (context, recipe path, run folder, resume, data-parallel group or null, cancellation) → exit code.</summary>
+    /// <summary>
+    /// Runs one recipe: (context, recipe path, run folder, resume, data-parallel group or null, the command line for the
+    /// command's recipe overrides, cancellation) → exit code.
+    /// </summary>
     private delegate int RecipeRun(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group,
-        CancellationToken cancellationToken);
+        ParseResult parsed, CancellationToken cancellationToken);
 
     /// <summary>
     /// <c>ldm train NAME --config FILE --out DIR [--resume] [--nproc N]</c>. With --nproc N, starts N data-parallel
     /// ranks on this machine (<see cref="DataParallelLauncher"/>); with torchrun's WORLD_SIZE (and RANK, MASTER_ADDR,
     /// MASTER_PORT) in the environment, runs as that rank of a job started elsewhere (several machines).
     /// </summary>
-    private static Command CreateRecipe(CliContext context, string name, string description, RecipeRun run)
+    private static Command CreateRecipe(CliContext context, string name, string description, RecipeRun run, RecipeOverrides? overrides = null)
     {
         var config = new Option<string>("--config", "-c") { Description = "Training recipe (JSON)", Required = true }.ExistingFile().IsPath();
         var output = new Option<string>("--out", "-o") { Description = "Run folder: checkpoints, metrics, samples, the trained model", Required = true }.IsPath();
@@ -43,6 +47,7 @@ internal static class TrainCommand
             DefaultValueFactory = _ => 1,
         }.AtLeast(1);
         var command = new Command(name, description) { config, output, resume, nproc };
+        foreach (var option in overrides?.Options ?? []) command.Options.Add(option);
         command.SetAction((parsed, cancellationToken) =>
         {
             string recipe = parsed.GetValue(config)!, folder = parsed.GetValue(output)!;
@@ -51,16 +56,17 @@ internal static class TrainCommand
             if (n > Environment.ProcessorCount * 4)
                 throw new UsageException($"--nproc {n} is more than 4 ranks per core of this machine ({Environment.ProcessorCount} cores)");
             if (n > 1)
-                return Task.FromResult(DataParallelLauncher.Run(context, ["train", name, "--config", recipe, "--out", folder, .. again ? new[] { "--resume" } : []], n));
+                return Task.FromResult(DataParallelLauncher.Run(context,
+                    ["train", name, "--config", recipe, "--out", folder, .. again ? new[] { "--resume" } : [], .. overrides?.Forward(parsed) ?? []], n));
             using var session = DistributedEnvironment.FromEnvironment()?.Connect();
-            return Task.FromResult(run(context, recipe, folder, again, session?.Group, cancellationToken));
+            return Task.FromResult(run(context, recipe, folder, again, session?.Group, parsed, cancellationToken));
         });
         return command;
     }
 
     private static string Title(string kind, string recipePath) => $"{kind} {Path.GetFileNameWithoutExtension(recipePath)}";
 
-    private static int TrainDdpm(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, CancellationToken cancellationToken)
+    private static int TrainDdpm(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, ParseResult parsed, CancellationToken cancellationToken)
     {
         var recipe = DdpmRecipe.Load(recipePath);
         return TrainingRun.Run(context, Title("ddpm", recipePath), outputDirectory, cancellationToken,
@@ -68,7 +74,7 @@ internal static class TrainCommand
     }
 
     /// <summary>Trains the AutoencoderKL, exports it with the measured scaling factor, and prints the test-split reconstruction PSNR.</summary>
-    private static int TrainVae(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, CancellationToken cancellationToken)
+    private static int TrainVae(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, ParseResult parsed, CancellationToken cancellationToken)
     {
         var recipe = VaeRecipe.Load(recipePath);
         return TrainingRun.Run(context, Title("vae", recipePath), outputDirectory, cancellationToken,
@@ -81,7 +87,7 @@ internal static class TrainCommand
     }
 
     /// <summary>Learns the tokenizer, trains the text encoder and conditional U-Net on the frozen VAE's latents, and exports the diffusers pipeline folder.</summary>
-    private static int TrainLdm(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, CancellationToken cancellationToken)
+    private static int TrainLdm(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, ParseResult parsed, CancellationToken cancellationToken)
     {
         var recipe = LdmRecipe.Load(recipePath);
         return TrainingRun.Run(context, Title("ldm", recipePath), outputDirectory, cancellationToken,
@@ -89,9 +95,9 @@ internal static class TrainCommand
     }
 
     /// <summary>Trains LoRA adapters on the frozen model and writes the kohya-format file.</summary>
-    private static int TrainLora(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, CancellationToken cancellationToken)
+    private static int TrainLora(CliContext context, string recipePath, string outputDirectory, bool resume, ProcessGroup? group, ParseResult parsed, CancellationToken cancellationToken)
     {
-        var recipe = LoraRecipe.Load(recipePath);
+        var recipe = LoraBucketOptions.Apply(LoraRecipe.Load(recipePath), parsed);
         return TrainingRun.Run(context, Title("lora", recipePath), outputDirectory, cancellationToken,
             (progress, token) => LoraTraining.Run(recipe, outputDirectory, resume, progress, token, group), result => result);
     }
