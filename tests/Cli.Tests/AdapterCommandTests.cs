@@ -80,12 +80,12 @@ public sealed class TrainLoraCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(work, recursive: true);
 
-    [Fact]
-    public void TrainsOneStepAndTheFileGeneratesAndAMissingFolderIsOneLine()
+    /// <summary>The tiny model, a folder of one <paramref name="width"/> × <paramref name="height"/> image and a one-step recipe.</summary>
+    private (string Model, string Recipe) TinyRun(int width, int height)
     {
         var model = TinyStableDiffusionFolder.Assemble(Path.Combine(work, "tiny"));
         var subject = Directory.CreateDirectory(Path.Combine(work, "data", "3_thing")).FullName;
-        RgbImage.Filled(64, 64, new Rgb(250, 0, 250)).SavePng(Path.Combine(subject, "x.png"));
+        RgbImage.Filled(width, height, new Rgb(250, 0, 250)).SavePng(Path.Combine(subject, "x.png"));
         File.WriteAllText(Path.Combine(subject, "x.txt"), "a magenta thing");
         var recipe = Path.Combine(work, "tiny-lora.json");
         File.WriteAllText(recipe, """
@@ -93,6 +93,13 @@ public sealed class TrainLoraCommandTests : IDisposable
               "sampling": { "steps": 1, "prompts": ["a magenta thing"] },
               "training": { "max_steps": 1, "batch_size": 1, "ema": null, "checkpoint_every": 0, "sample_every": 0, "warmup_steps": 0 } }
             """);
+        return (model, recipe);
+    }
+
+    [Fact]
+    public void TrainsOneStepAndTheFileGeneratesAndAMissingFolderIsOneLine()
+    {
+        var (model, recipe) = TinyRun(64, 64);
         var run = CliRunner.Run("train", "lora", "--config", recipe, "--out", Path.Combine(work, "run"));
         Assert.True(run.ExitCode == 0, run.Err);
         var lora = Path.Combine(work, "run", "model", "tiny-lora.safetensors");
@@ -110,16 +117,7 @@ public sealed class TrainLoraCommandTests : IDisposable
     [Fact]
     public void KohyasBucketOptionsOverrideTheRecipe()
     {
-        TinyStableDiffusionFolder.Assemble(Path.Combine(work, "tiny"));
-        var subject = Directory.CreateDirectory(Path.Combine(work, "data", "1_thing")).FullName;
-        RgbImage.Filled(80, 48, new Rgb(250, 0, 250)).SavePng(Path.Combine(subject, "x.png"));
-        File.WriteAllText(Path.Combine(subject, "x.txt"), "a magenta thing");
-        var recipe = Path.Combine(work, "tiny-lora.json");
-        File.WriteAllText(recipe, """
-            { "model": "tiny", "data": { "folder": "data", "resolution": 64 }, "network": { "rank": 2 },
-              "sampling": { "steps": 1, "prompts": ["a magenta thing"] },
-              "training": { "max_steps": 1, "batch_size": 1, "ema": null, "checkpoint_every": 0, "sample_every": 0, "warmup_steps": 0 } }
-            """);
+        var (_, recipe) = TinyRun(80, 48);
         var bad = CliRunner.Run("train", "lora", "--config", recipe, "--out", Path.Combine(work, "bad"), "--enable-bucket", "--bucket_reso_steps", "12");
         Assert.Equal(1, bad.ExitCode);
         Assert.Equal($"error: {recipe}: 'data.bucket_reso_steps' must be a positive multiple of 8 (the VAE's factor; got 12)", Assert.Single(bad.ErrLines));
