@@ -125,6 +125,10 @@ public static class PipelineBenchmark
             // Frozen, as StableDiffusionPipeline.FromPretrained loads them: a convolution keeps one copy of its weight (issue 19).
             module.RequiresGrad(false);
         }
-        return new StableDiffusionPipeline(ClipTokenizer.FromDirectory(c.Tokenizer), text, unet, vae, SchedulerConfig.Load(c.Scheduler), "random-weights", options);
+        // The text encoder's whole context (77 tokens for SD1.5, as its tokenizer pads to), whatever the tokenizer folder says
+        // (the embedded model's pads to 16): the U-Net's cross-attention then does SD1.5's work.
+        var tokenizerConfig = ClipTokenizerConfig.Load(c.Tokenizer) with { ModelMaxLength = text.Config.MaxPositionEmbeddings };
+        var tokenizer = ClipTokenizer.FromFiles(Path.Combine(c.Tokenizer, ClipTokenizer.VocabularyFileName), Path.Combine(c.Tokenizer, ClipTokenizer.MergesFileName), tokenizerConfig);
+        return new StableDiffusionPipeline(tokenizer, text, unet, vae, SchedulerConfig.Load(c.Scheduler), "random-weights", options);
     }
 }
