@@ -4,7 +4,7 @@ PyTorch, on the same weights and the same request, alternately, and prints both 
 how far apart their outputs are.
 
     /usr/bin/python3 bench/compare_txt2img.py --pythonpath DIFFUSERS_PATHS [--rounds 3] [--dtype f32|bf16] [--size 512]
-        [--steps 20] [--vae-tiling] [--realtime] [--lock /work/notes/bench.lock] [--weights DIR] [--json]
+        [--steps 20] [--vae-tiling] [--attention-slicing ROWS] [--realtime] [--lock /work/notes/bench.lock] [--weights DIR] [--json]
 
 The weights: `ldm bench txt2img --save-model DIR` writes the random N(0, 0.02) SD1.5 pipeline (the U-Net, VAE and text
 encoder from configs/models/sd15-*.json) once as a diffusers folder, float32 safetensors, with bench_request.json: the
@@ -92,6 +92,11 @@ def reference(args):
         vae.decode = lambda z, *a, **k: decode(z.to(vae.dtype), *a, **k)
     if args.vae_tiling:
         pipe.enable_vae_tiling()
+    if args.attention_slicing:
+        # diffusers' AttnProcessor on PyTorch 1.13 (no fused attention) holds [batch · heads, N, N] scores: at 1024² that
+        # is 2 · 8 · 16384² floats (17 GB, and as much again for the softmax), which a 24 GB machine cannot hold; slicing
+        # computes them for this many batch · head rows at a time (ours computes attention in 4 MB blocks).
+        pipe.enable_attention_slicing(args.attention_slicing)
     latent = args.size // 8
     noise = torch.randn(1, unet.config.in_channels, latent, latent, generator=torch.Generator().manual_seed(request["seed"]), dtype=torch.float32)
     final = {}
@@ -140,6 +145,8 @@ def main():
     parser.add_argument("--size", type=int, default=512, help="image size in pixels")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--vae-tiling", action="store_true", help="decode in tiles on both sides (diffusers' enable_vae_tiling)")
+    parser.add_argument("--attention-slicing", type=int, default=0, metavar="ROWS",
+                        help="the reference: diffusers' enable_attention_slicing(ROWS) (what 1024² needs to fit in memory on PyTorch 1.13)")
     parser.add_argument("--weights", default=os.path.join(tempfile.gettempdir(), "ld-bench-sd15-random"),
                         help="the saved random-weight pipeline (written by `ldm bench txt2img --save-model` when absent)")
     parser.add_argument("--ldm", default=os.path.join(ROOT, "ldm"), help="the ldm to time (default: this checkout's ./ldm)")
@@ -155,13 +162,14 @@ def main():
         run([args.ldm, "bench", "txt2img", "--save-model", args.weights, "--json"])
     prefix = ref.prefix(args)
     common = ["--size", str(args.size), "--steps", str(args.steps), "--dtype", args.dtype] + (["--vae-tiling"] if args.vae_tiling else [])
+    slicing = ["--attention-slicing", str(args.attention_slicing)] if args.attention_slicing else []
     out = tempfile.mkdtemp(prefix="ld-compare-txt2img-")
     ref_env = ref.reference_env(args)
     ours, theirs, diffs = [], [], []
     for i in range(args.rounds):
         mine, yours = os.path.join(out, f"ours{i}.safetensors"), os.path.join(out, f"reference{i}.safetensors")
         ours.append(run(prefix + [args.ldm, "bench", "txt2img", "--model", args.weights, *common, "--save-output", mine, "--json"]))
-        theirs.append(run(prefix + [sys.executable, os.path.abspath(__file__), "--reference-run", "--weights", args.weights, *common,
+        theirs.append(run(prefix + [sys.executable, os.path.abspath(__file__), "--reference-run", "--weights", args.weights, *common, *slicing,
                                     "--save-output", yours], ref_env))
         diffs.append(compare_outputs(mine, yours))
         print(f"round {i + 1}/{args.rounds}: ours {ours[-1]['seconds']:.1f} s ({ours[-1]['peak_rss_mb']:.0f} MB), "
@@ -173,7 +181,7 @@ def main():
 
     summary = ref.summarize(ours, theirs)
     summary.update({
-        "size": args.size, "steps": args.steps, "dtype": args.dtype, "vae_tiling": args.vae_tiling, "scheduler": [ours[0]["scheduler"], theirs[0]["scheduler"]],
+        "size": args.size, "steps": args.steps, "dtype": args.dtype, "vae_tiling": args.vae_tiling, "reference_attention_slicing": args.attention_slicing, "scheduler": [ours[0]["scheduler"], theirs[0]["scheduler"]],
         "realtime": args.realtime, "lock": args.lock, "reference": theirs[0]["implementation"], "threads": [ours[0]["threads"], theirs[0]["threads"]],
         "ours_peak_rss_mb": [r["peak_rss_mb"] for r in ours], "reference_peak_rss_mb": [r["peak_rss_mb"] for r in theirs],
         "ours_generation_peak_rss_mb": [r["generation_peak_rss_mb"] for r in ours],
@@ -187,7 +195,7 @@ def main():
         return
     o, t = [r["seconds"] for r in ours], [r["seconds"] for r in theirs]
     print(f"| txt2img {args.size}², {args.steps} steps ({ours[0]['scheduler']}), CFG 7.5, batch 1, {args.dtype}"
-          f"{', VAE tiling' if args.vae_tiling else ''} | seconds (median of rounds, min–max) | peak RSS (MB) | of which the generation |")
+          f"{', VAE tiling' if args.vae_tiling else ''}{f', reference attention slicing {args.attention_slicing}' if args.attention_slicing else ''} | seconds (median of rounds, min–max) | peak RSS (MB) | of which the generation |")
     print("| --- | ---: | ---: | ---: |")
     print(f"| LatentDiffusion.NET (`ldm bench txt2img`) | {ref.spread(o, '{:.1f}')} | {max(summary['ours_peak_rss_mb']):,.0f} | "
           f"{max(summary['ours_generation_peak_rss_mb']):,.0f} |")

@@ -88,6 +88,11 @@ def reference(args):
     with torch.no_grad():
         model, inputs, forward, name = build(args, torch, dtype)
         out = forward(model, *inputs)  # warm-up
+        if args.profile:
+            # Where the reference's time goes, by libtorch operator (the same operators `ldm bench` calls).
+            with torch.autograd.profiler.profile() as prof:
+                forward(model, *inputs)
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile), file=sys.stderr)
         samples = []
         for _ in range(args.repeat):
             start = time.perf_counter()
@@ -117,6 +122,8 @@ def main():
     parser.add_argument("--ldm", default=os.path.join(ROOT, "ldm"), help="the ldm to time (default: this checkout's ./ldm)")
     parser.add_argument("--baseline-ldm", help="another build of ldm (an earlier commit) to time in the same rounds")
     parser.add_argument("--reference-run", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                        help="with --reference-run: print the reference's operator profile of one extra pass (top ROWS) to stderr")
     args = parser.parse_args()
     args.config = args.config or CONFIGS[args.model]
     args.batch = args.batch or (1 if args.model == "vae" else 2)
