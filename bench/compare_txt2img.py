@@ -169,6 +169,7 @@ def main():
     for i in range(args.rounds):
         mine, yours = os.path.join(out, f"ours{i}.safetensors"), os.path.join(out, f"reference{i}.safetensors")
         ours.append(run(prefix + [args.ldm, "bench", "txt2img", "--model", args.weights, *common, "--save-output", mine, "--json"]))
+        print(f"round {i + 1}/{args.rounds}: ours {json.dumps(ours[-1])}", file=sys.stderr, flush=True)
         theirs.append(run(prefix + [sys.executable, os.path.abspath(__file__), "--reference-run", "--weights", args.weights, *common, *slicing,
                                     "--save-output", yours], ref_env))
         diffs.append(compare_outputs(mine, yours))
