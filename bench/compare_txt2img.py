@@ -31,6 +31,7 @@ files (the image [1, H, W, 3], as ours writes it) and compared after the rounds:
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -64,6 +65,7 @@ def reference(args):
     import diffusers
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import StableDiffusionPipeline
+    shutil.rmtree(shim)  # imported: the stand-in is no longer read
 
     def config(part, name="config.json"):
         with open(os.path.join(args.weights, part, name)) as f:
@@ -166,19 +168,21 @@ def main():
     out = tempfile.mkdtemp(prefix="ld-compare-txt2img-")
     ref_env = ref.reference_env(args)
     ours, theirs, diffs = [], [], []
-    for i in range(args.rounds):
-        mine, yours = os.path.join(out, f"ours{i}.safetensors"), os.path.join(out, f"reference{i}.safetensors")
-        ours.append(run(prefix + [args.ldm, "bench", "txt2img", "--model", args.weights, *common, "--save-output", mine, "--json"]))
-        print(f"round {i + 1}/{args.rounds}: ours {json.dumps(ours[-1])}", file=sys.stderr, flush=True)
-        theirs.append(run(prefix + [sys.executable, os.path.abspath(__file__), "--reference-run", "--weights", args.weights, *common, *slicing,
-                                    "--save-output", yours], ref_env))
-        diffs.append(compare_outputs(mine, yours))
-        print(f"round {i + 1}/{args.rounds}: ours {ours[-1]['seconds']:.1f} s ({ours[-1]['peak_rss_mb']:.0f} MB), "
-              f"reference {theirs[-1]['seconds']:.1f} s ({theirs[-1]['peak_rss_mb']:.0f} MB), "
-              f"ratio {ours[-1]['seconds'] / theirs[-1]['seconds']:.2f}, {diffs[-1]}, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
-        for f in (mine, yours):
-            os.remove(f)
-    os.rmdir(out)
+    try:
+        for i in range(args.rounds):
+            mine, yours = os.path.join(out, f"ours{i}.safetensors"), os.path.join(out, f"reference{i}.safetensors")
+            ours.append(run(prefix + [args.ldm, "bench", "txt2img", "--model", args.weights, *common, "--save-output", mine, "--json"]))
+            print(f"round {i + 1}/{args.rounds}: ours {json.dumps(ours[-1])}", file=sys.stderr, flush=True)
+            theirs.append(run(prefix + [sys.executable, os.path.abspath(__file__), "--reference-run", "--weights", args.weights, *common, *slicing,
+                                        "--save-output", yours], ref_env))
+            diffs.append(compare_outputs(mine, yours))
+            print(f"round {i + 1}/{args.rounds}: ours {ours[-1]['seconds']:.1f} s ({ours[-1]['peak_rss_mb']:.0f} MB), "
+                  f"reference {theirs[-1]['seconds']:.1f} s ({theirs[-1]['peak_rss_mb']:.0f} MB), "
+                  f"ratio {ours[-1]['seconds'] / theirs[-1]['seconds']:.2f}, {diffs[-1]}, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+            for f in (mine, yours):
+                os.remove(f)
+    finally:
+        shutil.rmtree(out)  # the outputs of a round a failure cut short too
 
     summary = ref.summarize(ours, theirs)
     summary.update({
