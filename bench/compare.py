@@ -22,7 +22,9 @@ KEYS = [("op_overhead_us", "op overhead (µs, lower is better)", "{:.2f}"),
 
 
 def run(command, env=None):
-    out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(command)}: exit {out.returncode}\n{out.stderr[-4000:]}")
     return json.loads(out.stdout)
 
 

@@ -103,16 +103,7 @@ public sealed class TextToImageBenchTests
     [Fact]
     public void BothEnginesRunTheSameRandomPipeline()
     {
-        string Fixture(params string[] parts) => Path.Combine([SharedData.RepositoryRoot, "tests", "fixtures", .. parts]);
-        string[] common =
-        [
-            "bench", "txt2img", "--size", "64", "--steps", "2", "--json",
-            "--unet-config", Fixture("latentunet", "sd_tiny", "unet", "config.json"),
-            "--vae-config", Fixture("autoencoder", "sd_tiny_vae", "config.json"),
-            "--text-config", Fixture("textencoder", "clip", "sd_tiny_text_encoder", "config.json"),
-            "--scheduler-config", Fixture("pipeline", "sd_tiny", "scheduler", "scheduler_config.json"),
-            "--tokenizer", Fixture("textencoder", "tokenizer_tiny"),
-        ];
+        string[] common = [.. Common(), "--size", "64", "--steps", "2", "--json"];
         var torch = CliRunner.Run([.. common, "--engine", "torch"]);
         var onnx = CliRunner.Run([.. common, "--engine", "onnx"]);
         Assert.True(torch.ExitCode == 0, torch.Err);
@@ -123,6 +114,73 @@ public sealed class TextToImageBenchTests
         Assert.StartsWith("onnxruntime", o.RootElement.GetProperty("engine").GetString());
         Assert.True(o.RootElement.GetProperty("seconds").GetDouble() > 0);
         Assert.Equal(t.RootElement.GetProperty("latents_max_abs").GetDouble(), o.RootElement.GetProperty("latents_max_abs").GetDouble(), 3e-4);
+    }
+
+    [Fact]
+    public void SavedModelLoadsBackToTheSameGenerationAndWritesItsOutput()
+    {
+        var work = Directory.CreateTempSubdirectory("ld-cli-bench-txt2img-").FullName;
+        try
+        {
+            // The embedded model's tokenizer (it pads to 16): the benchmark pads to the text encoder's context instead (77).
+            string[] common = [.. Common(tokenizer: false), "--size", "64", "--steps", "2", "--json"];
+            var folder = Path.Combine(work, "model");
+            var save = CliRunner.Run([.. common, "--save-model", folder]);
+            Assert.True(save.ExitCode == 0, save.Err);
+            Assert.True(File.Exists(Path.Combine(folder, "unet", "diffusion_pytorch_model.safetensors")));
+            using (var request = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "bench_request.json"))))
+            {
+                Assert.Equal(77, request.RootElement.GetProperty("input_ids").GetArrayLength());
+                Assert.Equal(77, request.RootElement.GetProperty("negative_input_ids").GetArrayLength());
+                Assert.Equal("a red sneaker on a white background", request.RootElement.GetProperty("prompt").GetString());
+            }
+
+            var random = CliRunner.Run([.. common, "--save-output", Path.Combine(work, "random.safetensors")]);
+            var loaded = CliRunner.Run([.. common, "--model", folder, "--save-output", Path.Combine(work, "loaded.safetensors")]);
+            var bf16 = CliRunner.Run([.. common, "--model", folder, "--dtype", "bf16", "--vae-tiling"]);
+            Assert.True(random.ExitCode == 0, random.Err);
+            Assert.True(loaded.ExitCode == 0, loaded.Err);
+            Assert.True(bf16.ExitCode == 0, bf16.Err);
+            float[] Read(string file, string name)
+            {
+                var tensors = Torch.SafeTensors.SafeTensorsFile.LoadFile(Path.Combine(work, file));
+                try
+                {
+                    return tensors[name].ToArray<float>();
+                }
+                finally
+                {
+                    foreach (var t in tensors.Values) t.Dispose();
+                }
+            }
+            Assert.Equal(4 * 8 * 8, Read("random.safetensors", "latents").Length);
+            Assert.Equal(3 * 64 * 64, Read("random.safetensors", "image").Length);
+            // The saved folder holds the random weights exactly: loading it gives the same generation, bit for bit.
+            Assert.Equal(Read("random.safetensors", "latents"), Read("loaded.safetensors", "latents"));
+            Assert.Equal(Read("random.safetensors", "image"), Read("loaded.safetensors", "image"));
+            using var r = System.Text.Json.JsonDocument.Parse(bf16.Out);
+            Assert.Equal("bf16", r.RootElement.GetProperty("dtype").GetString());
+            Assert.True(r.RootElement.GetProperty("vae_tiling").GetBoolean());
+            Assert.True(r.RootElement.GetProperty("generation_peak_rss_mb").GetDouble() > 0);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    private static string[] Common(bool tokenizer = true)
+    {
+        string Fixture(params string[] parts) => Path.Combine([SharedData.RepositoryRoot, "tests", "fixtures", .. parts]);
+        return
+        [
+            "bench", "txt2img",
+            "--unet-config", Fixture("latentunet", "sd_tiny", "unet", "config.json"),
+            "--vae-config", Fixture("autoencoder", "sd_tiny_vae", "config.json"),
+            "--text-config", Fixture("textencoder", "clip", "sd_tiny_text_encoder", "config.json"),
+            "--scheduler-config", Fixture("pipeline", "sd_tiny", "scheduler", "scheduler_config.json"),
+            .. tokenizer ? new[] { "--tokenizer", Fixture("textencoder", "tokenizer_tiny") } : [],
+        ];
     }
 }
 

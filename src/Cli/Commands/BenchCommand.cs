@@ -32,17 +32,31 @@ internal static class BenchCommand
         var size = new Option<int>("--size") { Description = "Image size in pixels", DefaultValueFactory = _ => 512 }.AtLeast(8);
         var steps = new Option<int>("--steps") { Description = "Denoising steps", DefaultValueFactory = _ => 20 }.AtLeast(1);
         var engine = new Option<string>("--engine") { Description = "torch, or onnx (the same weights exported to ONNX first)", DefaultValueFactory = _ => "torch" }.OneOf("torch", "onnx");
+        var dtype = new Option<string>("--dtype") { Description = "f32, or bf16 (the U-Net and text encoder; the VAE stays f32 when its config asks: force_upcast)", DefaultValueFactory = _ => "f32" }.OneOf("f32", "bf16");
+        var tiling = new Option<bool>("--vae-tiling") { Description = "Decode in overlapping tiles (diffusers' enable_vae_tiling)" };
+        var model = new Option<string?>("--model") { Description = "Load this diffusers folder (e.g. one written by --save-model) instead of drawing random weights" }.IsPath();
+        var saveModel = new Option<string?>("--save-model") { Description = $"Write the random-weight pipeline as a diffusers folder (float32 safetensors, with {PipelineBenchmark.RequestFile}: the prompt's token ids) and stop, timing nothing" }.IsPath();
+        var saveOutput = new Option<string?>("--save-output") { Description = "Write the final latents and the image in [0, 1] to this .safetensors file" }.IsPath();
         var json = new Option<bool>("--json") { Description = "Print a JSON object instead of a line" };
         var command = new Command("txt2img", "A whole text-to-image generation (random SD1.5 weights, one timed run) on libtorch or ONNX Runtime: seconds, peak memory")
         {
-            unet, vae, text, scheduler, tokenizer, size, steps, engine, json,
+            unet, vae, text, scheduler, tokenizer, size, steps, engine, dtype, tiling, model, saveModel, saveOutput, json,
         };
         command.SetAction((parsed, cancellationToken) =>
         {
             var configs = new PipelineBenchmark.Configs(parsed.GetValue(unet)!, parsed.GetValue(vae)!, parsed.GetValue(text)!, parsed.GetValue(scheduler)!,
                 parsed.GetValue(tokenizer) ?? Path.Combine(Generation.DefaultModel.Resolve(null), "tokenizer"));
-            var r = PipelineBenchmark.TextToImage(configs, parsed.GetValue(size), parsed.GetValue(steps), parsed.GetValue(engine) == "onnx", cancellationToken);
-            context.Out.WriteLine(parsed.GetValue(json) ? Json.Serialize(r) : $"{r.Engine}: {r.Input}, {r.Steps} steps ({r.Scheduler}): {r.Seconds} s, peak RSS {r.PeakRssMb} MB");
+            if (parsed.GetValue(saveModel) is { } folder)
+            {
+                PipelineBenchmark.SaveModel(configs, folder);
+                context.Out.WriteLine(parsed.GetValue(json) ? Json.Serialize(new { saved = folder }) : $"saved the random-weight pipeline to {folder}");
+                return Task.FromResult(0);
+            }
+            var options = new PipelineBenchmark.Options(parsed.GetValue(size), parsed.GetValue(steps), parsed.GetValue(engine) == "onnx",
+                parsed.GetValue(dtype) == "bf16" ? DType.BFloat16 : DType.Float32, parsed.GetValue(tiling), parsed.GetValue(model), parsed.GetValue(saveOutput));
+            var r = PipelineBenchmark.TextToImage(configs, options, cancellationToken);
+            context.Out.WriteLine(parsed.GetValue(json) ? Json.Serialize(r)
+                : $"{r.Engine} {r.Dtype}: {r.Input}, {r.Steps} steps ({r.Scheduler}){(r.VaeTiling ? ", VAE tiling" : "")}: {r.Seconds} s, peak RSS {r.PeakRssMb} MB (generation {r.GenerationPeakRssMb} MB)");
             return Task.FromResult(0);
         });
         return command;
