@@ -65,7 +65,7 @@ public sealed class Conv2d : Module<Tensor, Tensor>
 
     internal override long DerivedTensorBytes => prepacked.Bytes;
 
-    internal override void PrepackForInference() => prepacked.PackNow(this, weight);
+    internal override void PrepackOwnWeights() => prepacked.PackNow(this, weight);
 
     protected override void Dispose(bool disposing)
     {

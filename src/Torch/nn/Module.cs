@@ -154,7 +154,7 @@ public abstract class Module : IDisposable
     internal virtual long DerivedTensorBytes => 0;
 
     /// <summary>Makes now what a layer derives from its frozen parameters for inference (a convolution's prepacked weight).</summary>
-    internal virtual void PrepackForInference()
+    internal virtual void PrepackOwnWeights()
     {
     }
 
@@ -358,7 +358,7 @@ public static class ModuleExtensions
     /// </summary>
     public static T PrepackForInference<T>(this T module) where T : Module
     {
-        foreach (var (_, m) in module.NamedModules()) m.PrepackForInference();
+        foreach (var (_, m) in module.NamedModules()) m.PrepackOwnWeights();
         return module;
     }
 
