@@ -9,6 +9,14 @@ namespace LatentDiffusion.Cli;
 /// </summary>
 internal static class DeviceOptions
 {
+    /// <summary>
+    /// The help of every <c>--dtype</c> that runs a pipeline, with what bf16 does to the images (README, "bf16 against f32
+    /// in 8-bit images": <c>ldm bench quality</c> on the embedded model and the tiny goldens, 30 steps).
+    /// </summary>
+    public const string DTypeHelp = "Compute dtype: f32, bf16, f16 (needs --device cuda), or auto (bf16 on CPUs with AVX512-BF16/AMX, "
+        + "f16 on CUDA, else f32). bf16 is ~1.9× faster on such CPUs but not the same image: against f32 it moved 8-bit pixel values "
+        + "by up to 29 levels (mean 0.4–0.7, PSNR 46–49 dB) in `ldm bench quality`";
+
     /// <summary>Refuses a device that is not there and a dtype that cannot run on the chosen device.</summary>
     public static Command ChecksDevice(this Command command, Option<string> device, Option<string>? dtype = null)
     {

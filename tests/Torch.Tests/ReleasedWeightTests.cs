@@ -72,6 +72,32 @@ public class ReleasedWeightTests
     }
 
     [Fact]
+    public void PrepackForInferencePacksAFrozenModelBeforeItsFirstForwardAndLeavesATrainableOneAlone()
+    {
+        using var scope = DisposeScope.Enter();
+        var (frozenConv, trainableConv) = Twins(DType.BFloat16, 1, 21);
+        using var frozen = new Sequential(frozenConv);
+        using var trainable = trainableConv;
+        using var g = new Generator(22);
+        var x = Tensors.Randn([2, 64, 6, 6], g).To(DType.BFloat16);
+        var original = frozen.StateDict()["0.weight"].Clone();
+        var oneCopy = original.NumEl * 2 + 96L * 2;
+        // As ldm bench and a pipeline load: made, converted and packed while each large block is its own mapping.
+        using (NativeHeap.MapWeights())
+        using (NativeHeap.MapWeights()) // scopes nest
+        {
+            Assert.Same(frozen, frozen.PrepackForInference());
+            trainable.PrepackForInference();
+        }
+
+        Assert.InRange(frozen.TensorBytes(), oneCopy, oneCopy + 64); // packed, plain released, before any forward
+        Assert.Equal(oneCopy, trainable.TensorBytes()); // requires grad: never packed ahead
+        using var noGrad = Autograd.NoGrad();
+        Assert.True(BitEqual(trainable.Forward(x), frozen.Forward(x)));
+        Assert.True(BitEqual(original, frozen.StateDict()["0.weight"]));
+    }
+
+    [Fact]
     public void AWriteThroughTheWeightReachesTheNextForwardAndUndoesExactly()
     {
         using var scope = DisposeScope.Enter();

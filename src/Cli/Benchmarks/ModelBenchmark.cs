@@ -171,14 +171,22 @@ public static class ModelBenchmark
         // have no version counter, so weights made in inference mode are never prepacked (Conv2d).
         using var noGrad = Autograd.NoGrad();
         using var generator = new Generator(WeightSeed);
-        using var target = build(generator);
-        // Without the f32 reference, bf16 from the start: the unwritten f32 tensors convert for free, the weights
-        // are drawn in bf16, and the peak memory is the bf16 model's (issue 19).
         var bf16Only = dtype == DType.BFloat16 && !f32Reference;
-        if (bf16Only) target.Convert(DType.BFloat16);
-        foreach (var p in target.Model.Parameters()) p.Normal_(0, 0.02, generator);
-        // Frozen, as a pipeline's models are: a convolution then keeps only its prepacked weight (issue 19).
-        target.Model.RequiresGrad(false);
+        BenchTarget target;
+        // The weights are made, converted and packed as a pipeline loads them: each in its own mapping, so that what
+        // is freed on the way goes back to the system (NativeHeap, issue 19).
+        using (NativeHeap.MapWeights())
+        {
+            target = build(generator);
+            // Without the f32 reference, bf16 from the start: the unwritten f32 tensors convert for free, the weights
+            // are drawn in bf16, and the peak memory is the bf16 model's (issue 19).
+            if (bf16Only) target.Convert(DType.BFloat16);
+            foreach (var p in target.Model.Parameters()) p.Normal_(0, 0.02, generator);
+            // Frozen, as a pipeline's models are: a convolution then keeps only its prepacked weight (issue 19).
+            target.Model.RequiresGrad(false);
+            if (device.Type == DeviceType.Cpu && !(dtype == DType.BFloat16 && f32Reference)) target.Model.PrepackForInference();
+        }
+        using var disposeTarget = target;
         if (device.Type != DeviceType.Cpu)
         {
             target.MoveTo(device);

@@ -16,6 +16,7 @@ internal static class BenchCommand
         bench.Subcommands.Add(CreateOps(context));
         BenchModelsCommand.AddTo(bench, context);
         bench.Subcommands.Add(CreateTextToImage(context));
+        bench.Subcommands.Add(BenchQualityCommand.Create(context));
         return bench;
     }
 

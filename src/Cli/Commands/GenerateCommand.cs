@@ -31,7 +31,7 @@ internal static partial class GenerateCommand
         public readonly Option<int?> BatchSize = new Option<int?>("--batch-size") { Description = "Images denoised together; --num-images run in batches of this many (default: as many as fit in half the free memory, at most 8 on a CPU)" }.AtLeast(1);
         public readonly Option<int> ClipSkip = new("--clip-skip") { Description = "AUTOMATIC1111's clip skip: 1 = last text-encoder layer, 2 = penultimate; range 1 to the text encoder's layer count", DefaultValueFactory = _ => 1 };
         public readonly Option<double> Eta = new Option<double>("--eta") { Description = "η of the samplers whose step uses it (DDIM, and TCD as its γ; 0 = deterministic, 1 = DDPM-like); the others ignore it" }.InRange(Ranges.Eta);
-        public readonly Option<string> DType = new("--dtype") { Description = "Compute dtype: f32, bf16, f16 (needs --device cuda), or auto (bf16 on CPUs with AVX512-BF16/AMX, f16 on CUDA, else f32)", DefaultValueFactory = _ => "f32" };
+        public readonly Option<string> DType = new("--dtype") { Description = DeviceOptions.DTypeHelp, DefaultValueFactory = _ => "f32" };
         public readonly Option<string> Device = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         public readonly Option<string?> Latents = new Option<string?>("--latents") { Description = "Initial latents [n, C, h/f, w/f] (f: the VAE's scale factor) from a .safetensors file (tensor 'latents')" }.IsPath();
         public readonly Option<string?> SaveLatents = new Option<string?>("--save-latents") { Description = "Write the final latents (before VAE decoding) to a .safetensors file" }.IsPath();

@@ -20,7 +20,7 @@ internal static class ServeCommand
         var queue = new Option<int>("--queue") { Description = "Requests that may wait behind the running one; more get 503 with Retry-After", DefaultValueFactory = _ => 8 };
         var maxBody = new Option<int>("--max-body-mb") { Description = "Largest request body in MiB (base64 images included); larger ones get 413", DefaultValueFactory = _ => 32 }.AtLeast(1);
         var device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
-        var dtype = new Option<string>("--dtype") { Description = "Compute dtype: f32, bf16, f16 (needs --device cuda), or auto (bf16 on CPUs with AVX512-BF16/AMX, f16 on CUDA, else f32)", DefaultValueFactory = _ => "f32" };
+        var dtype = new Option<string>("--dtype") { Description = DeviceOptions.DTypeHelp, DefaultValueFactory = _ => "f32" };
         var loraDir = new Option<string?>("--lora-dir") { Description = "Folder of LoRA .safetensors files: prompt tags <lora:NAME:0.8> name them; GET /sdapi/v1/loras lists them" }.IsPath();
         var embeddingsDir = new Option<string?>("--embeddings-dir") { Description = "Folder of textual-inversion embeddings loaded into every model the server loads" }.IsPath();
         var controlNetDir = new Option<string?>("--controlnet-dir") { Description = "Folder of ControlNet models (diffusers folders or .safetensors) that requests may name (alwayson_scripts.controlnet)" }.IsPath();

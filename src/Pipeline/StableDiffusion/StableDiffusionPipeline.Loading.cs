@@ -17,7 +17,13 @@ public sealed partial class StableDiffusionPipeline
     /// <summary>Loads a diffusers folder (model_index.json) or a single-file .safetensors checkpoint.</summary>
     public static StableDiffusionPipeline FromPretrained(string path, PipelineOptions? options = null)
     {
-        options ??= new PipelineOptions();
+        // Each weight in its own mapping while it is read and converted: what the conversion frees, and a convolution's
+        // plain weight released once it is packed, go back to the system instead of staying as heap holes (issue 19).
+        using (Torch.NativeHeap.MapWeights()) return Load(path, options ?? new PipelineOptions());
+    }
+
+    private static StableDiffusionPipeline Load(string path, PipelineOptions options)
+    {
         if (File.Exists(path)) return FromSingleFile(path, options);
         var index = ModelIndex.Load(path);
         if (XlPipelineClasses.Contains(index.ClassName)) return FromXlFolder(path, index, options);

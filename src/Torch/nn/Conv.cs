@@ -65,6 +65,8 @@ public sealed class Conv2d : Module<Tensor, Tensor>
 
     internal override long DerivedTensorBytes => prepacked.Bytes;
 
+    internal override void PrepackOwnWeights() => prepacked.PackNow(this, weight);
+
     protected override void Dispose(bool disposing)
     {
         if (disposing) prepacked.Drop(weight);
@@ -107,10 +109,24 @@ internal sealed class PrepackedConvWeight
     public Tensor? Get(Conv2d conv, Tensor weight, Tensor input)
     {
         if (!Available || Autograd.IsGradEnabled) return null;
+        if (input.DType != weight.DType || input.Dim != 4 || input.Device.Type != DeviceType.Cpu) return null;
+        return Pack(conv, weight);
+    }
+
+    /// <summary>
+    /// Packs (and releases) a frozen weight now rather than at the first forward: a model about to run inference,
+    /// loaded inside <see cref="NativeHeap.MapWeights"/> so that the released plain weight goes back to the system.
+    /// </summary>
+    public void PackNow(Conv2d conv, Tensor weight)
+    {
+        if (Available && !weight.RequiresGrad) Pack(conv, weight);
+    }
+
+    private Tensor? Pack(Conv2d conv, Tensor weight)
+    {
         // Metadata only until the weight's values are needed: reading them would give a released weight back.
         var weightType = weight.DType;
-        if (weightType is not (DType.Float32 or DType.BFloat16) || input.DType != weightType || input.Dim != 4
-            || weight.Device.Type != DeviceType.Cpu || input.Device.Type != DeviceType.Cpu
+        if (weightType is not (DType.Float32 or DType.BFloat16) || weight.Device.Type != DeviceType.Cpu
             || conv.Bias is { } b && b.DType != weightType)
             return null;
         lock (gate)
@@ -121,7 +137,7 @@ internal sealed class PrepackedConvWeight
             if (packed is null || handle != weight.Handle || version != currentVersion || dtype != weightType)
             {
                 Drop(weight);
-                packed = Pack(weight, conv.Stride, conv.Padding, conv.Dilation, conv.Groups);
+                packed = Prepack(weight, conv.Stride, conv.Padding, conv.Dilation, conv.Groups);
                 handle = weight.Handle;
                 version = currentVersion;
                 dtype = weightType;
@@ -188,7 +204,7 @@ internal sealed class PrepackedConvWeight
         weight.RestoreBeforeUse(Restore); // any later use of the values, through any reference, gets them back first
     }
 
-    private static unsafe Tensor Pack(Tensor weight, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation, int groups)
+    private static unsafe Tensor Prepack(Tensor weight, (int H, int W) stride, (int H, int W) padding, (int H, int W) dilation, int groups)
     {
         long* s = stackalloc long[] { stride.H, stride.W };
         long* p = stackalloc long[] { padding.H, padding.W };

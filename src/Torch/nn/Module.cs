@@ -153,6 +153,11 @@ public abstract class Module : IDisposable
     /// <summary>Bytes of tensors a layer derived from its parameters and keeps (a prepacked weight).</summary>
     internal virtual long DerivedTensorBytes => 0;
 
+    /// <summary>Makes now what a layer derives from its frozen parameters for inference (a convolution's prepacked weight).</summary>
+    internal virtual void PrepackOwnWeights()
+    {
+    }
+
     /// <summary>
     /// Gives back the plain tensors that inference released (a convolution keeping only its prepacked weight),
     /// before anything outside the layer reads or writes them: listing, state dicts, conversion.
@@ -343,6 +348,17 @@ public static class ModuleExtensions
     public static T RequiresGrad<T>(this T module, bool on) where T : Module
     {
         foreach (var p in module.Parameters()) p.RequiresGrad = on;
+        return module;
+    }
+
+    /// <summary>
+    /// Prepacks the weights of a frozen module (<see cref="RequiresGrad{T}(T, bool)"/> false) now instead of at its
+    /// first forward: each convolution then holds its packed copy only. Call it inside <see cref="NativeHeap.MapWeights"/>,
+    /// where the released plain weights go back to the system (issue 19). Weights that require grad are left alone.
+    /// </summary>
+    public static T PrepackForInference<T>(this T module) where T : Module
+    {
+        foreach (var (_, m) in module.NamedModules()) m.PrepackOwnWeights();
         return module;
     }
 
