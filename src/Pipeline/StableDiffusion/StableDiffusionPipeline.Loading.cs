@@ -3,6 +3,7 @@ using LatentDiffusion.LatentUNet;
 using LatentDiffusion.Pipeline.Checkpoints;
 using LatentDiffusion.Pipeline.Schedulers;
 using LatentDiffusion.TextEncoder;
+using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
 using LatentDiffusion.Torch.NN;
 
@@ -41,8 +42,8 @@ public sealed partial class StableDiffusionPipeline
         try
         {
             // Loaded for inference, frozen (a trainer unfreezes what it trains): a convolution then keeps one copy of its weight.
-            var textEncoder = Track(disposables, ClipTextModel.FromPretrained(textEncoderPath, variant: options.Variant).RequiresGrad(false));
-            var unet = Track(disposables, UNet2DConditionModel.FromPretrained(index.Require(path, "unet", "UNet2DConditionModel"), variant: options.Variant).RequiresGrad(false));
+            var textEncoder = Track(disposables, ClipTextModel.FromPretrained(textEncoderPath, dtype: LoadDType(options), variant: options.Variant).RequiresGrad(false));
+            var unet = Track(disposables, UNet2DConditionModel.FromPretrained(index.Require(path, "unet", "UNet2DConditionModel"), dtype: LoadDType(options), variant: options.Variant).RequiresGrad(false));
             var vae = Track(disposables, AutoencoderKL.FromPretrained(index.Require(path, "vae", "AutoencoderKL"), variant: options.Variant).RequiresGrad(false));
             return new StableDiffusionPipeline(tokenizer, textEncoder, unet, vae, scheduler, ModelNameOf(path), options);
         }
@@ -51,6 +52,17 @@ public sealed partial class StableDiffusionPipeline
             foreach (var d in disposables) d.Dispose();
             throw;
         }
+    }
+
+    // The U-Net and text encoders are read straight into the compute dtype (a bf16 pipeline never holds an f32 copy of
+    // them: issue 19); the VAE is read as stored and converted by TorchModels, which knows its force_upcast.
+    private static DType? LoadDType(PipelineOptions options) => options.DType == DType.Float32 ? null : options.DType;
+
+    // Modules built under Init.SkipInitialization have unwritten tensors: converting them before the weights are copied in costs no memory.
+    private static void InLoadDType(PipelineOptions options, params Module?[] models)
+    {
+        if (LoadDType(options) is not { } dtype) return;
+        foreach (var m in models) m?.To(dtype);
     }
 
     private static T Track<T>(List<IDisposable> list, T item) where T : IDisposable
@@ -88,6 +100,7 @@ public sealed partial class StableDiffusionPipeline
             var unet = Track(disposables, new UNet2DConditionModel(configs.Unet with { InChannels = checkpoint.UNetInChannels }));
             var vae = Track(disposables, new AutoencoderKL(configs.Vae));
             var textEncoder = Track(disposables, new ClipTextModel(configs.TextEncoder!));
+            InLoadDType(options, unet, textEncoder);
             LoadComponent(checkpoint, "unet", unet, null);
             LoadComponent(checkpoint, "vae", vae, null);
             LoadComponent(checkpoint, "text_encoder", textEncoder, configs.TextEncoder!.NumHiddenLayers);

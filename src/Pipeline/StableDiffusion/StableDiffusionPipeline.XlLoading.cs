@@ -49,9 +49,9 @@ public sealed partial class StableDiffusionPipeline
         var disposables = new List<IDisposable>();
         try
         {
-            var encoder2 = Track(disposables, ClipTextModelWithProjection.FromPretrained(encoder2Path, variant: options.Variant));
-            var encoder1 = encoder1Path is null ? null : Track(disposables, ClipTextModel.FromPretrained(encoder1Path, variant: options.Variant));
-            var unet = Track(disposables, UNet2DConditionModel.FromPretrained(unetPath, variant: options.Variant));
+            var encoder2 = Track(disposables, ClipTextModelWithProjection.FromPretrained(encoder2Path, dtype: LoadDType(options), variant: options.Variant));
+            var encoder1 = encoder1Path is null ? null : Track(disposables, ClipTextModel.FromPretrained(encoder1Path, dtype: LoadDType(options), variant: options.Variant));
+            var unet = Track(disposables, UNet2DConditionModel.FromPretrained(unetPath, dtype: LoadDType(options), variant: options.Variant));
             var vae = Track(disposables, AutoencoderKL.FromPretrained(index.Require(path, "vae", "AutoencoderKL"), variant: options.Variant));
             Freeze(unet, vae, encoder2, encoder1);
             return encoder1 is null
@@ -107,6 +107,7 @@ public sealed partial class StableDiffusionPipeline
             var vae = Track(disposables, new AutoencoderKL(configs.Vae));
             var encoder2 = Track(disposables, new ClipTextModelWithProjection(encoder2Config));
             var encoder1 = configs.TextEncoder is { } config1 ? Track(disposables, new ClipTextModel(config1)) : null;
+            InLoadDType(options, unet, encoder2, encoder1);
             LoadComponent(checkpoint, "unet", unet, null);
             LoadComponent(checkpoint, "vae", vae, null);
             LoadComponent(checkpoint, "text_encoder_2", encoder2, encoder2Config.NumHiddenLayers);
