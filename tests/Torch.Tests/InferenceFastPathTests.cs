@@ -51,6 +51,58 @@ public class InferenceFastPathTests
         AssertSameConvolution(plain, fast);
     }
 
+    /// <summary>
+    /// An f32 linear layer of at least 256 rows runs as a oneDNN 1×1 convolution without autograd (native/src/nn.cpp,
+    /// linear_onednn): the same product as OpenBLAS's sgemm up to float rounding; the profile shows which path ran.
+    /// </summary>
+    [Theory]
+    [InlineData(true, 300)]
+    [InlineData(false, 256)]
+    public void OneDnnLinearEqualsTheBlasOne(bool bias, int rows)
+    {
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(8);
+        // A transposed (non-contiguous) input, as the attention's outputs are.
+        var x = Tensors.Randn([2, 64, rows / 2], g).Transpose(1, 2);
+        var w = Tensors.Randn([96, 64], g) * 0.1;
+        var b = bias ? Tensors.Randn([96], g) : null;
+        Tensor plain;
+        using (Autograd.EnableGrad())
+        {
+            w.RequiresGrad = true; // autograd: at::linear, as in training
+            plain = Functional.Linear(x, w, b).Detach();
+            w.RequiresGrad = false;
+        }
+        Tensor fast;
+        IReadOnlyList<OpProfileEntry> entries;
+        using (Autograd.NoGrad())
+        using (var profiler = OpProfiler.Start())
+        {
+            fast = Functional.Linear(x, w, b);
+            entries = profiler.Stop();
+        }
+        Assert.Contains(entries, e => e.Name == "ld::linear_onednn" && e.Flops == 2.0 * rows * 64 * 96);
+        Assert.Equal(plain.Shape, fast.Shape);
+        var scale = plain.Abs().Max().Item();
+        var diff = TensorAssert.MaxAbsDifference(plain, fast);
+        Assert.True(diff <= 1e-6 * scale, $"max abs diff {diff} (output max {scale})");
+    }
+
+    [Fact]
+    public void SmallLinearLayersAndBf16KeepAtLinear()
+    {
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(9);
+        var w = Tensors.Randn([32, 16], g);
+        using var noGrad = Autograd.NoGrad();
+        using var profiler = OpProfiler.Start();
+        _ = Functional.Linear(Tensors.Randn([255, 16], g), w);
+        _ = Functional.Linear(Tensors.Randn([512, 16], g).To(DType.BFloat16), w.To(DType.BFloat16));
+        var entries = profiler.Stop();
+        Assert.DoesNotContain(entries, e => e.Name == "ld::linear_onednn");
+        Assert.Equal(2, Assert.Single(entries, e => e.Name == "aten::linear").Calls);
+    }
+
     [Fact]
     public void APrepackedWeightFollowsInPlaceUpdatesConversionsAndLoadedStateDicts()
     {
@@ -137,5 +189,31 @@ public class InferenceFastPathTests
         using (Autograd.NoGrad()) blocked = Functional.ScaledDotProductAttention(q, k, v, scale: 0.2);
         Assert.Equal(reference.Shape, blocked.Shape);
         Assert.True(TensorAssert.MaxAbsDifference(reference, blocked) < 1e-5, $"max abs diff {TensorAssert.MaxAbsDifference(reference, blocked)}");
+    }
+
+    /// <summary>
+    /// Under inference mode (as pipelines and `ldm bench` run), f32 attention blocks run on the intra-op threads at once
+    /// (native/src/nn.cpp): each worker must write the inference-mode output under the caller's modes.
+    /// </summary>
+    [Fact]
+    public void ParallelAttentionBlocksUnderInferenceModeEqualTheMathDefinition()
+    {
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(11);
+        var q = Tensors.Randn([2, 4, 600, 40], g);
+        var k = Tensors.Randn([2, 4, 600, 40], g);
+        var v = Tensors.Randn([2, 4, 600, 40], g);
+        Tensor reference;
+        using (Autograd.EnableGrad())
+        {
+            using var qg = q.Clone();
+            qg.RequiresGrad = true;
+            reference = Functional.ScaledDotProductAttention(qg, k, v, scale: 0.15).Detach();
+        }
+        Tensor fast;
+        using (Autograd.InferenceMode()) fast = Functional.ScaledDotProductAttention(q, k, v, scale: 0.15);
+        Assert.True(TorchRuntime.Threads > 1 || Environment.ProcessorCount == 1, "the parallel path needs more than one thread");
+        var diff = TensorAssert.MaxAbsDifference(reference, fast);
+        Assert.True(diff < 1e-5, $"max abs diff {diff}");
     }
 }
