@@ -79,8 +79,12 @@ at::Tensor attention_blocked(const at::Tensor& q, const at::Tensor& k, const at:
   auto out = at::empty({B, L, Ev}, q.options());
   const int64_t per_row = S * static_cast<int64_t>(q.element_size());
   const int64_t rows = std::max<int64_t>(1, kScoreBlockBytes / per_row);  // query rows per block
+  // OpenBLAS's thread count is process-wide: one attention at a time lowers it (another, on another thread, runs
+  // the serial path meanwhile), and puts it back when done.
+  static std::atomic<bool> blas_lowered{false};
   const int blas_threads = ld::openblas_threads();
-  const bool parallel = blas_threads > 1 && at::get_num_threads() > 1 && !at::in_parallel_region() && q.scalar_type() == at::kFloat;
+  const bool parallel = blas_threads > 1 && at::get_num_threads() > 1 && !at::in_parallel_region() &&
+                        q.scalar_type() == at::kFloat && !blas_lowered.exchange(true);
   // In parallel, at least one block per thread.
   const int64_t max_heads = parallel ? std::max<int64_t>(1, B / at::get_num_threads()) : B;
   const int64_t heads_per_block = rows >= L ? std::min<int64_t>(max_heads, rows / L) : 1;
@@ -114,7 +118,10 @@ at::Tensor attention_blocked(const at::Tensor& q, const at::Tensor& k, const at:
     // reaches 130 GFLOP/s on 2 OpenBLAS threads and 121 on one, so two blocks at once ~240.
     struct Restore {
       int n;
-      ~Restore() { ld::set_openblas_threads(n); }
+      ~Restore() {
+        ld::set_openblas_threads(n);
+        blas_lowered.store(false);
+      }
     } restore{blas_threads};
     ld::set_openblas_threads(1);
     // The workers run under the caller's modes (inference mode, no grad): OpenMP's threads do not inherit them.
@@ -125,6 +132,7 @@ at::Tensor attention_blocked(const at::Tensor& q, const at::Tensor& k, const at:
       for (int64_t u = begin; u < end; u++) run_block(buffer, u);
     });
   } else {
+    if (parallel) blas_lowered.store(false);  // one block: nothing to run in parallel
     auto buffer = new_buffer();
     for (int64_t u = 0; u < units; u++) run_block(buffer, u);
   }

@@ -49,6 +49,7 @@ public sealed record ModelProfile(string Source, double WallMs, double OutsideOp
     /// </summary>
     public static string Category(string op)
     {
+        if (op.EndsWith(" (attention)", StringComparison.Ordinal)) return "attention"; // ONNX Runtime's attention products (OnnxUNet.FromTrace)
         var name = op.Split(' ')[0];
         var bare = name.Contains("::", StringComparison.Ordinal) ? name[(name.LastIndexOf("::", StringComparison.Ordinal) + 2)..] : name;
         var lower = bare.ToLowerInvariant();
