@@ -36,9 +36,6 @@ at::ScalarType dtype(int code);
 at::TensorOptions options(int dtype_code, int device_type, int device_index);
 c10::optional<at::Generator> generator(ld_generator* g);
 std::vector<at::Tensor> tensors(ld_tensor** list, int n);
-// OpenBLAS's own thread count (openblas_get_num_threads), -1 where libtorch's BLAS is not OpenBLAS; and setting it.
-int openblas_threads();
-void set_openblas_threads(int n);
 
 }  // namespace ld
 

@@ -1,8 +1,6 @@
 // Neural-network functional operations.
 #include "common.h"
 #include <ATen/record_function.h>
-#include <ATen/Parallel.h>
-#include <ATen/ThreadLocalState.h>
 #include <cstdlib>
 #include <c10/core/InferenceMode.h>
 
@@ -79,62 +77,25 @@ at::Tensor attention_blocked(const at::Tensor& q, const at::Tensor& k, const at:
   auto out = at::empty({B, L, Ev}, q.options());
   const int64_t per_row = S * static_cast<int64_t>(q.element_size());
   const int64_t rows = std::max<int64_t>(1, kScoreBlockBytes / per_row);  // query rows per block
-  // OpenBLAS's thread count is process-wide: one attention at a time lowers it (another, on another thread, runs
-  // the serial path meanwhile), and puts it back when done.
-  static std::atomic<bool> blas_lowered{false};
-  const int blas_threads = ld::openblas_threads();
-  const bool parallel = blas_threads > 1 && at::get_num_threads() > 1 && !at::in_parallel_region() &&
-                        q.scalar_type() == at::kFloat && !blas_lowered.exchange(true);
-  // In parallel, at least one block per thread.
-  const int64_t max_heads = parallel ? std::max<int64_t>(1, B / at::get_num_threads()) : B;
-  const int64_t heads_per_block = rows >= L ? std::min<int64_t>(max_heads, rows / L) : 1;
+  const int64_t heads_per_block = rows >= L ? std::min<int64_t>(B, rows / L) : 1;
   const int64_t rows_per_block = rows >= L ? L : rows;
-  const int64_t b_blocks = (B + heads_per_block - 1) / heads_per_block;
-  const int64_t l_blocks = (L + rows_per_block - 1) / rows_per_block;
-  // One block: scores = scale · q kᵀ, softmax in place, · v into the output rows.
-  auto run_block = [&](at::Tensor& buffer, int64_t unit) {
-    const auto b = (unit / l_blocks) * heads_per_block, l = (unit % l_blocks) * rows_per_block;
-    const auto nb = std::min(heads_per_block, B - b);
-    const auto nl = std::min(rows_per_block, L - l);
-    auto qb = q3.narrow(0, b, nb).narrow(1, l, nl);
-    auto scores = buffer.narrow(0, 0, nb * nl * S).view({nb, nl, S});
-    at::baddbmm_out(scores, scores, qb, k3t.narrow(0, b, nb), 0.0, scale);
-    at::_softmax_out(scores, scores, -1, false);
-    auto ob = out.narrow(0, b, nb).narrow(1, l, nl);
-    if (ob.is_contiguous())
-      at::bmm_out(ob, scores, v3.narrow(0, b, nb));
-    else
-      ob.copy_(at::bmm(scores, v3.narrow(0, b, nb)));
-  };
   // Zeroed: libtorch 1.13's small-matrix baddbmm kernel computes beta · self even for beta = 0, so
   // garbage in a fresh buffer would come back as NaN.
-  auto new_buffer = [&] { return at::zeros({heads_per_block * rows_per_block * S}, q.options()); };
-  const int64_t units = b_blocks * l_blocks;
-  if (parallel && units > 1) {
-    // The blocks run in parallel, each on one core with a single-threaded OpenBLAS, instead of one after the other
-    // with OpenBLAS's threads splitting each product: the products are skinny (the head size, 40 to 160, is the inner
-    // dimension of q kᵀ and the width of scores · v), and OpenBLAS splits them badly. Measured (PyTorch 1.13, same
-    // libtorch and OpenBLAS 0.3.21, 2 cores, `chrt -f 1`, 2026-12-05): a [1024, 1024] block of q kᵀ with 40 channels
-    // reaches 130 GFLOP/s on 2 OpenBLAS threads and 121 on one, so two blocks at once ~240.
-    struct Restore {
-      int n;
-      ~Restore() {
-        ld::set_openblas_threads(n);
-        blas_lowered.store(false);
-      }
-    } restore{blas_threads};
-    ld::set_openblas_threads(1);
-    // The workers run under the caller's modes (inference mode, no grad): OpenMP's threads do not inherit them.
-    at::ThreadLocalState caller_state;
-    at::parallel_for(0, units, 1, [&](int64_t begin, int64_t end) {
-      at::ThreadLocalStateGuard modes(caller_state);
-      auto buffer = new_buffer();
-      for (int64_t u = begin; u < end; u++) run_block(buffer, u);
-    });
-  } else {
-    if (parallel) blas_lowered.store(false);  // one block: nothing to run in parallel
-    auto buffer = new_buffer();
-    for (int64_t u = 0; u < units; u++) run_block(buffer, u);
+  auto buffer = at::zeros({heads_per_block * rows_per_block * S}, q.options());
+  for (int64_t b = 0; b < B; b += heads_per_block) {
+    const auto nb = std::min(heads_per_block, B - b);
+    for (int64_t l = 0; l < L; l += rows_per_block) {
+      const auto nl = std::min(rows_per_block, L - l);
+      auto qb = q3.narrow(0, b, nb).narrow(1, l, nl);
+      auto scores = buffer.narrow(0, 0, nb * nl * S).view({nb, nl, S});
+      at::baddbmm_out(scores, scores, qb, k3t.narrow(0, b, nb), 0.0, scale);
+      at::_softmax_out(scores, scores, -1, false);
+      auto ob = out.narrow(0, b, nb).narrow(1, l, nl);
+      if (ob.is_contiguous())
+        at::bmm_out(ob, scores, v3.narrow(0, b, nb));
+      else
+        ob.copy_(at::bmm(scores, v3.narrow(0, b, nb)));
+    }
   }
   std::vector<int64_t> out_shape(batch_shape.begin(), batch_shape.end());
   out_shape.push_back(L);
@@ -266,11 +227,35 @@ LD_API ld_tensor* ld_conv_transpose2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, 
             at::conv_transpose2d(ld::T(x), ld::T(w), ld::opt(b), ld::dims(stride, 2), ld::dims(padding, 2),
                                  ld::dims(output_padding, 2), groups, ld::dims(dilation, 2)))
 }
+// bf16 GroupNorm and LayerNorm without autograd are computed in f32 and rounded back: libtorch 1.13's bf16 CPU norms
+// are 7–9× slower than its f32 ones. Measured in the bf16 SD1.5 U-Net at 256² (batch 2, 2 threads, `chrt -f 1`,
+// 2026-12-05, `ldm bench unet --dtype bf16 --profile`): group_norm 65.8 ms and layer_norm 58.4 ms of a 0.78 s pass,
+// against 7.2 and 10.7 ms for the same calls in f32. The statistics are then f32's (the reference's).
+namespace {
+bool norm_in_f32(const at::Tensor& x, const c10::optional<at::Tensor>& w, const c10::optional<at::Tensor>& b) {
+  if (x.scalar_type() != at::kBFloat16 || !x.device().is_cpu()) return false;
+  return !(at::GradMode::is_enabled() && (x.requires_grad() || (w && w->requires_grad()) || (b && b->requires_grad())));
+}
+c10::optional<at::Tensor> f32(const c10::optional<at::Tensor>& t) {
+  return t ? c10::optional<at::Tensor>(t->to(at::kFloat)) : c10::nullopt;
+}
+}  // namespace
 LD_API ld_tensor* ld_group_norm(ld_tensor* x, int64_t groups, ld_tensor* w, ld_tensor* b, double eps) {
-  LD_TENSOR("group_norm", at::group_norm(ld::T(x), groups, ld::opt(w), ld::opt(b), eps))
+  LD_GUARD("group_norm", nullptr, {
+    auto& X = ld::T(x);
+    auto W = ld::opt(w), B = ld::opt(b);
+    if (norm_in_f32(X, W, B)) return ld::wrap(at::group_norm(X.to(at::kFloat), groups, f32(W), f32(B), eps).to(at::kBFloat16));
+    return ld::wrap(at::group_norm(X, groups, W, B, eps));
+  })
 }
 LD_API ld_tensor* ld_layer_norm(ld_tensor* x, const int64_t* shape, int ndim, ld_tensor* w, ld_tensor* b, double eps) {
-  LD_TENSOR("layer_norm", at::layer_norm(ld::T(x), ld::dims(shape, ndim), ld::opt(w), ld::opt(b), eps))
+  LD_GUARD("layer_norm", nullptr, {
+    auto& X = ld::T(x);
+    auto W = ld::opt(w), B = ld::opt(b);
+    if (norm_in_f32(X, W, B))
+      return ld::wrap(at::layer_norm(X.to(at::kFloat), ld::dims(shape, ndim), f32(W), f32(B), eps).to(at::kBFloat16));
+    return ld::wrap(at::layer_norm(X, ld::dims(shape, ndim), W, B, eps));
+  })
 }
 LD_API ld_tensor* ld_batch_norm(ld_tensor* x, ld_tensor* w, ld_tensor* b, ld_tensor* rm, ld_tensor* rv, int training,
                                 double momentum, double eps) {

@@ -46,23 +46,6 @@ thread_local std::string blas_description;
 }  // namespace
 
 namespace ld {
-namespace {
-using openblas_get_fn = int (*)();
-using openblas_set_fn = void (*)(int);
-// Looked up once: dl_iterate_phdr per call would cost more than a small product.
-openblas_get_fn openblas_get() {
-  static auto fn = reinterpret_cast<openblas_get_fn>(find_symbol("blas", "openblas_get_num_threads"));
-  return fn;
-}
-openblas_set_fn openblas_set() {
-  static auto fn = reinterpret_cast<openblas_set_fn>(find_symbol("blas", "openblas_set_num_threads"));
-  return fn;
-}
-}  // namespace
-int openblas_threads() { return openblas_get() && openblas_set() ? openblas_get()() : -1; }
-void set_openblas_threads(int n) {
-  if (auto set = openblas_set()) set(n);
-}
 c10::optional<at::Generator> generator(ld_generator* g) {
   return g ? c10::optional<at::Generator>(g->g) : c10::nullopt;
 }

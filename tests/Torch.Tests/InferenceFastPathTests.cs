@@ -191,12 +191,9 @@ public class InferenceFastPathTests
         Assert.True(TensorAssert.MaxAbsDifference(reference, blocked) < 1e-5, $"max abs diff {TensorAssert.MaxAbsDifference(reference, blocked)}");
     }
 
-    /// <summary>
-    /// Under inference mode (as pipelines and `ldm bench` run), f32 attention blocks run on the intra-op threads at once
-    /// (native/src/nn.cpp): each worker must write the inference-mode output under the caller's modes.
-    /// </summary>
+    /// <summary>The blocked attention under inference mode, as pipelines and `ldm bench` run it (several blocks of heads).</summary>
     [Fact]
-    public void ParallelAttentionBlocksUnderInferenceModeEqualTheMathDefinition()
+    public void BlockedAttentionUnderInferenceModeEqualsTheMathDefinition()
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(11);
@@ -212,8 +209,38 @@ public class InferenceFastPathTests
         }
         Tensor fast;
         using (Autograd.InferenceMode()) fast = Functional.ScaledDotProductAttention(q, k, v, scale: 0.15);
-        Assert.True(TorchRuntime.Threads > 1 || Environment.ProcessorCount == 1, "the parallel path needs more than one thread");
         var diff = TensorAssert.MaxAbsDifference(reference, fast);
         Assert.True(diff < 1e-5, $"max abs diff {diff}");
+    }
+
+    /// <summary>bf16 GroupNorm and LayerNorm without autograd run in f32 and round back (native/src/nn.cpp): the bf16 kernels' result to a bf16 step.</summary>
+    [Fact]
+    public void Bf16NormsWithoutAutogradEqualTheBf16Kernels()
+    {
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(12);
+        var x = Tensors.Randn([2, 64, 8, 8], g).To(DType.BFloat16);
+        var w = (Tensors.Randn([64], g) * 0.1 + 1).To(DType.BFloat16);
+        var b = (Tensors.Randn([64], g) * 0.1).To(DType.BFloat16);
+        var tokens = x.Flatten(2).Transpose(1, 2).Contiguous(); // [2, 64, 64]
+        Tensor plainGroup, plainLayer;
+        using (Autograd.EnableGrad())
+        {
+            w.RequiresGrad = true; // autograd: libtorch's bf16 kernels
+            plainGroup = Functional.GroupNorm(x, 16, w, b).Detach();
+            plainLayer = Functional.LayerNorm(tokens, [64], w, b).Detach();
+            w.RequiresGrad = false;
+        }
+        using var inference = Autograd.InferenceMode();
+        var fastGroup = Functional.GroupNorm(x, 16, w, b);
+        var fastLayer = Functional.LayerNorm(tokens, [64], w, b);
+        Assert.Equal(DType.BFloat16, fastGroup.DType);
+        Assert.Equal(DType.BFloat16, fastLayer.DType);
+        foreach (var (plain, fast) in new[] { (plainGroup, fastGroup), (plainLayer, fastLayer) })
+        {
+            var scale = plain.To(DType.Float32).Abs().Max().Item();
+            var diff = TensorAssert.MaxAbsDifference(plain.To(DType.Float32), fast.To(DType.Float32));
+            Assert.True(diff <= 8e-3 * scale, $"max abs diff {diff} (output max {scale})");
+        }
     }
 }
