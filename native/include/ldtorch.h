@@ -23,7 +23,7 @@ extern "C" {
 
 /* Bumped whenever any signature or semantic in this header changes; the C# side refuses a
  * native library whose version differs from the one it was compiled against. */
-#define LD_ABI_VERSION 6
+#define LD_ABI_VERSION 7
 
 #if defined(_WIN32)
 #define LD_API __declspec(dllexport)
@@ -230,6 +230,16 @@ LD_API ld_tensor* ld_smooth_l1_loss(ld_tensor* x, ld_tensor* y, int reduction, d
 LD_API ld_tensor* ld_cross_entropy(ld_tensor* logits, ld_tensor* target, int reduction, int64_t ignore_index,
                                    double label_smoothing);
 LD_API ld_tensor* ld_bce_with_logits(ld_tensor* x, ld_tensor* y, int reduction);
+
+/* ---- op-level profiler (profiler.cpp) ----
+ * Times the top-level libtorch operators of the calling thread (nested operators run inside their caller's time,
+ * so entries never overlap), keyed by operator name (by_shape: name and input shapes). ld_profiler_stop (same
+ * thread) returns the number of entries, longest total first; ld_profiler_entry copies entry i's key (truncated to
+ * cap bytes), its calls, total nanoseconds and FLOPs (-1 where unknown: only convolutions, linear layers, matrix
+ * products and ld::attention count them). */
+LD_API int ld_profiler_start(int by_shape);
+LD_API int ld_profiler_stop(void);
+LD_API int ld_profiler_entry(int index, char* name, int cap, int64_t* calls, int64_t* total_ns, double* flops);
 
 /* ---- autograd and optimisers (autograd.cpp) ---- */
 LD_API int ld_backward(ld_tensor* t, ld_tensor* grad, int retain_graph);

@@ -1,5 +1,7 @@
 // Neural-network functional operations.
 #include "common.h"
+#include <ATen/record_function.h>
+#include <cstdlib>
 #include <c10/core/InferenceMode.h>
 
 // scaled_dot_product_attention with an explicit scale arrived in libtorch 2.1.
@@ -13,6 +15,45 @@ int64_t reduction_enum(int reduction) {
     case 2: return at::Reduction::Sum;
     default: throw std::invalid_argument("unknown reduction " + std::to_string(reduction));
   }
+}
+
+// Rows from which an f32 linear layer runs as a oneDNN 1×1 convolution (below: OpenBLAS's sgemm through
+// at::linear). Measured on the 2-core AVX-512 machine (Zen 5 class), libtorch 1.13 with OpenBLAS 0.3.21, `chrt -f 1`,
+// 2026-12-05, GFLOP/s of at::linear vs this path (weight reordered by oneDNN in each call included), rows × in → out:
+// 2048×320→320 232 vs 501, 2048×320→2560 272 vs 528, 2048×1280→320 258 vs 529, 512×640→5120 204 vs 478,
+// 256×1280→1280 264 vs 464; at 128 rows it loses for the large weights (128×1280→10240: 232 vs 129), whose
+// per-call reorder then costs more than the product. The SD1.5 U-Net at 256² (batch 2): linear layers
+// 531 → ~300 ms of a 1.45 s forward. Same values up to float rounding (max |Δ| ~5e-6 on these shapes).
+constexpr int64_t kLinearOneDnnMinRows = 256;
+
+bool linear_onednn_applies(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("LDTORCH_LINEAR_ONEDNN");
+    return !(v && std::string(v) == "0");
+  }();
+  if (!enabled || !at::hasMKLDNN()) return false;
+  // f32 only: a bf16 linear already runs on oneDNN (at::addmm's bf16 path), as fast as this one.
+  if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat || (b && b->scalar_type() != at::kFloat)) return false;
+  if (!x.device().is_cpu() || !w.device().is_cpu() || x.is_mkldnn() || w.dim() != 2 || x.dim() < 2 || x.size(-1) != w.size(1)) return false;
+  if (b && (b->dim() != 1 || b->size(0) != w.size(0))) return false;
+  // Inference only: training keeps at::linear (and its autograd) as it was.
+  if (at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b && b->requires_grad()))) return false;
+  return x.numel() / std::max<int64_t>(1, x.size(-1)) >= kLinearOneDnnMinRows && w.size(0) > 0;
+}
+
+// x [..., K] · wᵀ + b as a 1×1 convolution: the M rows of x are the spatial positions of a channels-last
+// [1, K, M, 1] image (a view, no copy), w [N, K] the [N, K, 1, 1] kernel (also a view), and the output comes
+// back channels-last, i.e. [M, N] rows: a view again.
+at::Tensor linear_onednn(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
+  RECORD_FUNCTION("ld::linear_onednn", std::vector<c10::IValue>({x, w}));
+  const auto K = x.size(-1), N = w.size(0), M = x.numel() / K;
+  auto image = x.contiguous().view({1, M, 1, K}).permute({0, 3, 1, 2});
+  auto wc = w.contiguous();
+  auto kernel = wc.as_strided({N, K, 1, 1}, {K, 1, K, K});
+  auto y = at::conv2d(image, kernel, b);
+  auto sizes = x.sizes().vec();
+  sizes.back() = N;
+  return y.permute({0, 2, 3, 1}).reshape(sizes);
 }
 
 #if !LD_FUSED_SDPA
@@ -100,7 +141,15 @@ LD_API int ld_has_fused_attention(void) {
   return LD_FUSED_SDPA ? 1 : 0;
 }
 
-LD_API ld_tensor* ld_linear(ld_tensor* x, ld_tensor* w, ld_tensor* b) { LD_TENSOR("linear", at::linear(ld::T(x), ld::T(w), ld::opt(b))) }
+LD_API ld_tensor* ld_linear(ld_tensor* x, ld_tensor* w, ld_tensor* b) {
+  LD_GUARD("linear", nullptr, {
+    auto& X = ld::T(x);
+    auto& W = ld::T(w);
+    auto B = ld::opt(b);
+    if (linear_onednn_applies(X, W, B)) return ld::wrap(linear_onednn(X, W, B));
+    return ld::wrap(at::linear(X, W, B));
+  })
+}
 
 LD_API ld_tensor* ld_conv2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, const int64_t* stride, const int64_t* padding,
                             const int64_t* dilation, int64_t groups) {
@@ -178,11 +227,35 @@ LD_API ld_tensor* ld_conv_transpose2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, 
             at::conv_transpose2d(ld::T(x), ld::T(w), ld::opt(b), ld::dims(stride, 2), ld::dims(padding, 2),
                                  ld::dims(output_padding, 2), groups, ld::dims(dilation, 2)))
 }
+// bf16 GroupNorm and LayerNorm without autograd are computed in f32 and rounded back: libtorch 1.13's bf16 CPU norms
+// are 7–9× slower than its f32 ones. Measured in the bf16 SD1.5 U-Net at 256² (batch 2, 2 threads, `chrt -f 1`,
+// 2026-12-05, `ldm bench unet --dtype bf16 --profile`): group_norm 65.8 ms and layer_norm 58.4 ms of a 0.78 s pass,
+// against 7.2 and 10.7 ms for the same calls in f32. The statistics are then f32's (the reference's).
+namespace {
+bool norm_in_f32(const at::Tensor& x, const c10::optional<at::Tensor>& w, const c10::optional<at::Tensor>& b) {
+  if (x.scalar_type() != at::kBFloat16 || !x.device().is_cpu()) return false;
+  return !(at::GradMode::is_enabled() && (x.requires_grad() || (w && w->requires_grad()) || (b && b->requires_grad())));
+}
+c10::optional<at::Tensor> f32(const c10::optional<at::Tensor>& t) {
+  return t ? c10::optional<at::Tensor>(t->to(at::kFloat)) : c10::nullopt;
+}
+}  // namespace
 LD_API ld_tensor* ld_group_norm(ld_tensor* x, int64_t groups, ld_tensor* w, ld_tensor* b, double eps) {
-  LD_TENSOR("group_norm", at::group_norm(ld::T(x), groups, ld::opt(w), ld::opt(b), eps))
+  LD_GUARD("group_norm", nullptr, {
+    auto& X = ld::T(x);
+    auto W = ld::opt(w), B = ld::opt(b);
+    if (norm_in_f32(X, W, B)) return ld::wrap(at::group_norm(X.to(at::kFloat), groups, f32(W), f32(B), eps).to(at::kBFloat16));
+    return ld::wrap(at::group_norm(X, groups, W, B, eps));
+  })
 }
 LD_API ld_tensor* ld_layer_norm(ld_tensor* x, const int64_t* shape, int ndim, ld_tensor* w, ld_tensor* b, double eps) {
-  LD_TENSOR("layer_norm", at::layer_norm(ld::T(x), ld::dims(shape, ndim), ld::opt(w), ld::opt(b), eps))
+  LD_GUARD("layer_norm", nullptr, {
+    auto& X = ld::T(x);
+    auto W = ld::opt(w), B = ld::opt(b);
+    if (norm_in_f32(X, W, B))
+      return ld::wrap(at::layer_norm(X.to(at::kFloat), ld::dims(shape, ndim), f32(W), f32(B), eps).to(at::kBFloat16));
+    return ld::wrap(at::layer_norm(X, ld::dims(shape, ndim), W, B, eps));
+  })
 }
 LD_API ld_tensor* ld_batch_norm(ld_tensor* x, ld_tensor* w, ld_tensor* b, ld_tensor* rm, ld_tensor* rv, int training,
                                 double momentum, double eps) {
@@ -243,6 +316,8 @@ LD_API ld_tensor* ld_scaled_dot_product_attention(ld_tensor* q, ld_tensor* k, ld
   LD_GUARD("scaled_dot_product_attention", nullptr, {
     auto& Q = ld::T(q);
     double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(Q.size(-1)));
+    // One entry in the op profile (profiler.cpp), its matmuls and softmax inside it.
+    RECORD_FUNCTION("ld::attention", std::vector<c10::IValue>({Q, ld::T(k), ld::T(v)}));
 #if LD_FUSED_SDPA
     return ld::wrap(at::scaled_dot_product_attention(Q, ld::T(k), ld::T(v), ld::opt(mask), dropout, is_causal != 0, s));
 #else

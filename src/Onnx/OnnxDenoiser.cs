@@ -41,6 +41,9 @@ public sealed class OnnxDenoiser : IDenoiser
     /// <summary>The graph's file.</summary>
     public string Path => session.Path;
 
+    /// <summary>Ends ONNX Runtime's profile (opened with <see cref="OnnxEngineOptions.ProfilePrefix"/>) and returns its JSON trace file.</summary>
+    public string EndProfiling() => session.EndProfiling();
+
     public Tensor Forward(Tensor sample, double timestep, DenoiserConditioning conditioning)
     {
         // diffusers' ONNX U-Net exports take sample, timestep and encoder_hidden_states only

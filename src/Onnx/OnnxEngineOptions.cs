@@ -10,4 +10,7 @@ public sealed record OnnxEngineOptions
 
     /// <summary>Intra-op threads; null: libtorch's own count (<see cref="TorchRuntime.Threads"/>), so both engines use the same cores.</summary>
     public int? Threads { get; init; }
+
+    /// <summary>Where ONNX Runtime's profiler writes its JSON trace (a path prefix; SessionOptions.EnableProfiling), or null for no profile (`ldm bench unet --engine onnx --profile`).</summary>
+    public string? ProfilePrefix { get; init; }
 }

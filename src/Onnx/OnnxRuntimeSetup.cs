@@ -29,6 +29,11 @@ public static class OnnxRuntimeSetup
             EnableMemoryPattern = true,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
+        if (options.ProfilePrefix is { } prefix)
+        {
+            o.EnableProfiling = true;
+            o.ProfileOutputPathPrefix = prefix;
+        }
         try
         {
             if (options.Device.Type == DeviceType.Cuda) AppendCuda(o, options.Device.Index);

@@ -135,6 +135,9 @@ internal sealed class OnnxSession : IDisposable
     /// <summary>ONNX Runtime's messages span lines; ours are one.</summary>
     internal static string OneLine(string message) => string.Join(" ", message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
+    /// <summary>Ends ONNX Runtime's profile (a session opened with <see cref="OnnxEngineOptions.ProfilePrefix"/>) and returns its JSON file.</summary>
+    public string EndProfiling() => session.EndProfiling();
+
     public void Dispose()
     {
         runOptions.Dispose();

@@ -51,6 +51,58 @@ public class InferenceFastPathTests
         AssertSameConvolution(plain, fast);
     }
 
+    /// <summary>
+    /// An f32 linear layer of at least 256 rows runs as a oneDNN 1×1 convolution without autograd (native/src/nn.cpp,
+    /// linear_onednn): the same product as OpenBLAS's sgemm up to float rounding; the profile shows which path ran.
+    /// </summary>
+    [Theory]
+    [InlineData(true, 300)]
+    [InlineData(false, 256)]
+    public void OneDnnLinearEqualsTheBlasOne(bool bias, int rows)
+    {
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(8);
+        // A transposed (non-contiguous) input, as the attention's outputs are.
+        var x = Tensors.Randn([2, 64, rows / 2], g).Transpose(1, 2);
+        var w = Tensors.Randn([96, 64], g) * 0.1;
+        var b = bias ? Tensors.Randn([96], g) : null;
+        Tensor plain;
+        using (Autograd.EnableGrad())
+        {
+            w.RequiresGrad = true; // autograd: at::linear, as in training
+            plain = Functional.Linear(x, w, b).Detach();
+            w.RequiresGrad = false;
+        }
+        Tensor fast;
+        IReadOnlyList<OpProfileEntry> entries;
+        using (Autograd.NoGrad())
+        using (var profiler = OpProfiler.Start())
+        {
+            fast = Functional.Linear(x, w, b);
+            entries = profiler.Stop();
+        }
+        Assert.Contains(entries, e => e.Name == "ld::linear_onednn" && e.Flops == 2.0 * rows * 64 * 96);
+        Assert.Equal(plain.Shape, fast.Shape);
+        var scale = plain.Abs().Max().Item();
+        var diff = TensorAssert.MaxAbsDifference(plain, fast);
+        Assert.True(diff <= 1e-6 * scale, $"max abs diff {diff} (output max {scale})");
+    }
+
+    [Fact]
+    public void SmallLinearLayersAndBf16KeepAtLinear()
+    {
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(9);
+        var w = Tensors.Randn([32, 16], g);
+        using var noGrad = Autograd.NoGrad();
+        using var profiler = OpProfiler.Start();
+        _ = Functional.Linear(Tensors.Randn([255, 16], g), w);
+        _ = Functional.Linear(Tensors.Randn([512, 16], g).To(DType.BFloat16), w.To(DType.BFloat16));
+        var entries = profiler.Stop();
+        Assert.DoesNotContain(entries, e => e.Name == "ld::linear_onednn");
+        Assert.Equal(2, Assert.Single(entries, e => e.Name == "aten::linear").Calls);
+    }
+
     [Fact]
     public void APrepackedWeightFollowsInPlaceUpdatesConversionsAndLoadedStateDicts()
     {
@@ -118,7 +170,8 @@ public class InferenceFastPathTests
     [InlineData(1, 3, 1100, 1100, 8)]
     [InlineData(1, 1, 5, 7, 8)]
     [InlineData(2, 8, 256, 77, 40)]
-    public void BlockedAttentionEqualsTheMathDefinition(int batch, int heads, int queries, int keys, int dim)
+    [InlineData(2, 4, 600, 600, 40, true)]
+    public void BlockedAttentionEqualsTheMathDefinition(int batch, int heads, int queries, int keys, int dim, bool inferenceMode = false)
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(7);
@@ -134,8 +187,40 @@ public class InferenceFastPathTests
             reference = Functional.ScaledDotProductAttention(qg, k, v, scale: 0.2).Detach();
         }
         Tensor blocked;
-        using (Autograd.NoGrad()) blocked = Functional.ScaledDotProductAttention(q, k, v, scale: 0.2);
+        // Under inference mode too, as pipelines and `ldm bench` run it.
+        using (inferenceMode ? Autograd.InferenceMode() : (IDisposable)Autograd.NoGrad()) blocked = Functional.ScaledDotProductAttention(q, k, v, scale: 0.2);
         Assert.Equal(reference.Shape, blocked.Shape);
         Assert.True(TensorAssert.MaxAbsDifference(reference, blocked) < 1e-5, $"max abs diff {TensorAssert.MaxAbsDifference(reference, blocked)}");
+    }
+
+    /// <summary>bf16 GroupNorm and LayerNorm without autograd run in f32 and round back (native/src/nn.cpp): the bf16 kernels' result to a bf16 step.</summary>
+    [Fact]
+    public void Bf16NormsWithoutAutogradEqualTheBf16Kernels()
+    {
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(12);
+        var x = Tensors.Randn([2, 64, 8, 8], g).To(DType.BFloat16);
+        var w = (Tensors.Randn([64], g) * 0.1 + 1).To(DType.BFloat16);
+        var b = (Tensors.Randn([64], g) * 0.1).To(DType.BFloat16);
+        var tokens = x.Flatten(2).Transpose(1, 2).Contiguous(); // [2, 64, 64]
+        Tensor plainGroup, plainLayer;
+        using (Autograd.EnableGrad())
+        {
+            w.RequiresGrad = true; // autograd: libtorch's bf16 kernels
+            plainGroup = Functional.GroupNorm(x, 16, w, b).Detach();
+            plainLayer = Functional.LayerNorm(tokens, [64], w, b).Detach();
+            w.RequiresGrad = false;
+        }
+        using var inference = Autograd.InferenceMode();
+        var fastGroup = Functional.GroupNorm(x, 16, w, b);
+        var fastLayer = Functional.LayerNorm(tokens, [64], w, b);
+        Assert.Equal(DType.BFloat16, fastGroup.DType);
+        Assert.Equal(DType.BFloat16, fastLayer.DType);
+        foreach (var (plain, fast) in new[] { (plainGroup, fastGroup), (plainLayer, fastLayer) })
+        {
+            var scale = plain.To(DType.Float32).Abs().Max().Item();
+            var diff = TensorAssert.MaxAbsDifference(plain.To(DType.Float32), fast.To(DType.Float32));
+            Assert.True(diff <= 8e-3 * scale, $"max abs diff {diff} (output max {scale})");
+        }
     }
 }

@@ -29,7 +29,11 @@ public sealed record ModelBenchResult(
     int Threads,
     string Libtorch,
     string FlopMethod,
-    string Engine = "libtorch");
+    string Engine = "libtorch",
+    ModelProfile? Profile = null);
+
+/// <summary>Whether <c>ldm bench</c> profiles one more forward pass: no, by operator, or by operator and input shapes.</summary>
+public enum ProfileMode { None, ByOp, ByShape }
 
 /// <summary>One model forward pass to time: the module, its inputs, and how to run it.</summary>
 internal sealed class BenchTarget(Module model, Tensor[] inputs, Func<Module, Tensor[], Tensor> forward, double flops, string input) : IDisposable
@@ -41,6 +45,9 @@ internal sealed class BenchTarget(Module model, Tensor[] inputs, Func<Module, Te
 
     /// <summary>Another engine's forward over the same inputs (ONNX Runtime on the exported model), replacing the module's.</summary>
     public Func<Tensor[], Tensor>? Engine { get; set; }
+
+    /// <summary>The other engine's own profile of its last run (ONNX Runtime's profiler), when it keeps one.</summary>
+    public Func<ModelProfile>? EngineProfile { get; set; }
 
     /// <summary>Disposed with the target (the other engine's session).</summary>
     public IDisposable? EngineResources { get; set; }
@@ -94,14 +101,14 @@ public static class ModelBenchmark
 
     /// <param name="onnx">Time ONNX Runtime on the same weights, exported by <see cref="Onnx.Export.UNetExport"/>, instead of libtorch.</param>
     public static ModelBenchResult UNet(string configPath, int size, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default, bool onnx = false,
-        bool f32Reference = true)
+        bool f32Reference = true, ProfileMode profile = ProfileMode.None)
     {
         if (size < 8 || size % 8 != 0) throw new ArgumentException($"--size must be a positive multiple of 8, got {size}");
         var config = UNet2DConditionModelConfig.Load(configPath);
         var crossDim = config.CrossAttentionDim.PerBlock(config.BlockOutChannels.Length, "cross_attention_dim")[0];
         long latent = size / 8;
         const long tokens = 77;
-        return Measure("UNet2DConditionModel", configPath, dtype, device, repeat, f32Reference, cancellationToken, onnx ? OnnxUNet.Attach : null, generator =>
+        return Measure("UNet2DConditionModel", configPath, dtype, device, repeat, f32Reference, profile, cancellationToken, onnx ? t => OnnxUNet.Attach(t, profile != ProfileMode.None) : null, generator =>
         {
             UNet2DConditionModel model;
             using (Init.SkipInitialization()) model = new UNet2DConditionModel(config);
@@ -124,11 +131,11 @@ public static class ModelBenchmark
     /// <param name="tiling">Decode in overlapping tiles blended as diffusers does (what makes 1024×1024 fit in memory).</param>
     /// <param name="slicing">Decode one image of the batch at a time.</param>
     public static ModelBenchResult VaeDecode(string configPath, int latentSize, int batch, DType dtype, Device device, int repeat,
-        bool tiling = false, bool slicing = false, CancellationToken cancellationToken = default, bool f32Reference = true)
+        bool tiling = false, bool slicing = false, CancellationToken cancellationToken = default, bool f32Reference = true, ProfileMode profile = ProfileMode.None)
     {
         if (latentSize < 1) throw new ArgumentException($"--latent-size must be positive, got {latentSize}");
         var config = AutoencoderKLConfig.Load(configPath);
-        return Measure("AutoencoderKL.decode", configPath, dtype, device, repeat, f32Reference, cancellationToken, null, generator =>
+        return Measure("AutoencoderKL.decode", configPath, dtype, device, repeat, f32Reference, profile, cancellationToken, null, generator =>
         {
             AutoencoderKL model;
             using (Init.SkipInitialization()) model = new AutoencoderKL(config);
@@ -144,11 +151,11 @@ public static class ModelBenchmark
     }
 
     public static ModelBenchResult TextEncoder(string configPath, int batch, DType dtype, Device device, int repeat, CancellationToken cancellationToken = default,
-        bool f32Reference = true)
+        bool f32Reference = true, ProfileMode profile = ProfileMode.None)
     {
         var config = ClipTextConfig.Load(configPath);
         long tokens = config.MaxPositionEmbeddings;
-        return Measure("CLIPTextModel", configPath, dtype, device, repeat, f32Reference, cancellationToken, null, generator =>
+        return Measure("CLIPTextModel", configPath, dtype, device, repeat, f32Reference, profile, cancellationToken, null, generator =>
         {
             ClipTextModel model;
             using (Init.SkipInitialization()) model = new ClipTextModel(config);
@@ -162,7 +169,7 @@ public static class ModelBenchmark
         });
     }
 
-    private static ModelBenchResult Measure(string name, string configPath, DType dtype, Device device, int repeat, bool f32Reference,
+    private static ModelBenchResult Measure(string name, string configPath, DType dtype, Device device, int repeat, bool f32Reference, ProfileMode profile,
         CancellationToken cancellationToken, Func<BenchTarget, string>? otherEngine, Func<Generator, BenchTarget> build)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(repeat, 1);
@@ -212,15 +219,15 @@ public static class ModelBenchmark
                 parity = MaxAbs(output.To(DType.Float32) - reference);
                 outputMax = MaxAbs(reference);
             }
-            return Result(bf16Seconds);
+            return Result(bf16Seconds, Profile(target, profile, cancellationToken));
         }
         using (var output = Time(target, repeat, cancellationToken, out var f32))
         {
             using (DisposeScope.Enter()) outputMax = MaxAbs(output);
-            return Result(f32);
+            return Result(f32, Profile(target, profile, cancellationToken));
         }
 
-        ModelBenchResult Result(double seconds) => new(
+        ModelBenchResult Result(double seconds, ModelProfile? profiled) => new(
             Model: name,
             Config: configPath,
             Input: target.Input,
@@ -239,7 +246,31 @@ public static class ModelBenchmark
             Threads: TorchRuntime.Threads,
             Libtorch: TorchRuntime.LibTorchVersion,
             FlopMethod: FlopMethod,
-            Engine: engine);
+            Engine: engine,
+            Profile: profiled);
+    }
+
+    /// <summary>
+    /// One more forward pass after the timed ones, profiled (<see cref="ModelProfile"/>): libtorch's top-level operators
+    /// through <see cref="OpProfiler"/>, or the other engine's own profile (<see cref="BenchTarget.EngineProfile"/>).
+    /// </summary>
+    private static ModelProfile? Profile(BenchTarget target, ProfileMode mode, CancellationToken cancellationToken)
+    {
+        if (mode == ProfileMode.None) return null;
+        cancellationToken.ThrowIfCancellationRequested();
+        using var inference = Autograd.InferenceMode();
+        if (target.EngineProfile is { } engineProfile) return engineProfile();
+        Tensor output;
+        IReadOnlyList<OpProfileEntry> entries;
+        var watch = Stopwatch.StartNew();
+        using (var profiler = OpProfiler.Start(byShape: mode == ProfileMode.ByShape))
+        {
+            output = target.Run();
+            watch.Stop();
+            entries = profiler.Stop();
+        }
+        output.Dispose();
+        return ModelProfile.From("libtorch top-level operators (RecordFunction), one forward after the timed runs", watch.Elapsed.TotalSeconds, entries);
     }
 
     private static double MaxAbs(Tensor t) => t.Abs().Max().To(Device.CPU, DType.Float64).ToArray<double>()[0];

@@ -24,7 +24,7 @@ internal static class BenchModelsCommand
                 command.Options.Add(batch);
                 command.Options.Add(engine);
                 return (parsed, ct) => ModelBenchmark.UNet(parsed.GetValue(config)!, parsed.GetValue(size), parsed.GetValue(batch),
-                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct, onnx: parsed.GetValue(engine) == "onnx", f32Reference: !parsed.GetValue(common.NoF32Reference));
+                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct, onnx: parsed.GetValue(engine) == "onnx", f32Reference: !parsed.GetValue(common.NoF32Reference), profile: common.Profile(parsed));
             }));
         bench.Subcommands.Add(Create(context, "vae", "configs/models/sd15-vae.json",
             "VAE decode (AutoencoderKL from a config, random weights) of [batch, 4, n, n] latents: seconds, GFLOP/s, peak memory",
@@ -40,7 +40,7 @@ internal static class BenchModelsCommand
                 command.Options.Add(slicing);
                 return (parsed, ct) => ModelBenchmark.VaeDecode(parsed.GetValue(config)!, parsed.GetValue(latent), parsed.GetValue(batch),
                     common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), parsed.GetValue(tiling), parsed.GetValue(slicing), ct,
-                    !parsed.GetValue(common.NoF32Reference));
+                    !parsed.GetValue(common.NoF32Reference), common.Profile(parsed));
             }));
         bench.Subcommands.Add(Create(context, "text", "configs/models/sd15-text-encoder.json",
             "CLIP text encoder forward (from a config, random weights) on batch × 77 tokens: seconds, GFLOP/s, peak memory",
@@ -49,7 +49,7 @@ internal static class BenchModelsCommand
                 var batch = new Option<int>("--batch", "-b") { Description = "Batch size", DefaultValueFactory = _ => 2 }.AtLeast(1);
                 command.Options.Add(batch);
                 return (parsed, ct) => ModelBenchmark.TextEncoder(parsed.GetValue(config)!, parsed.GetValue(batch),
-                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct, !parsed.GetValue(common.NoF32Reference));
+                    common.DType(parsed), common.Device(parsed), parsed.GetValue(common.Repeat), ct, !parsed.GetValue(common.NoF32Reference), common.Profile(parsed));
             }));
     }
 
@@ -65,6 +65,19 @@ internal static class BenchModelsCommand
         {
             Description = "With --dtype bf16: skip the f32 run and parity; the model is bf16 from the start, so the peak memory is the bf16 model's",
         };
+
+        public Option<bool> ProfileOption { get; } = new("--profile")
+        {
+            Description = "Profile one more forward pass: time per operator category and the top operators (libtorch's top-level ops; ONNX Runtime's own profiler)",
+        };
+
+        public Option<bool> ProfileShapes { get; } = new("--profile-shapes")
+        {
+            Description = "With --profile: list the operators by input shapes too (which convolution is slow)",
+        };
+
+        public ProfileMode Profile(ParseResult parsed) =>
+            !parsed.GetValue(ProfileOption) ? ProfileMode.None : parsed.GetValue(ProfileShapes) ? ProfileMode.ByShape : ProfileMode.ByOp;
 
         public Option<string> DeviceOption { get; } = new("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
 
@@ -92,7 +105,10 @@ internal static class BenchModelsCommand
         var config = new Option<string>("--config", "-c") { Description = "Model config (diffusers / transformers config.json)", DefaultValueFactory = _ => defaultConfig }.ExistingFile().IsPath();
         var json = new Option<bool>("--json") { Description = "Print a JSON object instead of a table" };
         var common = new Common();
-        var command = new Command(name, description) { config, common.DTypeOption, common.NoF32Reference, common.DeviceOption, common.Repeat, common.Threads, json };
+        var command = new Command(name, description)
+        {
+            config, common.DTypeOption, common.NoF32Reference, common.DeviceOption, common.Repeat, common.Threads, common.ProfileOption, common.ProfileShapes, json,
+        };
         command.ChecksDevice(common.DeviceOption); // its --dtype (f32 or bf16) runs everywhere
         var run = configure(command, config, common);
         command.SetAction((parsed, cancellationToken) =>
@@ -123,6 +139,25 @@ internal static class BenchModelsCommand
         if (r.F32Seconds is { } f32) Row("f32 seconds (same weights)", CommandSupport.F(f32, 4) + $" (bf16 speed-up {CommandSupport.F(f32 / r.Seconds, 2)}×)");
         if (r.ParityMaxAbsDiff is { } parity) Row("bf16 vs f32 max |diff|", $"{parity:G4} (f32 output max |x| {r.OutputMaxAbs:G4})");
         context.Console.Write(table);
+        if (r.Profile is { } profile) PrintProfile(context, profile);
         context.Out.WriteLine($"libtorch {r.Libtorch}, {r.Threads} threads, median of {r.Repeat} runs after one warm-up; FLOPs: {r.FlopMethod}");
+    }
+
+    private static void PrintProfile(CliContext context, ModelProfile p)
+    {
+        static string Rate(double? gflops) => gflops is { } g ? CommandSupport.F(g, 1) : "–";
+        var categories = new Table().Border(TableBorder.Rounded).Title($"profile: {p.Source}")
+            .AddColumn("category").AddColumn("calls").AddColumn("ms").AddColumn("share").AddColumn("GFLOP/s");
+        foreach (var c in p.Categories)
+            categories.AddRow(c.Category, c.Calls.ToString(System.Globalization.CultureInfo.InvariantCulture), CommandSupport.F(c.Ms, 1), $"{c.Share:P1}", Rate(c.Gflops));
+        categories.AddRow("outside the operators", "", CommandSupport.F(p.OutsideOpsMs, 1), $"{p.OutsideOpsMs / p.WallMs:P1}", "");
+        categories.AddRow("wall", "", CommandSupport.F(p.WallMs, 1), "100 %", "");
+        context.Console.Write(categories);
+        var top = new Table().Border(TableBorder.Rounded).Title($"top {p.Top.Count} operators")
+            .AddColumn("operator").AddColumn("category").AddColumn("calls").AddColumn("ms").AddColumn("share").AddColumn("GFLOP/s");
+        foreach (var o in p.Top)
+            top.AddRow(new Text(o.Op), new Text(o.Category), new Text(o.Calls.ToString(System.Globalization.CultureInfo.InvariantCulture)), new Text(CommandSupport.F(o.Ms, 1)),
+                new Text($"{o.Share:P1}"), new Text(Rate(o.Gflops)));
+        context.Console.Write(top);
     }
 }
