@@ -27,7 +27,10 @@ internal static class OnnxUNet
             ModelBenchmark.ResetPeakRss();
             var denoiser = OnnxDenoiser.Open(path, config, new OnnxEngineOptions());
             target.EngineResources = denoiser;
-            target.Engine = inputs => denoiser.Forward(inputs[0], 500, new DenoiserConditioning(inputs[1]));
+            // SDXL's benchmark inputs add the pooled text embeddings and the time ids
+            target.Engine = inputs => denoiser.Forward(inputs[0], 500, inputs.Length > 3
+                ? new DenoiserConditioning(inputs[1], TextEmbeds: inputs[2], TimeIds: inputs[3])
+                : new DenoiserConditioning(inputs[1]));
             return $"onnxruntime {typeof(Microsoft.ML.OnnxRuntime.InferenceSession).Assembly.GetName().Version} (CPU, {TorchRuntime.Threads} threads)";
         }
         finally
