@@ -120,7 +120,7 @@ public static class OnnxStableDiffusion
     }
 
     private static OnnxTextEncoder TextEncoder(string path, string component, OnnxEngineOptions engine) =>
-        OnnxTextEncoder.Open(Graph(path, component), Config<ClipTextConfig>(path, component, null)?.NumHiddenLayers, engine);
+        OnnxTextEncoder.Open(Graph(path, component), Config<ClipTextConfig>(path, component, null), engine);
 
     private static T Track<T>(List<IDisposable> opened, T item) where T : IDisposable
     {

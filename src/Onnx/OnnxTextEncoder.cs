@@ -11,8 +11,10 @@ namespace LatentDiffusion.Onnx;
 /// AUTOMATIC1111's emphasis is applied to its output exactly as the libtorch encoder does
 /// (<see cref="ClipTextModel.ApplyEmphasis"/>).
 /// <list type="bullet">
-/// <item>Stable Diffusion's clip skip needs the hidden state before the last layers through the final layer norm: our
-/// exporter writes it as clip_skip_k outputs; an export without them refuses clip skip above 1 in one line.</item>
+/// <item>Stable Diffusion's clip skip k (diffusers' encode_prompt) is hidden_states.(L + 1 − k) through the final layer norm:
+/// the graph computes the hidden state, the layer norm's weights (text_model.final_layer_norm.weight and .bias, as
+/// transformers, optimum and our exporter name them) are read from the file once; a graph without hidden_states outputs
+/// (diffusers' export) refuses clip skip above 1 in one line.</item>
 /// <item>SDXL (<see cref="EncodeHiddenState"/>) takes hidden_states.(L − 1 − skipped) and the pooled output (text_embeds of
 /// text_encoder_2); a graph without hidden_states outputs cannot serve SDXL and says so in one line.</item>
 /// </list>
@@ -22,10 +24,13 @@ public sealed class OnnxTextEncoder : ITextEncoder
     private readonly OnnxSession session;
     private readonly string idsName, outputName;
     private readonly string? maskName, pooledName;
+    private readonly double layerNormEps;
+    private (Tensor Weight, Tensor Bias)? finalNorm;
 
-    internal OnnxTextEncoder(OnnxSession session, int? numLayers)
+    internal OnnxTextEncoder(OnnxSession session, int? numLayers, double layerNormEps)
     {
         this.session = session;
+        this.layerNormEps = layerNormEps;
         idsName = session.RequireInput("token-id", "input_ids");
         maskName = session.FindInput("attention_mask");
         session.RejectUnknownInputs(idsName, maskName);
@@ -43,13 +48,12 @@ public sealed class OnnxTextEncoder : ITextEncoder
         NumLayers = numLayers ?? hiddenLayers ?? 1;
     }
 
-    public static OnnxTextEncoder Open(string path, int? numLayers, OnnxEngineOptions options) =>
-        OnnxSession.OpenAs(path, options, session => new OnnxTextEncoder(session, numLayers));
+    /// <param name="config">The component's config.json when the folder has one (optimum's layout, our export): layers and layer_norm_eps.</param>
+    public static OnnxTextEncoder Open(string path, ClipTextConfig? config, OnnxEngineOptions options) =>
+        OnnxSession.OpenAs(path, options, session => new OnnxTextEncoder(session, config?.NumHiddenLayers, config?.LayerNormEps ?? 1e-5));
 
     private const string HiddenStatePrefix = "hidden_states.";
-
-    /// <summary>The graph output of AUTOMATIC1111's clip skip <paramref name="k"/> (≥ 2) in our exports.</summary>
-    public static string ClipSkipOutput(int k) => $"clip_skip_{k}";
+    private const string FinalNorm = "text_model.final_layer_norm";
 
     /// <summary>optimum's name of transformers' hidden_states[<paramref name="index"/>] (0: the embeddings, L: the last layer's output).</summary>
     public static string HiddenStateOutput(int index) => HiddenStatePrefix + index;
@@ -79,12 +83,24 @@ public sealed class OnnxTextEncoder : ITextEncoder
 
     public Tensor EncodePrompt(Tensor inputIds, Tensor? weights, int skippedLayers)
     {
-        var output = skippedLayers == 0 ? outputName : ClipSkipOutput(skippedLayers + 1);
+        var output = skippedLayers == 0 ? outputName : HiddenStateOutput(NumLayers - skippedLayers);
         if (!session.Outputs.ContainsKey(output))
-            throw new NotSupportedException($"{session.Path}: clip skip {skippedLayers + 1} needs the text encoder's earlier hidden state through its final layer norm, which this ONNX export does not output (it has {string.Join(", ", session.Outputs.Keys)}); use clip skip 1, an `ldm export onnx` of the model, or the libtorch model");
+            throw new NotSupportedException($"{session.Path}: clip skip {skippedLayers + 1} needs the text encoder's earlier hidden states (optimum's hidden_states.N outputs), which this ONNX export does not output (it has {string.Join(", ", session.Outputs.Keys)}); use clip skip 1, an `ldm export onnx` of the model, or the libtorch model");
+        if (skippedLayers > 0) finalNorm ??= ReadFinalNorm(); // read before the scope: the encoder keeps them
         using var scope = DisposeScope.Enter();
         var z = Run(inputIds, output)[0].To(DType.Float32);
+        if (finalNorm is var (w, b) && skippedLayers > 0) z = Functional.LayerNorm(z, [w.Size(0)], w, b, layerNormEps);
         return scope.Keep(weights is null ? z : ClipTextModel.ApplyEmphasis(z, weights));
+    }
+
+    // The final layer norm's weights, from the graph file (its only copy): the hidden state clip skip takes must pass through it.
+    private (Tensor, Tensor) ReadFinalNorm()
+    {
+        string[] names = [FinalNorm + ".weight", FinalNorm + ".bias"];
+        var found = OnnxInitializers.Read(session.Path, names);
+        if (found.Count == 2 && found[names[0]].Dim == 1 && found[names[1]].Shape.SequenceEqual(found[names[0]].Shape)) return (found[names[0]], found[names[1]]);
+        foreach (var t in found.Values) t.Dispose();
+        throw new InvalidDataException($"{session.Path}: clip skip passes an earlier hidden state through the final layer norm, but the graph holds no [width] initializers {names[0]} and {names[1]}; use clip skip 1 or the libtorch model");
     }
 
     public ClipHiddenState EncodeHiddenState(Tensor inputIds, Tensor? weights, int skippedLayers, bool pooled)
@@ -122,5 +138,13 @@ public sealed class OnnxTextEncoder : ITextEncoder
         return bound.Select(b => b.Item2).ToArray();
     }
 
-    public void Dispose() => session.Dispose();
+    public void Dispose()
+    {
+        if (finalNorm is var (w, b))
+        {
+            w.Dispose();
+            b.Dispose();
+        }
+        session.Dispose();
+    }
 }

@@ -8,10 +8,9 @@ namespace LatentDiffusion.Onnx.Export;
 /// [batch, sequence, width] (through the final layer norm), pooler_output [batch, width] (the state at the end-of-text
 /// token) or, for a <see cref="ClipTextModelWithProjection"/> (SDXL's text_encoder_2), text_embeds [batch, projection_dim]
 /// (the pooled state through text_projection), and hidden_states.0 … hidden_states.L (transformers' hidden_states: the
-/// embeddings, then each layer's output, without the final layer norm; SDXL conditions on hidden_states.(L − 1)). Batch and
-/// sequence (up to max_position_embeddings) are dynamic. For AUTOMATIC1111's clip skip k ≥ 2 on Stable Diffusion 1.x/2.x it
-/// also outputs clip_skip_k: the hidden state k − 1 layers before the last, through the final layer norm (what diffusers'
-/// encode_prompt computes), which <see cref="OnnxTextEncoder"/> reads.
+/// embeddings, then each layer's output, without the final layer norm: SDXL conditions on hidden_states.(L − 1), and
+/// Stable Diffusion's clip skip k on hidden_states.(L + 1 − k) through the final layer norm, whose weights
+/// <see cref="OnnxTextEncoder"/> reads from the file). Batch and sequence (up to max_position_embeddings) are dynamic.
 /// </summary>
 public static class TextEncoderExport
 {
@@ -65,8 +64,6 @@ public static class TextEncoderExport
         if (projection is null) g.Output(Pooled(e, config, ids, length, last, width), "pooler_output", e.DType, "batch", width);
         var layers = t.Encoder.Layers.Count;
         for (int i = 0; i <= layers; i++) g.Output(states[i], OnnxTextEncoder.HiddenStateOutput(i), e.DType, "batch", "sequence", width);
-        for (int k = 2; k <= layers; k++)
-            g.Output(e.LayerNorm("text_model.final_layer_norm", t.FinalLayerNorm, states[layers - k + 1]), OnnxTextEncoder.ClipSkipOutput(k), e.DType, "batch", "sequence", width);
     }
 
     // transformers' pooler: the end-of-text position of each row (the largest id for legacy eos_token_id 2, else the first eos)
