@@ -30,17 +30,24 @@ public sealed class SdxlExportTests : IClassFixture<SdxlExportTests.Exported>
             StableDiffusionOnnxExport.Export(pipe, Onnx);
         }
 
-        /// <summary>A writable copy of the export, for tests that break it.</summary>
-        public string Copy()
+        /// <summary>Runs <paramref name="test"/> on a writable copy of the export (for tests that break it), deleted afterwards.</summary>
+        public void WithCopy(Action<string> test)
         {
             var target = Path.Combine(Directory.CreateTempSubdirectory("ld-onnx-sdxl-bad-").FullName, "copy");
-            foreach (var file in Directory.GetFiles(Onnx, "*", SearchOption.AllDirectories))
+            try
             {
-                var to = Path.Combine(target, Path.GetRelativePath(Onnx, file));
-                Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-                File.Copy(file, to);
+                foreach (var file in Directory.GetFiles(Onnx, "*", SearchOption.AllDirectories))
+                {
+                    var to = Path.Combine(target, Path.GetRelativePath(Onnx, file));
+                    Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+                    File.Copy(file, to);
+                }
+                test(target);
             }
-            return target;
+            finally
+            {
+                Directory.Delete(Path.GetDirectoryName(target)!, recursive: true);
+            }
         }
 
         public void Dispose() => Directory.Delete(Path.GetDirectoryName(Onnx)!, recursive: true);
@@ -215,63 +222,39 @@ public sealed class SdxlExportTests : IClassFixture<SdxlExportTests.Exported>
     }
 
     [Fact]
-    public void AnSdxlFolderWithoutTextEncoder2IsOneLine()
+    public void AnSdxlFolderWithoutTextEncoder2IsOneLine() => exported.WithCopy(copy =>
     {
-        var copy = exported.Copy();
-        try
-        {
-            Directory.Delete(Path.Combine(copy, "text_encoder_2"), recursive: true);
-            var e = Assert.Throws<InvalidDataException>(() => OnnxStableDiffusion.FromPretrained(copy, OnnxFixture.Engine));
-            Assert.Contains("text_encoder_2/model.onnx", e.Message);
-            Assert.Contains("ORTStableDiffusionXLPipeline", e.Message);
-            Assert.DoesNotContain('\n', e.Message);
-        }
-        finally
-        {
-            Directory.Delete(Path.GetDirectoryName(copy)!, recursive: true);
-        }
-    }
+        Directory.Delete(Path.Combine(copy, "text_encoder_2"), recursive: true);
+        var e = Assert.Throws<InvalidDataException>(() => OnnxStableDiffusion.FromPretrained(copy, OnnxFixture.Engine));
+        Assert.Contains("text_encoder_2/model.onnx", e.Message);
+        Assert.Contains("ORTStableDiffusionXLPipeline", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    });
 
     [Fact]
-    public void AUNetWithoutTextEmbedsInAnSdxlFolderIsOneLine()
+    public void AUNetWithoutTextEmbedsInAnSdxlFolderIsOneLine() => exported.WithCopy(copy =>
     {
-        var copy = exported.Copy();
-        try
-        {
-            // the Stable Diffusion golden export's U-Net (sample, timestep, encoder_hidden_states only) in the SDXL folder
-            File.Copy(OnnxFixture.Graph("unet"), Path.Combine(copy, "unet", OnnxStableDiffusion.ModelFile), overwrite: true);
-            var e = Assert.Throws<InvalidDataException>(() => OnnxStableDiffusion.FromPretrained(copy, OnnxFixture.Engine));
-            Assert.Contains("not an SDXL U-Net", e.Message);
-            Assert.Contains("text_embeds and time_ids", e.Message);
-            Assert.DoesNotContain('\n', e.Message);
-        }
-        finally
-        {
-            Directory.Delete(Path.GetDirectoryName(copy)!, recursive: true);
-        }
-    }
+        // the Stable Diffusion golden export's U-Net (sample, timestep, encoder_hidden_states only) in the SDXL folder
+        File.Copy(OnnxFixture.Graph("unet"), Path.Combine(copy, "unet", OnnxStableDiffusion.ModelFile), overwrite: true);
+        var e = Assert.Throws<InvalidDataException>(() => OnnxStableDiffusion.FromPretrained(copy, OnnxFixture.Engine));
+        Assert.Contains("not an SDXL U-Net", e.Message);
+        Assert.Contains("text_embeds and time_ids", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    });
 
     [Fact]
-    public void AnSdxlUNetInAStableDiffusionFolderIsOneLineAndItsDenoiserRefusesMissingConditions()
+    public void AnSdxlUNetInAStableDiffusionFolderIsOneLineAndItsDenoiserRefusesMissingConditions() => exported.WithCopy(copy =>
     {
-        var copy = exported.Copy();
-        try
-        {
-            // without text_encoder_2 and with an SD model_index.json, the SDXL U-Net cannot be fed
-            Directory.Delete(Path.Combine(copy, "text_encoder_2"), recursive: true);
-            File.WriteAllText(Path.Combine(copy, "model_index.json"), """{ "_class_name": "OnnxStableDiffusionPipeline" }""");
-            var e = Assert.Throws<InvalidDataException>(() => OnnxStableDiffusion.FromPretrained(copy, OnnxFixture.Engine));
-            Assert.Contains("text_embeds and time_ids", e.Message);
-            Assert.DoesNotContain('\n', e.Message);
+        // without text_encoder_2 and with an SD model_index.json, the SDXL U-Net cannot be fed
+        Directory.Delete(Path.Combine(copy, "text_encoder_2"), recursive: true);
+        File.WriteAllText(Path.Combine(copy, "model_index.json"), """{ "_class_name": "OnnxStableDiffusionPipeline" }""");
+        var e = Assert.Throws<InvalidDataException>(() => OnnxStableDiffusion.FromPretrained(copy, OnnxFixture.Engine));
+        Assert.Contains("text_embeds and time_ids", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
 
-            using var unet = OnnxDenoiser.Open(Path.Combine(copy, "unet", OnnxStableDiffusion.ModelFile), new LatentUNet.UNet2DConditionModelConfig(), OnnxFixture.Engine);
-            using var scope = DisposeScope.Enter();
-            var missing = Assert.Throws<ArgumentException>(() => unet.Forward(Tensors.Zeros([1, 4, 8, 8]), 1, new DenoiserConditioning(Tensors.Zeros([1, 77, 96]))));
-            Assert.Contains("text_embeds, time_ids", missing.Message);
-        }
-        finally
-        {
-            Directory.Delete(Path.GetDirectoryName(copy)!, recursive: true);
-        }
-    }
+        using var unet = OnnxDenoiser.Open(Path.Combine(copy, "unet", OnnxStableDiffusion.ModelFile), new LatentUNet.UNet2DConditionModelConfig(), OnnxFixture.Engine);
+        using var scope = DisposeScope.Enter();
+        var missing = Assert.Throws<ArgumentException>(() => unet.Forward(Tensors.Zeros([1, 4, 8, 8]), 1, new DenoiserConditioning(Tensors.Zeros([1, 77, 96]))));
+        Assert.Contains("text_embeds, time_ids", missing.Message);
+    });
 }
