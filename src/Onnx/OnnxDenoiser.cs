@@ -7,13 +7,15 @@ namespace LatentDiffusion.Onnx;
 
 /// <summary>
 /// The ONNX Runtime engine's denoiser: a U-Net graph (diffusers' export: sample, timestep, encoder_hidden_states →
-/// out_sample). Names, dtypes and ranks are read from the graph: the timestep may be int64 or float, a scalar, [1]
-/// or [batch]; a float16 graph gets its inputs converted at the boundary and returns the sample's dtype.
+/// out_sample; optimum's SDXL export adds text_embeds and time_ids, diffusers' added_cond_kwargs). Names, dtypes and ranks are
+/// read from the graph: the timestep may be int64 or float, a scalar, [1] or [batch]; a float16 graph gets its inputs
+/// converted at the boundary and returns the sample's dtype.
 /// </summary>
 public sealed class OnnxDenoiser : IDenoiser
 {
     private readonly OnnxSession session;
     private readonly string sampleName, timestepName, hiddenName, outputName;
+    private readonly string? textEmbedsName, timeIdsName;
     private readonly UNet2DConditionModelConfig config;
 
     internal OnnxDenoiser(OnnxSession session, UNet2DConditionModelConfig config)
@@ -23,9 +25,13 @@ public sealed class OnnxDenoiser : IDenoiser
         sampleName = session.RequireInput("sample", "sample");
         timestepName = session.RequireInput("timestep", "timestep", "timesteps", "t");
         hiddenName = session.RequireInput("text-embedding", "encoder_hidden_states", "encoder_hidden_state");
-        session.RejectUnknownInputs(sampleName, timestepName, hiddenName);
+        textEmbedsName = session.FindInput("text_embeds");
+        timeIdsName = session.FindInput("time_ids");
+        session.RejectUnknownInputs(sampleName, timestepName, hiddenName, textEmbedsName, timeIdsName);
+        if ((textEmbedsName is null) != (timeIdsName is null))
+            throw new InvalidDataException($"{session.Path}: an SDXL U-Net takes both text_embeds and time_ids; the graph's inputs are {OnnxSession.Describe(session.Inputs)}");
         outputName = session.OutputOr("out_sample");
-        foreach (var name in new[] { sampleName, timestepName, hiddenName, outputName }) _ = session.DTypeOf(name);
+        foreach (var name in new[] { sampleName, timestepName, hiddenName, outputName, textEmbedsName, timeIdsName }.OfType<string>()) _ = session.DTypeOf(name);
         LatentChannels = Static(session.Outputs[outputName].Dimensions, 1) ?? config.OutChannels;
         InChannels = Static(session.Inputs[sampleName].Dimensions, 1) ?? config.InChannels;
     }
@@ -44,11 +50,23 @@ public sealed class OnnxDenoiser : IDenoiser
     /// <summary>Ends ONNX Runtime's profile (opened with <see cref="OnnxEngineOptions.ProfilePrefix"/>) and returns its JSON trace file.</summary>
     public string EndProfiling() => session.EndProfiling();
 
+    /// <summary>Whether the graph takes SDXL's added conditions (text_embeds, time_ids).</summary>
+    public bool TakesAddedConditions => textEmbedsName is not null;
+
+    /// <summary>The static widths of text_embeds and time_ids (null where the graph leaves them dynamic); both null without them.</summary>
+    public (int? TextEmbeds, int? TimeIds) AddedWidths =>
+        (textEmbedsName is null ? null : Static(session.Inputs[textEmbedsName].Dimensions, 1), timeIdsName is null ? null : Static(session.Inputs[timeIdsName].Dimensions, 1));
+
+    /// <summary>The static width of encoder_hidden_states, or null.</summary>
+    public int? ContextWidth => Static(session.Inputs[hiddenName].Dimensions, 2);
+
     public Tensor Forward(Tensor sample, double timestep, DenoiserConditioning conditioning)
     {
-        // diffusers' ONNX U-Net exports take sample, timestep and encoder_hidden_states only
-        if (conditioning.TextEmbeds is not null || conditioning.TimeIds is not null)
-            throw new NotSupportedException($"{Path}: this ONNX U-Net takes no SDXL added conditions (text_embeds, time_ids); run SDXL models on libtorch (--engine torch)");
+        var added = conditioning.TextEmbeds is not null || conditioning.TimeIds is not null;
+        if (added && !TakesAddedConditions)
+            throw new NotSupportedException($"{Path}: this ONNX U-Net takes no SDXL added conditions (it has no text_embeds and time_ids inputs): it is not an SDXL U-Net");
+        if (TakesAddedConditions && (conditioning.TextEmbeds is null || conditioning.TimeIds is null))
+            throw new ArgumentException($"{Path}: this SDXL U-Net needs the pooled text embeddings and the time ids (text_embeds, time_ids)");
         if (conditioning.DownBlockAdditionalResiduals is not null || conditioning.MidBlockAdditionalResidual is not null)
             throw new NotSupportedException($"{Path}: this ONNX U-Net takes no ControlNet residuals; run ControlNets on libtorch (--engine torch)");
         using var scope = DisposeScope.Enter();
@@ -56,7 +74,13 @@ public sealed class OnnxDenoiser : IDenoiser
         var hidden = OnnxTensors.Prepare(conditioning.EncoderHiddenStates, session.DTypeOf(hiddenName));
         var t = Timestep(timestep, sample.Size(0));
         var output = Tensors.Empty([sample.Size(0), LatentChannels, sample.Size(2), sample.Size(3)], session.DTypeOf(outputName));
-        session.Run([(sampleName, x), (timestepName, t), (hiddenName, hidden)], [(outputName, output)]);
+        var inputs = new List<(string, Tensor)> { (sampleName, x), (timestepName, t), (hiddenName, hidden) };
+        if (TakesAddedConditions)
+        {
+            inputs.Add((textEmbedsName!, OnnxTensors.Prepare(conditioning.TextEmbeds!, session.DTypeOf(textEmbedsName!))));
+            inputs.Add((timeIdsName!, OnnxTensors.Prepare(conditioning.TimeIds!, session.DTypeOf(timeIdsName!))));
+        }
+        session.Run(inputs, [(outputName, output)]);
         return scope.Keep(output.DType == sample.DType ? output : output.To(sample.DType));
     }
 

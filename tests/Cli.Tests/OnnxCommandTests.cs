@@ -33,6 +33,35 @@ public sealed class OnnxCommandTests : IDisposable
     }
 
     [Fact]
+    public void SdxlExportsGenerateWithAnOnnxRefinerLikeLibtorchAndRunImageToImage()
+    {
+        using var refiner = new TinyXlFolder();
+        refiner.MakeRefiner();
+        foreach (var (model, target) in new[] { (TinyXlFolder.Source, Out("xl")), (refiner.Path, Out("xl_refiner")) })
+        {
+            var export = CliRunner.Run("export", "onnx", model, target);
+            Assert.True(export.ExitCode == 0, export.Err);
+        }
+        string[] request = ["an astronaut", "--refiner-switch", "0.7", "--steps", "4", "--guidance", "5", "--seed", "3", "-W", "64", "-H", "64",
+            "--prompt-2", "a horse", "--clip-skip", "2", "--aesthetic-score", "7"];
+        var onnx = CliRunner.Run(["generate", .. request, "--model", Out("xl"), "--refiner", Out("xl_refiner"), "--out", Out("onnx.png")]);
+        Assert.True(onnx.ExitCode == 0, onnx.Err);
+        var torch = CliRunner.Run(["generate", .. request, "--model", TinyXlFolder.Source, "--refiner", refiner.Path, "--out", Out("torch.png")]);
+        Assert.True(torch.ExitCode == 0, torch.Err);
+        var parameters = GenerationParameters.FromPng(Out("onnx.png"))!;
+        Assert.Equal("xl", parameters.Model);
+        Assert.Contains(parameters.Extra, kv => kv.Key == "Refiner" && kv.Value == "xl_refiner");
+        // the engines agree to about 1e-5 in the latents: the 8-bit pixels at most one level apart
+        var (a, b) = (RgbImage.Load(Out("onnx.png")).Pixels, RgbImage.Load(Out("torch.png")).Pixels);
+        Assert.InRange(a.Zip(b).Max(p => Math.Abs(p.First - p.Second)), 0, 1);
+
+        RgbImage.Filled(64, 48, new Rgb(10, 200, 30)).SavePng(Out("init.png"));
+        var i = CliRunner.Run("img2img", "grass", "--model", Out("xl"), "--init", Out("init.png"), "--strength", "0.5", "--steps", "2", "--out", Out("i.png"));
+        Assert.True(i.ExitCode == 0, i.Err);
+        Assert.Equal((64, 48), (RgbImage.Load(Out("i.png")).Width, RgbImage.Load(Out("i.png")).Height));
+    }
+
+    [Fact]
     public void SamplerGridRunsAnOnnxFolder()
     {
         var r = CliRunner.Run("sampler-grid", "--model", Onnx, "--prompt", "a horse", "--samplers", "euler,ddim", "--steps", "1", "--out", Out("grid.png"));

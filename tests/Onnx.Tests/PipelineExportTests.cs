@@ -97,7 +97,7 @@ public sealed class PipelineExportTests : IClassFixture<PipelineExportTests.Expo
         using var unskipped = onnx.TextToImage(request with { ClipSkip = 1 });
         var error = TensorAssert.Close(actual.Latents, expected.Latents, 3e-4, 1e-4, "clip skip 2");
         Assert.True(TensorAssert.MaxAbsDifference(actual.Latents, unskipped.Latents) > 1e-2, "clip skip 2 must change the result");
-        output.WriteLine($"our export, clip skip 2 (the clip_skip_2 output): latents max |Δ| {error:g3} vs libtorch");
+        output.WriteLine($"our export, clip skip 2 (hidden_states.1 through the final layer norm read from the file): latents max |Δ| {error:g3} vs libtorch");
         Assert.Equal("Clip skip: 2", actual.Parameters[0].ToString().Split(", ").Single(p => p.StartsWith("Clip skip", StringComparison.Ordinal)));
     }
 

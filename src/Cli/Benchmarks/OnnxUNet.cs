@@ -30,7 +30,10 @@ internal static class OnnxUNet
             var options = new OnnxEngineOptions { ProfilePrefix = profile ? Path.Combine(Path.GetTempPath(), $"ld-bench-ort-{Environment.ProcessId}") : null };
             var denoiser = OnnxDenoiser.Open(path, config, options);
             target.EngineResources = denoiser;
-            target.Engine = inputs => denoiser.Forward(inputs[0], 500, new DenoiserConditioning(inputs[1]));
+            // SDXL's benchmark inputs add the pooled text embeddings and the time ids
+            target.Engine = inputs => denoiser.Forward(inputs[0], 500, inputs.Length > 3
+                ? new DenoiserConditioning(inputs[1], TextEmbeds: inputs[2], TimeIds: inputs[3])
+                : new DenoiserConditioning(inputs[1]));
             if (profile)
                 target.EngineProfile = () =>
                 {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using LatentDiffusion.Cli.Generation;
+using LatentDiffusion.Onnx;
 using LatentDiffusion.Pipeline.StableDiffusion;
 
 namespace LatentDiffusion.Cli.Commands;
@@ -51,7 +52,7 @@ internal static partial class GenerateCommand
         {
             if (parsed.GetValue(Refiner) is not { } path) return null;
             if (basePipe.Xl is null) throw new UsageException($"{Refiner.Name}: the base model {basePipe.ModelName} is not an SDXL model; only SDXL hands its latents to a refiner");
-            var refiner = StableDiffusionPipeline.FromPretrained(path, basePipe.Options);
+            var refiner = ModelLoader.Load(path, null, basePipe.Options); // a diffusers or an ONNX refiner, by the folder
             if (refiner.IsRefiner && refiner.Models.Denoiser.LatentChannels == basePipe.Models.Denoiser.LatentChannels && refiner.VaeScaleFactor == basePipe.VaeScaleFactor)
                 return refiner;
             refiner.Dispose();

@@ -1,5 +1,6 @@
 using LatentDiffusion.Autoencoder;
 using LatentDiffusion.LatentUNet;
+using LatentDiffusion.Pipeline.Engines;
 using LatentDiffusion.Pipeline.StableDiffusion;
 using LatentDiffusion.TextEncoder;
 using LatentDiffusion.Torch;
@@ -22,7 +23,11 @@ public sealed record OnnxExportOptions
 /// A libtorch Stable Diffusion pipeline (loaded from a diffusers folder, a single file, our training, with LoRAs merged)
 /// written as an ONNX folder in diffusers' OnnxStableDiffusionPipeline layout: model_index.json, text_encoder/, unet/,
 /// vae_encoder/, vae_decoder/ (each model.onnx, the U-Net's weights in weights.pb beside it when over 2 GB, and the
-/// component's config.json as optimum writes it), tokenizer/, scheduler/. The folder appears complete or not at all.
+/// component's config.json as optimum writes it), tokenizer/, scheduler/. SDXL is written in optimum's layout
+/// (ORTStableDiffusionXLPipeline, a refiner ORTStableDiffusionXLImg2ImgPipeline): text_encoder_2/ and tokenizer_2/ beside
+/// them (a refiner has only those), the U-Net taking text_embeds and time_ids, model_index.json carrying
+/// force_zeros_for_empty_prompt (and requires_aesthetics_score) as diffusers stores them. The folder appears complete or
+/// not at all.
 /// </summary>
 public static class StableDiffusionOnnxExport
 {
@@ -34,25 +39,30 @@ public static class StableDiffusionOnnxExport
         var dtype = options.Fp16 ? DType.Float16 : DType.Float32;
         var unet = pipe.Unet;
         var vae = pipe.Vae;
-        var text = pipe.TextEncoder;
         var vaeDType = vae.Config.ForceUpcast ? DType.Float32 : dtype;
+        // SDXL: the base's encoders are text_encoder and text_encoder_2; a refiner's one encoder is its text_encoder_2
+        var encoders = new List<(string Folder, ClipTextModel Model)>();
+        if (pipe.Xl is null || pipe.Models.TextEncoder2 is not null) encoders.Add(("text_encoder", pipe.TextEncoder));
+        if (pipe.Xl is not null) encoders.Add(("text_encoder_2", pipe.Models.TextEncoder2 is TorchTextEncoder second ? second.Module : pipe.TextEncoder));
         AtomicFolder.Write(directory, options.Overwrite, staging =>
         {
             using var noGrad = Autograd.NoGrad();
-            Write(staging, "text_encoder", () => TextEncoderExport.Emit(text, dtype), path => ClipTextModel.Format.WriteConfig(path, text), options.Opset, progress);
-            Write(staging, "unet", () => UNetExport.Emit(unet, dtype), path => UNet2DConditionModel.Format.WriteConfig(path, unet), options.Opset, progress);
+            foreach (var (folder, text) in encoders)
+                Write(staging, folder, () => TextEncoderExport.Emit(text, dtype), path => ClipTextModel.Format.WriteConfig(path, text), options.Opset, progress);
+            Write(staging, "unet", () => UNetExport.Emit(unet, dtype, pipe.IsRefiner ? 5 : 6), path => UNet2DConditionModel.Format.WriteConfig(path, unet), options.Opset, progress);
             Write(staging, "vae_encoder", () => VaeExport.EmitEncoder(vae, vaeDType), path => AutoencoderKL.Format.WriteConfig(path, vae), options.Opset, progress);
             Write(staging, "vae_decoder", () => VaeExport.EmitDecoder(vae, vaeDType), path => AutoencoderKL.Format.WriteConfig(path, vae), options.Opset, progress);
             pipe.SaveTokenizerAndScheduler(staging);
-            ModelIndex.Save(staging, "OnnxStableDiffusionPipeline",
-            [
-                ("scheduler", "diffusers", pipe.SchedulerConfig.ClassName),
-                ("text_encoder", "diffusers", "OnnxRuntimeModel"),
-                ("tokenizer", "transformers", "CLIPTokenizer"),
-                ("unet", "diffusers", "OnnxRuntimeModel"),
-                ("vae_decoder", "diffusers", "OnnxRuntimeModel"),
-                ("vae_encoder", "diffusers", "OnnxRuntimeModel"),
-            ]);
+            var components = new List<(string, string, string)> { ("scheduler", "diffusers", pipe.SchedulerConfig.ClassName) };
+            foreach (var (folder, _) in encoders)
+            {
+                components.Add((folder, "diffusers", "OnnxRuntimeModel"));
+                components.Add((folder.Replace("text_encoder", "tokenizer"), "transformers", "CLIPTokenizer"));
+            }
+            components.AddRange([("unet", "diffusers", "OnnxRuntimeModel"), ("vae_decoder", "diffusers", "OnnxRuntimeModel"), ("vae_encoder", "diffusers", "OnnxRuntimeModel")]);
+            var className = pipe.Xl is null ? "OnnxStableDiffusionPipeline" : pipe.IsRefiner ? "ORTStableDiffusionXLImg2ImgPipeline" : "ORTStableDiffusionXLPipeline";
+            ModelIndex.Save(staging, className, components.OrderBy(c => c.Item1, StringComparer.Ordinal),
+                absent: pipe.Xl is not null && encoders.Count == 1 ? ["text_encoder", "tokenizer"] : null, flags: pipe.XlIndexFlags);
         });
     }
 

@@ -4,11 +4,13 @@ using LatentDiffusion.Torch;
 namespace LatentDiffusion.Onnx.Export;
 
 /// <summary>
-/// A <see cref="ClipTextModel"/> as diffusers' text_encoder graph: input_ids int32 [batch, sequence] → last_hidden_state
-/// [batch, sequence, width] (through the final layer norm) and pooler_output [batch, width] (the state at the end-of-text
-/// token). Batch and sequence (up to max_position_embeddings) are dynamic. For AUTOMATIC1111's clip skip k ≥ 2 it also
-/// outputs clip_skip_k: the hidden state k − 1 layers before the last, through the final layer norm (what diffusers'
-/// encode_prompt computes), which <see cref="OnnxTextEncoder"/> reads.
+/// A <see cref="ClipTextModel"/> as optimum's text encoder graph: input_ids int32 [batch, sequence] → last_hidden_state
+/// [batch, sequence, width] (through the final layer norm), pooler_output [batch, width] (the state at the end-of-text
+/// token) or, for a <see cref="ClipTextModelWithProjection"/> (SDXL's text_encoder_2), text_embeds [batch, projection_dim]
+/// (the pooled state through text_projection), and hidden_states.0 … hidden_states.L (transformers' hidden_states: the
+/// embeddings, then each layer's output, without the final layer norm: SDXL conditions on hidden_states.(L − 1), and
+/// Stable Diffusion's clip skip k on hidden_states.(L + 1 − k) through the final layer norm, whose weights
+/// <see cref="OnnxTextEncoder"/> reads from the file). Batch and sequence (up to max_position_embeddings) are dynamic.
 /// </summary>
 public static class TextEncoderExport
 {
@@ -53,21 +55,28 @@ public static class TextEncoderExport
             };
             h = g.Op("Add", [h, e.Linear(prefix + ".mlp.fc2", layer.Mlp.Fc2, m)]);
         }
+        states.Add(h);
         var last = e.LayerNorm("text_model.final_layer_norm", t.FinalLayerNorm, h);
+        var projection = (model as ClipTextModelWithProjection)?.TextProjection;
+        // optimum's order: CLIPTextModelWithProjection's text_embeds first, then last_hidden_state (CLIPTextModel's pooler_output after it)
+        if (projection is not null) g.Output(e.Linear("text_projection", projection, Pooled(e, config, ids, length, last, width)), "text_embeds", e.DType, "batch", (long)projection.OutFeatures);
         g.Output(last, "last_hidden_state", e.DType, "batch", "sequence", width);
+        if (projection is null) g.Output(Pooled(e, config, ids, length, last, width), "pooler_output", e.DType, "batch", width);
         var layers = t.Encoder.Layers.Count;
-        for (int k = 2; k <= layers; k++)
-            g.Output(e.LayerNorm("text_model.final_layer_norm", t.FinalLayerNorm, states[layers - k + 1]), OnnxTextEncoder.ClipSkipOutput(k), e.DType, "batch", "sequence", width);
+        for (int i = 0; i <= layers; i++) g.Output(states[i], OnnxTextEncoder.HiddenStateOutput(i), e.DType, "batch", "sequence", width);
+    }
 
-        // pooler: the end-of-text position of each row (the largest id for legacy eos_token_id 2, else the first eos)
+    // transformers' pooler: the end-of-text position of each row (the largest id for legacy eos_token_id 2, else the first eos)
+    private static string Pooled(ModuleEmitter e, ClipTextConfig config, string ids, string length, string last, long width)
+    {
+        var g = e.Graph;
         var position = config.EosTokenId == 2
             ? g.Op("ArgMax", [ids], ("axis", -1L), ("keepdims", 0L))
             : g.Op("ArgMax", [g.Op("Cast", [g.Op("Equal", [ids, IntScalar(g, config.EosTokenId!.Value)])], ("to", 6L))], ("axis", -1L), ("keepdims", 0L));
         var batch = g.Op("Squeeze", [g.Op("Slice", [g.Op("Shape", [ids]), g.Ints(0), g.Ints(1)])]);
         var rows = g.Op("Range", [g.Int64Scalar(0), batch, g.Int64Scalar(1)]);
         var flat = g.Op("Add", [g.Op("Mul", [rows, g.Op("Squeeze", [length])]), position]);
-        var pooled = g.Op("Gather", [g.Op("Reshape", [last, g.Ints(-1, width)]), flat], ("axis", 0L));
-        g.Output(pooled, "pooler_output", e.DType, "batch", width);
+        return g.Op("Gather", [g.Op("Reshape", [last, g.Ints(-1, width)]), flat], ("axis", 0L));
     }
 
     private static string IntScalar(OnnxGraph g, long value)

@@ -21,7 +21,7 @@ public sealed partial class StableDiffusionPipeline
         }
         if (Xl is not null)
         {
-            SaveScheduler(staging);
+            SaveTokenizerAndScheduler(staging);
             SaveXlParts(staging);
             return;
         }
@@ -37,12 +37,23 @@ public sealed partial class StableDiffusionPipeline
         ]);
     });
 
-    /// <summary>tokenizer/ and scheduler/ of a diffusers folder (whatever engine writes the networks).</summary>
+    /// <summary>
+    /// tokenizer/ and scheduler/ of a diffusers folder (whatever engine writes the networks); SDXL's tokenizer_2/ too (a refiner's
+    /// one tokenizer is its tokenizer_2, as stabilityai/stable-diffusion-xl-refiner-1.0 ships it).
+    /// </summary>
     public void SaveTokenizerAndScheduler(string directory)
     {
-        BpeVocabulary.From(Tokenizer).Save(Path.Combine(directory, "tokenizer"));
         SaveScheduler(directory);
+        var refiner = Xl is not null && Models.TextEncoder2 is null;
+        if (Xl is not null) BpeVocabulary.From(refiner ? Tokenizer : Tokenizer2!).Save(Path.Combine(directory, "tokenizer_2"));
+        if (!refiner) BpeVocabulary.From(Tokenizer).Save(Path.Combine(directory, "tokenizer"));
     }
+
+    /// <summary>SDXL's model_index.json settings as diffusers stores them (the refiner's pipeline also registers requires_aesthetics_score).</summary>
+    public IReadOnlyList<(string Name, bool Value)> XlIndexFlags => Xl is null ? []
+        : IsRefiner
+            ? [("force_zeros_for_empty_prompt", Xl.ForceZerosForEmptyPrompt), ("requires_aesthetics_score", true)]
+            : [("force_zeros_for_empty_prompt", Xl.ForceZerosForEmptyPrompt)];
 
     private void SaveScheduler(string directory)
     {
@@ -61,8 +72,6 @@ public sealed partial class StableDiffusionPipeline
             second.Save(Path.Combine(staging, "text_encoder_2"));
             if (!refiner) TextEncoder.Save(Path.Combine(staging, "text_encoder"));
         }
-        BpeVocabulary.From(refiner ? Tokenizer : Tokenizer2!).Save(Path.Combine(staging, "tokenizer_2"));
-        if (!refiner) BpeVocabulary.From(Tokenizer).Save(Path.Combine(staging, "tokenizer"));
         var components = new List<(string, string, string)>
         {
             ("scheduler", "diffusers", SchedulerConfig.ClassName),
@@ -73,9 +82,6 @@ public sealed partial class StableDiffusionPipeline
         };
         if (!refiner) components.AddRange([("text_encoder", "transformers", "CLIPTextModel"), ("tokenizer", "transformers", "CLIPTokenizer")]);
         ModelIndex.Save(staging, IsRefiner ? "StableDiffusionXLImg2ImgPipeline" : "StableDiffusionXLPipeline", components,
-            absent: refiner ? ["text_encoder", "tokenizer"] : null,
-            flags: IsRefiner
-                ? [("force_zeros_for_empty_prompt", Xl!.ForceZerosForEmptyPrompt), ("requires_aesthetics_score", true)]
-                : [("force_zeros_for_empty_prompt", Xl!.ForceZerosForEmptyPrompt)]);
+            absent: refiner ? ["text_encoder", "tokenizer"] : null, flags: XlIndexFlags);
     }
 }
