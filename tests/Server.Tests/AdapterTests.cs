@@ -68,6 +68,10 @@ public sealed class AdapterTests(AdapterServerFixture fixture) : IClassFixture<A
         var embedded = await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", new { prompt = "a tinytoken cat", steps = 2, seed = 3 }));
         var word = await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", new { prompt = "a plain cat", steps = 2, seed = 3 }));
         Assert.NotEqual(Image(word).Pixels, Image(embedded).Pixels);
+        // A1111's "TI hashes" (SHA-256 of the whole file, 12 hex digits) for the embedding the prompt uses, none without one
+        Assert.Equal("tinytoken: 6be62b069f3d", GenerationParameters.Parse(Parameters(embedded)).Extra.Single(e => e.Key == "TI hashes").Value);
+        Assert.Equal("tinytoken: 6be62b069f3d", Info(embedded)["extra_generation_params"]!["TI hashes"]!.GetValue<string>());
+        Assert.Null(Info(word)["extra_generation_params"]!["TI hashes"]);
 
         // a LoRA for another architecture: one line naming the file, and the model's own weights stay (the plain image again)
         var tensors = Torch.SafeTensors.SafeTensorsFile.LoadFile(Path.Combine(fixture.Loras, "styles", "sd_tiny_lora_kohya.safetensors"));
