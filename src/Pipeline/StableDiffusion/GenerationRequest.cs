@@ -144,6 +144,12 @@ public sealed record GenerationResult(IReadOnlyList<RgbImage> Images, IReadOnlyL
     /// <summary>What the run ignored and the caller should know (LoRA keys that map to nothing, unknown prompt tags or embeddings).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
+    /// <summary>
+    /// The run was interrupted (the interrupt token of TextToImage and the others): the images are decoded from the clean-latents
+    /// prediction of the step that was running, and chunks not started are missing.
+    /// </summary>
+    public bool Interrupted { get; init; }
+
     public void Dispose()
     {
         Latents.Dispose();
