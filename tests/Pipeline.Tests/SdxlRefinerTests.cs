@@ -115,6 +115,35 @@ public sealed class SdxlRefinerTests
         }
     }
 
+    /// <summary>diffusers' output_type="latent" on the base: the hand-off gives the same result without the base's VAE decode.</summary>
+    [Fact]
+    public void TheBaseHandsItsLatentsOnWithoutDecodingThem()
+    {
+        var loaded = StableDiffusionPipeline.FromPretrained(SdxlPipelineTests.TinyXl);
+        var vae = new CountingAutoencoder(loaded.Models.Autoencoder);
+        using var pipe = new StableDiffusionPipeline(loaded.Tokenizer, loaded.Tokenizer2, loaded.Models with { Autoencoder = vae }, loaded.Xl,
+            loaded.SchedulerConfig, loaded.ModelName);
+        var request = new GenerationRequest
+        {
+            Prompt = "a horse", Steps = 6, GuidanceScale = 5, Width = 64, Height = 64, Seed = 3, Sampler = "euler", NumImages = 2,
+            Xl = new XlOptions { DenoisingEnd = 0.7 },
+        };
+        using var decodedBase = pipe.TextToImage(request);
+        Assert.Equal(1, vae.Decodes);
+        using var latentBase = pipe.TextToImage(request with { LatentOutput = true });
+        Assert.Equal(1, vae.Decodes); // the base's VAE did not run
+        Assert.Empty(latentBase.Images);
+        Assert.Equal([0L, 64, 64, 3], latentBase.Pixels.Shape);
+        Assert.Equal(decodedBase.Parameters, latentBase.Parameters);
+        Assert.True(latentBase.Latents.Equal(decodedBase.Latents), "the same latents, undecoded");
+
+        using var fromDecoded = pipe.Refine(request, decodedBase.Latents, 0.7);
+        using var fromLatents = pipe.Refine(request, latentBase.Latents, 0.7);
+        Assert.Equal(3, vae.Decodes); // the refiner's decodes only
+        Assert.True(fromLatents.Pixels.Equal(fromDecoded.Pixels), "the hand-off result is unchanged");
+        Assert.Equal(2, fromLatents.Images.Count);
+    }
+
     [Fact]
     public void TinyRefinerConditionsOnTheAestheticScore()
     {
@@ -205,6 +234,27 @@ public sealed class SdxlRefinerTests
         dir.EditJson("vae/config.json", vae => vae["force_upcast"] = false);
         using var plain = StableDiffusionPipeline.FromPretrained(dir.Path, options);
         Assert.Equal(DType.BFloat16, plain.Models.Autoencoder.DType);
+    }
+
+    /// <summary>An autoencoder that counts its decodes, through the engine interface.</summary>
+    private sealed class CountingAutoencoder(IAutoencoder inner) : IAutoencoder
+    {
+        public int Decodes { get; private set; }
+        public int DownscaleFactor => inner.DownscaleFactor;
+        public int LatentChannels => inner.LatentChannels;
+        public DType DType => inner.DType;
+        public Autoencoder.DiagonalGaussianDistribution Encode(Tensor pixels) => inner.Encode(pixels);
+
+        public Tensor Decode(Tensor latents)
+        {
+            Decodes++;
+            return inner.Decode(latents);
+        }
+
+        public Tensor ScaleLatents(Tensor z) => inner.ScaleLatents(z);
+        public Tensor UnscaleLatents(Tensor latents) => inner.UnscaleLatents(latents);
+        public double EstimateDecodeBytes(long height, long width, long images, bool fusedAttention) => inner.EstimateDecodeBytes(height, width, images, fusedAttention);
+        public void Dispose() => inner.Dispose();
     }
 
     private sealed class RecordingDenoiser(IDenoiser inner) : IDenoiser

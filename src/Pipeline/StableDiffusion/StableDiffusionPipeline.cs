@@ -188,10 +188,13 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 using var scheduler = CreateScheduler(r);
                 var final = Denoise(adapters.Encoded, sized, strength, chunk, width, height, scheduler, chunkNoise ?? noise!, progress, clock, cancellation, inpaintMask, interrupt);
                 latents.Add(final);
-                using var decoded = Decode(final);
-                images.AddRange(RgbImage.FromUnitTensor(decoded));
-                using var nhwc = decoded.Permute(0, 2, 3, 1);
-                pixels.Add(nhwc.Contiguous());
+                if (!r.LatentOutput)
+                {
+                    using var decoded = Decode(final);
+                    images.AddRange(RgbImage.FromUnitTensor(decoded));
+                    using var nhwc = decoded.Permute(0, 2, 3, 1);
+                    pixels.Add(nhwc.Contiguous());
+                }
                 for (int i = offset; i < offset + count; i++)
                 {
                     var own = Parameters(r, scheduler, width, height, i, initImage is null ? null : strength);
@@ -200,6 +203,8 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 // an interrupted chunk ends the request: A1111 breaks its batch loop, the chunks not started make no images
                 if (interrupt.IsCancellationRequested) break;
             }
+            // output_type="latent": no pixels
+            if (pixels.Count == 0) pixels.Add(Tensors.Zeros([0, height, width, 3]));
             return new GenerationResult(images, parameters, Concatenate(latents), Concatenate(pixels))
             {
                 Warnings = adapters.Warnings,
