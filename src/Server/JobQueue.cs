@@ -18,9 +18,9 @@ public sealed record JobProgress(int JobCount, int Step, int Steps, TimeSpan Ela
 /// <summary>
 /// One job at a time on the model: the loaded pipeline is shared by every request and used by one job at a
 /// time; at most <see cref="ServeOptions.QueueCapacity"/> jobs wait behind it, and one more is refused
-/// (503 with Retry-After) instead of piling up. A job is cancelled when its client disconnects, on
-/// <see cref="Interrupt"/>, and on <see cref="Shutdown"/>. Switching the model is a job too, so it never
-/// happens under a running generation.
+/// (503 with Retry-After) instead of piling up. A job is cancelled when its client disconnects and on
+/// <see cref="Shutdown"/>; <see cref="Interrupt"/> ends it early with the partial result (AUTOMATIC1111's interrupt).
+/// Switching the model is a job too, so it never happens under a running generation.
 /// </summary>
 public sealed class JobQueue : IDisposable
 {
@@ -109,7 +109,10 @@ public sealed class JobQueue : IDisposable
         return new JobProgress(count, state?.Step ?? 0, state?.TotalSteps ?? 0, job.Clock.Elapsed, job.Preview, job.Interrupted, job.Started);
     }
 
-    /// <summary>Cancels the running job (AUTOMATIC1111's interrupt); waiting jobs still run.</summary>
+    /// <summary>
+    /// Interrupts the running job (AUTOMATIC1111's interrupt): its work's interrupt token fires, and a generation ends after
+    /// its running step with the images decoded so far; waiting jobs still run.
+    /// </summary>
     public void Interrupt()
     {
         if (Volatile.Read(ref current) is { } job) job.Interrupt();
@@ -121,11 +124,13 @@ public sealed class JobQueue : IDisposable
     /// <summary>
     /// Runs <paramref name="work"/> on the shared pipeline when its turn comes, after loading
     /// <paramref name="model"/> when it names another model than the loaded one.
+    /// <paramref name="work"/> gets the pipeline, the progress sink, the cancellation (client gone, server stopping: throw) and
+    /// the interrupt token (<see cref="Interrupt"/>: finish early with what there is).
     /// </summary>
-    /// <exception cref="ApiException">503 when the queue is full or the server stops; 409 when interrupted.</exception>
+    /// <exception cref="ApiException">503 when the queue is full or the server stops.</exception>
     /// <exception cref="OperationCanceledException">when <paramref name="aborted"/> fires (the client went away).</exception>
-    public async Task<T> RunAsync<T>(string name, ModelEntry? model, Func<StableDiffusionPipeline, IProgress<GenerationProgress>, CancellationToken, T> work,
-        CancellationToken aborted)
+    public async Task<T> RunAsync<T>(string name, ModelEntry? model,
+        Func<StableDiffusionPipeline, IProgress<GenerationProgress>, CancellationToken, CancellationToken, T> work, CancellationToken aborted)
     {
         if (shutdown.IsCancellationRequested) throw new ApiException(503, "ShuttingDown", "the server is shutting down");
         if (Interlocked.Increment(ref admitted) > options.QueueCapacity + 1)
@@ -155,7 +160,7 @@ public sealed class JobQueue : IDisposable
             return await Task.Factory.StartNew(() =>
             {
                 if (model is not null && model.Path != Model.Path) Load(model);
-                return work(pipeline, job, job.Cancellation.Token);
+                return work(pipeline, job, job.Cancellation.Token, job.InterruptToken);
             }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
         }
         catch (OperationCanceledException e)
@@ -179,12 +184,11 @@ public sealed class JobQueue : IDisposable
     }
 
     // A cancelled job: the client that went away gets nothing (the OperationCanceledException travels on);
-    // an interrupted one and one stopped by the shutdown get a line saying so.
+    // one stopped by the shutdown gets a line saying so. (An interrupted job is not cancelled: it answers its partial result.)
     private Exception Cancelled(RunningJob job, CancellationToken aborted)
     {
         if (aborted.IsCancellationRequested) return new OperationCanceledException(aborted);
         if (shutdown.IsCancellationRequested) return new ApiException(503, "ShuttingDown", "the server is shutting down; the job was cancelled");
-        if (job.Interrupted) return new ApiException(409, "Interrupted", "the job was interrupted (POST /sdapi/v1/interrupt)");
         return new OperationCanceledException();
     }
 
@@ -227,10 +231,12 @@ public sealed class JobQueue : IDisposable
         shutdown.Dispose();
     }
 
-    /// <summary>A job's cancellation and the progress it reported.</summary>
+    /// <summary>A job's cancellation, its interrupt and the progress it reported.</summary>
     private sealed class RunningJob(CancellationTokenSource cancellation) : IProgress<GenerationProgress>, IDisposable
     {
+        private readonly CancellationTokenSource interrupt = new();
         public CancellationTokenSource Cancellation { get; } = cancellation;
+        public CancellationToken InterruptToken => interrupt.Token;
         public Stopwatch Clock { get; } = Stopwatch.StartNew();
         public DateTime Started { get; } = DateTime.Now;
         public volatile GenerationProgress? State;
@@ -248,7 +254,7 @@ public sealed class JobQueue : IDisposable
             Interrupted = true;
             try
             {
-                Cancellation.Cancel();
+                interrupt.Cancel();
             }
             catch (ObjectDisposedException)
             {
@@ -256,6 +262,10 @@ public sealed class JobQueue : IDisposable
             }
         }
 
-        public void Dispose() => Cancellation.Dispose();
+        public void Dispose()
+        {
+            interrupt.Dispose();
+            Cancellation.Dispose();
+        }
     }
 }

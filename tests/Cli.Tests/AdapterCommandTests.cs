@@ -67,6 +67,10 @@ public sealed class AdapterCommandTests : IDisposable
         foreach (var r in new[] { plain, named, fromDir }) Assert.True(r.ExitCode == 0, r.Err);
         Assert.NotEqual(RgbImage.Load(Out("plain.png")).Pixels, RgbImage.Load(Out("named.png")).Pixels);
         Assert.Contains("WARNING: embedding 'nosuch' in the prompt is not loaded", fromDir.Err);
+        // A1111's "TI hashes": the embeddings the prompt uses, with the first 12 hex digits of the file's SHA-256
+        Assert.Equal("tinytoken: 6be62b069f3d", GenerationParameters.FromPng(Out("named.png"))!.Extra.Single(e => e.Key == "TI hashes").Value);
+        Assert.Equal("tinytoken: 6be62b069f3d", GenerationParameters.FromPng(Out("dir.png"))!.Extra.Single(e => e.Key == "TI hashes").Value);
+        Assert.DoesNotContain(GenerationParameters.FromPng(Out("plain.png"))!.Extra, e => e.Key == "TI hashes");
 
         var wrong = Generate("x", "w.png", "--embedding", "a b=" + TinyToken);
         Assert.Contains("NAME must be one word", Assert.Single(wrong.ErrLines));

@@ -328,22 +328,45 @@ public sealed class ControlNetCommandTests : IDisposable
         Assert.True(canny.ExitCode == 0, canny.Err);
         Assert.NotEqual(RgbImage.Load(Out("plain.png")).Pixels, RgbImage.Load(Out("canny.png")).Pixels);
         var parameters = GenerationParameters.FromPng(Out("canny.png"))!;
-        Assert.Equal("Module: canny, Model: controlnet_tiny, Weight: 0.8, Resize Mode: Just Resize, Threshold A: 50, Threshold B: 120, Guidance Start: 0, Guidance End: 1, Pixel Perfect: False, Control Mode: Balanced",
+        // A1111's default resize mode: the 120 × 80 photo's centre 80 × 80, resized to 64 × 64
+        Assert.Equal("Module: canny, Model: controlnet_tiny, Weight: 0.8, Resize Mode: Crop and Resize, Threshold A: 50, Threshold B: 120, Guidance Start: 0, Guidance End: 1, Pixel Perfect: False, Control Mode: Balanced",
             parameters.Extra.Single(f => f.Key == "ControlNet 0").Value);
 
         // the same edges given ready-made (found at the output size, as the pipeline does) give the same image
-        var edges = Pipeline.Preprocessors.CannyDetector.Detect(RgbImage.Load(Photo).Resize(64, 64), 50, 120);
+        var photo = RgbImage.Load(Photo);
+        var edges = Pipeline.Preprocessors.CannyDetector.Detect(photo.Crop(20, 0, 80, 80).Resize(64, 64), 50, 120);
         edges.SavePng(Out("edges.png"));
         var ready = Generate("ready.png", "--controlnet", ControlNet, "--control", $"image:{Out("edges.png")}:0.8");
         Assert.True(ready.ExitCode == 0, ready.Err);
         Assert.Equal(RgbImage.Load(Out("canny.png")).Pixels, RgbImage.Load(Out("ready.png")).Pixels);
 
+        // --control-resize just stretches the whole photo (diffusers): the edges of the stretched photo
+        var just = Generate("just.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}:0.8", "--canny-low", "50", "--canny-high", "120", "--control-resize", "just");
+        Assert.True(just.ExitCode == 0, just.Err);
+        Assert.Contains("Resize Mode: Just Resize,", GenerationParameters.FromPng(Out("just.png"))!.Extra.Single(f => f.Key == "ControlNet 0").Value);
+        Pipeline.Preprocessors.CannyDetector.Detect(photo.Resize(64, 64), 50, 120).SavePng(Out("stretched.png"));
+        var stretched = Generate("stretched-ready.png", "--controlnet", ControlNet, "--control", $"image:{Out("stretched.png")}:0.8");
+        Assert.True(stretched.ExitCode == 0, stretched.Err);
+        Assert.Equal(RgbImage.Load(Out("just.png")).Pixels, RgbImage.Load(Out("stretched-ready.png")).Pixels);
+        Assert.NotEqual(RgbImage.Load(Out("canny.png")).Pixels, RgbImage.Load(Out("just.png")).Pixels);
+
+        // fill: the photo fitted inside (64 × 43), its edges found there, the rest filled with their border's median
+        var fill = Generate("fill.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}:0.8", "--canny-low", "50", "--canny-high", "120", "--control-resize", "fill");
+        Assert.True(fill.ExitCode == 0, fill.Err);
+        Assert.Contains("Resize Mode: Resize and Fill,", GenerationParameters.FromPng(Out("fill.png"))!.Extra.Single(f => f.Key == "ControlNet 0").Value);
+        Pipeline.Preprocessors.CannyDetector.Detect(photo.Resize(64, 43), 50, 120).FillTo(64, 64).SavePng(Out("letterboxed.png"));
+        var letterboxed = Generate("letterboxed-ready.png", "--controlnet", ControlNet, "--control", $"image:{Out("letterboxed.png")}:0.8");
+        Assert.True(letterboxed.ExitCode == 0, letterboxed.Err);
+        Assert.Equal(RgbImage.Load(Out("fill.png")).Pixels, RgbImage.Load(Out("letterboxed-ready.png")).Pixels);
+
         // two ControlNets with per-unit windows, guess mode
         var two = Generate("two.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}", "--controlnet", ControlNet, "--control", $"image:{Out("edges.png")}:0.5",
-            "--control-start", "0", "--control-start", "0.5", "--control-end", "1", "--guess-mode");
+            "--control-start", "0", "--control-start", "0.5", "--control-end", "1", "--guess-mode", "--control-resize", "fill", "--control-resize", "just");
         Assert.True(two.ExitCode == 0, two.Err);
         var both = GenerationParameters.FromPng(Out("two.png"))!.Extra;
         Assert.Contains("Guidance Start: 0.5", both.Single(f => f.Key == "ControlNet 1").Value);
+        Assert.Contains("Resize Mode: Resize and Fill,", both.Single(f => f.Key == "ControlNet 0").Value);
+        Assert.Contains("Resize Mode: Just Resize,", both.Single(f => f.Key == "ControlNet 1").Value);
         Assert.Contains("Control Mode: ControlNet is more important", both.Single(f => f.Key == "ControlNet 0").Value);
     }
 
@@ -353,6 +376,10 @@ public sealed class ControlNetCommandTests : IDisposable
         Generate("x.png", "--controlnet", ControlNet).AssertUsageError("--controlnet is given 1 time(s) and --control 0");
         Generate("x.png", "--controlnet", ControlNet, "--control", $"depth:{Photo}").AssertUsageError("expected canny:PHOTO[:SCALE] or image:MAP[:SCALE]");
         Generate("x.png", "--guess-mode").AssertUsageError("need a --controlnet");
+        Generate("x.png", "--control-resize", "crop").AssertUsageError("need a --controlnet");
+        Generate("x.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}", "--control-resize", "stretch").AssertUsageError("stretch");
+        Generate("x.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}", "--control-resize", "just", "--control-resize", "fill")
+            .AssertUsageError("--control-resize is given 2 times for 1 ControlNets");
         Generate("x.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}", "--control-end", "1.5").AssertUsageError("--control-end must be a fraction of the steps in [0, 1], got 1.5");
         Generate("x.png", "--controlnet", ControlNet, "--control", $"canny:{Photo}", "--control-start", "0", "--control-start", "0.1")
             .AssertUsageError("--control-start is given 2 times for 1 ControlNets");

@@ -91,6 +91,45 @@ public sealed class ControlNetPipelineTests(TinyStableDiffusion tiny, ITestOutpu
     }
 
     [Fact]
+    public void ResizeAndFillLetterboxesTheWholeImageOnItsMedianBorderColourAndIsRecordedSo()
+    {
+        using var golden = Golden();
+        using var pipe = tiny.Load();
+        // the middle 64 × 32 band of the golden control image: fitted into 64 × 64 unscaled (k = min(64/64, 64/32) = 1),
+        // 16 rows of fill above and below
+        var inner = ControlImage(golden);
+        var band = inner.Crop(0, 16, 64, 32);
+        using var filled = new RecordingControlNet(pipe.LoadControlNet(ControlNetDir));
+        using var result = pipe.TextToImage(Request(golden, new ControlNetUnit(filled, band) { ResizeMode = ControlResizeMode.ResizeAndFill }),
+            noise: new QueueNoise([]));
+        Assert.Contains("Resize Mode: Resize and Fill", result.Parameters[0].Extra.Single(f => f.Key == "ControlNet 0").Value);
+
+        // the fill, by sorting (numpy.median of the 2·(64 + 32) border bytes per channel, then astype(uint8))
+        var fill = new byte[3];
+        for (int c = 0; c < 3; c++)
+        {
+            var border = new List<int>();
+            for (int x = 0; x < 64; x++) { border.Add(band.Pixels[x * 3 + c]); border.Add(band.Pixels[(31 * 64 + x) * 3 + c]); }
+            for (int y = 0; y < 32; y++) { border.Add(band.Pixels[y * 64 * 3 + c]); border.Add(band.Pixels[(y * 64 + 63) * 3 + c]); }
+            border.Sort();
+            fill[c] = (byte)((border[border.Count / 2 - 1] + border[border.Count / 2]) / 2);
+        }
+        var expected = new float[3 * 64 * 64];
+        for (int c = 0; c < 3; c++)
+            for (int y = 0; y < 64; y++)
+                for (int x = 0; x < 64; x++)
+                    expected[(c * 64 + y) * 64 + x] = (y is >= 16 and < 48 ? band.Pixels[((y - 16) * 64 + x) * 3 + c] : fill[c]) / 255f;
+        var seen = filled.Images[0];
+        Assert.Equal([2L, 3, 64, 64], seen.Shape); // [uncond; cond]
+        TensorAssert.Close(seen.Values.Take(expected.Length).ToList(), expected, 1e-7, 0, "filled control image");
+
+        // stretched, the band fills the whole height: another control image
+        using var stretched = new RecordingControlNet(pipe.LoadControlNet(ControlNetDir));
+        using var plain = pipe.TextToImage(Request(golden, new ControlNetUnit(stretched, band)), noise: new QueueNoise([]));
+        Assert.NotEqual(filled.Images[0].Values, stretched.Images[0].Values);
+    }
+
+    [Fact]
     public void TwoControlNetsSumTheirResidualsAndTheGuidanceWindowSelectsSteps()
     {
         using var golden = Golden();

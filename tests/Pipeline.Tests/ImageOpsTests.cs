@@ -83,6 +83,43 @@ public class ImageOpsTests
     }
 
     [Fact]
+    public void ResizeToFitScalesByTheSmallerRatioRoundingHalfToEven()
+    {
+        // 10 × 4 into 5 × 5: k = min(5/4, 5/10) = 0.5 → 5 × 2
+        var wide = Numbered(10, 4).ResizeToFit(5, 5);
+        Assert.Equal((5, 2), (wide.Width, wide.Height));
+        Assert.Equal(Numbered(10, 4).Resize(5, 2).Pixels, wide.Pixels);
+        // 4 × 5 into 2 × 100: k = 0.5 → 2 × round(2.5) = 2 × 2 (numpy rounds half to even)
+        var half = Numbered(4, 5).ResizeToFit(2, 100);
+        Assert.Equal((2, 2), (half.Width, half.Height));
+        // already fitting one side exactly and smaller on the other: the image itself
+        var exact = Numbered(5, 3);
+        Assert.Same(exact, exact.ResizeToFit(5, 9));
+    }
+
+    [Fact]
+    public void FillToCentresTheImageOnTheMedianOfItsBorderAsTheControlNetExtension()
+    {
+        // Numbered(5, 3)'s border (rows 0 and 2, columns 0 and 4; corners twice): 16 values per channel.
+        // R: 0×5, 1×2, 2×2, 3×2, 4×5 → the 8th and 9th sorted are 2 and 2 → 2; G: 0×7, 1×2, 2×7 → 1 and 1 → 1.
+        var image = Numbered(5, 3);
+        var filled = image.FillTo(7, 6);
+        Assert.Equal((7, 6), (filled.Width, filled.Height));
+        var fill = new Rgb(2, 1, 0);
+        Assert.Equal(fill, filled.GetPixel(0, 0));
+        Assert.Equal(fill, filled.GetPixel(6, 5));
+        Assert.Equal(fill, filled.GetPixel(6, 1));
+        Assert.Equal(fill, filled.GetPixel(1, 4));
+        // pad = (7 − 5) // 2 = 1 across, (6 − 3) // 2 = 1 down
+        for (int y = 0; y < 3; y++) for (int x = 0; x < 5; x++) Assert.Equal(ColumnRow(x, y), filled.GetPixel(x + 1, y + 1));
+        Assert.Throws<ArgumentException>(() => image.FillTo(4, 6));
+
+        // an even split between two values: numpy's median is their mean, 127.5 and 10.5, and astype(uint8) truncates
+        var halves = new RgbImage(2, 2, [0, 10, 0, 0, 10, 0, 255, 11, 0, 255, 11, 0]);
+        Assert.Equal(new Rgb(127, 10, 0), halves.FillTo(4, 4).GetPixel(0, 0));
+    }
+
+    [Fact]
     public void ResizeToMultipleOfEightFloorsBothSides()
     {
         var image = Fixture("source.png"); // 17 × 13

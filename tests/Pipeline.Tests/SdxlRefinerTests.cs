@@ -16,12 +16,60 @@ public sealed class SdxlRefinerTests
     /// <summary>The tiny SDXL pipeline with every U-Net call's timestep recorded.</summary>
     private static (StableDiffusionPipeline Pipe, List<double> Calls) Recording(string folder)
     {
+        var (pipe, recorder) = Recorded(folder);
+        return (pipe, recorder.Calls);
+    }
+
+    private static (StableDiffusionPipeline Pipe, RecordingDenoiser Recorder) Recorded(string folder)
+    {
         var loaded = StableDiffusionPipeline.FromPretrained(folder);
         var recorder = new RecordingDenoiser(loaded.Models.Denoiser);
         // The new pipeline owns the modules (through the recorder); the loaded one is only a source of parts.
         var pipe = new StableDiffusionPipeline(loaded.Tokenizer, loaded.Tokenizer2, loaded.Models with { Denoiser = recorder }, loaded.Xl,
             loaded.SchedulerConfig, loaded.ModelName);
-        return (pipe, recorder.Calls);
+        return (pipe, recorder);
+    }
+
+    /// <summary>
+    /// The U-Net's rows are [negative × n, positive × n] for the embeddings, so the time ids must be too. diffusers'
+    /// StableDiffusionXLPipeline (0.30.3) concatenates [negative, positive] first and repeats after, which gives alternating
+    /// rows [neg, pos, neg, pos, …] against [neg, neg, pos, pos] embeddings once n > 1 and the negative sizes differ (its
+    /// img2img and inpainting pipelines repeat first, as here); this pipeline keeps every image's rows aligned.
+    /// </summary>
+    [Fact]
+    public void TimeIdRowsFollowTheEmbeddingRowsWithSeveralImagesAndNegativeSizeConditioning()
+    {
+        var (pipe, recorder) = Recorded(SdxlPipelineTests.TinyXl);
+        using (pipe)
+        {
+            var request = new GenerationRequest
+            {
+                Prompt = "a horse", NegativePrompt = "blurry", Steps = 2, GuidanceScale = 5, Width = 64, Height = 64, Seed = 3, Sampler = "euler",
+                NumImages = 2, BatchSize = 2,
+                Xl = new XlOptions
+                {
+                    OriginalSize = new PixelSize(128, 96), CropsCoordsTopLeft = new CropCoords(0, 4), TargetSize = new PixelSize(64, 64),
+                    NegativeOriginalSize = new PixelSize(32, 48), NegativeCropsCoordsTopLeft = new CropCoords(8, 16), NegativeTargetSize = new PixelSize(40, 56),
+                },
+            };
+            using var batch = pipe.TextToImage(request);
+            double[] negative = [32, 48, 8, 16, 40, 56], positive = [128, 96, 0, 4, 64, 64];
+            Assert.Equal([negative, negative, positive, positive], recorder.TimeIds[0]);
+            // the pooled text embeddings are ordered the same way: two equal negative rows, then two equal positive ones
+            var pooled = recorder.TextEmbeds[0];
+            Assert.Equal(pooled[0], pooled[1]);
+            Assert.Equal(pooled[2], pooled[3]);
+            Assert.NotEqual(pooled[0], pooled[2]);
+
+            // so each image of the batch is the image made alone with its seed
+            using var first = pipe.TextToImage(request with { NumImages = 1, BatchSize = 1 });
+            using var second = pipe.TextToImage(request with { NumImages = 1, BatchSize = 1, Seed = 4 });
+            using var alone = Tensor.Cat([first.Latents, second.Latents]);
+            TensorAssert.Close(batch.Latents, alone, 1e-4, 1e-4, "a batch of two vs each image alone");
+            // and the negative size conditioning matters here (a row given the other half's ids would change the image)
+            using var plainNegative = pipe.TextToImage(request with { NumImages = 1, BatchSize = 1, Xl = request.Xl with { NegativeOriginalSize = null, NegativeTargetSize = null } });
+            Assert.True(TensorAssert.MaxAbsDifference(plainNegative.Latents, first.Latents) > 1e-3, "the negative sizes must condition the image");
+        }
     }
 
     /// <summary>diffusers' timesteps for a "leading" schedule with steps_offset 1 (SDXL's Euler config); a second-order scheduler repeats every one after the first.</summary>
@@ -65,6 +113,35 @@ public sealed class SdxlRefinerTests
                 TensorAssert.Close(refined.Latents, full.Latents, 1e-5, 1e-5, "base(end) + refine(start) vs the full run");
             }
         }
+    }
+
+    /// <summary>diffusers' output_type="latent" on the base: the hand-off gives the same result without the base's VAE decode.</summary>
+    [Fact]
+    public void TheBaseHandsItsLatentsOnWithoutDecodingThem()
+    {
+        var loaded = StableDiffusionPipeline.FromPretrained(SdxlPipelineTests.TinyXl);
+        var vae = new CountingAutoencoder(loaded.Models.Autoencoder);
+        using var pipe = new StableDiffusionPipeline(loaded.Tokenizer, loaded.Tokenizer2, loaded.Models with { Autoencoder = vae }, loaded.Xl,
+            loaded.SchedulerConfig, loaded.ModelName);
+        var request = new GenerationRequest
+        {
+            Prompt = "a horse", Steps = 6, GuidanceScale = 5, Width = 64, Height = 64, Seed = 3, Sampler = "euler", NumImages = 2,
+            Xl = new XlOptions { DenoisingEnd = 0.7 },
+        };
+        using var decodedBase = pipe.TextToImage(request);
+        Assert.Equal(1, vae.Decodes);
+        using var latentBase = pipe.TextToImage(request with { LatentOutput = true });
+        Assert.Equal(1, vae.Decodes); // the base's VAE did not run
+        Assert.Empty(latentBase.Images);
+        Assert.Equal([0L, 64, 64, 3], latentBase.Pixels.Shape);
+        Assert.Equal(decodedBase.Parameters, latentBase.Parameters);
+        Assert.True(latentBase.Latents.Equal(decodedBase.Latents), "the same latents, undecoded");
+
+        using var fromDecoded = pipe.Refine(request, decodedBase.Latents, 0.7);
+        using var fromLatents = pipe.Refine(request, latentBase.Latents, 0.7);
+        Assert.Equal(3, vae.Decodes); // the refiner's decodes only
+        Assert.True(fromLatents.Pixels.Equal(fromDecoded.Pixels), "the hand-off result is unchanged");
+        Assert.Equal(2, fromLatents.Images.Count);
     }
 
     [Fact]
@@ -159,9 +236,34 @@ public sealed class SdxlRefinerTests
         Assert.Equal(DType.BFloat16, plain.Models.Autoencoder.DType);
     }
 
+    /// <summary>An autoencoder that counts its decodes, through the engine interface.</summary>
+    private sealed class CountingAutoencoder(IAutoencoder inner) : IAutoencoder
+    {
+        public int Decodes { get; private set; }
+        public int DownscaleFactor => inner.DownscaleFactor;
+        public int LatentChannels => inner.LatentChannels;
+        public DType DType => inner.DType;
+        public Autoencoder.DiagonalGaussianDistribution Encode(Tensor pixels) => inner.Encode(pixels);
+
+        public Tensor Decode(Tensor latents)
+        {
+            Decodes++;
+            return inner.Decode(latents);
+        }
+
+        public Tensor ScaleLatents(Tensor z) => inner.ScaleLatents(z);
+        public Tensor UnscaleLatents(Tensor latents) => inner.UnscaleLatents(latents);
+        public double EstimateDecodeBytes(long height, long width, long images, bool fusedAttention) => inner.EstimateDecodeBytes(height, width, images, fusedAttention);
+        public void Dispose() => inner.Dispose();
+    }
+
     private sealed class RecordingDenoiser(IDenoiser inner) : IDenoiser
     {
         public List<double> Calls { get; } = [];
+
+        /// <summary>Each call's time ids and pooled text embeddings, row by row.</summary>
+        public List<double[][]> TimeIds { get; } = [];
+        public List<double[][]> TextEmbeds { get; } = [];
         public int LatentChannels => inner.LatentChannels;
         public int InChannels => inner.InChannels;
         public int[]? SampleSize => inner.SampleSize;
@@ -169,7 +271,16 @@ public sealed class SdxlRefinerTests
         public Tensor Forward(Tensor sample, double timestep, DenoiserConditioning conditioning)
         {
             Calls.Add(timestep);
+            if (conditioning.TimeIds is { } ids) TimeIds.Add(Rows(ids));
+            if (conditioning.TextEmbeds is { } embeds) TextEmbeds.Add(Rows(embeds));
             return inner.Forward(sample, timestep, conditioning);
+        }
+
+        private static double[][] Rows(Tensor t)
+        {
+            var values = TensorAssert.Values(t);
+            var width = (int)t.Size(1);
+            return [.. Enumerable.Range(0, (int)t.Size(0)).Select(r => values.Skip(r * width).Take(width).ToArray())];
         }
 
         public double EstimateStepBytes(long latentHeight, long latentWidth, long rows, int elementSize, AttentionCost attention) =>

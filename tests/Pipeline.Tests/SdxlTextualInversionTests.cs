@@ -80,6 +80,15 @@ public sealed class SdxlTextualInversionTests(ITestOutputHelper output) : IDispo
         var difference = (styled.Pixels - plain.Pixels).Abs().Max().Item();
         output.WriteLine($"hidden states change {change1:E2} / {change2:E2}; image max |difference| {difference:E2}");
         Assert.True(difference > 1e-3, $"the embedding changed the image by only {difference}");
+        var tiHashes = $"xlstyle: {Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path)))[..12]}";
+        Assert.Equal(tiHashes, styled.Parameters[0].Extra.Single(e => e.Key == "TI hashes").Value);
+
+        // prompt_2 is rewritten for the second tokenizer as the prompt is: naming it explicitly changes nothing, and an
+        // embedding only prompt_2 uses is recorded
+        using var explicitSecond = pipe.TextToImage(request with { Xl = new XlOptions { Prompt2 = prompt } });
+        Assert.True(explicitSecond.Pixels.Equal(styled.Pixels), "prompt_2 = the prompt gives the image of no prompt_2");
+        using var secondOnly = pipe.TextToImage(request with { Prompt = "a horse", Xl = new XlOptions { Prompt2 = prompt } });
+        Assert.Equal(tiHashes, secondOnly.Parameters[0].Extra.Single(e => e.Key == "TI hashes").Value);
     }
 
     [Fact]

@@ -47,6 +47,35 @@ public sealed class TextualInversionTests(TinyStableDiffusion tiny, ITestOutputH
     }
 
     [Fact]
+    public void TheParametersListTheEmbeddingsThePromptsUseWithA1111sShortHash()
+    {
+        using var pipe = tiny.Load();
+        pipe.Embeddings.Load(TinyToken);
+        var style = Path.Combine(folder, "my,style.safetensors");
+        using (var v = Tensors.Full([1, 32], 0.25)) SafeTensorsFile.Save(style, [KeyValuePair.Create("emb_params", v)]);
+        var unused = Path.Combine(folder, "unused.safetensors");
+        using (var v = Tensors.Full([1, 32], 0.5)) SafeTensorsFile.Save(unused, [KeyValuePair.Create("emb_params", v)]);
+        pipe.Embeddings.Load(style);
+        pipe.Embeddings.Load(unused);
+        // sha256sum tests/fixtures/pipeline/lora/tinytoken.safetensors: 6be62b069f3d052a…
+        Assert.Equal("6be62b069f3d", pipe.Embeddings.Loaded[0].ShortHash);
+        var styleHash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(style)))[..12];
+
+        GenerationRequest Request(string prompt, string negative) => new() { Prompt = prompt, NegativePrompt = negative, Steps = 1, Width = 64, Height = 64 };
+        // the prompt's first, then the negative prompt's; each once; ',' and ':' taken out of the name; an unused one absent
+        using (var both = pipe.TextToImage(Request("a (tinytoken:1.2) cat, embedding:tinytoken", "my,style, blurry")))
+        {
+            Assert.Equal($"tinytoken: 6be62b069f3d, mystyle: {styleHash}", both.Parameters[0].Extra.Single(e => e.Key == "TI hashes").Value);
+            Assert.Contains($"TI hashes: \"tinytoken: 6be62b069f3d, mystyle: {styleHash}\"", both.Parameters[0].Format());
+        }
+        using (var negativeOnly = pipe.TextToImage(Request("a cat", "tinytoken")))
+            Assert.Equal("tinytoken: 6be62b069f3d", negativeOnly.Parameters[0].Extra.Single(e => e.Key == "TI hashes").Value);
+        // no embedding in the prompts (loaded ones and their spelled-apart letters do not count): no field
+        using (var none = pipe.TextToImage(Request("a cat in the hall, un used", "blurry")))
+            Assert.DoesNotContain(none.Parameters[0].Extra, e => e.Key == "TI hashes");
+    }
+
+    [Fact]
     public void ADiffusersLearnedEmbedsFileIsNamedByItsTokenAndASingleVectorNeedsNoRewrite()
     {
         var path = Path.Combine(folder, "learned_embeds.safetensors");

@@ -68,6 +68,10 @@ public sealed class AdapterTests(AdapterServerFixture fixture) : IClassFixture<A
         var embedded = await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", new { prompt = "a tinytoken cat", steps = 2, seed = 3 }));
         var word = await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", new { prompt = "a plain cat", steps = 2, seed = 3 }));
         Assert.NotEqual(Image(word).Pixels, Image(embedded).Pixels);
+        // A1111's "TI hashes" (SHA-256 of the whole file, 12 hex digits) for the embedding the prompt uses, none without one
+        Assert.Equal("tinytoken: 6be62b069f3d", GenerationParameters.Parse(Parameters(embedded)).Extra.Single(e => e.Key == "TI hashes").Value);
+        Assert.Equal("tinytoken: 6be62b069f3d", Info(embedded)["extra_generation_params"]!["TI hashes"]!.GetValue<string>());
+        Assert.Null(Info(word)["extra_generation_params"]!["TI hashes"]);
 
         // a LoRA for another architecture: one line naming the file, and the model's own weights stay (the plain image again)
         var tensors = Torch.SafeTensors.SafeTensorsFile.LoadFile(Path.Combine(fixture.Loras, "styles", "sd_tiny_lora_kohya.safetensors"));
@@ -163,6 +167,42 @@ public sealed class AdapterTests(AdapterServerFixture fixture) : IClassFixture<A
         }));
         Assert.Contains("Denoising strength: 0.6", Parameters(i2i));
         Assert.Contains("ControlNet 0: \"Module: canny, Model: controlnet_tiny, Weight: 1,", Parameters(i2i));
+    }
+
+    [Fact]
+    public async Task The_extensions_three_resize_modes_map_by_name_and_number_with_crop_and_resize_the_default()
+    {
+        // a square photo on a 64 × 32 output: each mode gives another control image, so another picture
+        async Task<(string Mode, byte[] Pixels)> Run(object? resize)
+        {
+            var unit = new Dictionary<string, object?> { ["image"] = Photo, ["module"] = "canny", ["model"] = "controlnet_tiny" };
+            if (resize is not null) unit["resize_mode"] = resize;
+            var answer = await TestServer.Ok(await S.PostJson("sdapi/v1/txt2img", new
+            {
+                prompt = "an astronaut", steps = 2, seed = 4, width = 64, height = 32, alwayson_scripts = new { controlnet = new { args = new[] { unit } } },
+            }));
+            var mode = System.Text.RegularExpressions.Regex.Match(Parameters(answer), "Resize Mode: ([A-Za-z ]+),").Groups[1].Value;
+            return (mode, Image(answer).Pixels);
+        }
+        var byDefault = await Run(null);
+        Assert.Equal("Crop and Resize", byDefault.Mode);
+        var crop = await Run(1);
+        Assert.Equal("Crop and Resize", crop.Mode);
+        Assert.Equal(byDefault.Pixels, crop.Pixels);
+        var just = await Run("Just Resize");
+        var justByNumber = await Run(0);
+        Assert.Equal(["Just Resize", "Just Resize"], [just.Mode, justByNumber.Mode]);
+        Assert.Equal(just.Pixels, justByNumber.Pixels);
+        var fill = await Run("Resize and Fill");
+        var fillByNumber = await Run(2);
+        Assert.Equal(["Resize and Fill", "Resize and Fill"], [fill.Mode, fillByNumber.Mode]);
+        Assert.Equal(fill.Pixels, fillByNumber.Pixels);
+        Assert.NotEqual(crop.Pixels, just.Pixels);
+        Assert.NotEqual(crop.Pixels, fill.Pixels);
+        Assert.NotEqual(just.Pixels, fill.Pixels);
+
+        var bad = await S.PostJson("sdapi/v1/txt2img", ControlNet(new { image = Photo, model = "controlnet_tiny", resize_mode = 3 }));
+        Assert.Contains("resize_mode must be one of 0 \"Just Resize\", 1 \"Crop and Resize\", 2 \"Resize and Fill\", got 3", await TestServer.Error(bad, HttpStatusCode.UnprocessableEntity));
     }
 
     [Theory]

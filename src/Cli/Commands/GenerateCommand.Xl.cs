@@ -67,7 +67,7 @@ internal static partial class GenerateCommand
             {
                 var start = request.Xl!.DenoisingEnd!.Value;
                 var refined = ProgressDisplay.Run(context, "refining", display =>
-                    refiner.Refine(request, generated.Latents, start, PreviewWriter.Around(display.Sink<GenerationProgress>(ProgressText.Of), preview), cancellation),
+                    refiner.Refine(request with { LatentOutput = false }, generated.Latents, start, PreviewWriter.Around(display.Sink<GenerationProgress>(ProgressText.Of), preview), cancellation),
                     clearWhenDone: true);
                 var parameters = generated.Parameters.Select(p => p with
                 {

@@ -166,6 +166,8 @@ internal static partial class GenerateCommand
             ControlNets = controlUnits,
             GuessMode = parsed.GetValue(o.ControlNet.GuessMode),
             Xl = o.Xl.Options(parsed, refiner is not null),
+            // the base hands its noisy latents to the refiner undecoded (diffusers' output_type="latent")
+            LatentOutput = refiner is not null,
         };
         var request = adapters.Apply(pipe, mode is null ? common : mode(common), context);
         if (parsed.GetValue(o.Preview) is { } previewPath && !previewPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))

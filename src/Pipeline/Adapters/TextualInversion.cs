@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using LatentDiffusion.TextEncoder;
 using LatentDiffusion.Torch;
@@ -6,7 +7,14 @@ using LatentDiffusion.Torch.NN;
 namespace LatentDiffusion.Pipeline.Adapters;
 
 /// <summary>A loaded textual-inversion embedding: its name in prompts and the tokens its vectors became (name, name_1, …).</summary>
-public sealed record TextualInversionEmbedding(string Name, IReadOnlyList<string> Tokens, string FilePath);
+public sealed record TextualInversionEmbedding(string Name, IReadOnlyList<string> Tokens, string FilePath)
+{
+    /// <summary>
+    /// AUTOMATIC1111's short hash of an embedding ("TI hashes"): the first 12 hex digits of the SHA-256 of the whole file
+    /// (its hashes.sha256 without the additional-networks variant that LoRAs use).
+    /// </summary>
+    public string ShortHash { get; init; } = "";
+}
 
 /// <summary>
 /// One tokenizer and text encoder an embedding grows: <paramref name="FileKey"/> is the file's tensor for it (SDXL's
@@ -50,6 +58,7 @@ public sealed partial class TextualInversions
     {
         using var scope = DisposeScope.Enter();
         var (stored, vectors) = Read(path, targets);
+        var shortHash = FileShortHash(path);
         name ??= stored ?? Path.GetFileNameWithoutExtension(path);
         var count = vectors[0].Size(0);
         if (vectors.Any(v => v.Size(0) != count))
@@ -78,7 +87,7 @@ public sealed partial class TextualInversions
                 throw new InvalidOperationException($"the tokenizer's next id ({grown[i].TokenToId(name)}) and the text encoder's next row ({first}) disagree");
         }
         replaceTokenizers(grown);
-        var embedding = new TextualInversionEmbedding(name, tokens, path);
+        var embedding = new TextualInversionEmbedding(name, tokens, path) { ShortHash = shortHash };
         loaded.Add(embedding);
         skipped.Remove(name);
         return embedding;
@@ -133,6 +142,38 @@ public sealed partial class TextualInversions
         foreach (var e in loaded)
             if (e.Tokens.Count > 1 && present.Contains(e.Name)) prompt = prompt.Replace(e.Name, string.Join(' ', e.Tokens), StringComparison.Ordinal);
         return prompt;
+    }
+
+    /// <summary>
+    /// The loaded embeddings the (rewritten) prompts use, in the order they first appear: those whose first token is among the
+    /// prompts' tokens, as AUTOMATIC1111 records the embeddings it found in the token ids it encoded.
+    /// </summary>
+    public IReadOnlyList<TextualInversionEmbedding> UsedIn(IEnumerable<string> prompts)
+    {
+        if (loaded.Count == 0) return [];
+        var byName = loaded.ToDictionary(e => e.Name, StringComparer.Ordinal);
+        var used = new List<TextualInversionEmbedding>();
+        foreach (var prompt in prompts)
+            foreach (var token in targets[0].Tokenizer().Tokenize(prompt))
+                if (byName.Remove(token, out var embedding)) used.Add(embedding);
+        return used;
+    }
+
+    /// <summary>
+    /// AUTOMATIC1111's "TI hashes" value for the embeddings the prompts use: "name: hash, …" (":" and "," taken out of the
+    /// names); null when they use none. A1111 writes the prompt's then the negative prompt's (and repeats a name used in both,
+    /// or by both SDXL encoders); here each is listed once, in that order.
+    /// </summary>
+    public string? HashesField(IEnumerable<string> prompts)
+    {
+        var used = UsedIn(prompts);
+        return used.Count == 0 ? null : string.Join(", ", used.Select(e => $"{e.Name.Replace(":", "").Replace(",", "")}: {e.ShortHash}"));
+    }
+
+    private static string FileShortHash(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream))[..12];
     }
 
     /// <summary>

@@ -25,7 +25,7 @@ public partial record GenerationRequest
 /// <summary>
 /// One ControlNet with its control image (an edge map, a depth map, a pose skeleton; or a photo and the
 /// <see cref="Preprocessor"/> that makes one), diffusers' controlnet_conditioning_scale and control_guidance_start/end. The
-/// image is resized to the output size.
+/// image is fitted to the output size as <see cref="ResizeMode"/> says.
 /// </summary>
 public sealed record ControlNetUnit(IControlNet Model, RgbImage Image)
 {
@@ -38,7 +38,11 @@ public sealed record ControlNetUnit(IControlNet Model, RgbImage Image)
     /// <summary>control_guidance_end: the fraction of the steps after which it stops.</summary>
     public double GuidanceEnd { get; init; } = 1.0;
 
-    /// <summary>How <see cref="Image"/> is fitted to the output size (AUTOMATIC1111's ControlNet "Resize Mode").</summary>
+    /// <summary>
+    /// How <see cref="Image"/> is fitted to the output size (AUTOMATIC1111's ControlNet "Resize Mode"); the default is
+    /// diffusers' stretch (the extension's default, <see cref="ControlResizeMode.CropAndResize"/>, is what <c>ldm</c> and
+    /// <c>ldm serve</c> pass).
+    /// </summary>
     public ControlResizeMode ResizeMode { get; init; } = ControlResizeMode.JustResize;
 
     /// <summary>
@@ -52,6 +56,7 @@ public sealed record ControlNetUnit(IControlNet Model, RgbImage Image)
         ArgumentNullException.ThrowIfNull(Model);
         ArgumentNullException.ThrowIfNull(Image);
         var name = $"ControlNet {index} ({Model.Name})";
+        if (!Enum.IsDefined(ResizeMode)) throw new ArgumentOutOfRangeException(nameof(ResizeMode), ResizeMode, $"{name}: unknown resize mode");
         if (!(Scale >= 0 && Scale <= 10)) throw new ArgumentOutOfRangeException(nameof(Scale), Scale, $"{name}: conditioning scale must be in [0, 10]");
         if (!(GuidanceStart >= 0 && GuidanceStart < GuidanceEnd && GuidanceEnd <= 1))
             throw new ArgumentOutOfRangeException(nameof(GuidanceStart), (GuidanceStart, GuidanceEnd),
@@ -65,6 +70,22 @@ public enum ControlResizeMode
     /// <summary>Stretch the image to the output size (diffusers' prepare_image; the extension's "Just Resize").</summary>
     JustResize,
 
-    /// <summary>Crop the centre to the output's aspect ratio, then resize (the extension's "Crop and Resize", its API default).</summary>
+    /// <summary>Crop the centre to the output's aspect ratio, then resize (the extension's "Crop and Resize", its default).</summary>
     CropAndResize,
+
+    /// <summary>
+    /// Fit the whole image inside the output and fill the rest with the median colour of the map's border (the extension's
+    /// "Resize and Fill", its ResizeMode.OUTER_FIT).
+    /// </summary>
+    ResizeAndFill,
+}
+
+/// <summary>The resize modes' names as AUTOMATIC1111's ControlNet extension writes and reads them.</summary>
+public static class ControlResizeModes
+{
+    /// <summary>The extension's names in its order (its API takes the index 0, 1, 2 or the name).</summary>
+    public static IReadOnlyList<string> Names { get; } = ["Just Resize", "Crop and Resize", "Resize and Fill"];
+
+    /// <summary>"Just Resize", "Crop and Resize" or "Resize and Fill".</summary>
+    public static string Name(this ControlResizeMode mode) => Names[(int)mode];
 }

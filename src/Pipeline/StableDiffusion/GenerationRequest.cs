@@ -70,6 +70,12 @@ public partial record GenerationRequest
     public int PreviewEvery { get; init; }
 
     /// <summary>
+    /// diffusers' output_type="latent": the VAE does not run; the result carries the final latents (and the parameters), no
+    /// images, and empty pixels [0, H, W, 3]. For SDXL's base before a refiner, whose noisy latents are only handed on.
+    /// </summary>
+    public bool LatentOutput { get; init; }
+
+    /// <summary>
     /// LoRAs merged into the model for this request, besides the prompt's AUTOMATIC1111 tags <c>&lt;lora:NAME:0.8&gt;</c>
     /// (names looked up in the pipeline's <see cref="Adapters.LoraAdapters.Directory"/>).
     /// </summary>
@@ -143,6 +149,12 @@ public sealed record GenerationResult(IReadOnlyList<RgbImage> Images, IReadOnlyL
 {
     /// <summary>What the run ignored and the caller should know (LoRA keys that map to nothing, unknown prompt tags or embeddings).</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>
+    /// The run was interrupted (the interrupt token of TextToImage and the others): the images are decoded from the clean-latents
+    /// prediction of the step that was running, and chunks not started are missing.
+    /// </summary>
+    public bool Interrupted { get; init; }
 
     public void Dispose()
     {

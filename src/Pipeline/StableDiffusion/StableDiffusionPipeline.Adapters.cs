@@ -61,6 +61,19 @@ public sealed partial class StableDiffusionPipeline
         var (prompt, tags) = LoraPromptTags.Extract(r.Prompt);
         var warnings = new List<string>();
         var encoded = r with { Prompt = Embeddings.Rewrite(prompt, warnings), NegativePrompt = Embeddings.Rewrite(r.NegativePrompt, warnings) };
+        // SDXL's prompt_2 goes to the second tokenizer, which has the same added tokens (diffusers' maybe_convert_prompt on each).
+        if (r.Xl is { } xl && (xl.Prompt2 is not null || xl.NegativePrompt2 is not null))
+            encoded = encoded with
+            {
+                Xl = xl with
+                {
+                    Prompt2 = xl.Prompt2 is null ? null : Embeddings.Rewrite(xl.Prompt2, warnings),
+                    NegativePrompt2 = xl.NegativePrompt2 is null ? null : Embeddings.Rewrite(xl.NegativePrompt2, warnings),
+                },
+            };
+        // A1111 adds "TI hashes" after "Lora hashes", for the embeddings the encoded prompts use
+        var tiHashes = Embeddings.HashesField(new[] { encoded.Prompt, encoded.Xl?.Prompt2, encoded.NegativePrompt, encoded.Xl?.NegativePrompt2 }.OfType<string>());
+        KeyValuePair<string, string>[] tiField = tiHashes is null ? [] : [new("TI hashes", tiHashes)];
         var selections = new List<(string Alias, LoraSelection Selection)>();
         foreach (var wanted in r.Loras)
         {
@@ -82,7 +95,7 @@ public sealed partial class StableDiffusionPipeline
         {
             if (lorasFromRequest) Loras.Restore();
             lorasFromRequest = false;
-            return new AdapterRun(encoded, r.Prompt, [], warnings);
+            return new AdapterRun(encoded, r.Prompt, tiField, warnings);
         }
         warnings.AddRange(Loras.Apply([.. selections.Select(s => s.Selection)], r.StrictLoras));
         lorasFromRequest = true;
@@ -90,6 +103,6 @@ public sealed partial class StableDiffusionPipeline
         // A1111 records LoRAs as prompt tags plus "Lora hashes: alias: hash, …"; a LoRA given outside the prompt gets its tag appended.
         var recorded = string.Concat(r.Loras.Zip(selections).Select(p => " " + LoraPromptTags.Format(p.Second.Alias, p.First.Scale, p.First.TextEncoderScale)));
         var hashes = string.Join(", ", selections.Select(s => $"{s.Alias.Replace(":", "").Replace(",", "")}: {s.Selection.File.ShortHash}"));
-        return new AdapterRun(encoded, r.Prompt + recorded, [new("Lora hashes", hashes)], warnings);
+        return new AdapterRun(encoded, r.Prompt + recorded, [new("Lora hashes", hashes), .. tiField], warnings);
     }
 }

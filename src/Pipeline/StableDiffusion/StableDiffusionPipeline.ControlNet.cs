@@ -90,20 +90,36 @@ internal sealed class ControlNetStep : IDisposable
     }
 
     /// <summary>
-    /// diffusers' prepare_image: RGB, resized to the output (Lanczos; cropped to its aspect ratio first for Crop and Resize), /255 without [−1, 1] normalisation. A
+    /// diffusers' prepare_image: RGB, fitted to the output (Lanczos; see FitControlImage), /255 without [−1, 1] normalisation. A
     /// preprocessor runs on the resized photo, so that its map has the output's resolution (A1111 runs it near it too).
     /// </summary>
     private static Tensor ControlImage(ControlNetUnit unit, int count, int width, int height, bool duplicate, Device device, DType dtype)
     {
         using var scope = DisposeScope.Enter();
-        var rgb = unit.Image.ToRgb();
-        if (unit.ResizeMode == ControlResizeMode.CropAndResize) rgb = rgb.CropToAspect(width, height);
-        if (rgb.Width != width || rgb.Height != height) rgb = rgb.Resize(width, height);
-        if (unit.Preprocessor is { } preprocessor) rgb = preprocessor.Apply(rgb);
+        var rgb = FitControlImage(unit, width, height);
         var t = rgb.ToUnitTensor().To(device, dtype);
         if (count > 1) t = t.Repeat(count, 1, 1, 1);
         if (duplicate) t = Tensor.Cat([t, t]);
         return scope.Keep(t);
+    }
+
+    /// <summary>
+    /// The control image at the output size, as the unit's resize mode fits it, the preprocessor run on the fitted photo. For
+    /// Resize and Fill the preprocessor runs before the fill (the extension fills around the detected map), so that the
+    /// border between the photo and the fill is not an edge.
+    /// </summary>
+    internal static RgbImage FitControlImage(ControlNetUnit unit, int width, int height)
+    {
+        var rgb = unit.Image.ToRgb();
+        if (unit.ResizeMode == ControlResizeMode.ResizeAndFill)
+        {
+            rgb = rgb.ResizeToFit(width, height);
+            if (unit.Preprocessor is { } fitted) rgb = fitted.Apply(rgb);
+            return rgb.Width == width && rgb.Height == height ? rgb : rgb.FillTo(width, height);
+        }
+        if (unit.ResizeMode == ControlResizeMode.CropAndResize) rgb = rgb.CropToAspect(width, height);
+        if (rgb.Width != width || rgb.Height != height) rgb = rgb.Resize(width, height);
+        return unit.Preprocessor is { } preprocessor ? preprocessor.Apply(rgb) : rgb;
     }
 
     /// <summary>
@@ -160,7 +176,7 @@ internal sealed class ControlNetStep : IDisposable
             $"Module: {unit.Preprocessor?.Module ?? "none"}",
             $"Model: {unit.Model.Name}",
             $"Weight: {F(unit.Scale)}",
-            $"Resize Mode: {(unit.ResizeMode == ControlResizeMode.CropAndResize ? "Crop and Resize" : "Just Resize")}",
+            $"Resize Mode: {unit.ResizeMode.Name()}",
         };
         if (unit.Preprocessor is { } preprocessor) fields.AddRange(preprocessor.Settings.Select(s => $"{s.Key}: {s.Value}"));
         fields.Add($"Guidance Start: {F(unit.GuidanceStart)}");

@@ -19,7 +19,7 @@ public sealed partial class StableDiffusionPipeline
     /// <see cref="GenerationResult.Pixels"/> stay the denoised output (of the crop, for only-masked).
     /// </summary>
     public GenerationResult Inpaint(InpaintRequest request, IProgress<GenerationProgress>? progress = null,
-        CancellationToken cancellation = default, INoiseSource? noise = null)
+        CancellationToken cancellation = default, INoiseSource? noise = null, CancellationToken interrupt = default)
     {
         Validate(request);
         var init = request.InitImage.ToRgb();
@@ -35,13 +35,13 @@ public sealed partial class StableDiffusionPipeline
             var (cw, ch) = (crop.X2 - crop.X1, crop.Y2 - crop.Y1);
             var image = init.Crop(crop.X1, crop.Y1, cw, ch).ResizeAndCrop(width, height);
             var cropMask = mask.Crop(crop.X1, crop.Y1, cw, ch).ResizeAndCrop(width, height);
-            var result = Generate(request with { Width = width, Height = height }, image, request.Strength, progress, cancellation, noise, cropMask);
+            var result = Generate(request with { Width = width, Height = height }, image, request.Strength, progress, cancellation, noise, cropMask, interrupt);
             return result with { Images = [.. result.Images.Select(g => InpaintMask.Overlay(init, mask, g, crop))] };
         }
 
         var sized = Fit(init, width, height);
         var sizedMask = Fit(mask, width, height);
-        var full = Generate(request, sized, request.Strength, progress, cancellation, noise, sizedMask);
+        var full = Generate(request, sized, request.Strength, progress, cancellation, noise, sizedMask, interrupt);
         // A1111 pastes the original back through the blurred mask; without blur diffusers' output is returned as it is.
         return request.MaskBlur == 0 ? full : full with { Images = [.. full.Images.Select(g => InpaintMask.Overlay(sized, sizedMask, g))] };
     }

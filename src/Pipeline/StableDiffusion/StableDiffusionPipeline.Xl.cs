@@ -48,7 +48,7 @@ public sealed partial class StableDiffusionPipeline
     /// from <paramref name="denoisingStart"/> of the schedule without adding noise. The size is the latents'.
     /// </summary>
     public GenerationResult Refine(GenerationRequest request, Tensor latents, double denoisingStart, IProgress<GenerationProgress>? progress = null,
-        CancellationToken cancellation = default, INoiseSource? noise = null)
+        CancellationToken cancellation = default, INoiseSource? noise = null, CancellationToken interrupt = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (latents.Dim != 4 || latents.Size(0) != request.NumImages)
@@ -62,7 +62,7 @@ public sealed partial class StableDiffusionPipeline
             Xl = (request.Xl ?? new XlOptions()) with { DenoisingStart = denoisingStart, DenoisingEnd = null },
         };
         Validate(r);
-        return Generate(r, null, 1.0, progress, cancellation, noise);
+        return Generate(r, null, 1.0, progress, cancellation, noise, interrupt: interrupt);
     }
 
     // The request's SDXL options on a model without them, or a hand-off this model cannot take, are refused before any work.

@@ -105,18 +105,25 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     /// </summary>
     public int VaeScaleFactor => Models.Autoencoder.DownscaleFactor;
 
+    /// <summary>
+    /// Text to image. <paramref name="cancellation"/> stops the work and throws; <paramref name="interrupt"/> (AUTOMATIC1111's
+    /// Interrupt, diffusers' pipe.interrupt) ends it early with a result: after the step that is running, the images are
+    /// decoded from that step's prediction of the clean latents (A1111's last_latent), the chunks not started are left out,
+    /// and <see cref="GenerationResult.Interrupted"/> is set.
+    /// </summary>
     public GenerationResult TextToImage(GenerationRequest request, IProgress<GenerationProgress>? progress = null,
-        CancellationToken cancellation = default, INoiseSource? noise = null)
+        CancellationToken cancellation = default, INoiseSource? noise = null, CancellationToken interrupt = default)
     {
         Validate(request);
-        return Generate(request, null, 1.0, progress, cancellation, noise);
+        return Generate(request, null, 1.0, progress, cancellation, noise, interrupt: interrupt);
     }
 
+    /// <summary>Image to image; <paramref name="interrupt"/> as for <see cref="TextToImage"/>.</summary>
     public GenerationResult ImageToImage(ImageToImageRequest request, IProgress<GenerationProgress>? progress = null,
-        CancellationToken cancellation = default, INoiseSource? noise = null)
+        CancellationToken cancellation = default, INoiseSource? noise = null, CancellationToken interrupt = default)
     {
         Validate(request);
-        return Generate(request, request.InitImage, request.Strength, progress, cancellation, noise);
+        return Generate(request, request.InitImage, request.Strength, progress, cancellation, noise, interrupt: interrupt);
     }
 
     /// <summary>
@@ -149,7 +156,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     }
 
     private GenerationResult Generate(GenerationRequest r, RgbImage? initImage, double strength, IProgress<GenerationProgress>? progress,
-        CancellationToken cancellation, INoiseSource? noise, RgbImage? inpaintMask = null)
+        CancellationToken cancellation, INoiseSource? noise, RgbImage? inpaintMask = null, CancellationToken interrupt = default)
     {
         var clock = Stopwatch.StartNew();
         var adapters = PrepareAdapters(r);
@@ -179,19 +186,30 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 };
                 var chunk = new Chunk(offset, count, latents.Count, chunks.Count);
                 using var scheduler = CreateScheduler(r);
-                var final = Denoise(adapters.Encoded, sized, strength, chunk, width, height, scheduler, chunkNoise ?? noise!, progress, clock, cancellation, inpaintMask);
+                var final = Denoise(adapters.Encoded, sized, strength, chunk, width, height, scheduler, chunkNoise ?? noise!, progress, clock, cancellation, inpaintMask, interrupt);
                 latents.Add(final);
-                using var decoded = Decode(final);
-                images.AddRange(RgbImage.FromUnitTensor(decoded));
-                using var nhwc = decoded.Permute(0, 2, 3, 1);
-                pixels.Add(nhwc.Contiguous());
+                if (!r.LatentOutput)
+                {
+                    using var decoded = Decode(final);
+                    images.AddRange(RgbImage.FromUnitTensor(decoded));
+                    using var nhwc = decoded.Permute(0, 2, 3, 1);
+                    pixels.Add(nhwc.Contiguous());
+                }
                 for (int i = offset; i < offset + count; i++)
                 {
                     var own = Parameters(r, scheduler, width, height, i, initImage is null ? null : strength);
                     parameters.Add(own with { Prompt = adapters.RecordedPrompt, Extra = [.. own.Extra, .. adapters.Parameters] });
                 }
+                // an interrupted chunk ends the request: A1111 breaks its batch loop, the chunks not started make no images
+                if (interrupt.IsCancellationRequested) break;
             }
-            return new GenerationResult(images, parameters, Concatenate(latents), Concatenate(pixels)) { Warnings = adapters.Warnings };
+            // output_type="latent": no pixels
+            if (pixels.Count == 0) pixels.Add(Tensors.Zeros([0, height, width, 3]));
+            return new GenerationResult(images, parameters, Concatenate(latents), Concatenate(pixels))
+            {
+                Warnings = adapters.Warnings,
+                Interrupted = interrupt.IsCancellationRequested,
+            };
         }
         finally
         {
@@ -213,10 +231,13 @@ public sealed partial class StableDiffusionPipeline : IDisposable
 
     /// <summary>
     /// The denoising loop for one chunk: returns its final latents. Progress counts steps over all chunks (chunk k's step i
-    /// is step k × steps + i of chunks × steps); the latents are checked to be finite after every step.
+    /// is step k × steps + i of chunks × steps); the latents are checked to be finite after every step. When
+    /// <paramref name="interrupt"/> fires, the loop ends after the running step and returns that step's prediction of the
+    /// clean latents (the sample itself for a scheduler that gives none), what A1111 decodes when interrupted.
     /// </summary>
     private Tensor Denoise(GenerationRequest r, RgbImage? initImage, double strength, Chunk chunk, int width, int height, IScheduler scheduler,
-        INoiseSource source, IProgress<GenerationProgress>? progress, Stopwatch clock, CancellationToken cancellation, RgbImage? inpaintMask = null)
+        INoiseSource source, IProgress<GenerationProgress>? progress, Stopwatch clock, CancellationToken cancellation, RgbImage? inpaintMask = null,
+        CancellationToken interrupt = default)
     {
         var device = Options.Device;
         scheduler.SetTimesteps(r.Steps, device);
@@ -274,7 +295,13 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 var done = StepProgress.Steps(i + 1, scheduler.Order);
                 var preview = WantsPreview(r, done - 1, steps, progress) ? Preview(output.PredOriginalSample ?? output.PrevSample) : null;
                 progress?.Report(new GenerationProgress(chunk.Index * steps + done, total, t, clock.Elapsed, preview));
+                if (interrupt.IsCancellationRequested && i < timesteps.Count - 1 && output.PredOriginalSample is { } clean)
+                {
+                    latents.Dispose();
+                    return step.Keep(clean.Clone()); // a copy: a multistep scheduler keeps its predictions and frees them with itself
+                }
             }
+            if (interrupt.IsCancellationRequested) break;
         }
         return latents;
     }

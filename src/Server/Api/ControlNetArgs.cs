@@ -10,7 +10,7 @@ namespace LatentDiffusion.Server.Api;
 /// AUTOMATIC1111's ControlNet extension (sd-webui-controlnet) through the API: <c>alwayson_scripts.controlnet.args</c>, one
 /// object per unit with its field names (enabled, image or input_image, module, model, weight, guidance_start/end,
 /// threshold_a/b, control_mode, resize_mode, pixel_perfect, processor_res, …). What the pipeline has (the canny module or a
-/// ready control image, Balanced control mode, Just Resize and Crop and Resize) is mapped; anything else is refused.
+/// ready control image, Balanced control mode, the three resize modes) is mapped; anything else is refused.
 /// </summary>
 public static class ControlNetArgs
 {
@@ -26,7 +26,7 @@ public static class ControlNetArgs
     };
 
     /// <summary>A unit checked from the request (its image from the header only), and made into a <see cref="ControlNetUnit"/> when the job runs.</summary>
-    public sealed record Unit(ControlNetEntry Model, byte[] Image, string Field, IControlPreprocessor? Preprocessor, double Weight, double Start, double End, bool CropAndResize);
+    public sealed record Unit(ControlNetEntry Model, byte[] Image, string Field, IControlPreprocessor? Preprocessor, double Weight, double Start, double End, ControlResizeMode Resize);
 
     /// <summary>The enabled units of <c>alwayson_scripts.controlnet</c> (empty without it).</summary>
     /// <exception cref="ApiException">422 with one line naming the unit's field.</exception>
@@ -95,10 +95,9 @@ public static class ControlNetArgs
         }
         var controlMode = Choice(unit, "control_mode", field, ["Balanced", "My prompt is more important", "ControlNet is more important"], 0);
         if (controlMode != 0) throw ApiException.Unsupported($"{field}.control_mode", "control modes other than Balanced");
-        // The extension's API default is Crop and Resize (its ResizeMode.INNER_FIT).
-        var resize = Choice(unit, "resize_mode", field, ["Just Resize", "Crop and Resize", "Resize and Fill"], 1);
-        if (resize == 2) throw ApiException.Unsupported($"{field}.resize_mode", "Resize and Fill");
-        return new Unit(model, bytes, $"{field}.{imageField}", preprocessor, weight, start, end, resize == 1);
+        // The extension's default is Crop and Resize (its ResizeMode.INNER_FIT); 0, 1, 2 are its int_value().
+        var resize = (ControlResizeMode)Choice(unit, "resize_mode", field, [.. ControlResizeModes.Names], (int)ControlResizeMode.CropAndResize);
+        return new Unit(model, bytes, $"{field}.{imageField}", preprocessor, weight, start, end, resize);
     }
 
     /// <summary>The pipeline's units, when the job's turn comes: images decoded, ControlNets loaded (and kept) for the loaded model.</summary>
@@ -109,7 +108,7 @@ public static class ControlNetArgs
             return new ControlNetUnit(load(u.Model.Path), image)
             {
                 Scale = u.Weight, GuidanceStart = u.Start, GuidanceEnd = u.End, Preprocessor = u.Preprocessor,
-                ResizeMode = u.CropAndResize ? ControlResizeMode.CropAndResize : ControlResizeMode.JustResize,
+                ResizeMode = u.Resize,
             };
         })];
 

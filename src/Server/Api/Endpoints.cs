@@ -54,7 +54,8 @@ internal sealed partial class Endpoints(JobQueue queue, ServerSettings settings,
         var build = prepare(payload);
         var controls = ControlNetArgs.Parse(payload, adapters);
         var started = DateTime.Now;
-        var response = await queue.RunAsync(name, ModelOverride(payload), (pipe, progress, cancellation) =>
+        // POST /sdapi/v1/interrupt ends the job early and it answers what it made (A1111); a client that disconnects cancels it
+        var response = await queue.RunAsync(name, ModelOverride(payload), (pipe, progress, cancellation, interrupt) =>
         {
             var request = build();
             if (pipe.IsInpaintingModel && request is not InpaintRequest)
@@ -66,9 +67,9 @@ internal sealed partial class Endpoints(JobQueue queue, ServerSettings settings,
             }
             using var result = request switch
             {
-                InpaintRequest inpaint => pipe.Inpaint(inpaint, progress, cancellation),
-                ImageToImageRequest image => pipe.ImageToImage(image, progress, cancellation),
-                _ => pipe.TextToImage(request, progress, cancellation),
+                InpaintRequest inpaint => pipe.Inpaint(inpaint, progress, cancellation, interrupt: interrupt),
+                ImageToImageRequest image => pipe.ImageToImage(image, progress, cancellation, interrupt: interrupt),
+                _ => pipe.TextToImage(request, progress, cancellation, interrupt: interrupt),
             };
             var answer = RequestMapping.ToResponse(payload, result, queue.Model.Title, started);
             gallery.Add(answer.Images, [.. result.Parameters.Select(p => p.Format())], [.. result.Parameters.Select(p => p.Seed)]);
@@ -158,7 +159,7 @@ internal sealed partial class Endpoints(JobQueue queue, ServerSettings settings,
         var model = values.TryGetValue(ServerSettings.Checkpoint, out var name) ? queue.Catalog.Find(CheckpointName(name, "options")) : null;
         settings.With(values); // validates
         if (model is not null)
-            await queue.RunAsync("load model", model, (_, _, _) => true, context.RequestAborted).ConfigureAwait(false);
+            await queue.RunAsync("load model", model, (_, _, _, _) => true, context.RequestAborted).ConfigureAwait(false);
         settings.Apply(values, "options");
         return Json(JsonValue.Create(true));
     }
