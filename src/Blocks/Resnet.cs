@@ -70,7 +70,7 @@ public sealed class ResnetBlock2D : Module
         using var scope = DisposeScope.Enter();
         // Each intermediate is freed as soon as the next step has it (Then), so a large VAE decode holds a couple of
         // activations at a time.
-        var h = norm1.Forward(input).Then(nonlinearity.Forward);
+        var h = Activate(norm1.Forward(input));
         var x = input;
         if (upsample is not null)
         {
@@ -100,12 +100,24 @@ public sealed class ResnetBlock2D : Module
             h = h.Then(norm2.Forward);
         }
 
-        h = h.Then(nonlinearity.Forward).Then(dropout.Forward).Then(conv2.Forward);
+        h = Activate(h).Then(dropout.Forward).Then(conv2.Forward);
         if (convShortcut is not null) x = convShortcut.Forward(x);
-        var output = x + h;
-        if (OutputScaleFactor != 1) output = output / OutputScaleFactor;
-        return scope.Keep(output);
+        if (Autograd.IsGradEnabled)
+        {
+            var output = x + h;
+            if (OutputScaleFactor != 1) output = output / OutputScaleFactor;
+            return scope.Keep(output);
+        }
+        // Without autograd the residual is added into h, which this block owns (the same sum, bit for bit).
+        h.Add_(x);
+        if (OutputScaleFactor != 1) h.Div_(OutputScaleFactor);
+        return scope.Keep(h);
     }
+
+    // Without autograd SiLU writes into h, which this block owns: at a 512² VAE decode every avoided result is a fresh
+    // 64–128 MB mapping whose pages the kernel faults in (issue 19; measured in the README's issue-19 section).
+    private Tensor Activate(Tensor h) =>
+        nonlinearity is SiLU && !Autograd.IsGradEnabled ? h.Silu_() : h.Then(nonlinearity.Forward);
 }
 
 /// <summary>
