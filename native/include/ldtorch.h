@@ -23,7 +23,7 @@ extern "C" {
 
 /* Bumped whenever any signature or semantic in this header changes; the C# side refuses a
  * native library whose version differs from the one it was compiled against. */
-#define LD_ABI_VERSION 7
+#define LD_ABI_VERSION 8
 
 #if defined(_WIN32)
 #define LD_API __declspec(dllexport)
@@ -52,6 +52,17 @@ LD_API int ld_cuda_synchronize(int index);
 LD_API int ld_cuda_memory(int index, int64_t* allocated, int64_t* peak);
 LD_API int ld_cuda_reset_peak(int index);
 LD_API int ld_has_fused_attention(void);
+
+/* ---- the cache of large CPU blocks (allocator.cpp) ----
+ * libtorch's CPU allocator is replaced, when the library loads, by one that maps blocks of 8 MiB or more itself
+ * (2 MiB-aligned, advised as transparent huge pages) and keeps freed ones, up to `limit` bytes (oldest unmapped
+ * first), for the next allocation of about their size; smaller blocks go to libtorch's default allocator.
+ * Limit 0 turns the cache off. While paused (loading weights) large blocks come from the default allocator and
+ * freed ones are unmapped at once. stats: out[5] = limit, cached bytes, live large bytes, hits, misses. */
+LD_API int ld_cpu_cache_set_limit(int64_t bytes);
+LD_API int ld_cpu_cache_trim(void);
+LD_API int ld_cpu_cache_pause(int on);
+LD_API int ld_cpu_cache_stats(int64_t* out);
 
 /* ---- generators (runtime.cpp) ---- */
 LD_API ld_generator* ld_generator_new(uint64_t seed, int device_type, int device_index);

@@ -12,7 +12,8 @@ namespace LatentDiffusion.Torch;
 /// mapping and goes back to the system when freed, so the resident memory follows the live weights; afterwards the
 /// threshold is fixed at 32 MiB, where the dynamic one ends, so activations reuse heap memory as before (no page
 /// faults per forward) and the trim threshold at twice that, as glibc's dynamic rule sets it.
-/// Elsewhere (not Linux, or another C library) this does nothing.
+/// Elsewhere (not Linux, or another C library) this does nothing. The scope also trims and pauses <see cref="CpuCache"/>
+/// (its large blocks would otherwise keep freed weight memory resident).
 /// </summary>
 public static class NativeHeap
 {
@@ -32,7 +33,11 @@ public static class NativeHeap
     {
         lock (Gate)
         {
-            if (depth++ == 0) Set(MMmapThreshold, WeightThreshold);
+            if (depth++ == 0)
+            {
+                Set(MMmapThreshold, WeightThreshold);
+                CpuCache.Pause(true); // trims it; weights get glibc's own mappings, as above
+            }
         }
         return new Scope();
     }
@@ -47,6 +52,7 @@ public static class NativeHeap
             lock (Gate)
             {
                 if (--depth != 0) return;
+                CpuCache.Pause(false);
                 Set(MMmapThreshold, SteadyThreshold);
                 Set(MTrimThreshold, 2 * SteadyThreshold);
             }

@@ -214,6 +214,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         finally
         {
             foreach (var t in latents.Concat(pixels)) t.Dispose();
+            CpuCache.Trim(); // a generation's freed activations go back to the system between requests
         }
     }
 
@@ -439,5 +440,6 @@ public sealed partial class StableDiffusionPipeline : IDisposable
     {
         loras?.Dispose();
         Models.Dispose();
+        CpuCache.Trim();
     }
 }

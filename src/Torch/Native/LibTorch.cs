@@ -12,7 +12,7 @@ internal static class LibTorch
     internal const string Name = "ldtorch";
 
     /// <summary>The ABI version this assembly was compiled against; must equal native LD_ABI_VERSION.</summary>
-    internal const int AbiVersion = 7;
+    internal const int AbiVersion = 8;
 
     /// <summary>Set to "default" to leave OMP_WAIT_POLICY alone (the benchmark compares both).</summary>
     internal const string ThreadPolicyVariable = "LDTORCH_THREAD_POLICY";
@@ -42,6 +42,7 @@ internal static class LibTorch
             var handle = LoadFromKnownPlaces();
             CheckAbiVersion(handle);
             SetDefaultThreads(handle);
+            SetCpuCacheLimit(handle);
             return loaded = handle;
         }
     }
@@ -110,6 +111,14 @@ internal static class LibTorch
         if (Environment.GetEnvironmentVariable("OMP_NUM_THREADS") is not null) return;
         if (NativeLibrary.TryGetExport(handle, "ld_set_num_threads", out var export))
             ((delegate* unmanaged<int, int>)export)(Environment.ProcessorCount);
+    }
+
+    // The bound of the cache of large CPU blocks (native/src/allocator.cpp), from LDTORCH_CACHE_MB.
+    private static unsafe void SetCpuCacheLimit(IntPtr handle)
+    {
+        var bytes = CpuCache.LimitFromEnvironment(Environment.GetEnvironmentVariable(CpuCache.LimitVariable));
+        if (NativeLibrary.TryGetExport(handle, "ld_cpu_cache_set_limit", out var export))
+            ((delegate* unmanaged<long, int>)export)(bytes);
     }
 
     internal static string FirstLine(string message)

@@ -22,6 +22,11 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_cuda_memory")] internal static partial int CudaMemory(int index, long* used, long* total);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_has_fused_attention")] internal static partial int HasFusedAttention();
 
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_cpu_cache_set_limit")] internal static partial int CpuCacheSetLimit(long bytes);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_cpu_cache_trim")] internal static partial int CpuCacheTrim();
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_cpu_cache_pause")] internal static partial int CpuCachePause(int on);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_cpu_cache_stats")] internal static partial int CpuCacheStats(long* stats);
+
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_generator_new")] internal static partial IntPtr GeneratorNew(ulong seed, int deviceType, int deviceIndex);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_generator_free")] internal static partial void GeneratorFree(IntPtr g);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_generator_manual_seed")] internal static partial int GeneratorManualSeed(IntPtr g, ulong seed);
