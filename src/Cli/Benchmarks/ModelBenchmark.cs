@@ -287,6 +287,9 @@ public static class ModelBenchmark
         {
             cancellationToken.ThrowIfCancellationRequested();
             last?.Dispose();
+            // Each pass starts with an empty cache of large CPU blocks, as the decode of a generation does (the
+            // pipeline trims it when a generation ends): what it reuses is the pass's own freed blocks only.
+            CpuCache.Trim();
             var watch = Stopwatch.StartNew();
             last = target.Run();
             if (last.Device.Type != DeviceType.Cpu) TorchRuntime.CudaSynchronize(last.Device.Index);
