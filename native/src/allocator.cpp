@@ -15,7 +15,6 @@
 #include "common.h"
 #include <c10/core/CPUAllocator.h>
 #include <sys/mman.h>
-#include <unistd.h>
 #include <list>
 #include <map>
 #include <mutex>
