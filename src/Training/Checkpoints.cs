@@ -23,6 +23,10 @@ public sealed record CheckpointState
     [JsonPropertyName("learning_rate")] public double LearningRate { get; init; }
     [JsonPropertyName("has_ema")] public bool HasEma { get; init; }
     [JsonPropertyName("has_discriminator")] public bool HasDiscriminator { get; init; }
+    /// <summary>kohya's enable_bucket for the run's data (null in checkpoints written before it was recorded: then not checked on resume).</summary>
+    [JsonPropertyName("enable_bucket")] public bool? EnableBucket { get; init; }
+    /// <summary>With <see cref="EnableBucket"/>, the settings the buckets were made with.</summary>
+    [JsonPropertyName("bucketing")] public Data.BucketOptions? Bucketing { get; init; }
     [JsonPropertyName("elapsed_seconds")] public double ElapsedSeconds { get; init; }
     [JsonPropertyName("written_utc")] public DateTime WrittenUtc { get; init; }
 }

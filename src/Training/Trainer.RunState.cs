@@ -13,7 +13,7 @@ public sealed partial class Trainer
     /// <summary>The mutable state of one invocation of <see cref="Run"/>.</summary>
     private sealed class RunState(Trainer trainer, ITrainingTask task, Module model, Optimizer optimizer, ExponentialMovingAverage? ema,
         AdversarialState? adversary, Generator random, SampleOrder order, CheckpointStore store, IProgress<TrainingProgress>? progress,
-        double elapsedBefore, Device device, GradientSync? sync, CancellationToken cancellationToken)
+        double elapsedBefore, Device device, GradientSync? sync, BucketOptions? bucketing, CancellationToken cancellationToken)
     {
         private readonly TrainingOptions options = trainer.Options;
         private readonly List<Tensor> parameters = optimizer.Parameters.ToList();
@@ -173,6 +173,8 @@ public sealed partial class Trainer
                 LearningRate = optimizer.LearningRate,
                 HasEma = ema is not null,
                 HasDiscriminator = adversary is not null,
+                EnableBucket = bucketing is not null,
+                Bucketing = bucketing,
                 ElapsedSeconds = elapsedBefore + wall.Elapsed.TotalSeconds,
                 WrittenUtc = DateTime.UtcNow,
             };

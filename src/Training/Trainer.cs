@@ -115,7 +115,8 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
         var order = dataset is IBucketedDataset { Buckets: { } buckets }
             ? SampleOrder.Bucketed(buckets, Options.BatchSize, Options.Seed, Options.Shuffle)
             : new SampleOrder(dataset.Count, Options.BatchSize, Options.Seed, Options.Shuffle);
-        var run = new RunState(this, task, model, optimizer, ema, adversary, random, order, store, progress, elapsedBefore, device, sync, cancellationToken)
+        var run = new RunState(this, task, model, optimizer, ema, adversary, random, order, store, progress, elapsedBefore, device, sync,
+            (dataset as IBucketedDataset)?.Bucketing, cancellationToken)
             { Step = step, LastCheckpoint = step };
         using var metrics = IsMain ? new MetricsLog(MetricsPath, resumedFrom is null ? null : step) : null;
         run.Metrics = metrics;
@@ -161,6 +162,13 @@ public sealed partial class Trainer(TrainingOptions options, string outputDirect
         if (state.HasEma != (ema is not null)) Mismatch("EMA", state.HasEma ? "on" : "off", ema is not null ? "on" : "off");
         if (state.HasDiscriminator != (adversary is not null))
             Mismatch("the discriminator", state.HasDiscriminator ? "on" : "off", adversary is not null ? "on" : "off");
+        // The buckets decide which items share a batch and at what size: other buckets make other batches.
+        var bucketing = (dataset as IBucketedDataset)?.Bucketing;
+        if (state.EnableBucket is { } wasBucketed && wasBucketed != bucketing is not null)
+            Mismatch("enable_bucket", wasBucketed ? "true" : "false", bucketing is not null ? "true" : "false");
+        if (state.Bucketing is { } then && bucketing is { } now)
+            foreach (var ((name, before), (_, after)) in then.Settings.Zip(now.Settings))
+                if (before != after) Mismatch(name, before, after);
 
         var all = SafeTensorsFile.LoadFile(Path.Combine(checkpoint, CheckpointStore.TensorsFile));
         try

@@ -133,5 +133,19 @@ public sealed class TrainLoraCommandTests : IDisposable
         Assert.True(used["enable_bucket"]!.GetValue<bool>());
         Assert.Equal(16, used["bucket_reso_steps"]!.GetValue<int>());
         Assert.Equal(32, used["min_bucket_reso"]!.GetValue<int>());
+
+        // resumed with other buckets: refused in one line naming the setting and both values
+        var resumed = CliRunner.Run("train", "lora", "--config", recipe, "--out", Path.Combine(work, "run"), "--resume",
+            "--enable_bucket", "--min-bucket-reso", "32", "--max-bucket-reso", "128", "--bucket-reso-steps", "32");
+        Assert.Equal(1, resumed.ExitCode);
+        Assert.Equal($"error: cannot resume from {Path.Combine(work, "run", "checkpoints", "step-000001")}: it was made with bucket_reso_steps 16, " +
+            "the recipe now gives 32; restore the recipe or start a new output folder", Assert.Single(resumed.ErrLines));
+
+        // steps the tiny model's U-Net cannot halve evenly (VAE factor 8 × 2^1)
+        var uneven = CliRunner.Run("train", "lora", "--config", recipe, "--out", Path.Combine(work, "uneven"),
+            "--enable_bucket", "--min-bucket-reso", "32", "--max-bucket-reso", "128", "--bucket-reso-steps", "8");
+        Assert.Equal(1, uneven.ExitCode);
+        Assert.Equal($"error: {recipe}: 'data.bucket_reso_steps' must be a multiple of 16 for this model (the VAE's factor 8 × 2^1, the U-Net's downsamplings; got 8)",
+            Assert.Single(uneven.ErrLines));
     }
 }

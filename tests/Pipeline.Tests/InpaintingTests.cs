@@ -203,6 +203,28 @@ public sealed class InpaintingTests(TinyStableDiffusion tiny, TinyInpainting inp
         foreach (var t in keptColumns) t.Dispose();
     }
 
+    [Theory]
+    [InlineData("euler")] // interrupted: its prediction of the clean latents
+    [InlineData("pndm")]  // none: the sample itself
+    public void AnInterruptedRunKeepsTheImageLatentsOutsideTheMaskAsAFinishedOneDoes(string sampler)
+    {
+        using var pipe = tiny.Load();
+        var request = Request(Rectangle(64, 64, 0, 0, 32, 64)) with { Sampler = sampler, Steps = 8 }; // latent columns 0–3 repainted
+        using var finished = pipe.Inpaint(request);
+        using var interrupt = new CancellationTokenSource();
+        using var partial = pipe.Inpaint(request, new Recorder<GenerationProgress>(p =>
+        {
+            if (p.Step == 2) interrupt.Cancel();
+        }), interrupt: interrupt.Token);
+        Assert.True(partial.Interrupted);
+
+        using var scope = DisposeScope.Enter();
+        // outside the mask: the image latents, exactly as the finished run ends with them
+        Assert.True(partial.Latents.Narrow(3, 4, 4).Equal(finished.Latents.Narrow(3, 4, 4)), "the latents outside the mask");
+        // under it: two steps in, not the finished image
+        Assert.True(TensorAssert.MaxAbsDifference(partial.Latents.Narrow(3, 0, 4), finished.Latents.Narrow(3, 0, 4)) > 1e-2, "the repainted latents");
+    }
+
     [Fact]
     public void TheSameSeedGivesTheSameImage()
     {

@@ -204,4 +204,14 @@ public sealed class ApiTests(ServerFixture fixture) : IClassFixture<ServerFixtur
         Assert.DoesNotContain("<script src", html);
         Assert.DoesNotContain("<link rel=\"stylesheet\"", html);
     }
+
+    [Fact]
+    public async Task The_web_page_s_stop_button_is_A1111_s_Interrupt_and_calls_the_interrupt_endpoint()
+    {
+        var html = await (await S.Client.GetAsync("/")).Content.ReadAsStringAsync();
+        Assert.Matches("<button id=\"interrupt\"[^>]*>Interrupt</button>", html);
+        Assert.Contains("$(\"interrupt\").onclick = () => api(\"/sdapi/v1/interrupt\", {})", html);
+        Assert.DoesNotContain(">Cancel<", html); // it returns the images made so far: not a cancel
+        Assert.Contains("POST /sdapi/v1/interrupt", S.Server.Routes);
+    }
 }

@@ -119,6 +119,22 @@ public sealed class BrowserTests
         driver.Navigate().Refresh();
         wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 7);
         Assert.Contains("Masked content: latent noise", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
+
+        // Interrupt (A1111's, not a cancel): the run ends after its running step and the request answers with its image
+        Assert.False(driver.FindElement(By.Id("interrupt")).Displayed); // shown only while generating
+        Fill(driver, "steps", "1000");
+        Fill(driver, "batch", "1");
+        driver.FindElement(By.Id("generate")).Click();
+        new WebDriverWait(driver, TimeSpan.FromSeconds(30)) { PollingInterval = TimeSpan.FromMilliseconds(20) }
+            .Until(d => int.Parse(d.FindElement(By.TagName("body")).GetDomAttribute("data-max-step") ?? "0") > 0);
+        var interrupt = driver.FindElement(By.Id("interrupt"));
+        Assert.Equal("Interrupt", interrupt.Text);
+        interrupt.Click();
+        wait.Until(d => d.FindElements(By.CssSelector("#gallery .item")).Count == 8);
+        Assert.StartsWith("done in", driver.FindElement(By.Id("status")).Text);
+        Assert.Contains("Steps: 1000,", driver.FindElement(By.CssSelector("#gallery .item .params")).Text);
+        var stepsSeen = int.Parse(driver.FindElement(By.TagName("body")).GetDomAttribute("data-max-step")!);
+        Assert.True(stepsSeen < 900, $"the run went on to step {stepsSeen} of 1000 after the interrupt");
     }
 
     /// <summary>

@@ -141,6 +141,46 @@ public sealed class LoraTrainingTests : IDisposable
         Assert.True(after < before, $"the loss on fixed data went from {before} to {after}");
     }
 
+    [Fact]
+    public void ResumingWithOtherBucketSettingsIsRefusedNamingTheSettingAndBothValues()
+    {
+        static string Buckets(int min = 32, int max = 128, int steps = 16, bool noUpscale = false) =>
+            $", \"enable_bucket\": true, \"min_bucket_reso\": {min}, \"max_bucket_reso\": {max}, \"bucket_reso_steps\": {steps}, \"bucket_no_upscale\": {(noUpscale ? "true" : "false")}";
+        var output = Path.Combine(dir, "bucketed");
+        Assert.Equal(2, LoraTraining.Run(Recipe(2, Buckets()), output).Step);
+        var checkpoint = Path.Combine(output, "checkpoints", "step-000002");
+        string Refusal(string moreData) =>
+            Assert.Throws<Recipes.RecipeException>(() => LoraTraining.Run(Recipe(2, moreData), output, resume: true)).Message;
+        string Expected(string what) =>
+            $"cannot resume from {checkpoint}: it was made with {what}; restore the recipe or start a new output folder";
+
+        Assert.Equal(Expected("bucket_reso_steps 16, the recipe now gives 32"), Refusal(Buckets(steps: 32)));
+        Assert.Equal(Expected("min_bucket_reso 32, the recipe now gives 64"), Refusal(Buckets(min: 64)));
+        Assert.Equal(Expected("max_bucket_reso 128, the recipe now gives 96"), Refusal(Buckets(max: 96)));
+        Assert.Equal(Expected("bucket_no_upscale false, the recipe now gives true"), Refusal(Buckets(noUpscale: true)));
+        Assert.Equal(Expected("enable_bucket true, the recipe now gives false"), Refusal(""));
+        // the same settings resume (nothing left to train: the run is complete)
+        Assert.Equal(2, LoraTraining.Run(Recipe(2, Buckets()), output, resume: true).ResumedFrom);
+
+        // and the other way round: a square-crop run does not resume with buckets
+        var square = Path.Combine(dir, "square");
+        LoraTraining.Run(Recipe(2), square);
+        var e = Assert.Throws<Recipes.RecipeException>(() => LoraTraining.Run(Recipe(2, Buckets()), square, resume: true));
+        Assert.Equal($"cannot resume from {Path.Combine(square, "checkpoints", "step-000002")}: it was made with enable_bucket false, the recipe now gives true; " +
+            "restore the recipe or start a new output folder", e.Message);
+    }
+
+    [Fact]
+    public void BucketStepsTheUNetCannotHalveEvenlyAreRefused()
+    {
+        // the tiny model: VAE factor 8, a U-Net of two levels (one downsampling), so bucket sides must be multiples of 16
+        var e = Assert.Throws<Recipes.RecipeException>(() => LoraTraining.Run(
+            Recipe(2, """, "enable_bucket": true, "min_bucket_reso": 32, "max_bucket_reso": 128, "bucket_reso_steps": 8"""), Path.Combine(dir, "steps-8")));
+        Assert.Equal("tiny-lora.json: 'data.bucket_reso_steps' must be a multiple of 16 for this model (the VAE's factor 8 × 2^1, the U-Net's downsamplings; got 8)",
+            e.Message);
+        Assert.False(Directory.Exists(Path.Combine(dir, "steps-8", "checkpoints")));
+    }
+
     private sealed class DisposableDictionary(Dictionary<string, Tensor> items) : IDisposable
     {
         public Dictionary<string, Tensor> Items => items;

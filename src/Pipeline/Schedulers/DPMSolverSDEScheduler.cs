@@ -5,18 +5,9 @@ using LatentDiffusion.Torch;
 namespace LatentDiffusion.Pipeline.Schedulers;
 
 /// <summary>diffusers' DPMSolverSDEScheduler config and defaults (its beta range defaults are SD's, unlike most classes).</summary>
-public sealed record DPMSolverSDESchedulerConfig : SchedulerConfig
+public sealed record DPMSolverSDESchedulerConfig : SecondOrderSchedulerConfig
 {
-    public DPMSolverSDESchedulerConfig()
-    {
-        TimestepSpacing = TimestepSpacing.Linspace;
-        BetaStart = 0.00085;
-        BetaEnd = 0.012;
-    }
-
     [JsonIgnore] public override string ClassName => "DPMSolverSDEScheduler";
-
-    [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
 
     /// <summary>The Brownian tree's seed for every image; null: each image's tree is seeded from its noise source.</summary>
     [JsonPropertyName("noise_sampler_seed")] public long? NoiseSamplerSeed { get; init; }

@@ -5,18 +5,10 @@ using LatentDiffusion.Torch;
 namespace LatentDiffusion.Pipeline.Schedulers;
 
 /// <summary>diffusers' HeunDiscreteScheduler config and defaults (0.30.3: Stable Diffusion's beta range, linear schedule).</summary>
-public sealed record HeunDiscreteSchedulerConfig : SchedulerConfig
+public sealed record HeunDiscreteSchedulerConfig : SecondOrderSchedulerConfig
 {
-    public HeunDiscreteSchedulerConfig()
-    {
-        BetaStart = 0.00085;
-        BetaEnd = 0.012;
-        TimestepSpacing = TimestepSpacing.Linspace;
-    }
-
     [JsonIgnore] public override string ClassName => "HeunDiscreteScheduler";
 
-    [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
     [JsonPropertyName("clip_sample")] public bool ClipSample { get; init; }
     [JsonPropertyName("clip_sample_range")] public double ClipSampleRange { get; init; } = 1.0;
 

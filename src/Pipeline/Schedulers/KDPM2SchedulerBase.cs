@@ -1,24 +1,13 @@
-using System.Text.Json.Serialization;
 using LatentDiffusion.Torch;
 
 namespace LatentDiffusion.Pipeline.Schedulers;
 
 /// <summary>
 /// The config diffusers' KDPM2 schedulers share (KDPM2DiscreteScheduler, and KDPM2AncestralDiscreteScheduler, which copies
-/// it; our DPM++ 2S a takes the same): Stable Diffusion's beta range, linspace spacing (0.30.3), Karras sigmas, and x̂₀ from
-/// an ε or v prediction only.
+/// it; our DPM++ 2S a takes the same): Heun's (<see cref="SecondOrderSchedulerConfig"/>), with x̂₀ from an ε or v prediction only.
 /// </summary>
-public abstract record KDPM2FamilySchedulerConfig : SchedulerConfig
+public abstract record KDPM2FamilySchedulerConfig : SecondOrderSchedulerConfig
 {
-    protected KDPM2FamilySchedulerConfig()
-    {
-        BetaStart = 0.00085;
-        BetaEnd = 0.012;
-        TimestepSpacing = TimestepSpacing.Linspace;
-    }
-
-    [JsonPropertyName("use_karras_sigmas")] public bool UseKarrasSigmas { get; init; }
-
     public override void Validate()
     {
         base.Validate();

@@ -166,13 +166,22 @@ public sealed partial class StableDiffusionPipeline
         public Tensor AfterStep(Tensor latents, IScheduler scheduler, IReadOnlyList<double> timesteps, int i)
         {
             if (imageLatents is null) return latents;
+            if (i == timesteps.Count - 1) return Blend(imageLatents, latents);
             using var scope = DisposeScope.Enter();
-            var known = imageLatents;
-            if (i < timesteps.Count - 1)
-            {
-                var t = Tensors.Full([1], timesteps[i + 1], scheduler.TimestepDType, latents.Device);
-                known = scheduler.AddNoise(imageLatents, noise!, t);
-            }
+            var t = Tensors.Full([1], timesteps[i + 1], scheduler.TimestepDType, latents.Device);
+            return scope.Keep(Blend(scheduler.AddNoise(imageLatents, noise!, t), latents));
+        }
+
+        /// <summary>
+        /// The latents an interrupted run returns, a new tensor: <paramref name="clean"/> (the step's prediction) under the mask
+        /// and, for a 4-channel U-Net, the image latents outside it, as a finished run keeps them after its last step.
+        /// </summary>
+        public Tensor Interrupted(Tensor clean) => imageLatents is null ? clean.Clone() : Blend(imageLatents, clean);
+
+        /// <summary>(1 − m)·known + m·latents.</summary>
+        private Tensor Blend(Tensor known, Tensor latents)
+        {
+            using var scope = DisposeScope.Enter();
             return scope.Keep((1 - mask) * known + mask * latents);
         }
 

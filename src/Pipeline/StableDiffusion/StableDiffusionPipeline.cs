@@ -296,13 +296,17 @@ public sealed partial class StableDiffusionPipeline : IDisposable
                 var done = StepProgress.Steps(i + 1, scheduler.Order);
                 var preview = WantsPreview(r, done - 1, steps, progress) ? Preview(output.PredOriginalSample ?? output.PrevSample) : null;
                 progress?.Report(new GenerationProgress(chunk.Index * steps + done, total, t, clock.Elapsed, preview));
-                if (interrupt.IsCancellationRequested && i < timesteps.Count - 1 && output.PredOriginalSample is { } clean)
+                if (interrupt.IsCancellationRequested && i < timesteps.Count - 1)
                 {
+                    // A1111 decodes the step's prediction of the clean latents (the sample for a scheduler that gives none); an
+                    // ordinary U-Net's inpainting keeps the image outside the mask, as after the last step. A copy either way:
+                    // a multistep scheduler keeps its predictions and frees them with itself.
+                    var clean = output.PredOriginalSample ?? output.PrevSample;
+                    var partial = inpainting?.Interrupted(clean) ?? clean.Clone();
                     latents.Dispose();
-                    return step.Keep(clean.Clone()); // a copy: a multistep scheduler keeps its predictions and frees them with itself
+                    return step.Keep(partial);
                 }
             }
-            if (interrupt.IsCancellationRequested) break;
         }
         return latents;
     }

@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace LatentDiffusion.Training.Data;
 
 /// <summary>
@@ -5,8 +7,22 @@ namespace LatentDiffusion.Training.Data;
 /// <see cref="Resolution"/>² pixels whose sides are multiples of <see cref="Steps"/> between <see cref="MinSize"/> and
 /// <see cref="MaxSize"/>; with <see cref="NoUpscale"/> each image makes its own bucket from its size instead (never enlarged).
 /// </summary>
-public sealed record BucketOptions(int Resolution, int MinSize = 256, int MaxSize = 1024, int Steps = 64, bool NoUpscale = false)
+/// <remarks>A checkpoint records them under kohya's names, so that a resumed run can be held to the same buckets.</remarks>
+public sealed record BucketOptions(
+    [property: JsonPropertyName("resolution")] int Resolution,
+    [property: JsonPropertyName("min_bucket_reso")] int MinSize = 256,
+    [property: JsonPropertyName("max_bucket_reso")] int MaxSize = 1024,
+    [property: JsonPropertyName("bucket_reso_steps")] int Steps = 64,
+    [property: JsonPropertyName("bucket_no_upscale")] bool NoUpscale = false)
 {
+    /// <summary>Each setting under kohya's name, with its value as the recipe writes it.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<(string Name, string Value)> Settings =>
+    [
+        ("resolution", $"{Resolution}"), ("min_bucket_reso", $"{MinSize}"), ("max_bucket_reso", $"{MaxSize}"),
+        ("bucket_reso_steps", $"{Steps}"), ("bucket_no_upscale", NoUpscale ? "true" : "false"),
+    ];
+
     /// <summary>One line naming the first unusable setting (kohya's names after <paramref name="prefix"/>), or null.</summary>
     public string? Problem(string prefix = "")
     {

@@ -8,4 +8,7 @@ public interface IBucketedDataset : IDataset
 {
     /// <summary>The dataset indices of each bucket (every item in exactly one); null when all items have one size.</summary>
     IReadOnlyList<int[]>? Buckets { get; }
+
+    /// <summary>The bucketing settings (kohya's enable_bucket options) the buckets were made with; null without bucketing.</summary>
+    BucketOptions? Bucketing { get; }
 }

@@ -23,6 +23,7 @@ public sealed partial class KohyaFolderDataset : IBucketedDataset
         images = new ImageFolderDataset(directory, resolution, 3, randomFlip, withCaptions: true);
         var root = Path.GetFullPath(directory);
         items = [.. Enumerable.Range(0, images.Count).SelectMany(i => Enumerable.Repeat(i, Repeats(root, images.Files[i])))];
+        Bucketing = bucketing;
         if (bucketing is null) return;
 
         var manager = new AspectBuckets(bucketing);
@@ -62,6 +63,8 @@ public sealed partial class KohyaFolderDataset : IBucketedDataset
     public ImageFolderDataset Images => images;
 
     public IReadOnlyList<int[]>? Buckets => buckets;
+
+    public BucketOptions? Bucketing { get; }
 
     /// <summary>With bucketing, each image's bucket and resize (in <see cref="ImageFolderDataset.Files"/> order); null without.</summary>
     public IReadOnlyList<BucketAssignment>? Assignments => assignments;

@@ -18,8 +18,8 @@ public static class LoraTraining
         IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default, ProcessGroup? group = null)
     {
         recipe.Validate();
-        var dataset = recipe.OpenDataset();
         using var task = CreateTask(recipe);
+        var dataset = recipe.OpenDataset();
         return new Trainer(recipe.Training, outputDirectory) { Group = group }.RunRecipe(RecipeJson.Serialize(recipe), task, dataset, resume, progress, cancellationToken);
     }
 
@@ -30,6 +30,7 @@ public static class LoraTraining
         var pipeline = StableDiffusionPipeline.FromPretrained(recipe.ModelPath, new PipelineOptions { Device = Device.Parse(recipe.Training.Device) });
         try
         {
+            EnsureBucketsFit(recipe, pipeline);
             var components = new List<(string, Torch.NN.Module, string[])> { ("unet", pipeline.Unet, LoraNetwork.UnetTargets) };
             if (recipe.Network.TrainTextEncoder) components.Add(("text_encoder", pipeline.TextEncoder, LoraNetwork.TextEncoderTargets));
             using var generator = new Generator(SplitMix64.Mix(recipe.Training.Seed, 0x10AA));
@@ -44,5 +45,20 @@ public static class LoraTraining
             pipeline.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Bucket sides must be multiples of the VAE's factor × 2^(the U-Net's downsamplings): the U-Net halves the latents that
+    /// many times, and a side it cannot halve evenly only runs through diffusers' forward_upsample_size path, whose
+    /// upsampling no longer lines up with the skip connections (kohya warns likewise: SDXL needs steps divisible by 32).
+    /// Every bucket side is a multiple of bucket_reso_steps, so that is the setting to hold to it.
+    /// </summary>
+    private static void EnsureBucketsFit(LoraRecipe recipe, StableDiffusionPipeline pipeline)
+    {
+        if (recipe.Data.Buckets is not { } buckets) return;
+        int vae = pipeline.VaeScaleFactor, halvings = pipeline.Unet.NumUpsamplers, multiple = vae << halvings;
+        if (buckets.Steps % multiple != 0)
+            throw new RecipeException($"{recipe.Source}: 'data.bucket_reso_steps' must be a multiple of {multiple} for this model " +
+                $"(the VAE's factor {vae} × 2^{halvings}, the U-Net's downsamplings; got {buckets.Steps})");
     }
 }
