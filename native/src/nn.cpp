@@ -240,12 +240,22 @@ c10::optional<at::Tensor> f32(const c10::optional<at::Tensor>& t) {
   return t ? c10::optional<at::Tensor>(t->to(at::kFloat)) : c10::nullopt;
 }
 }  // namespace
+namespace ld {
+// groupnorm.cpp's fused inference kernel where it applies, else nullopt.
+c10::optional<at::Tensor> group_norm_fused(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
+                                           const c10::optional<at::Tensor>& b, double eps);
+at::Tensor group_norm_reference(const at::Tensor& X, int64_t groups, const c10::optional<at::Tensor>& W,
+                                const c10::optional<at::Tensor>& B, double eps) {
+  if (norm_in_f32(X, W, B)) return at::group_norm(X.to(at::kFloat), groups, f32(W), f32(B), eps).to(at::kBFloat16);
+  return at::group_norm(X, groups, W, B, eps);
+}
+}  // namespace ld
 LD_API ld_tensor* ld_group_norm(ld_tensor* x, int64_t groups, ld_tensor* w, ld_tensor* b, double eps) {
   LD_GUARD("group_norm", nullptr, {
     auto& X = ld::T(x);
     auto W = ld::opt(w), B = ld::opt(b);
-    if (norm_in_f32(X, W, B)) return ld::wrap(at::group_norm(X.to(at::kFloat), groups, f32(W), f32(B), eps).to(at::kBFloat16));
-    return ld::wrap(at::group_norm(X, groups, W, B, eps));
+    if (auto fused = ld::group_norm_fused(X, groups, W, B, eps)) return ld::wrap(std::move(*fused));
+    return ld::wrap(ld::group_norm_reference(X, groups, W, B, eps));
   })
 }
 LD_API ld_tensor* ld_layer_norm(ld_tensor* x, const int64_t* shape, int ndim, ld_tensor* w, ld_tensor* b, double eps) {

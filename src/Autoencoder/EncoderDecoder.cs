@@ -65,8 +65,7 @@ public sealed class Encoder : Module<Tensor, Tensor>
         foreach (var block in DownBlocks) hidden = hidden.Then(block.Forward);
         return scope.Keep(hidden
             .Then(h => MidBlock.Forward(h, null))
-            .Then(ConvNormOut.Forward)
-            .Then(ConvAct.Forward)
+            .Then(h => Activations.GroupNormThen(ConvNormOut, ConvAct, h))
             .Then(ConvOut.Forward));
     }
 }
@@ -112,8 +111,7 @@ public sealed class Decoder : Module<Tensor, Tensor>
         var hidden = ConvIn.Forward(latents).Then(h => MidBlock.Forward(h, null));
         foreach (var block in UpBlocks) hidden = hidden.Then(block.Forward);
         return scope.Keep(hidden
-            .Then(ConvNormOut.Forward)
-            .Then(ConvAct.Forward)
+            .Then(h => Activations.GroupNormThen(ConvNormOut, ConvAct, h))
             .Then(ConvOut.Forward));
     }
 }

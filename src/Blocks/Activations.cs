@@ -24,6 +24,13 @@ public static class Activations
         "relu" => new ReLU(),
         _ => throw ConfigErrors.Unsupported(field, name, string.Join(", ", Names)),
     };
+
+    /// <summary>
+    /// act(norm(x)), diffusers' GroupNorm → activation pair. With SiLU both run in one pass over the output where the
+    /// fused kernel applies (<see cref="FusedNorm"/>: inference, AVX-512), else GroupNorm then SiLU as before.
+    /// </summary>
+    public static Tensor GroupNormThen(GroupNorm norm, Module<Tensor, Tensor> act, Tensor x) =>
+        act is SiLU ? norm.ForwardSilu(x) : norm.Forward(x).Then(act.Forward);
 }
 
 /// <summary>torch.nn.Mish: x · tanh(softplus(x)), softplus written stably as max(x, 0) + log1p(exp(−|x|)).</summary>

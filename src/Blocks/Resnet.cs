@@ -70,7 +70,7 @@ public sealed class ResnetBlock2D : Module
         using var scope = DisposeScope.Enter();
         // Each intermediate is freed as soon as the next step has it (Then), so a large VAE decode holds a couple of
         // activations at a time.
-        var h = Activate(norm1.Forward(input));
+        var h = Activations.GroupNormThen(norm1, nonlinearity, input);
         var x = input;
         if (upsample is not null)
         {
@@ -92,15 +92,15 @@ public sealed class ResnetBlock2D : Module
         {
             if (t is null) throw new ArgumentException("a scale_shift resnet block needs the timestep embedding");
             var parts = t.Chunk(2, 1);
-            h = h.Then(norm2.Forward) * (1 + parts[0]) + parts[1];
+            h = Activate(h.Then(norm2.Forward) * (1 + parts[0]) + parts[1]);
         }
         else
         {
             if (t is not null) h = h.Then(v => v + t);
-            h = h.Then(norm2.Forward);
+            h = h.Then(v => Activations.GroupNormThen(norm2, nonlinearity, v));
         }
 
-        h = Activate(h).Then(dropout.Forward).Then(conv2.Forward);
+        h = h.Then(dropout.Forward).Then(conv2.Forward);
         if (convShortcut is not null) x = convShortcut.Forward(x);
         if (Autograd.IsGradEnabled)
         {
@@ -114,6 +114,7 @@ public sealed class ResnetBlock2D : Module
         return scope.Keep(h);
     }
 
+    // After scale_shift's affine step (GroupNorm → SiLU pairs go through Activations.GroupNormThen, fused).
     // Without autograd SiLU writes into h, which this block owns: at a 512² VAE decode every avoided result is a fresh
     // 64–128 MB mapping whose pages the kernel faults in (issue 19; measured in the README's issue-19 section).
     private Tensor Activate(Tensor h) =>

@@ -171,7 +171,7 @@ public sealed class UNet2DConditionModel : Module
         }
 
         // 5. out
-        var output = convOut.Forward(convAct.Forward(convNormOut.Forward(h)));
+        var output = convOut.Forward(Activations.GroupNormThen(convNormOut, convAct, h));
         return scope.Keep(output);
     }
 }

@@ -165,7 +165,7 @@ public sealed class UNet2DModel : Module
         }
 
         // 5. out
-        var output = convOut.Forward(convAct.Forward(convNormOut.Forward(h)));
+        var output = convOut.Forward(Activations.GroupNormThen(convNormOut, convAct, h));
         if (Config.TimeEmbeddingType == "fourier")
             output = output / timesteps.Reshape(-1, 1, 1, 1); // score-SDE convention: the output is divided by σ
         return scope.Keep(output);

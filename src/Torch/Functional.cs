@@ -42,6 +42,13 @@ public static class Functional
     public static Tensor GroupNorm(Tensor input, int groups, Tensor? weight = null, Tensor? bias = null, double eps = 1e-5) =>
         new(NativeMethods.GroupNorm(input.Handle, groups, H(weight), H(bias), eps), "group_norm");
 
+    /// <summary>
+    /// silu(group_norm(input)) in one pass over the output (native/src/groupnorm.cpp) where <see cref="FusedNorm"/>
+    /// applies, else GroupNorm then SiLU (in place on the fresh result when autograd is off).
+    /// </summary>
+    public static Tensor GroupNormSilu(Tensor input, int groups, Tensor? weight = null, Tensor? bias = null, double eps = 1e-5) =>
+        new(NativeMethods.GroupNormSilu(input.Handle, groups, H(weight), H(bias), eps, 1), "group_norm_silu");
+
     public static unsafe Tensor LayerNorm(Tensor input, long[] normalizedShape, Tensor? weight = null, Tensor? bias = null, double eps = 1e-5)
     {
         fixed (long* s = normalizedShape)

@@ -15,6 +15,8 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_tensor_bytes")] internal static partial long TensorBytes(IntPtr t);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_conv_transpose2d")] internal static partial IntPtr ConvTranspose2d(IntPtr x, IntPtr w, IntPtr b, long* stride, long* padding, long* outputPadding, long groups, long* dilation);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_group_norm")] internal static partial IntPtr GroupNorm(IntPtr x, long groups, IntPtr w, IntPtr b, double eps);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_group_norm_silu")] internal static partial IntPtr GroupNormSilu(IntPtr x, long groups, IntPtr w, IntPtr b, double eps, int silu);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_fused_norm_set")] internal static partial int FusedNormSet(int mode);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_layer_norm")] internal static partial IntPtr LayerNorm(IntPtr x, long* shape, int ndim, IntPtr w, IntPtr b, double eps);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_batch_norm")] internal static partial IntPtr BatchNorm(IntPtr x, IntPtr w, IntPtr b, IntPtr runningMean, IntPtr runningVar, int training, double momentum, double eps);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_embedding")] internal static partial IntPtr Embedding(IntPtr weight, IntPtr indices);

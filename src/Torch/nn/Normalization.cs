@@ -21,6 +21,9 @@ public sealed class GroupNorm : Module<Tensor, Tensor>
     }
 
     public override Tensor Forward(Tensor input) => Functional.GroupNorm(input, NumGroups, Weight, Bias, Eps);
+
+    /// <summary>silu(Forward(input)), fused into one pass where <see cref="FusedNorm"/> applies.</summary>
+    public Tensor ForwardSilu(Tensor input) => Functional.GroupNormSilu(input, NumGroups, Weight, Bias, Eps);
 }
 
 /// <summary>torch.nn.LayerNorm over the trailing <see cref="NormalizedShape"/> dimensions.</summary>
