@@ -37,6 +37,13 @@ at::TensorOptions options(int dtype_code, int device_type, int device_index);
 c10::optional<at::Generator> generator(ld_generator* g);
 std::vector<at::Tensor> tensors(ld_tensor** list, int n);
 
+// GroupNorm without the fused kernel (nn.cpp: at::group_norm, in f32 for bf16 without autograd), and through the fused
+// inference kernel where it applies, else nullopt (groupnorm.cpp).
+at::Tensor group_norm_reference(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
+                                const c10::optional<at::Tensor>& b, double eps);
+c10::optional<at::Tensor> group_norm_fused(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
+                                           const c10::optional<at::Tensor>& b, double eps);
+
 }  // namespace ld
 
 // Wraps a body so that no exception escapes: on failure the error is recorded under `op`

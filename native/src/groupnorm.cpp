@@ -228,11 +228,6 @@ at::Tensor fused_group_norm(const at::Tensor& input, int64_t groups, const c10::
 }  // namespace
 
 namespace ld {
-// The previous path (nn.cpp's ld_group_norm) for what the fused kernel does not compute.
-at::Tensor group_norm_reference(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
-                                const c10::optional<at::Tensor>& b, double eps);
-
-// GroupNorm through the fused kernel where it applies, else nullopt (nn.cpp's ld_group_norm then runs its own path).
 c10::optional<at::Tensor> group_norm_fused(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
                                            const c10::optional<at::Tensor>& b, double eps) {
   if (!fused_applies(x, groups, w, b)) return c10::nullopt;
@@ -240,6 +235,7 @@ c10::optional<at::Tensor> group_norm_fused(const at::Tensor& x, int64_t groups, 
 }
 }  // namespace ld
 
+extern "C" {
 LD_API ld_tensor* ld_group_norm_silu(ld_tensor* x, int64_t groups, ld_tensor* w, ld_tensor* b, double eps, int silu) {
   LD_GUARD("group_norm_silu", nullptr, {
     auto& X = ld::T(x);
@@ -257,3 +253,4 @@ LD_API int ld_fused_norm_set(int mode) {
   if (mode == 0 || mode == 1) fused_state().store(mode);
   return fused_enabled() ? 1 : 0;
 }
+}  // extern "C"

@@ -240,16 +240,15 @@ c10::optional<at::Tensor> f32(const c10::optional<at::Tensor>& t) {
   return t ? c10::optional<at::Tensor>(t->to(at::kFloat)) : c10::nullopt;
 }
 }  // namespace
+}  // extern "C"
 namespace ld {
-// groupnorm.cpp's fused inference kernel where it applies, else nullopt.
-c10::optional<at::Tensor> group_norm_fused(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
-                                           const c10::optional<at::Tensor>& b, double eps);
 at::Tensor group_norm_reference(const at::Tensor& X, int64_t groups, const c10::optional<at::Tensor>& W,
                                 const c10::optional<at::Tensor>& B, double eps) {
   if (norm_in_f32(X, W, B)) return at::group_norm(X.to(at::kFloat), groups, f32(W), f32(B), eps).to(at::kBFloat16);
   return at::group_norm(X, groups, W, B, eps);
 }
 }  // namespace ld
+extern "C" {
 LD_API ld_tensor* ld_group_norm(ld_tensor* x, int64_t groups, ld_tensor* w, ld_tensor* b, double eps) {
   LD_GUARD("group_norm", nullptr, {
     auto& X = ld::T(x);
