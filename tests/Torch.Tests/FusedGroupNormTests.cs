@@ -51,7 +51,7 @@ public class FusedGroupNormTests
     private static void AssertMatchesReference(int n, int c, int[] spatial, int groups, DType dtype, bool silu, double offset, double noise, int seed)
     {
         using var scope = DisposeScope.Enter();
-        using var g = new Generator(seed);
+        using var g = new Generator((ulong)seed);
         long[] shape = [n, c, .. spatial.Select(v => (long)v)];
         int s = spatial.Aggregate(1, (a, v) => a * v);
         var x = (Tensors.Randn(shape, g) * noise + offset).To(dtype);
@@ -63,9 +63,12 @@ public class FusedGroupNormTests
         Assert.Equal(dtype, y.DType);
         TensorAssert.AssertShape(y, shape);
         var actual = TensorAssert.Values(y);
-        // f32: float rounding of the normalised value and of exp (a few ulp); bf16: one rounding of the output (2⁻⁹).
-        var rtol = dtype == DType.BFloat16 ? 4e-3 : 2e-6;
-        TensorAssert.Close(actual, expected, 2e-6, rtol, $"{dtype} [{string.Join(", ", shape)}] groups {groups} silu {silu} offset {offset}");
+        // f32: float rounding of the normalised value and of exp (a few ulp). bf16: the fused kernel rounds the output
+        // once (2⁻⁹ relative); the fallback rounds the GroupNorm to bf16 and then SiLU's result again (up to ~2⁻⁷, and
+        // near SiLU's zero the GroupNorm's rounding as an absolute error).
+        var twice = dtype == DType.BFloat16 && silu && !FusedNorm.Enabled;
+        var rtol = dtype != DType.BFloat16 ? 2e-6 : twice ? 1e-2 : 4e-3;
+        TensorAssert.Close(actual, expected, twice ? 2e-3 : 2e-6, rtol, $"{dtype} [{string.Join(", ", shape)}] groups {groups} silu {silu} offset {offset}");
     }
 
     private static void WithFused(bool on, Action action)
