@@ -184,10 +184,10 @@ LD_API ld_tensor* ld_nonzero(ld_tensor* a);
 LD_API ld_tensor* ld_linear(ld_tensor* x, ld_tensor* w, ld_tensor* b);
 /* Inference linear layer (CPU, float32, no autograd) on a [out, in] weight reordered once into oneDNN's layout of a
  * [out, in, 1, 1] convolution kernel: ld_linear_prepack returns the opaque tensor for ld_linear_prepacked, whose
- * output equals ld_linear's up to float rounding; ld_conv2d_unpack with the shape [out, in, 1, 1] gives the plain
- * values back. */
+ * output equals ld_linear's up to float rounding; ld_linear_unpack gives the plain [out, in] values back, bit for bit. */
 LD_API ld_tensor* ld_linear_prepack(ld_tensor* w);
 LD_API ld_tensor* ld_linear_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor* b);
+LD_API ld_tensor* ld_linear_unpack(ld_tensor* packed);
 
 /* ---- GEGLU's activation (geglu.cpp) ---- */
 /* x[..., :n] * gelu(x[..., n:]) (exact GELU) of x [..., 2n]: one fused pass (AVX-512, float32/bfloat16, no

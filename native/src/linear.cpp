@@ -5,6 +5,7 @@
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
 #include <cstdlib>
+#include <memory>
 
 namespace {
 // Rows from which an f32 linear layer runs as a oneDNN 1×1 convolution (below: OpenBLAS's sgemm through
@@ -107,6 +108,24 @@ LD_API ld_tensor* ld_linear_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor
       return ld::wrap(at::empty(sizes, X.options()));
     }
     return ld::wrap(linear_prepacked(X, P, B));
+  })
+}
+
+// The plain [N, K] weight back from ld_linear_prepack's copy, bit for bit (ld_conv2d_unpack's reorder of the
+// [N, K, 1, 1] kernel), as a tensor of its own: a normal tensor even under inference mode, so that it keeps a
+// version counter and accepts in-place updates (a LoRA merge).
+LD_API ld_tensor* ld_linear_unpack(ld_tensor* packed) {
+  LD_GUARD("linear_unpack", nullptr, {
+    auto& P = ld::T(packed);
+    if (!P.is_mkldnn() || P.dim() != 4) throw std::invalid_argument("the weight was not prepacked (ld_linear_prepack)");
+    const int64_t shape[4] = {P.size(0), P.size(1), 1, 1};
+    std::unique_ptr<ld_tensor> kernel(ld_conv2d_unpack(packed, shape));
+    if (!kernel) return nullptr;  // the error is recorded
+    at::NoGradGuard no_grad;
+    c10::InferenceMode not_inference(false);
+    auto dense = at::empty({0}, kernel->t.options());
+    dense.set_(kernel->t.storage(), 0, {shape[0], shape[1]}, {shape[1], 1});
+    return ld::wrap(dense);
   })
 }
 
