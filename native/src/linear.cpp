@@ -17,7 +17,6 @@ namespace {
 // 531 → ~300 ms of a 1.45 s forward. Same values up to float rounding (max |Δ| ~5e-6 on these shapes).
 // A Linear module with few rows runs on its prepacked weight instead (ld_linear_prepacked below).
 constexpr int64_t kLinearOneDnnMinRows = 256;
-constexpr int64_t kLinearOneDnnSmallWeightMinRows = 128;
 
 bool linear_onednn_applies(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
   static const bool enabled = [] {
@@ -31,12 +30,7 @@ bool linear_onednn_applies(const at::Tensor& x, const at::Tensor& w, const c10::
   if (b && (b->dim() != 1 || b->size(0) != w.size(0))) return false;
   // Inference only: training keeps at::linear (and its autograd) as it was.
   if (at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b && b->requires_grad()))) return false;
-  const auto K = x.size(-1), N = w.size(0), rows = x.numel() / std::max<int64_t>(1, K);
-  if (N == 0) return false;
-  // From 128 rows also where the weight is small against the rows (where a Linear module keeps its plain weight:
-  // 4 · rows · (K + N) ≥ K · N, src/Torch/nn/Linear.cs), so that its reorder is cheap: 154 × 768 → 320 (the U-Net's
-  // cross-attention keys and values, CLIP at batch 2) 367 GFLOP/s against OpenBLAS's 7–250, 128 × 640 → 640 336 vs 85–116.
-  return rows >= kLinearOneDnnMinRows || (rows >= kLinearOneDnnSmallWeightMinRows && 4 * rows * (K + N) >= K * N);
+  return x.numel() / std::max<int64_t>(1, x.size(-1)) >= kLinearOneDnnMinRows && w.size(0) > 0;
 }
 
 // x [..., K] · wᵀ + b as a 1×1 convolution: the M rows of x are the spatial positions of a channels-last

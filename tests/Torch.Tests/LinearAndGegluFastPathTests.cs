@@ -103,8 +103,9 @@ public class LinearAndGegluFastPathTests(ITestOutputHelper output)
         using var scope = DisposeScope.Enter();
         using var g = new Generator(34);
         using var linear = new Linear(320, 1280, generator: g).RequiresGrad(false);
-        var x = Tensors.Randn([2, 64, 320], g);
+        var x = Tensors.Randn([2, 8, 320], g); // 16 rows: the packed weight
         var h = Tensors.Randn([2, 1000, 2 * 80], g);
+        Assert.True(Linear.PackedIsFaster(16, 320, 1280));
         var original = TorchRuntime.Threads;
         try
         {
