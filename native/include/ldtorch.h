@@ -191,8 +191,22 @@ LD_API ld_tensor* ld_flip(ld_tensor* a, const int64_t* dims, int ndims);
 LD_API ld_tensor* ld_roll(ld_tensor* a, int64_t shift, int64_t dim);
 LD_API ld_tensor* ld_nonzero(ld_tensor* a);
 
-/* ---- nn functional (nn.cpp) ---- */
+/* ---- linear layers (linear.cpp) ---- */
 LD_API ld_tensor* ld_linear(ld_tensor* x, ld_tensor* w, ld_tensor* b);
+/* Inference linear layer (CPU, float32, no autograd) on a [out, in] weight reordered once into oneDNN's layout of a
+ * [out, in, 1, 1] convolution kernel: ld_linear_prepack returns the opaque tensor for ld_linear_prepacked, whose
+ * output equals ld_linear's up to float rounding; ld_linear_unpack gives the plain [out, in] values back, bit for bit. */
+LD_API ld_tensor* ld_linear_prepack(ld_tensor* w);
+LD_API ld_tensor* ld_linear_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor* b);
+LD_API ld_tensor* ld_linear_unpack(ld_tensor* packed);
+
+/* ---- GEGLU's activation (geglu.cpp) ---- */
+/* x[..., :n] * gelu(x[..., n:]) (exact GELU) of x [..., 2n]: one fused pass (AVX-512, float32/bfloat16, no
+ * autograd) where ld_geglu_fused_available says so and LDTORCH_FUSED_GEGLU is not 0, else the at:: ops. */
+LD_API ld_tensor* ld_geglu(ld_tensor* x);
+LD_API int ld_geglu_fused_available(void);
+
+/* ---- nn functional (nn.cpp) ---- */
 LD_API ld_tensor* ld_conv2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, const int64_t* stride, const int64_t* padding,
                             const int64_t* dilation, int64_t groups);
 /* Inference convolution with a weight reordered once into oneDNN's layout (CPU, float32/bfloat16, no

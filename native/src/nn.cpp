@@ -17,45 +17,6 @@ int64_t reduction_enum(int reduction) {
   }
 }
 
-// Rows from which an f32 linear layer runs as a oneDNN 1×1 convolution (below: OpenBLAS's sgemm through
-// at::linear). Measured on the 2-core AVX-512 machine (Zen 5 class), libtorch 1.13 with OpenBLAS 0.3.21, `chrt -f 1`,
-// 2026-12-05, GFLOP/s of at::linear vs this path (weight reordered by oneDNN in each call included), rows × in → out:
-// 2048×320→320 232 vs 501, 2048×320→2560 272 vs 528, 2048×1280→320 258 vs 529, 512×640→5120 204 vs 478,
-// 256×1280→1280 264 vs 464; at 128 rows it loses for the large weights (128×1280→10240: 232 vs 129), whose
-// per-call reorder then costs more than the product. The SD1.5 U-Net at 256² (batch 2): linear layers
-// 531 → ~300 ms of a 1.45 s forward. Same values up to float rounding (max |Δ| ~5e-6 on these shapes).
-constexpr int64_t kLinearOneDnnMinRows = 256;
-
-bool linear_onednn_applies(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
-  static const bool enabled = [] {
-    const char* v = std::getenv("LDTORCH_LINEAR_ONEDNN");
-    return !(v && std::string(v) == "0");
-  }();
-  if (!enabled || !at::hasMKLDNN()) return false;
-  // f32 only: a bf16 linear already runs on oneDNN (at::addmm's bf16 path), as fast as this one.
-  if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat || (b && b->scalar_type() != at::kFloat)) return false;
-  if (!x.device().is_cpu() || !w.device().is_cpu() || x.is_mkldnn() || w.dim() != 2 || x.dim() < 2 || x.size(-1) != w.size(1)) return false;
-  if (b && (b->dim() != 1 || b->size(0) != w.size(0))) return false;
-  // Inference only: training keeps at::linear (and its autograd) as it was.
-  if (at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b && b->requires_grad()))) return false;
-  return x.numel() / std::max<int64_t>(1, x.size(-1)) >= kLinearOneDnnMinRows && w.size(0) > 0;
-}
-
-// x [..., K] · wᵀ + b as a 1×1 convolution: the M rows of x are the spatial positions of a channels-last
-// [1, K, M, 1] image (a view, no copy), w [N, K] the [N, K, 1, 1] kernel (also a view), and the output comes
-// back channels-last, i.e. [M, N] rows: a view again.
-at::Tensor linear_onednn(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
-  RECORD_FUNCTION("ld::linear_onednn", std::vector<c10::IValue>({x, w}));
-  const auto K = x.size(-1), N = w.size(0), M = x.numel() / K;
-  auto image = x.contiguous().view({1, M, 1, K}).permute({0, 3, 1, 2});
-  auto wc = w.contiguous();
-  auto kernel = wc.as_strided({N, K, 1, 1}, {K, 1, K, K});
-  auto y = at::conv2d(image, kernel, b);
-  auto sizes = x.sizes().vec();
-  sizes.back() = N;
-  return y.permute({0, 2, 3, 1}).reshape(sizes);
-}
-
 #if !LD_FUSED_SDPA
 // Bytes of attention scores computed at once by attention_blocked: small enough to come from the
 // heap that the previous block freed (glibc serves anything above 32 MB with a fresh mmap, every page
@@ -139,16 +100,6 @@ extern "C" {
 
 LD_API int ld_has_fused_attention(void) {
   return LD_FUSED_SDPA ? 1 : 0;
-}
-
-LD_API ld_tensor* ld_linear(ld_tensor* x, ld_tensor* w, ld_tensor* b) {
-  LD_GUARD("linear", nullptr, {
-    auto& X = ld::T(x);
-    auto& W = ld::T(w);
-    auto B = ld::opt(b);
-    if (linear_onednn_applies(X, W, B)) return ld::wrap(linear_onednn(X, W, B));
-    return ld::wrap(at::linear(X, W, B));
-  })
 }
 
 LD_API ld_tensor* ld_conv2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, const int64_t* stride, const int64_t* padding,

@@ -98,10 +98,10 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
   ctx->top = true;
   ctx->key = fn.name();
   ctx->reduction = reduction_size(ctx->key, fn);
-  if (ctx->key == "aten::linear" || ctx->key == "ld::linear_onednn") {
-    // x [..., K] · wᵀ, w [N, K]: 2·(rows·K)·N.
+  if (ctx->key == "aten::linear" || ctx->key == "ld::linear_onednn" || ctx->key == "ld::linear_prepacked") {
+    // x [..., K] · wᵀ, w [N, K] (prepacked: a [N, K, 1, 1] kernel): 2·(rows·K)·N.
     auto x = input(fn, 0), w = input(fn, 1);
-    if (x && w && w->dim() == 2) ctx->fixed_flops = 2.0 * static_cast<double>(x->numel()) * static_cast<double>(w->size(0));
+    if (x && w && (w->dim() == 2 || w->dim() == 4)) ctx->fixed_flops = 2.0 * static_cast<double>(x->numel()) * static_cast<double>(w->size(0));
   }
   if (ctx->key == "ld::attention") {
     // softmax(q kᵀ) v over [B, L, E] queries, [B, S, E] keys and [B, S, Ev] values: 2·B·L·S·(E + Ev).

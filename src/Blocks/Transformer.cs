@@ -13,11 +13,11 @@ public sealed class GEGLU : Module<Tensor, Tensor>
 
     public Linear Proj => proj;
 
+    /// <summary>hidden · gelu(gate) of proj(x) = [hidden, gate]: one fused native pass without autograd (Functional.Geglu).</summary>
     public override Tensor Forward(Tensor input)
     {
-        using var scope = DisposeScope.Enter();
-        var parts = proj.Forward(input).Chunk(2, -1);
-        return scope.Keep(parts[0] * Functional.Gelu(parts[1]));
+        using var projected = proj.Forward(input);
+        return Functional.Geglu(projected);
     }
 }
 

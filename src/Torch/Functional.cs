@@ -73,6 +73,17 @@ public static class Functional
     /// <summary>GELU: exact (erf) by default, or the tanh approximation ("gelu_pytorch_tanh").</summary>
     public static Tensor Gelu(Tensor input, bool tanhApproximation = false) => new(NativeMethods.Gelu(input.Handle, tanhApproximation ? 1 : 0), "gelu");
 
+    /// <summary>
+    /// GEGLU's activation: hidden · gelu(gate) (exact GELU) where <paramref name="input"/> [..., 2n] is [hidden, gate]
+    /// along its last dimension, as diffusers' GEGLU splits its projection (<c>chunk(2, dim=-1)</c>). Without autograd,
+    /// f32 and bf16 on a CPU with AVX-512, one fused pass (native/src/geglu.cpp; bf16 computed in f32 and rounded once);
+    /// otherwise, or with <c>LDTORCH_FUSED_GEGLU=0</c>, the chunk, GELU and product ops.
+    /// </summary>
+    public static Tensor Geglu(Tensor input) => new(NativeMethods.Geglu(input.Handle), "geglu");
+
+    /// <summary>Whether <see cref="Geglu"/> can run fused here (AVX-512 and not turned off by <c>LDTORCH_FUSED_GEGLU=0</c>).</summary>
+    public static bool FusedGegluAvailable => NativeMethods.GegluFusedAvailable() == 1;
+
     /// <summary>CLIP's quick_gelu: x · sigmoid(1.702 x).</summary>
     public static Tensor QuickGelu(Tensor input)
     {

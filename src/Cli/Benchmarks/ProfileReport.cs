@@ -55,7 +55,7 @@ public sealed record ModelProfile(string Source, double WallMs, double OutsideOp
         var lower = bare.ToLowerInvariant();
         if (lower.Contains("conv", StringComparison.Ordinal)) return "convolution";
         if (lower is "attention" or "multiheadattention" or "softmax" or "_softmax" or "baddbmm" or "bmm") return "attention";
-        if (lower is "linear" or "linear_onednn" or "addmm" or "mm" or "matmul" or "gemm" or "fusedmatmul" or "fusedgemm" or "matmulnbits") return "linear/matmul";
+        if (lower is "linear" or "linear_onednn" or "linear_prepacked" or "addmm" or "mm" or "matmul" or "gemm" or "fusedmatmul" or "fusedgemm" or "matmulnbits") return "linear/matmul";
         if (lower.Contains("norm", StringComparison.Ordinal)) return "normalisation";
         if (lower is "copy_" or "contiguous" or "clone" or "to" or "_to_copy" or "cat" or "concat" or "empty" or "empty_like" or "zeros" or "resize_"
             or "reorder" or "reorderinput" or "reorderoutput" or "transpose" or "reshape" or "view" or "slice" or "split" or "expand" or "gather"

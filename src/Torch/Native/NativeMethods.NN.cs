@@ -5,7 +5,6 @@ namespace LatentDiffusion.Torch.Native;
 // Bindings for native/src/nn.cpp.
 internal static unsafe partial class NativeMethods
 {
-    [LibraryImport(LibTorch.Name, EntryPoint = "ld_linear")] internal static partial IntPtr Linear(IntPtr x, IntPtr w, IntPtr b);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_conv2d")] internal static partial IntPtr Conv2d(IntPtr x, IntPtr w, IntPtr b, long* stride, long* padding, long* dilation, long groups);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_has_mkldnn")] internal static partial int HasMkldnn();
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_conv2d_prepack")] internal static partial IntPtr Conv2dPrepack(IntPtr w, long* stride, long* padding, long* dilation, long groups);

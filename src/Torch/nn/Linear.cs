@@ -1,11 +1,34 @@
+using LatentDiffusion.Torch.Native;
+
 namespace LatentDiffusion.Torch.NN;
 
-/// <summary>torch.nn.Linear: y = x Wᵀ + b with weight [out, in] and bias [out].</summary>
+/// <summary>
+/// torch.nn.Linear: y = x Wᵀ + b with weight [out, in] and bias [out].
+/// <para>
+/// Inference (issue 19): an f32 layer whose product has few rows for its weight runs on the weight prepacked once
+/// into oneDNN's blocked layout (native/src/linear.cpp), with <see cref="Conv2d"/>'s contract: made at the first such
+/// forward without autograd, a frozen weight then kept only as the packed copy and given back, bit for bit, to
+/// whatever reads it (<see cref="Weight"/>, state dicts, conversions). <see cref="ModuleExtensions.PrepackForInference{T}"/>
+/// leaves linear layers alone: whether packing pays depends on the rows, which only a forward knows. A forward with
+/// many rows gives the plain weight back and drops the packed copy (one copy either way).
+/// </para>
+/// </summary>
 public sealed class Linear : Module<Tensor, Tensor>
 {
     public long InFeatures { get; }
     public long OutFeatures { get; }
-    public Tensor Weight { get; }
+    private readonly Tensor weight;
+
+    /// <summary>The weight [out, in]; reading it gives back the plain copy if inference released it.</summary>
+    public Tensor Weight
+    {
+        get
+        {
+            prepacked.Restore(weight);
+            return weight;
+        }
+    }
+
     public Tensor? Bias { get; }
 
     public Linear(long inFeatures, long outFeatures, bool bias = true, Generator? generator = null)
@@ -16,8 +39,9 @@ public sealed class Linear : Module<Tensor, Tensor>
         var w = Tensors.Empty([outFeatures, inFeatures]);
         var b = bias ? Tensors.Empty([outFeatures]) : null;
         Init.DefaultLinearOrConv(w, b, generator);
-        Weight = RegisterParameter("weight", w);
+        weight = RegisterParameter("weight", w);
         Bias = RegisterParameter("bias", b);
+        prepacked = new PrepackedWeight(PrepackAvailable, dtype => dtype == DType.Float32, Prepack, Unpack);
     }
 
     /// <summary>
@@ -28,9 +52,66 @@ public sealed class Linear : Module<Tensor, Tensor>
 
     public override Tensor Forward(Tensor input)
     {
-        if (Adapter is not { } adapter) return Functional.Linear(input, Weight, Bias);
+        if (Adapter is not { } adapter) return Project(input);
         using var scope = DisposeScope.Enter();
-        return scope.Keep(Functional.Linear(input, Weight, Bias) + adapter(input));
+        return scope.Keep(Project(input) + adapter(input));
+    }
+
+    private static readonly bool PrepackAvailable = NativeMethods.HasMkldnn() == 1
+        && Environment.GetEnvironmentVariable("LDTORCH_LINEAR_PREPACK") != "0";
+
+    private readonly PrepackedWeight prepacked;
+
+    /// <summary>
+    /// Whether an f32 product of <paramref name="rows"/> rows runs faster on the prepacked weight than on the plain one
+    /// (oneDNN reordering the dense weight in each call from 256 rows, OpenBLAS below): while the weight's reorder,
+    /// ∝ in · out, outweighs the two transposed copies of the activations, ∝ rows · (in + out), that the packed path
+    /// needs (native/src/linear.cpp): 4 · rows · (in + out) &lt; in · out. Measured on the 2-core AVX-512 machine,
+    /// PyTorch 1.13 on the same libtorch, 2 threads, `chrt -f 1`, 2026-12-05, GFLOP/s of at::linear (OpenBLAS) / the
+    /// dense oneDNN 1×1 convolution / the packed weight, rows × in → out: 2 × 1280→1280 21 / 21 / 93;
+    /// 32 × 1280→1280 14–190 / 190 / 392; 32 × 640→5120 26 / 26 / 380; 128 × 1280→1280 47–50 / 286–387 / 318–457;
+    /// 128 × 1280→10240 111–144 / 125–129 / 335–424; 128 × 640→640 85–116 / 336 / 191–362 (dense: rule 4·128·1280 &gt;
+    /// 640²); 154 × 768→320 7 / 367 / 297 (dense); 154 × 5120→1280 121 / 326 / 388 (packed); 2048 × 320→2560
+    /// 143–171 / 252–511 / 151–355 (dense). bf16 is never packed: at::linear runs it on oneDNN's matmul at 700–1000
+    /// GFLOP/s from 32 rows, ahead of the packed weight everywhere but at 2 rows (bench/README.md, issue 19).
+    /// </summary>
+    internal static bool PackedIsFaster(long rows, long inFeatures, long outFeatures) =>
+        4 * rows * (inFeatures + outFeatures) < inFeatures * outFeatures;
+
+    private Tensor Project(Tensor input)
+    {
+        // Metadata only: the weight's values are read by the packing or by the plain path's Weight getter.
+        if (PrepackAvailable && !Autograd.IsGradEnabled && input.DType == DType.Float32 && weight.DType == DType.Float32
+            && input.Device.Type == DeviceType.Cpu && input.Dim >= 1 && InFeatures > 0)
+        {
+            var rows = input.NumEl / InFeatures;
+            if (rows > 0 && PackedIsFaster(rows, InFeatures, OutFeatures))
+            {
+                if (prepacked.Get(weight, Bias, applies: true) is { } packed)
+                    return new Tensor(NativeMethods.LinearPrepacked(input.Handle, packed.Handle, Bias?.Handle ?? IntPtr.Zero), "linear_prepacked");
+            }
+            else if (prepacked.Bytes > 0)
+            {
+                prepacked.Clear(weight); // many rows: the plain weight back, the packed copy dropped
+            }
+        }
+        return Functional.Linear(input, Weight, Bias);
+    }
+
+    private static Tensor Prepack(Tensor w) => new Tensor(NativeMethods.LinearPrepack(w.Handle), "linear_prepack").DetachFromDisposeScope();
+
+    private static Tensor Unpack(Tensor packed, long[] shape) => new(NativeMethods.LinearUnpack(packed.Handle), "linear_unpack");
+
+    internal override void OnTensorsReplaced() => prepacked.Clear(weight);
+
+    internal override void RestoreReleasedTensors() => prepacked.Restore(weight);
+
+    internal override long DerivedTensorBytes => prepacked.Bytes;
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) prepacked.Drop(weight);
+        base.Dispose(disposing);
     }
 }
 
