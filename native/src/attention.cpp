@@ -13,7 +13,8 @@
 //    buffer and a [rows × Ev] output accumulator;
 //  - register-blocked AVX-512 micro-kernels: 6 query rows × 64 keys for q kᵀ, 4–8 rows × up to 96 columns
 //    for p · v, FMAs of broadcast values against vector rows;
-//  - exp is vectorised here (Cody–Waite reduction, the Cephes expf polynomial, 2ⁿ by scalef: ~1 ulp).
+//  - the exponential is vectorised here: 2^x by a degree-6 polynomial and scalef, ~1 ulp, with log₂e folded
+//    into the scale.
 // Every output row is computed by one thread, in an order that depends only on the shapes (never on the
 // thread count or the row block it falls in), so results are bit-identical whatever the number of threads.
 // bf16 inputs are widened to f32 (a shift), computed in f32, and the output rounded to nearest even.
@@ -34,8 +35,8 @@
 namespace {
 
 constexpr int64_t kTile = 64;          // keys per packed k tile (4 vectors)
-constexpr int64_t kMaxRows = 72;       // query rows per task, a multiple of every micro-kernel's rows (4, 6, 8)
-constexpr int64_t kQkRows = 6;         // rows of the q kᵀ micro-kernel
+constexpr int64_t kMaxRows = 72;       // query rows per task
+constexpr int64_t kBufRows = 96;       // rows of the buffers: kMaxRows rounded up to any micro-kernel's rows
 constexpr int64_t kPackBytes = 64 << 20;  // packed k (and v) of the heads in flight at once
 
 // -1: follow the default (the environment); 0: off; 1: on. Per thread, so a test can force either path
@@ -111,28 +112,25 @@ LD_AVX512 inline __mmask16 tail_mask(int64_t n) {  // the first n (1..16) lanes
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
 }
 
-// e^x: x = n·ln2 + r with n = round(x / ln2) and ln2 in two parts (Cody–Waite) so that r is exact to
-// |r| ≤ ln2/2; e^r = 1 + r + r²·P(r) with the Cephes expf polynomial (relative error ~1.7e-7), then 2ⁿ by scalef,
-// which rounds the subnormal results correctly and gives 0 below e^-104 and +inf above e^88.8. NaN passes.
-LD_AVX512 inline __m512 exp512(__m512 x) {
-  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);  // vmaxps returns its second operand when one is NaN
-  x = _mm512_min_ps(_mm512_set1_ps(88.8f), x);
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r);
-  p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+// 2^x = 2ⁿ · 2^f with n = round(x), f = x − n exact in [−½, ½]; 2^f by a degree-6 polynomial (a relative-error
+// fit, 1.9e-9 in exact arithmetic, ≤ 1.4 ulp with f32 Horner steps), then 2ⁿ by scalef, which rounds subnormal
+// results correctly and overflows to +inf above 2¹²⁸. Below 2⁻¹⁵¹ the result is 0; NaN passes. The softmax's
+// e^(s·scale) is computed as 2^(s·scale·log₂e), that factor folded into q.
+LD_AVX512 inline __m512 exp2_512(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-151.0f), x);  // vmaxps returns its second operand when one is NaN
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(1.534581243e-4f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.339993090e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.618489072e-3f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.550328642e-2f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.402264625e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.931471825e-1f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(p, n);
 }
 
-LD_AVX512 inline float exp1(float x) { return _mm512_cvtss_f32(exp512(_mm512_set1_ps(x))); }
+LD_AVX512 inline float exp2_1(float x) { return _mm512_cvtss_f32(exp2_512(_mm512_set1_ps(x))); }
 
 // f32 → bf16, rounded to nearest even (NaN stays a quiet NaN), 16 lanes.
 LD_AVX512 inline __m256i to_bf16(__m512 x) {
@@ -146,27 +144,31 @@ LD_AVX512 inline __m256i to_bf16(__m512 x) {
 
 // ---- micro-kernels ----
 
-// Scores of 6 query rows (Qs, row stride E) against the NV·16 keys of a packed tile ([E][64]): rows of C (stride ldc).
+// Rows of the q kᵀ micro-kernel for NV vectors of keys: about 24 accumulators (a short last tile takes more rows).
+constexpr int qk_rows(int nv) { return nv == 1 ? 16 : nv == 2 ? 12 : nv == 3 ? 8 : 6; }
+
+// Scores of MR query rows (Qs, row stride E) against the NV·16 keys of a packed tile ([E][64]): rows of C (stride ldc).
 template <int NV>
 LD_AVX512 void qk_tile(const float* Qs, int64_t E, const float* tile, float* C, int64_t ldc) {
-  __m512 acc[kQkRows][NV];
-#pragma GCC unroll 8
-  for (int r = 0; r < kQkRows; r++)
+  constexpr int MR = qk_rows(NV);
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; j++) acc[r][j] = _mm512_setzero_ps();
   for (int64_t e = 0; e < E; e++) {
     __m512 kv[NV];
 #pragma GCC unroll 4
     for (int j = 0; j < NV; j++) kv[j] = _mm512_loadu_ps(tile + e * kTile + 16 * j);
-#pragma GCC unroll 8
-    for (int r = 0; r < kQkRows; r++) {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
       const __m512 b = _mm512_set1_ps(Qs[r * E + e]);
 #pragma GCC unroll 4
       for (int j = 0; j < NV; j++) acc[r][j] = _mm512_fmadd_ps(b, kv[j], acc[r][j]);
     }
   }
-#pragma GCC unroll 8
-  for (int r = 0; r < kQkRows; r++)
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
     for (int j = 0; j < NV; j++) _mm512_storeu_ps(C + r * ldc + 16 * j, acc[r][j]);
 }
@@ -220,38 +222,42 @@ LD_AVX512 void pv_block(int nv, int64_t rows, const float* P, int64_t ldp, int64
   }
 }
 
+template <int NV>
+LD_AVX512 void qk_rows_of(int64_t rows, const float* Qs, int64_t E, const float* tile, float* C, int64_t ldc) {
+  constexpr int MR = qk_rows(NV);
+  for (int64_t r = 0; r < rows; r += MR) qk_tile<NV>(Qs + r * E, E, tile, C + r * ldc, ldc);
+}
+
 LD_AVX512 void qk_block(int nv, int64_t rows, const float* Qs, int64_t E, const float* tile, float* C, int64_t ldc) {
-  for (int64_t r = 0; r < rows; r += kQkRows) {
-    switch (nv) {
-      case 1: qk_tile<1>(Qs + r * E, E, tile, C + r * ldc, ldc); break;
-      case 2: qk_tile<2>(Qs + r * E, E, tile, C + r * ldc, ldc); break;
-      case 3: qk_tile<3>(Qs + r * E, E, tile, C + r * ldc, ldc); break;
-      default: qk_tile<4>(Qs + r * E, E, tile, C + r * ldc, ldc); break;
-    }
+  switch (nv) {
+    case 1: qk_rows_of<1>(rows, Qs, E, tile, C, ldc); break;
+    case 2: qk_rows_of<2>(rows, Qs, E, tile, C, ldc); break;
+    case 3: qk_rows_of<3>(rows, Qs, E, tile, C, ldc); break;
+    default: qk_rows_of<4>(rows, Qs, E, tile, C, ldc); break;
   }
 }
 
-// One row of a key block: the running maximum m and sum l of e^((s − m)·scale) are updated, the scores
-// replaced by their exponentials, and the factor by which the row's accumulated output must be rescaled
-// (e^((m_old − m_new)·scale), 1 when the maximum did not grow) returned.
-LD_AVX512 float softmax_row(float* row, int64_t n, float scale, float& m, float& l) {
+// One row of a key block, its scores already in base 2 (t = s·scale·log₂e): the running maximum m and sum l of
+// 2^(t − m) are updated, the scores replaced by their exponentials, and the factor by which the row's accumulated
+// output must be rescaled (2^(m_old − m_new), 1 when the maximum did not grow) returned.
+LD_AVX512 float softmax_row(float* row, int64_t n, float& m, float& l) {
   const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __m512 mx = neg_inf;
   int64_t s = 0;
   for (; s + 16 <= n; s += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(row + s));
   if (s < n) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(neg_inf, tail_mask(n - s), row + s));
   const float m_new = std::max(m, _mm512_reduce_max_ps(mx));
-  const float alpha = m == m_new ? 1.0f : exp1((m - m_new) * scale);
-  const __m512 vm = _mm512_set1_ps(m_new), vs = _mm512_set1_ps(scale);
+  const float alpha = m == m_new ? 1.0f : exp2_1(m - m_new);
+  const __m512 vm = _mm512_set1_ps(m_new);
   __m512 sum = _mm512_setzero_ps();
   for (s = 0; s + 16 <= n; s += 16) {
-    const __m512 p = exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_loadu_ps(row + s), vm), vs));
+    const __m512 p = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(row + s), vm));
     _mm512_storeu_ps(row + s, p);
     sum = _mm512_add_ps(sum, p);
   }
   if (s < n) {
     const __mmask16 k = tail_mask(n - s);
-    const __m512 p = exp512(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + s), vm), vs));
+    const __m512 p = exp2_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + s), vm));
     _mm512_mask_storeu_ps(row + s, k, p);
     sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(k, p));
   }
@@ -284,40 +290,66 @@ struct Shapes {
   int64_t B, L, S, E, Ev;
   int64_t tiles;      // k tiles of 64 keys per head
   int64_t key_block;  // keys per online-softmax step, a multiple of kTile
+  int64_t ldc;        // row stride of the score buffer: the key block (or S) and 16 floats, so that rows are not 4 KB apart
   int64_t nvec;       // 16-float vectors per output row
 };
 
 // Packs k's head b into tiles [E][64] (keys past S zero) at dst, tiles [t0, t1).
+template <typename T>
+void pack_k_tile(const T* src, int64_t rs, int64_t cs, int64_t n, int64_t E, float* tile) {
+  for (int64_t j = 0; j < n; j++) {
+    const T* row = src + j * rs;
+    for (int64_t e = 0; e < E; e++) tile[e * kTile + j] = static_cast<float>(row[e * cs]);
+  }
+  for (int64_t e = 0; e < E; e++)
+    for (int64_t j = n; j < kTile; j++) tile[e * kTile + j] = 0.0f;
+}
+
+// Packs k's head b into tiles [E][64] (keys past S zero) at dst, tiles [t0, t1).
 void pack_k(const Matrix& k, const Shapes& sh, int64_t b, int64_t t0, int64_t t1, float* dst) {
   for (int64_t t = t0; t < t1; t++) {
-    float* tile = dst + t * sh.E * kTile;
     const int64_t s0 = t * kTile, n = std::min(kTile, sh.S - s0);
-    for (int64_t e = 0; e < sh.E; e++) {
-      float* out = tile + e * kTile;
-      for (int64_t j = 0; j < n; j++) out[j] = k.at(b, s0 + j, e);
-      for (int64_t j = n; j < kTile; j++) out[j] = 0.0f;
-    }
+    const char* head = k.base + k.offsets[b];
+    if (k.bf16)
+      pack_k_tile(reinterpret_cast<const c10::BFloat16*>(head) + s0 * k.rs, k.rs, k.cs, n, sh.E, dst + t * sh.E * kTile);
+    else
+      pack_k_tile(reinterpret_cast<const float*>(head) + s0 * k.rs, k.rs, k.cs, n, sh.E, dst + t * sh.E * kTile);
   }
 }
 
+// Per-thread buffers, kept between calls (grown, never shrunk: a few hundred KB for the usual shapes) so that no
+// call pays for fresh pages. Padding rows hold whatever an earlier call left there: they are never stored.
 struct Scratch {
-  std::vector<float> q, scores, out, m, l;
-  explicit Scratch(const Shapes& sh)
-      : q(static_cast<size_t>(kMaxRows * sh.E), 0.0f),
-        scores(static_cast<size_t>(kMaxRows * sh.key_block), 0.0f),
-        out(static_cast<size_t>(kMaxRows * sh.nvec * 16), 0.0f),
-        m(kMaxRows), l(kMaxRows) {}
+  std::vector<float> q, scores, out, m, l, k, v;
+  void fit(const Shapes& sh, int64_t k_floats, int64_t v_floats) {
+    auto grow = [](std::vector<float>& b, int64_t n) {
+      if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
+    };
+    grow(q, kBufRows * sh.E);
+    grow(scores, kBufRows * sh.ldc);
+    grow(out, kBufRows * sh.nvec * 16);
+    grow(m, kBufRows);
+    grow(l, kBufRows);
+    grow(k, k_floats);
+    grow(v, v_floats);
+  }
 };
+thread_local Scratch scratch;
 
 // Query rows [l0, l0 + rows) of head b: out rows = softmax(q kᵀ · scale) v.
 LD_AVX512 void attend_rows(const Matrix& q, const float* kp, const float* vp, int64_t ldv, const Shapes& sh,
                            int64_t b, int64_t l0, int64_t rows, float scale, Scratch& w, char* out, int64_t out_rs,
                            bool out_bf16) {
-  const int64_t E = sh.E, ldo = sh.nvec * 16, ldc = sh.key_block;
-  const int64_t qk_rows = (rows + kQkRows - 1) / kQkRows * kQkRows;
-  for (int64_t r = 0; r < rows; r++) q.row(b, l0 + r, E, w.q.data() + r * E);
-  std::fill(w.q.begin() + rows * E, w.q.begin() + qk_rows * E, 0.0f);
-  std::fill(w.out.begin(), w.out.end(), 0.0f);
+  const int64_t E = sh.E, ldo = sh.nvec * 16, ldc = sh.ldc;
+  // Each micro-kernel computes its rows in groups of its size: the rows past the block's are zeros here, and
+  // whatever they give is never stored.
+  for (int64_t r = 0; r < rows; r++) {
+    float* row = w.q.data() + r * E;
+    q.row(b, l0 + r, E, row);
+    for (int64_t e = 0; e < E; e++) row[e] *= scale;  // scale · log₂e: the scores come out in base 2
+  }
+  std::fill(w.q.begin() + rows * E, w.q.begin() + kBufRows * E, 0.0f);
+  std::fill(w.out.begin(), w.out.begin() + kBufRows * ldo, 0.0f);
   std::fill(w.m.begin(), w.m.end(), -std::numeric_limits<float>::infinity());
   std::fill(w.l.begin(), w.l.end(), 0.0f);
   // Output columns in chunks of at most 6 vectors (the p · v micro-kernel's width), as even as possible.
@@ -326,19 +358,17 @@ LD_AVX512 void attend_rows(const Matrix& q, const float* kp, const float* vp, in
     const int64_t n = std::min(sh.key_block, sh.S - s0);
     for (int64_t t = s0 / kTile; t * kTile < s0 + n; t++) {
       const int nv = static_cast<int>(std::min<int64_t>(4, (std::min(sh.S - t * kTile, kTile) + 15) / 16));
-      qk_block(nv, qk_rows, w.q.data(), E, kp + t * E * kTile, w.scores.data() + (t * kTile - s0), ldc);
+      qk_block(nv, rows, w.q.data(), E, kp + t * E * kTile, w.scores.data() + (t * kTile - s0), ldc);
     }
     for (int64_t r = 0; r < rows; r++) {
-      const float alpha = softmax_row(w.scores.data() + r * ldc, n, scale, w.m[r], w.l[r]);
+      const float alpha = softmax_row(w.scores.data() + r * ldc, n, w.m[r], w.l[r]);
       if (alpha != 1.0f) scale_row(w.out.data() + r * ldo, ldo, alpha);
     }
     int64_t col = 0;
     for (int64_t c = 0; c < chunks; c++) {
       const int nv = static_cast<int>(sh.nvec / chunks + (c < sh.nvec % chunks ? 1 : 0));
       const int64_t width = std::min<int64_t>(nv * 16, sh.Ev - col);
-      const int mr = pv_rows(nv);
-      const int64_t pv_rows_total = (rows + mr - 1) / mr * mr;
-      pv_block(nv, pv_rows_total, w.scores.data(), ldc, n, vp + s0 * ldv + col, ldv, tail_mask(width - (nv - 1) * 16),
+      pv_block(nv, rows, w.scores.data(), ldc, n, vp + s0 * ldv + col, ldv, tail_mask(width - (nv - 1) * 16),
                w.out.data() + col, ldo);
       col += nv * 16;
     }
@@ -360,6 +390,7 @@ LD_AVX512 at::Tensor fused_attention_avx512(const at::Tensor& q, const at::Tenso
   // A key block's packed k and v (E and Ev floats per key) about 256 KB, so that they stay in L2 while every
   // row group of the block uses them; 64 to 1024 keys.
   sh.key_block = std::clamp<int64_t>((64 * 1024 / std::max<int64_t>(1, sh.E + sh.nvec * 16)) / kTile * kTile, kTile, 1024);
+  sh.ldc = std::min(sh.key_block, sh.tiles * kTile) + 16;
 
   // The output: [..., L, Ev]; for the head-split view of a [N, L, heads, E] tensor (diffusers' layout) the same
   // [N, L, heads, Ev] layout, so that the caller's transpose back to [N, L, heads·Ev] is a view.
@@ -386,34 +417,51 @@ LD_AVX512 at::Tensor fused_attention_avx512(const at::Tensor& q, const at::Tenso
   const int64_t k_floats = sh.tiles * kTile * sh.E, v_floats = v_in_place ? 0 : sh.S * sh.Ev;
   const int64_t heads_at_once =
       std::clamp<int64_t>(kPackBytes / (static_cast<int64_t>(sizeof(float)) * (k_floats + v_floats)), 1, sh.B);
-  std::vector<float> kp(static_cast<size_t>(heads_at_once * k_floats)), vp(static_cast<size_t>(heads_at_once * v_floats));
-  const float fscale = static_cast<float>(scale);
+  const float fscale = static_cast<float>(scale * 1.4426950408889634);
+  auto pack_head = [&](int64_t b, int64_t t0, int64_t t1, float* kdst, float* vdst) {
+    pack_k(K, sh, b, t0, t1, kdst);
+    if (!v_in_place)
+      for (int64_t s = t0 * kTile; s < std::min(sh.S, t1 * kTile); s++) V.row(b, s, sh.Ev, vdst + s * sh.Ev);
+  };
+  auto v_rows = [&](int64_t b, const float* packed, int64_t& ldv) {
+    ldv = v_in_place ? V.rs : sh.Ev;
+    return v_in_place ? reinterpret_cast<const float*>(V.base + V.offsets[b]) : packed;
+  };
 
+  // One block of rows per head (short queries: the U-Net's smallest levels): each task packs its own head, all in
+  // one parallel region (the second one below costs more than the work at these sizes).
+  if (row_blocks == 1 && (k_floats + v_floats) * static_cast<int64_t>(sizeof(float)) <= (2 << 20)) {
+    at::parallel_for(0, sh.B, 1, [&](int64_t begin, int64_t end) {
+      Scratch& w = scratch;
+      w.fit(sh, k_floats, v_floats);
+      for (int64_t b = begin; b < end; b++) {
+        pack_head(b, 0, sh.tiles, w.k.data(), w.v.data());
+        int64_t ldv;
+        const float* vh = v_rows(b, w.v.data(), ldv);
+        attend_rows(Q, w.k.data(), vh, ldv, sh, b, 0, sh.L, fscale, w, out_base + out_offsets[b], out_rs, bf16);
+      }
+    });
+    return out;
+  }
+
+  std::vector<float> kp(static_cast<size_t>(heads_at_once * k_floats)), vp(static_cast<size_t>(heads_at_once * v_floats));
   for (int64_t h0 = 0; h0 < sh.B; h0 += heads_at_once) {
     const int64_t nh = std::min(heads_at_once, sh.B - h0);
     // Pack k (and v where it is not contiguous f32 rows): 64 keys of one head per task.
     at::parallel_for(0, nh * sh.tiles, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; i++) {
         const int64_t h = i / sh.tiles, t = i % sh.tiles;
-        pack_k(K, sh, h0 + h, t, t + 1, kp.data() + h * k_floats);
-        if (!v_in_place)
-          for (int64_t s = t * kTile; s < std::min(sh.S, (t + 1) * kTile); s++) V.row(h0 + h, s, sh.Ev, vp.data() + h * v_floats + s * sh.Ev);
+        pack_head(h0 + h, t, t + 1, kp.data() + h * k_floats, vp.data() + h * v_floats);
       }
     });
     at::parallel_for(0, nh * row_blocks, 1, [&](int64_t begin, int64_t end) {
-      Scratch w(sh);
+      Scratch& w = scratch;
+      w.fit(sh, 0, 0);
       for (int64_t i = begin; i < end; i++) {
         const int64_t h = i / row_blocks, l0 = (i % row_blocks) * block_rows;
         const int64_t b = h0 + h, rows = std::min(block_rows, sh.L - l0);
-        const float* vh;
         int64_t ldv;
-        if (v_in_place) {
-          vh = reinterpret_cast<const float*>(V.base + V.offsets[b]);
-          ldv = V.rs;
-        } else {
-          vh = vp.data() + h * v_floats;
-          ldv = sh.Ev;
-        }
+        const float* vh = v_rows(b, vp.data() + h * v_floats, ldv);
         attend_rows(Q, kp.data() + h * k_floats, vh, ldv, sh, b, l0, rows, fscale, w, out_base + out_offsets[b], out_rs, bf16);
       }
     });
