@@ -6,7 +6,7 @@
 // kernel reaches ~330. This kernel does what that one does:
 //  - k of each head is packed once, transposed into tiles of 64 keys ([E][64] floats each), so that a row of
 //    scores is a sum over e of a broadcast q[e] times a contiguous row of the tile; v is read in place when its
-//    rows are contiguous f32, otherwise packed to f32 rows as well;
+//    rows are contiguous (bf16 widened as it is loaded), otherwise packed to f32 rows;
 //  - the work is split over (batch·head, block of query rows) with at::parallel_for; each block walks the keys
 //    in blocks with an online softmax (running maximum and sum, the accumulated output rescaled when the
 //    maximum grows), so memory stays bounded at any sequence length: per thread a [rows × key block] score
@@ -102,6 +102,14 @@ struct Matrix {
       std::memcpy(dst, reinterpret_cast<const float*>(base + offsets[b]) + i * rs, static_cast<size_t>(n) * sizeof(float));
       return;
     }
+    if (bf16 && cs == 1) {  // widened by a shift, a loop the compiler vectorises
+      const uint16_t* src = reinterpret_cast<const uint16_t*>(base + offsets[b]) + i * rs;
+      for (int64_t j = 0; j < n; j++) {
+        const uint32_t bits = static_cast<uint32_t>(src[j]) << 16;
+        std::memcpy(dst + j, &bits, sizeof(float));
+      }
+      return;
+    }
     for (int64_t j = 0; j < n; j++) dst[j] = at(b, i, j);
   }
 };
@@ -173,9 +181,16 @@ LD_AVX512 void qk_tile(const float* Qs, int64_t E, const float* tile, float* C, 
     for (int j = 0; j < NV; j++) _mm512_storeu_ps(C + r * ldc + 16 * j, acc[r][j]);
 }
 
+// 16 values of v as f32: f32 as they are, bf16 (uint16_t) widened by a shift.
+LD_AVX512 inline __m512 load_v(const float* p) { return _mm512_loadu_ps(p); }
+LD_AVX512 inline __m512 load_v(__mmask16 k, const float* p) { return _mm512_maskz_loadu_ps(k, p); }
+LD_AVX512 inline __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+LD_AVX512 inline __m512 load_v(const uint16_t* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+LD_AVX512 inline __m512 load_v(__mmask16 k, const uint16_t* p) { return widen(_mm256_maskz_loadu_epi16(k, p)); }
+
 // O[MR rows][NV·16 columns] += P[MR rows][n keys] · V[n rows][NV·16 columns], the last vector of V's rows masked.
-template <int MR, int NV>
-LD_AVX512 void pv_tile(const float* P, int64_t ldp, int64_t n, const float* V, int64_t ldv, __mmask16 last,
+template <int MR, int NV, typename VT>
+LD_AVX512 void pv_tile(const float* P, int64_t ldp, int64_t n, const VT* V, int64_t ldv, __mmask16 last,
                        float* O, int64_t ldo) {
   __m512 acc[MR][NV];
 #pragma GCC unroll 8
@@ -185,8 +200,8 @@ LD_AVX512 void pv_tile(const float* P, int64_t ldp, int64_t n, const float* V, i
   for (int64_t s = 0; s < n; s++) {
     __m512 vv[NV];
 #pragma GCC unroll 6
-    for (int j = 0; j < NV - 1; j++) vv[j] = _mm512_loadu_ps(V + s * ldv + 16 * j);
-    vv[NV - 1] = _mm512_maskz_loadu_ps(last, V + s * ldv + 16 * (NV - 1));
+    for (int j = 0; j < NV - 1; j++) vv[j] = load_v(V + s * ldv + 16 * j);
+    vv[NV - 1] = load_v(last, V + s * ldv + 16 * (NV - 1));
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
       const __m512 b = _mm512_set1_ps(P[r * ldp + s]);
@@ -203,22 +218,23 @@ LD_AVX512 void pv_tile(const float* P, int64_t ldp, int64_t n, const float* V, i
 // Rows of the p · v micro-kernel for NV vectors of output columns: about 24 accumulators.
 constexpr int pv_rows(int nv) { return nv <= 3 ? 8 : nv == 4 ? 6 : 4; }
 
-template <int NV>
-LD_AVX512 void pv_rows_of(int64_t rows, const float* P, int64_t ldp, int64_t n, const float* V, int64_t ldv,
+template <int NV, typename VT>
+LD_AVX512 void pv_rows_of(int64_t rows, const float* P, int64_t ldp, int64_t n, const VT* V, int64_t ldv,
                           __mmask16 last, float* O, int64_t ldo) {
   constexpr int MR = pv_rows(NV);
-  for (int64_t r = 0; r < rows; r += MR) pv_tile<MR, NV>(P + r * ldp, ldp, n, V, ldv, last, O + r * ldo, ldo);
+  for (int64_t r = 0; r < rows; r += MR) pv_tile<MR, NV, VT>(P + r * ldp, ldp, n, V, ldv, last, O + r * ldo, ldo);
 }
 
-LD_AVX512 void pv_block(int nv, int64_t rows, const float* P, int64_t ldp, int64_t n, const float* V, int64_t ldv,
+template <typename VT>
+LD_AVX512 void pv_block(int nv, int64_t rows, const float* P, int64_t ldp, int64_t n, const VT* V, int64_t ldv,
                         __mmask16 last, float* O, int64_t ldo) {
   switch (nv) {
-    case 1: pv_rows_of<1>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
-    case 2: pv_rows_of<2>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
-    case 3: pv_rows_of<3>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
-    case 4: pv_rows_of<4>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
-    case 5: pv_rows_of<5>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
-    default: pv_rows_of<6>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
+    case 1: pv_rows_of<1, VT>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
+    case 2: pv_rows_of<2, VT>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
+    case 3: pv_rows_of<3, VT>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
+    case 4: pv_rows_of<4, VT>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
+    case 5: pv_rows_of<5, VT>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
+    default: pv_rows_of<6, VT>(rows, P, ldp, n, V, ldv, last, O, ldo); break;
   }
 }
 
@@ -337,7 +353,14 @@ struct Scratch {
 thread_local Scratch scratch;
 
 // Query rows [l0, l0 + rows) of head b: out rows = softmax(q kᵀ · scale) v.
-LD_AVX512 void attend_rows(const Matrix& q, const float* kp, const float* vp, int64_t ldv, const Shapes& sh,
+// v's rows of one head: f32 or bf16 (then uint16_t), row stride ld elements, contiguous within a row.
+struct VRows {
+  const void* base;
+  int64_t ld;
+  bool bf16;
+};
+
+LD_AVX512 void attend_rows(const Matrix& q, const float* kp, const VRows& v, const Shapes& sh,
                            int64_t b, int64_t l0, int64_t rows, float scale, Scratch& w, char* out, int64_t out_rs,
                            bool out_bf16) {
   const int64_t E = sh.E, ldo = sh.nvec * 16, ldc = sh.ldc;
@@ -368,8 +391,13 @@ LD_AVX512 void attend_rows(const Matrix& q, const float* kp, const float* vp, in
     for (int64_t c = 0; c < chunks; c++) {
       const int nv = static_cast<int>(sh.nvec / chunks + (c < sh.nvec % chunks ? 1 : 0));
       const int64_t width = std::min<int64_t>(nv * 16, sh.Ev - col);
-      pv_block(nv, rows, w.scores.data(), ldc, n, vp + s0 * ldv + col, ldv, tail_mask(width - (nv - 1) * 16),
-               w.out.data() + col, ldo);
+      const __mmask16 last = tail_mask(width - (nv - 1) * 16);
+      if (v.bf16)
+        pv_block(nv, rows, w.scores.data(), ldc, n, static_cast<const uint16_t*>(v.base) + s0 * v.ld + col, v.ld, last,
+                 w.out.data() + col, ldo);
+      else
+        pv_block(nv, rows, w.scores.data(), ldc, n, static_cast<const float*>(v.base) + s0 * v.ld + col, v.ld, last,
+                 w.out.data() + col, ldo);
       col += nv * 16;
     }
   }
@@ -409,7 +437,7 @@ LD_AVX512 at::Tensor fused_attention_avx512(const at::Tensor& q, const at::Tenso
   char* out_base = static_cast<char*>(out.data_ptr());
   const int64_t out_rs = out.stride(-2) * static_cast<int64_t>(out.element_size());
   const bool bf16 = q.scalar_type() == at::kBFloat16;
-  const bool v_in_place = !V.bf16 && V.cs == 1;
+  const bool v_in_place = V.cs == 1;  // f32 or bf16 rows read as they are
 
   // Query rows per task: blocks as even as possible of at most kMaxRows.
   const int64_t row_blocks = (sh.L + kMaxRows - 1) / kMaxRows;
@@ -423,9 +451,8 @@ LD_AVX512 at::Tensor fused_attention_avx512(const at::Tensor& q, const at::Tenso
     if (!v_in_place)
       for (int64_t s = t0 * kTile; s < std::min(sh.S, t1 * kTile); s++) V.row(b, s, sh.Ev, vdst + s * sh.Ev);
   };
-  auto v_rows = [&](int64_t b, const float* packed, int64_t& ldv) {
-    ldv = v_in_place ? V.rs : sh.Ev;
-    return v_in_place ? reinterpret_cast<const float*>(V.base + V.offsets[b]) : packed;
+  auto v_rows = [&](int64_t b, const float* packed) {
+    return v_in_place ? VRows{V.base + V.offsets[b], V.rs, V.bf16} : VRows{packed, sh.Ev, false};
   };
 
   // One block of rows per head (short queries: the U-Net's smallest levels): each task packs its own head, all in
@@ -436,9 +463,7 @@ LD_AVX512 at::Tensor fused_attention_avx512(const at::Tensor& q, const at::Tenso
       w.fit(sh, k_floats, v_floats);
       for (int64_t b = begin; b < end; b++) {
         pack_head(b, 0, sh.tiles, w.k.data(), w.v.data());
-        int64_t ldv;
-        const float* vh = v_rows(b, w.v.data(), ldv);
-        attend_rows(Q, w.k.data(), vh, ldv, sh, b, 0, sh.L, fscale, w, out_base + out_offsets[b], out_rs, bf16);
+        attend_rows(Q, w.k.data(), v_rows(b, w.v.data()), sh, b, 0, sh.L, fscale, w, out_base + out_offsets[b], out_rs, bf16);
       }
     });
     return out;
@@ -460,9 +485,7 @@ LD_AVX512 at::Tensor fused_attention_avx512(const at::Tensor& q, const at::Tenso
       for (int64_t i = begin; i < end; i++) {
         const int64_t h = i / row_blocks, l0 = (i % row_blocks) * block_rows;
         const int64_t b = h0 + h, rows = std::min(block_rows, sh.L - l0);
-        int64_t ldv;
-        const float* vh = v_rows(b, vp.data() + h * v_floats, ldv);
-        attend_rows(Q, kp.data() + h * k_floats, vh, ldv, sh, b, l0, rows, fscale, w, out_base + out_offsets[b], out_rs, bf16);
+        attend_rows(Q, kp.data() + h * k_floats, v_rows(b, vp.data() + h * v_floats), sh, b, l0, rows, fscale, w, out_base + out_offsets[b], out_rs, bf16);
       }
     });
   }
