@@ -31,6 +31,26 @@ public class FusedAttentionTests
         return Tensors.Randn([n, heads, length, dim], g) * std;
     }
 
+    /// <summary>q [n, heads, queries, dim], k [n, heads, keys, dim], v [n, heads, keys, dimV] in the layout, N(0, 1) · std for q and k.</summary>
+    private static (Tensor Q, Tensor K, Tensor V) Inputs(Generator g, long n, long heads, long queries, long keys, long dim, long dimV,
+        Layout layout, DType dtype = DType.Float32, double std = 1)
+    {
+        var q = Input(g, n, heads, queries, dim, layout, false, std).To(dtype);
+        var k = Input(g, n, heads, keys, dim, layout, true, std).To(dtype);
+        var v = Input(g, n, heads, keys, dimV, layout, true, 1).To(dtype);
+        return (q, k, v);
+    }
+
+    private const double Eps = 1.0 / (1 << 24);
+
+    /// <summary>The f32 worst case 4ε·(E·Σ|q_e k_e|·scale + S)·max|v| (see <see cref="F32MatchesTheFloat64Definition"/>).</summary>
+    private static double WorstCase(Tensor q, Tensor k, Tensor v, double scale)
+    {
+        using var scope = DisposeScope.Enter();
+        var products = (q.To(DType.Float64).Abs().MatMul(k.To(DType.Float64).Abs().Transpose(-1, -2)) * scale).Max().Item();
+        return 4 * Eps * (q.Size(-1) * products + k.Size(-2)) * v.Abs().Max().Item();
+    }
+
     /// <summary>softmax(q kᵀ · scale) v in float64 from the given inputs (exactly representable there).</summary>
     private static Tensor Reference(Tensor q, Tensor k, Tensor v, double scale)
     {
@@ -45,6 +65,20 @@ public class FusedAttentionTests
         Assert.Equal(fused && CpuHasKernel, TorchRuntime.FusedCpuAttentionActive);
         using var inference = Autograd.InferenceMode();
         return Functional.ScaledDotProductAttention(q, k, v, scale: scale);
+    }
+
+    /// <summary>The float64 reference and both paths' results, which have q's dtype and the reference's shape.</summary>
+    private static (Tensor Reference, Tensor Fused, Tensor Blocked) BothPaths(Tensor q, Tensor k, Tensor v, double scale)
+    {
+        var reference = Reference(q, k, v, scale);
+        var fused = Attend(q, k, v, scale, fused: true);
+        var blocked = Attend(q, k, v, scale, fused: false);
+        foreach (var result in new[] { fused, blocked })
+        {
+            Assert.Equal(reference.Shape, result.Shape);
+            Assert.Equal(q.DType, result.DType);
+        }
+        return (reference, fused, blocked);
     }
 
     /// <summary>
@@ -74,25 +108,17 @@ public class FusedAttentionTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(19);
-        var q = Input(g, n, heads, queries, dim, layout, false, 1);
-        var k = Input(g, n, heads, keys, dim, layout, true, 1);
-        var v = Input(g, n, heads, keys, dimV, layout, true, 1);
+        var (q, k, v) = Inputs(g, n, heads, queries, keys, dim, dimV, layout);
         var scale = 1 / Math.Sqrt(dim);
-        var reference = Reference(q, k, v, scale);
-        var fused = Attend(q, k, v, scale, fused: true);
-        var blocked = Attend(q, k, v, scale, fused: false);
-        Assert.Equal(reference.Shape, fused.Shape);
-        Assert.Equal(DType.Float32, fused.DType);
+        var (reference, fused, blocked) = BothPaths(q, k, v, scale);
 
-        const double eps = 1.0 / (1 << 24);
         var vmax = v.Abs().Max().Item();
-        var products = (q.To(DType.Float64).Abs().MatMul(k.To(DType.Float64).Abs().Transpose(-1, -2)) * scale).Max().Item();
-        var bound = 4 * eps * (dim * products + keys) * vmax;
+        var bound = WorstCase(q, k, v, scale);
         var fusedError = TensorAssert.MaxAbsDifference(fused, reference);
         var blockedError = TensorAssert.MaxAbsDifference(blocked, reference);
         Assert.True(fusedError <= bound, $"fused: max abs error {fusedError:e2} > bound {bound:e2}");
         Assert.True(blockedError <= bound, $"blocked: max abs error {blockedError:e2} > bound {bound:e2}");
-        Assert.True(fusedError <= Math.Max(2 * blockedError, 8 * eps * vmax),
+        Assert.True(fusedError <= Math.Max(2 * blockedError, 8 * Eps * vmax),
             $"fused error {fusedError:e2} against libtorch's {blockedError:e2}");
     }
 
@@ -110,9 +136,7 @@ public class FusedAttentionTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(23);
-        var q = Input(g, 1, 2, 50, dim, Layout.Contiguous, false, 1) * Math.Sqrt(30);
-        var k = Input(g, 1, 2, keys, dim, Layout.Contiguous, true, 1) * Math.Sqrt(30);
-        var v = Input(g, 1, 2, keys, dim, Layout.Contiguous, true, 1);
+        var (q, k, v) = Inputs(g, 1, 2, 50, keys, dim, dim, Layout.Contiguous, std: Math.Sqrt(30));
         var scale = 1 / Math.Sqrt(dim);
         using (var noGrad = Autograd.NoGrad())
         {
@@ -122,12 +146,10 @@ public class FusedAttentionTests
         var reference = Reference(q, k, v, scale);
         var fused = Attend(q, k, v, scale, fused: true);
         Assert.Equal(1.0, fused.IsFinite().To(DType.Float64).Min().Item());
-        const double eps = 1.0 / (1 << 24);
-        var products = (q.To(DType.Float64).Abs().MatMul(k.To(DType.Float64).Abs().Transpose(-1, -2)) * scale).Max().Item();
-        var bound = 4 * eps * (dim * products + keys) * v.Abs().Max().Item();
+        var bound = WorstCase(q, k, v, scale);
         var error = TensorAssert.MaxAbsDifference(fused, reference);
         Assert.True(error <= bound, $"max abs error {error:e2} > bound {bound:e2}");
-        Assert.True(error <= 2 * TensorAssert.MaxAbsDifference(Attend(q, k, v, scale, fused: false), reference) + 8 * eps);
+        Assert.True(error <= 2 * TensorAssert.MaxAbsDifference(Attend(q, k, v, scale, fused: false), reference) + 8 * Eps);
     }
 
     /// <summary>
@@ -147,15 +169,9 @@ public class FusedAttentionTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(29);
-        var q = Input(g, n, heads, queries, dim, layout, false, 1).To(DType.BFloat16);
-        var k = Input(g, n, heads, keys, dim, layout, true, 1).To(DType.BFloat16);
-        var v = Input(g, n, heads, keys, dim, layout, true, 1).To(DType.BFloat16);
+        var (q, k, v) = Inputs(g, n, heads, queries, keys, dim, dim, layout, DType.BFloat16);
         var scale = 1 / Math.Sqrt(dim);
-        var reference = Reference(q, k, v, scale);
-        var fused = Attend(q, k, v, scale, fused: true);
-        var blocked = Attend(q, k, v, scale, fused: false);
-        Assert.Equal(DType.BFloat16, fused.DType);
-        Assert.Equal(reference.Shape, fused.Shape);
+        var (reference, fused, blocked) = BothPaths(q, k, v, scale);
         var vmax = v.To(DType.Float64).Abs().Max().Item();
         var excess = ((fused.To(DType.Float64) - reference).Abs() - reference.Abs() / 256 - 1e-4 * vmax).Max().Item();
         Assert.True(excess <= 0, $"an element is {excess:e2} beyond half a bf16 step of the float64 result");
@@ -171,9 +187,7 @@ public class FusedAttentionTests
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(31);
-        var q = Input(g, 2, 3, 300, 40, Layout.HeadSplit, false, 1).To(dtype);
-        var k = Input(g, 2, 3, 700, 40, Layout.HeadSplit, true, 1).To(dtype);
-        var v = Input(g, 2, 3, 700, 40, Layout.HeadSplit, true, 1).To(dtype);
+        var (q, k, v) = Inputs(g, 2, 3, 300, 700, 40, 40, Layout.HeadSplit, dtype);
         var original = TorchRuntime.Threads;
         try
         {
