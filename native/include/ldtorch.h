@@ -52,6 +52,11 @@ LD_API int ld_cuda_synchronize(int index);
 LD_API int ld_cuda_memory(int index, int64_t* allocated, int64_t* peak);
 LD_API int ld_cuda_reset_peak(int index);
 LD_API int ld_has_fused_attention(void);
+/* The fused AVX-512 CPU attention kernel of inference (attention.cpp), on the calling thread only:
+ * mode -1 follows the default (on where the CPU has AVX-512 unless LDTORCH_FUSED_ATTENTION=0), 0 forces
+ * the blocked libtorch path, 1 the fused kernel where the CPU has it. Returns the previous mode (-2: bad mode). */
+LD_API int ld_set_fused_attention(int mode);
+LD_API int ld_fused_attention_active(void);     /* 1 if inference attention on this thread runs the fused kernel */
 
 /* ---- the cache of large CPU blocks (allocator.cpp) ----
  * libtorch's CPU allocator is replaced, when the library loads, by one that maps blocks of 8 MiB or more itself

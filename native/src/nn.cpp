@@ -1,5 +1,6 @@
 // Neural-network functional operations.
 #include "common.h"
+#include "attention.h"
 #include <ATen/record_function.h>
 #include <cstdlib>
 #include <c10/core/InferenceMode.h>
@@ -282,8 +283,10 @@ LD_API ld_tensor* ld_scaled_dot_product_attention(ld_tensor* q, ld_tensor* k, ld
     return ld::wrap(at::scaled_dot_product_attention(Q, ld::T(k), ld::T(v), ld::opt(mask), dropout, is_causal != 0, s));
 #else
     auto M = ld::opt(mask);
-    if (attention_blocked_applies(Q, ld::T(k), ld::T(v), M, dropout, is_causal != 0))
+    if (attention_blocked_applies(Q, ld::T(k), ld::T(v), M, dropout, is_causal != 0)) {
+      if (ld::fused_attention_applies(Q, ld::T(k), ld::T(v))) return ld::wrap(ld::fused_attention(Q, ld::T(k), ld::T(v), s));
       return ld::wrap(attention_blocked(Q, ld::T(k), ld::T(v), s));
+    }
     return ld::wrap(attention_math(Q, ld::T(k), ld::T(v), M, dropout, is_causal != 0, s));
 #endif
   })

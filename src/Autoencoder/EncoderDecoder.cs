@@ -22,13 +22,14 @@ public sealed class Encoder : Module<Tensor, Tensor>
 
     /// <summary>
     /// diffusers' Encoder/Decoder mid block: attention_head_dim = the channels (one head), the resnets' groups.
-    /// Its attention is computed as diffusers' AttnProcessor does (baddbmm), the numbers every VAE golden was made with.
+    /// Its attention runs as diffusers' AttnProcessor2_0 (scaled_dot_product_attention, diffusers' default on
+    /// PyTorch 2), i.e. the fused CPU kernel in inference; the VAE goldens were made with AttnProcessor (baddbmm, PyTorch
+    /// 1.13) and hold with their tolerances (the two differ in the last bits).
     /// </summary>
     internal static UNetMidBlock2D CreateMidBlock(long channels, AutoencoderKLConfig config, Generator? generator)
     {
         var block = new UNetMidBlock2D(channels, Resnet(config), addAttention: config.MidBlockAddAttention, attentionHeadDim: (int)channels,
             generator: generator);
-        block.SetAttentionProcessor(AttentionProcessor.Classic);
         return block;
     }
 

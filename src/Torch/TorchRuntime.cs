@@ -57,4 +57,33 @@ public static class TorchRuntime
 
     /// <summary>Whether scaled-dot-product attention runs libtorch's fused kernel (libtorch ≥ 2.1).</summary>
     public static bool HasFusedAttention => NativeMethods.HasFusedAttention() == 1;
+
+    /// <summary>
+    /// Whether inference attention (no mask, dropout, causal mask or autograd) on the calling thread runs the fused
+    /// AVX-512 CPU kernel (native/src/attention.cpp) rather than libtorch's products and softmax block by block: on
+    /// CPUs with AVX-512 unless the environment sets LDTORCH_FUSED_ATTENTION=0, or as <see cref="UseFusedCpuAttention"/> says.
+    /// </summary>
+    public static bool FusedCpuAttentionActive => NativeMethods.FusedAttentionActive() == 1;
+
+    /// <summary>
+    /// Turns the fused CPU attention kernel on (where the CPU has AVX-512) or off for the calling thread until the
+    /// result is disposed, whatever LDTORCH_FUSED_ATTENTION says; other threads keep their own setting.
+    /// </summary>
+    public static IDisposable UseFusedCpuAttention(bool enabled)
+    {
+        var previous = NativeMethods.SetFusedAttention(enabled ? 1 : 0);
+        return new FusedAttentionMode(previous);
+    }
+
+    private sealed class FusedAttentionMode(int previous) : IDisposable
+    {
+        private bool disposed;
+
+        public void Dispose()
+        {
+            if (disposed) return;
+            disposed = true;
+            NativeMethods.SetFusedAttention(previous);
+        }
+    }
 }

@@ -21,6 +21,8 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_cuda_synchronize")] internal static partial int CudaSynchronize(int index);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_cuda_memory")] internal static partial int CudaMemory(int index, long* used, long* total);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_has_fused_attention")] internal static partial int HasFusedAttention();
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_set_fused_attention")] internal static partial int SetFusedAttention(int mode);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_fused_attention_active")] internal static partial int FusedAttentionActive();
 
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_cpu_cache_set_limit")] internal static partial int CpuCacheSetLimit(long bytes);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_cpu_cache_trim")] internal static partial int CpuCacheTrim();
