@@ -13,10 +13,14 @@ namespace {
 // 2026-12-05, GFLOP/s of at::linear vs this path (weight reordered by oneDNN in each call included), rows × in → out:
 // 2048×320→320 232 vs 501, 2048×320→2560 272 vs 528, 2048×1280→320 258 vs 529, 512×640→5120 204 vs 478,
 // 256×1280→1280 264 vs 464; at 128 rows it loses for the large weights (128×1280→10240: 232 vs 129), whose
-// per-call reorder then costs more than the product. The SD1.5 U-Net at 256² (batch 2): linear layers
-// 531 → ~300 ms of a 1.45 s forward. Same values up to float rounding (max |Δ| ~5e-6 on these shapes).
-// A Linear module with few rows runs on its prepacked weight instead (ld_linear_prepacked below).
-constexpr int64_t kLinearOneDnnMinRows = 256;
+// per-call reorder then costs more than the product — but those run on the prepacked weight (Linear.PackedIsFaster),
+// so from 128 rows only the shapes that keep a dense weight come here: 128×640→640 85–116 vs 336, 154×768→320 (CLIP
+// and the U-Net's cross-attention keys/values at batch 2) 7 vs 367. 128 instead of 256 (same session, locked,
+// alternating): U-Net 256² f32 1.24 → 1.09 s, CLIP 0.16 → 0.12 s. Below 128 (32×320→320: 142 vs 138) no gain.
+// Same values up to float rounding (max |Δ| ~5e-6 on these shapes). Like OpenBLAS's sgemm, oneDNN splits the
+// product by the intra-op thread count, so results are bit-identical for a given thread count (the process's), not
+// across counts (max |Δ| 1e-6–2.4e-6 between 1 and 2 threads; OpenBLAS 5.7e-5).
+constexpr int64_t kLinearOneDnnMinRows = 128;
 
 bool linear_onednn_applies(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
   static const bool enabled = [] {

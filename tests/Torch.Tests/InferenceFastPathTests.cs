@@ -52,12 +52,12 @@ public class InferenceFastPathTests
     }
 
     /// <summary>
-    /// An f32 linear layer of at least 256 rows runs as a oneDNN 1×1 convolution without autograd (native/src/nn.cpp,
+    /// An f32 linear layer of at least 128 rows runs as a oneDNN 1×1 convolution without autograd (native/src/linear.cpp,
     /// linear_onednn): the same product as OpenBLAS's sgemm up to float rounding; the profile shows which path ran.
     /// </summary>
     [Theory]
     [InlineData(true, 300)]
-    [InlineData(false, 256)]
+    [InlineData(false, 128)]
     public void OneDnnLinearEqualsTheBlasOne(bool bias, int rows)
     {
         using var scope = DisposeScope.Enter();

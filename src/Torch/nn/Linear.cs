@@ -64,7 +64,7 @@ public sealed class Linear : Module<Tensor, Tensor>
 
     /// <summary>
     /// Whether an f32 product of <paramref name="rows"/> rows runs faster on the prepacked weight than on the plain one
-    /// (oneDNN reordering the dense weight in each call from 256 rows, OpenBLAS below): while the weight's reorder,
+    /// (oneDNN reordering the dense weight in each call from 128 rows, OpenBLAS below): while the weight's reorder,
     /// ∝ in · out, outweighs the two transposed copies of the activations, ∝ rows · (in + out), that the packed path
     /// needs (native/src/linear.cpp): 4 · rows · (in + out) &lt; in · out. Measured on the 2-core AVX-512 machine,
     /// PyTorch 1.13 on the same libtorch, 2 threads, `chrt -f 1`, 2026-12-05, GFLOP/s of at::linear (OpenBLAS) / the
