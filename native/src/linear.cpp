@@ -90,6 +90,7 @@ LD_API ld_tensor* ld_linear_prepack(ld_tensor* w) {
     if (!W.device().is_cpu() || W.dim() != 2 || W.scalar_type() != at::kFloat)
       throw std::invalid_argument("only a 2-D float32 CPU weight can be prepacked for a linear layer");
     at::NoGradGuard no_grad;
+    ld::CpuCachePause dense_copy_not_cached;
     auto kernel = W.contiguous().view({W.size(0), W.size(1), 1, 1}).to_mkldnn();
     return ld::wrap(at::mkldnn_reorder_conv2d_weight(kernel, {0, 0}, {1, 1}, {1, 1}, 1));
   })

@@ -121,6 +121,7 @@ LD_API ld_tensor* ld_conv2d_prepack(ld_tensor* w, const int64_t* stride, const i
     if (!W.device().is_cpu() || W.dim() != 4 || (W.scalar_type() != at::kFloat && W.scalar_type() != at::kBFloat16))
       throw std::invalid_argument("only a 4-D float32 or bfloat16 CPU weight can be prepacked");
     at::NoGradGuard no_grad;
+    ld::CpuCachePause dense_copy_not_cached;
     return ld::wrap(at::mkldnn_reorder_conv2d_weight(W.contiguous().to_mkldnn(), ld::dims(padding, 2), ld::dims(stride, 2),
                                                      ld::dims(dilation, 2), groups));
   })
