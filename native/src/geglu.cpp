@@ -13,6 +13,7 @@
 #include <cstring>
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+#include "simd_exp.h"
 #define LD_GEGLU_X86 1
 #else
 #define LD_GEGLU_X86 0
@@ -30,24 +31,7 @@ at::Tensor geglu_reference(const at::Tensor& x) {
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #define LD_AVX512 __attribute__((target("avx512f")))
 
-// exp(x) for the erf's exp(-x²) argument range (x ≤ 0): n = round(x · log2 e), r = x − n · ln 2 in two parts,
-// exp(r) = 1 + r + r² · P(r) with Cephes' expf polynomial (≈ 1 ulp), times 2ⁿ by scalef (0 below the range).
-LD_AVX512 inline __m512 exp_ps(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-  x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  const __m512 r2 = _mm512_mul_ps(r, r);
-  p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
+// exp(-x²) of the erf by ld::exp512 (simd_exp.h, ≈ 1 ulp).
 
 // gelu(g) = g · 0.5 · (1 + erf(g / √2)), erf(z) = sign(z) · (1 − (((((p5 t + p4) t + p3) t + p2) t + p1) · t · exp(−z²)),
 // t = 1 / (1 + p |z|): the order of ATen's Vectorized<float>::erf and GELU kernel.
@@ -61,7 +45,7 @@ LD_AVX512 inline __m512 gelu_ps(__m512 g) {
   r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(1.421413741f));
   r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(-0.284496736f));
   r = _mm512_fmadd_ps(r, t, _mm512_set1_ps(0.254829592f));
-  const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(z, z)));
+  const __m512 e = ld::exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(z, z)));
   const __m512 negExpT = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), e), t);
   const __m512 erfAbs = _mm512_fmadd_ps(negExpT, r, one);
   const __m512 erf = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(erfAbs), _mm512_castps_si512(sign)));

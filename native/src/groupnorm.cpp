@@ -19,6 +19,7 @@
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 #include <immintrin.h>
+#include "simd_exp.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -76,28 +77,10 @@ LD_AVX512 inline void store16(c10::BFloat16* p, __m512 v, int64_t n) {
   else _mm256_mask_storeu_epi16(p, static_cast<__mmask16>((1u << n) - 1), h);
 }
 
-// exp(t) to ~1 ulp: t = n·ln2 + r, |r| ≤ ln2/2, Cephes' degree-6 polynomial for e^r, scaled by 2^n with scalef (which
-// overflows to inf and underflows gradually to 0 on its own). NaN passes through.
-LD_AVX512 inline __m512 exp16(__m512 t) {
-  t = _mm512_max_ps(_mm512_set1_ps(-104.0f), t);
-  t = _mm512_min_ps(_mm512_set1_ps(89.0f), t);
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(t, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), t);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
 
 // silu(y) = y / (1 + e^-y), as at::silu computes it.
 LD_AVX512 inline __m512 silu16(__m512 y) {
-  const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), y));
+  const __m512 e = ld::exp512(_mm512_sub_ps(_mm512_setzero_ps(), y));
   return _mm512_div_ps(y, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
