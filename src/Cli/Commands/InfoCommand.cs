@@ -59,7 +59,9 @@ internal static class InfoCommand
         Row("threads", info.Threads.ToString());
         Row("BLAS", info.Blas);
         Row("OMP_WAIT_POLICY", info.OmpWaitPolicy);
-        Row("fused attention", info.FusedAttention ? "yes" : "no (math path)");
+        Row("fused attention (libtorch SDPA)", info.FusedAttention ? "yes" : "no (libtorch < 2.1: math path)");
+        Row("CPU attention kernel", info.FusedCpuAttention ? "fused (AVX-512, native/src/attention.cpp)"
+            : "libtorch's products in blocks (no AVX-512, or LDTORCH_FUSED_ATTENTION=0)");
         Row("data-parallel backends", info.DistributedBackends.Count > 0 ? string.Join(", ", info.DistributedBackends) : "none (built without Gloo's headers: install libgloo-dev)");
         Row(".NET", info.Dotnet);
         Row("OS", $"{info.Os} ({info.Arch})");
@@ -82,6 +84,7 @@ public sealed record RuntimeInfo(
     bool ReferenceBlas,
     string OmpWaitPolicy,
     bool FusedAttention,
+    bool FusedCpuAttention,
     IReadOnlyList<string> DistributedBackends,
     string Dotnet,
     string Os,
@@ -108,6 +111,7 @@ public sealed record RuntimeInfo(
             ReferenceBlas: TorchRuntime.IsReferenceBlas,
             OmpWaitPolicy: TorchRuntime.OmpWaitPolicy,
             FusedAttention: TorchRuntime.HasFusedAttention,
+            FusedCpuAttention: TorchRuntime.FusedCpuAttentionActive,
             DistributedBackends: [.. ProcessGroup.HasGloo ? ["gloo"] : Array.Empty<string>(), .. ProcessGroup.HasNccl ? ["nccl"] : Array.Empty<string>()],
             Dotnet: RuntimeInformation.FrameworkDescription,
             Os: RuntimeInformation.OSDescription,
