@@ -98,6 +98,14 @@ public class FusedGroupNormTests
     public void LargeOffsetKeepsTheVariance()
     {
         using var inference = Autograd.InferenceMode();
+        if (!FusedNorm.Enabled)
+        {
+            // No AVX-512 (or LDTORCH_FUSED_NORM=0): libtorch's GroupNorm runs, whose statistics lose a variance 1e-8 of
+            // the squared mean (max error 0.28 here), so the two-pass property is the kernel's alone; the fallback is
+            // checked at an offset it resolves.
+            AssertMatchesReference(2, 320, [9, 9], 32, DType.Float32, silu: true, offset: 1, noise: 0.5, seed: 3);
+            return;
+        }
         AssertMatchesReference(2, 320, [9, 9], 32, DType.Float32, silu: true, offset: 1e4, noise: 0.01, seed: 3);
         AssertMatchesReference(1, 64, [16, 16], 32, DType.Float32, silu: false, offset: -3e3, noise: 0.05, seed: 4);
     }
