@@ -4,7 +4,7 @@ PyTorch, on the same weights and the same request, alternately, and prints both 
 how far apart their outputs are.
 
     /usr/bin/python3 bench/compare_txt2img.py --pythonpath DIFFUSERS_PATHS [--rounds 3] [--dtype f32|bf16] [--size 512]
-        [--steps 20] [--vae-tiling] [--attention-slicing ROWS] [--realtime] [--lock /tmp/ldm-bench.lock] [--weights DIR] [--json]
+        [--steps 20] [--vae-tiling] [--attention-slicing ROWS] [--realtime] [--lock LOCKFILE] [--weights DIR] [--json]
 
 The weights: `ldm bench txt2img --save-model DIR` writes the random N(0, 0.02) SD1.5 pipeline (the U-Net, VAE and text
 encoder from configs/models/sd15-*.json) once as a diffusers folder, float32 safetensors, with bench_request.json: the

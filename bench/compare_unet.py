@@ -4,7 +4,7 @@ text encoder (--model text) here (`ldm bench unet|vae|text --json`) and in the r
 prints both with their ratio.
 
     /usr/bin/python3 bench/compare_unet.py [--model unet|vae|text] [--rounds 5] [--dtype f32|bf16] [--size 256] [--batch 2]
-                                           [--repeat 3] [--realtime] [--lock /tmp/ldm-bench.lock] [--json]
+                                           [--repeat 3] [--realtime] [--lock LOCKFILE] [--json]
 
 --model vae: diffusers' AutoencoderKL.decode of random latents [batch, 4, size/8, size/8] (configs/models/sd15-vae.json);
 --model text: token ids [batch, 77] through the pure-torch CLIPTextModel of bench/reference.py (transformers' eager

@@ -27,7 +27,7 @@ def add_common_arguments(parser):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
     parser.add_argument("--realtime", action="store_true", help="run each timed process under chrt -f 1 (root)")
-    parser.add_argument("--lock", help="run each timed process under `flock LOCK` (e.g. /tmp/ldm-bench.lock)")
+    parser.add_argument("--lock", help="run each timed process under `flock LOCK` (LOCKFILE: any file that every timed process shares)")
     parser.add_argument("--pythonpath", help="prepended to PYTHONPATH for the reference (where diffusers is)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 

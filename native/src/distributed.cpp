@@ -40,7 +40,7 @@ using PgBase = c10d::ProcessGroup;
 
 struct ld_store {
   c10::intrusive_ptr<c10d::Store> store;
-  std::string description;  // "the master 10.0.0.1:29500" or "the file store /tmp/x"
+  std::string description;  // "the master 10.0.0.1:29500" or "the file store at PATH"
   bool tcp = false;
 };
 
