@@ -165,13 +165,16 @@ template <typename T>
 void group_norm_kernel(const T* x, T* y, int64_t N, int64_t C, int64_t S, int64_t groups, const float* gamma,
                        const float* beta, double eps, bool silu) {
   const int64_t Cg = C / groups, tasks = N * groups;
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), tasks)));
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && tasks * Cg * S >= 16384)
-  for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t g = t % groups;
-    normalize_group(x + t * Cg * S, y + t * Cg * S, Cg, S, gamma ? gamma + g * Cg : nullptr,
-                    beta ? beta + g * Cg : nullptr, eps, silu);
-  }
+  // One (sample, group) per task, as the other kernels split their rows: small inputs (under ~16 K values) stay on
+  // one thread.
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, Cg * S));
+  at::parallel_for(0, tasks, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t g = t % groups;
+      normalize_group(x + t * Cg * S, y + t * Cg * S, Cg, S, gamma ? gamma + g * Cg : nullptr,
+                      beta ? beta + g * Cg : nullptr, eps, silu);
+    }
+  });
 }
 
 bool param_ok(const c10::optional<at::Tensor>& p, int64_t C) {
