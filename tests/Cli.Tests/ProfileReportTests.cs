@@ -38,6 +38,9 @@ public class ProfileReportTests
         Assert.True(profile.Categories.Sum(c => c.Ms) <= profile.WallMs, $"{profile.Categories.Sum(c => c.Ms)} ms in the categories, {profile.WallMs} ms wall");
         Assert.True(profile.OutsideOpsMs >= 0);
         Assert.Equal(profile.Categories.Select(c => c.Category), ModelProfile.Order.Where(byCategory.ContainsKey));
+        Assert.Equal(entries.Count, profile.Ops.Count); // every operator, slowest first; the table's top ones lead
+        Assert.Equal(profile.Top, profile.Ops.Take(profile.Top.Count));
+        Assert.Equal(profile.Ops.OrderByDescending(o => o.Ms).Select(o => o.Ms), profile.Ops.Select(o => o.Ms));
     }
 
     [Theory]

@@ -12,9 +12,11 @@ public sealed record ProfileOp(string Op, string Category, long Calls, double Ms
 /// What <c>ldm bench unet|vae|text --profile</c> adds: one more forward pass, profiled. libtorch: its top-level
 /// operators (<see cref="OpProfiler"/>: nested ones are inside their caller's time, so nothing is counted twice and
 /// the categories sum to at most the wall time; <c>OutsideOpsMs</c> is the rest, C# and the binding). ONNX Runtime:
-/// its own profiler's node times (SessionOptions.EnableProfiling) by op type, of the last run.
+/// its own profiler's node times (SessionOptions.EnableProfiling) by op type, of the last run. <c>Top</c> is what the
+/// table shows; <c>Ops</c> (every operator, slowest first) is in the JSON for the small rows (add, to, layer_norm).
 /// </summary>
-public sealed record ModelProfile(string Source, double WallMs, double OutsideOpsMs, IReadOnlyList<ProfileCategory> Categories, IReadOnlyList<ProfileOp> Top)
+public sealed record ModelProfile(string Source, double WallMs, double OutsideOpsMs, IReadOnlyList<ProfileCategory> Categories, IReadOnlyList<ProfileOp> Top,
+    IReadOnlyList<ProfileOp> Ops)
 {
     public const int TopCount = 15;
 
@@ -35,10 +37,11 @@ public sealed record ModelProfile(string Source, double WallMs, double OutsideOp
                     Rate(flops, counted.Sum(o => o.Seconds)));
             })
             .OrderBy(c => Array.IndexOf(Order, c.Category)).ToList();
-        var top = list.OrderByDescending(o => o.Seconds).Take(TopCount)
+        var all = list.OrderByDescending(o => o.Seconds)
             .Select(o => new ProfileOp(o.Name, Category(o.Name), o.Calls, Math.Round(o.Seconds * 1e3, 2), Share(o.Seconds), Rate(o.Flops, o.Seconds)))
             .ToList();
-        return new ModelProfile(source, Math.Round(wallMs, 2), Math.Round(wallMs - list.Sum(o => o.Seconds) * 1e3, 2), categories, top);
+        return new ModelProfile(source, Math.Round(wallMs, 2), Math.Round(wallMs - list.Sum(o => o.Seconds) * 1e3, 2), categories,
+            all.Take(TopCount).ToList(), all);
     }
 
     public static readonly string[] Order = ["convolution", "linear/matmul", "attention", "normalisation", "element-wise", "copies/other"];
