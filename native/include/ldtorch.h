@@ -235,8 +235,9 @@ LD_API ld_tensor* ld_conv_transpose2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, 
 LD_API ld_tensor* ld_group_norm(ld_tensor* x, int64_t groups, ld_tensor* w, ld_tensor* b, double eps);
 /* Inference GroupNorm over contiguous [N, C, *spatial] f32/bf16 with SiLU applied in the same pass when silu != 0
  * (native/src/groupnorm.cpp): one AVX-512 pass where the CPU has it, autograd is off and the fused kernel is enabled,
- * else at::group_norm (in f32 for bf16) followed by SiLU. ld_fused_norm_set: 0 forces that fallback, 1 enables the
- * kernel (the default unless LDTORCH_FUSED_NORM=0), -1 only asks; returns 1 when the fused kernel is in use. */
+ * else at::group_norm (in f32 for bf16) followed by SiLU. ld_fused_norm_set: 0 forces that fallback (and ld_layer_norm's,
+ * whose fused kernel is native/src/layernorm.cpp), 1 enables the kernels (the default unless LDTORCH_FUSED_NORM=0), -1
+ * only asks; returns 1 when the fused kernels are in use. */
 LD_API ld_tensor* ld_group_norm_silu(ld_tensor* x, int64_t groups, ld_tensor* w, ld_tensor* b, double eps, int silu);
 LD_API int ld_fused_norm_set(int mode);
 LD_API ld_tensor* ld_layer_norm(ld_tensor* x, const int64_t* shape, int ndim, ld_tensor* w, ld_tensor* b, double eps);

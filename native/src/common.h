@@ -43,6 +43,10 @@ at::Tensor group_norm_reference(const at::Tensor& x, int64_t groups, const c10::
                                 const c10::optional<at::Tensor>& b, double eps);
 c10::optional<at::Tensor> group_norm_fused(const at::Tensor& x, int64_t groups, const c10::optional<at::Tensor>& w,
                                            const c10::optional<at::Tensor>& b, double eps);
+// LayerNorm through the fused inference kernel where it applies (layernorm.cpp: CPU f32/bf16 without autograd, the
+// kernel switched on and AVX-512 present), else nullopt.
+c10::optional<at::Tensor> layer_norm_fused(const at::Tensor& x, at::IntArrayRef shape, const c10::optional<at::Tensor>& w,
+                                           const c10::optional<at::Tensor>& b, double eps);
 
 }  // namespace ld
 

@@ -214,6 +214,7 @@ LD_API ld_tensor* ld_layer_norm(ld_tensor* x, const int64_t* shape, int ndim, ld
   LD_GUARD("layer_norm", nullptr, {
     auto& X = ld::T(x);
     auto W = ld::opt(w), B = ld::opt(b);
+    if (auto fused = ld::layer_norm_fused(X, ld::dims(shape, ndim), W, B, eps)) return ld::wrap(std::move(*fused));
     if (norm_in_f32(X, W, B))
       return ld::wrap(at::layer_norm(X.to(at::kFloat), ld::dims(shape, ndim), f32(W), f32(B), eps).to(at::kBFloat16));
     return ld::wrap(at::layer_norm(X, ld::dims(shape, ndim), W, B, eps));

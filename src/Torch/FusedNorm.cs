@@ -6,8 +6,9 @@ namespace LatentDiffusion.Torch;
 /// The fused inference GroupNorm (+ SiLU) kernel (native/src/groupnorm.cpp, issue 19): contiguous f32/bf16 input on a
 /// CPU with AVX-512, autograd off. It reads and writes bf16 directly (f32 statistics, rounded to nearest even) and
 /// applies <see cref="Functional.GroupNormSilu"/>'s SiLU in the same pass. Elsewhere, or when disabled, GroupNorm is
-/// libtorch's (in f32 for bf16) and SiLU a separate in-place pass. <c>LDTORCH_FUSED_NORM=0</c> disables it when the
-/// library loads.
+/// libtorch's (in f32 for bf16) and SiLU a separate in-place pass. The same switch covers the fused inference LayerNorm
+/// (native/src/layernorm.cpp: bf16 input, weight and bias read directly, no f32 copies; libtorch's otherwise).
+/// <c>LDTORCH_FUSED_NORM=0</c> disables both when the library loads.
 /// </summary>
 public static class FusedNorm
 {
