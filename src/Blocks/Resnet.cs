@@ -96,7 +96,7 @@ public sealed class ResnetBlock2D : Module
         }
         else
         {
-            if (t is not null) h = h.Then(v => v + t);
+            if (t is not null) h = h.Then(v => v.AddInto(t)); // conv1's fresh output
             h = h.Then(v => Activations.GroupNormThen(norm2, nonlinearity, v));
         }
 
@@ -177,10 +177,13 @@ public sealed class Upsample2D : Module<Tensor, Tensor>
     {
         if (input.Size(1) != Channels) throw new ArgumentException($"Upsample2D expects {Channels} channels, got {input.Size(1)}");
         using var scope = DisposeScope.Enter();
-        // Nearest upsampling has no bfloat16 kernel on some backends: diffusers goes through float32.
-        var x = input.DType == DType.BFloat16 ? input.Float() : input;
+        // Nearest upsampling has no bfloat16 kernel on some backends: diffusers goes through float32. Nearest only copies
+        // values, so the round trip changes none; libtorch's CPU kernel takes bf16, so there it is skipped (two
+        // converting copies of the activation fewer, issue 19).
+        var viaF32 = input.DType == DType.BFloat16 && input.Device.Type != DeviceType.Cpu;
+        var x = viaF32 ? input.Float() : input;
         x = outputSize is { } size ? Functional.Interpolate(x, size) : Functional.Interpolate(x, 2.0);
-        if (input.DType == DType.BFloat16) x = x.To(DType.BFloat16);
+        if (viaF32) x = x.To(DType.BFloat16);
         if (conv is not null) x = conv.Forward(x);
         return scope.Keep(x);
     }
