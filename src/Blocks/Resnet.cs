@@ -96,7 +96,7 @@ public sealed class ResnetBlock2D : Module
         }
         else
         {
-            if (t is not null) h = h.Then(v => v.AddInto(t)); // conv1's fresh output
+            if (t is not null) h = h.Then(v => v + t);
             h = h.Then(v => Activations.GroupNormThen(norm2, nonlinearity, v));
         }
 

@@ -85,10 +85,9 @@ public sealed class BasicTransformerBlock : Module
     public Tensor Forward(Tensor hidden, Tensor? encoderHiddenStates = null)
     {
         using var scope = DisposeScope.Enter();
-        // Each residual is added into the branch's fresh output (AddInto: in place without autograd).
-        var x = attn1.Forward(norm1.Forward(hidden), OnlyCrossAttention ? encoderHiddenStates : null).AddInto(hidden);
-        if (attn2 is not null) x = attn2.Forward(norm2!.Forward(x), encoderHiddenStates).AddInto(x);
-        x = ff.Forward(norm3.Forward(x)).AddInto(x);
+        var x = attn1.Forward(norm1.Forward(hidden), OnlyCrossAttention ? encoderHiddenStates : null) + hidden;
+        if (attn2 is not null) x = attn2.Forward(norm2!.Forward(x), encoderHiddenStates) + x;
+        x = ff.Forward(norm3.Forward(x)) + x;
         return scope.Keep(x);
     }
 }
@@ -151,6 +150,6 @@ public sealed class Transformer2DModel : Module
         if (UseLinearProjection) x = projOut.Forward(x);
         x = x.Reshape(n, h, w, x.Size(-1)).Permute(0, 3, 1, 2).Contiguous();
         if (!UseLinearProjection) x = projOut.Forward(x);
-        return scope.Keep(x.AddInto(hidden));
+        return scope.Keep(x + hidden);
     }
 }
