@@ -56,16 +56,16 @@ LD_AVX512 inline __m512 silu16(__m512 y) {
 }
 
 // One (n, group): its Cg channels of S values each are the contiguous x[0 .. Cg·S).
-template <typename T>
-LD_AVX512 void normalize_group(const T* x, T* y, int64_t Cg, int64_t S, const float* gamma, const float* beta,
-                               double eps, bool silu) {
+template <typename T, typename P>
+LD_AVX512 void normalize_group(const T* x, T* y, int64_t Cg, int64_t S, const P* gamma, const P* beta, double eps,
+                               bool silu) {
   const Stats st = two_pass_stats(x, Cg * S, eps);
   // y = (x − m)·a + b with a = rstd·γ, b = β − dmean·a: x − m is exact near the mean, so a large offset (1e4 + small
   // noise) keeps its digits, where at::group_norm's x·a + (β − mean·a) loses them.
   const __m512 m = _mm512_set1_ps(st.mean);
   for (int64_t c = 0; c < Cg; ++c) {
-    const float scale = st.finite ? st.rstd * (gamma ? gamma[c] : 1.0f) : NAN;
-    const float shift = st.finite ? (beta ? beta[c] : 0.0f) - static_cast<float>(st.dmean) * scale : NAN;
+    const float scale = st.finite ? st.rstd * (gamma ? static_cast<float>(gamma[c]) : 1.0f) : NAN;
+    const float shift = st.finite ? (beta ? static_cast<float>(beta[c]) : 0.0f) - static_cast<float>(st.dmean) * scale : NAN;
     const __m512 a = _mm512_set1_ps(scale), b = _mm512_set1_ps(shift);
     const T* xc = x + c * S;
     T* yc = y + c * S;
@@ -78,9 +78,9 @@ LD_AVX512 void normalize_group(const T* x, T* y, int64_t Cg, int64_t S, const fl
   }
 }
 
-template <typename T>
-void group_norm_kernel(const T* x, T* y, int64_t N, int64_t C, int64_t S, int64_t groups, const float* gamma,
-                       const float* beta, double eps, bool silu) {
+template <typename T, typename P>
+void group_norm_kernel(const T* x, T* y, int64_t N, int64_t C, int64_t S, int64_t groups, const P* gamma,
+                       const P* beta, double eps, bool silu) {
   const int64_t Cg = C / groups, tasks = N * groups;
   // One (sample, group) per task, as the other kernels split their rows: small inputs (under ~16 K values) stay on
   // one thread.
@@ -108,23 +108,17 @@ bool fused_applies(const at::Tensor& x, int64_t groups, const c10::optional<at::
   return !(at::GradMode::is_enabled() && (x.requires_grad() || (w && w->requires_grad()) || (b && b->requires_grad())));
 }
 
-c10::optional<at::Tensor> f32(const c10::optional<at::Tensor>& t) {
-  return t ? c10::optional<at::Tensor>(t->to(at::kFloat).contiguous()) : c10::nullopt;
-}
-
 at::Tensor fused_group_norm(const at::Tensor& input, int64_t groups, const c10::optional<at::Tensor>& w,
                             const c10::optional<at::Tensor>& b, double eps, bool silu) {
   RECORD_FUNCTION(silu ? "ld::group_norm_silu" : "ld::group_norm", std::vector<c10::IValue>({input}));
   const auto x = input.contiguous();
   auto y = at::empty_like(x, at::MemoryFormat::Contiguous);
   const int64_t N = x.size(0), C = x.size(1), S = x.numel() / (N * C);
-  const auto W = f32(w), B = f32(b);
-  const float* gamma = W ? W->data_ptr<float>() : nullptr;
-  const float* beta = B ? B->data_ptr<float>() : nullptr;
-  if (x.scalar_type() == at::kFloat)
-    group_norm_kernel(x.data_ptr<float>(), y.data_ptr<float>(), N, C, S, groups, gamma, beta, eps, silu);
-  else
-    group_norm_kernel(x.data_ptr<c10::BFloat16>(), y.data_ptr<c10::BFloat16>(), N, C, S, groups, gamma, beta, eps, silu);
+  // bf16 weights are read as they are (affine_params): no f32 copy of them per call.
+  const auto [W, B] = affine_params(w, b);
+  with_typed_pointers(x, y, W, B, [&](const auto* xp, auto* yp, const auto* gamma, const auto* beta) {
+    group_norm_kernel(xp, yp, N, C, S, groups, gamma, beta, eps, silu);
+  });
   return y;
 }
 

@@ -53,31 +53,6 @@ bool param_ok(const c10::optional<at::Tensor>& p, at::IntArrayRef shape) {
   return !p || (p->device().is_cpu() && p->sizes() == shape && at::isFloatingType(p->scalar_type()));
 }
 
-// Weight and bias as the kernel reads them: contiguous, both f32 or both bf16 (anything else is converted to f32).
-std::pair<c10::optional<at::Tensor>, c10::optional<at::Tensor>> params(const c10::optional<at::Tensor>& w,
-                                                                         const c10::optional<at::Tensor>& b) {
-  auto kind = [](const c10::optional<at::Tensor>& t) { return t ? t->scalar_type() : at::ScalarType::Undefined; };
-  at::ScalarType type = kind(w) != at::ScalarType::Undefined ? kind(w) : kind(b);
-  const bool same = !w || !b || kind(w) == kind(b);
-  if (!same || (type != at::kFloat && type != at::kBFloat16)) type = at::kFloat;
-  auto as = [type](const c10::optional<at::Tensor>& t) {
-    return t ? c10::optional<at::Tensor>(t->to(type).contiguous()) : c10::nullopt;
-  };
-  return {as(w), as(b)};
-}
-
-template <typename T>
-void run(const at::Tensor& x, at::Tensor& y, int64_t rows, int64_t D, const c10::optional<at::Tensor>& w,
-         const c10::optional<at::Tensor>& b, double eps) {
-  const bool bf16 = (w && w->scalar_type() == at::kBFloat16) || (b && b->scalar_type() == at::kBFloat16);
-  if (bf16)
-    layer_norm_kernel(x.data_ptr<T>(), y.data_ptr<T>(), rows, D, w ? w->data_ptr<c10::BFloat16>() : nullptr,
-                      b ? b->data_ptr<c10::BFloat16>() : nullptr, eps);
-  else
-    layer_norm_kernel(x.data_ptr<T>(), y.data_ptr<T>(), rows, D, w ? w->data_ptr<float>() : nullptr,
-                      b ? b->data_ptr<float>() : nullptr, eps);
-}
-
 }  // namespace
 
 namespace ld {
@@ -96,9 +71,10 @@ c10::optional<at::Tensor> layer_norm_fused(const at::Tensor& input, at::IntArray
   const auto x = input.contiguous();
   auto y = at::empty_like(x, at::MemoryFormat::Contiguous);
   const int64_t D = c10::multiply_integers(shape), rows = x.numel() / D;
-  const auto [W, B] = params(w, b);
-  if (x.scalar_type() == at::kFloat) run<float>(x, y, rows, D, W, B, eps);
-  else run<c10::BFloat16>(x, y, rows, D, W, B, eps);
+  const auto [W, B] = affine_params(w, b);
+  with_typed_pointers(x, y, W, B, [&](const auto* xp, auto* yp, const auto* gamma, const auto* beta) {
+    layer_norm_kernel(xp, yp, rows, D, gamma, beta, eps);
+  });
   return y;
 }
 }  // namespace ld

@@ -10,7 +10,10 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #define LD_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
@@ -113,6 +116,36 @@ LD_AVX512 inline Stats two_pass_stats(const T* x, int64_t len, double eps) {
   const double var = std::max(0.0, sq / static_cast<double>(len) - dmean * dmean);
   const bool finite = std::isfinite(sum) && std::isfinite(sq);
   return {mean, dmean, static_cast<float>(1.0 / std::sqrt(var + eps)), finite};
+}
+
+// Weight and bias as the fused kernels read them: contiguous, both f32 or both bf16 (their own dtype, so bf16
+// parameters need no f32 copy per call); any other mix is converted to f32.
+inline std::pair<c10::optional<at::Tensor>, c10::optional<at::Tensor>> affine_params(const c10::optional<at::Tensor>& w,
+                                                                                    const c10::optional<at::Tensor>& b) {
+  auto kind = [](const c10::optional<at::Tensor>& t) { return t ? t->scalar_type() : at::ScalarType::Undefined; };
+  at::ScalarType type = w ? kind(w) : kind(b);
+  if ((w && b && kind(w) != kind(b)) || (type != at::kFloat && type != at::kBFloat16)) type = at::kFloat;
+  auto as = [type](const c10::optional<at::Tensor>& t) {
+    return t ? c10::optional<at::Tensor>(t->to(type).contiguous()) : c10::nullopt;
+  };
+  return {as(w), as(b)};
+}
+
+// Calls f(x, y, gamma, beta) with typed pointers: x and y f32 or bf16 (x's dtype), gamma and beta (null when absent)
+// in affine_params' dtype.
+template <typename F>
+void with_typed_pointers(const at::Tensor& x, at::Tensor& y, const c10::optional<at::Tensor>& w,
+                         const c10::optional<at::Tensor>& b, F&& f) {
+  auto params = [&](auto* tag) {
+    using P = std::remove_pointer_t<decltype(tag)>;
+    const P* gamma = w ? w->data_ptr<P>() : nullptr;
+    const P* beta = b ? b->data_ptr<P>() : nullptr;
+    if (x.scalar_type() == at::kFloat) f(x.data_ptr<float>(), y.data_ptr<float>(), gamma, beta);
+    else f(x.data_ptr<c10::BFloat16>(), y.data_ptr<c10::BFloat16>(), gamma, beta);
+  };
+  const bool bf16 = (w ? w->scalar_type() : b ? b->scalar_type() : at::kFloat) == at::kBFloat16;
+  if (bf16) params(static_cast<c10::BFloat16*>(nullptr));
+  else params(static_cast<float*>(nullptr));
 }
 
 }  // namespace norm
