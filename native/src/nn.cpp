@@ -183,7 +183,9 @@ LD_API ld_tensor* ld_conv_transpose2d(ld_tensor* x, ld_tensor* w, ld_tensor* b, 
 // bf16 GroupNorm and LayerNorm without autograd are computed in f32 and rounded back: libtorch 1.13's bf16 CPU norms
 // are 7–9× slower than its f32 ones. Measured in the bf16 SD1.5 U-Net at 256² (batch 2, 2 threads, `chrt -f 1`,
 // 2026-12-05, `ldm bench unet --dtype bf16 --profile`): group_norm 65.8 ms and layer_norm 58.4 ms of a 0.78 s pass,
-// against 7.2 and 10.7 ms for the same calls in f32. The statistics are then f32's (the reference's).
+// against 7.2 and 10.7 ms for the same calls in f32. The statistics are then f32's (the reference's). Where the fused
+// kernels apply (groupnorm.cpp, layernorm.cpp: AVX-512, no autograd) they run instead and read bf16 directly; this is
+// their fallback.
 namespace {
 bool norm_in_f32(const at::Tensor& x, const c10::optional<at::Tensor>& w, const c10::optional<at::Tensor>& b) {
   if (x.scalar_type() != at::kBFloat16 || !x.device().is_cpu()) return false;

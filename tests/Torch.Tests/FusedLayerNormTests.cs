@@ -68,21 +68,13 @@ public class FusedLayerNormTests
             $"{dtype} [{string.Join(", ", shape)}] over {normDims} dims, {affine}, offset {offset}, fused {FusedNorm.Enabled}");
     }
 
-    private static void WithFused(bool on, Action action)
-    {
-        var was = FusedNorm.Enabled;
-        FusedNorm.Enabled = on;
-        try { action(); }
-        finally { FusedNorm.Enabled = was; }
-    }
-
     [Theory]
     [MemberData(nameof(Shapes))]
     public void MatchesFloat64LayerNorm(int[] shape, int normDims)
     {
         using var inference = Autograd.InferenceMode();
         foreach (var on in new[] { true, false })
-            WithFused(on, () =>
+            FusedNormTesting.WithFused(on, () =>
             {
                 foreach (var dtype in new[] { DType.Float32, DType.BFloat16 })
                     foreach (var affine in Enum.GetValues<Affine>())
@@ -125,17 +117,7 @@ public class FusedLayerNormTests
             var x = Tensor.From(values, 2, 4, 40).To(dtype);
             var w = Tensors.Randn([40], g).To(dtype);
             var b = Tensors.Randn([40], g).To(dtype);
-            Tensor fused = null!, plain = null!;
-            WithFused(true, () => fused = Functional.LayerNorm(x, [40], w, b));
-            WithFused(false, () => plain = Functional.LayerNorm(x, [40], w, b));
-            var f = TensorAssert.Values(fused);
-            var p = TensorAssert.Values(plain);
-            for (int i = 0; i < f.Length; i++)
-            {
-                Assert.Equal(double.IsNaN(p[i]), double.IsNaN(f[i]));
-                Assert.Equal(i / 40 == 5, double.IsNaN(f[i]));
-                if (!double.IsNaN(p[i])) Assert.True(Math.Abs(p[i] - f[i]) <= 1e-2 * (1 + Math.Abs(p[i])), $"{dtype} element {i}: {f[i]} vs {p[i]}");
-            }
+            FusedNormTesting.NaNOnlyInThePoisonedBlock(() => Functional.LayerNorm(x, [40], w, b), block: 40, poisoned: 5, $"{dtype}");
         }
     }
 
@@ -149,20 +131,7 @@ public class FusedLayerNormTests
         var x = Tensors.Randn([2, 1024, 320], g);
         var w = Tensors.Randn([320], g);
         var b = Tensors.Randn([320], g);
-        var threads = TorchRuntime.Threads;
-        try
-        {
-            foreach (var dtype in new[] { DType.Float32, DType.BFloat16 })
-            {
-                var xd = x.To(dtype);
-                TorchRuntime.Threads = 1;
-                var one = Functional.LayerNorm(xd, [320], w, b);
-                TorchRuntime.Threads = 2;
-                var two = Functional.LayerNorm(xd, [320], w, b);
-                Assert.Equal(0.0, TensorAssert.MaxAbsDifference(one, two));
-            }
-        }
-        finally { TorchRuntime.Threads = threads; }
+        FusedNormTesting.SameBitsOnOneAndTwoThreads(x, xd => Functional.LayerNorm(xd, [320], w, b));
     }
 
     /// <summary>With a weight that requires grad, autograd records: libtorch's LayerNorm runs and has gradients.</summary>
@@ -174,7 +143,7 @@ public class FusedLayerNormTests
         var norm = new LayerNorm(24);
         var x = Tensors.Randn([3, 5, 24], g);
         Tensor plain = null!;
-        WithFused(false, () => plain = norm.Forward(x).Detach());
+        FusedNormTesting.WithFused(false, () => plain = norm.Forward(x).Detach());
         using (Autograd.EnableGrad())
         {
             var y = norm.Forward(x);
@@ -196,7 +165,7 @@ public class FusedLayerNormTests
         var x = Tensors.Randn([2, 16, 64], g).To(DType.BFloat16);
         var w = Tensors.Randn([64], g).To(DType.BFloat16);
         foreach (var on in new[] { true, false })
-            WithFused(on, () =>
+            FusedNormTesting.WithFused(on, () =>
             {
                 IReadOnlyList<OpProfileEntry> entries;
                 using (var profiler = OpProfiler.Start()) { _ = Functional.LayerNorm(x, [64], w, w); entries = profiler.Stop(); }
