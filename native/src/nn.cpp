@@ -1,7 +1,6 @@
 // Neural-network functional operations.
 #include "common.h"
 #include "attention.h"
-#include "onednn.h"
 #include <ATen/record_function.h>
 #include <cstdlib>
 #include <c10/core/InferenceMode.h>
@@ -121,8 +120,6 @@ LD_API ld_tensor* ld_conv2d_prepack(ld_tensor* w, const int64_t* stride, const i
     if (!at::hasMKLDNN()) throw std::invalid_argument("this libtorch has no oneDNN (MKL-DNN)");
     if (!W.device().is_cpu() || W.dim() != 4 || (W.scalar_type() != at::kFloat && W.scalar_type() != at::kBFloat16))
       throw std::invalid_argument("only a 4-D float32 or bfloat16 CPU weight can be prepacked");
-    if (ld::onednn::enabled())
-      return ld::wrap(ld::onednn::pack_conv(W, ld::dims(stride, 2), ld::dims(padding, 2), ld::dims(dilation, 2), groups));
     at::NoGradGuard no_grad;
     ld::CpuCachePause dense_copy_not_cached;
     return ld::wrap(at::mkldnn_reorder_conv2d_weight(W.contiguous().to_mkldnn(), ld::dims(padding, 2), ld::dims(stride, 2),
@@ -134,8 +131,6 @@ LD_API ld_tensor* ld_conv2d_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor
   LD_GUARD("conv2d_prepacked", nullptr, {
     auto& X = ld::T(x);
     auto& P = ld::T(packed);
-    if (ld::onednn::is_packed(P))
-      return ld::wrap(ld::onednn::conv2d(X, P, ld::opt(b), ld::dims(stride, 2), ld::dims(padding, 2), ld::dims(dilation, 2), groups));
     if (!P.is_mkldnn()) throw std::invalid_argument("the weight was not prepacked (ld_conv2d_prepack)");
     if (X.dim() != 4 || !X.device().is_cpu()) throw std::invalid_argument("a prepacked convolution takes a 4-D CPU input");
     if (X.scalar_type() != P.scalar_type())
@@ -147,7 +142,6 @@ LD_API ld_tensor* ld_conv2d_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor
 LD_API ld_tensor* ld_conv2d_unpack(ld_tensor* packed, const int64_t* shape) {
   LD_GUARD("conv2d_unpack", nullptr, {
     auto& P = ld::T(packed);
-    if (ld::onednn::is_packed(P)) return ld::wrap(ld::onednn::unpack(P).view(ld::dims(shape, 4)));
     if (!P.is_mkldnn()) throw std::invalid_argument("the weight was not prepacked (ld_conv2d_prepack)");
     at::NoGradGuard no_grad;
     // A normal tensor even when asked under inference mode: the weight must keep a version counter and

@@ -73,10 +73,10 @@ public static class TorchRuntime
         new ThreadMode(NativeMethods.SetFusedAttention, NativeMethods.SetFusedAttention(enabled ? 1 : 0));
 
     /// <summary>
-    /// Whether weights packed for inference on the calling thread (convolutions, linear layers) are packed for oneDNN's
-    /// kernels called directly (native/src/onednn.cpp), where libtorch links the system's oneDNN and its headers were
+    /// Whether linear-layer weights packed for inference on the calling thread are packed for oneDNN's matmul
+    /// called directly (native/src/onednn.cpp), where libtorch links the system's oneDNN and its headers were
     /// found at build time, unless the environment sets LDTORCH_ONEDNN=0, or as <see cref="UseDirectOneDnn"/> says;
-    /// otherwise for libtorch's mkldnn_convolution. A packed weight keeps running on the path it was packed for.
+    /// otherwise as linear.cpp packs them (f32, few rows). A packed weight keeps running on the path it was packed for.
     /// </summary>
     public static bool DirectOneDnnActive => NativeMethods.OneDnnDirect() == 1;
 

@@ -37,13 +37,13 @@ public class LinearAndGegluFastPathTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// Bytes a packed copy may hold beyond the weight's own: the direct oneDNN path's header (768 bytes: oneDNN's
+    /// Bytes a packed copy may hold beyond the weight's own: the direct oneDNN path's header (oneDNN's
     /// descriptor of the packed layout, native/src/onednn.cpp) and the released weight's one element.
     /// </summary>
-    internal const long PackedOverhead = 1024;
+    private const long PackedOverhead = 1024;
 
-    /// <summary>Packs on the direct oneDNN path or on libtorch's mkldnn_convolution for the scope, as the test says.</summary>
-    internal static IDisposable OneDnnPath(bool direct)
+    /// <summary>Packs linear weights for oneDNN's matmul called directly or as linear.cpp does, for the scope, as the test says.</summary>
+    private static IDisposable OneDnnPath(bool direct)
     {
         var mode = TorchRuntime.UseDirectOneDnn(direct);
         Assert.True(TorchRuntime.DirectOneDnnActive == direct, "the direct oneDNN path was not built (native/ needs libdnnl-dev)");
