@@ -23,7 +23,7 @@ extern "C" {
 
 /* Bumped whenever any signature or semantic in this header changes; the C# side refuses a
  * native library whose version differs from the one it was compiled against. */
-#define LD_ABI_VERSION 8
+#define LD_ABI_VERSION 9
 
 #if defined(_WIN32)
 #define LD_API __declspec(dllexport)
@@ -198,9 +198,16 @@ LD_API ld_tensor* ld_nonzero(ld_tensor* a);
 
 /* ---- linear layers (linear.cpp) ---- */
 LD_API ld_tensor* ld_linear(ld_tensor* x, ld_tensor* w, ld_tensor* b);
-/* Inference linear layer (CPU, float32, no autograd) on a [out, in] weight reordered once into oneDNN's layout of a
- * [out, in, 1, 1] convolution kernel: ld_linear_prepack returns the opaque tensor for ld_linear_prepacked, whose
- * output equals ld_linear's up to float rounding; ld_linear_unpack gives the plain [out, in] values back, bit for bit. */
+/* Inference linear layer (CPU, no autograd) on a [out, in] weight reordered once into oneDNN's layout:
+ * ld_linear_prepack returns the opaque tensor for ld_linear_prepacked, whose output equals ld_linear's up to float
+ * rounding; ld_linear_unpack gives the plain [out, in] values back, bit for bit. Where ld_onednn_direct is 1
+ * (onednn.cpp: libtorch's oneDNN called directly), float32 and bfloat16 weights pack, and the packed weight is
+ * faster at every row count; else only float32, as a [out, in, 1, 1] convolution kernel for libtorch's
+ * mkldnn_convolution, faster only where the rows are few (linear.cpp). */
+LD_API int ld_onednn_direct(void);
+/* Overrides ld_onednn_direct for the calling thread's packing (1 on, 0 off, -1 the environment: LDTORCH_ONEDNN=0
+ * turns it off); returns the previous mode. A packed weight runs on the path it was packed for. */
+LD_API int ld_set_onednn_direct(int mode);
 LD_API ld_tensor* ld_linear_prepack(ld_tensor* w);
 LD_API ld_tensor* ld_linear_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor* b);
 LD_API ld_tensor* ld_linear_unpack(ld_tensor* packed);

@@ -2,6 +2,7 @@
 // once into oneDNN's blocked layout for the small-row products, where the per-call reorder of a dense weight costs
 // more than the product itself.
 #include "common.h"
+#include "onednn.h"
 #include <ATen/record_function.h>
 #include <c10/core/InferenceMode.h>
 #include <cstdlib>
@@ -83,9 +84,17 @@ LD_API ld_tensor* ld_linear(ld_tensor* x, ld_tensor* w, ld_tensor* b) {
 // A [N, K] weight reordered once into oneDNN's blocked layout of a [N, K, 1, 1] convolution kernel (f32; bf16
 // linear layers run on oneDNN's matmul through at::linear, faster than this at every row count measured).
 // ld_conv2d_unpack with the shape [N, K, 1, 1] gives the plain values back, bit for bit.
+LD_API int ld_onednn_direct(void) { return ld::onednn::enabled() ? 1 : 0; }
+LD_API int ld_set_onednn_direct(int mode) { return ld::onednn::set_enabled(mode); }
+
 LD_API ld_tensor* ld_linear_prepack(ld_tensor* w) {
   LD_GUARD("linear_prepack", nullptr, {
     auto& W = ld::T(w);
+    if (ld::onednn::enabled()) {
+      if (!W.device().is_cpu() || W.dim() != 2 || (W.scalar_type() != at::kFloat && W.scalar_type() != at::kBFloat16))
+        throw std::invalid_argument("only a 2-D float32 or bfloat16 CPU weight can be prepacked for a linear layer");
+      return ld::wrap(ld::onednn::pack_linear(W));
+    }
     if (!at::hasMKLDNN()) throw std::invalid_argument("this libtorch has no oneDNN (MKL-DNN)");
     if (!W.device().is_cpu() || W.dim() != 2 || W.scalar_type() != at::kFloat)
       throw std::invalid_argument("only a 2-D float32 CPU weight can be prepacked for a linear layer");
@@ -101,6 +110,7 @@ LD_API ld_tensor* ld_linear_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor
     auto& X = ld::T(x);
     auto& P = ld::T(packed);
     auto B = ld::opt(b);
+    if (ld::onednn::is_packed(P)) return ld::wrap(ld::onednn::linear(X, P, B));
     if (!P.is_mkldnn() || P.dim() != 4) throw std::invalid_argument("the weight was not prepacked (ld_linear_prepack)");
     if (!X.device().is_cpu() || X.dim() < 1 || X.size(-1) != P.size(1))
       throw std::invalid_argument("a prepacked linear layer takes a CPU input [..., " + std::to_string(P.size(1)) + "]");
@@ -122,6 +132,7 @@ LD_API ld_tensor* ld_linear_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor
 LD_API ld_tensor* ld_linear_unpack(ld_tensor* packed) {
   LD_GUARD("linear_unpack", nullptr, {
     auto& P = ld::T(packed);
+    if (ld::onednn::is_packed(P)) return ld::wrap(ld::onednn::unpack(P));
     if (!P.is_mkldnn() || P.dim() != 4) throw std::invalid_argument("the weight was not prepacked (ld_linear_prepack)");
     const int64_t shape[4] = {P.size(0), P.size(1), 1, 1};
     std::unique_ptr<ld_tensor> kernel(ld_conv2d_unpack(packed, shape));

@@ -69,13 +69,26 @@ public static class TorchRuntime
     /// Turns the fused CPU attention kernel on (where the CPU has AVX-512) or off for the calling thread until the
     /// result is disposed, whatever LDTORCH_FUSED_ATTENTION says; other threads keep their own setting.
     /// </summary>
-    public static IDisposable UseFusedCpuAttention(bool enabled)
-    {
-        var previous = NativeMethods.SetFusedAttention(enabled ? 1 : 0);
-        return new FusedAttentionMode(previous);
-    }
+    public static IDisposable UseFusedCpuAttention(bool enabled) =>
+        new ThreadMode(NativeMethods.SetFusedAttention, NativeMethods.SetFusedAttention(enabled ? 1 : 0));
 
-    private sealed class FusedAttentionMode(int previous) : IDisposable
+    /// <summary>
+    /// Whether linear-layer weights packed for inference on the calling thread are packed for oneDNN's matmul
+    /// called directly (native/src/onednn.cpp), where libtorch links the system's oneDNN and its headers were
+    /// found at build time, unless the environment sets LDTORCH_ONEDNN=0, or as <see cref="UseDirectOneDnn"/> says;
+    /// otherwise as linear.cpp packs them (f32, few rows). A packed weight keeps running on the path it was packed for.
+    /// </summary>
+    public static bool DirectOneDnnActive => NativeMethods.OneDnnDirect() == 1;
+
+    /// <summary>
+    /// Turns the direct oneDNN path (<see cref="DirectOneDnnActive"/>) on (where it was built) or off for the weights the
+    /// calling thread packs until the result is disposed, whatever LDTORCH_ONEDNN says; other threads keep their own.
+    /// </summary>
+    public static IDisposable UseDirectOneDnn(bool enabled) =>
+        new ThreadMode(NativeMethods.SetOneDnnDirect, NativeMethods.SetOneDnnDirect(enabled ? 1 : 0));
+
+    /// <summary>Puts a per-thread native switch back to its previous mode when disposed.</summary>
+    private sealed class ThreadMode(Func<int, int> set, int previous) : IDisposable
     {
         private bool disposed;
 
@@ -83,7 +96,7 @@ public static class TorchRuntime
         {
             if (disposed) return;
             disposed = true;
-            NativeMethods.SetFusedAttention(previous);
+            set(previous);
         }
     }
 }

@@ -16,7 +16,7 @@ public class InfoCommandTests
         foreach (var key in new[]
                  {
                      "version", "libtorch", "native_abi_version", "managed_abi_version", "devices", "cuda_device_count",
-                     "threads", "blas", "reference_blas", "omp_wait_policy", "fused_attention", "fused_cpu_attention", "distributed_backends", "dotnet", "os", "arch", "warnings",
+                     "threads", "blas", "reference_blas", "omp_wait_policy", "fused_attention", "fused_cpu_attention", "onednn_matmul", "distributed_backends", "dotnet", "os", "arch", "warnings",
                  })
         {
             Assert.True(root.TryGetProperty(key, out _), $"missing key {key}");
@@ -31,6 +31,7 @@ public class InfoCommandTests
         Assert.False(string.IsNullOrEmpty(root.GetProperty("blas").GetString()));
         Assert.StartsWith(".NET", root.GetProperty("dotnet").GetString());
         Assert.Equal(LatentDiffusion.Torch.TorchRuntime.FusedCpuAttentionActive, root.GetProperty("fused_cpu_attention").GetBoolean());
+        Assert.Equal(LatentDiffusion.Torch.TorchRuntime.DirectOneDnnActive, root.GetProperty("onednn_matmul").GetBoolean());
         // Gloo is built in (libgloo-dev); NCCL only where libtorch has it and sees a GPU.
         var backends = root.GetProperty("distributed_backends").EnumerateArray().Select(b => b.GetString()).ToList();
         Assert.Equal("gloo", backends[0]);

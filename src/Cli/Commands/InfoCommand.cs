@@ -62,6 +62,8 @@ internal static class InfoCommand
         Row("fused attention (libtorch SDPA)", info.FusedAttention ? "yes" : "no (libtorch < 2.1: math path)");
         Row("CPU attention kernel", info.FusedCpuAttention ? "fused (AVX-512, native/src/attention.cpp)"
             : "libtorch's products in blocks (no AVX-512, or LDTORCH_FUSED_ATTENTION=0)");
+        Row("linear layers (inference)", info.OnednnMatmul ? "oneDNN's matmul on packed weights, f32 and bf16 (native/src/onednn.cpp)"
+            : "libtorch's oneDNN and BLAS paths (built without libdnnl-dev, or LDTORCH_ONEDNN=0)");
         Row("data-parallel backends", info.DistributedBackends.Count > 0 ? string.Join(", ", info.DistributedBackends) : "none (built without Gloo's headers: install libgloo-dev)");
         Row(".NET", info.Dotnet);
         Row("OS", $"{info.Os} ({info.Arch})");
@@ -85,6 +87,7 @@ public sealed record RuntimeInfo(
     string OmpWaitPolicy,
     bool FusedAttention,
     bool FusedCpuAttention,
+    bool OnednnMatmul,
     IReadOnlyList<string> DistributedBackends,
     string Dotnet,
     string Os,
@@ -112,6 +115,7 @@ public sealed record RuntimeInfo(
             OmpWaitPolicy: TorchRuntime.OmpWaitPolicy,
             FusedAttention: TorchRuntime.HasFusedAttention,
             FusedCpuAttention: TorchRuntime.FusedCpuAttentionActive,
+            OnednnMatmul: TorchRuntime.DirectOneDnnActive,
             DistributedBackends: [.. ProcessGroup.HasGloo ? ["gloo"] : Array.Empty<string>(), .. ProcessGroup.HasNccl ? ["nccl"] : Array.Empty<string>()],
             Dotnet: RuntimeInformation.FrameworkDescription,
             Os: RuntimeInformation.OSDescription,

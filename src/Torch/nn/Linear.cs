@@ -5,12 +5,13 @@ namespace LatentDiffusion.Torch.NN;
 /// <summary>
 /// torch.nn.Linear: y = x Wᵀ + b with weight [out, in] and bias [out].
 /// <para>
-/// Inference (issue 19): an f32 layer whose product has few rows for its weight runs on the weight prepacked once
-/// into oneDNN's blocked layout (native/src/linear.cpp), with <see cref="Conv2d"/>'s contract: made at the first such
-/// forward without autograd, a frozen weight then kept only as the packed copy and given back, bit for bit, to
-/// whatever reads it (<see cref="Weight"/>, state dicts, conversions). <see cref="ModuleExtensions.PrepackForInference{T}"/>
-/// leaves linear layers alone: whether packing pays depends on the rows, which only a forward knows. A forward with
-/// many rows gives the plain weight back and drops the packed copy (one copy either way).
+/// Inference (issue 19): the weight is prepacked once into oneDNN's layout (native/src/onednn.cpp, or linear.cpp
+/// without it), with <see cref="Conv2d"/>'s contract: made at the first forward without autograd, a frozen weight then
+/// kept only as the packed copy and given back, bit for bit, to whatever reads it (<see cref="Weight"/>, state dicts,
+/// conversions). Where oneDNN is called directly (<see cref="PacksEveryProduct"/>) f32 and bf16 products run on the
+/// packed weight at every row count; else f32 products with few rows for their weight do, and a forward with many rows
+/// gives the plain weight back and drops the packed copy (one copy either way).
+/// <see cref="ModuleExtensions.PrepackForInference{T}"/> leaves linear layers to their first forward.
 /// </para>
 /// </summary>
 public sealed class Linear : Module<Tensor, Tensor>
@@ -41,7 +42,7 @@ public sealed class Linear : Module<Tensor, Tensor>
         Init.DefaultLinearOrConv(w, b, generator);
         weight = RegisterParameter("weight", w);
         Bias = RegisterParameter("bias", b);
-        prepacked = new PrepackedWeight(PrepackAvailable, dtype => dtype == DType.Float32, Prepack, Unpack);
+        prepacked = new PrepackedWeight(PrepackAvailable, Packs, Prepack, Unpack);
     }
 
     /// <summary>
@@ -60,6 +61,16 @@ public sealed class Linear : Module<Tensor, Tensor>
     private static readonly bool PrepackAvailable = NativeMethods.HasMkldnn() == 1
         && Environment.GetEnvironmentVariable("LDTORCH_LINEAR_PREPACK") != "0";
 
+    /// <summary>
+    /// Whether the packed weight serves every f32 and bf16 product on the calling thread (oneDNN's matmul called directly,
+    /// native/src/onednn.cpp: 500–560 GFLOP/s f32, 1,000–1,100 bf16 from 32 rows on, measured 2026-12-05 in
+    /// bench/README.md) rather than only the f32 products with few rows (<see cref="PackedIsFaster"/>):
+    /// <see cref="TorchRuntime.DirectOneDnnActive"/>.
+    /// </summary>
+    internal static bool PacksEveryProduct => PrepackAvailable && TorchRuntime.DirectOneDnnActive;
+
+    private static bool Packs(DType dtype) => dtype == DType.Float32 || PacksEveryProduct && dtype == DType.BFloat16;
+
     private readonly PrepackedWeight prepacked;
 
     /// <summary>
@@ -73,7 +84,8 @@ public sealed class Linear : Module<Tensor, Tensor>
     /// 128 × 1280→10240 111–144 / 125–129 / 335–424; 128 × 640→640 85–116 / 336 / 191–362 (dense: rule 4·128·1280 &gt;
     /// 640²); 154 × 768→320 7 / 367 / 297 (dense); 154 × 5120→1280 121 / 326 / 388 (packed); 2048 × 320→2560
     /// 143–171 / 252–511 / 151–355 (dense). bf16 is never packed: at::linear runs it on oneDNN's matmul at 700–1000
-    /// GFLOP/s from 32 rows, ahead of the packed weight everywhere but at 2 rows (bench/README.md, issue 19).
+    /// GFLOP/s from 32 rows, ahead of the packed weight everywhere but at 2 rows (bench/README.md, issue 19). Used only
+    /// without <see cref="PacksEveryProduct"/>.
     /// </summary>
     internal static bool PackedIsFaster(long rows, long inFeatures, long outFeatures) =>
         4 * rows * (inFeatures + outFeatures) < inFeatures * outFeatures;
@@ -81,11 +93,11 @@ public sealed class Linear : Module<Tensor, Tensor>
     private Tensor Project(Tensor input)
     {
         // Metadata only: the weight's values are read by the packing or by the plain path's Weight getter.
-        if (PrepackAvailable && !Autograd.IsGradEnabled && input.DType == DType.Float32 && weight.DType == DType.Float32
+        if (PrepackAvailable && !Autograd.IsGradEnabled && Packs(input.DType) && weight.DType == input.DType
             && input.Device.Type == DeviceType.Cpu && input.Dim >= 1 && InFeatures > 0)
         {
             var rows = input.NumEl / InFeatures;
-            if (rows > 0 && PackedIsFaster(rows, InFeatures, OutFeatures))
+            if (rows > 0 && (PacksEveryProduct || PackedIsFaster(rows, InFeatures, OutFeatures)))
             {
                 if (prepacked.Get(weight, Bias, applies: true) is { } packed)
                     return new Tensor(NativeMethods.LinearPrepacked(input.Handle, packed.Handle, Bias?.Handle ?? IntPtr.Zero), "linear_prepacked");
