@@ -68,7 +68,9 @@ public class LeakTests
         using var task = Ddpm.DdpmTraining.CreateTask(recipe);
         using var toy = new ToyTask(new ToyRecipe { HiddenUnits = 8 });
         using var g = new Generator(0);
-        task.Sample(2, g).Dispose(); // first use: lazily created state, and each Linear's weight for these rows (packed or plain)
+        // First use: lazily created state, and each Linear's packed weight (inference packs it at the first forward).
+        task.Sample(2, g).Dispose();
+        ToyDiffusion.Sample(toy.Diffusion, toy.Schedule, 10, g).Dispose();
         var before = Settled();
         task.Sample(2, g).Dispose();
         ToyDiffusion.Sample(toy.Diffusion, toy.Schedule, 10, g).Dispose();
