@@ -183,7 +183,7 @@ public sealed class DdpmPipeline : IDisposable
     /// <summary>The chunk size from <see cref="MemoryEstimate.PixelUNetStep"/>, or a <see cref="MemoryLimitException"/>.</summary>
     private BatchPlan Plan(DdpmOptions options, long height, long width, Device device, DType dtype, bool chunkable)
     {
-        var attention = new AttentionCost(TorchRuntime.HasFusedAttention);
+        var attention = AttentionCost.On(device);
         var channels = UNet.Config.InChannels;
         double ChunkBytes(long images) => MemoryEstimate.PixelUNetStep(UNet.Config, height, width, images, dtype.ElementSize(), attention);
         var available = MemoryLimit ?? AvailableMemory.Bytes(device);

@@ -34,6 +34,25 @@ public sealed class MemoryGuardTests(TinyStableDiffusion tiny) : IClassFixture<T
             < MemoryEstimate.VaeDecode(vae, 4096, 4096, 1, 4, tiling: false, slicing: false, fusedAttention: false) / 10);
     }
 
+    /// <summary>
+    /// On the CPU the binding's fused attention kernel never holds a score map, so a plan made while it is on counts
+    /// none: SD 1.5 at 1024×1024 with CFG in float32 needs ~36 GB of score maps unfused, a few GB fused.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void OnTheCpuTheFusedAttentionKernelDropsTheScoreMapsFromThePlan(bool fusedKernel)
+    {
+        using var mode = TorchRuntime.UseFusedCpuAttention(fusedKernel);
+        var cost = AttentionCost.On(Device.CPU);
+        Assert.Equal(TorchRuntime.HasFusedAttention || TorchRuntime.FusedCpuAttentionActive, cost.Fused);
+        if (fusedKernel && TorchRuntime.FusedCpuAttentionActive) Assert.True(cost.Fused);
+        var unet = new LatentUNet.UNet2DConditionModelConfig();
+        var step = MemoryEstimate.LatentUNetStep(unet, 128, 128, 2, 4, cost);
+        if (cost.Fused) Assert.InRange(step, 0.5 * GB, 8 * GB);
+        else Assert.True(step > 20 * GB, $"{step / GB:F1} GB");
+    }
+
     [Fact]
     public void ThePlanTakesTheLargestChunkThatFitsInHalfUpToTheCapAndRefusesInOneLine()
     {

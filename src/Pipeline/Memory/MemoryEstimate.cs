@@ -1,12 +1,23 @@
 using LatentDiffusion.Autoencoder;
 using LatentDiffusion.LatentUNet;
+using LatentDiffusion.Torch;
 
 namespace LatentDiffusion.Pipeline.Memory;
 
 /// <summary>How attention is computed, which decides whether its L × L score maps exist in memory.</summary>
-/// <param name="Fused">libtorch's fused scaled-dot-product kernel: the scores are computed block by block, never whole.</param>
+/// <param name="Fused">A fused kernel computes the scores block by block, never whole: libtorch's scaled-dot-product
+/// kernel (libtorch ≥ 2.1) or, on the CPU, the binding's own (native/src/attention.cpp, bounded memory at any length).</param>
 /// <param name="SliceSize">Attention sliced to this many (batch × head) rows at a time; null: all rows at once.</param>
-public readonly record struct AttentionCost(bool Fused, int? SliceSize = null);
+public readonly record struct AttentionCost(bool Fused, int? SliceSize = null)
+{
+    /// <summary>
+    /// How attention runs on <paramref name="device"/> from the calling thread: fused where libtorch has its kernel, or on
+    /// the CPU where the binding's fused kernel is on (<see cref="TorchRuntime.FusedCpuAttentionActive"/>; the pipelines'
+    /// attention has no mask or dropout, which it would decline).
+    /// </summary>
+    public static AttentionCost On(Device device, int? sliceSize = null) =>
+        new(TorchRuntime.HasFusedAttention || device.Type == DeviceType.Cpu && TorchRuntime.FusedCpuAttentionActive, sliceSize);
+}
 
 /// <summary>
 /// Peak memory of the models' forward passes, in bytes, from their configs and the request's sizes. A guard, not a

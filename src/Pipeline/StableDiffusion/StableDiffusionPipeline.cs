@@ -321,7 +321,7 @@ public sealed partial class StableDiffusionPipeline : IDisposable
         var f = VaeScaleFactor;
         var element = Options.DType.ElementSize();
         var rowsPerImage = r.GuidanceScale > 1 ? 2 : 1;
-        var attention = new AttentionCost(TorchRuntime.HasFusedAttention, Options.AttentionSliceSize);
+        var attention = AttentionCost.On(Options.Device, Options.AttentionSliceSize);
         long latentHeight = height / f, latentWidth = width / f;
         // The U-Net's activations are freed before the VAE runs: the chunk's peak is the larger of the two.
         double ChunkBytes(long images) => Math.Max(
