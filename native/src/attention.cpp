@@ -21,8 +21,10 @@
 #include "attention.h"
 #include "common.h"
 #include <ATen/Parallel.h>
-// GCC 12 warns about the deliberately undefined vectors inside its own AVX-512 intrinsics (_mm512_undefined_ps).
+// GCC 12 warns about the deliberately undefined vectors inside its own AVX-512 intrinsics (_mm512_undefined_ps,
+// and the self-initialised __Y of _mm512_extractf64x4_pd once _mm512_reduce_*_ps is inlined into a bf16 function).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 #include <algorithm>
 #include <cmath>
@@ -31,6 +33,7 @@
 #include <limits>
 
 #define LD_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define LD_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
 
 namespace {
 
@@ -62,6 +65,31 @@ bool cpu_supported() {
 }
 
 bool active() { return cpu_supported() && (override_mode >= 0 ? override_mode == 1 : enabled_by_default()); }
+
+// The bf16 dot-product path (AVX512-BF16): the same three-way switch, per thread, default from
+// LDTORCH_ATTENTION_BF16_DOT (0 turns it off, read once).
+thread_local int dot_override_mode = -1;
+
+bool dot_enabled_by_default() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("LDTORCH_ATTENTION_BF16_DOT");
+    return !(v && std::string(v) == "0");
+  }();
+  return enabled;
+}
+
+bool dot_cpu_supported() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool ok = cpu_supported() && __builtin_cpu_supports("avx512bf16");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+bool dot_active() {
+  return active() && dot_cpu_supported() && (dot_override_mode >= 0 ? dot_override_mode == 1 : dot_enabled_by_default());
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -111,6 +139,10 @@ struct Matrix {
       return;
     }
     for (int64_t j = 0; j < n; j++) dst[j] = at(b, i, j);
+  }
+  // bf16 element (i, j) of batch b as its bits.
+  uint16_t bits(int64_t b, int64_t i, int64_t j) const {
+    return reinterpret_cast<const uint16_t*>(base + offsets[b])[i * rs + j * cs];
   }
 };
 
@@ -253,6 +285,121 @@ LD_AVX512 void qk_block(int nv, int64_t rows, const float* Qs, int64_t E, const 
   }
 }
 
+// ---- AVX512-BF16 micro-kernels (the bf16 dot-product path) ----
+// vdpbf16ps multiplies the two bf16 pairs of each 32-bit lane exactly and adds both products to the f32 lane
+// (rounded to nearest even; bf16 subnormals count as zero). So the operands are packed in pairs along the
+// summed dimension: k as tiles [E/2][64 keys][2] (head-dim pairs), v as [S/2][Ev][2] (key pairs), and the
+// broadcast operand is a (q[e], q[e+1]) or (p[s], p[s+1]) pair. An odd E or S is padded with a zero.
+
+LD_BF16 inline __m512bh bf16_pair(const uint16_t* p) {  // the pair (p[0], p[1]) in all 16 lanes
+  uint32_t x;
+  std::memcpy(&x, p, sizeof(x));
+  return (__m512bh)_mm512_set1_epi32(static_cast<int>(x));
+}
+
+LD_BF16 inline __m512bh load_bf16(const uint16_t* p) { return (__m512bh)_mm512_loadu_si512(p); }
+
+// Scores of MR query rows (bf16 pairs, row stride 2·E2) against the NV·16 keys of a packed tile ([E2][64][2]),
+// times scale: rows of C (stride ldc). The products are exact, so the scores are the f32 path's up to the order
+// of the f32 additions and the scale applied once to the sum rather than to q.
+template <int NV>
+LD_BF16 void qk_tile_dot(const uint16_t* Qs, int64_t E2, const uint16_t* tile, float* C, int64_t ldc, float scale) {
+  constexpr int MR = qk_rows(NV);
+  __m512 acc[MR][NV];
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t e = 0; e < E2; e++) {
+    __m512bh kv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) kv[j] = load_bf16(tile + e * 2 * kTile + 32 * j);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; r++) {
+      const __m512bh b = bf16_pair(Qs + r * 2 * E2 + 2 * e);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; j++) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], b, kv[j]);
+    }
+  }
+  const __m512 vs = _mm512_set1_ps(scale);
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; j++) _mm512_storeu_ps(C + r * ldc + 16 * j, _mm512_mul_ps(acc[r][j], vs));
+}
+
+template <int NV>
+LD_BF16 void qk_rows_of_dot(int64_t rows, const uint16_t* Qs, int64_t E2, const uint16_t* tile, float* C, int64_t ldc,
+                            float scale) {
+  constexpr int MR = qk_rows(NV);
+  for (int64_t r = 0; r < rows; r += MR) qk_tile_dot<NV>(Qs + r * 2 * E2, E2, tile, C + r * ldc, ldc, scale);
+}
+
+LD_BF16 void qk_block_dot(int nv, int64_t rows, const uint16_t* Qs, int64_t E2, const uint16_t* tile, float* C,
+                          int64_t ldc, float scale) {
+  switch (nv) {
+    case 1: qk_rows_of_dot<1>(rows, Qs, E2, tile, C, ldc, scale); break;
+    case 2: qk_rows_of_dot<2>(rows, Qs, E2, tile, C, ldc, scale); break;
+    case 3: qk_rows_of_dot<3>(rows, Qs, E2, tile, C, ldc, scale); break;
+    default: qk_rows_of_dot<4>(rows, Qs, E2, tile, C, ldc, scale); break;
+  }
+}
+
+// O[MR rows][NV·16 columns] += P[MR rows][2·n2 keys] · V[n2 key pairs][NV·16 columns], P bf16 (row stride ldp),
+// V packed in key pairs (pair-row stride ldv, both in uint16_t).
+template <int MR, int NV>
+LD_BF16 void pv_tile_dot(const uint16_t* P, int64_t ldp, int64_t n2, const uint16_t* V, int64_t ldv, float* O,
+                         int64_t ldo) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 6
+    for (int j = 0; j < NV; j++) acc[r][j] = _mm512_loadu_ps(O + r * ldo + 16 * j);
+  for (int64_t s = 0; s < n2; s++) {
+    __m512bh vv[NV];
+#pragma GCC unroll 6
+    for (int j = 0; j < NV; j++) vv[j] = load_bf16(V + s * ldv + 32 * j);
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+      const __m512bh b = bf16_pair(P + r * ldp + 2 * s);
+#pragma GCC unroll 6
+      for (int j = 0; j < NV; j++) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], b, vv[j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 6
+    for (int j = 0; j < NV; j++) _mm512_storeu_ps(O + r * ldo + 16 * j, acc[r][j]);
+}
+
+template <int NV>
+LD_BF16 void pv_rows_of_dot(int64_t rows, const uint16_t* P, int64_t ldp, int64_t n2, const uint16_t* V, int64_t ldv,
+                            float* O, int64_t ldo) {
+  constexpr int MR = pv_rows(NV);
+  for (int64_t r = 0; r < rows; r += MR) pv_tile_dot<MR, NV>(P + r * ldp, ldp, n2, V, ldv, O + r * ldo, ldo);
+}
+
+LD_BF16 void pv_block_dot(int nv, int64_t rows, const uint16_t* P, int64_t ldp, int64_t n2, const uint16_t* V,
+                          int64_t ldv, float* O, int64_t ldo) {
+  switch (nv) {
+    case 1: pv_rows_of_dot<1>(rows, P, ldp, n2, V, ldv, O, ldo); break;
+    case 2: pv_rows_of_dot<2>(rows, P, ldp, n2, V, ldv, O, ldo); break;
+    case 3: pv_rows_of_dot<3>(rows, P, ldp, n2, V, ldv, O, ldo); break;
+    case 4: pv_rows_of_dot<4>(rows, P, ldp, n2, V, ldv, O, ldo); break;
+    case 5: pv_rows_of_dot<5>(rows, P, ldp, n2, V, ldv, O, ldo); break;
+    default: pv_rows_of_dot<6>(rows, P, ldp, n2, V, ldv, O, ldo); break;
+  }
+}
+
+// n f32 probabilities → bf16 (vcvtne2ps2bf16: nearest even), zero-padded to a multiple of 32.
+LD_BF16 void to_bf16_row(const float* row, int64_t n, uint16_t* dst) {
+  for (int64_t j = 0; j < n; j += 32) {
+    const __m512 lo = _mm512_maskz_loadu_ps(tail_mask(n - j), row + j);
+    const __m512 hi = n - j > 16 ? _mm512_maskz_loadu_ps(tail_mask(n - j - 16), row + j + 16) : _mm512_setzero_ps();
+    _mm512_storeu_si512(dst + j, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+  }
+}
+
 // One row of a key block, its scores already in base 2 (t = s·scale·log₂e): the running maximum m and sum l of
 // 2^(t − m) are updated, the scores replaced by their exponentials, and the factor by which the row's accumulated
 // output must be rescaled (2^(m_old − m_new), 1 when the maximum did not grow) returned.
@@ -333,21 +480,54 @@ void pack_k(const Matrix& k, const Shapes& sh, int64_t b, int64_t t0, int64_t t1
   }
 }
 
+// The dot-product path's packing (bf16 bits, zero padding): k tiles [E2][64][2] (E2 = ⌈E/2⌉ head-dim pairs) and
+// v in key pairs [32 per tile][nvec·16 columns][2], tiles [t0, t1) of head b.
+void pack_k_dot(const Matrix& k, const Shapes& sh, int64_t b, int64_t t0, int64_t t1, uint16_t* dst) {
+  const int64_t E2 = (sh.E + 1) / 2;
+  for (int64_t t = t0; t < t1; t++) {
+    uint16_t* tile = dst + t * E2 * 2 * kTile;
+    std::fill(tile, tile + E2 * 2 * kTile, uint16_t{0});
+    const int64_t s0 = t * kTile, n = std::min(kTile, sh.S - s0);
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t e = 0; e < sh.E; e++) tile[(e / 2) * 2 * kTile + 2 * j + e % 2] = k.bits(b, s0 + j, e);
+  }
+}
+
+void pack_v_dot(const Matrix& v, const Shapes& sh, int64_t b, int64_t t0, int64_t t1, uint16_t* dst) {
+  const int64_t ldv = 2 * sh.nvec * 16;  // one pair row
+  for (int64_t t = t0; t < t1; t++) {
+    uint16_t* block = dst + t * (kTile / 2) * ldv;
+    std::fill(block, block + (kTile / 2) * ldv, uint16_t{0});
+    const int64_t s0 = t * kTile, n = std::min(kTile, sh.S - s0);
+    for (int64_t j = 0; j < n; j++)
+      for (int64_t c = 0; c < sh.Ev; c++) block[(j / 2) * ldv + 2 * c + j % 2] = v.bits(b, s0 + j, c);
+  }
+}
+
 // Per-thread buffers, kept between calls (grown, never shrunk: a few hundred KB for the usual shapes) so that no
 // call pays for fresh pages. Padding rows hold whatever an earlier call left there: they are never stored.
 struct Scratch {
   std::vector<float> q, scores, out, m, l, k, v;
-  void fit(const Shapes& sh, int64_t k_floats, int64_t v_floats) {
-    auto grow = [](std::vector<float>& b, int64_t n) {
+  std::vector<uint16_t> qb, pb, kb, vb;  // the dot-product path's q pairs, probabilities and packed k and v
+  // k_elems and v_elems: floats, or bf16 values on the dot-product path.
+  void fit(const Shapes& sh, bool dot, int64_t k_elems, int64_t v_elems) {
+    auto grow = [](auto& b, int64_t n) {
       if (static_cast<int64_t>(b.size()) < n) b.resize(static_cast<size_t>(n));
     };
-    grow(q, kBufRows * sh.E);
     grow(scores, kBufRows * sh.ldc);
     grow(out, kBufRows * sh.nvec * 16);
     grow(m, kBufRows);
     grow(l, kBufRows);
-    grow(k, k_floats);
-    grow(v, v_floats);
+    if (dot) {
+      grow(qb, kBufRows * 2 * ((sh.E + 1) / 2));
+      grow(pb, kBufRows * sh.ldc);
+      grow(kb, k_elems);
+      grow(vb, v_elems);
+    } else {
+      grow(q, kBufRows * sh.E);
+      grow(k, k_elems);
+      grow(v, v_elems);
+    }
   }
 };
 thread_local Scratch scratch;
@@ -405,7 +585,43 @@ LD_AVX512 void attend_rows(const Matrix& q, const float* kp, const VRows& v, con
     store_row(w.out.data() + r * ldo, sh.Ev, w.l[r], out + (l0 + r) * out_rs, out_bf16);
 }
 
-LD_AVX512 at::Tensor fused_attention_avx512(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) {
+// attend_rows on the dot-product path: bf16 q (its bits), k and v packed by pack_k_dot and pack_v_dot, the
+// probabilities rounded to bf16 for p · v (as PyTorch 2's CPU flash attention does for bf16); the running maximum,
+// sum and output accumulator stay f32.
+LD_BF16 void attend_rows_dot(const Matrix& q, const uint16_t* kp, const uint16_t* vp, const Shapes& sh, int64_t b,
+                             int64_t l0, int64_t rows, float scale, Scratch& w, char* out, int64_t out_rs) {
+  const int64_t E2 = (sh.E + 1) / 2, ldo = sh.nvec * 16, ldc = sh.ldc, ldv = 2 * sh.nvec * 16;
+  std::fill(w.qb.begin(), w.qb.begin() + kBufRows * 2 * E2, uint16_t{0});
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t e = 0; e < sh.E; e++) w.qb[r * 2 * E2 + e] = q.bits(b, l0 + r, e);
+  std::fill(w.out.begin(), w.out.begin() + kBufRows * ldo, 0.0f);
+  std::fill(w.m.begin(), w.m.end(), -std::numeric_limits<float>::infinity());
+  std::fill(w.l.begin(), w.l.end(), 0.0f);
+  const int64_t chunks = (sh.nvec + 5) / 6;
+  for (int64_t s0 = 0; s0 < sh.S; s0 += sh.key_block) {
+    const int64_t n = std::min(sh.key_block, sh.S - s0);
+    for (int64_t t = s0 / kTile; t * kTile < s0 + n; t++) {
+      const int nv = static_cast<int>(std::min<int64_t>(4, (std::min(sh.S - t * kTile, kTile) + 15) / 16));
+      qk_block_dot(nv, rows, w.qb.data(), E2, kp + t * E2 * 2 * kTile, w.scores.data() + (t * kTile - s0), ldc, scale);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+      const float alpha = softmax_row(w.scores.data() + r * ldc, n, w.m[r], w.l[r]);
+      if (alpha != 1.0f) scale_row(w.out.data() + r * ldo, ldo, alpha);
+      to_bf16_row(w.scores.data() + r * ldc, n, w.pb.data() + r * ldc);
+    }
+    int64_t col = 0;
+    for (int64_t c = 0; c < chunks; c++) {
+      const int nv = static_cast<int>(sh.nvec / chunks + (c < sh.nvec % chunks ? 1 : 0));
+      pv_block_dot(nv, rows, w.pb.data(), ldc, (n + 1) / 2, vp + (s0 / 2) * ldv + 2 * col, ldv, w.out.data() + col, ldo);
+      col += nv * 16;
+    }
+  }
+  for (int64_t r = 0; r < rows; r++) store_row(w.out.data() + r * ldo, sh.Ev, w.l[r], out + (l0 + r) * out_rs, true);
+}
+
+// dot: the bf16 dot-product path (bf16 inputs on a CPU with AVX512-BF16), decided on the calling thread.
+LD_AVX512 at::Tensor fused_attention_avx512(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                                            bool dot) {
   Shapes sh;
   sh.L = q.size(-2);
   sh.S = k.size(-2);
@@ -442,14 +658,20 @@ LD_AVX512 at::Tensor fused_attention_avx512(const at::Tensor& q, const at::Tenso
   // Query rows per task: blocks as even as possible of at most kMaxRows.
   const int64_t row_blocks = (sh.L + kMaxRows - 1) / kMaxRows;
   const int64_t block_rows = (sh.L + row_blocks - 1) / row_blocks;
-  const int64_t k_floats = sh.tiles * kTile * sh.E, v_floats = v_in_place ? 0 : sh.S * sh.Ev;
-  const int64_t heads_at_once =
-      std::clamp<int64_t>(kPackBytes / (static_cast<int64_t>(sizeof(float)) * (k_floats + v_floats)), 1, sh.B);
+  // Packed k and v per head, in floats, or in bf16 values on the dot-product path (v always packed there).
+  const int64_t elem = dot ? 2 : static_cast<int64_t>(sizeof(float));
+  const int64_t k_elems = dot ? sh.tiles * kTile * 2 * ((sh.E + 1) / 2) : sh.tiles * kTile * sh.E;
+  const int64_t v_elems = dot ? sh.tiles * kTile * sh.nvec * 16 : v_in_place ? 0 : sh.S * sh.Ev;
+  const int64_t heads_at_once = std::clamp<int64_t>(kPackBytes / (elem * (k_elems + v_elems)), 1, sh.B);
   const float fscale = static_cast<float>(scale * 1.4426950408889634);
   auto pack_head = [&](int64_t b, int64_t t0, int64_t t1, float* kdst, float* vdst) {
     pack_k(K, sh, b, t0, t1, kdst);
     if (!v_in_place)
       for (int64_t s = t0 * kTile; s < std::min(sh.S, t1 * kTile); s++) V.row(b, s, sh.Ev, vdst + s * sh.Ev);
+  };
+  auto pack_head_dot = [&](int64_t b, int64_t t0, int64_t t1, uint16_t* kdst, uint16_t* vdst) {
+    pack_k_dot(K, sh, b, t0, t1, kdst);
+    pack_v_dot(V, sh, b, t0, t1, vdst);
   };
   auto v_rows = [&](int64_t b, const float* packed) {
     return v_in_place ? VRows{V.base + V.offsets[b], V.rs, V.bf16} : VRows{packed, sh.Ev, false};
@@ -457,35 +679,50 @@ LD_AVX512 at::Tensor fused_attention_avx512(const at::Tensor& q, const at::Tenso
 
   // One block of rows per head (short queries: the U-Net's smallest levels): each task packs its own head, all in
   // one parallel region (the second one below costs more than the work at these sizes).
-  if (row_blocks == 1 && (k_floats + v_floats) * static_cast<int64_t>(sizeof(float)) <= (2 << 20)) {
+  if (row_blocks == 1 && (k_elems + v_elems) * elem <= (2 << 20)) {
     at::parallel_for(0, sh.B, 1, [&](int64_t begin, int64_t end) {
       Scratch& w = scratch;
-      w.fit(sh, k_floats, v_floats);
+      w.fit(sh, dot, k_elems, v_elems);
       for (int64_t b = begin; b < end; b++) {
-        pack_head(b, 0, sh.tiles, w.k.data(), w.v.data());
-        attend_rows(Q, w.k.data(), v_rows(b, w.v.data()), sh, b, 0, sh.L, fscale, w, out_base + out_offsets[b], out_rs, bf16);
+        if (dot) {
+          pack_head_dot(b, 0, sh.tiles, w.kb.data(), w.vb.data());
+          attend_rows_dot(Q, w.kb.data(), w.vb.data(), sh, b, 0, sh.L, fscale, w, out_base + out_offsets[b], out_rs);
+        } else {
+          pack_head(b, 0, sh.tiles, w.k.data(), w.v.data());
+          attend_rows(Q, w.k.data(), v_rows(b, w.v.data()), sh, b, 0, sh.L, fscale, w, out_base + out_offsets[b], out_rs, bf16);
+        }
       }
     });
     return out;
   }
 
-  std::vector<float> kp(static_cast<size_t>(heads_at_once * k_floats)), vp(static_cast<size_t>(heads_at_once * v_floats));
+  std::vector<float> kp(static_cast<size_t>(dot ? 0 : heads_at_once * k_elems)),
+      vp(static_cast<size_t>(dot ? 0 : heads_at_once * v_elems));
+  std::vector<uint16_t> kpb(static_cast<size_t>(dot ? heads_at_once * k_elems : 0)),
+      vpb(static_cast<size_t>(dot ? heads_at_once * v_elems : 0));
   for (int64_t h0 = 0; h0 < sh.B; h0 += heads_at_once) {
     const int64_t nh = std::min(heads_at_once, sh.B - h0);
-    // Pack k (and v where it is not contiguous f32 rows): 64 keys of one head per task.
+    // Pack k (and v where it is not contiguous f32 rows, or on the dot-product path): 64 keys of one head per task.
     at::parallel_for(0, nh * sh.tiles, 1, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; i++) {
         const int64_t h = i / sh.tiles, t = i % sh.tiles;
-        pack_head(h0 + h, t, t + 1, kp.data() + h * k_floats, vp.data() + h * v_floats);
+        if (dot)
+          pack_head_dot(h0 + h, t, t + 1, kpb.data() + h * k_elems, vpb.data() + h * v_elems);
+        else
+          pack_head(h0 + h, t, t + 1, kp.data() + h * k_elems, vp.data() + h * v_elems);
       }
     });
     at::parallel_for(0, nh * row_blocks, 1, [&](int64_t begin, int64_t end) {
       Scratch& w = scratch;
-      w.fit(sh, 0, 0);
+      w.fit(sh, dot, 0, 0);
       for (int64_t i = begin; i < end; i++) {
         const int64_t h = i / row_blocks, l0 = (i % row_blocks) * block_rows;
         const int64_t b = h0 + h, rows = std::min(block_rows, sh.L - l0);
-        attend_rows(Q, kp.data() + h * k_floats, v_rows(b, vp.data() + h * v_floats), sh, b, l0, rows, fscale, w, out_base + out_offsets[b], out_rs, bf16);
+        if (dot)
+          attend_rows_dot(Q, kpb.data() + h * k_elems, vpb.data() + h * v_elems, sh, b, l0, rows, fscale, w,
+                          out_base + out_offsets[b], out_rs);
+        else
+          attend_rows(Q, kp.data() + h * k_elems, v_rows(b, vp.data() + h * v_elems), sh, b, l0, rows, fscale, w, out_base + out_offsets[b], out_rs, bf16);
       }
     });
   }
@@ -506,7 +743,8 @@ bool fused_attention_applies(const at::Tensor& q, const at::Tensor& k, const at:
 
 at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) {
 #if defined(__x86_64__) || defined(__i386__)
-  if (cpu_supported()) return fused_attention_avx512(q, k, v, scale);
+  if (cpu_supported())
+    return fused_attention_avx512(q, k, v, scale, q.scalar_type() == at::kBFloat16 && dot_active());
 #endif
   throw std::runtime_error("the fused attention kernel needs a CPU with AVX-512 (F, BW, VL, DQ)");
 }
@@ -526,5 +764,17 @@ LD_API int ld_set_fused_attention(int mode) {
 }
 
 LD_API int ld_fused_attention_active(void) { return active() ? 1 : 0; }
+
+LD_API int ld_set_attention_bf16_dot(int mode) {
+  if (mode < -1 || mode > 1) {
+    ld::set_error("set_attention_bf16_dot", ("mode must be -1 (default), 0 (off) or 1 (on), not " + std::to_string(mode)).c_str());
+    return -2;
+  }
+  const int previous = dot_override_mode;
+  dot_override_mode = mode;
+  return previous;
+}
+
+LD_API int ld_attention_bf16_dot_active(void) { return dot_active() ? 1 : 0; }
 
 }  // extern "C"
