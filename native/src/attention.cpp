@@ -391,15 +391,6 @@ LD_BF16 void pv_block_dot(int nv, int64_t rows, const uint16_t* P, int64_t ldp, 
   }
 }
 
-// n f32 probabilities → bf16 (vcvtne2ps2bf16: nearest even), zero-padded to a multiple of 32.
-LD_BF16 void to_bf16_row(const float* row, int64_t n, uint16_t* dst) {
-  for (int64_t j = 0; j < n; j += 32) {
-    const __m512 lo = _mm512_maskz_loadu_ps(tail_mask(n - j), row + j);
-    const __m512 hi = n - j > 16 ? _mm512_maskz_loadu_ps(tail_mask(n - j - 16), row + j + 16) : _mm512_setzero_ps();
-    _mm512_storeu_si512(dst + j, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-  }
-}
-
 // One row of a key block, its scores already in base 2 (t = s·scale·log₂e): the running maximum m and sum l of
 // 2^(t − m) are updated, the scores replaced by their exponentials, and the factor by which the row's accumulated
 // output must be rescaled (2^(m_old − m_new), 1 when the maximum did not grow) returned.
@@ -423,6 +414,36 @@ LD_AVX512 float softmax_row(float* row, int64_t n, float& m, float& l) {
     const __m512 p = exp2_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + s), vm));
     _mm512_mask_storeu_ps(row + s, k, p);
     sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(k, p));
+  }
+  m = m_new;
+  l = l * alpha + _mm512_reduce_add_ps(sum);
+  return alpha;
+}
+
+// softmax_row on the dot-product path: the same running maximum and sum (of the f32 exponentials), the
+// exponentials written to dst as bf16 (vcvtne2ps2bf16: nearest even), zero-padded to a multiple of 32.
+LD_BF16 float softmax_row_dot(const float* row, int64_t n, float& m, float& l, uint16_t* dst) {
+  const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 mx = neg_inf;
+  int64_t s = 0;
+  for (; s + 16 <= n; s += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(row + s));
+  if (s < n) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(neg_inf, tail_mask(n - s), row + s));
+  const float m_new = std::max(m, _mm512_reduce_max_ps(mx));
+  const float alpha = m == m_new ? 1.0f : exp2_1(m - m_new);
+  const __m512 vm = _mm512_set1_ps(m_new);
+  __m512 sum = _mm512_setzero_ps();
+  for (s = 0; s + 32 <= n; s += 32) {
+    const __m512 lo = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(row + s), vm));
+    const __m512 hi = exp2_512(_mm512_sub_ps(_mm512_loadu_ps(row + s + 16), vm));
+    sum = _mm512_add_ps(sum, _mm512_add_ps(lo, hi));
+    _mm512_storeu_si512(dst + s, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+  }
+  if (s < n) {
+    const __mmask16 klo = tail_mask(n - s), khi = n - s > 16 ? tail_mask(n - s - 16) : 0;
+    const __m512 lo = _mm512_maskz_mov_ps(klo, exp2_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(klo, row + s), vm)));
+    const __m512 hi = _mm512_maskz_mov_ps(khi, exp2_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(khi, row + s + 16), vm)));
+    sum = _mm512_add_ps(sum, _mm512_add_ps(lo, hi));
+    _mm512_storeu_si512(dst + s, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
   }
   m = m_new;
   l = l * alpha + _mm512_reduce_add_ps(sum);
@@ -488,8 +509,17 @@ void pack_k_dot(const Matrix& k, const Shapes& sh, int64_t b, int64_t t0, int64_
     uint16_t* tile = dst + t * E2 * 2 * kTile;
     std::fill(tile, tile + E2 * 2 * kTile, uint16_t{0});
     const int64_t s0 = t * kTile, n = std::min(kTile, sh.S - s0);
-    for (int64_t j = 0; j < n; j++)
-      for (int64_t e = 0; e < sh.E; e++) tile[(e / 2) * 2 * kTile + 2 * j + e % 2] = k.bits(b, s0 + j, e);
+    const uint16_t* head = reinterpret_cast<const uint16_t*>(k.base + k.offsets[b]);
+    for (int64_t j = 0; j < n; j++) {
+      const uint16_t* row = head + (s0 + j) * k.rs;
+      uint16_t* col = tile + 2 * j;
+      if (k.cs == 1) {  // a pair of bf16 values copied as one 32-bit word
+        for (int64_t e = 0; e + 1 < sh.E; e += 2) std::memcpy(col + e * kTile, row + e, 2 * sizeof(uint16_t));
+        if (sh.E % 2) col[(sh.E - 1) * kTile] = row[sh.E - 1];
+      } else {
+        for (int64_t e = 0; e < sh.E; e++) col[(e / 2) * 2 * kTile + e % 2] = row[e * k.cs];
+      }
+    }
   }
 }
 
@@ -499,8 +529,12 @@ void pack_v_dot(const Matrix& v, const Shapes& sh, int64_t b, int64_t t0, int64_
     uint16_t* block = dst + t * (kTile / 2) * ldv;
     std::fill(block, block + (kTile / 2) * ldv, uint16_t{0});
     const int64_t s0 = t * kTile, n = std::min(kTile, sh.S - s0);
-    for (int64_t j = 0; j < n; j++)
-      for (int64_t c = 0; c < sh.Ev; c++) block[(j / 2) * ldv + 2 * c + j % 2] = v.bits(b, s0 + j, c);
+    const uint16_t* head = reinterpret_cast<const uint16_t*>(v.base + v.offsets[b]);
+    for (int64_t j = 0; j < n; j++) {
+      const uint16_t* row = head + (s0 + j) * v.rs;
+      uint16_t* pair = block + (j / 2) * ldv + j % 2;
+      for (int64_t c = 0; c < sh.Ev; c++) pair[2 * c] = row[c * v.cs];
+    }
   }
 }
 
@@ -605,9 +639,8 @@ LD_BF16 void attend_rows_dot(const Matrix& q, const uint16_t* kp, const uint16_t
       qk_block_dot(nv, rows, w.qb.data(), E2, kp + t * E2 * 2 * kTile, w.scores.data() + (t * kTile - s0), ldc, scale);
     }
     for (int64_t r = 0; r < rows; r++) {
-      const float alpha = softmax_row(w.scores.data() + r * ldc, n, w.m[r], w.l[r]);
+      const float alpha = softmax_row_dot(w.scores.data() + r * ldc, n, w.m[r], w.l[r], w.pb.data() + r * ldc);
       if (alpha != 1.0f) scale_row(w.out.data() + r * ldo, ldo, alpha);
-      to_bf16_row(w.scores.data() + r * ldc, n, w.pb.data() + r * ldc);
     }
     int64_t col = 0;
     for (int64_t c = 0; c < chunks; c++) {
