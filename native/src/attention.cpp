@@ -424,12 +424,20 @@ LD_AVX512 float softmax_row(float* row, int64_t n, float& m, float& l) {
 // exponentials written to dst as bf16 (vcvtne2ps2bf16: nearest even), zero-padded to a multiple of 32.
 LD_BF16 float softmax_row_dot(const float* row, int64_t n, float& m, float& l, uint16_t* dst) {
   const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  __m512 mx = neg_inf;
+  __m512 mx = neg_inf, mx1 = neg_inf, mx2 = neg_inf, mx3 = neg_inf;  // four chains: vmaxps's latency, not its rate
   int64_t s = 0;
+  for (; s + 64 <= n; s += 64) {
+    mx = _mm512_max_ps(mx, _mm512_loadu_ps(row + s));
+    mx1 = _mm512_max_ps(mx1, _mm512_loadu_ps(row + s + 16));
+    mx2 = _mm512_max_ps(mx2, _mm512_loadu_ps(row + s + 32));
+    mx3 = _mm512_max_ps(mx3, _mm512_loadu_ps(row + s + 48));
+  }
+  mx = _mm512_max_ps(_mm512_max_ps(mx, mx1), _mm512_max_ps(mx2, mx3));
   for (; s + 16 <= n; s += 16) mx = _mm512_max_ps(mx, _mm512_loadu_ps(row + s));
   if (s < n) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(neg_inf, tail_mask(n - s), row + s));
   const float m_new = std::max(m, _mm512_reduce_max_ps(mx));
-  const float alpha = m == m_new ? 1.0f : exp2_1(m - m_new);
+  // The first key block (m = −∞) finds nothing accumulated yet (output and sum zero), so it needs no rescaling.
+  const float alpha = m == m_new || m == -std::numeric_limits<float>::infinity() ? 1.0f : exp2_1(m - m_new);
   const __m512 vm = _mm512_set1_ps(m_new);
   __m512 sum = _mm512_setzero_ps();
   for (s = 0; s + 32 <= n; s += 32) {
