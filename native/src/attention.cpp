@@ -372,22 +372,72 @@ LD_BF16 void pv_tile_dot(const uint16_t* P, int64_t ldp, int64_t n2, const uint1
     for (int j = 0; j < NV; j++) _mm512_storeu_ps(O + r * ldo + 16 * j, acc[r][j]);
 }
 
-template <int NV>
-LD_BF16 void pv_rows_of_dot(int64_t rows, const uint16_t* P, int64_t ldp, int64_t n2, const uint16_t* V, int64_t ldv,
-                            float* O, int64_t ldo) {
-  constexpr int MR = pv_rows(NV);
-  for (int64_t r = 0; r < rows; r += MR) pv_tile_dot<MR, NV>(P + r * ldp, ldp, n2, V, ldv, O + r * ldo, ldo);
+// pv_tile_dot where the last vector's columns are at most 8 (E = 40: 16 + 16 + 8): that vector holds two pair rows
+// at once, lane 2i pair row s and lane 2i + 1 pair row s + 1 of column i (pack_v_dot's half tail), against a 64-bit
+// broadcast (p[2s] … p[2s + 3]); its accumulator's adjacent lanes are summed by fold_half_tail. n2 is rounded up to
+// even (the pair rows and probabilities past it are zero).
+template <int MR, int NV>
+LD_BF16 void pv_tile_dot_half(const uint16_t* P, int64_t ldp, int64_t n2, const uint16_t* V, int64_t ldv, float* O,
+                              int64_t ldo) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 6
+    for (int j = 0; j < NV; j++) acc[r][j] = _mm512_loadu_ps(O + r * ldo + 16 * j);
+  for (int64_t s = 0; s < n2; s += 2) {
+    __m512bh va[NV - 1], vb[NV - 1];
+#pragma GCC unroll 6
+    for (int j = 0; j < NV - 1; j++) {
+      va[j] = load_bf16(V + s * ldv + 32 * j);
+      vb[j] = load_bf16(V + (s + 1) * ldv + 32 * j);
+    }
+    const __m512bh vt = load_bf16(V + s * ldv + 32 * (NV - 1));
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+      const uint16_t* p = P + r * ldp + 2 * s;
+      const __m512bh a = bf16_pair(p), b = bf16_pair(p + 2);
+      int64_t both;
+      std::memcpy(&both, p, sizeof(both));
+#pragma GCC unroll 6
+      for (int j = 0; j < NV - 1; j++) acc[r][j] = _mm512_dpbf16_ps(_mm512_dpbf16_ps(acc[r][j], a, va[j]), b, vb[j]);
+      acc[r][NV - 1] = _mm512_dpbf16_ps(acc[r][NV - 1], (__m512bh)_mm512_set1_epi64(both), vt);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 6
+    for (int j = 0; j < NV; j++) _mm512_storeu_ps(O + r * ldo + 16 * j, acc[r][j]);
 }
 
+// The half tail's 16 lanes (8 columns, each the sum over even pair rows and over odd ones) → its 8 columns.
+LD_BF16 void fold_half_tail(float* tail) {
+  const __m512 x = _mm512_loadu_ps(tail);
+  const __m512i even = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 15, 13, 11, 9, 7, 5, 3, 1);
+  _mm512_storeu_ps(tail, _mm512_add_ps(_mm512_permutexvar_ps(even, x), _mm512_permutexvar_ps(odd, x)));
+}
+
+template <int NV>
+LD_BF16 void pv_rows_of_dot(int64_t rows, const uint16_t* P, int64_t ldp, int64_t n2, const uint16_t* V, int64_t ldv,
+                            float* O, int64_t ldo, bool half) {
+  constexpr int MR = pv_rows(NV);
+  for (int64_t r = 0; r < rows; r += MR)
+    if (NV > 1 && half)
+      pv_tile_dot_half<MR, (NV > 1 ? NV : 2)>(P + r * ldp, ldp, n2 + n2 % 2, V, ldv, O + r * ldo, ldo);
+    else
+      pv_tile_dot<MR, NV>(P + r * ldp, ldp, n2, V, ldv, O + r * ldo, ldo);
+}
+
+// half: the block's last vector is a half tail (pack_v_dot).
 LD_BF16 void pv_block_dot(int nv, int64_t rows, const uint16_t* P, int64_t ldp, int64_t n2, const uint16_t* V,
-                          int64_t ldv, float* O, int64_t ldo) {
+                          int64_t ldv, float* O, int64_t ldo, bool half) {
   switch (nv) {
-    case 1: pv_rows_of_dot<1>(rows, P, ldp, n2, V, ldv, O, ldo); break;
-    case 2: pv_rows_of_dot<2>(rows, P, ldp, n2, V, ldv, O, ldo); break;
-    case 3: pv_rows_of_dot<3>(rows, P, ldp, n2, V, ldv, O, ldo); break;
-    case 4: pv_rows_of_dot<4>(rows, P, ldp, n2, V, ldv, O, ldo); break;
-    case 5: pv_rows_of_dot<5>(rows, P, ldp, n2, V, ldv, O, ldo); break;
-    default: pv_rows_of_dot<6>(rows, P, ldp, n2, V, ldv, O, ldo); break;
+    case 1: pv_rows_of_dot<1>(rows, P, ldp, n2, V, ldv, O, ldo, half); break;
+    case 2: pv_rows_of_dot<2>(rows, P, ldp, n2, V, ldv, O, ldo, half); break;
+    case 3: pv_rows_of_dot<3>(rows, P, ldp, n2, V, ldv, O, ldo, half); break;
+    case 4: pv_rows_of_dot<4>(rows, P, ldp, n2, V, ldv, O, ldo, half); break;
+    case 5: pv_rows_of_dot<5>(rows, P, ldp, n2, V, ldv, O, ldo, half); break;
+    default: pv_rows_of_dot<6>(rows, P, ldp, n2, V, ldv, O, ldo, half); break;
   }
 }
 
@@ -531,8 +581,13 @@ void pack_k_dot(const Matrix& k, const Shapes& sh, int64_t b, int64_t t0, int64_
   }
 }
 
+// Where v's output columns fit in at most 6 vectors, the last one at most half used (Ev mod 16 in 1 … 8: E = 40),
+// that last vector is a half tail: pair rows 2i and 2i + 1 share the slot of row 2i, interleaved by column.
+bool half_tail(const Shapes& sh) { return sh.nvec > 1 && sh.nvec <= 6 && sh.Ev % 16 != 0 && sh.Ev % 16 <= 8; }
+
 void pack_v_dot(const Matrix& v, const Shapes& sh, int64_t b, int64_t t0, int64_t t1, uint16_t* dst) {
   const int64_t ldv = 2 * sh.nvec * 16;  // one pair row
+  const int64_t split = half_tail(sh) ? 16 * (sh.nvec - 1) : sh.Ev;  // columns from here on in the half tail
   for (int64_t t = t0; t < t1; t++) {
     uint16_t* block = dst + t * (kTile / 2) * ldv;
     std::fill(block, block + (kTile / 2) * ldv, uint16_t{0});
@@ -541,7 +596,9 @@ void pack_v_dot(const Matrix& v, const Shapes& sh, int64_t b, int64_t t0, int64_
     for (int64_t j = 0; j < n; j++) {
       const uint16_t* row = head + (s0 + j) * v.rs;
       uint16_t* pair = block + (j / 2) * ldv + j % 2;
-      for (int64_t c = 0; c < sh.Ev; c++) pair[2 * c] = row[c * v.cs];
+      for (int64_t c = 0; c < split; c++) pair[2 * c] = row[c * v.cs];
+      uint16_t* tail = block + (j / 4) * 2 * ldv + 2 * split + (j / 2) % 2 * 2 + j % 2;
+      for (int64_t c = split; c < sh.Ev; c++) tail[4 * (c - split)] = row[c * v.cs];
     }
   }
 }
@@ -640,6 +697,7 @@ LD_BF16 void attend_rows_dot(const Matrix& q, const uint16_t* kp, const uint16_t
   std::fill(w.m.begin(), w.m.end(), -std::numeric_limits<float>::infinity());
   std::fill(w.l.begin(), w.l.end(), 0.0f);
   const int64_t chunks = (sh.nvec + 5) / 6;
+  const bool half = half_tail(sh);
   for (int64_t s0 = 0; s0 < sh.S; s0 += sh.key_block) {
     const int64_t n = std::min(sh.key_block, sh.S - s0);
     for (int64_t t = s0 / kTile; t * kTile < s0 + n; t++) {
@@ -653,11 +711,15 @@ LD_BF16 void attend_rows_dot(const Matrix& q, const uint16_t* kp, const uint16_t
     int64_t col = 0;
     for (int64_t c = 0; c < chunks; c++) {
       const int nv = static_cast<int>(sh.nvec / chunks + (c < sh.nvec % chunks ? 1 : 0));
-      pv_block_dot(nv, rows, w.pb.data(), ldc, (n + 1) / 2, vp + (s0 / 2) * ldv + 2 * col, ldv, w.out.data() + col, ldo);
+      pv_block_dot(nv, rows, w.pb.data(), ldc, (n + 1) / 2, vp + (s0 / 2) * ldv + 2 * col, ldv, w.out.data() + col, ldo,
+                   half && c == chunks - 1);
       col += nv * 16;
     }
   }
-  for (int64_t r = 0; r < rows; r++) store_row(w.out.data() + r * ldo, sh.Ev, w.l[r], out + (l0 + r) * out_rs, true);
+  for (int64_t r = 0; r < rows; r++) {
+    if (half) fold_half_tail(w.out.data() + r * ldo + ldo - 16);
+    store_row(w.out.data() + r * ldo, sh.Ev, w.l[r], out + (l0 + r) * out_rs, true);
+  }
 }
 
 // dot: the bf16 dot-product path (bf16 inputs on a CPU with AVX512-BF16), decided on the calling thread.
