@@ -192,10 +192,13 @@ public class FusedAttentionTests
     /// does. Each rounded probability is within 2⁻⁸ of its value relative, so the output moves by at most
     /// 2⁻⁸·Σ p_s·|v_s| / Σ p_s — the float64 softmax · |v|, element by element — before its own rounding to bf16 (half a
     /// step, 2⁻⁸·|result|), plus the f32 error (1e-4·max|v| as above). That is the bound for every element; it is at
-    /// most 2·2⁻⁸·max|v|, half what libtorch's bf16 path is held to. The errors are random in sign, so the measured
-    /// maximum is far below it (2026-12-05): see the README's fused-kernel section. The U-Net's attention shapes (SD1.5, batch 2: heads
-    /// 8, tokens 1024/256/64 with E 40/80/160, self and cross over 77 text tokens), odd E, keys not a multiple of the
-    /// 64-key tile, more keys than one online-softmax block, strided inputs, E = 512, and scores of ±80 and more.
+    /// most 2·2⁻⁸·max|v|, half what libtorch's bf16 path is held to. The errors are random in sign, so the maximum stays
+    /// near the widened path's, which the output's own rounding dominates: it must be at most twice that. Measured
+    /// (2026-12-05), max abs error ÷ max|v|: dot path 9.8e-5 to 2.0e-3, widened path 9.8e-5 to 2.0e-3 (at most 1.24×
+    /// apart), libtorch's bf16 path 2.6e-4 to 7.2e-2; root-mean-square error 1.0–1.4× the widened path's. The U-Net's
+    /// attention shapes (SD1.5, batch 2: heads 8, tokens 1024/256/64 with E 40/80/160, self and cross over 77 text
+    /// tokens), odd E, keys not a multiple of the 64-key tile, more keys than one online-softmax block, strided inputs,
+    /// E = 512, and scores of ±80 and more.
     /// </summary>
     [Theory]
     [InlineData(2, 8, 1024, 1024, 40, Layout.HeadSplit, 1)]
@@ -227,8 +230,8 @@ public class FusedAttentionTests
         var excess = (error - reference.Abs() / 256 - weighted / 256 - 1e-4 * vmax).Max().Item();
         Assert.True(excess <= 0, $"an element is {excess:e2} beyond the bound");
         var widened = Attend(q, k, v, scale, fused: true, dot: false);
-        var blocked = Attend(q, k, v, scale, fused: false);
-        Console.WriteLine($"DOTERR {n} {heads} {queries} {keys} {dim} {layout} {variance}: dot {error.Max().Item() / vmax:e2} widened {TensorAssert.MaxAbsDifference(widened, reference) / vmax:e2} blocked {TensorAssert.MaxAbsDifference(blocked, reference) / vmax:e2} rms dot {(error * error).Mean().Item():e2} widened {((widened.To(DType.Float64) - reference).Square()).Mean().Item():e2}");
+        var widenedError = TensorAssert.MaxAbsDifference(widened, reference);
+        Assert.True(error.Max().Item() <= 2 * widenedError, $"max abs error {error.Max().Item():e2}, the widened path's {widenedError:e2}");
         if (CpuHasBf16Dot) Assert.False(dot.Equal(widened), "the dot-product path gave the widened path's bits");
     }
 
