@@ -472,7 +472,7 @@ LD_AVX512 float softmax_row(float* row, int64_t n, float& m, float& l) {
 
 // softmax_row on the dot-product path: the same running maximum and sum (of the f32 exponentials), the
 // exponentials written to dst as bf16 (vcvtne2ps2bf16: nearest even), zero-padded to a multiple of 32.
-LD_BF16 float softmax_row_dot(const float* row, int64_t n, float& m, float& l, uint16_t* dst) {
+LD_BF16 float softmax_row_dot(const float* row, int64_t n, float& m, float* l, uint16_t* dst) {
   const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   __m512 mx = neg_inf, mx1 = neg_inf, mx2 = neg_inf, mx3 = neg_inf;  // four chains: vmaxps's latency, not its rate
   int64_t s = 0;
@@ -504,7 +504,7 @@ LD_BF16 float softmax_row_dot(const float* row, int64_t n, float& m, float& l, u
     _mm512_storeu_si512(dst + s, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
   }
   m = m_new;
-  l = l * alpha + _mm512_reduce_add_ps(sum);
+  _mm512_storeu_ps(l, _mm512_fmadd_ps(_mm512_loadu_ps(l), _mm512_set1_ps(alpha), sum));  // reduced once, at the end
   return alpha;
 }
 
@@ -524,6 +524,14 @@ LD_AVX512 void store_row(const float* O, int64_t Ev, float l, char* out, bool bf
     else
       _mm512_mask_storeu_ps(reinterpret_cast<float*>(out) + j, k, y);
   }
+}
+
+// store_row on the dot-product path: bf16 by vcvtneps2bf16 (nearest even; an f32 subnormal becomes zero).
+LD_BF16 void store_row_dot(const float* O, int64_t Ev, float l, uint16_t* out) {
+  const __m512 inv = _mm512_set1_ps(1.0f / l);
+  for (int64_t j = 0; j < Ev; j += 16)
+    _mm256_mask_storeu_epi16(out + j, tail_mask(Ev - j),
+                             (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(_mm512_loadu_ps(O + j), inv)));
 }
 
 // ---- the kernel ----
@@ -608,6 +616,7 @@ void pack_v_dot(const Matrix& v, const Shapes& sh, int64_t b, int64_t t0, int64_
 struct Scratch {
   std::vector<float> q, scores, out, m, l, k, v;
   std::vector<uint16_t> qb, pb, kb, vb;  // the dot-product path's q pairs, probabilities and packed k and v
+  std::vector<float> lv;                 // and its running sums, 16 partial sums per row
   // k_elems and v_elems: floats, or bf16 values on the dot-product path.
   void fit(const Shapes& sh, bool dot, int64_t k_elems, int64_t v_elems) {
     auto grow = [](auto& b, int64_t n) {
@@ -618,6 +627,7 @@ struct Scratch {
     grow(m, kBufRows);
     grow(l, kBufRows);
     if (dot) {
+      grow(lv, kBufRows * 16);
       grow(qb, kBufRows * 2 * ((sh.E + 1) / 2));
       grow(pb, kBufRows * sh.ldc);
       grow(kb, k_elems);
@@ -691,11 +701,18 @@ LD_BF16 void attend_rows_dot(const Matrix& q, const uint16_t* kp, const uint16_t
                              int64_t l0, int64_t rows, float scale, Scratch& w, char* out, int64_t out_rs) {
   const int64_t E2 = (sh.E + 1) / 2, ldo = sh.nvec * 16, ldc = sh.ldc, ldv = 2 * sh.nvec * 16;
   std::fill(w.qb.begin(), w.qb.begin() + kBufRows * 2 * E2, uint16_t{0});
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t e = 0; e < sh.E; e++) w.qb[r * 2 * E2 + e] = q.bits(b, l0 + r, e);
+  const uint16_t* qhead = reinterpret_cast<const uint16_t*>(q.base + q.offsets[b]);
+  for (int64_t r = 0; r < rows; r++) {
+    const uint16_t* src = qhead + (l0 + r) * q.rs;
+    uint16_t* dst = w.qb.data() + r * 2 * E2;
+    if (q.cs == 1)
+      std::memcpy(dst, src, static_cast<size_t>(sh.E) * sizeof(uint16_t));
+    else
+      for (int64_t e = 0; e < sh.E; e++) dst[e] = src[e * q.cs];
+  }
   std::fill(w.out.begin(), w.out.begin() + kBufRows * ldo, 0.0f);
   std::fill(w.m.begin(), w.m.end(), -std::numeric_limits<float>::infinity());
-  std::fill(w.l.begin(), w.l.end(), 0.0f);
+  std::fill(w.lv.begin(), w.lv.end(), 0.0f);
   const int64_t chunks = (sh.nvec + 5) / 6;
   const bool half = half_tail(sh);
   for (int64_t s0 = 0; s0 < sh.S; s0 += sh.key_block) {
@@ -705,7 +722,7 @@ LD_BF16 void attend_rows_dot(const Matrix& q, const uint16_t* kp, const uint16_t
       qk_block_dot(nv, rows, w.qb.data(), E2, kp + t * E2 * 2 * kTile, w.scores.data() + (t * kTile - s0), ldc, scale);
     }
     for (int64_t r = 0; r < rows; r++) {
-      const float alpha = softmax_row_dot(w.scores.data() + r * ldc, n, w.m[r], w.l[r], w.pb.data() + r * ldc);
+      const float alpha = softmax_row_dot(w.scores.data() + r * ldc, n, w.m[r], w.lv.data() + 16 * r, w.pb.data() + r * ldc);
       if (alpha != 1.0f) scale_row(w.out.data() + r * ldo, ldo, alpha);
     }
     int64_t col = 0;
@@ -718,7 +735,8 @@ LD_BF16 void attend_rows_dot(const Matrix& q, const uint16_t* kp, const uint16_t
   }
   for (int64_t r = 0; r < rows; r++) {
     if (half) fold_half_tail(w.out.data() + r * ldo + ldo - 16);
-    store_row(w.out.data() + r * ldo, sh.Ev, w.l[r], out + (l0 + r) * out_rs, true);
+    store_row_dot(w.out.data() + r * ldo, sh.Ev, _mm512_reduce_add_ps(_mm512_loadu_ps(w.lv.data() + 16 * r)),
+                  reinterpret_cast<uint16_t*>(out + (l0 + r) * out_rs));
   }
 }
 
