@@ -17,7 +17,12 @@
 //    into the scale.
 // Every output row is computed by one thread, in an order that depends only on the shapes (never on the
 // thread count or the row block it falls in), so results are bit-identical whatever the number of threads.
-// bf16 inputs are widened to f32 (a shift), computed in f32, and the output rounded to nearest even.
+// bf16 inputs, on a CPU with AVX512-BF16, take the dot-product path: vdpbf16ps (32 bf16 multiply-adds with f32
+// accumulation per instruction, twice the f32 FMA rate) for q kᵀ, with k packed in head-dim pairs, and for p · v,
+// with v packed in key pairs and the probabilities rounded to bf16 (nearest even), as PyTorch 2's CPU flash attention
+// does for reduced types; the running maximum, sum and output accumulator stay f32. Elsewhere, or with
+// LDTORCH_ATTENTION_BF16_DOT=0 (ld_set_attention_bf16_dot per thread), bf16 is widened to f32 (a shift) and computed
+// as f32; either way the output is rounded to nearest even once.
 #include "attention.h"
 #include "common.h"
 #include <ATen/Parallel.h>
