@@ -47,15 +47,20 @@ constexpr int64_t kMaxRows = 72;       // query rows per task
 constexpr int64_t kBufRows = 96;       // rows of the buffers: kMaxRows rounded up to any micro-kernel's rows
 constexpr int64_t kPackBytes = 64 << 20;  // packed k (and v) of the heads in flight at once
 
-// -1: follow the default (the environment); 0: off; 1: on. Per thread, so a test can force either path
-// without changing what other threads compute.
-thread_local int override_mode = -1;
+// Two switches, each -1: follow the default (the environment, read once); 0: off; 1: on. Per thread, so a test can
+// force either path without changing what other threads compute.
+thread_local int override_mode = -1;      // the fused kernel (LDTORCH_FUSED_ATTENTION)
+thread_local int dot_override_mode = -1;  // its bf16 dot-product path (LDTORCH_ATTENTION_BF16_DOT)
+
+bool on_unless_zero(const char* variable) {
+  const char* v = std::getenv(variable);
+  return !(v && std::string(v) == "0");
+}
+
+bool switched_on(int mode, bool by_default) { return mode >= 0 ? mode == 1 : by_default; }
 
 bool enabled_by_default() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("LDTORCH_FUSED_ATTENTION");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool enabled = on_unless_zero("LDTORCH_FUSED_ATTENTION");
   return enabled;
 }
 
@@ -69,31 +74,27 @@ bool cpu_supported() {
 #endif
 }
 
-bool active() { return cpu_supported() && (override_mode >= 0 ? override_mode == 1 : enabled_by_default()); }
+bool active() { return cpu_supported() && switched_on(override_mode, enabled_by_default()); }
 
-// The bf16 dot-product path (AVX512-BF16): the same three-way switch, per thread, default from
-// LDTORCH_ATTENTION_BF16_DOT (0 turns it off, read once).
-thread_local int dot_override_mode = -1;
-
-bool dot_enabled_by_default() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("LDTORCH_ATTENTION_BF16_DOT");
-    return !(v && std::string(v) == "0");
-  }();
-  return enabled;
-}
-
-bool dot_cpu_supported() {
+bool dot_active() {
 #if defined(__x86_64__) || defined(__i386__)
-  static const bool ok = cpu_supported() && __builtin_cpu_supports("avx512bf16");
-  return ok;
+  static const bool supported = cpu_supported() && __builtin_cpu_supports("avx512bf16");
+  static const bool by_default = on_unless_zero("LDTORCH_ATTENTION_BF16_DOT");
+  return active() && supported && switched_on(dot_override_mode, by_default);
 #else
   return false;
 #endif
 }
 
-bool dot_active() {
-  return active() && dot_cpu_supported() && (dot_override_mode >= 0 ? dot_override_mode == 1 : dot_enabled_by_default());
+// Sets a per-thread switch (C ABI below): the previous mode, or -2 for a mode other than -1, 0, 1.
+int set_mode(int& slot, int mode, const char* what) {
+  if (mode < -1 || mode > 1) {
+    ld::set_error(what, ("mode must be -1 (default), 0 (off) or 1 (on), not " + std::to_string(mode)).c_str());
+    return -2;
+  }
+  const int previous = slot;
+  slot = mode;
+  return previous;
 }
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -879,27 +880,11 @@ at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::T
 
 extern "C" {
 
-LD_API int ld_set_fused_attention(int mode) {
-  if (mode < -1 || mode > 1) {
-    ld::set_error("set_fused_attention", ("mode must be -1 (default), 0 (off) or 1 (on), not " + std::to_string(mode)).c_str());
-    return -2;
-  }
-  const int previous = override_mode;
-  override_mode = mode;
-  return previous;
-}
+LD_API int ld_set_fused_attention(int mode) { return set_mode(override_mode, mode, "set_fused_attention"); }
 
 LD_API int ld_fused_attention_active(void) { return active() ? 1 : 0; }
 
-LD_API int ld_set_attention_bf16_dot(int mode) {
-  if (mode < -1 || mode > 1) {
-    ld::set_error("set_attention_bf16_dot", ("mode must be -1 (default), 0 (off) or 1 (on), not " + std::to_string(mode)).c_str());
-    return -2;
-  }
-  const int previous = dot_override_mode;
-  dot_override_mode = mode;
-  return previous;
-}
+LD_API int ld_set_attention_bf16_dot(int mode) { return set_mode(dot_override_mode, mode, "set_attention_bf16_dot"); }
 
 LD_API int ld_attention_bf16_dot_active(void) { return dot_active() ? 1 : 0; }
 
