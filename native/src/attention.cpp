@@ -505,7 +505,8 @@ LD_BF16 float softmax_row_dot(const float* row, int64_t n, float& m, float* l, u
   if (s < n) {
     const __mmask16 klo = tail_mask(n - s), khi = n - s > 16 ? tail_mask(n - s - 16) : 0;
     const __m512 lo = _mm512_maskz_mov_ps(klo, exp2_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(klo, row + s), vm)));
-    const __m512 hi = _mm512_maskz_mov_ps(khi, exp2_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(khi, row + s + 16), vm)));
+    const __m512 hi = khi ? _mm512_maskz_mov_ps(khi, exp2_512(_mm512_sub_ps(_mm512_maskz_loadu_ps(khi, row + s + 16), vm)))
+                          : _mm512_setzero_ps();
     sum = _mm512_add_ps(sum, _mm512_add_ps(lo, hi));
     _mm512_storeu_si512(dst + s, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
   }
