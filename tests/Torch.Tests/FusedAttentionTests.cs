@@ -194,17 +194,19 @@ public class FusedAttentionTests
     /// step, 2⁻⁸·|result|), plus the f32 error (1e-4·max|v| as above). That is the bound for every element; it is at
     /// most 2·2⁻⁸·max|v|, half what libtorch's bf16 path is held to. The errors are random in sign, so the maximum stays
     /// near the widened path's, which the output's own rounding dominates: it must be at most twice that. Measured
-    /// (2026-12-05), max abs error ÷ max|v|: dot path 9.8e-5 to 2.0e-3, widened path 9.8e-5 to 2.0e-3 (at most 1.24×
+    /// (2026-12-05), max abs error ÷ max|v|: dot path 9.8e-5 to 2.0e-3, widened path 9.8e-5 to 2.0e-3 (at most 1.58×
     /// apart), libtorch's bf16 path 2.6e-4 to 7.2e-2; root-mean-square error 1.0–1.4× the widened path's. The U-Net's
-    /// attention shapes (SD1.5, batch 2: heads 8, tokens 1024/256/64 with E 40/80/160, self and cross over 77 text
+    /// attention shapes (SD1.5: tokens 1024/256/64 with E 40/80/160, self and cross over 77 text
     /// tokens), odd E, keys not a multiple of the 64-key tile, more keys than one online-softmax block, strided inputs,
     /// E = 512, and scores of ±80 and more.
     /// </summary>
     [Theory]
-    [InlineData(1, 2, 1024, 1024, 40, Layout.HeadSplit, 1)] // two heads: the float64 scores of all 16 would be 128 MB
-    [InlineData(2, 8, 1024, 77, 40, Layout.HeadSplit, 1)]
-    [InlineData(2, 8, 256, 256, 80, Layout.HeadSplit, 1)]
-    [InlineData(2, 8, 256, 77, 80, Layout.HeadSplit, 1)]
+    // Two or four of the 16 heads at the larger levels: each head is computed alike, and the float64 tensors of all 16
+    // (up to 128 MB) would leave glibc's heap holding tens of MB that NativeHeapTests' weight could then come from.
+    [InlineData(1, 2, 1024, 1024, 40, Layout.HeadSplit, 1)]
+    [InlineData(1, 2, 1024, 77, 40, Layout.HeadSplit, 1)]
+    [InlineData(1, 4, 256, 256, 80, Layout.HeadSplit, 1)]
+    [InlineData(1, 4, 256, 77, 80, Layout.HeadSplit, 1)]
     [InlineData(2, 8, 64, 64, 160, Layout.HeadSplit, 1)]
     [InlineData(2, 8, 64, 77, 160, Layout.HeadSplit, 1)]
     [InlineData(1, 2, 7, 9, 3, Layout.Contiguous, 1)] // odd E below one pair-vector, one short tile
