@@ -600,7 +600,7 @@ void pack_k_dot(const Matrix& k, const Shapes& sh, int64_t b, int64_t t0, int64_
 // that last vector is a half tail: pair rows 2i and 2i + 1 share the slot of row 2i, interleaved by column.
 bool half_tail(const Shapes& sh) { return sh.nvec > 1 && sh.nvec <= 6 && sh.Ev % 16 != 0 && sh.Ev % 16 <= 8; }
 
-void pack_v_dot(const Matrix& v, const Shapes& sh, int64_t b, int64_t t0, int64_t t1, uint16_t* dst) {
+LD_AVX512 void pack_v_dot(const Matrix& v, const Shapes& sh, int64_t b, int64_t t0, int64_t t1, uint16_t* dst) {
   const int64_t ldv = 2 * sh.nvec * 16;  // one pair row
   const int64_t split = half_tail(sh) ? 16 * (sh.nvec - 1) : sh.Ev;  // columns from here on in the half tail
   for (int64_t t = t0; t < t1; t++) {
@@ -611,7 +611,17 @@ void pack_v_dot(const Matrix& v, const Shapes& sh, int64_t b, int64_t t0, int64_
     for (int64_t j = 0; j < n; j++) {
       const uint16_t* row = head + (s0 + j) * v.rs;
       uint16_t* pair = block + (j / 2) * ldv + j % 2;
-      for (int64_t c = 0; c < split; c++) pair[2 * c] = row[c * v.cs];
+      if (v.cs == 1 && j % 2 == 0) {  // contiguous rows: 16 columns of keys j and j + 1 interleaved at once
+        const uint16_t* next = j + 1 < n ? row + v.rs : nullptr;
+        for (int64_t c = 0; c < split; c += 16) {
+          const __mmask16 k = tail_mask(split - c);
+          const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, row + c));
+          const __m512i hi = next ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, next + c)) : _mm512_setzero_si512();
+          _mm512_mask_storeu_epi32(pair + 2 * c, k, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+      } else if (v.cs != 1) {
+        for (int64_t c = 0; c < split; c++) pair[2 * c] = row[c * v.cs];
+      }
       uint16_t* tail = block + (j / 4) * 2 * ldv + 2 * split + (j / 2) % 2 * 2 + j % 2;
       for (int64_t c = split; c < sh.Ev; c++) tail[4 * (c - split)] = row[c * v.cs];
     }
