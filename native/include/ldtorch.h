@@ -57,6 +57,12 @@ LD_API int ld_has_fused_attention(void);
  * the blocked libtorch path, 1 the fused kernel where the CPU has it. Returns the previous mode (-2: bad mode). */
 LD_API int ld_set_fused_attention(int mode);
 LD_API int ld_fused_attention_active(void);     /* 1 if inference attention on this thread runs the fused kernel */
+/* Its bf16 dot-product path (AVX512-BF16 vdpbf16ps for q kᵀ and p · v, the probabilities rounded to bf16) for bf16
+ * inputs, on the calling thread only: mode -1 follows the default (on where the CPU has AVX512-BF16 unless
+ * LDTORCH_ATTENTION_BF16_DOT=0), 0 forces the widened path (bf16 computed in f32), 1 the dot products where the CPU
+ * has them. Returns the previous mode (-2: bad mode). */
+LD_API int ld_set_attention_bf16_dot(int mode);
+LD_API int ld_attention_bf16_dot_active(void);  /* 1 if bf16 fused attention on this thread runs the dot products */
 
 /* ---- the cache of large CPU blocks (allocator.cpp) ----
  * libtorch's CPU allocator is replaced, when the library loads, by one that maps blocks of 8 MiB or more itself

@@ -11,6 +11,8 @@ namespace ld {
 bool fused_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 // softmax(q kᵀ · scale) v for q [..., L, E], k [..., S, E], v [..., S, Ev] → [..., L, Ev] in q's dtype; any strides.
+// bf16 runs on AVX512-BF16 dot products where the CPU has them (LDTORCH_ATTENTION_BF16_DOT=0 widens it to f32;
+// ld_set_attention_bf16_dot overrides that per thread), as the calling thread's switch says.
 at::Tensor fused_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale);
 
 }  // namespace ld

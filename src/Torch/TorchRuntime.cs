@@ -87,6 +87,21 @@ public static class TorchRuntime
     public static IDisposable UseDirectOneDnn(bool enabled) =>
         new ThreadMode(NativeMethods.SetOneDnnDirect, NativeMethods.SetOneDnnDirect(enabled ? 1 : 0));
 
+    /// <summary>
+    /// Whether bf16 inference attention on the calling thread, when it runs the fused CPU kernel, computes q kᵀ and
+    /// p · v with AVX512-BF16 dot products (the probabilities rounded to bf16 for the second product) rather than
+    /// widening bf16 to f32: on CPUs with AVX512-BF16 unless the environment sets LDTORCH_ATTENTION_BF16_DOT=0, or as
+    /// <see cref="UseBf16DotAttention"/> says.
+    /// </summary>
+    public static bool Bf16DotAttentionActive => NativeMethods.AttentionBf16DotActive() == 1;
+
+    /// <summary>
+    /// Turns the fused kernel's bf16 dot-product path on (where the CPU has AVX512-BF16) or off (bf16 widened to f32)
+    /// for the calling thread until the result is disposed, whatever LDTORCH_ATTENTION_BF16_DOT says.
+    /// </summary>
+    public static IDisposable UseBf16DotAttention(bool enabled) =>
+        new ThreadMode(NativeMethods.SetAttentionBf16Dot, NativeMethods.SetAttentionBf16Dot(enabled ? 1 : 0));
+
     /// <summary>Puts a per-thread native switch back to its previous mode when disposed.</summary>
     private sealed class ThreadMode(Func<int, int> set, int previous) : IDisposable
     {

@@ -24,6 +24,10 @@ public class FusedAttentionTests
     private static readonly bool CpuHasKernel =
         Avx512F.IsSupported && Avx512BW.IsSupported && Avx512DQ.IsSupported && Avx512F.VL.IsSupported;
 
+    /// <summary>Whether the CPU has AVX512-BF16 too (the bf16 dot-product path): .NET has no intrinsics class for it, Linux names it in cpuinfo.</summary>
+    private static readonly bool CpuHasBf16Dot =
+        CpuHasKernel && File.Exists("/proc/cpuinfo") && File.ReadAllText("/proc/cpuinfo").Contains(" avx512_bf16");
+
     private static Tensor Input(Generator g, long n, long heads, long length, long dim, Layout layout, bool transposed, double std)
     {
         if (layout == Layout.HeadSplit) return (Tensors.Randn([n, length, heads, dim], g) * std).Transpose(1, 2);
@@ -59,10 +63,13 @@ public class FusedAttentionTests
         return scope.Keep(Functional.Softmax(q64.MatMul(k64.Transpose(-1, -2)) * scale, -1).MatMul(v64));
     }
 
-    private static Tensor Attend(Tensor q, Tensor k, Tensor v, double scale, bool fused)
+    /// <summary>Attention on the fused kernel or libtorch's blocked path; for the fused kernel's bf16, <paramref name="dot"/> picks the dot-product path or the widened one.</summary>
+    private static Tensor Attend(Tensor q, Tensor k, Tensor v, double scale, bool fused, bool dot = false)
     {
         using var mode = TorchRuntime.UseFusedCpuAttention(fused);
+        using var dotMode = TorchRuntime.UseBf16DotAttention(dot);
         Assert.Equal(fused && CpuHasKernel, TorchRuntime.FusedCpuAttentionActive);
+        Assert.Equal(fused && dot && CpuHasBf16Dot, TorchRuntime.Bf16DotAttentionActive);
         using var inference = Autograd.InferenceMode();
         return Functional.ScaledDotProductAttention(q, k, v, scale: scale);
     }
@@ -153,7 +160,7 @@ public class FusedAttentionTests
     }
 
     /// <summary>
-    /// bf16 inputs: the fused kernel computes in f32 and rounds the output to nearest even, so each element is within
+    /// bf16 inputs on the widened path (<c>LDTORCH_ATTENTION_BF16_DOT=0</c>, or a CPU without AVX512-BF16): the fused kernel computes in f32 and rounds the output to nearest even, so each element is within
     /// half a bf16 step (2⁻⁸ relative) of the float64 result from the same bf16 inputs, plus the f32 error above
     /// (1e-4·max|v| covers it for these shapes). libtorch's bf16 path rounds the scores and probabilities to bf16 too,
     /// so it is only held to a few bf16 steps (4·2⁻⁸·max|v|). Measured max abs error: fused 1.3e-4 to 7.1e-4 of max|v|,
@@ -179,11 +186,63 @@ public class FusedAttentionTests
         Assert.True(blockedError <= 4 * vmax / 256, $"libtorch's bf16 path: max abs error {blockedError:e2}");
     }
 
+    /// <summary>
+    /// bf16 inputs on the dot-product path (AVX512-BF16): q kᵀ from exact bf16 products summed in f32 (the f32 path's
+    /// accuracy), then the probabilities rounded to bf16 (nearest even) for p · v, as PyTorch 2's CPU flash attention
+    /// does. Each rounded probability is within 2⁻⁸ of its value relative, so the output moves by at most
+    /// 2⁻⁸·Σ p_s·|v_s| / Σ p_s — the float64 softmax · |v|, element by element — before its own rounding to bf16 (half a
+    /// step, 2⁻⁸·|result|), plus the f32 error (1e-4·max|v| as above). That is the bound for every element; it is at
+    /// most 2·2⁻⁸·max|v|, half what libtorch's bf16 path is held to. The errors are random in sign, so the maximum stays
+    /// near the widened path's, which the output's own rounding dominates: it must be at most twice that. Measured
+    /// (2026-12-05), max abs error ÷ max|v|: dot path 9.8e-5 to 2.0e-3, widened path 9.8e-5 to 2.0e-3 (at most 1.58×
+    /// apart), libtorch's bf16 path 2.6e-4 to 7.2e-2; root-mean-square error 1.0–1.4× the widened path's. The U-Net's
+    /// attention shapes (SD1.5: tokens 1024/256/64 with E 40/80/160, self and cross over 77 text
+    /// tokens), odd E, keys not a multiple of the 64-key tile, more keys than one online-softmax block, strided inputs,
+    /// E = 512, and scores of ±80 and more.
+    /// </summary>
+    [Theory]
+    // Two or four of the 16 heads at the larger levels: each head is computed alike, and the float64 tensors of all 16
+    // (up to 128 MB) would leave glibc's heap holding tens of MB that NativeHeapTests' weight could then come from.
+    [InlineData(1, 2, 1024, 1024, 40, Layout.HeadSplit, 1)]
+    [InlineData(1, 2, 1024, 77, 40, Layout.HeadSplit, 1)]
+    [InlineData(1, 4, 256, 256, 80, Layout.HeadSplit, 1)]
+    [InlineData(1, 4, 256, 77, 80, Layout.HeadSplit, 1)]
+    [InlineData(2, 8, 64, 64, 160, Layout.HeadSplit, 1)]
+    [InlineData(2, 8, 64, 77, 160, Layout.HeadSplit, 1)]
+    [InlineData(1, 2, 7, 9, 3, Layout.Contiguous, 1)] // odd E below one pair-vector, one short tile
+    [InlineData(1, 3, 33, 77, 33, Layout.Strided, 1)] // odd E across two vectors, k and v gathered
+    [InlineData(1, 2, 130, 2100, 64, Layout.Contiguous, 1)] // several key blocks, the last key odd
+    [InlineData(1, 1, 100, 701, 512, Layout.Strided, 1)] // the VAE's head size, an odd number of keys
+    [InlineData(1, 2, 50, 300, 40, Layout.Contiguous, 30)] // scores beyond ±80
+    [InlineData(1, 2, 50, 1101, 160, Layout.HeadSplit, 30)]
+    public void Bf16DotProductsRoundTheProbabilitiesOnce(int n, int heads, int queries, int keys, int dim, Layout layout, int variance)
+    {
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(37);
+        var (q, k, v) = Inputs(g, n, heads, queries, keys, dim, dim, layout, DType.BFloat16, Math.Sqrt(variance));
+        var scale = 1 / Math.Sqrt(dim);
+        var reference = Reference(q, k, v, scale);
+        var dot = Attend(q, k, v, scale, fused: true, dot: true);
+        Assert.Equal(reference.Shape, dot.Shape);
+        Assert.Equal(DType.BFloat16, dot.DType);
+        var v64 = v.To(DType.Float64);
+        var vmax = v64.Abs().Max().Item();
+        var weighted = Functional.Softmax(q.To(DType.Float64).MatMul(k.To(DType.Float64).Transpose(-1, -2)) * scale, -1).MatMul(v64.Abs());
+        var error = (dot.To(DType.Float64) - reference).Abs();
+        var excess = (error - reference.Abs() / 256 - weighted / 256 - 1e-4 * vmax).Max().Item();
+        Assert.True(excess <= 0, $"an element is {excess:e2} beyond the bound");
+        var widened = Attend(q, k, v, scale, fused: true, dot: false);
+        var widenedError = TensorAssert.MaxAbsDifference(widened, reference);
+        Assert.True(error.Max().Item() <= 2 * widenedError, $"max abs error {error.Max().Item():e2}, the widened path's {widenedError:e2}");
+        if (CpuHasBf16Dot) Assert.False(dot.Equal(widened), "the dot-product path gave the widened path's bits");
+    }
+
     /// <summary>Every output row is computed by one thread in a fixed order: the same bits with one and two intra-op threads.</summary>
     [Theory]
-    [InlineData(DType.Float32)]
-    [InlineData(DType.BFloat16)]
-    public void ResultsAreBitIdenticalWhateverTheThreadCount(DType dtype)
+    [InlineData(DType.Float32, false)]
+    [InlineData(DType.BFloat16, false)]
+    [InlineData(DType.BFloat16, true)]
+    public void ResultsAreBitIdenticalWhateverTheThreadCount(DType dtype, bool dot)
     {
         using var scope = DisposeScope.Enter();
         using var g = new Generator(31);
@@ -192,11 +251,11 @@ public class FusedAttentionTests
         try
         {
             TorchRuntime.Threads = 1;
-            var one = Attend(q, k, v, 0.15, fused: true);
+            var one = Attend(q, k, v, 0.15, fused: true, dot);
             TorchRuntime.Threads = 2;
-            var two = Attend(q, k, v, 0.15, fused: true);
+            var two = Attend(q, k, v, 0.15, fused: true, dot);
             Assert.True(one.Equal(two), "1 and 2 threads gave different results");
-            Assert.True(one.Equal(Attend(q, k, v, 0.15, fused: true)), "a second run gave a different result");
+            Assert.True(one.Equal(Attend(q, k, v, 0.15, fused: true, dot)), "a second run gave a different result");
         }
         finally
         {
@@ -220,5 +279,25 @@ public class FusedAttentionTests
             Assert.False(TorchRuntime.FusedCpuAttentionActive);
         }
         Assert.Equal(before, TorchRuntime.FusedCpuAttentionActive);
+    }
+
+    [Fact]
+    public void TheBf16DotSwitchIsPerThreadAndRestored()
+    {
+        using var fused = TorchRuntime.UseFusedCpuAttention(true);
+        var before = TorchRuntime.Bf16DotAttentionActive;
+        using (TorchRuntime.UseBf16DotAttention(false))
+        {
+            Assert.False(TorchRuntime.Bf16DotAttentionActive);
+            bool other = false;
+            var thread = new Thread(() => other = TorchRuntime.Bf16DotAttentionActive);
+            thread.Start();
+            thread.Join();
+            Assert.Equal(Environment.GetEnvironmentVariable("LDTORCH_ATTENTION_BF16_DOT") != "0" && CpuHasBf16Dot && CpuHasKernel
+                && Environment.GetEnvironmentVariable("LDTORCH_FUSED_ATTENTION") != "0", other);
+            using (TorchRuntime.UseBf16DotAttention(true)) Assert.Equal(CpuHasBf16Dot, TorchRuntime.Bf16DotAttentionActive);
+            Assert.False(TorchRuntime.Bf16DotAttentionActive);
+        }
+        Assert.Equal(before, TorchRuntime.Bf16DotAttentionActive);
     }
 }

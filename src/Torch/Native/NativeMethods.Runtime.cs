@@ -23,6 +23,8 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_has_fused_attention")] internal static partial int HasFusedAttention();
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_set_fused_attention")] internal static partial int SetFusedAttention(int mode);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_fused_attention_active")] internal static partial int FusedAttentionActive();
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_set_attention_bf16_dot")] internal static partial int SetAttentionBf16Dot(int mode);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_attention_bf16_dot_active")] internal static partial int AttentionBf16DotActive();
 
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_cpu_cache_set_limit")] internal static partial int CpuCacheSetLimit(long bytes);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_cpu_cache_trim")] internal static partial int CpuCacheTrim();
