@@ -108,8 +108,9 @@ std::unordered_map<std::string, std::shared_ptr<Entry>>& cache() {
   return c;
 }
 
-// The matmul x [M, K] · w [K, N] (+ bias [1, N], f32) → [M, N], or null where oneDNN has only its reference kernel
-// (e.g. bf16 on a CPU without AVX-512): far slower than libtorch's own paths, which the caller then takes.
+// The matmul x [M, K] · w [K, N] (+ bias [1, N], f32) → [M, N], or null where oneDNN has only a reference kernel
+// ("ref:any", "gemm:ref"…; e.g. bf16 on a CPU without AVX-512): far slower than libtorch's own paths, which the caller
+// then takes.
 std::shared_ptr<Entry> matmul_entry(int64_t M, int64_t K, int64_t N, memory::data_type dt, bool bias) {
   std::string key;
   for (int64_t v : {M, K, N, static_cast<int64_t>(dt), static_cast<int64_t>(bias), static_cast<int64_t>(at::get_num_threads())})
@@ -127,7 +128,7 @@ std::shared_ptr<Entry> matmul_entry(int64_t M, int64_t K, int64_t N, memory::dat
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   dnnl::matmul::primitive_desc pd(desc, attr, engine());
   std::shared_ptr<Entry> entry;
-  if (std::strncmp(pd.impl_info_str(), "ref", 3) != 0)
+  if (std::strstr(pd.impl_info_str(), "ref") == nullptr)
     entry = std::make_shared<Entry>(Entry{dnnl::matmul(pd), pd.weights_desc(), pd.scratchpad_desc()});
   std::lock_guard<std::mutex> lock(cache_mutex);
   if (cache().size() >= kMaxPrimitives) cache().clear();  // in-flight entries live on through their shared_ptr
