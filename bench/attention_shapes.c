@@ -1,8 +1,8 @@
 /* Times the native scaled_dot_product_attention (the fused CPU kernel, native/src/attention.cpp) on the SD1.5 U-Net's
  * attention shapes at 256² (batch 2, 8 heads; q, k, v the head-split views diffusers makes), for any build of
  * libldtorch.so, loaded by path so that two builds run alternately in one locked session:
- *   cc -O2 -o /tmp/attention_shapes bench/attention_shapes.c -ldl
- *   /tmp/attention_shapes LIB [f32|bf16] [MODE…]
+ *   cc -O2 -o attention_shapes bench/attention_shapes.c -ldl
+ *   ./attention_shapes LIB [f32|bf16] [MODE…]
  * MODE per run: "fused", "blocked" (libtorch's products), "widened" (bf16 on the fused kernel computed in f32),
  * "dot" (bf16 with AVX512-BF16 dot products; libraries before ABI 9 have only the widened path). Prints per shape the
  * best of 30 calls in ms and GFLOP/s (both products, 4·L·S·E per head), and a 32-bit FNV-1a hash of the output's bytes
