@@ -5,8 +5,8 @@
 // the dense weight reordered in every call, or, packed, the activations transposed twice around it; at::linear's bf16
 // goes to oneDNN's matmul on a dense weight. Measured 2026-12-05 on the 2-core Zen 5 machine (AVX-512 + AVX512_BF16,
 // oneDNN 2.6.3, 2 threads, `chrt -f 1`; bench/README.md "Linear layers straight on oneDNN's matmul"): on a packed
-// weight oneDNN's matmul (brgemm kernels) runs 500–560 GFLOP/s f32 and 1,000–1,100 bf16 at every row count from 32
-// on, on every shape of the SD1.5 U-Net; in the U-Net at 256², batch 2, the linear layers took 318 → 257 ms f32 and
+// weight oneDNN's matmul (brgemm kernels) runs 470–560 GFLOP/s f32 and 950–1,100 bf16 from 128 rows on, on every
+// shape of the SD1.5 U-Net (bench/onednn_shapes.cpp); in the U-Net at 256², batch 2, the linear layers took 318 → 257 ms f32 and
 // 177 → 135 ms bf16.
 //
 // A packed weight is a uint8 tensor: a header (magic, dtype, logical shape, the oneDNN memory descriptor of the packed

@@ -63,8 +63,8 @@ public sealed class Linear : Module<Tensor, Tensor>
 
     /// <summary>
     /// Whether the packed weight serves every f32 and bf16 product on the calling thread (oneDNN's matmul called directly,
-    /// native/src/onednn.cpp: 500–560 GFLOP/s f32, 1,000–1,100 bf16 from 32 rows on, measured 2026-12-05 in
-    /// bench/README.md) rather than only the f32 products with few rows (<see cref="PackedIsFaster"/>):
+    /// native/src/onednn.cpp: 470–560 GFLOP/s f32, 950–1,100 bf16 from 128 rows on, bench/onednn_shapes.cpp, measured
+    /// 2026-12-05 in bench/README.md) rather than only the f32 products with few rows (<see cref="PackedIsFaster"/>):
     /// <see cref="TorchRuntime.DirectOneDnnActive"/>.
     /// </summary>
     internal static bool PacksEveryProduct => PrepackAvailable && TorchRuntime.DirectOneDnnActive;
