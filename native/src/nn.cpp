@@ -1,5 +1,6 @@
 // Neural-network functional operations.
 #include "common.h"
+#include "onednn.h"
 #include "attention.h"
 #include <ATen/record_function.h>
 #include <cstdlib>
@@ -120,6 +121,7 @@ LD_API ld_tensor* ld_conv2d_prepack(ld_tensor* w, const int64_t* stride, const i
     if (!at::hasMKLDNN()) throw std::invalid_argument("this libtorch has no oneDNN (MKL-DNN)");
     if (!W.device().is_cpu() || W.dim() != 4 || (W.scalar_type() != at::kFloat && W.scalar_type() != at::kBFloat16))
       throw std::invalid_argument("only a 4-D float32 or bfloat16 CPU weight can be prepacked");
+    if (groups == 1 && ld::onednn::conv_enabled() && ld::onednn::conv_prefers_matmul(W)) return ld::wrap(ld::onednn::pack_conv2d(W));
     at::NoGradGuard no_grad;
     ld::CpuCachePause dense_copy_not_cached;
     return ld::wrap(at::mkldnn_reorder_conv2d_weight(W.contiguous().to_mkldnn(), ld::dims(padding, 2), ld::dims(stride, 2),
@@ -131,6 +133,10 @@ LD_API ld_tensor* ld_conv2d_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor
   LD_GUARD("conv2d_prepacked", nullptr, {
     auto& X = ld::T(x);
     auto& P = ld::T(packed);
+    if (ld::onednn::is_packed(P)) {
+      if (groups != 1) throw std::invalid_argument("the weight was packed for a convolution of one group");
+      return ld::wrap(ld::onednn::conv2d(X, P, ld::opt(b), ld::dims(stride, 2), ld::dims(padding, 2), ld::dims(dilation, 2)));
+    }
     if (!P.is_mkldnn()) throw std::invalid_argument("the weight was not prepacked (ld_conv2d_prepack)");
     if (X.dim() != 4 || !X.device().is_cpu()) throw std::invalid_argument("a prepacked convolution takes a 4-D CPU input");
     if (X.scalar_type() != P.scalar_type())
@@ -142,6 +148,11 @@ LD_API ld_tensor* ld_conv2d_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor
 LD_API ld_tensor* ld_conv2d_unpack(ld_tensor* packed, const int64_t* shape) {
   LD_GUARD("conv2d_unpack", nullptr, {
     auto& P = ld::T(packed);
+    if (ld::onednn::is_packed(P)) {
+      auto dense = ld::onednn::unpack(P);
+      if (dense.sizes() != ld::dims(shape, 4)) throw std::invalid_argument("the packed weight has another shape");
+      return ld::wrap(dense);
+    }
     if (!P.is_mkldnn()) throw std::invalid_argument("the weight was not prepacked (ld_conv2d_prepack)");
     at::NoGradGuard no_grad;
     // A normal tensor even when asked under inference mode: the weight must keep a version counter and

@@ -37,12 +37,19 @@ namespace ld::onednn {
 
 bool enabled() { return false; }
 int set_enabled(int) { return -1; }
+bool conv_enabled() { return false; }
+bool conv_prefers_matmul(const at::Tensor&) { return false; }
 bool is_packed(const at::Tensor&) { return false; }
 [[noreturn]] static void not_built() {
   throw std::invalid_argument("this build has no direct oneDNN path (native/ built without oneDNN's headers)");
 }
 at::Tensor pack_linear(const at::Tensor&) { not_built(); }
 at::Tensor linear(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&) { not_built(); }
+at::Tensor pack_conv2d(const at::Tensor&) { not_built(); }
+at::Tensor conv2d(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&, at::IntArrayRef, at::IntArrayRef,
+                  at::IntArrayRef) {
+  not_built();
+}
 at::Tensor unpack(const at::Tensor&) { not_built(); }
 
 #else
@@ -58,7 +65,9 @@ constexpr int64_t kCanonicalRows = 128;
 struct Header {
   char magic[8];
   int32_t dtype;  // at::ScalarType
-  int64_t out_features, in_features;
+  int32_t conv;   // 1: a convolution kernel [O, C, kh, kw] held as the [O, kh·kw·C] matrix of its im2col product
+  int64_t out_features, in_features;  // O and kh·kw·C for a convolution
+  int64_t kernel_h, kernel_w;         // 1, 1 for a linear layer
   dnnl_memory_desc_t packed;  // the layout of the values after the header
 };
 constexpr char kMagic[8] = {'l', 'd', 'D', 'N', 'N', 'L', '1', 0};
@@ -135,10 +144,125 @@ std::shared_ptr<Entry> matmul_entry(int64_t M, int64_t K, int64_t N, memory::dat
   return cache().emplace(key, std::move(entry)).first->second;
 }
 
+int64_t in_channels(const Header& h) { return h.in_features / (h.kernel_h * h.kernel_w); }
+
 // A stand-in for the plain weight in a profiler's record of the inputs (its shape gives the FLOPs, profiler.cpp):
 // one element expanded, made only while a profiler records inputs.
 at::Tensor shape_of(const Header& h) {
-  return at::empty({1}, at::TensorOptions().dtype(scalar_type(h))).expand({h.out_features, h.in_features});
+  auto one = at::empty({1}, at::TensorOptions().dtype(scalar_type(h)));
+  if (!h.conv) return one.expand({h.out_features, h.in_features});
+  return one.view({1, 1, 1, 1}).expand({h.out_features, in_channels(h), h.kernel_h, h.kernel_w});
+}
+
+// x [M, K] (rows `ldx` apart) · the packed weight (+ bias) → y [M, N] (rows N apart), on the primitive for M rows.
+// False where oneDNN has only a reference kernel for this shape.
+bool run_matmul(const Header& h, const at::Tensor& packed, const void* x, int64_t ldx, void* y, int64_t M,
+                const at::Tensor& bias32) {
+  const int64_t N = h.out_features, K = h.in_features;
+  const auto dt = data_type(scalar_type(h));
+  auto e = matmul_entry(M, K, N, dt, bias32.defined());
+  if (!e) return false;
+  auto& eng = engine();
+  dnnl::stream s(eng);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(memory::desc({M, K}, dt, {ldx, 1}), eng, const_cast<void*>(x))},
+      {DNNL_ARG_DST, memory({{M, N}, dt, tag::ab}, eng, y)}};
+  at::Tensor weights_now, scratch;
+  const memory::desc packed_desc(h.packed);
+  if (packed_desc == e->weights) {
+    args.emplace(DNNL_ARG_WEIGHTS, memory(e->weights, eng, values(packed)));
+  } else {  // a kernel that wants another layout for this many rows: reordered for this call
+    weights_now = bytes(e->weights.get_size());
+    run_reorder(packed_desc, values(packed), e->weights, weights_now.data_ptr());
+    args.emplace(DNNL_ARG_WEIGHTS, memory(e->weights, eng, weights_now.data_ptr()));
+  }
+  if (bias32.defined()) args.emplace(DNNL_ARG_BIAS, memory({{1, N}, memory::data_type::f32, tag::ab}, eng, bias32.data_ptr()));
+  if (e->scratch.get_size() > 0) {
+    scratch = bytes(e->scratch.get_size());
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(e->scratch, eng, scratch.data_ptr()));
+  }
+  e->prim.execute(s, args);
+  s.wait();
+  return true;
+}
+
+// The bias as the f32 [1, N] the kernel adds before rounding the output (bf16 → f32 is exact), or undefined.
+at::Tensor bias_f32(const Header& h, const c10::optional<at::Tensor>& b) {
+  if (!b) return {};
+  if (b->dim() != 1 || b->size(0) != h.out_features || !b->device().is_cpu())
+    throw std::invalid_argument("the bias does not match the packed weight (" + std::to_string(h.out_features) + " outputs)");
+  return b->to(at::kFloat).contiguous();
+}
+
+at::Tensor pack_matrix(const at::Tensor& w2, int32_t conv, int64_t kernel_h, int64_t kernel_w) {
+  Header h{};
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.dtype = static_cast<int32_t>(w2.scalar_type());
+  h.conv = conv;
+  h.out_features = w2.size(0);
+  h.in_features = w2.size(1);
+  h.kernel_h = kernel_h;
+  h.kernel_w = kernel_w;
+  auto e = matmul_entry(kCanonicalRows, h.in_features, h.out_features, data_type(w2.scalar_type()), false);
+  const auto packed = e ? e->weights : plain_desc(h);
+  h.packed = packed.data;
+  auto out = bytes(kHeaderBytes + packed.get_size());
+  std::memcpy(out.data_ptr(), &h, sizeof h);
+  run_reorder(plain_desc(h), w2.data_ptr(), packed, values(out));
+  return out;
+}
+
+// The convolutions that run as im2col + matmul: kernels larger than 1×1 whose product has a long inner dimension
+// (Cin·kh·kw ≥ 11,520: the 3×3 ones from 1,280 input channels). Measured in the SD1.5 U-Net at 256², batch 2
+// (`ldm bench unet --profile --profile-shapes`, LDTORCH_CONV_MATMUL=0 / 1, median of 3 locked profiles each,
+// 2026-12-05; bench/README.md): libtorch's blocked oneDNN kernel runs those on 4×4–16×16 maps at 400–650 GFLOP/s
+// f32 / 550–850 bf16, the matmul at ~480 / ~950 (8 × 1280→1280 at 8×8: 70.2 → 63.2 ms f32, 44.1 → 32.0 bf16;
+// 11 × at 4×4: 36.0 → 29.9, 18.4 → 16.8). Where the blocked kernel is already at ~1,000 GFLOP/s bf16 (320–960
+// channels on 16×16–32×32 maps), the im2col copy and the two channels-last reorders make the matmul lose or tie
+// (960→320 at 32×32: f32 23.3 → 26.5 ms), and so do the 1×1 convolutions (320→320 at 32×32: 12.0 → 13.7 f32).
+constexpr int64_t kMatmulMinConvInner = 11520;
+
+// Rows of the im2col matrix built at a time: its buffer stays near kColumnBytes (in cache between being written and
+// read by the product) but holds at least kMinColumnRows rows, from which oneDNN's matmul keeps its speed (128 × 11,520
+// → 1,280 bf16: 1,044 GFLOP/s, bench/README.md).
+constexpr int64_t kColumnBytes = 8 << 20;
+constexpr int64_t kMinColumnRows = 256;
+
+// Rows [r0, r0 + m) of the im2col matrix of the channels-last input xh [N, H, W, C]: row (n, oh, ow) holds, for each
+// kernel tap (i, j) in turn, the C channels of the input pixel under it, zeros where the tap falls in the padding.
+void im2col(const at::Tensor& xh, const Header& h, int64_t OH, int64_t OW, at::IntArrayRef stride, at::IntArrayRef padding,
+            at::IntArrayRef dilation, int64_t r0, int64_t m, at::Tensor& cols) {
+  const int64_t H = xh.size(1), W = xh.size(2), C = xh.size(3), K = h.in_features;
+  const int64_t es = xh.element_size();
+  const auto* src = static_cast<const uint8_t*>(xh.data_ptr());
+  auto* dst = static_cast<uint8_t*>(cols.data_ptr());
+  at::parallel_for(0, m, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const int64_t row = r0 + r, n = row / (OH * OW), oh = row / OW % OH, ow = row % OW;
+      uint8_t* out = dst + r * K * es;
+      for (int64_t i = 0; i < h.kernel_h; i++) {
+        const int64_t ih = oh * stride[0] - padding[0] + i * dilation[0];
+        for (int64_t j = 0; j < h.kernel_w; j++, out += C * es) {
+          const int64_t iw = ow * stride[1] - padding[1] + j * dilation[1];
+          if (ih < 0 || ih >= H || iw < 0 || iw >= W) std::memset(out, 0, C * es);
+          else std::memcpy(out, src + ((n * H + ih) * W + iw) * C * es, C * es);
+        }
+      }
+    }
+  });
+}
+
+// x [N, C, H, W] (NCHW, contiguous) and the same values channels-last, [N, H, W, C] contiguous, through oneDNN's jit
+// reorder: libtorch 1.13's permuted copy of a bf16 [2, 320, 32, 32] took ~0.3 ms, as long as a 1×1 convolution's product.
+at::Tensor channels_last(const at::Tensor& x, bool to_nhwc) {
+  const int64_t N = x.size(0), C = to_nhwc ? x.size(1) : x.size(3), H = to_nhwc ? x.size(2) : x.size(1),
+                W = to_nhwc ? x.size(3) : x.size(2);
+  const auto dt = data_type(x.scalar_type());
+  auto X = x.contiguous();
+  auto y = to_nhwc ? at::empty({N, H, W, C}, X.options()) : at::empty({N, C, H, W}, X.options());
+  const memory::desc nchw({N, C, H, W}, dt, tag::nchw), nhwc({N, C, H, W}, dt, tag::nhwc);
+  run_reorder(to_nhwc ? nchw : nhwc, X.data_ptr(), to_nhwc ? nhwc : nchw, y.data_ptr());
+  return y;
 }
 
 }  // namespace
@@ -161,6 +285,20 @@ int set_enabled(int mode) {
   return previous;
 }
 
+bool conv_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("LDTORCH_CONV_MATMUL");
+    return !(v && std::string(v) == "0");
+  }();
+  return on && enabled();
+}
+
+bool conv_prefers_matmul(const at::Tensor& w) {
+  if (w.dim() != 4) return false;
+  const int64_t K = w.size(1) * w.size(2) * w.size(3);
+  return w.size(2) * w.size(3) > 1 && K >= kMatmulMinConvInner;
+}
+
 bool is_packed(const at::Tensor& t) {
   return t.defined() && !t.is_mkldnn() && t.device().is_cpu() && t.scalar_type() == at::kByte && t.dim() == 1 &&
          t.is_contiguous() && t.numel() >= kHeaderBytes &&
@@ -169,21 +307,20 @@ bool is_packed(const at::Tensor& t) {
 
 at::Tensor pack_linear(const at::Tensor& w) {
   if (!w.device().is_cpu() || w.dim() != 2) throw std::invalid_argument("only a 2-D CPU linear weight can be packed");
-  Header h{};
-  std::memcpy(h.magic, kMagic, sizeof kMagic);
-  h.dtype = static_cast<int32_t>(w.scalar_type());
-  h.out_features = w.size(0);
-  h.in_features = w.size(1);
-  auto e = matmul_entry(kCanonicalRows, h.in_features, h.out_features, data_type(w.scalar_type()), false);
-  const auto packed = e ? e->weights : plain_desc(h);
-  h.packed = packed.data;
+  data_type(w.scalar_type());
   at::NoGradGuard no_grad;
   ld::CpuCachePause dense_copy_not_cached;
-  auto plain = w.contiguous();
-  auto out = bytes(kHeaderBytes + packed.get_size());
-  std::memcpy(out.data_ptr(), &h, sizeof h);
-  run_reorder(plain_desc(h), plain.data_ptr(), packed, values(out));
-  return out;
+  return pack_matrix(w.contiguous(), 0, 1, 1);
+}
+
+at::Tensor pack_conv2d(const at::Tensor& w) {
+  if (!w.device().is_cpu() || w.dim() != 4) throw std::invalid_argument("only a 4-D CPU convolution weight can be packed");
+  data_type(w.scalar_type());
+  at::NoGradGuard no_grad;
+  ld::CpuCachePause dense_copy_not_cached;
+  const int64_t O = w.size(0), C = w.size(1), kh = w.size(2), kw = w.size(3);
+  // [O, C, kh, kw] → [O, kh, kw, C]: the order of im2col's columns
+  return pack_matrix(w.permute({0, 2, 3, 1}).contiguous().view({O, kh * kw * C}), 1, kh, kw);
 }
 
 at::Tensor unpack(const at::Tensor& packed) {
@@ -192,52 +329,64 @@ at::Tensor unpack(const at::Tensor& packed) {
   c10::InferenceMode not_inference(false);
   auto dense = at::empty({h.out_features, h.in_features}, at::TensorOptions().dtype(scalar_type(h)));
   run_reorder(memory::desc(h.packed), values(packed), plain_desc(h), dense.data_ptr());
-  return dense;
+  if (!h.conv) return dense;
+  return dense.view({h.out_features, h.kernel_h, h.kernel_w, in_channels(h)}).permute({0, 3, 1, 2}).contiguous();
 }
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const c10::optional<at::Tensor>& b) {
   const auto& h = header(packed);
   RECORD_FUNCTION("ld::linear_prepacked", std::vector<c10::IValue>({x, shape_of(h)}));
   const int64_t N = h.out_features, K = h.in_features;
+  if (h.conv) throw std::invalid_argument("the weight was packed for a convolution, not a linear layer");
   if (!x.device().is_cpu() || x.dim() < 1 || x.size(-1) != K)
     throw std::invalid_argument("a packed linear layer takes a CPU input [..., " + std::to_string(K) + "]");
   if (x.scalar_type() != scalar_type(h)) throw std::invalid_argument("input and packed weight dtypes differ");
-  if (b && (b->dim() != 1 || b->size(0) != N || !b->device().is_cpu()))
-    throw std::invalid_argument("the bias does not match the packed weight (" + std::to_string(N) + " outputs)");
+  auto bias32 = bias_f32(h, b);
   auto sizes = x.sizes().vec();
   sizes.back() = N;
   auto y = at::empty(sizes, x.options().memory_format(at::MemoryFormat::Contiguous));
   if (y.numel() == 0) return y;
   if (K == 0) return b ? y.copy_(b->expand_as(y)) : y.zero_();
-  const int64_t M = x.numel() / K;
-  auto e = matmul_entry(M, K, N, data_type(x.scalar_type()), b.has_value());
-  if (!e) return at::linear(x, unpack(packed), b);
-
   auto X = x.contiguous();
-  auto& eng = engine();
-  dnnl::stream s(eng);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory({{M, K}, data_type(x.scalar_type()), tag::ab}, eng, X.data_ptr())},
-                                       {DNNL_ARG_DST, memory({{M, N}, data_type(x.scalar_type()), tag::ab}, eng, y.data_ptr())}};
-  at::Tensor weights_now, bias32, scratch;
-  const memory::desc packed_desc(h.packed);
-  if (packed_desc == e->weights) {
-    args.emplace(DNNL_ARG_WEIGHTS, memory(e->weights, eng, values(packed)));
-  } else {  // a kernel that wants another layout for this many rows: reordered for this call
-    weights_now = bytes(e->weights.get_size());
-    run_reorder(packed_desc, values(packed), e->weights, weights_now.data_ptr());
-    args.emplace(DNNL_ARG_WEIGHTS, memory(e->weights, eng, weights_now.data_ptr()));
-  }
-  if (b) {
-    bias32 = b->to(at::kFloat).contiguous();  // bf16 → f32 is exact; the kernel adds it before rounding the output
-    args.emplace(DNNL_ARG_BIAS, memory({{1, N}, memory::data_type::f32, tag::ab}, eng, bias32.data_ptr()));
-  }
-  if (e->scratch.get_size() > 0) {
-    scratch = bytes(e->scratch.get_size());
-    args.emplace(DNNL_ARG_SCRATCHPAD, memory(e->scratch, eng, scratch.data_ptr()));
-  }
-  e->prim.execute(s, args);
-  s.wait();
+  if (!run_matmul(h, packed, X.data_ptr(), K, y.data_ptr(), x.numel() / K, bias32)) return at::linear(x, unpack(packed), b);
   return y;
+}
+
+at::Tensor conv2d(const at::Tensor& x, const at::Tensor& packed, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
+                  at::IntArrayRef padding, at::IntArrayRef dilation) {
+  const auto& h = header(packed);
+  if (!h.conv) throw std::invalid_argument("the weight was packed for a linear layer, not a convolution");
+  const int64_t C = in_channels(h), O = h.out_features, K = h.in_features;
+  if (x.dim() != 4 || !x.device().is_cpu() || x.size(1) != C)
+    throw std::invalid_argument("a packed convolution takes a 4-D CPU input of " + std::to_string(C) + " channels");
+  if (x.scalar_type() != scalar_type(h)) throw std::invalid_argument("input and packed weight dtypes differ");
+  for (int d = 0; d < 2; d++)
+    if (stride[d] < 1 || dilation[d] < 1 || padding[d] < 0) throw std::invalid_argument("invalid stride, padding or dilation");
+  auto bias32 = bias_f32(h, b);
+  const int64_t N = x.size(0), H = x.size(2), W = x.size(3);
+  const int64_t OH = (H + 2 * padding[0] - dilation[0] * (h.kernel_h - 1) - 1) / stride[0] + 1;
+  const int64_t OW = (W + 2 * padding[1] - dilation[1] * (h.kernel_w - 1) - 1) / stride[1] + 1;
+  if (OH < 1 || OW < 1)
+    throw std::invalid_argument("the input (" + std::to_string(H) + " × " + std::to_string(W) + ") is smaller than the kernel");
+  // The weight and output as stand-ins (profiler.cpp counts the FLOPs from them), made only while a profiler records.
+  RECORD_FUNCTION("ld::convolution_matmul",
+                  std::vector<c10::IValue>({x, shape_of(h), at::empty({1}, x.options()).view({1, 1, 1, 1}).expand({N, O, OH, OW})}));
+  auto fallback = [&] { return at::conv2d(x, unpack(packed), b, stride, padding, dilation, 1); };
+  const int64_t M = N * OH * OW;
+  // The product's rows are the output pixels channels-last; the values at NCHW after it (as libtorch's convolution
+  // returns them, and the blocked kernel reorders its output anyway).
+  auto out = at::empty({N, OH, OW, O}, x.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out.permute({0, 3, 1, 2}).contiguous();
+  auto xh = channels_last(x, true);  // [N, H, W, C]
+  const int64_t chunk = std::min(M, std::max(kMinColumnRows, kColumnBytes / std::max<int64_t>(1, K * x.element_size())));
+  auto cols = at::empty({chunk, K}, x.options().memory_format(at::MemoryFormat::Contiguous));
+  auto* y = static_cast<uint8_t*>(out.data_ptr());
+  for (int64_t r0 = 0; r0 < M; r0 += chunk) {
+    const int64_t m = std::min(chunk, M - r0);
+    im2col(xh, h, OH, OW, stride, padding, dilation, r0, m, cols);
+    if (!run_matmul(h, packed, cols.data_ptr(), K, y + r0 * O * x.element_size(), m, bias32)) return fallback();
+  }
+  return channels_last(out, false);
 }
 
 #endif  // LD_WITH_DNNL

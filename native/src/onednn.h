@@ -17,7 +17,16 @@ bool is_packed(const at::Tensor& t);
 at::Tensor pack_linear(const at::Tensor& w);
 at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const c10::optional<at::Tensor>& b);
 
-// The plain [N, K] weight back from a packed one, bit for bit, as a normal tensor (a version counter, in-place updates).
+// Convolutions (groups 1) as im2col and the same matmul (onednn.cpp): on where enabled() is and LDTORCH_CONV_MATMUL is
+// not 0. pack_conv2d packs a [O, C, kh, kw] weight; conv2d takes any NCHW input and returns the NCHW output.
+bool conv_enabled();
+// Whether a [O, C, kh, kw] weight's convolution is faster as im2col + matmul than on libtorch's blocked kernel.
+bool conv_prefers_matmul(const at::Tensor& w);
+at::Tensor pack_conv2d(const at::Tensor& w);
+at::Tensor conv2d(const at::Tensor& x, const at::Tensor& packed, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
+                  at::IntArrayRef padding, at::IntArrayRef dilation);
+
+// The plain weight ([N, K], or a convolution's [O, C, kh, kw]) back from a packed one, bit for bit, as a normal tensor (a version counter, in-place updates).
 at::Tensor unpack(const at::Tensor& packed);
 
 }  // namespace ld::onednn

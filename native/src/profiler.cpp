@@ -103,6 +103,11 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
     auto x = input(fn, 0), w = input(fn, 1);
     if (x && w && (w->dim() == 2 || w->dim() == 4)) ctx->fixed_flops = 2.0 * static_cast<double>(x->numel()) * static_cast<double>(w->size(0));
   }
+  if (ctx->key == "ld::convolution_matmul") {
+    // onednn.cpp records the output's shape as a third input (a C++ function has no recorded outputs).
+    auto out = input(fn, 2);
+    if (out && ctx->reduction > 0) ctx->fixed_flops = 2.0 * static_cast<double>(ctx->reduction) * static_cast<double>(out->numel());
+  }
   if (ctx->key == "ld::attention") {
     // softmax(q kᵀ) v over [B, L, E] queries, [B, S, E] keys and [B, S, Ev] values: 2·B·L·S·(E + Ev).
     auto q = input(fn, 0), k = input(fn, 1), v = input(fn, 2);
