@@ -149,8 +149,19 @@ LD_API ld_tensor* ld_conv2d_unpack(ld_tensor* packed, const int64_t* shape) {
   LD_GUARD("conv2d_unpack", nullptr, {
     auto& P = ld::T(packed);
     if (ld::onednn::is_packed(P)) {
+      // A convolution's kernel, or a 1×1 kernel packed as a linear layer's [O, C] matrix (Conv2d fed tokens): the same
+      // values in the same order. A tensor of its own (not a view of the matrix), as ld_linear_unpack gives it.
       auto dense = ld::onednn::unpack(P);
-      if (dense.sizes() != ld::dims(shape, 4)) throw std::invalid_argument("the packed weight has another shape");
+      auto sizes = ld::dims(shape, 4);
+      if (dense.sizes() != sizes) {
+        if (dense.dim() != 2 || dense.size(0) != sizes[0] || dense.size(1) != sizes[1] || sizes[2] != 1 || sizes[3] != 1)
+          throw std::invalid_argument("the packed weight has another shape");
+        at::NoGradGuard no_grad;
+        c10::InferenceMode not_inference(false);
+        auto kernel = at::empty({0}, dense.options());
+        kernel.set_(dense.storage(), 0, sizes, {sizes[1], 1, 1, 1});
+        return ld::wrap(kernel);
+      }
       return ld::wrap(dense);
     }
     if (!P.is_mkldnn()) throw std::invalid_argument("the weight was not prepacked (ld_conv2d_prepack)");

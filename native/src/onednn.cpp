@@ -354,8 +354,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const c10::opti
 
 at::Tensor conv2d(const at::Tensor& x, const at::Tensor& packed, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,
                   at::IntArrayRef padding, at::IntArrayRef dilation) {
-  const auto& h = header(packed);
-  if (!h.conv) throw std::invalid_argument("the weight was packed for a linear layer, not a convolution");
+  const auto& h = header(packed);  // a linear layer's matrix is a 1×1 kernel (Conv2d packs one so when fed tokens)
   const int64_t C = in_channels(h), O = h.out_features, K = h.in_features;
   if (x.dim() != 4 || !x.device().is_cpu() || x.size(1) != C)
     throw std::invalid_argument("a packed convolution takes a 4-D CPU input of " + std::to_string(C) + " channels");

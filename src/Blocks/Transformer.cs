@@ -117,13 +117,13 @@ public sealed class Transformer2DModel : Module
         long outC = outChannels ?? inChannels;
         norm = RegisterModule("norm", new GroupNorm(normNumGroups, inChannels, 1e-6));
         projIn = RegisterModule<Module<Tensor, Tensor>>("proj_in",
-            useLinearProjection ? new Linear(inChannels, inner, generator: generator) : new Conv2d(inChannels, inner, 1, generator: generator));
+            useLinearProjection ? new Linear(inChannels, inner, generator: generator) : new Conv2d(inChannels, inner, 1, generator: generator) { FedTokens = true });
         transformerBlocks = RegisterModule("transformer_blocks", new ModuleList<BasicTransformerBlock>(
             Enumerable.Range(0, numLayers).Select(_ => new BasicTransformerBlock(inner, numAttentionHeads, attentionHeadDim, dropout,
                 crossAttentionDim, activationFn, attentionBias, onlyCrossAttention, doubleSelfAttention, upcastAttention,
                 normElementwiseAffine, normEps, generator: generator))));
         projOut = RegisterModule<Module<Tensor, Tensor>>("proj_out",
-            useLinearProjection ? new Linear(inner, outC, generator: generator) : new Conv2d(inner, outC, 1, generator: generator));
+            useLinearProjection ? new Linear(inner, outC, generator: generator) : new Conv2d(inner, outC, 1, generator: generator) { FedTokens = true });
     }
 
     public IReadOnlyList<BasicTransformerBlock> TransformerBlocks => transformerBlocks;
@@ -134,11 +134,12 @@ public sealed class Transformer2DModel : Module
         using var scope = DisposeScope.Enter();
         var shape = hidden.Shape;
         long n = shape[0], h = shape[2], w = shape[3];
-        var x = norm.Forward(hidden);
-        // Tokens [N, H·W, C]: the 1×1 conv projects before flattening, the Linear after.
-        if (!UseLinearProjection) x = projIn.Forward(x);
-        x = x.Permute(0, 2, 3, 1).Reshape(n, h * w, x.Size(1));
-        if (UseLinearProjection) x = projIn.Forward(x);
+        var normed = norm.Forward(hidden);
+        // Tokens [N, H·W, C]: the 1×1 conv projects before flattening (or, for inference, the same product on the
+        // tokens: Conv2d.FedTokens), the Linear after.
+        var tokens = normed.Permute(0, 2, 3, 1).Reshape(n, h * w, normed.Size(1));
+        var x = UseLinearProjection ? projIn.Forward(tokens)
+            : ((Conv2d)projIn).TryForwardTokens(tokens) ?? Flatten(projIn.Forward(normed));
 
         foreach (var block in transformerBlocks)
         {
@@ -147,9 +148,12 @@ public sealed class Transformer2DModel : Module
             x = next;
         }
 
-        if (UseLinearProjection) x = projOut.Forward(x);
-        x = x.Reshape(n, h, w, x.Size(-1)).Permute(0, 3, 1, 2).Contiguous();
-        if (!UseLinearProjection) x = projOut.Forward(x);
-        return scope.Keep(x + hidden);
+        var output = UseLinearProjection ? ToImage(projOut.Forward(x))
+            : ((Conv2d)projOut).TryForwardTokens(x) is { } projected ? ToImage(projected)
+            : projOut.Forward(ToImage(x));
+        return scope.Keep(output + hidden);
+
+        Tensor Flatten(Tensor image) => image.Permute(0, 2, 3, 1).Reshape(n, h * w, image.Size(1));
+        Tensor ToImage(Tensor t) => t.Reshape(n, h, w, t.Size(-1)).Permute(0, 3, 1, 2).Contiguous();
     }
 }

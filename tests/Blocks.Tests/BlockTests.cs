@@ -1,6 +1,7 @@
 using LatentDiffusion.Tests.Common;
 using LatentDiffusion.Torch;
 using LatentDiffusion.Torch.Config;
+using LatentDiffusion.Torch.NN;
 using Xunit;
 
 namespace LatentDiffusion.Blocks.Tests;
@@ -148,5 +149,40 @@ public class BlockTests
             Assert.Contains(name, names);
         Assert.DoesNotContain("transformer_blocks.0.attn1.to_q.bias", names); // attention_bias false
         Assert.Equal([24L], [t.StateDict()["transformer_blocks.0.attn2.to_v.weight"].Shape[1]]);
+    }
+    /// <summary>
+    /// For inference on oneDNN's matmul the conv projections of an SD1.x transformer run on the tokens (Conv2d.FedTokens):
+    /// the same output as the convolutions, which autograd's path still runs.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Float32, 2e-6)]
+    [InlineData(DType.BFloat16, 2e-2)]
+    public void ConvProjectionsRunOnTheTokensForInference(DType dtype, double relative)
+    {
+        var direct = TorchRuntime.UseDirectOneDnn(true);
+        try
+        {
+            Assert.True(TorchRuntime.DirectOneDnnActive, "the direct oneDNN path was not built (native/ needs libdnnl-dev)");
+            using var t = new Transformer2DModel(2, 32, 64, crossAttentionDim: 24, normNumGroups: 8, generator: new Generator(5));
+            t.To(dtype);
+            using var scope = DisposeScope.Enter();
+            var x = Tensors.Randn([2, 64, 6, 5], new Generator(1)).To(dtype);
+            var c = Tensors.Randn([2, 4, 24], new Generator(2)).To(dtype);
+            Tensor convolved;
+            using (Autograd.EnableGrad()) convolved = t.Forward(x, c).Detach();
+            using var noGrad = Autograd.NoGrad();
+            using var profiler = OpProfiler.Start();
+            var tokens = t.Forward(x, c);
+            var ops = profiler.Stop();
+            Assert.DoesNotContain(ops, e => e.Name.Contains("conv", StringComparison.Ordinal));
+            Assert.True(tokens.IsContiguous);
+            var scale = convolved.To(DType.Float64).Abs().Max().Item();
+            var diff = TensorAssert.MaxAbsDifference(convolved.To(DType.Float64), tokens.To(DType.Float64));
+            Assert.True(diff <= relative * scale, $"max abs diff {diff} (output max {scale})");
+        }
+        finally
+        {
+            direct.Dispose();
+        }
     }
 }

@@ -165,4 +165,67 @@ public class ConvolutionMatmulTests
         using var noGrad = Autograd.NoGrad();
         Assert.True(BitEqual(conv.Forward(x), conv.Forward(x)));
     }
+    /// <summary>
+    /// A 1×1 convolution fed tokens (Transformer2DModel's projections) packs its weight as a linear layer's [O, C] matrix on
+    /// the direct path: tokens and images both run on it, its weight comes back bit for bit, one copy is kept.
+    /// </summary>
+    [Theory]
+    [InlineData(DType.Float32)]
+    [InlineData(DType.BFloat16)]
+    public void AOneByOneConvolutionFedTokensRunsOnAMatrix(DType dtype)
+    {
+        using var path = OneDnnPath(direct: true);
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(47);
+        using var conv = new Conv2d(320, 192, 1, generator: g) { FedTokens = true };
+        conv.To(dtype).RequiresGrad(false);
+        var original = conv.StateDict()["weight"].Clone();
+        var oneCopy = conv.TensorBytes();
+        var image = Tensors.Randn([2, 320, 5, 7], g).To(dtype);
+        var expected = Reference(conv, image);
+        var tokens = image.Permute(0, 2, 3, 1).Reshape(2, 35, 320); // a transposed view, as the model passes it
+        using var noGrad = Autograd.NoGrad();
+        using var profiler = OpProfiler.Start();
+        var fromTokens = conv.TryForwardTokens(tokens);
+        var fromImage = conv.Forward(image);
+        var ops = profiler.Stop();
+        Assert.NotNull(fromTokens);
+        Assert.Equal([2L, 35, 192], fromTokens.Shape);
+        AssertNearReference(expected, fromTokens.Reshape(2, 5, 7, 192).Permute(0, 3, 1, 2), dtype);
+        AssertNearReference(expected, fromImage, dtype);
+        Assert.True(fromImage.IsContiguous);
+        Assert.Contains(ops, e => e.Name == "ld::linear_prepacked" && e.Calls == 2 && e.Flops == 2 * 2.0 * 70 * 320 * 192);
+        Assert.DoesNotContain(ops, e => e.Name.Contains("conv", StringComparison.Ordinal));
+        // The matrix (320 and 192: multiples of oneDNN's 64-wide blocks, no padding), its header, the released weight's element.
+        Assert.InRange(conv.TensorBytes(), oneCopy, oneCopy + 768 + 64);
+        Assert.True(BitEqual(original, conv.StateDict()["weight"])); // given back bit for bit, [192, 320, 1, 1]
+        Assert.True(BitEqual(fromTokens, conv.TryForwardTokens(tokens)!)); // packed again
+    }
+
+    /// <summary>Where the matrix does not apply, TryForwardTokens leaves the image path to the caller (null).</summary>
+    [Fact]
+    public void TokensAreRefusedWithAutogradWithoutTheDirectPathOrForOtherConvolutions()
+    {
+        using var scope = DisposeScope.Enter();
+        using var g = new Generator(48);
+        var tokens = Tensors.Randn([2, 6, 64], g);
+        using var fed = new Conv2d(64, 32, 1, generator: g) { FedTokens = true };
+        using var notFed = new Conv2d(64, 32, 1, generator: g);
+        using var threeByThree = new Conv2d(64, 32, 3, generator: g) { FedTokens = true };
+        using (OneDnnPath(direct: true))
+        {
+            Assert.Null(fed.TryForwardTokens(tokens)); // autograd on
+            using var noGrad = Autograd.NoGrad();
+            Assert.Null(notFed.TryForwardTokens(tokens));
+            Assert.Null(threeByThree.TryForwardTokens(tokens));
+            Assert.Null(fed.TryForwardTokens(tokens.To(DType.BFloat16))); // another dtype than the weight's
+            Assert.NotNull(fed.TryForwardTokens(tokens));
+        }
+        using (OneDnnPath(direct: false))
+        {
+            using var other = new Conv2d(64, 32, 1, generator: g) { FedTokens = true };
+            using var noGrad = Autograd.NoGrad();
+            Assert.Null(other.TryForwardTokens(tokens));
+        }
+    }
 }
