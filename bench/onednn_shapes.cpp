@@ -1,11 +1,14 @@
 // Times oneDNN's own primitives on the SD1.5 U-Net's shapes, the numbers behind native/src/onednn.cpp's choices
 // (bench/README.md, "Linear layers straight on oneDNN's matmul"). Needs libdnnl-dev (the oneDNN Debian's libtorch links):
-//   g++ -O2 -std=c++17 -o onednn_shapes bench/onednn_shapes.cpp -ldnnl
-//   OMP_NUM_THREADS=2 flock LOCKFILE chrt -f 1 ./onednn_shapes [matmul|conv]
+//   g++ -O2 -std=c++17 -fopenmp -o onednn_shapes bench/onednn_shapes.cpp -ldnnl
+//   OMP_NUM_THREADS=2 flock LOCKFILE chrt -f 1 ./onednn_shapes [matmul|conv|im2col]
 // matmul: GFLOP/s of the matmul and of the inner-product primitive on one packed weight (layout `any`, reordered once
 // from the plain one), f32 and bf16, median of 12 calls. conv: ms and GFLOP/s of a 3×3 convolution with NCHW
 // activations as they are, and with them reordered into oneDNN's channel blocks (nChw16c) or channels-last and back
-// (the reorders included), median of 3–7 calls. Every buffer is written first: untouched memory maps the zero page,
+// (the reorders included), median of 3–7 calls. im2col: the 3×3 convolutions of the U-Net from 1,280 input channels, and
+// two below that, on the blocked kernel (NCHW reordered in and out, as libtorch runs it) against what native/src/onednn.cpp
+// does (NCHW → channels-last reorder, im2col, the matmul on the packed [out, 9·in] weight, reorder back), median of 7 calls
+// over 24 weight copies in turn (each call reads its weight from memory, as in the U-Net). Every buffer is written first: untouched memory maps the zero page,
 // which costs no memory traffic and flatters weight-bound shapes.
 #include <oneapi/dnnl/dnnl.hpp>
 #include <algorithm>
@@ -100,14 +103,78 @@ static void conv_shapes(engine& eng, stream& s) {
     }
 }
 
+static void im2col_shapes(engine& eng, stream& s) {
+  const int shapes[][4] = {{2, 1280, 1280, 8}, {2, 1280, 1280, 4}, {2, 2560, 1280, 8}, {2, 1280, 1280, 16},
+                           {2, 1920, 640, 16}, {2, 320, 320, 32}, {2, 640, 640, 16}};  // batch, in, out channels, size
+  const int copies = 24;
+  for (auto t : {dt::f32, dt::bf16})
+    for (auto& sh : shapes) {
+      const int N = sh[0], C = sh[1], O = sh[2], H = sh[3], M = N * H * H, K = 9 * C;
+      const double flop = 2.0 * M * O * K;
+      const memory::dims src{N, C, H, H}, wei{O, C, 3, 3}, dst{N, O, H, H};
+      memory in({src, t, tag::nchw}, eng), out({dst, t, tag::nchw}, eng);
+      fill(in);
+      convolution_forward::primitive_desc cpd(
+          convolution_forward::desc(prop_kind::forward_inference, algorithm::convolution_direct, memory::desc(src, t, tag::nChw16c),
+                                    memory::desc(wei, t, tag::any), memory::desc({O}, dt::f32, tag::a),
+                                    memory::desc(dst, t, tag::nChw16c), {1, 1}, {1, 1}, {1, 1}), eng);
+      matmul::primitive_desc mpd(matmul::desc(memory::desc({M, K}, t, tag::ab), memory::desc({K, O}, t, tag::any),
+                                              memory::desc({1, O}, dt::f32, tag::ab), memory::desc({M, O}, t, tag::ab)), eng);
+      memory x(cpd.src_desc(), eng), y(cpd.dst_desc(), eng), b(cpd.bias_desc(), eng), bm(mpd.bias_desc(), eng);
+      memory xh({src, t, tag::nhwc}, eng), cols({{M, K}, t, tag::ab}, eng), yh({{M, O}, t, tag::ab}, eng);
+      std::vector<memory> wc, wm;
+      for (int i = 0; i < copies; i++) {
+        wc.emplace_back(cpd.weights_desc(), eng);
+        wm.emplace_back(mpd.weights_desc(), eng);
+        fill(wc.back());
+        fill(wm.back());
+      }
+      for (memory* m : {&b, &bm, &cols, &yh}) fill(*m);
+      convolution_forward conv(cpd);
+      matmul mm(mpd);
+      const memory out_nhwc({dst, t, tag::nhwc}, eng, yh.get_data_handle());
+      const size_t es = t == dt::f32 ? 4 : 2;
+      int call = 0;
+      const double tc = median([&] {
+        reorder(in, x).execute(s, in, x);
+        conv.execute(s, {{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, wc[call++ % copies]}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, y}});
+        reorder(y, out).execute(s, y, out);
+        s.wait();
+      }, 7);
+      const double tm = median([&] {
+        reorder(in, xh).execute(s, in, xh);
+        s.wait();
+        const auto* px = static_cast<const uint8_t*>(xh.get_data_handle());
+        auto* pc = static_cast<uint8_t*>(cols.get_data_handle());
+#pragma omp parallel for
+        for (int r = 0; r < M; r++) {  // row (n, oh, ow): the 9 taps' channels, zeros in the padding
+          const int n = r / (H * H), oh = r / H % H, ow = r % H;
+          for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++) {
+              const int ih = oh + i - 1, iw = ow + j - 1;
+              uint8_t* d = pc + (static_cast<size_t>(r) * K + (i * 3 + j) * C) * es;
+              if (ih < 0 || ih >= H || iw < 0 || iw >= H) std::memset(d, 0, C * es);
+              else std::memcpy(d, px + ((static_cast<size_t>(n) * H + ih) * H + iw) * C * es, C * es);
+            }
+        }
+        mm.execute(s, {{DNNL_ARG_SRC, cols}, {DNNL_ARG_WEIGHTS, wm[call++ % copies]}, {DNNL_ARG_BIAS, bm}, {DNNL_ARG_DST, yh}});
+        reorder(out_nhwc, out).execute(s, const_cast<memory&>(out_nhwc), out);
+        s.wait();
+      }, 7);
+      std::printf("%s N%d %4d→%-4d %2d²  blocked %6.2f ms %5.0f GFLOP/s [%s] | im2col + matmul %6.2f ms %5.0f GFLOP/s [%s]\n",
+                  name(t), N, C, O, H, tc * 1e3, flop / tc / 1e9, cpd.impl_info_str(), tm * 1e3, flop / tm / 1e9, mpd.impl_info_str());
+    }
+}
+
 int main(int argc, char** argv) {
   engine eng(engine::kind::cpu, 0);
   stream s(eng);
   const char* what = argc > 1 ? argv[1] : "matmul";
   if (std::strcmp(what, "matmul") == 0) matmul_shapes(eng, s);
   else if (std::strcmp(what, "conv") == 0) conv_shapes(eng, s);
+  else if (std::strcmp(what, "im2col") == 0) im2col_shapes(eng, s);
   else {
-    std::fprintf(stderr, "usage: onednn_shapes [matmul|conv]\n");
+    std::fprintf(stderr, "usage: onednn_shapes [matmul|conv|im2col]\n");
     return 2;
   }
   return 0;

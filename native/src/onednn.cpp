@@ -1,5 +1,6 @@
 // Linear layers for inference straight on oneDNN's matmul (2.x, the library libtorch 1.13 itself calls), with the
-// weight packed once into the layout its kernel reads.
+// weight packed once into the layout its kernel reads; and, on the same matmul, the convolutions whose product has a
+// long inner dimension, as im2col over channels-last activations (conv2d below).
 //
 // Why: linear.cpp reaches oneDNN only through libtorch 1.13's mkldnn_convolution, as a 1×1 convolution over the rows:
 // the dense weight reordered in every call, or, packed, the activations transposed twice around it; at::linear's bf16

@@ -1,4 +1,5 @@
-// Linear layers for inference straight on oneDNN's matmul, the library libtorch itself calls (onednn.cpp).
+// Linear layers (and the long convolutions, as im2col) for inference straight on oneDNN's matmul, the library libtorch
+// itself calls (onednn.cpp).
 #pragma once
 #include "common.h"
 
