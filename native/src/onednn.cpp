@@ -364,6 +364,9 @@ at::Tensor conv2d(const at::Tensor& x, const at::Tensor& packed, const c10::opti
     if (stride[d] < 1 || dilation[d] < 1 || padding[d] < 0) throw std::invalid_argument("invalid stride, padding or dilation");
   auto bias32 = bias_f32(h, b);
   const int64_t N = x.size(0), H = x.size(2), W = x.size(3);
+  if (N > 0 && (H == 0 || W == 0))  // as libtorch's convolution refuses it: padding alone makes no image
+    throw std::invalid_argument("a convolution takes an input of at least one pixel, not [" + std::to_string(N) + ", " +
+                                std::to_string(C) + ", " + std::to_string(H) + ", " + std::to_string(W) + "]");
   const int64_t OH = (H + 2 * padding[0] - dilation[0] * (h.kernel_h - 1) - 1) / stride[0] + 1;
   const int64_t OW = (W + 2 * padding[1] - dilation[1] * (h.kernel_w - 1) - 1) / stride[1] + 1;
   if (OH < 1 || OW < 1)

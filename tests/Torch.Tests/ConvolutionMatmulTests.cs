@@ -152,6 +152,12 @@ public class ConvolutionMatmulTests
         var channels = Assert.Throws<TorchException>(() => conv.Forward(Tensors.Randn([1, 640, 3, 3], g)));
         Assert.Contains("1280 channels", channels.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', small.Message + channels.Message);
+        // No rows of pixels, padding wide enough for an output: refused, as libtorch's own convolution refuses it.
+        using var padded = new Conv2d(1280, 8, 3, padding: 2, generator: g);
+        padded.Forward(Tensors.Randn([1, 1280, 3, 3], g));
+        var empty = Assert.Throws<TorchException>(() => padded.Forward(Tensors.Randn([1, 1280, 0, 5], g)));
+        Assert.Contains("at least one pixel", empty.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', empty.Message);
     }
 
     [Fact]
