@@ -155,9 +155,9 @@ at::Tensor shape_of(const Header& h) {
   return one.view({1, 1, 1, 1}).expand({h.out_features, in_channels(h), h.kernel_h, h.kernel_w});
 }
 
-// x [M, K] (rows `ldx` apart) · the packed weight (+ bias) → y [M, N] (rows N apart), on the primitive for M rows.
-// False where oneDNN has only a reference kernel for this shape.
-bool run_matmul(const Header& h, const at::Tensor& packed, const void* x, int64_t ldx, void* y, int64_t M,
+// x [M, K] · the packed weight (+ bias) → y [M, N], both row-major, on the primitive for M rows. False where oneDNN
+// has only a reference kernel for this shape.
+bool run_matmul(const Header& h, const at::Tensor& packed, const void* x, void* y, int64_t M,
                 const at::Tensor& bias32) {
   const int64_t N = h.out_features, K = h.in_features;
   const auto dt = data_type(scalar_type(h));
@@ -166,7 +166,7 @@ bool run_matmul(const Header& h, const at::Tensor& packed, const void* x, int64_
   auto& eng = engine();
   dnnl::stream s(eng);
   std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, memory(memory::desc({M, K}, dt, {ldx, 1}), eng, const_cast<void*>(x))},
+      {DNNL_ARG_SRC, memory({{M, K}, dt, tag::ab}, eng, const_cast<void*>(x))},
       {DNNL_ARG_DST, memory({{M, N}, dt, tag::ab}, eng, y)}};
   at::Tensor weights_now, scratch;
   const memory::desc packed_desc(h.packed);
@@ -349,7 +349,7 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const c10::opti
   if (y.numel() == 0) return y;
   if (K == 0) return b ? y.copy_(b->expand_as(y)) : y.zero_();
   auto X = x.contiguous();
-  if (!run_matmul(h, packed, X.data_ptr(), K, y.data_ptr(), x.numel() / K, bias32)) return at::linear(x, unpack(packed), b);
+  if (!run_matmul(h, packed, X.data_ptr(), y.data_ptr(), x.numel() / K, bias32)) return at::linear(x, unpack(packed), b);
   return y;
 }
 
@@ -387,7 +387,7 @@ at::Tensor conv2d(const at::Tensor& x, const at::Tensor& packed, const c10::opti
   for (int64_t r0 = 0; r0 < M; r0 += chunk) {
     const int64_t m = std::min(chunk, M - r0);
     im2col(xh, h, OH, OW, stride, padding, dilation, r0, m, cols);
-    if (!run_matmul(h, packed, cols.data_ptr(), K, y + r0 * O * x.element_size(), m, bias32)) return fallback();
+    if (!run_matmul(h, packed, cols.data_ptr(), y + r0 * O * x.element_size(), m, bias32)) return fallback();
   }
   return channels_last(out, false);
 }

@@ -80,7 +80,7 @@ public sealed class Conv2d : Module<Tensor, Tensor>
             using var scope = DisposeScope.Enter(); // an image through the matrix: as tokens and back
             var (n, h, w) = (input.Size(0), input.Size(2), input.Size(3));
             using var tokens = input.Permute(0, 2, 3, 1);
-            var projected = new Tensor(NativeMethods.LinearPrepacked(tokens.Handle, packed.Handle, Bias?.Handle ?? IntPtr.Zero), "linear_prepacked");
+            var projected = Project(tokens, packed);
             return scope.Keep(projected.Reshape(n, h, w, OutChannels).Permute(0, 3, 1, 2).Contiguous());
         }
         return Functional.Conv2d(input, Weight, Bias, Stride, Padding, Dilation, Groups);
@@ -98,8 +98,12 @@ public sealed class Conv2d : Module<Tensor, Tensor>
             || tokens.Size(-1) != InChannels)
             return null;
         if (prepacked.Get(weight, Bias, applies: true) is not { } packed || !packedAsMatrix) return null;
-        return new Tensor(NativeMethods.LinearPrepacked(tokens.Handle, packed.Handle, Bias?.Handle ?? IntPtr.Zero), "linear_prepacked");
+        return Project(tokens, packed);
     }
+
+    /// <summary>Tokens [..., C] through the weight packed as a linear layer's matrix.</summary>
+    private Tensor Project(Tensor tokens, Tensor packed) =>
+        new(NativeMethods.LinearPrepacked(tokens.Handle, packed.Handle, Bias?.Handle ?? IntPtr.Zero), "linear_prepacked");
 
     private unsafe Tensor Prepack(Tensor w)
     {
