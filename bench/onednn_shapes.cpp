@@ -1,20 +1,23 @@
 // Times oneDNN's own primitives on the SD1.5 U-Net's shapes, the numbers behind native/src/onednn.cpp's choices
 // (bench/README.md, "Linear layers straight on oneDNN's matmul"). Needs libdnnl-dev (the oneDNN Debian's libtorch links):
 //   g++ -O2 -std=c++17 -fopenmp -o onednn_shapes bench/onednn_shapes.cpp -ldnnl
-//   OMP_NUM_THREADS=2 flock LOCKFILE chrt -f 1 ./onednn_shapes [matmul|conv|im2col]
+//   OMP_NUM_THREADS=2 flock LOCKFILE chrt -f 1 ./onednn_shapes [matmul|conv|im2col|fusion]
 // matmul: GFLOP/s of the matmul and of the inner-product primitive on one packed weight (layout `any`, reordered once
 // from the plain one), f32 and bf16, median of 12 calls. conv: ms and GFLOP/s of a 3×3 convolution with NCHW
 // activations as they are, and with them reordered into oneDNN's channel blocks (nChw16c) or channels-last and back
 // (the reorders included), median of 3–7 calls. im2col: the 3×3 convolutions of the U-Net from 1,280 input channels, and
 // two below that, on the blocked kernel (NCHW reordered in and out, as libtorch runs it) against what native/src/onednn.cpp
 // does (NCHW → channels-last reorder, im2col, the matmul on the packed [out, 9·in] weight, reorder back), median of 7 calls
-// over 24 weight copies in turn (each call reads its weight from memory, as in the U-Net). Every buffer is written first: untouched memory maps the zero page,
+// over 24 weight copies in turn (each call reads its weight from memory, as in the U-Net). fusion: a skip connection
+// added by the matmul's binary post-op against a separate sum, and q, k, v as one product against three (median of 15). Every buffer is written first: untouched memory maps the zero page,
 // which costs no memory traffic and flatters weight-bound shapes.
 #include <oneapi/dnnl/dnnl.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 using namespace dnnl;
@@ -166,6 +169,64 @@ static void im2col_shapes(engine& eng, stream& s) {
     }
 }
 
+// A primitive for x [M, K] · w [K, N] + b (+ a residual [M, N] by a binary post-op) with its packed weight written.
+struct Product {
+  matmul prim;
+  memory x, w, b, y, r;
+  Product(engine& eng, stream& s, int M, int K, int N, dt t, bool residual) {
+    const memory::desc src({M, K}, t, tag::ab), dst({M, N}, t, tag::ab);
+    primitive_attr attr;
+    if (residual) {
+      post_ops po;
+      po.append_binary(algorithm::binary_add, dst);
+      attr.set_post_ops(po);
+    }
+    matmul::primitive_desc pd(matmul::desc(src, memory::desc({K, N}, t, tag::any), memory::desc({1, N}, dt::f32, tag::ab), dst), attr, eng);
+    prim = matmul(pd);
+    x = memory(src, eng), w = memory(pd.weights_desc(), eng), b = memory(pd.bias_desc(), eng), y = memory(dst, eng), r = memory(dst, eng);
+    for (memory* m : {&x, &w, &b, &y, &r}) fill(*m);
+    impl = pd.impl_info_str();
+  }
+  void run(stream& s) {
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, y}};
+    if (residual_used) args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, r);
+    prim.execute(s, args);
+  }
+  bool residual_used = false;
+  std::string impl;
+};
+
+// The two fusions measured for the transformer blocks (bench/README.md, session 10): a skip connection added by the
+// matmul's binary post-op against the product and then a separate sum (oneDNN's binary primitive, as a pass of its own);
+// and the three q, k, v projections of a self-attention as one product of three times the outputs against three products.
+static void fusion_shapes(engine& eng, stream& s) {
+  const int residual_shapes[][3] = {{2048, 320, 320}, {2048, 1280, 320}, {512, 640, 640}, {512, 2560, 640}, {128, 1280, 1280}, {128, 5120, 1280}};
+  for (auto t : {dt::f32, dt::bf16})
+    for (auto& sh : residual_shapes) {
+      const int M = sh[0], K = sh[1], N = sh[2];
+      Product plain(eng, s, M, K, N, t, false), fused(eng, s, M, K, N, t, true);
+      fused.residual_used = true;
+      const memory::desc d({M, N}, t, tag::ab);
+      binary add(binary::primitive_desc(binary::desc(algorithm::binary_add, d, d, d), eng));
+      memory sum(d, eng);
+      const double tp = median([&] { plain.run(s); add.execute(s, {{DNNL_ARG_SRC_0, plain.y}, {DNNL_ARG_SRC_1, plain.r}, {DNNL_ARG_DST, sum}}); s.wait(); }, 15);
+      const double tf = median([&] { fused.run(s); s.wait(); }, 15);
+      std::printf("%s %5d × %5d → %5d + residual: product then sum %7.3f ms | post-op %7.3f ms (%.2f×) [%s]\n", name(t), M, K, N,
+                  tp * 1e3, tf * 1e3, tf / tp, fused.impl.c_str());
+    }
+  const int qkv_shapes[][3] = {{2048, 320, 3}, {512, 640, 3}, {128, 1280, 3}, {154, 768, 2}};  // rows, channels, products
+  for (auto t : {dt::f32, dt::bf16})
+    for (auto& sh : qkv_shapes) {
+      const int M = sh[0], C = sh[1], n = sh[2], N = M == 154 ? 320 : C;
+      std::vector<Product> apart;
+      for (int i = 0; i < n; i++) apart.emplace_back(eng, s, M, C, N, t, false);
+      Product one(eng, s, M, C, n * N, t, false);
+      const double ta = median([&] { for (auto& p : apart) p.run(s); s.wait(); }, 15);
+      const double to = median([&] { one.run(s); s.wait(); }, 15);
+      std::printf("%s %5d × %5d → %d × %5d: apart %7.3f ms | one product %7.3f ms (%.2f×)\n", name(t), M, C, n, N, ta * 1e3, to * 1e3, to / ta);
+    }
+}
+
 int main(int argc, char** argv) {
   engine eng(engine::kind::cpu, 0);
   stream s(eng);
@@ -173,8 +234,9 @@ int main(int argc, char** argv) {
   if (std::strcmp(what, "matmul") == 0) matmul_shapes(eng, s);
   else if (std::strcmp(what, "conv") == 0) conv_shapes(eng, s);
   else if (std::strcmp(what, "im2col") == 0) im2col_shapes(eng, s);
+  else if (std::strcmp(what, "fusion") == 0) fusion_shapes(eng, s);
   else {
-    std::fprintf(stderr, "usage: onednn_shapes [matmul|conv|im2col]\n");
+    std::fprintf(stderr, "usage: onednn_shapes [matmul|conv|im2col|fusion]\n");
     return 2;
   }
   return 0;

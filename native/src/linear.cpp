@@ -126,6 +126,23 @@ LD_API ld_tensor* ld_linear_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor
   })
 }
 
+// ld_linear_prepacked(x, packed, b) + residual: on the direct oneDNN path the sum is a post-op of the product (the
+// output rounded once); on the mkldnn-kernel path, the product and then the sum.
+LD_API ld_tensor* ld_linear_prepacked_add(ld_tensor* x, ld_tensor* packed, ld_tensor* b, ld_tensor* residual) {
+  LD_GUARD("linear_prepacked_add", nullptr, {
+    auto& X = ld::T(x);
+    auto& P = ld::T(packed);
+    auto& R = ld::T(residual);
+    if (ld::onednn::is_packed(P)) return ld::wrap(ld::onednn::linear(X, P, ld::opt(b), R));
+    std::unique_ptr<ld_tensor> y(ld_linear_prepacked(x, packed, b));
+    if (!y) return nullptr;  // the error is recorded
+    if (R.sizes() != y->t.sizes() || R.scalar_type() != y->t.scalar_type() || !R.device().is_cpu())
+      throw std::invalid_argument("the residual must be a CPU tensor of the output's shape and dtype");
+    y->t.add_(R);
+    return y.release();
+  })
+}
+
 // The plain [N, K] weight back from ld_linear_prepack's copy, bit for bit (ld_conv2d_unpack's reorder of the
 // [N, K, 1, 1] kernel), as a tensor of its own: a normal tensor even under inference mode, so that it keeps a
 // version counter and accepts in-place updates (a LoRA merge).

@@ -45,7 +45,9 @@ bool is_packed(const at::Tensor&) { return false; }
   throw std::invalid_argument("this build has no direct oneDNN path (native/ built without oneDNN's headers)");
 }
 at::Tensor pack_linear(const at::Tensor&) { not_built(); }
-at::Tensor linear(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&) { not_built(); }
+at::Tensor linear(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&, const c10::optional<at::Tensor>&) {
+  not_built();
+}
 at::Tensor pack_conv2d(const at::Tensor&) { not_built(); }
 at::Tensor conv2d(const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&, at::IntArrayRef, at::IntArrayRef,
                   at::IntArrayRef) {
@@ -118,12 +120,13 @@ std::unordered_map<std::string, std::shared_ptr<Entry>>& cache() {
   return c;
 }
 
-// The matmul x [M, K] · w [K, N] (+ bias [1, N], f32) → [M, N], or null where oneDNN has only a reference kernel
-// ("ref:any", "gemm:ref"…; e.g. bf16 on a CPU without AVX-512): far slower than libtorch's own paths, which the caller
-// then takes.
-std::shared_ptr<Entry> matmul_entry(int64_t M, int64_t K, int64_t N, memory::data_type dt, bool bias) {
+// The matmul x [M, K] · w [K, N] (+ bias [1, N], f32) (+ a residual [M, N] of the same dtype, added by a binary
+// post-op before the one rounding of the output) → [M, N], or null where oneDNN has only a reference kernel ("ref:any",
+// "gemm:ref"…; e.g. bf16 on a CPU without AVX-512): far slower than libtorch's own paths, which the caller then takes.
+std::shared_ptr<Entry> matmul_entry(int64_t M, int64_t K, int64_t N, memory::data_type dt, bool bias, bool residual = false) {
   std::string key;
-  for (int64_t v : {M, K, N, static_cast<int64_t>(dt), static_cast<int64_t>(bias), static_cast<int64_t>(at::get_num_threads())})
+  for (int64_t v : {M, K, N, static_cast<int64_t>(dt), static_cast<int64_t>(bias), static_cast<int64_t>(residual),
+                    static_cast<int64_t>(at::get_num_threads())})
     key += std::to_string(v) + ',';
   {
     std::lock_guard<std::mutex> lock(cache_mutex);
@@ -136,6 +139,11 @@ std::shared_ptr<Entry> matmul_entry(int64_t M, int64_t K, int64_t N, memory::dat
                    : dnnl::matmul::desc(src, wei, dst);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (residual) {
+    dnnl::post_ops po;
+    po.append_binary(dnnl::algorithm::binary_add, dst);
+    attr.set_post_ops(po);
+  }
   dnnl::matmul::primitive_desc pd(desc, attr, engine());
   std::shared_ptr<Entry> entry;
   if (std::strstr(pd.impl_info_str(), "ref") == nullptr)
@@ -155,13 +163,13 @@ at::Tensor shape_of(const Header& h) {
   return one.view({1, 1, 1, 1}).expand({h.out_features, in_channels(h), h.kernel_h, h.kernel_w});
 }
 
-// x [M, K] · the packed weight (+ bias) → y [M, N], both row-major, on the primitive for M rows. False where oneDNN
-// has only a reference kernel for this shape.
+// x [M, K] · the packed weight (+ bias) (+ residual [M, N]) → y [M, N], all row-major, on the primitive for M rows.
+// False where oneDNN has only a reference kernel for this shape.
 bool run_matmul(const Header& h, const at::Tensor& packed, const void* x, void* y, int64_t M,
-                const at::Tensor& bias32) {
+                const at::Tensor& bias32, const void* residual = nullptr) {
   const int64_t N = h.out_features, K = h.in_features;
   const auto dt = data_type(scalar_type(h));
-  auto e = matmul_entry(M, K, N, dt, bias32.defined());
+  auto e = matmul_entry(M, K, N, dt, bias32.defined(), residual != nullptr);
   if (!e) return false;
   auto& eng = engine();
   dnnl::stream s(eng);
@@ -178,6 +186,9 @@ bool run_matmul(const Header& h, const at::Tensor& packed, const void* x, void* 
     args.emplace(DNNL_ARG_WEIGHTS, memory(e->weights, eng, weights_now.data_ptr()));
   }
   if (bias32.defined()) args.emplace(DNNL_ARG_BIAS, memory({{1, N}, memory::data_type::f32, tag::ab}, eng, bias32.data_ptr()));
+  if (residual)
+    args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                 memory({{M, N}, dt, tag::ab}, eng, const_cast<void*>(residual)));
   if (e->scratch.get_size() > 0) {
     scratch = bytes(e->scratch.get_size());
     args.emplace(DNNL_ARG_SCRATCHPAD, memory(e->scratch, eng, scratch.data_ptr()));
@@ -334,7 +345,8 @@ at::Tensor unpack(const at::Tensor& packed) {
   return dense.view({h.out_features, h.kernel_h, h.kernel_w, in_channels(h)}).permute({0, 3, 1, 2}).contiguous();
 }
 
-at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const c10::optional<at::Tensor>& b) {
+at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const c10::optional<at::Tensor>& b,
+                  const c10::optional<at::Tensor>& residual) {
   const auto& h = header(packed);
   RECORD_FUNCTION("ld::linear_prepacked", std::vector<c10::IValue>({x, shape_of(h)}));
   const int64_t N = h.out_features, K = h.in_features;
@@ -345,12 +357,21 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const c10::opti
   auto bias32 = bias_f32(h, b);
   auto sizes = x.sizes().vec();
   sizes.back() = N;
+  if (residual && (residual->sizes() != at::IntArrayRef(sizes) || residual->scalar_type() != x.scalar_type() ||
+                   !residual->device().is_cpu()))
+    throw std::invalid_argument("the residual must be a CPU tensor of the output's shape and dtype");
   auto y = at::empty(sizes, x.options().memory_format(at::MemoryFormat::Contiguous));
   if (y.numel() == 0) return y;
-  if (K == 0) return b ? y.copy_(b->expand_as(y)) : y.zero_();
+  auto add = [&](at::Tensor out) { return residual ? out.add_(*residual) : out; };  // the unfused sum, same order
+  if (K == 0) return add(b ? y.copy_(b->expand_as(y)) : y.zero_());
   auto X = x.contiguous();
-  if (!run_matmul(h, packed, X.data_ptr(), y.data_ptr(), x.numel() / K, bias32)) return at::linear(x, unpack(packed), b);
-  return y;
+  const int64_t M = x.numel() / K;
+  if (residual) {
+    auto R = residual->contiguous();
+    if (run_matmul(h, packed, X.data_ptr(), y.data_ptr(), M, bias32, R.data_ptr())) return y;
+  }
+  if (!run_matmul(h, packed, X.data_ptr(), y.data_ptr(), M, bias32)) return add(at::linear(x, unpack(packed), b));
+  return add(y);
 }
 
 at::Tensor conv2d(const at::Tensor& x, const at::Tensor& packed, const c10::optional<at::Tensor>& b, at::IntArrayRef stride,

@@ -14,9 +14,11 @@ int set_enabled(int mode);
 // Whether `t` is a weight packed by pack_linear.
 bool is_packed(const at::Tensor& t);
 
-// A [N, K] linear weight, f32 or bf16, packed once; linear(x [..., K]) = x · wᵀ + b, [..., N].
+// A [N, K] linear weight, f32 or bf16, packed once; linear(x [..., K]) = x · wᵀ + b (+ residual), [..., N]. The
+// residual (the output's shape and dtype) is added inside the product, before its one rounding to the output dtype.
 at::Tensor pack_linear(const at::Tensor& w);
-at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const c10::optional<at::Tensor>& b);
+at::Tensor linear(const at::Tensor& x, const at::Tensor& packed, const c10::optional<at::Tensor>& b,
+                  const c10::optional<at::Tensor>& residual = c10::nullopt);
 
 // Convolutions (groups 1) as im2col and the same matmul (onednn.cpp): on where enabled() is and LDTORCH_CONV_MATMUL is
 // not 0. pack_conv2d packs a [O, C, kh, kw] weight; conv2d takes any NCHW input and returns the NCHW output.

@@ -105,7 +105,14 @@ public sealed class Attention : Module
     /// Attends <paramref name="hidden"/> ([N, L, C] or [N, C, H, W]) over
     /// <paramref name="encoderHiddenStates"/> [N, S, cross_attention_dim], or over itself when null.
     /// </summary>
-    public Tensor Forward(Tensor hidden, Tensor? encoderHiddenStates = null)
+    public Tensor Forward(Tensor hidden, Tensor? encoderHiddenStates = null) => Forward(hidden, encoderHiddenStates, null);
+
+    /// <summary>
+    /// Forward(hidden, encoderHiddenStates) + <paramref name="residual"/> (a transformer block's skip connection) for
+    /// tokens [N, L, C]: where the output dropout is inactive, the sum is added inside the output projection
+    /// (<see cref="Linear.Forward(Tensor, Tensor)"/>), not in a pass of its own.
+    /// </summary>
+    public Tensor Forward(Tensor hidden, Tensor? encoderHiddenStates, Tensor? residual)
     {
         using var scope = DisposeScope.Enter();
         var shape = hidden.Shape;
@@ -116,11 +123,14 @@ public sealed class Attention : Module
         var context = encoderHiddenStates ?? x;
         var (query, key, value) = (toQ.Forward(x), toK.Forward(context), toV.Forward(context));
         var attended = Processor == AttentionProcessor.Classic ? AttendClassic(query, key, value) : Attend(query, key, value);
+        if (residual is not null && shape.Length == 3 && !ResidualConnection && RescaleOutputFactor == 1 && !outDropout.Active)
+            return scope.Keep(toOut.Forward(attended, residual));
         var output = outDropout.Forward(toOut.Forward(attended));
 
         if (shape.Length == 4) output = output.Transpose(-1, -2).Reshape(shape);
         if (ResidualConnection) output = output + hidden;
         if (RescaleOutputFactor != 1) output = output / RescaleOutputFactor;
+        if (residual is not null) output = output + residual;
         return scope.Keep(output);
     }
 

@@ -31,12 +31,29 @@ public sealed class FeedForward : Module<Tensor, Tensor>
     {
         if (activationFn != "geglu") throw ConfigErrors.Unsupported("activation_fn", activationFn, "\"geglu\"");
         var inner = innerDim ?? dim * mult;
-        net = RegisterModule("net", new Sequential(new GEGLU(dim, inner, bias, generator), new Dropout(dropout),
-            new Linear(inner, dimOut ?? dim, bias, generator)));
-        if (finalDropout) net.Add(new Dropout(dropout));
+        (activation, innerDropout, output) = (new GEGLU(dim, inner, bias, generator), new Dropout(dropout), new Linear(inner, dimOut ?? dim, bias, generator));
+        net = RegisterModule("net", new Sequential(activation, innerDropout, output));
+        if (finalDropout) net.Add(this.finalDropout = new Dropout(dropout));
     }
 
+    private readonly GEGLU activation;
+    private readonly Dropout innerDropout;
+    private readonly Linear output;
+    private readonly Dropout? finalDropout;
+
     public override Tensor Forward(Tensor input) => net.Forward(input);
+
+    /// <summary>
+    /// Forward(input) + <paramref name="residual"/> (the block's skip connection): without an active final dropout, the
+    /// sum is added inside the output projection (<see cref="Linear.Forward(Tensor, Tensor)"/>).
+    /// </summary>
+    public Tensor Forward(Tensor input, Tensor residual)
+    {
+        using var scope = DisposeScope.Enter();
+        if (finalDropout is { Active: true }) return scope.Keep(Forward(input) + residual);
+        var hidden = innerDropout.Forward(activation.Forward(input));
+        return scope.Keep(output.Forward(hidden, residual));
+    }
 }
 
 /// <summary>
@@ -85,9 +102,10 @@ public sealed class BasicTransformerBlock : Module
     public Tensor Forward(Tensor hidden, Tensor? encoderHiddenStates = null)
     {
         using var scope = DisposeScope.Enter();
-        var x = attn1.Forward(norm1.Forward(hidden), OnlyCrossAttention ? encoderHiddenStates : null) + hidden;
-        if (attn2 is not null) x = attn2.Forward(norm2!.Forward(x), encoderHiddenStates) + x;
-        x = ff.Forward(norm3.Forward(x)) + x;
+        // Each skip connection is added inside the projection before it where it can (Linear.Forward(x, residual)).
+        var x = attn1.Forward(norm1.Forward(hidden), OnlyCrossAttention ? encoderHiddenStates : null, hidden);
+        if (attn2 is not null) x = attn2.Forward(norm2!.Forward(x), encoderHiddenStates, x);
+        x = ff.Forward(norm3.Forward(x), x);
         return scope.Keep(x);
     }
 }
@@ -150,10 +168,12 @@ public sealed class Transformer2DModel : Module
 
         var output = UseLinearProjection ? ToImage(projOut.Forward(x))
             : ((Conv2d)projOut).TryForwardTokens(x) is { } projected ? ToImage(projected)
-            : projOut.Forward(ToImage(x));
-        return scope.Keep(output + hidden);
+            : projOut.Forward(ToImage(x).Contiguous());
+        // hidden first: the sum takes its layout (NCHW) and reads the projected tokens through the permuted view, one
+        // pass where a copy to NCHW and then the sum took two (the same values: the sum commutes).
+        return scope.Keep(hidden + output);
 
         Tensor Flatten(Tensor image) => image.Permute(0, 2, 3, 1).Reshape(n, h * w, image.Size(1));
-        Tensor ToImage(Tensor t) => t.Reshape(n, h, w, t.Size(-1)).Permute(0, 3, 1, 2).Contiguous();
+        Tensor ToImage(Tensor t) => t.Reshape(n, h, w, t.Size(-1)).Permute(0, 3, 1, 2);
     }
 }

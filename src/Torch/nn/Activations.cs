@@ -18,6 +18,9 @@ public sealed class Dropout : Module<Tensor, Tensor>
     }
 
     public override Tensor Forward(Tensor input) => Functional.Dropout(input, P, IsTraining);
+
+    /// <summary>Whether Forward changes anything: training with P &gt; 0 (otherwise it returns its input).</summary>
+    public bool Active => IsTraining && P > 0;
 }
 
 public sealed class SiLU : Module<Tensor, Tensor>

@@ -53,9 +53,29 @@ public sealed class Linear : Module<Tensor, Tensor>
 
     public override Tensor Forward(Tensor input)
     {
-        if (Adapter is not { } adapter) return Project(input);
+        if (Adapter is not { } adapter) return Project(input, null).Output;
         using var scope = DisposeScope.Enter();
-        return scope.Keep(Project(input) + adapter(input));
+        return scope.Keep(Project(input, null).Output + adapter(input));
+    }
+
+    /// <summary>
+    /// Forward(input) + <paramref name="residual"/> (a transformer's skip connection): where the weight is packed for
+    /// oneDNN's matmul and the residual has the output's shape, the sum is added inside the product (a binary post-op)
+    /// instead of in a pass of its own, and the output is rounded once (bf16: within one unit in the last place of the
+    /// separate sum; f32: the same values). Otherwise, and with an <see cref="Adapter"/>, the separate sum, in
+    /// diffusers' order ((x Wᵀ + b + adapter) + residual).
+    /// </summary>
+    public Tensor Forward(Tensor input, Tensor residual)
+    {
+        ArgumentNullException.ThrowIfNull(residual);
+        using var scope = DisposeScope.Enter();
+        var (rs, xs) = (residual.Shape, input.Shape);
+        var fused = Adapter is null && residual.DType == input.DType && residual.Device.Type == DeviceType.Cpu
+            && rs.Length == xs.Length && xs.Length >= 1 && rs[^1] == OutFeatures && rs.AsSpan(0, rs.Length - 1).SequenceEqual(xs.AsSpan(0, xs.Length - 1));
+        var y = Project(input, fused ? residual : null);
+        if (y.Added) return scope.Keep(y.Output);
+        var output = Adapter is { } adapter ? y.Output + adapter(input) : y.Output;
+        return scope.Keep(output + residual);
     }
 
     private static readonly bool PrepackAvailable = NativeMethods.HasMkldnn() == 1
@@ -90,7 +110,8 @@ public sealed class Linear : Module<Tensor, Tensor>
     internal static bool PackedIsFaster(long rows, long inFeatures, long outFeatures) =>
         4 * rows * (inFeatures + outFeatures) < inFeatures * outFeatures;
 
-    private Tensor Project(Tensor input)
+    // x Wᵀ + b, and the residual added inside the product where it was given and the packed path took it.
+    private (Tensor Output, bool Added) Project(Tensor input, Tensor? residual)
     {
         // Metadata only: the weight's values are read by the packing or by the plain path's Weight getter.
         if (PrepackAvailable && !Autograd.IsGradEnabled && Packs(input.DType) && weight.DType == input.DType
@@ -100,14 +121,19 @@ public sealed class Linear : Module<Tensor, Tensor>
             if (rows > 0 && (PacksEveryProduct || PackedIsFaster(rows, InFeatures, OutFeatures)))
             {
                 if (prepacked.Get(weight, Bias, applies: true) is { } packed)
-                    return new Tensor(NativeMethods.LinearPrepacked(input.Handle, packed.Handle, Bias?.Handle ?? IntPtr.Zero), "linear_prepacked");
+                {
+                    var b = Bias?.Handle ?? IntPtr.Zero;
+                    return residual is null
+                        ? (new Tensor(NativeMethods.LinearPrepacked(input.Handle, packed.Handle, b), "linear_prepacked"), false)
+                        : (new Tensor(NativeMethods.LinearPrepackedAdd(input.Handle, packed.Handle, b, residual.Handle), "linear_prepacked_add"), true);
+                }
             }
             else if (prepacked.Bytes > 0)
             {
                 prepacked.Clear(weight); // many rows: the plain weight back, the packed copy dropped
             }
         }
-        return Functional.Linear(input, Weight, Bias);
+        return (Functional.Linear(input, Weight, Bias), false);
     }
 
     private static Tensor Prepack(Tensor w) => new Tensor(NativeMethods.LinearPrepack(w.Handle), "linear_prepack").DetachFromDisposeScope();
