@@ -166,14 +166,16 @@ public sealed class Transformer2DModel : Module
             x = next;
         }
 
+        // The image's skip connection after a copy to NCHW: one sum reading the tokens through the permuted view (one
+        // pass instead of two) took longer than both in the U-Net (bf16 at 32², 0.43 against ~0.3 ms a call: libtorch's
+        // element-wise loop gathers along the channels), and oneDNN's reorder copied no faster than libtorch (0.19–0.21
+        // against 0.16 ms; bench/README.md, session 10).
         var output = UseLinearProjection ? ToImage(projOut.Forward(x))
             : ((Conv2d)projOut).TryForwardTokens(x) is { } projected ? ToImage(projected)
-            : projOut.Forward(ToImage(x).Contiguous());
-        // hidden first: the sum takes its layout (NCHW) and reads the projected tokens through the permuted view, one
-        // pass where a copy to NCHW and then the sum took two (the same values: the sum commutes).
-        return scope.Keep(hidden + output);
+            : projOut.Forward(ToImage(x));
+        return scope.Keep(output + hidden);
 
         Tensor Flatten(Tensor image) => image.Permute(0, 2, 3, 1).Reshape(n, h * w, image.Size(1));
-        Tensor ToImage(Tensor t) => t.Reshape(n, h, w, t.Size(-1)).Permute(0, 3, 1, 2);
+        Tensor ToImage(Tensor t) => t.Reshape(n, h, w, t.Size(-1)).Permute(0, 3, 1, 2).Contiguous();
     }
 }
