@@ -1,7 +1,7 @@
 // Times oneDNN's own primitives on the SD1.5 U-Net's shapes, the numbers behind native/src/onednn.cpp's choices
 // (bench/README.md, "Linear layers straight on oneDNN's matmul"). Needs libdnnl-dev (the oneDNN Debian's libtorch links):
 //   g++ -O2 -std=c++17 -fopenmp -o onednn_shapes bench/onednn_shapes.cpp -ldnnl
-//   OMP_NUM_THREADS=2 flock LOCKFILE chrt -f 1 ./onednn_shapes [matmul|conv|im2col|fusion]
+//   OMP_NUM_THREADS=2 flock LOCKFILE chrt -f 1 ./onednn_shapes [matmul|conv|im2col|fusion|swapped]
 // matmul: GFLOP/s of the matmul and of the inner-product primitive on one packed weight (layout `any`, reordered once
 // from the plain one), f32 and bf16, median of 12 calls. conv: ms and GFLOP/s of a 3×3 convolution with NCHW
 // activations as they are, and with them reordered into oneDNN's channel blocks (nChw16c) or channels-last and back
@@ -9,7 +9,8 @@
 // two below that, on the blocked kernel (NCHW reordered in and out, as libtorch runs it) against what native/src/onednn.cpp
 // does (NCHW → channels-last reorder, im2col, the matmul on the packed [out, 9·in] weight, reorder back), median of 7 calls
 // over 24 weight copies in turn (each call reads its weight from memory, as in the U-Net). fusion: a skip connection
-// added by the matmul's binary post-op against a separate sum, and q, k, v as one product against three (median of 15). Every buffer is written first: untouched memory maps the zero page,
+// added by the matmul's binary post-op against a separate sum, and q, k, v as one product against three (median of 15).
+// swapped: a small map's convolution product with the weight as the packed operand or as the streamed rows. Every buffer is written first: untouched memory maps the zero page,
 // which costs no memory traffic and flatters weight-bound shapes.
 #include <oneapi/dnnl/dnnl.hpp>
 #include <algorithm>
@@ -227,6 +228,41 @@ static void fusion_shapes(engine& eng, stream& s) {
     }
 }
 
+// The product of a 3×3 convolution from 1,280 channels on a small map, as native/src/onednn.cpp runs it (the im2col rows
+// [M, K] times the packed weight [K, N]) and with the roles swapped (the plain weight [N, K] as the streamed row operand
+// times the im2col rows as a [K, M] operand in their own row-major order, "ba"; the output [N, M], transposed). Median of 7
+// calls over 8 weight copies in turn (each call reads its weight from memory, as in the U-Net).
+static void swapped_shapes(engine& eng, stream& s) {
+  const int shapes[][3] = {{32, 11520, 1280}, {32, 23040, 1280}, {128, 11520, 1280}, {512, 11520, 1280}};  // M, K, N
+  constexpr int copies = 8;
+  for (auto t : {dt::f32, dt::bf16})
+    for (auto& sh : shapes) {
+      const int M = sh[0], K = sh[1], N = sh[2];
+      const double flop = 2.0 * M * K * N;
+      matmul::primitive_desc packed(matmul::desc(memory::desc({M, K}, t, tag::ab), memory::desc({K, N}, t, tag::any),
+                                                 memory::desc({M, N}, t, tag::ab)), eng);
+      matmul::primitive_desc swapped(matmul::desc(memory::desc({N, K}, t, tag::ab), memory::desc({K, M}, t, tag::ba),
+                                                  memory::desc({N, M}, t, tag::ab)), eng);
+      memory cols({{M, K}, t, tag::ab}, eng), y({{M, N}, t, tag::ab}, eng), yt({{N, M}, t, tag::ab}, eng);
+      fill(cols);
+      std::vector<memory> wp, wr;
+      for (int i = 0; i < copies; i++) {
+        wp.emplace_back(packed.weights_desc(), eng);
+        wr.emplace_back(memory::desc({N, K}, t, tag::ab), eng);
+        fill(wp.back());
+        fill(wr.back());
+      }
+      matmul mp(packed), ms(swapped);
+      memory colsT({{K, M}, t, tag::ba}, eng, cols.get_data_handle());
+      int call = 0;
+      const double tp = median([&] { mp.execute(s, {{DNNL_ARG_SRC, cols}, {DNNL_ARG_WEIGHTS, wp[call++ % copies]}, {DNNL_ARG_DST, y}}); s.wait(); }, 7);
+      call = 0;
+      const double ts = median([&] { ms.execute(s, {{DNNL_ARG_SRC, wr[call++ % copies]}, {DNNL_ARG_WEIGHTS, colsT}, {DNNL_ARG_DST, yt}}); s.wait(); }, 7);
+      std::printf("%s M %4d K %5d N %4d: packed weight %6.3f ms %5.0f GFLOP/s [%s] | swapped %6.3f ms %5.0f GFLOP/s [%s]\n", name(t), M, K,
+                  N, tp * 1e3, flop / tp / 1e9, packed.impl_info_str(), ts * 1e3, flop / ts / 1e9, swapped.impl_info_str());
+    }
+}
+
 int main(int argc, char** argv) {
   engine eng(engine::kind::cpu, 0);
   stream s(eng);
@@ -235,8 +271,9 @@ int main(int argc, char** argv) {
   else if (std::strcmp(what, "conv") == 0) conv_shapes(eng, s);
   else if (std::strcmp(what, "im2col") == 0) im2col_shapes(eng, s);
   else if (std::strcmp(what, "fusion") == 0) fusion_shapes(eng, s);
+  else if (std::strcmp(what, "swapped") == 0) swapped_shapes(eng, s);
   else {
-    std::fprintf(stderr, "usage: onednn_shapes [matmul|conv|im2col|fusion]\n");
+    std::fprintf(stderr, "usage: onednn_shapes [matmul|conv|im2col|fusion|swapped]\n");
     return 2;
   }
   return 0;
