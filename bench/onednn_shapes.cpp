@@ -174,7 +174,7 @@ static void im2col_shapes(engine& eng, stream& s) {
 struct Product {
   matmul prim;
   memory x, w, b, y, r;
-  Product(engine& eng, stream& s, int M, int K, int N, dt t, bool residual) {
+  Product(engine& eng, int M, int K, int N, dt t, bool residual) {
     const memory::desc src({M, K}, t, tag::ab), dst({M, N}, t, tag::ab);
     primitive_attr attr;
     if (residual) {
@@ -205,7 +205,7 @@ static void fusion_shapes(engine& eng, stream& s) {
   for (auto t : {dt::f32, dt::bf16})
     for (auto& sh : residual_shapes) {
       const int M = sh[0], K = sh[1], N = sh[2];
-      Product plain(eng, s, M, K, N, t, false), fused(eng, s, M, K, N, t, true);
+      Product plain(eng, M, K, N, t, false), fused(eng, M, K, N, t, true);
       fused.residual_used = true;
       const memory::desc d({M, N}, t, tag::ab);
       binary add(binary::primitive_desc(binary::desc(algorithm::binary_add, d, d, d), eng));
@@ -220,8 +220,8 @@ static void fusion_shapes(engine& eng, stream& s) {
     for (auto& sh : qkv_shapes) {
       const int M = sh[0], C = sh[1], n = sh[2], N = M == 154 ? 320 : C;
       std::vector<Product> apart;
-      for (int i = 0; i < n; i++) apart.emplace_back(eng, s, M, C, N, t, false);
-      Product one(eng, s, M, C, n * N, t, false);
+      for (int i = 0; i < n; i++) apart.emplace_back(eng, M, C, N, t, false);
+      Product one(eng, M, C, n * N, t, false);
       const double ta = median([&] { for (auto& p : apart) p.run(s); s.wait(); }, 15);
       const double to = median([&] { one.run(s); s.wait(); }, 15);
       std::printf("%s %5d × %5d → %d × %5d: apart %7.3f ms | one product %7.3f ms (%.2f×)\n", name(t), M, C, n, N, ta * 1e3, to * 1e3, to / ta);
