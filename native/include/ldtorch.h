@@ -217,8 +217,8 @@ LD_API int ld_set_onednn_direct(int mode);
 LD_API ld_tensor* ld_linear_prepack(ld_tensor* w);
 LD_API ld_tensor* ld_linear_prepacked(ld_tensor* x, ld_tensor* packed, ld_tensor* b);
 /* ld_linear_prepacked(x, packed, b) + residual (the output's shape and dtype; since ABI 10): where the weight is packed
- * for the direct oneDNN path the sum is added inside the product, before the output's one rounding (bf16: within one
- * unit in the last place of the separate sum; f32: the same values); elsewhere the product, then the sum. */
+ * for the direct oneDNN path the sum is added inside the product, before the output's one rounding (bf16: apart from
+ * the separate sum by at most its two roundings; f32: the same values); elsewhere the product, then the sum. */
 LD_API ld_tensor* ld_linear_prepacked_add(ld_tensor* x, ld_tensor* packed, ld_tensor* b, ld_tensor* residual);
 LD_API ld_tensor* ld_linear_unpack(ld_tensor* packed);
 

@@ -61,9 +61,9 @@ public sealed class Linear : Module<Tensor, Tensor>
     /// <summary>
     /// Forward(input) + <paramref name="residual"/> (a transformer's skip connection): where the weight is packed for
     /// oneDNN's matmul and the residual has the output's shape, the sum is added inside the product (a binary post-op)
-    /// instead of in a pass of its own, and the output is rounded once (bf16: within one unit in the last place of the
-    /// separate sum; f32: the same values). Otherwise, and with an <see cref="Adapter"/>, the separate sum, in
-    /// diffusers' order ((x Wᵀ + b + adapter) + residual).
+    /// instead of in a pass of its own, and the output is rounded once (bf16: apart from the separate sum by at most its
+    /// two roundings, the product's and the sum's; f32: the same values). Otherwise, and with an <see cref="Adapter"/>,
+    /// the separate sum, in diffusers' order ((x Wᵀ + b + adapter) + residual).
     /// </summary>
     public Tensor Forward(Tensor input, Tensor residual)
     {
