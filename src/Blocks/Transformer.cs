@@ -154,10 +154,11 @@ public sealed class Transformer2DModel : Module
         long n = shape[0], h = shape[2], w = shape[3];
         var normed = norm.Forward(hidden);
         // Tokens [N, H·W, C]: the 1×1 conv projects before flattening (or, for inference, the same product on the
-        // tokens: Conv2d.FedTokens), the Linear after.
-        var tokens = normed.Permute(0, 2, 3, 1).Reshape(n, h * w, normed.Size(1));
-        var x = UseLinearProjection ? projIn.Forward(tokens)
-            : ((Conv2d)projIn).TryForwardTokens(tokens) ?? Flatten(projIn.Forward(normed));
+        // channels-last view, Conv2d.FedTokens: its output is the tokens, no copy made where it does not apply), the
+        // Linear after.
+        var x = UseLinearProjection ? projIn.Forward(Flatten(normed))
+            : ((Conv2d)projIn).TryForwardTokens(normed.Permute(0, 2, 3, 1)) is { } projected ? projected.Reshape(n, h * w, projected.Size(-1))
+            : Flatten(projIn.Forward(normed));
 
         foreach (var block in transformerBlocks)
         {
@@ -171,7 +172,7 @@ public sealed class Transformer2DModel : Module
         // element-wise loop gathers along the channels), and oneDNN's reorder copied no faster than libtorch (0.19–0.21
         // against 0.16 ms; bench/README.md, session 10).
         var output = UseLinearProjection ? ToImage(projOut.Forward(x))
-            : ((Conv2d)projOut).TryForwardTokens(x) is { } projected ? ToImage(projected)
+            : ((Conv2d)projOut).TryForwardTokens(x) is { } tokens ? ToImage(tokens)
             : projOut.Forward(ToImage(x));
         return scope.Keep(output + hidden);
 
