@@ -23,7 +23,7 @@ extern "C" {
 
 /* Bumped whenever any signature or semantic in this header changes; the C# side refuses a
  * native library whose version differs from the one it was compiled against. */
-#define LD_ABI_VERSION 10
+#define LD_ABI_VERSION 11
 
 #if defined(_WIN32)
 #define LD_API __declspec(dllexport)
@@ -36,6 +36,8 @@ typedef struct ld_generator ld_generator;
 typedef struct ld_guard ld_guard;
 typedef struct ld_store ld_store;
 typedef struct ld_process_group ld_process_group;
+typedef struct ld_thread_state ld_thread_state;
+typedef struct ld_thread_scope ld_thread_scope;
 
 /* ---- errors, versions, runtime (errors.cpp, runtime.cpp) ---- */
 LD_API int ld_abi_version(void);
@@ -44,6 +46,18 @@ LD_API const char* ld_libtorch_version(void);
 LD_API int64_t ld_live_tensors(void);
 LD_API int ld_set_num_threads(int n);
 LD_API int ld_get_num_threads(void);
+/* The calling thread's intra-op thread count only (since ABI 11); returns the previous one, -1 (error set) where
+ * libtorch's threads are not OpenMP's and so have no per-thread count. */
+LD_API int ld_set_thread_intra_op_threads(int n);
+/* Running part of a pass on another thread as the calling thread would (since ABI 11): ld_thread_state_capture takes
+ * the caller's libtorch thread-local state (grad and inference mode, dispatch keys, thread-local RecordFunction
+ * callbacks) and this binding's per-thread switches (ld_set_fused_attention, ld_set_attention_bf16_dot,
+ * ld_set_onednn_direct); ld_thread_state_enter applies it on the current thread until ld_thread_state_exit restores
+ * that thread's own. A state may be entered on several threads at once; free it after the last exit. */
+LD_API ld_thread_state* ld_thread_state_capture(void);
+LD_API void ld_thread_state_free(ld_thread_state* state);
+LD_API ld_thread_scope* ld_thread_state_enter(ld_thread_state* state);
+LD_API void ld_thread_state_exit(ld_thread_scope* scope);
 LD_API const char* ld_blas_info(void);          /* "openblas <config>", "mkl", or "reference" */
 LD_API int ld_openblas_set_num_threads(int n);   /* -1 where OpenBLAS is not loaded */
 LD_API int ld_cuda_is_available(void);

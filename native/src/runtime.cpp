@@ -2,13 +2,33 @@
 #include "common.h"
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <cstring>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 struct ld_generator {
   at::Generator g;
+};
+
+// What a thread's share of a pass must run with to compute as the thread that hands it over (BatchStreams): libtorch's
+// thread-local state (grad and inference mode, dispatch keys, RecordFunction's thread-local callbacks) and this
+// binding's per-thread switches (fused attention, its bf16 dot products, the direct oneDNN packing).
+struct ld_thread_state {
+  at::ThreadLocalState tls;
+  int fused_attention, attention_bf16_dot, onednn_direct;
+};
+
+// Applied on another thread until ld_thread_state_exit: libtorch's guard restores that thread's own state, and the
+// switches are set back to the thread's own.
+struct ld_thread_scope {
+  explicit ld_thread_scope(const at::ThreadLocalState& s) : guard(s) {}
+  at::ThreadLocalStateGuard guard;
+  int fused_attention = -1, attention_bf16_dot = -1, onednn_direct = -1;
 };
 
 namespace {
@@ -57,6 +77,61 @@ LD_API const char* ld_libtorch_version(void) { return TORCH_VERSION; }
 
 LD_API int ld_set_num_threads(int n) { LD_STATUS("set_num_threads", at::set_num_threads(n)) }
 LD_API int ld_get_num_threads(void) { return at::get_num_threads(); }
+
+// The calling thread's intra-op thread count alone (OpenMP's nthreads ICV is per thread; at::set_num_threads also
+// changes the default of threads that have not run an operator yet). libtorch reads it in every parallel_for, and
+// oneDNN (OpenMP runtime) when a primitive runs: a stream of BatchStreams runs its share on its threads only.
+LD_API int ld_set_thread_intra_op_threads(int n) {
+  LD_GUARD("set_thread_intra_op_threads", -1, {
+    if (n < 1) throw std::invalid_argument("the thread count must be positive, not " + std::to_string(n));
+    at::internal::lazy_init_num_threads();  // the thread's first operator would otherwise reset the count
+    const int previous = at::get_num_threads();
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    if (at::get_num_threads() != n) {
+#ifdef _OPENMP
+      omp_set_num_threads(previous);
+#endif
+      throw std::runtime_error("this libtorch's intra-op threads are not OpenMP's: no per-thread thread count");
+    }
+    return previous;
+  })
+}
+
+LD_API ld_thread_state* ld_thread_state_capture(void) {
+  LD_GUARD("thread_state_capture", nullptr, {
+    auto* s = new ld_thread_state{at::ThreadLocalState(), -1, -1, -1};
+    s->fused_attention = ld_set_fused_attention(-1);
+    ld_set_fused_attention(s->fused_attention);
+    s->attention_bf16_dot = ld_set_attention_bf16_dot(-1);
+    ld_set_attention_bf16_dot(s->attention_bf16_dot);
+    s->onednn_direct = ld_set_onednn_direct(-1);
+    ld_set_onednn_direct(s->onednn_direct);
+    return s;
+  })
+}
+
+LD_API void ld_thread_state_free(ld_thread_state* s) { delete s; }
+
+LD_API ld_thread_scope* ld_thread_state_enter(ld_thread_state* s) {
+  LD_GUARD("thread_state_enter", nullptr, {
+    if (!s) throw std::invalid_argument("null thread state");
+    auto* scope = new ld_thread_scope(s->tls);
+    scope->fused_attention = ld_set_fused_attention(s->fused_attention);
+    scope->attention_bf16_dot = ld_set_attention_bf16_dot(s->attention_bf16_dot);
+    scope->onednn_direct = ld_set_onednn_direct(s->onednn_direct);
+    return scope;
+  })
+}
+
+LD_API void ld_thread_state_exit(ld_thread_scope* scope) {
+  if (!scope) return;
+  ld_set_fused_attention(scope->fused_attention);
+  ld_set_attention_bf16_dot(scope->attention_bf16_dot);
+  ld_set_onednn_direct(scope->onednn_direct);
+  delete scope;  // the guard restores the thread's own libtorch state
+}
 
 LD_API const char* ld_blas_info(void) {
   using config_fn = char* (*)();

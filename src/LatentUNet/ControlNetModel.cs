@@ -98,6 +98,16 @@ public sealed class ControlNetModel : Module
     public UNetResiduals Forward(Tensor sample, Tensor timestep, Tensor encoderHiddenStates, Tensor controlnetCond,
         double conditioningScale = 1.0, bool guessMode = false, Tensor? timestepCond = null, Tensor? classLabels = null)
     {
+        // Inference on the CPU: the batch's samples as concurrent streams, as the U-Net's (BatchStreams).
+        if (BatchStreams.TryRun(sample, s => Pass(s.Of(sample)!, s.Of(timestep)!, s.Of(encoderHiddenStates)!, s.Of(controlnetCond)!,
+                conditioningScale, guessMode, s.Of(timestepCond), s.Of(classLabels)), UNetResiduals.Join, out var output))
+            return output!;
+        return Pass(sample, timestep, encoderHiddenStates, controlnetCond, conditioningScale, guessMode, timestepCond, classLabels);
+    }
+
+    private UNetResiduals Pass(Tensor sample, Tensor timestep, Tensor encoderHiddenStates, Tensor controlnetCond,
+        double conditioningScale, bool guessMode, Tensor? timestepCond, Tensor? classLabels)
+    {
         using var scope = DisposeScope.Enter();
         if (Config.ControlnetConditioningChannelOrder == "bgr") controlnetCond = controlnetCond.Flip(1);
 

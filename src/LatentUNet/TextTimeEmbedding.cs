@@ -10,7 +10,11 @@ namespace LatentDiffusion.LatentUNet;
 /// and crop conditioning (SDXL base: original_size, crops_coords_top_left, target_size = 6 values; the refiner: original
 /// size, crop, aesthetic score = 5). The caller owns the tensors.
 /// </summary>
-public sealed record AddedConditions(Tensor TextEmbeds, Tensor TimeIds);
+public sealed record AddedConditions(Tensor TextEmbeds, Tensor TimeIds)
+{
+    /// <summary>A stream's rows of both (<see cref="BatchStreams"/>).</summary>
+    internal AddedConditions Slice(BatchSlice slice) => new(slice.Of(TextEmbeds)!, slice.Of(TimeIds)!);
+}
 
 /// <summary>
 /// SDXL's "text_time" addition embedding: each time id through the sinusoidal add_time_proj

@@ -128,6 +128,16 @@ public sealed class UNet2DConditionModel : Module
     public Tensor Forward(Tensor sample, Tensor timestep, Tensor encoderHiddenStates, Tensor? timestepCond = null, Tensor? classLabels = null,
         UNetResiduals? additionalResiduals = null, AddedConditions? added = null)
     {
+        // Inference on the CPU: the batch's samples as concurrent streams, each on its share of the threads (BatchStreams).
+        if (BatchStreams.TryRun(sample, s => Pass(s.Of(sample)!, s.Of(timestep)!, s.Of(encoderHiddenStates)!, s.Of(timestepCond),
+                s.Of(classLabels), additionalResiduals?.Slice(s), added?.Slice(s)), out var output))
+            return output;
+        return Pass(sample, timestep, encoderHiddenStates, timestepCond, classLabels, additionalResiduals, added);
+    }
+
+    private Tensor Pass(Tensor sample, Tensor timestep, Tensor encoderHiddenStates, Tensor? timestepCond, Tensor? classLabels,
+        UNetResiduals? additionalResiduals, AddedConditions? added)
+    {
         using var scope = DisposeScope.Enter();
 
         // Inputs whose size is not a multiple of the total upsampling factor need explicit upsample sizes.

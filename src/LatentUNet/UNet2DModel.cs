@@ -130,6 +130,13 @@ public sealed class UNet2DModel : Module
     /// </summary>
     public Tensor Forward(Tensor sample, Tensor timestep, Tensor? classLabels = null)
     {
+        // Inference on the CPU: the batch's samples as concurrent streams, each on its share of the threads (BatchStreams).
+        if (BatchStreams.TryRun(sample, s => Pass(s.Of(sample)!, s.Of(timestep)!, s.Of(classLabels)), out var output)) return output;
+        return Pass(sample, timestep, classLabels);
+    }
+
+    private Tensor Pass(Tensor sample, Tensor timestep, Tensor? classLabels)
+    {
         using var scope = DisposeScope.Enter();
         var dtype = convIn.Weight.DType;
         if (Config.CenterInputSample) sample = 2 * sample - 1.0;

@@ -15,6 +15,14 @@ public sealed record UNetResiduals(IReadOnlyList<Tensor> Down, Tensor Mid) : IDi
         Mid.Dispose();
     }
 
+    /// <summary>A stream's rows of every residual (views that live until its pass returns; <see cref="BatchStreams"/>).</summary>
+    internal UNetResiduals Slice(BatchSlice slice) => new(Down.Select(d => slice.Of(d)!).ToList(), slice.Of(Mid)!);
+
+    /// <summary>The residuals of the whole batch from its streams' (concatenated along the batch, in order).</summary>
+    internal static UNetResiduals Join(IReadOnlyList<UNetResiduals> parts) =>
+        new(Enumerable.Range(0, parts[0].Down.Count).Select(i => Tensor.Cat(parts.Select(p => p.Down[i]).ToList(), 0)).ToList(),
+            Tensor.Cat(parts.Select(p => p.Mid).ToList(), 0));
+
     /// <summary>The skips with the residuals added; a residual list that does not fit the U-Net's skips is refused in one line.</summary>
     internal List<Tensor> AddToSkips(List<Tensor> skips)
     {

@@ -16,13 +16,18 @@ public sealed record OpProfileEntry(string Name, long Calls, double Seconds, dou
 /// </summary>
 public sealed class OpProfiler : IDisposable
 {
+    private static int active;
     private bool running;
 
     private OpProfiler(bool byShape)
     {
         Tensor.Check(NativeMethods.ProfilerStart(byShape ? 1 : 0), "profiler_start");
         running = true;
+        Volatile.Write(ref active, 1);
     }
+
+    /// <summary>Whether a profile is being recorded (on any thread): <see cref="BatchStreams"/> then runs a batch as one pass.</summary>
+    public static bool IsActive => Volatile.Read(ref active) != 0;
 
     /// <param name="byShape">Key the entries by operator name and input shapes (which convolution is slow), not by name only.</param>
     public static OpProfiler Start(bool byShape = false) => new(byShape);
@@ -33,6 +38,7 @@ public sealed class OpProfiler : IDisposable
         if (!running) throw new InvalidOperationException("the profiler was already stopped");
         running = false;
         var count = NativeMethods.ProfilerStop();
+        if (count >= 0) Volatile.Write(ref active, 0);
         Tensor.Check(count, "profiler_stop");
         var entries = new List<OpProfileEntry>(count);
         var name = new byte[1024];

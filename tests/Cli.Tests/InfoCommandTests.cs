@@ -45,7 +45,7 @@ public class InfoCommandTests
         var r = CliRunner.Run("info");
 
         Assert.Equal(0, r.ExitCode);
-        foreach (var label in new[] { "libtorch", "ABI", "devices", "threads", "BLAS", "OMP_WAIT_POLICY", "fused attention", "CPU attention kernel", ".NET", "OS" })
+        foreach (var label in new[] { "libtorch", "ABI", "devices", "threads", "BLAS", "OMP_WAIT_POLICY", "fused attention", "CPU attention kernel", "batch streams", ".NET", "OS" })
             Assert.Contains(label, r.Out);
         Assert.Contains("cpu", r.Out);
     }

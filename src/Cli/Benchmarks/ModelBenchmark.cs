@@ -30,7 +30,8 @@ public sealed record ModelBenchResult(
     string Libtorch,
     string FlopMethod,
     string Engine = "libtorch",
-    ModelProfile? Profile = null);
+    ModelProfile? Profile = null,
+    int Streams = 1);
 
 /// <summary>Whether <c>ldm bench</c> profiles one more forward pass: no, by operator, or by operator and input shapes.</summary>
 public enum ProfileMode { None, ByOp, ByShape }
@@ -208,23 +209,24 @@ public static class ModelBenchmark
         }
 
         double? f32Seconds = null, parity = null, outputMax = null;
+        var streams = 1;
         if (dtype == DType.BFloat16 && !bf16Only)
         {
-            using var reference = Time(target, repeat, cancellationToken, out var seconds);
+            using var reference = Time(target, repeat, cancellationToken, out var seconds, out _);
             f32Seconds = seconds;
             target.Convert(DType.BFloat16);
-            using var output = Time(target, repeat, cancellationToken, out var bf16Seconds);
+            using var output = Time(target, repeat, cancellationToken, out var bf16Seconds, out streams);
             using (DisposeScope.Enter())
             {
                 parity = MaxAbs(output.To(DType.Float32) - reference);
                 outputMax = MaxAbs(reference);
             }
-            return Result(bf16Seconds, Profile(target, profile, cancellationToken));
+            return Result(bf16Seconds, Profile(target, profile, streams, cancellationToken));
         }
-        using (var output = Time(target, repeat, cancellationToken, out var f32))
+        using (var output = Time(target, repeat, cancellationToken, out var f32, out streams))
         {
             using (DisposeScope.Enter()) outputMax = MaxAbs(output);
-            return Result(f32, Profile(target, profile, cancellationToken));
+            return Result(f32, Profile(target, profile, streams, cancellationToken));
         }
 
         ModelBenchResult Result(double seconds, ModelProfile? profiled) => new(
@@ -247,14 +249,15 @@ public static class ModelBenchmark
             Libtorch: TorchRuntime.LibTorchVersion,
             FlopMethod: FlopMethod,
             Engine: engine,
-            Profile: profiled);
+            Profile: profiled,
+            Streams: streams);
     }
 
     /// <summary>
     /// One more forward pass after the timed ones, profiled (<see cref="ModelProfile"/>): libtorch's top-level operators
     /// through <see cref="OpProfiler"/>, or the other engine's own profile (<see cref="BenchTarget.EngineProfile"/>).
     /// </summary>
-    private static ModelProfile? Profile(BenchTarget target, ProfileMode mode, CancellationToken cancellationToken)
+    private static ModelProfile? Profile(BenchTarget target, ProfileMode mode, int streams, CancellationToken cancellationToken)
     {
         if (mode == ProfileMode.None) return null;
         cancellationToken.ThrowIfCancellationRequested();
@@ -270,16 +273,23 @@ public static class ModelBenchmark
             entries = profiler.Stop();
         }
         output.Dispose();
-        return ModelProfile.From("libtorch top-level operators (RecordFunction), one forward after the timed runs", watch.Elapsed.TotalSeconds, entries);
+        // A profile runs the batch as one pass (the streams' operators would overlap in it): say so where the timed runs did not.
+        var source = "libtorch top-level operators (RecordFunction), one forward after the timed runs" +
+                     (streams > 1 ? $" (the batch as one pass; the timed runs ran it as {streams} streams)" : "");
+        return ModelProfile.From(source, watch.Elapsed.TotalSeconds, entries);
     }
 
     private static double MaxAbs(Tensor t) => t.Abs().Max().To(Device.CPU, DType.Float64).ToArray<double>()[0];
 
-    /// <summary>One warm-up run, then <paramref name="repeat"/> timed runs; returns the last output (in f32) and the median time.</summary>
-    private static Tensor Time(BenchTarget target, int repeat, CancellationToken cancellationToken, out double medianSeconds)
+    /// <summary>
+    /// One warm-up run, then <paramref name="repeat"/> timed runs; returns the last output (in f32), the median time and
+    /// the streams every timed run ran as (<see cref="BatchStreams"/>; 1 where the model does not split its batch).
+    /// </summary>
+    private static Tensor Time(BenchTarget target, int repeat, CancellationToken cancellationToken, out double medianSeconds, out int streams)
     {
         cancellationToken.ThrowIfCancellationRequested();
         using var inference = Autograd.InferenceMode();
+        var runs = BatchStreams.Runs;
         target.Run().Dispose(); // warm-up
         var samples = new double[repeat];
         Tensor? last = null;
@@ -296,6 +306,7 @@ public static class ModelBenchmark
             samples[i] = watch.Elapsed.TotalSeconds;
         }
         medianSeconds = OpsBenchmark.Median(samples);
+        streams = BatchStreams.Runs - runs == repeat + 1 && target.Engine is null ? BatchStreams.For(target.Inputs[0]) : 1;
         var result = last!.To(DType.Float32);
         last.Dispose();
         return result;

@@ -140,7 +140,8 @@ internal static class BenchModelsCommand
         if (r.ParityMaxAbsDiff is { } parity) Row("bf16 vs f32 max |diff|", $"{parity:G4} (f32 output max |x| {r.OutputMaxAbs:G4})");
         context.Console.Write(table);
         if (r.Profile is { } profile) PrintProfile(context, profile);
-        context.Out.WriteLine($"libtorch {r.Libtorch}, {r.Threads} threads, median of {r.Repeat} runs after one warm-up; FLOPs: {r.FlopMethod}");
+        var streams = r.Streams > 1 ? $" (the batch as {r.Streams} streams of {r.Threads / r.Streams})" : "";
+        context.Out.WriteLine($"libtorch {r.Libtorch}, {r.Threads} threads{streams}, median of {r.Repeat} runs after one warm-up; FLOPs: {r.FlopMethod}");
     }
 
     private static void PrintProfile(CliContext context, ModelProfile p)

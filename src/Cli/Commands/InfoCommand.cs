@@ -64,6 +64,7 @@ internal static class InfoCommand
             : "libtorch's products in blocks (no AVX-512, or LDTORCH_FUSED_ATTENTION=0)");
         Row("linear layers (inference)", info.OnednnMatmul ? "oneDNN's matmul on packed weights, f32 and bf16 (native/src/onednn.cpp)"
             : "libtorch's oneDNN and BLAS paths (built without libdnnl-dev, or LDTORCH_ONEDNN=0)");
+        Row("batch streams (U-Net inference)", info.BatchStreams);
         Row("data-parallel backends", info.DistributedBackends.Count > 0 ? string.Join(", ", info.DistributedBackends) : "none (built without Gloo's headers: install libgloo-dev)");
         Row(".NET", info.Dotnet);
         Row("OS", $"{info.Os} ({info.Arch})");
@@ -88,6 +89,7 @@ public sealed record RuntimeInfo(
     bool FusedAttention,
     bool FusedCpuAttention,
     bool OnednnMatmul,
+    string BatchStreams,
     IReadOnlyList<string> DistributedBackends,
     string Dotnet,
     string Os,
@@ -116,10 +118,21 @@ public sealed record RuntimeInfo(
             FusedAttention: TorchRuntime.HasFusedAttention,
             FusedCpuAttention: TorchRuntime.FusedCpuAttentionActive,
             OnednnMatmul: TorchRuntime.DirectOneDnnActive,
+            BatchStreams: DescribeStreams(TorchRuntime.Threads),
             DistributedBackends: [.. ProcessGroup.HasGloo ? ["gloo"] : Array.Empty<string>(), .. ProcessGroup.HasNccl ? ["nccl"] : Array.Empty<string>()],
             Dotnet: RuntimeInformation.FrameworkDescription,
             Os: RuntimeInformation.OSDescription,
             Arch: RuntimeInformation.OSArchitecture.ToString().ToLowerInvariant(),
             Warnings: warnings);
     }
+
+    private static string ThreadCount(int n) => n == 1 ? "1 thread" : $"{n} threads";
+
+    /// <summary>How a CPU inference batch of the U-Nets runs (<see cref="LatentDiffusion.Torch.BatchStreams"/>).</summary>
+    private static string DescribeStreams(int threads) => LatentDiffusion.Torch.BatchStreams.Count switch
+    {
+        null => $"auto: bf16/f16 as 2 streams of {ThreadCount(threads / 2)} where 2 divides the batch and the threads, f32 as one pass",
+        1 => "off (LDTORCH_BATCH_STREAMS): one pass",
+        { } n => $"{n} streams of {ThreadCount(threads / n)} where {n} divides the batch and the threads",
+    };
 }

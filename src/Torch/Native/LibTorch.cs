@@ -12,7 +12,7 @@ internal static class LibTorch
     internal const string Name = "ldtorch";
 
     /// <summary>The ABI version this assembly was compiled against; must equal native LD_ABI_VERSION.</summary>
-    internal const int AbiVersion = 10;
+    internal const int AbiVersion = 11;
 
     /// <summary>Set to "default" to leave OMP_WAIT_POLICY alone (the benchmark compares both).</summary>
     internal const string ThreadPolicyVariable = "LDTORCH_THREAD_POLICY";

@@ -13,6 +13,11 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_live_tensors")] internal static partial long LiveTensors();
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_set_num_threads")] internal static partial int SetNumThreads(int n);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_get_num_threads")] internal static partial int GetNumThreads();
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_set_thread_intra_op_threads")] internal static partial int SetThreadIntraOpThreads(int n);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_thread_state_capture")] internal static partial IntPtr ThreadStateCapture();
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_thread_state_free")] internal static partial void ThreadStateFree(IntPtr state);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_thread_state_enter")] internal static partial IntPtr ThreadStateEnter(IntPtr state);
+    [LibraryImport(LibTorch.Name, EntryPoint = "ld_thread_state_exit")] internal static partial void ThreadStateExit(IntPtr scope);
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_blas_info")] private static partial IntPtr BlasInfoPtr();
     internal static string BlasInfo() => Marshal.PtrToStringUTF8(BlasInfoPtr()) ?? "";
     [LibraryImport(LibTorch.Name, EntryPoint = "ld_openblas_set_num_threads")] internal static partial int OpenBlasSetNumThreads(int n);
