@@ -8,9 +8,11 @@ namespace LatentDiffusion.Torch;
 /// threads (issue 19): with classifier-free guidance every U-Net call is a batch of two, and on two cores the two
 /// halves run one per core instead of every operator being split over both. That removes the threads woken and joined
 /// in every operator (and the split of each product), which is where the bf16 SD1.5 U-Net lost 15–20 % against its
-/// products' standalone rates. Measured on the 2-core machine (bench/README.md, "Batch streams"): bf16 U-Net at 256²,
-/// batch 2, 0.445–0.463 → 0.417–0.436 s; f32 no faster (0.81–0.84 s either way, its products being slower per
-/// operator the fixed costs are a smaller share), so by default only reduced-precision passes run as streams.
+/// products' standalone rates. Measured on the 2-core machine (bench/README.md, "Batch streams"): the bf16 SD1.5 U-Net
+/// at 256², batch 2, 0.448–0.476 → 0.419–0.451 s (10 alternating pairs), and with one core taken by another process
+/// 0.80–0.81 → 0.59–0.67 s (a stream goes on at full speed on the free core instead of every operator waiting for the
+/// shared one); f32 no faster (its products are slower per operator, so the fixed costs are a smaller share), so by
+/// default only reduced-precision passes run as streams.
 /// <para>
 /// The first stream runs on the calling thread, the others on worker threads kept for the process, which run as the
 /// caller: libtorch's thread-local state (grad and inference mode, dispatch keys, profiler callbacks) and the

@@ -21,6 +21,13 @@ public sealed class BatchStreamsTests : IDisposable
 
     private sealed record Seen(long Start, long Length, int ThreadId, int IntraOpThreads, bool GradEnabled, bool FusedAttention);
 
+    /// <summary>A pass that records where and how it ran, returning <paramref name="output"/> of its slice.</summary>
+    private static Func<BatchSlice, Tensor> Recording(List<Seen> seen, Func<BatchSlice, Tensor> output) => s =>
+    {
+        lock (seen) seen.Add(new(s.Start, s.Length, Environment.CurrentManagedThreadId, TorchRuntime.Threads, Autograd.IsGradEnabled, TorchRuntime.FusedCpuAttentionActive));
+        return output(s);
+    };
+
     private static Tensor Batch(long n) => Tensors.Arange(n * 6, dtype: DType.Float32).Reshape(n, 2, 3);
 
     [Fact]
@@ -31,11 +38,7 @@ public sealed class BatchStreamsTests : IDisposable
         using var streams = BatchStreams.Override(2);
         using var noGrad = Autograd.NoGrad();
         var runs = BatchStreams.Runs;
-        Assert.True(BatchStreams.TryRun(x, s =>
-        {
-            lock (seen) seen.Add(new(s.Start, s.Length, Environment.CurrentManagedThreadId, TorchRuntime.Threads, Autograd.IsGradEnabled, TorchRuntime.FusedCpuAttentionActive));
-            return s.Of(x)! * 2;
-        }, out var output));
+        Assert.True(BatchStreams.TryRun(x, Recording(seen, s => s.Of(x)! * 2), out var output));
         using (output)
         {
             Assert.Equal(runs + 1, BatchStreams.Runs);
@@ -58,11 +61,7 @@ public sealed class BatchStreamsTests : IDisposable
         using var streams = BatchStreams.Override(2);
         using var noGrad = Autograd.NoGrad();
         using var attention = TorchRuntime.UseFusedCpuAttention(false);
-        Assert.True(BatchStreams.TryRun(x, s =>
-        {
-            lock (seen) seen.Add(new(s.Start, s.Length, Environment.CurrentManagedThreadId, TorchRuntime.Threads, Autograd.IsGradEnabled, TorchRuntime.FusedCpuAttentionActive));
-            return s.Of(x)!.Clone();
-        }, out var output));
+        Assert.True(BatchStreams.TryRun(x, Recording(seen, s => s.Of(x)!.Clone()), out var output));
         output.Dispose();
         Assert.Equal(2, seen.Count);
         Assert.All(seen, v => Assert.False(v.GradEnabled)); // a fresh thread has grad mode on
@@ -71,11 +70,7 @@ public sealed class BatchStreamsTests : IDisposable
         using var on = TorchRuntime.UseFusedCpuAttention(true);
         var expected = TorchRuntime.FusedCpuAttentionActive;
         seen.Clear();
-        Assert.True(BatchStreams.TryRun(x, s =>
-        {
-            lock (seen) seen.Add(new(s.Start, s.Length, Environment.CurrentManagedThreadId, TorchRuntime.Threads, Autograd.IsGradEnabled, TorchRuntime.FusedCpuAttentionActive));
-            return s.Of(x)!.Clone();
-        }, out output));
+        Assert.True(BatchStreams.TryRun(x, Recording(seen, s => s.Of(x)!.Clone()), out output));
         output.Dispose();
         Assert.All(seen, v => Assert.Equal(expected, v.FusedAttention));
     }
