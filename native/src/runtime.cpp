@@ -84,18 +84,14 @@ LD_API int ld_get_num_threads(void) { return at::get_num_threads(); }
 LD_API int ld_set_thread_intra_op_threads(int n) {
   LD_GUARD("set_thread_intra_op_threads", -1, {
     if (n < 1) throw std::invalid_argument("the thread count must be positive, not " + std::to_string(n));
+#ifdef _OPENMP
     at::internal::lazy_init_num_threads();  // the thread's first operator would otherwise reset the count
     const int previous = at::get_num_threads();
-#ifdef _OPENMP
     omp_set_num_threads(n);
+    if (at::get_num_threads() == n) return previous;
+    omp_set_num_threads(previous);
 #endif
-    if (at::get_num_threads() != n) {
-#ifdef _OPENMP
-      omp_set_num_threads(previous);
-#endif
-      throw std::runtime_error("this libtorch's intra-op threads are not OpenMP's: no per-thread thread count");
-    }
-    return previous;
+    throw std::runtime_error("this libtorch's intra-op threads are not OpenMP's: no per-thread thread count");
   })
 }
 

@@ -112,10 +112,18 @@ public static class BatchStreams
         return n;
     }
 
+    /// <summary>
+    /// Whether the calling thread's intra-op count can be set alone: probed once by setting it to 1 (the native side
+    /// checks that libtorch then reads 1; called where the count is at least 2, so the probe can tell) and back.
+    /// </summary>
     private static bool Supported()
     {
         if (supported == 0)
-            supported = NativeMethods.SetThreadIntraOpThreads(TorchRuntime.Threads) >= 0 ? 1 : -1; // the same count: a probe
+        {
+            var previous = NativeMethods.SetThreadIntraOpThreads(1);
+            if (previous > 0) NativeMethods.SetThreadIntraOpThreads(previous);
+            supported = previous > 0 ? 1 : -1;
+        }
         return supported > 0;
     }
 
